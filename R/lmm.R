@@ -1,0 +1,148 @@
+#' Fit a linear mixed model
+#'
+#' Fits a linear mixed-effects (multilevel) model by REML or maximum
+#' likelihood. The model is written as in lme4: fixed effects as in [lm()],
+#' random effects as terms `(lhs | group)`.
+#'
+#' Random-effect terms:
+#' * `(1 | g)` a random intercept for each level of `g`;
+#' * `(1 + x | g)` correlated random intercept and slope; `(0 + x | g)` a slope alone;
+#' * `(1 + x || g)` intercept and slope independent;
+#' * `(1 | a/b)` `b` nested in `a` (the same as `(1 | a) + (1 | b:a)`);
+#' * `(1 | a) + (1 | b)` crossed factors; any number of terms.
+#'
+#' The engine forms the cross-products of the model matrices once and
+#' optimises the profiled deviance (Bates et al. 2015) over the relative
+#' covariance parameters `theta` in C++; each evaluation costs nothing per
+#' observation.
+#'
+#' @param formula A two-sided formula with fixed effects and at least one
+#'   random-effect term, e.g. `y ~ x + (1 + x | g)`.
+#' @param data A data frame holding the variables.
+#' @param REML Fit by restricted maximum likelihood (`TRUE`, default) or by
+#'   maximum likelihood (`FALSE`).
+#' @param weights Optional prior weights: the residual variance of
+#'   observation `i` is `sigma^2 / weights[i]` (lme4's meaning).
+#' @param offset Optional known term added to the linear predictor.
+#' @param subset Optional expression selecting rows of `data`.
+#' @param na.action How to handle missing values; rows with any missing
+#'   variable are dropped by default.
+#' @param control Settings from [lmm_control()].
+#' @return An object of class `c("lmm", "mlmfit")`, with methods for
+#'   [print()], [summary()], [fixef()], [ranef()], [coef()], [VarCorr()],
+#'   [vcov()], [sigma()], [logLik()], [AIC()], [BIC()], [deviance()],
+#'   [nobs()], [ngrps()], [fitted()], [residuals()], [predict()] and more.
+#' @references Bates, D., Maechler, M., Bolker, B. and Walker, S. (2015).
+#'   Fitting linear mixed-effects models using lme4. *Journal of
+#'   Statistical Software* 67(1), 1-48. \doi{10.18637/jss.v067.i01}
+#' @examples
+#' fit <- lmm(math ~ homework + (homework | schid), nels88)
+#' fit
+#' summary(fit)
+#' fixef(fit)
+#' VarCorr(fit)
+#'
+#' # maximum likelihood, and uncorrelated random effects
+#' lmm(math ~ homework + (homework || schid), nels88, REML = FALSE)
+#' @export
+lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subset,
+                na.action = stats::na.omit, control = lmm_control()) {
+  mc <- match.call()
+  if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
+    mlm_abort("{.arg REML} must be {.code TRUE} or {.code FALSE}.", "mlmfit_error_argument")
+  }
+  if (!inherits(control, "lmm_control")) {
+    mlm_abort("{.arg control} must come from {.fn lmm_control}.", "mlmfit_error_argument")
+  }
+  parsed <- parse_mixed_formula(formula)
+  model <- lmm_model_frame(mc, parsed, parent.frame(), na.action)
+  re <- build_re_terms(parsed$random, model$frame, model$X, environment(formula))
+  n <- nrow(model$frame)
+  if (REML && ncol(model$X) >= n) {
+    mlm_abort("There are {ncol(model$X)} fixed effects for {n} observations: REML needs more observations than fixed effects.",
+              "mlmfit_error_identifiability")
+  }
+  engine <- lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
+                        engine_blocks(re), re$theta0, re$lower, REML, control)
+  new_lmm(engine, model, re, mc, formula, parsed, REML, control)
+}
+
+#' Settings for fitting linear mixed models
+#'
+#' @param max_evals Largest number of deviance evaluations.
+#' @param tolerance Convergence tolerance: the optimiser stops when the
+#'   decrease it predicts for the deviance is below `tolerance * (1 + |deviance|)`.
+#' @param step Relative step of the finite differences used for gradients.
+#' @param boundary_tol Diagonal entries of the relative covariance factor
+#'   below this are tried at zero (a singular fit) and kept there when the
+#'   deviance does not rise.
+#' @param cond_var Compute the conditional variances of the random effects.
+#' @return A list of class `lmm_control`.
+#' @examples
+#' lmm_control(tolerance = 1e-12)
+#' @export
+lmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-3,
+                        cond_var = TRUE) {
+  structure(list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
+                 boundary_tol = as.double(boundary_tol), cond_var = isTRUE(cond_var)),
+            class = "lmm_control")
+}
+
+# Assemble the fit object from the engine's answer.
+new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
+  X <- model$X
+  n <- nrow(X)
+  p <- ncol(X)
+  if (!is.finite(engine$deviance)) {
+    mlm_abort(c("The model could not be fitted: the deviance is not finite.",
+                i = "Check for constant responses or predictors with extreme scales."),
+              "mlmfit_error_fit")
+  }
+  beta <- stats::setNames(as.vector(engine$beta), colnames(X))
+  vc <- engine$vcov
+  dimnames(vc) <- list(colnames(X), colnames(X))
+  theta <- stats::setNames(as.vector(engine$theta), names(re$theta0))
+  b <- Map(function(bm, blk) {
+    dimnames(bm) <- list(blk$colnames, blk$levels)
+    bm
+  }, engine$b, re$blocks)
+  names(b) <- names(re$blocks)
+  cond_var <- engine$cond_var
+  if (length(cond_var) > 0L) names(cond_var) <- names(re$blocks)
+  for (w in engine$optinfo$warnings) mlm_warn(c("Convergence: {w}."), "mlmfit_warning_convergence")
+
+  fit <- list(
+    call = mc, formula = formula, fixed_formula = parsed$fixed, REML = REML,
+    frame = model$frame, X = X, y = model$y, prior_weights = model$weights, offset = model$offset,
+    terms = model$terms, xlevels = model$xlevels, contrasts = attr(X, "contrasts"), dropped = model$dropped,
+    re = re, theta = theta, lower = re$lower,
+    beta = beta, vcov = vc, sigma = engine$sigma, b = b, cond_var = cond_var,
+    devcomp = list(deviance = engine$deviance, ld_L2 = engine$ld_L2, ld_RX2 = engine$ld_RX2,
+                   pwrss = engine$pwrss, n = n, p = p, sum_log_weights = engine$xp$sum_log_weights),
+    fitted = stats::setNames(engine$fitted, rownames(model$frame)),
+    xp = engine$xp, optinfo = engine$optinfo, control = control
+  )
+  class(fit) <- c("lmm", "mlmfit")
+  fit
+}
+
+#' Is a fit singular?
+#'
+#' A fit is singular when a random-effect variance is estimated as zero or a
+#' correlation as plus or minus one: the estimated covariance matrix of the
+#' random effects is then not of full rank. This is a property of the
+#' estimate, not an error; the usual remedy is a simpler random-effect
+#' structure.
+#'
+#' @param x A fit from [lmm()].
+#' @param tol Diagonal entries of the relative covariance factor below
+#'   `tol` count as zero (lme4 uses the same rule).
+#' @return `TRUE` or `FALSE`.
+#' @examples
+#' fit <- lmm(math ~ homework + (homework | schid), nels88)
+#' is_singular(fit)
+#' @export
+is_singular <- function(x, tol = 1e-4) {
+  diag_theta <- x$theta[x$lower == 0]
+  any(diag_theta < tol)
+}

@@ -1,0 +1,122 @@
+# print() and summary(), laid out like lme4's so the two can be read side by side.
+
+fit_title <- function(x) {
+  paste0("Linear mixed model fit by ", if (x$REML) "REML" else "maximum likelihood", " ['lmm']")
+}
+
+print_header <- function(x) {
+  cat(fit_title(x), "\n", sep = "")
+  cat("Formula: ", deparse1(x$formula, collapse = " "), "\n", sep = "")
+  if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
+  if (!is.null(x$call$weights)) cat("Weights: ", deparse1(x$call$weights), "\n", sep = "")
+  if (!is.null(x$call$offset)) cat(" Offset: ", deparse1(x$call$offset), "\n", sep = "")
+  if (!is.null(x$call$subset)) cat(" Subset: ", deparse1(x$call$subset), "\n", sep = "")
+}
+
+information_criteria <- function(x) {
+  ll <- logLik(x, REML = FALSE)
+  c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = as.numeric(ll), deviance = -2 * as.numeric(ll),
+    df.resid = nobs(x) - attr(ll, "df"))
+}
+
+print_groups_line <- function(x) {
+  ng <- ngrps(x)
+  cat("Number of obs: ", nobs(x), ", groups:  ", paste(names(ng), ng, sep = ", ", collapse = "; "), "\n", sep = "")
+}
+
+print_singular_note <- function(x) {
+  for (w in x$optinfo$warnings) cat("Convergence: ", w, "\n", sep = "")
+  if (is_singular(x)) cat("boundary (singular) fit: see ?is_singular\n")
+}
+
+#' @export
+print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+  print_header(x)
+  if (x$REML) {
+    cat("REML criterion at convergence: ", format(round(deviance(x), 4)), "\n", sep = "")
+  } else {
+    print(information_criteria(x), digits = digits + 2)
+  }
+  cat("Random effects:\n")
+  print(VarCorr(x), digits = digits, comp = "Std.Dev.")
+  print_groups_line(x)
+  cat("Fixed Effects:\n")
+  print(fixef(x), digits = digits)
+  if (length(x$dropped) > 0L) cat("Fixed effects dropped as aliased:", paste(x$dropped, collapse = ", "), "\n")
+  print_singular_note(x)
+  invisible(x)
+}
+
+#' Summarise a linear mixed model fit
+#'
+#' The summary holds what lme4's does: the criterion at convergence (REML,
+#' or AIC, BIC, log-likelihood and deviance for ML fits), quantiles of the
+#' scaled residuals, the variance components, the number of observations
+#' and groups, and the fixed effects with standard errors and t values.
+#'
+#' @param object A fit from [lmm()].
+#' @param x A `summary_lmm` object.
+#' @param digits Digits to print.
+#' @param correlation Print the correlation of the fixed effects (default:
+#'   when there are at most 12 of them).
+#' @param ... Unused.
+#' @return A list of class `summary_lmm` with components `coefficients`
+#'   (Estimate, Std. Error, t value), `varcor`, `residuals`, `ngrps`,
+#'   `nobs`, `criterion`, `REML` and `singular`.
+#' @examples
+#' fit <- lmm(math ~ homework + (homework | schid), nels88)
+#' s <- summary(fit)
+#' s
+#' s$coefficients
+#' @export
+summary.lmm <- function(object, ...) {
+  se <- sqrt(diag(object$vcov))
+  coefs <- cbind(Estimate = object$beta, `Std. Error` = se, `t value` = object$beta / se)
+  rownames(coefs) <- names(object$beta)
+  structure(list(
+    fit = object, coefficients = coefs, varcor = VarCorr(object),
+    residuals = residuals(object, type = "pearson", scaled = TRUE),
+    ngrps = ngrps(object), nobs = nobs(object), REML = object$REML,
+    criterion = if (object$REML) c(REML = deviance(object)) else information_criteria(object),
+    singular = is_singular(object), vcov = object$vcov
+  ), class = "summary_lmm")
+}
+
+#' @rdname summary.lmm
+#' @export
+print.summary_lmm <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL, ...) {
+  fit <- x$fit
+  print_header(fit)
+  cat("\n")
+  if (x$REML) {
+    cat("REML criterion at convergence: ", format(round(x$criterion, 1)), "\n\n", sep = "")
+  } else {
+    print(round(x$criterion, 1), digits = digits + 2)
+    cat("\n")
+  }
+  cat("Scaled residuals: \n")
+  q <- zapsmall(stats::quantile(x$residuals, na.rm = TRUE), digits + 1L)
+  names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
+  print(q, digits = digits)
+  cat("\nRandom effects:\n")
+  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
+  print_groups_line(fit)
+  cat("\nFixed effects:\n")
+  stats::printCoefmat(x$coefficients, digits = digits, has.Pvalue = FALSE, ...)
+  p <- nrow(x$coefficients)
+  if (is.null(correlation)) correlation <- p > 1L && p <= 12L
+  if (correlation && p > 1L) {
+    se <- sqrt(diag(x$vcov))
+    corr <- x$vcov / tcrossprod(se)
+    rn <- abbreviate(rownames(corr), minlength = 6)
+    out <- format(round(corr, 3), nsmall = 3)
+    out[upper.tri(out, diag = TRUE)] <- ""
+    dimnames(out) <- list(rn, rn)
+    cat("\nCorrelation of Fixed Effects:\n")
+    print(out[-1L, -p, drop = FALSE], quote = FALSE, right = TRUE)
+  }
+  if (length(fit$dropped) > 0L) cat("\nFixed effects dropped as aliased:", paste(fit$dropped, collapse = ", "), "\n")
+  if (length(fit$optinfo$warnings) > 0L || x$singular) cat("\n")
+  print_singular_note(fit)
+  invisible(x)
+}

@@ -1,0 +1,112 @@
+# Conditional modes of the random effects and the per-group coefficients.
+
+#' Random effects and per-group coefficients
+#'
+#' `ranef()` returns the conditional modes of the random effects (the
+#' "BLUPs"), one data frame per grouping factor with one row per level. With
+#' `condVar = TRUE` each carries the conditional covariance matrices in the
+#' attribute `"postVar"`, as lme4 does: a `q x q x levels` array, or a list
+#' of such arrays (one per term) when several terms share the factor.
+#' `as.data.frame()` gives lme4's long form (`grpvar`, `term`, `grp`,
+#' `condval`, `condsd`).
+#'
+#' `coef()` adds the fixed effects to the random effects: the intercept and
+#' slopes of each group.
+#'
+#' @param object A fit from [lmm()].
+#' @param condVar Attach conditional variances.
+#' @param x A `ranef.mlmfit` object.
+#' @param row.names,optional Ignored.
+#' @param ... Unused.
+#' @return `ranef()`: a list of class `ranef.mlmfit` of data frames.
+#'   `coef()`: a list of class `coef.mlmfit` of data frames.
+#' @name lmm-ranef
+#' @examples
+#' fit <- lmm(math ~ homework + (homework | schid), nels88)
+#' head(ranef(fit)$schid)
+#' head(coef(fit)$schid)
+#' head(as.data.frame(ranef(fit)))
+NULL
+
+#' @rdname lmm-ranef
+#' @export
+ranef.mlmfit <- function(object, condVar = TRUE, ...) {
+  out <- lapply(names(object$re$blocks), function(nm) {
+    blk <- object$re$blocks[[nm]]
+    bm <- object$b[[nm]]
+    df <- as.data.frame(t(bm), optional = TRUE)
+    names(df) <- blk$colnames
+    rownames(df) <- blk$levels
+    if (condVar && length(object$cond_var) > 0L) {
+      cv <- object$cond_var[[nm]]
+      if (length(blk$terms) == 1L) {
+        attr(df, "postVar") <- cv
+      } else {
+        attr(df, "postVar") <- stats::setNames(lapply(blk$terms, function(t) {
+          cols <- object$re$terms[[t]]$block_cols
+          cv[cols, cols, , drop = FALSE]
+        }), vapply(blk$terms, function(t) paste(object$re$terms[[t]]$colnames, collapse = ":"), ""))
+      }
+    }
+    df
+  })
+  names(out) <- names(object$re$blocks)
+  structure(out, class = c("ranef.mlmfit", "list"))
+}
+
+#' @export
+print.ranef.mlmfit <- function(x, ...) {
+  for (nm in names(x)) {
+    cat("$", nm, "\n", sep = "")
+    df <- x[[nm]]
+    attr(df, "postVar") <- NULL
+    print(df, ...)
+    cat("\n")
+  }
+  invisible(x)
+}
+
+#' @rdname lmm-ranef
+#' @export
+as.data.frame.ranef.mlmfit <- function(x, row.names = NULL, optional = FALSE, ...) {
+  pieces <- lapply(names(x), function(nm) {
+    df <- x[[nm]]
+    pv <- attr(df, "postVar")
+    sds <- matrix(NA_real_, nrow(df), ncol(df))
+    if (is.array(pv)) {
+      for (k in seq_len(ncol(df))) sds[, k] <- sqrt(pv[k, k, ])
+    } else if (is.list(pv)) {
+      k0 <- 0L
+      for (a in pv) {
+        for (k in seq_len(dim(a)[1L])) sds[, k0 + k] <- sqrt(a[k, k, ])
+        k0 <- k0 + dim(a)[1L]
+      }
+    }
+    data.frame(grpvar = nm, term = factor(rep(names(df), each = nrow(df)), levels = unique(names(df))),
+               grp = factor(rep(rownames(df), times = ncol(df)), levels = rownames(df)),
+               condval = unlist(df, use.names = FALSE), condsd = as.vector(sds), stringsAsFactors = FALSE)
+  })
+  do.call(rbind, pieces)
+}
+
+#' @rdname lmm-ranef
+#' @export
+coef.mlmfit <- function(object, ...) {
+  fe <- object$beta
+  re <- ranef(object, condVar = FALSE)
+  out <- lapply(re, function(df) {
+    res <- as.data.frame(matrix(fe, nrow(df), length(fe), byrow = TRUE, dimnames = list(rownames(df), names(fe))),
+                         optional = TRUE)
+    for (nm in names(df)) {
+      if (nm %in% names(res)) res[[nm]] <- res[[nm]] + df[[nm]] else res[[nm]] <- df[[nm]]
+    }
+    res
+  })
+  structure(out, class = c("coef.mlmfit", "list"))
+}
+
+#' @export
+print.coef.mlmfit <- function(x, ...) {
+  print(unclass(x), ...)
+  invisible(x)
+}

@@ -1,0 +1,18 @@
+#' mlmfit: fast multilevel models with a C++ engine
+#'
+#' Linear mixed models with [lmm()]: lme4's formula syntax, lme4's answers,
+#' a faster engine. See `vignette("nels88", package = "mlmfit")` for a first
+#' lesson.
+#'
+#' @keywords internal
+#' @useDynLib mlmfit, .registration = TRUE
+#' @importFrom Rcpp sourceCpp
+#' @importFrom stats AIC BIC coef fitted formula logLik model.frame model.matrix
+#'   nobs residuals sigma terms vcov weights deviance getCall
+"_PACKAGE"
+
+.onLoad <- function(libname, pkgname) {
+  # lme4 has its own ngrps() generic: make it find our method too.
+  s3_register("lme4::ngrps", "mlmfit", ngrps.mlmfit)
+  invisible()
+}

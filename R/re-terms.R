@@ -1,0 +1,215 @@
+# Random-effect terms: grouping factors, the columns of Z for each term, and
+# the covariance parametrisation theta. Terms are ordered by number of
+# levels, most first (as lme4 orders them); terms on the same grouping
+# factor are merged into one engine block whose relative covariance factor
+# is block diagonal over the terms.
+
+# The grouping factor of a term, evaluated in the model frame, with unused
+# levels dropped. Character and numeric variables become factors.
+grouping_factor <- function(expr, label, mf, env) {
+  if (label %in% names(mf)) {
+    g <- mf[[label]]
+  } else if (is_interaction_of_names(expr, names(mf))) {
+    g <- interaction_factor(lapply(interaction_names(expr), function(v) mf[[v]]))
+  } else {
+    vars <- intersect(all.vars(expr), names(mf))
+    local <- lapply(mf[vars], function(v) if (is.factor(v)) v else factor(v))
+    g <- tryCatch(eval(expr, local, env), error = function(e) {
+      mlm_abort(c("The grouping factor {.code {label}} could not be formed.", x = conditionMessage(e)),
+                "mlmfit_error_formula")
+    })
+  }
+  if (is.factor(g)) {
+    if (any(tabulate(g, nlevels(g)) == 0L)) g <- droplevels(g)
+  } else {
+    g <- factor(g)
+  }
+  if (length(g) != nrow(mf)) {
+    mlm_abort("The grouping factor {.code {label}} must have one value per observation.", "mlmfit_error_formula")
+  }
+  g
+}
+
+is_interaction_of_names <- function(expr, available) {
+  if (is.name(expr)) return(as.character(expr) %in% available)
+  is.call(expr) && identical(expr[[1L]], as.name(":")) && length(expr) == 3L &&
+    is_interaction_of_names(expr[[2L]], available) && is_interaction_of_names(expr[[3L]], available)
+}
+
+interaction_names <- function(expr) {
+  if (is.name(expr)) return(as.character(expr))
+  c(interaction_names(expr[[2L]]), interaction_names(expr[[3L]]))
+}
+
+# The factor `a:b:...` with only the combinations that occur, levels ordered
+# with the first factor varying slowest (as base R's `:` orders them). Base
+# `:` builds every combination of levels first, which is prohibitive for
+# nested factors with many levels.
+interaction_factor <- function(vars) {
+  facs <- lapply(vars, function(v) if (is.factor(v)) v else factor(v))
+  code <- as.integer(facs[[1L]]) - 1
+  for (f in facs[-1L]) code <- code * nlevels(f) + (as.integer(f) - 1)
+  used <- sort(unique(code))
+  idx <- match(code, used)
+  rest <- used
+  parts <- vector("list", length(facs))
+  for (k in rev(seq_along(facs))) {
+    nl <- nlevels(facs[[k]])
+    parts[[k]] <- levels(facs[[k]])[rest %% nl + 1]
+    rest <- rest %/% nl
+  }
+  labels <- do.call(paste, c(parts, sep = ":"))
+  structure(idx, levels = labels, class = "factor")
+}
+
+# The columns of Z for one term, as references the engine reads without
+# copies: NULL for a column of ones, an integer for a column of X, or a
+# numeric vector.
+re_columns <- function(lhs, mf, X, env) {
+  tt <- stats::terms(stats::as.formula(call("~", lhs), env = env))
+  labels <- attr(tt, "term.labels")
+  intercept <- attr(tt, "intercept") == 1L
+  simple <- all(labels %in% names(mf)) &&
+    all(vapply(labels, function(l) is.numeric(mf[[l]]) && is.null(dim(mf[[l]])), logical(1)))
+  if (simple) {
+    names <- c(if (intercept) "(Intercept)", labels)
+    refs <- lapply(labels, function(l) {
+      j <- match(l, colnames(X))
+      if (!is.na(j)) j else as.double(mf[[l]])
+    })
+    if (intercept) refs <- c(list(NULL), refs)
+  } else {
+    Z <- stats::model.matrix(tt, mf)
+    names <- colnames(Z)
+    refs <- lapply(seq_len(ncol(Z)), function(k) if (names[k] == "(Intercept)") NULL else unname(Z[, k]))
+  }
+  if (length(names) == 0L) {
+    mlm_abort("The random-effect term {.code ({deparse1(lhs)} | ...)} has no columns.", "mlmfit_error_formula")
+  }
+  list(names = names, refs = refs)
+}
+
+# lme4's names for theta: group.column for diagonal entries and
+# group.row.column below the diagonal.
+theta_names <- function(group, cols) {
+  q <- length(cols)
+  out <- character()
+  for (c in seq_len(q)) for (r in c:q) {
+    out <- c(out, if (r == c) paste(group, cols[r], sep = ".") else paste(group, cols[r], cols[c], sep = "."))
+  }
+  out
+}
+
+build_re_terms <- function(random, mf, X, env) {
+  n <- nrow(mf)
+  terms <- lapply(random, function(r) {
+    g <- grouping_factor(r$group, r$label, mf, env)
+    cols <- re_columns(r$lhs, mf, X, env)
+    list(label = r$label, lhs = r$lhs, group_expr = r$group, factor = g, n_levels = nlevels(g),
+         colnames = cols$names, refs = cols$refs, q = length(cols$refs))
+  })
+  n_levels <- vapply(terms, function(t) t$n_levels, numeric(1))
+  terms <- terms[order(n_levels, decreasing = TRUE)]
+
+  labels <- vapply(terms, function(t) t$label, character(1))
+  block_labels <- unique(labels)
+  blocks <- lapply(block_labels, function(lab) {
+    g <- terms[[match(lab, labels)]]$factor
+    list(label = lab, factor = g, levels = levels(g), n_levels = nlevels(g), q = 0L,
+         colnames = character(), refs = list(), terms = integer())
+  })
+  names(blocks) <- block_labels
+
+  theta_total <- 0L
+  display <- make.unique(labels, sep = ".")
+  for (t in seq_along(terms)) {
+    tm <- terms[[t]]
+    b <- match(tm$label, block_labels)
+    q <- tm$q
+    tm$block <- b
+    tm$block_cols <- blocks[[b]]$q + seq_len(q)
+    tm$theta <- theta_total + seq_len(q * (q + 1L) / 2L)
+    tm$theta_names <- theta_names(tm$label, tm$colnames)
+    tm$display <- display[t]
+    theta_total <- theta_total + length(tm$theta)
+    blocks[[b]]$q <- blocks[[b]]$q + q
+    blocks[[b]]$colnames <- c(blocks[[b]]$colnames, tm$colnames)
+    blocks[[b]]$refs <- c(blocks[[b]]$refs, tm$refs)
+    blocks[[b]]$terms <- c(blocks[[b]]$terms, t)
+    tm$refs <- NULL
+    terms[[t]] <- tm
+  }
+
+  # Template of T per block: theta_index (0-based, -1 fixed zero), q x q.
+  theta0 <- numeric(theta_total)
+  lower <- numeric(theta_total)
+  theta_nm <- character(theta_total)
+  for (b in seq_along(blocks)) {
+    q <- blocks[[b]]$q
+    idx <- matrix(-1L, q, q)
+    for (t in blocks[[b]]$terms) {
+      tm <- terms[[t]]
+      k <- 0L
+      qt <- tm$q
+      for (c in seq_len(qt)) for (r in c:qt) {
+        k <- k + 1L
+        pos <- tm$theta[k]
+        idx[tm$block_cols[r], tm$block_cols[c]] <- pos - 1L
+        theta0[pos] <- if (r == c) 1 else 0
+        lower[pos] <- if (r == c) 0 else -Inf
+        theta_nm[pos] <- tm$theta_names[k]
+      }
+    }
+    blocks[[b]]$theta_index <- idx
+  }
+  names(theta0) <- theta_nm
+  check_re_identifiable(terms, blocks, n)
+  list(terms = terms, blocks = blocks, theta0 = theta0, lower = lower)
+}
+
+check_re_identifiable <- function(terms, blocks, n) {
+  for (b in blocks) {
+    if (b$n_levels < 2L) {
+      mlm_abort(c("The grouping factor {.var {b$label}} has only one level in the data used.",
+                  i = "A random effect needs at least two groups; drop the term or check {.arg subset} and missing values."),
+                "mlmfit_error_grouping", variable = b$label)
+    }
+    if (b$n_levels >= n) {
+      mlm_abort(c("The grouping factor {.var {b$label}} has {b$n_levels} levels for {n} observations.",
+                  i = "Each group needs more than one observation on average, or the random effect cannot be told apart from the residual."),
+                "mlmfit_error_grouping", variable = b$label)
+    }
+  }
+  for (t in terms) {
+    if (t$q * t$n_levels >= n) {
+      mlm_abort(c("The term {.code ({deparse1(t$lhs)} | {t$label})} has {t$q * t$n_levels} random effects for {n} observations.",
+                  i = "The random effects and the residual variance cannot all be estimated: simplify the term, e.g. drop a random slope."),
+                "mlmfit_error_identifiability", variable = t$label)
+    }
+  }
+}
+
+# The structure handed to the engine (one entry per block).
+engine_blocks <- function(re) {
+  lapply(re$blocks, function(b) {
+    list(codes = b$factor, n_levels = b$n_levels, q = b$q, cols = b$refs, theta_index = b$theta_index)
+  })
+}
+
+# The same without per-observation data: enough to evaluate the deviance
+# from stored cross-products.
+engine_templates <- function(re) {
+  lapply(re$blocks, function(b) list(q = b$q, theta_index = b$theta_index))
+}
+
+# T for each block at theta.
+relative_factors <- function(re, theta) {
+  lapply(re$blocks, function(b) {
+    idx <- b$theta_index
+    Tm <- matrix(0, b$q, b$q)
+    Tm[idx >= 0L] <- theta[idx[idx >= 0L] + 1L]
+    Tm[upper.tri(Tm)] <- 0
+    dimnames(Tm) <- list(b$colnames, b$colnames)
+    Tm
+  })
+}

@@ -1,0 +1,32 @@
+# Conditions written for a person, with classes that code and tests can catch.
+
+mlm_abort <- function(message, class = NULL, ..., .envir = parent.frame()) {
+  cli::cli_abort(message, class = c(class, "mlmfit_error"), ..., .envir = .envir, call = NULL)
+}
+
+mlm_warn <- function(message, class = NULL, ..., .envir = parent.frame()) {
+  cli::cli_warn(message, class = c(class, "mlmfit_warning"), ..., .envir = .envir)
+}
+
+mlm_inform <- function(message, class = NULL, ..., .envir = parent.frame()) {
+  cli::cli_inform(message, class = c(class, "mlmfit_message"), ..., .envir = .envir)
+}
+
+# Register an S3 method on a generic of a package in Suggests, now if it is
+# loaded and otherwise when it loads.
+s3_register <- function(generic, class, method) {
+  pieces <- strsplit(generic, "::", fixed = TRUE)[[1L]]
+  package <- pieces[[1L]]
+  name <- pieces[[2L]]
+  register <- function(...) {
+    envir <- asNamespace(package)
+    if (exists(name, envir = envir, inherits = FALSE)) {
+      registerS3method(name, class, method, envir = envir)
+    }
+  }
+  setHook(packageEvent(package, "onLoad"), register)
+  if (isNamespaceLoaded(package)) register()
+  invisible()
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

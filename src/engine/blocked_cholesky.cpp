@@ -1,0 +1,311 @@
+#include "blocked_cholesky.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "small_dense.h"
+
+namespace mlm {
+
+BlockedCholesky::BlockedCholesky(const CrossProducts& xp, const std::vector<CovTemplate>& templates)
+    : xp_(xp), tpl_(templates) {
+  if (tpl_.size() != xp.sec_levels.size() + 1)
+    throw std::invalid_argument("one covariance template per grouping factor is needed");
+  T_.resize(tpl_.size());
+  for (std::size_t f = 0; f < tpl_.size(); ++f) T_[f].setZero(tpl_[f].q, tpl_[f].q);
+  const int P = xp.p + 1;
+  L1_.resize(xp.q1, xp.k1 * xp.q1);
+  LX1_.resize(P, xp.k1 * xp.q1);
+  if (xp.m > 0) set_up_secondary();
+  int qmax = xp.q1;
+  for (int q : xp.sec_q) qmax = std::max(qmax, q);
+  work_.resize(static_cast<std::size_t>(4) * std::max(qmax, P) * std::max(qmax, P));
+}
+
+void BlockedCholesky::fill_templates(const Eigen::VectorXd& theta) {
+  for (std::size_t f = 0; f < tpl_.size(); ++f) {
+    const int q = tpl_[f].q;
+    for (int c = 0; c < q; ++c)
+      for (int r = 0; r < q; ++r) {
+        const int k = tpl_[f].theta_index[r + c * q];
+        T_[f](r, c) = (k >= 0 && r >= c) ? theta[k] : 0.0;
+      }
+  }
+}
+
+// The pattern of S: diagonal blocks, blocks between secondary factors that
+// share observations, and the fill L_R1 L_R1' from levels that share a
+// primary level. Positions are found once; evaluations scatter into them.
+void BlockedCholesky::set_up_secondary() {
+  const CrossProducts& xp = xp_;
+  std::vector<Index> rows, cols;
+  auto add_block = [&](Index r0, int qr, Index c0, int qc, bool diag) {
+    for (int b = 0; b < qc; ++b)
+      for (int a = 0; a < qr; ++a) {
+        if (diag && a < b) continue;
+        rows.push_back(r0 + a);
+        cols.push_back(c0 + b);
+      }
+  };
+  for (Index s = 0; s < xp.n_sec; ++s) add_block(xp.sec_start[s], xp.q_of(s), xp.sec_start[s], xp.q_of(s), true);
+  for (std::size_t e = 0; e < xp.rr_row.size(); ++e)
+    add_block(xp.sec_start[xp.rr_row[e]], xp.q_of(xp.rr_row[e]), xp.sec_start[xp.rr_col[e]],
+              xp.q_of(xp.rr_col[e]), false);
+  for (Index j = 0; j < xp.k1; ++j)
+    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a)
+      for (Index b = xp.r1_ptr[j]; b < a; ++b) {
+        const Index ra = xp.r1_row[a], rb = xp.r1_row[b];
+        add_block(xp.sec_start[ra], xp.q_of(ra), xp.sec_start[rb], xp.q_of(rb), false);
+      }
+  sec_.set_pattern(xp.m, rows, cols);
+
+  auto positions = [&](Index r0, int qr, Index c0, int qc, bool diag, std::vector<Index>& out) {
+    for (int b = 0; b < qc; ++b)
+      for (int a = 0; a < qr; ++a) out.push_back(diag && a < b ? -1 : sec_.position(r0 + a, c0 + b));
+  };
+  diag_pos_off_.resize(xp.n_sec);
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    diag_pos_off_[s] = static_cast<Index>(diag_pos_.size());
+    positions(xp.sec_start[s], xp.q_of(s), xp.sec_start[s], xp.q_of(s), true, diag_pos_);
+  }
+  for (std::size_t e = 0; e < xp.rr_row.size(); ++e)
+    positions(xp.sec_start[xp.rr_row[e]], xp.q_of(xp.rr_row[e]), xp.sec_start[xp.rr_col[e]],
+              xp.q_of(xp.rr_col[e]), false, rr_pos_);
+  for (Index j = 0; j < xp.k1; ++j)
+    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a)
+      for (Index b = xp.r1_ptr[j]; b < a; ++b) {
+        const Index ra = xp.r1_row[a], rb = xp.r1_row[b];
+        positions(xp.sec_start[ra], xp.q_of(ra), xp.sec_start[rb], xp.q_of(rb), false, pair_pos_);
+      }
+  LR1_.assign(xp.r1_vals.size(), 0.0);
+  W_.resize(xp.p + 1, xp.m);
+  Y_.resize(xp.m, xp.p + 1);
+}
+
+bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
+  const CrossProducts& xp = xp_;
+  fill_templates(theta);
+  const int P = xp.p + 1;
+  const int q1 = xp.q1;
+  const double* T1 = T_[0].data();
+  double* tmp = work_.data();
+  ld_L2_ = 0.0;
+
+  // Primary factor: one small Cholesky per level, and the fixed-effect rows.
+  for (Index j = 0; j < xp.k1; ++j) {
+    double* L = L1_.data() + j * q1 * q1;
+    const double* D = xp.D1.data() + j * q1 * q1;
+    small::mult_lower_right(D, q1, q1, T1, tmp);
+    small::mult_lower_transpose_left(T1, q1, tmp, q1, L);
+    for (int a = 0; a < q1; ++a) L[a + a * q1] += 1.0;
+    if (!small::cholesky_lower(L, q1)) return false;
+    for (int a = 0; a < q1; ++a) ld_L2_ += 2.0 * std::log(L[a + a * q1]);
+    double* LX = LX1_.data() + j * q1 * P;
+    small::mult_lower_right(xp.C1.data() + j * q1 * P, P, q1, T1, LX);
+    small::solve_right_lower_transpose(LX, P, q1, L);
+  }
+  Eigen::MatrixXd XXs = xp.XX;
+  XXs.selfadjointView<Eigen::Lower>().rankUpdate(LX1_, -1.0);
+
+  if (xp.m > 0) {
+    // L_R1 = T_f' A_R1 T1 L1^{-T}, block by block.
+    for (Index j = 0; j < xp.k1; ++j) {
+      const double* L = L1_.data() + j * q1 * q1;
+      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+        const Index s = xp.r1_row[e];
+        const int q = xp.q_of(s);
+        double* G = LR1_.data() + xp.r1_off[e];
+        small::mult_lower_right(xp.r1_vals.data() + xp.r1_off[e], q, q1, T1, tmp);
+        small::mult_lower_transpose_left(T_[1 + xp.sec_fac[s]].data(), q, tmp, q1, G);
+        small::solve_right_lower_transpose(G, q, q1, L);
+      }
+    }
+    assemble_schur();
+    double ld_S = 0.0;
+    if (!sec_.factor(ld_S)) return false;
+    ld_L2_ += ld_S;
+
+    // Fixed-effect rows of the secondary block: (C_R Lambda_R - L_X1 L_R1') H^{-T}.
+    for (Index s = 0; s < xp.n_sec; ++s) {
+      const int q = xp.q_of(s);
+      small::mult_lower_right(xp.CR.data() + xp.sec_start[s] * P, P, q, T_[1 + xp.sec_fac[s]].data(),
+                              W_.data() + xp.sec_start[s] * P);
+    }
+    for (Index j = 0; j < xp.k1; ++j) {
+      const double* LX = LX1_.data() + j * q1 * P;
+      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+        const Index s = xp.r1_row[e];
+        small::sub_mult_transpose(LX, P, q1, LR1_.data() + xp.r1_off[e], xp.q_of(s),
+                                  W_.data() + xp.sec_start[s] * P, P);
+      }
+    }
+    Y_ = W_.transpose();
+    sec_.half_solve(Y_);
+    XXs.selfadjointView<Eigen::Lower>().rankUpdate(Y_.transpose(), -1.0);
+  }
+
+  Eigen::LLT<Eigen::MatrixXd> llt(XXs);
+  if (llt.info() != Eigen::Success) return false;
+  LXX_ = llt.matrixL();
+  ld_RX2_ = 0.0;
+  for (int i = 0; i < xp.p; ++i) {
+    if (!(LXX_(i, i) > 0.0)) return false;
+    ld_RX2_ += 2.0 * std::log(LXX_(i, i));
+  }
+  pwrss_ = LXX_(xp.p, xp.p) * LXX_(xp.p, xp.p);
+  return std::isfinite(ld_L2_) && std::isfinite(ld_RX2_) && pwrss_ > 0.0;
+}
+
+// S = Lambda_R' A_RR Lambda_R + I - L_R1 L_R1' scattered into the fixed pattern.
+void BlockedCholesky::assemble_schur() {
+  const CrossProducts& xp = xp_;
+  sec_.zero();
+  double* S = sec_.values();
+  double* tmp = work_.data();
+  double* tmp2 = work_.data() + work_.size() / 2;
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    const int q = xp.q_of(s);
+    const double* T = T_[1 + xp.sec_fac[s]].data();
+    small::mult_lower_right(xp.rr_diag.data() + xp.rr_diag_off[s], q, q, T, tmp);
+    small::mult_lower_transpose_left(T, q, tmp, q, tmp2);
+    const Index* pos = diag_pos_.data() + diag_pos_off_[s];
+    for (int b = 0; b < q; ++b)
+      for (int a = b; a < q; ++a) S[pos[a + b * q]] += tmp2[a + b * q] + (a == b ? 1.0 : 0.0);
+  }
+  const Index* pos = rr_pos_.data();
+  for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
+    const Index r = xp.rr_row[e], c = xp.rr_col[e];
+    const int qr = xp.q_of(r), qc = xp.q_of(c);
+    small::mult_lower_right(xp.rr_vals.data() + xp.rr_off[e], qr, qc, T_[1 + xp.sec_fac[c]].data(), tmp);
+    small::mult_lower_transpose_left(T_[1 + xp.sec_fac[r]].data(), qr, tmp, qc, tmp2);
+    for (int k = 0; k < qr * qc; ++k) S[pos[k]] += tmp2[k];
+    pos += qr * qc;
+  }
+  const int q1 = xp.q1;
+  const Index* ppos = pair_pos_.data();
+  for (Index j = 0; j < xp.k1; ++j) {
+    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a) {
+      const Index ra = xp.r1_row[a];
+      const int qa = xp.q_of(ra);
+      const double* Ga = LR1_.data() + xp.r1_off[a];
+      const Index* dpos = diag_pos_.data() + diag_pos_off_[ra];
+      for (int c = 0; c < qa; ++c)
+        for (int r = c; r < qa; ++r) {
+          double v = 0.0;
+          for (int k = 0; k < q1; ++k) v += Ga[r + k * qa] * Ga[c + k * qa];
+          S[dpos[r + c * qa]] -= v;
+        }
+      for (Index b = xp.r1_ptr[j]; b < a; ++b) {
+        const int qb = xp.q_of(xp.r1_row[b]);
+        const double* Gb = LR1_.data() + xp.r1_off[b];
+        for (int c = 0; c < qb; ++c)
+          for (int r = 0; r < qa; ++r) {
+            double v = 0.0;
+            for (int k = 0; k < q1; ++k) v += Ga[r + k * qa] * Gb[c + k * qb];
+            S[ppos[r + c * qa]] -= v;
+          }
+        ppos += qa * qb;
+      }
+    }
+  }
+}
+
+Solution BlockedCholesky::solve() const {
+  const CrossProducts& xp = xp_;
+  const int p = xp.p, P = p + 1, q1 = xp.q1;
+  Solution sol;
+  const Eigen::MatrixXd R = LXX_.topLeftCorner(p, p);
+  sol.beta = R.transpose().triangularView<Eigen::Upper>().solve(LXX_.row(p).head(p).transpose());
+
+  Eigen::VectorXd uR;
+  if (xp.m > 0) {
+    uR = Y_.col(p) - Y_.leftCols(p) * sol.beta;
+    sec_.half_solve_transpose(uR);
+  }
+  const std::size_t nf = tpl_.size();
+  sol.u.resize(nf);
+  sol.b.resize(nf);
+  sol.u[0].resize(q1, xp.k1);
+  std::vector<double> r(q1);
+  for (Index j = 0; j < xp.k1; ++j) {
+    const double* LX = LX1_.data() + j * q1 * P;
+    for (int a = 0; a < q1; ++a) {
+      double v = LX[p + a * P];
+      for (int c = 0; c < p; ++c) v -= LX[c + a * P] * sol.beta[c];
+      r[a] = v;
+    }
+    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+      const Index s = xp.r1_row[e];
+      const int q = xp.q_of(s);
+      const double* G = LR1_.data() + xp.r1_off[e];
+      for (int a = 0; a < q1; ++a)
+        for (int c = 0; c < q; ++c) r[a] -= G[c + a * q] * uR[xp.sec_start[s] + c];
+    }
+    small::solve_lower_transpose(L1_.data() + j * q1 * q1, q1, r.data());
+    for (int a = 0; a < q1; ++a) sol.u[0](a, j) = r[a];
+  }
+  Index s = 0;
+  for (std::size_t f = 1; f < nf; ++f) {
+    sol.u[f].resize(xp.sec_q[f - 1], xp.sec_levels[f - 1]);
+    for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s)
+      sol.u[f].col(l) = uR.segment(xp.sec_start[s], xp.sec_q[f - 1]);
+  }
+  for (std::size_t f = 0; f < nf; ++f) sol.b[f] = T_[f] * sol.u[f];
+  return sol;
+}
+
+Eigen::MatrixXd BlockedCholesky::unscaled_vcov() const {
+  const int p = xp_.p;
+  Eigen::MatrixXd Rinv = Eigen::MatrixXd::Identity(p, p);
+  LXX_.topLeftCorner(p, p).triangularView<Eigen::Lower>().solveInPlace(Rinv);
+  return Rinv.transpose() * Rinv;
+}
+
+std::vector<Eigen::MatrixXd> BlockedCholesky::unscaled_cond_var() {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
+  const std::size_t nf = tpl_.size();
+  std::vector<Eigen::MatrixXd> out(nf);
+  if (xp.m > 0) sec_.compute_selected_inverse();
+
+  // Primary level j: L1^{-T} (I + sum_ab G_a' Sinv_ab G_b) L1^{-1}, then T (.) T'.
+  out[0].resize(q1, q1 * xp.k1);
+  Eigen::MatrixXd C(q1, q1), Linv(q1, q1), K(q1, q1);
+  for (Index j = 0; j < xp.k1; ++j) {
+    C.setIdentity();
+    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a)
+      for (Index b = xp.r1_ptr[j]; b < xp.r1_ptr[j + 1]; ++b) {
+        const Index ra = xp.r1_row[a], rb = xp.r1_row[b];
+        const int qa = xp.q_of(ra), qb = xp.q_of(rb);
+        Eigen::Map<const Eigen::MatrixXd> Ga(LR1_.data() + xp.r1_off[a], qa, q1);
+        Eigen::Map<const Eigen::MatrixXd> Gb(LR1_.data() + xp.r1_off[b], qb, q1);
+        Eigen::MatrixXd Zab(qa, qb);
+        for (int c = 0; c < qb; ++c)
+          for (int r = 0; r < qa; ++r)
+            Zab(r, c) = sec_.inverse_entry(std::max(xp.sec_start[ra] + r, xp.sec_start[rb] + c),
+                                           std::min(xp.sec_start[ra] + r, xp.sec_start[rb] + c));
+        C.noalias() += Ga.transpose() * Zab * Gb;
+      }
+    Eigen::Map<const Eigen::MatrixXd> L(L1_.data() + j * q1 * q1, q1, q1);
+    Linv.setIdentity();
+    L.triangularView<Eigen::Lower>().solveInPlace(Linv);
+    K.noalias() = Linv.transpose() * C * Linv;
+    out[0].block(0, j * q1, q1, q1) = T_[0] * K * T_[0].transpose();
+  }
+  // Secondary level s: T S^{-1}_ss T'.
+  Index s = 0;
+  for (std::size_t f = 1; f < nf; ++f) {
+    const int q = xp.sec_q[f - 1];
+    out[f].resize(q, q * xp.sec_levels[f - 1]);
+    Eigen::MatrixXd Z(q, q);
+    for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s) {
+      for (int c = 0; c < q; ++c)
+        for (int r = 0; r < q; ++r)
+          Z(r, c) = sec_.inverse_entry(xp.sec_start[s] + std::max(r, c), xp.sec_start[s] + std::min(r, c));
+      out[f].block(0, l * q, q, q) = T_[f] * Z * T_[f].transpose();
+    }
+  }
+  return out;
+}
+
+}  // namespace mlm

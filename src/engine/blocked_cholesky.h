@@ -1,0 +1,71 @@
+// The blocked Cholesky factor of
+//   [ Lambda' Z'WZ Lambda + I   Lambda' Z'W[X y] ]
+//   [ [X y]'WZ Lambda           [X y]'W[X y]     ]
+// computed from the cross-products only. Block rows, top to bottom: the
+// primary factor (block diagonal, one q1 x q1 factor per level), the
+// secondary factors (the Schur complement S, see SecondaryFactor), then the
+// fixed effects with y as their last row. Its last diagonal entry squared is
+// the penalised residual sum of squares (Bates et al. 2015, section 3).
+#pragma once
+
+#include <Eigen/Dense>
+#include <vector>
+
+#include "cross_products.h"
+#include "model_data.h"
+#include "secondary_factor.h"
+
+namespace mlm {
+
+// Conditional modes and fixed effects at the current factorisation.
+struct Solution {
+  Eigen::VectorXd beta;            // in the centred parametrisation of the cross-products
+  std::vector<Eigen::MatrixXd> u;  // per factor: q x levels, spherical modes
+  std::vector<Eigen::MatrixXd> b;  // per factor: q x levels, b = Lambda u
+};
+
+class BlockedCholesky {
+ public:
+  // templates[0] is the primary factor's, then one per secondary factor.
+  BlockedCholesky(const CrossProducts& xp, const std::vector<CovTemplate>& templates);
+
+  // Factor at theta. Returns false when a block is not positive definite.
+  bool factor(const Eigen::VectorXd& theta);
+
+  double log_det_L() const { return ld_L2_; }   // log |L_Z|^2
+  double log_det_RX() const { return ld_RX2_; } // log |R_X|^2
+  double pwrss() const { return pwrss_; }
+
+  // After factor():
+  Solution solve() const;
+  Eigen::MatrixXd unscaled_vcov() const;  // (R_X R_X')^{-1}, centred parametrisation
+  // Per factor: q x (q * levels), the diagonal blocks of
+  // Lambda (L_Z L_Z')^{-1} Lambda' (conditional variances divided by sigma^2).
+  std::vector<Eigen::MatrixXd> unscaled_cond_var();
+
+ private:
+  void fill_templates(const Eigen::VectorXd& theta);
+  void set_up_secondary();
+  void assemble_schur();
+
+  const CrossProducts& xp_;
+  std::vector<CovTemplate> tpl_;
+  std::vector<Eigen::MatrixXd> T_;  // current T per factor
+
+  Eigen::MatrixXd L1_;   // q1 x (k1 q1)
+  Eigen::MatrixXd LX1_;  // (p+1) x (k1 q1)
+  std::vector<double> LR1_;  // same layout as xp.r1_vals
+  SecondaryFactor sec_;
+  std::vector<Index> diag_pos_;  // per secondary level: q x q positions in S (-1 above diagonal)
+  std::vector<Index> diag_pos_off_;
+  std::vector<Index> rr_pos_;    // per off-diagonal cross-product block: positions in S
+  std::vector<Index> pair_pos_;  // per primary level, per pair of its entries (a > b): positions
+  Eigen::MatrixXd W_;    // (p+1) x m
+  Eigen::MatrixXd Y_;    // m x (p+1): half-solved W'
+  Eigen::MatrixXd LXX_;  // (p+1) x (p+1), lower
+  std::vector<double> work_;
+
+  double ld_L2_ = 0.0, ld_RX2_ = 0.0, pwrss_ = 0.0;
+};
+
+}  // namespace mlm

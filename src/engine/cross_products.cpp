@@ -1,0 +1,247 @@
+#include "cross_products.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <unordered_map>
+
+namespace mlm {
+
+void CrossProducts::finalize() {
+  const int nf = static_cast<int>(sec_levels.size());
+  n_sec = 0;
+  for (Index k : sec_levels) n_sec += k;
+  sec_fac.assign(n_sec, 0);
+  sec_start.assign(n_sec, 0);
+  rr_diag_off.assign(n_sec, 0);
+  Index level = 0, coord = 0, doff = 0;
+  for (int f = 0; f < nf; ++f) {
+    const int q = sec_q[f];
+    for (Index l = 0; l < sec_levels[f]; ++l, ++level) {
+      sec_fac[level] = f;
+      sec_start[level] = coord;
+      rr_diag_off[level] = doff;
+      coord += q;
+      doff += static_cast<Index>(q) * q;
+    }
+  }
+  m = coord;
+  rr_off.assign(rr_row.size(), 0);
+  Index off = 0;
+  for (std::size_t e = 0; e < rr_row.size(); ++e) {
+    rr_off[e] = off;
+    off += static_cast<Index>(q_of(rr_row[e])) * q_of(rr_col[e]);
+  }
+  r1_off.assign(r1_row.size(), 0);
+  off = 0;
+  for (std::size_t e = 0; e < r1_row.size(); ++e) {
+    r1_off[e] = off;
+    off += static_cast<Index>(q_of(r1_row[e])) * q1;
+  }
+}
+
+namespace {
+
+// Sparse block accumulator keyed by a pair of level numbers; blocks are
+// created on first use and summed into afterwards.
+struct BlockAccumulator {
+  std::unordered_map<std::uint64_t, Index> slot;  // key -> offset in vals
+  std::vector<Index> row, col;
+  std::vector<Index> off;
+  std::vector<double> vals;
+
+  double* find_or_add(Index r, Index c, int size) {
+    const std::uint64_t key = (static_cast<std::uint64_t>(c) << 32) ^ static_cast<std::uint64_t>(r);
+    auto it = slot.find(key);
+    if (it != slot.end()) return vals.data() + it->second;
+    const Index o = static_cast<Index>(vals.size());
+    slot.emplace(key, o);
+    row.push_back(r);
+    col.push_back(c);
+    off.push_back(o);
+    vals.resize(vals.size() + size, 0.0);
+    return vals.data() + o;
+  }
+
+  // Entries ordered by (col, row), values copied in that order.
+  void sorted(std::vector<Index>& rows, std::vector<Index>& cols, std::vector<double>& v) const {
+    std::vector<std::size_t> ord(row.size());
+    std::iota(ord.begin(), ord.end(), 0);
+    std::sort(ord.begin(), ord.end(), [&](std::size_t a, std::size_t b) {
+      return col[a] != col[b] ? col[a] < col[b] : row[a] < row[b];
+    });
+    rows.resize(ord.size());
+    cols.resize(ord.size());
+    v.clear();
+    v.reserve(vals.size());
+    for (std::size_t k = 0; k < ord.size(); ++k) {
+      const std::size_t e = ord[k];
+      rows[k] = row[e];
+      cols[k] = col[e];
+      const Index end = (e + 1 < off.size()) ? off[e + 1] : static_cast<Index>(vals.size());
+      v.insert(v.end(), vals.begin() + off[e], vals.begin() + end);
+    }
+  }
+};
+
+}  // namespace
+
+CrossProducts build_cross_products(const ModelData& d) {
+  CrossProducts xp;
+  const Index n = d.n;
+  const int p = d.p;
+  const int P = p + 1;
+  xp.n = n;
+  xp.p = p;
+  xp.intercept_col = d.intercept_col;
+
+  // Weighted means for centring, and the log of the weights' product.
+  double sum_w = 0.0, sum_log_w = 0.0;
+  for (Index i = 0; i < n; ++i) {
+    const double w = d.weights ? d.weights[i] : 1.0;
+    sum_w += w;
+    if (d.weights) sum_log_w += std::log(w);
+  }
+  xp.sum_log_weights = sum_log_w;
+  Eigen::VectorXd center = Eigen::VectorXd::Zero(P);
+  if (d.intercept_col >= 0) {
+    for (int c = 0; c < p; ++c) {
+      if (c == d.intercept_col) continue;
+      const double* x = d.X + static_cast<Index>(c) * n;
+      double s = 0.0;
+      for (Index i = 0; i < n; ++i) s += (d.weights ? d.weights[i] : 1.0) * x[i];
+      center[c] = s / sum_w;
+    }
+    double s = 0.0;
+    for (Index i = 0; i < n; ++i) {
+      const double yi = d.y[i] - (d.offset ? d.offset[i] : 0.0);
+      s += (d.weights ? d.weights[i] : 1.0) * yi;
+    }
+    center[p] = s / sum_w;
+    xp.center = center;
+  }
+
+  const FactorBlock& F1 = d.blocks[0];
+  const int q1 = F1.q;
+  const Index k1 = F1.n_levels;
+  xp.k1 = k1;
+  xp.q1 = q1;
+  xp.D1 = Eigen::MatrixXd::Zero(q1, k1 * q1);
+  xp.C1 = Eigen::MatrixXd::Zero(P, k1 * q1);
+  xp.XX = Eigen::MatrixXd::Zero(P, P);
+
+  const int nf = static_cast<int>(d.blocks.size()) - 1;  // secondary factors
+  std::vector<Index> first_level(nf, 0), first_coord(nf, 0);
+  Index n_sec = 0, m = 0;
+  for (int f = 0; f < nf; ++f) {
+    const FactorBlock& F = d.blocks[f + 1];
+    xp.sec_levels.push_back(F.n_levels);
+    xp.sec_q.push_back(F.q);
+    first_level[f] = n_sec;
+    first_coord[f] = m;
+    n_sec += F.n_levels;
+    m += F.n_levels * F.q;
+  }
+  std::vector<Index> diag_off(nf, 0);
+  {
+    Index o = 0;
+    for (int f = 0; f < nf; ++f) {
+      diag_off[f] = o;
+      o += d.blocks[f + 1].n_levels * d.blocks[f + 1].q * d.blocks[f + 1].q;
+    }
+    xp.rr_diag.assign(o, 0.0);
+  }
+  xp.CR = Eigen::MatrixXd::Zero(P, m);
+  BlockAccumulator acc_r1, acc_rr;
+
+  const Index chunk = 2048;
+  Eigen::MatrixXd B(chunk, P);  // sqrt(w) [x - mean, y - offset - mean]
+  Eigen::VectorXd sw(chunk);
+  std::vector<double> z1(q1), zf;
+  std::vector<std::vector<double>> zsec(nf);
+  std::vector<Index> lev(nf);
+  for (int f = 0; f < nf; ++f) zsec[f].resize(d.blocks[f + 1].q);
+
+  for (Index start = 0; start < n; start += chunk) {
+    const Index len = std::min(chunk, n - start);
+    for (Index i = 0; i < len; ++i) sw[i] = d.weights ? std::sqrt(d.weights[start + i]) : 1.0;
+    for (int c = 0; c < p; ++c) {
+      const double* x = d.X + static_cast<Index>(c) * n + start;
+      const double mu = center[c];
+      for (Index i = 0; i < len; ++i) B(i, c) = sw[i] * (x[i] - mu);
+    }
+    for (Index i = 0; i < len; ++i) {
+      const double yi = d.y[start + i] - (d.offset ? d.offset[start + i] : 0.0);
+      B(i, p) = sw[i] * (yi - center[p]);
+    }
+    xp.XX.selfadjointView<Eigen::Lower>().rankUpdate(B.topRows(len).transpose());
+
+    for (Index i = 0; i < len; ++i) {
+      const Index obs = start + i;
+      const double s = sw[i];
+      const Index j = F1.codes[obs] - F1.code_base;
+      for (int a = 0; a < q1; ++a) z1[a] = s * (F1.cols[a] ? F1.cols[a][obs] : 1.0);
+      double* D = xp.D1.data() + j * q1 * q1;
+      for (int b = 0; b < q1; ++b)
+        for (int a = b; a < q1; ++a) D[a + b * q1] += z1[a] * z1[b];
+      for (int a = 0; a < q1; ++a) {
+        double* C = xp.C1.data() + (j * q1 + a) * P;
+        for (int c = 0; c < P; ++c) C[c] += z1[a] * B(i, c);
+      }
+      for (int f = 0; f < nf; ++f) {
+        const FactorBlock& F = d.blocks[f + 1];
+        const int q = F.q;
+        const Index l = F.codes[obs] - F.code_base;
+        lev[f] = first_level[f] + l;
+        std::vector<double>& z = zsec[f];
+        for (int a = 0; a < q; ++a) z[a] = s * (F.cols[a] ? F.cols[a][obs] : 1.0);
+        double* Dd = xp.rr_diag.data() + diag_off[f] + l * q * q;
+        for (int b = 0; b < q; ++b)
+          for (int a = b; a < q; ++a) Dd[a + b * q] += z[a] * z[b];
+        for (int a = 0; a < q; ++a) {
+          double* C = xp.CR.data() + (first_coord[f] + l * q + a) * P;
+          for (int c = 0; c < P; ++c) C[c] += z[a] * B(i, c);
+        }
+        double* R1 = acc_r1.find_or_add(lev[f], j, q * q1);
+        for (int b = 0; b < q1; ++b)
+          for (int a = 0; a < q; ++a) R1[a + b * q] += z[a] * z1[b];
+        for (int g = 0; g < f; ++g) {
+          const int qg = d.blocks[g + 1].q;
+          double* RR = acc_rr.find_or_add(lev[f], lev[g], q * qg);
+          const std::vector<double>& zg = zsec[g];
+          for (int b = 0; b < qg; ++b)
+            for (int a = 0; a < q; ++a) RR[a + b * q] += z[a] * zg[b];
+        }
+      }
+    }
+    if (d.check_interrupt && (start / chunk) % 256 == 255) d.check_interrupt();
+  }
+
+  // Symmetric completion of the lower triangles accumulated above.
+  xp.XX.triangularView<Eigen::StrictlyUpper>() = xp.XX.transpose();
+  for (Index j = 0; j < k1; ++j) {
+    double* D = xp.D1.data() + j * q1 * q1;
+    for (int b = 0; b < q1; ++b)
+      for (int a = 0; a < b; ++a) D[a + b * q1] = D[b + a * q1];
+  }
+  for (int f = 0; f < nf; ++f) {
+    const int q = d.blocks[f + 1].q;
+    for (Index l = 0; l < d.blocks[f + 1].n_levels; ++l) {
+      double* Dd = xp.rr_diag.data() + diag_off[f] + l * q * q;
+      for (int b = 0; b < q; ++b)
+        for (int a = 0; a < b; ++a) Dd[a + b * q] = Dd[b + a * q];
+    }
+  }
+
+  std::vector<Index> r1_col;
+  acc_r1.sorted(xp.r1_row, r1_col, xp.r1_vals);
+  xp.r1_ptr.assign(k1 + 1, 0);
+  for (Index c : r1_col) ++xp.r1_ptr[c + 1];
+  for (Index j = 0; j < k1; ++j) xp.r1_ptr[j + 1] += xp.r1_ptr[j];
+  acc_rr.sorted(xp.rr_row, xp.rr_col, xp.rr_vals);
+  xp.finalize();
+  return xp;
+}
+
+}  // namespace mlm

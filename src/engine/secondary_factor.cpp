@@ -1,0 +1,169 @@
+#include "secondary_factor.h"
+
+#include <Eigen/Sparse>
+#include <Eigen/SparseCholesky>
+#include <algorithm>
+#include <cmath>
+
+namespace mlm {
+
+namespace {
+// Dense storage is used when S is small or fills in: a blocked dense
+// Cholesky is then several times faster than a sparse one.
+constexpr Index kAlwaysDense = 200;
+constexpr Index kNeverDense = 4000;
+constexpr double kDenseFill = 0.25;
+}  // namespace
+
+struct SecondaryFactor::Sparse {
+  using SpMat = Eigen::SparseMatrix<double, Eigen::ColMajor, int>;
+  SpMat S;  // lower-triangular pattern of S
+  Eigen::SimplicialLDLT<SpMat, Eigen::Lower, Eigen::AMDOrdering<int>> ldlt;
+  Eigen::VectorXd inv_sqrt_d;
+  std::vector<int> perm;           // natural coordinate -> factor coordinate
+  std::vector<double> inv_lower;   // S^{-1} on the strict-lower pattern of L
+  std::vector<double> inv_diag;
+
+  // Position of (row, col), row > col, in column col of L's pattern; -1 if absent.
+  Index l_position(Index row, Index col) const {
+    const SpMat& L = ldlt.matrixL().nestedExpression();
+    const int* begin = L.innerIndexPtr() + L.outerIndexPtr()[col];
+    const int* end = L.innerIndexPtr() + L.outerIndexPtr()[col + 1];
+    const int* it = std::lower_bound(begin, end, static_cast<int>(row));
+    if (it == end || *it != row) return -1;
+    return static_cast<Index>(it - L.innerIndexPtr());
+  }
+  double inverse_permuted(Index i, Index k) const {
+    if (i == k) return inv_diag[i];
+    const Index pos = i > k ? l_position(i, k) : l_position(k, i);
+    return pos < 0 ? 0.0 : inv_lower[pos];
+  }
+};
+
+SecondaryFactor::SecondaryFactor() = default;
+SecondaryFactor::~SecondaryFactor() = default;
+
+void SecondaryFactor::set_pattern(Index m, const std::vector<Index>& rows,
+                                  const std::vector<Index>& cols) {
+  m_ = m;
+  using SpMat = Sparse::SpMat;
+  std::vector<Eigen::Triplet<double, int>> trip;
+  trip.reserve(rows.size() + m);
+  for (Index i = 0; i < m; ++i) trip.emplace_back(static_cast<int>(i), static_cast<int>(i), 1.0);
+  for (std::size_t e = 0; e < rows.size(); ++e)
+    trip.emplace_back(static_cast<int>(rows[e]), static_cast<int>(cols[e]), 1.0);
+  sp_.reset(new Sparse());
+  sp_->S.resize(static_cast<int>(m), static_cast<int>(m));
+  sp_->S.setFromTriplets(trip.begin(), trip.end());
+  sp_->S.makeCompressed();
+
+  dense_ = true;
+  if (m > kAlwaysDense) {
+    sp_->ldlt.analyzePattern(sp_->S);
+    const double fill = static_cast<double>(sp_->ldlt.matrixL().nestedExpression().nonZeros() + m);
+    const double full = 0.5 * static_cast<double>(m) * static_cast<double>(m + 1);
+    dense_ = m <= kNeverDense && fill >= kDenseFill * full;
+  }
+  if (dense_) {
+    sp_.reset();
+    S_.setZero(m, m);
+  } else {
+    const auto& idx = sp_->ldlt.permutationP().indices();
+    sp_->perm.assign(idx.data(), idx.data() + m);
+  }
+}
+
+Index SecondaryFactor::position(Index row, Index col) const {
+  if (dense_) return col * m_ + row;
+  const Sparse::SpMat& S = sp_->S;
+  const int* begin = S.innerIndexPtr() + S.outerIndexPtr()[col];
+  const int* end = S.innerIndexPtr() + S.outerIndexPtr()[col + 1];
+  const int* it = std::lower_bound(begin, end, static_cast<int>(row));
+  if (it == end || *it != row) return -1;
+  return static_cast<Index>(it - S.innerIndexPtr());
+}
+
+double* SecondaryFactor::values() { return dense_ ? S_.data() : sp_->S.valuePtr(); }
+
+void SecondaryFactor::zero() {
+  if (dense_)
+    S_.setZero();
+  else
+    std::fill(sp_->S.valuePtr(), sp_->S.valuePtr() + sp_->S.nonZeros(), 0.0);
+}
+
+bool SecondaryFactor::factor(double& log_det) {
+  log_det = 0.0;
+  if (dense_) {
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>, Eigen::Lower> llt(S_);
+    if (llt.info() != Eigen::Success) return false;
+    for (Index i = 0; i < m_; ++i) log_det += 2.0 * std::log(S_(i, i));
+    return std::isfinite(log_det);
+  }
+  sp_->ldlt.factorize(sp_->S);
+  if (sp_->ldlt.info() != Eigen::Success) return false;
+  const Eigen::VectorXd& D = sp_->ldlt.vectorD();
+  sp_->inv_sqrt_d.resize(m_);
+  for (Index i = 0; i < m_; ++i) {
+    if (!(D[i] > 0.0)) return false;
+    log_det += std::log(D[i]);
+    sp_->inv_sqrt_d[i] = 1.0 / std::sqrt(D[i]);
+  }
+  return true;
+}
+
+void SecondaryFactor::half_solve(Eigen::MatrixXd& B) const {
+  if (dense_) {
+    S_.triangularView<Eigen::Lower>().solveInPlace(B);
+    return;
+  }
+  B = sp_->ldlt.permutationP() * B;
+  sp_->ldlt.matrixL().solveInPlace(B);
+  B = sp_->inv_sqrt_d.asDiagonal() * B;
+}
+
+void SecondaryFactor::half_solve_transpose(Eigen::VectorXd& v) const {
+  if (dense_) {
+    S_.triangularView<Eigen::Lower>().transpose().solveInPlace(v);
+    return;
+  }
+  v = sp_->inv_sqrt_d.asDiagonal() * v;
+  sp_->ldlt.matrixU().solveInPlace(v);
+  v = sp_->ldlt.permutationPinv() * v;
+}
+
+void SecondaryFactor::compute_selected_inverse() {
+  if (dense_) {
+    Eigen::MatrixXd Linv = Eigen::MatrixXd::Identity(m_, m_);
+    S_.triangularView<Eigen::Lower>().solveInPlace(Linv);
+    inverse_ = Linv.transpose() * Linv;
+    return;
+  }
+  // Takahashi's recurrences on L D L': entries of the inverse on the
+  // pattern of L, from the last column back to the first.
+  const Sparse::SpMat& L = sp_->ldlt.matrixL().nestedExpression();
+  const int* Lp = L.outerIndexPtr();
+  const int* Li = L.innerIndexPtr();
+  const double* Lx = L.valuePtr();
+  const Eigen::VectorXd& D = sp_->ldlt.vectorD();
+  sp_->inv_lower.assign(L.nonZeros(), 0.0);
+  sp_->inv_diag.assign(m_, 0.0);
+  for (Index j = m_ - 1; j >= 0; --j) {
+    for (int a = Lp[j]; a < Lp[j + 1]; ++a) {
+      const Index i = Li[a];
+      double s = 0.0;
+      for (int b = Lp[j]; b < Lp[j + 1]; ++b) s += Lx[b] * sp_->inverse_permuted(i, Li[b]);
+      sp_->inv_lower[a] = -s;
+    }
+    double s = 0.0;
+    for (int a = Lp[j]; a < Lp[j + 1]; ++a) s += Lx[a] * sp_->inv_lower[a];
+    sp_->inv_diag[j] = 1.0 / D[j] - s;
+  }
+}
+
+double SecondaryFactor::inverse_entry(Index row, Index col) const {
+  if (dense_) return inverse_(row, col);
+  return sp_->inverse_permuted(sp_->perm[row], sp_->perm[col]);
+}
+
+}  // namespace mlm
