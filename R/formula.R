@@ -71,7 +71,7 @@ expand_slash <- function(g) {
     outer <- expand_slash(g[[2L]])
     inner <- g[[3L]]
     deepest <- outer[[length(outer)]]
-    return(c(outer, list(call(":", inner, deepest))))
+    return(c(outer, list(prepend_interaction(inner, deepest))))
   }
   if (is.call(g) && identical(g[[1L]], as.name("+"))) {
     mlm_abort(c("A grouping factor cannot be a sum.",
@@ -80,6 +80,14 @@ expand_slash <- function(g) {
               "mlmfit_error_formula")
   }
   list(g)
+}
+
+# inner:chain written flat, so that c:(b:a) reads c:b:a.
+prepend_interaction <- function(inner, chain) {
+  if (is.call(chain) && identical(chain[[1L]], as.name(":"))) {
+    return(call(":", prepend_interaction(inner, chain[[2L]]), chain[[3L]]))
+  }
+  call(":", inner, chain)
 }
 
 # `(lhs || g)`: independent terms, one per column (lme4's expansion).

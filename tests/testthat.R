@@ -1,0 +1,4 @@
+library(testthat)
+library(mlmfit)
+
+test_check("mlmfit")

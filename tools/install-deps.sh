@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs what mlmfit needs to build, test and check, from Debian's prebuilt
+# r-cran-* packages (seconds, not the minutes of CRAN source builds).
+# Needs root (or sudo) on a Debian machine with R.
+set -e
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  r-cran-rcpp r-cran-rcppeigen r-cran-cli r-cran-nlme r-cran-matrix \
+  r-cran-testthat r-cran-lme4 r-cran-mlmrev \
+  r-cran-knitr r-cran-rmarkdown pandoc \
+  >/dev/null
+echo "mlmfit: dependencies installed"
