@@ -27,7 +27,7 @@ nlme::VarCorr
 #' * `model.frame()`, `model.matrix()` (fixed effects), `terms()` (fixed part),
 #'   `formula()`, `weights()` (prior weights, 1 when none were given).
 #'
-#' @param object,x A fit from [lmm()].
+#' @param object,x,formula A fit from [lmm()].
 #' @param REML For `logLik()` and `deviance()`: the REML (`TRUE`) or ML
 #'   (`FALSE`) criterion; by default the one the model was fitted with.
 #' @param type Type of residuals: `"response"` (default), `"pearson"`,
