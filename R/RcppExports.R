@@ -17,6 +17,10 @@ lmm_deviance_cpp <- function(xp_r, blocks, thetas, reml) {
     .Call(`_mlmfit_lmm_deviance_cpp`, xp_r, blocks, thetas, reml)
 }
 
+lmm_gradient_cpp <- function(xp_r, blocks, theta, reml) {
+    .Call(`_mlmfit_lmm_gradient_cpp`, xp_r, blocks, theta, reml)
+}
+
 linear_predictor_cpp <- function(X, offset, blocks, beta, b) {
     .Call(`_mlmfit_linear_predictor_cpp`, X, offset, blocks, beta, b)
 }

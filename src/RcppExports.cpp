@@ -72,6 +72,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// lmm_gradient_cpp
+NumericVector lmm_gradient_cpp(const List& xp_r, const List& blocks, const NumericVector& theta, bool reml);
+RcppExport SEXP _mlmfit_lmm_gradient_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_gradient_cpp(xp_r, blocks, theta, reml));
+    return rcpp_result_gen;
+END_RCPP
+}
 // linear_predictor_cpp
 NumericVector linear_predictor_cpp(const Rcpp::NumericMatrix& X, SEXP offset, const List& blocks, const NumericVector& beta, const List& b);
 RcppExport SEXP _mlmfit_linear_predictor_cpp(SEXP XSEXP, SEXP offsetSEXP, SEXP blocksSEXP, SEXP betaSEXP, SEXP bSEXP) {
@@ -92,6 +105,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 6},
     {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 5},
     {"_mlmfit_lmm_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_cpp, 4},
+    {"_mlmfit_lmm_gradient_cpp", (DL_FUNC) &_mlmfit_lmm_gradient_cpp, 4},
     {"_mlmfit_linear_predictor_cpp", (DL_FUNC) &_mlmfit_linear_predictor_cpp, 5},
     {NULL, NULL, 0}
 };

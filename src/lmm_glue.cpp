@@ -210,6 +210,16 @@ NumericVector lmm_deviance_cpp(const List& xp_r, const List& blocks, const Rcpp:
   return out;
 }
 
+// The analytic gradient of the profiled deviance at theta.
+// [[Rcpp::export(rng = false)]]
+NumericVector lmm_gradient_cpp(const List& xp_r, const List& blocks, const NumericVector& theta, bool reml) {
+  mlm::CrossProducts xp = cross_products_from_r(xp_r);
+  mlm::ProfiledDeviance dev(xp, templates_from(blocks), reml);
+  Eigen::VectorXd g;
+  dev.value_and_gradient(Rcpp::as<Eigen::VectorXd>(theta), g);
+  return Rcpp::wrap(g);
+}
+
 // offset + X beta + Z b for the rows of X (fitted values, predictions).
 // [[Rcpp::export(rng = false)]]
 NumericVector linear_predictor_cpp(const Rcpp::NumericMatrix& X, SEXP offset, const List& blocks,

@@ -82,6 +82,14 @@ void BlockedCholesky::set_up_secondary() {
   Y_.resize(xp.m, xp.p + 1);
 }
 
+double BlockedCholesky::flops_per_factor() const {
+  const double q1 = xp_.q1, P = xp_.p + 1.0, m = static_cast<double>(xp_.m);
+  double flops = static_cast<double>(xp_.k1) * (2.0 * q1 * q1 * q1 + 2.0 * P * q1 * q1 + P * P * q1);
+  flops += static_cast<double>(pair_pos_.size() + rr_pos_.size()) * 2.0 * q1;
+  if (xp_.m > 0) flops += sec_.dense() ? m * m * m / 3.0 + m * m * P : 20.0 * m * P;
+  return flops;
+}
+
 bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
   const CrossProducts& xp = xp_;
   fill_templates(theta);
@@ -210,48 +218,105 @@ void BlockedCholesky::assemble_schur() {
   }
 }
 
+Eigen::MatrixXd BlockedCholesky::back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
+  const Eigen::Index r = rhs1.cols();
+  const Index n1 = xp.k1 * q1;
+  Eigen::MatrixXd out(n1 + xp.m, r);
+  if (xp.m > 0) {
+    for (Eigen::Index c = 0; c < r; ++c) {
+      Eigen::VectorXd v = rhsR.col(c);
+      sec_.half_solve_transpose(v);
+      out.col(c).tail(xp.m) = v;
+    }
+  }
+  std::vector<double> v(q1);
+  for (Eigen::Index c = 0; c < r; ++c) {
+    for (Index j = 0; j < xp.k1; ++j) {
+      for (int a = 0; a < q1; ++a) v[a] = rhs1(j * q1 + a, c);
+      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+        const Index s = xp.r1_row[e];
+        const int q = xp.q_of(s);
+        const double* G = LR1_.data() + xp.r1_off[e];
+        for (int a = 0; a < q1; ++a)
+          for (int k = 0; k < q; ++k) v[a] -= G[k + a * q] * out(n1 + xp.sec_start[s] + k, c);
+      }
+      small::solve_lower_transpose(L1_.data() + j * q1 * q1, q1, v.data());
+      for (int a = 0; a < q1; ++a) out(j * q1 + a, c) = v[a];
+    }
+  }
+  return out;
+}
+
 Solution BlockedCholesky::solve() const {
   const CrossProducts& xp = xp_;
-  const int p = xp.p, P = p + 1, q1 = xp.q1;
+  const int p = xp.p, q1 = xp.q1;
   Solution sol;
   const Eigen::MatrixXd R = LXX_.topLeftCorner(p, p);
   sol.beta = R.transpose().triangularView<Eigen::Upper>().solve(LXX_.row(p).head(p).transpose());
+  const Eigen::MatrixXd rhs1 = LX1_.row(p).transpose() - LX1_.topRows(p).transpose() * sol.beta;
+  Eigen::MatrixXd rhsR(xp.m, 1);
+  if (xp.m > 0) rhsR.col(0) = Y_.col(p) - Y_.leftCols(p) * sol.beta;
+  const Eigen::VectorXd u = back_substitute(rhs1, rhsR).col(0);
 
-  Eigen::VectorXd uR;
-  if (xp.m > 0) {
-    uR = Y_.col(p) - Y_.leftCols(p) * sol.beta;
-    sec_.half_solve_transpose(uR);
-  }
   const std::size_t nf = tpl_.size();
   sol.u.resize(nf);
   sol.b.resize(nf);
-  sol.u[0].resize(q1, xp.k1);
-  std::vector<double> r(q1);
-  for (Index j = 0; j < xp.k1; ++j) {
-    const double* LX = LX1_.data() + j * q1 * P;
-    for (int a = 0; a < q1; ++a) {
-      double v = LX[p + a * P];
-      for (int c = 0; c < p; ++c) v -= LX[c + a * P] * sol.beta[c];
-      r[a] = v;
-    }
-    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-      const Index s = xp.r1_row[e];
-      const int q = xp.q_of(s);
-      const double* G = LR1_.data() + xp.r1_off[e];
-      for (int a = 0; a < q1; ++a)
-        for (int c = 0; c < q; ++c) r[a] -= G[c + a * q] * uR[xp.sec_start[s] + c];
-    }
-    small::solve_lower_transpose(L1_.data() + j * q1 * q1, q1, r.data());
-    for (int a = 0; a < q1; ++a) sol.u[0](a, j) = r[a];
-  }
+  sol.u[0] = Eigen::Map<const Eigen::MatrixXd>(u.data(), q1, xp.k1);
   Index s = 0;
+  const Index n1 = xp.k1 * q1;
   for (std::size_t f = 1; f < nf; ++f) {
     sol.u[f].resize(xp.sec_q[f - 1], xp.sec_levels[f - 1]);
     for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s)
-      sol.u[f].col(l) = uR.segment(xp.sec_start[s], xp.sec_q[f - 1]);
+      sol.u[f].col(l) = u.segment(n1 + xp.sec_start[s], xp.sec_q[f - 1]);
   }
   for (std::size_t f = 0; f < nf; ++f) sol.b[f] = T_[f] * sol.u[f];
   return sol;
+}
+
+void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<double>& Q, Eigen::MatrixXd& Mjj,
+                                               std::vector<double>& Mej) const {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
+  const Index e0 = xp.r1_ptr[j], e1 = xp.r1_ptr[j + 1];
+  const Index base = e0 < e1 ? xp.r1_off[e0] : 0;
+  const Index len = e0 < e1 ? (e1 < static_cast<Index>(xp.r1_off.size()) ? xp.r1_off[e1] : static_cast<Index>(xp.r1_vals.size())) - base : 0;
+  Q.assign(len, 0.0);
+  Mej.assign(len, 0.0);
+  for (Index a = e0; a < e1; ++a) {
+    const Index sa = xp.r1_row[a];
+    const int qa = xp.q_of(sa);
+    double* Qa = Q.data() + xp.r1_off[a] - base;
+    for (Index b = e0; b < e1; ++b) {
+      const Index sb = xp.r1_row[b];
+      const int qb = xp.q_of(sb);
+      const double* Gb = LR1_.data() + xp.r1_off[b];
+      for (int r = 0; r < qa; ++r)
+        for (int c = 0; c < qb; ++c) {
+          const double z = sec_.inverse_entry(xp.sec_start[sa] + r, xp.sec_start[sb] + c);
+          if (z == 0.0) continue;
+          for (int k = 0; k < q1; ++k) Qa[r + k * qa] += z * Gb[c + k * qb];
+        }
+    }
+  }
+  Eigen::MatrixXd C = Eigen::MatrixXd::Identity(q1, q1);
+  for (Index a = e0; a < e1; ++a) {
+    const int qa = xp.q_of(xp.r1_row[a]);
+    Eigen::Map<const Eigen::MatrixXd> Ga(LR1_.data() + xp.r1_off[a], qa, q1);
+    Eigen::Map<const Eigen::MatrixXd> Qa(Q.data() + xp.r1_off[a] - base, qa, q1);
+    C.noalias() += Ga.transpose() * Qa;
+  }
+  Eigen::MatrixXd Linv = Eigen::MatrixXd::Identity(q1, q1);
+  Eigen::Map<const Eigen::MatrixXd> L(L1_.data() + j * q1 * q1, q1, q1);
+  L.triangularView<Eigen::Lower>().solveInPlace(Linv);
+  Mjj.noalias() = Linv.transpose() * C * Linv;
+  for (Index a = e0; a < e1; ++a) {
+    const int qa = xp.q_of(xp.r1_row[a]);
+    Eigen::Map<const Eigen::MatrixXd> Qa(Q.data() + xp.r1_off[a] - base, qa, q1);
+    Eigen::Map<Eigen::MatrixXd> Ma(Mej.data() + xp.r1_off[a] - base, qa, q1);
+    Ma.noalias() = -Qa * Linv;
+  }
 }
 
 Eigen::MatrixXd BlockedCholesky::unscaled_vcov() const {
@@ -268,29 +333,13 @@ std::vector<Eigen::MatrixXd> BlockedCholesky::unscaled_cond_var() {
   std::vector<Eigen::MatrixXd> out(nf);
   if (xp.m > 0) sec_.compute_selected_inverse();
 
-  // Primary level j: L1^{-T} (I + sum_ab G_a' Sinv_ab G_b) L1^{-1}, then T (.) T'.
+  // Primary level j: T (M^{-1})_jj T'.
   out[0].resize(q1, q1 * xp.k1);
-  Eigen::MatrixXd C(q1, q1), Linv(q1, q1), K(q1, q1);
+  Eigen::MatrixXd Mjj;
+  std::vector<double> Q, Mej;
   for (Index j = 0; j < xp.k1; ++j) {
-    C.setIdentity();
-    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a)
-      for (Index b = xp.r1_ptr[j]; b < xp.r1_ptr[j + 1]; ++b) {
-        const Index ra = xp.r1_row[a], rb = xp.r1_row[b];
-        const int qa = xp.q_of(ra), qb = xp.q_of(rb);
-        Eigen::Map<const Eigen::MatrixXd> Ga(LR1_.data() + xp.r1_off[a], qa, q1);
-        Eigen::Map<const Eigen::MatrixXd> Gb(LR1_.data() + xp.r1_off[b], qb, q1);
-        Eigen::MatrixXd Zab(qa, qb);
-        for (int c = 0; c < qb; ++c)
-          for (int r = 0; r < qa; ++r)
-            Zab(r, c) = sec_.inverse_entry(std::max(xp.sec_start[ra] + r, xp.sec_start[rb] + c),
-                                           std::min(xp.sec_start[ra] + r, xp.sec_start[rb] + c));
-        C.noalias() += Ga.transpose() * Zab * Gb;
-      }
-    Eigen::Map<const Eigen::MatrixXd> L(L1_.data() + j * q1 * q1, q1, q1);
-    Linv.setIdentity();
-    L.triangularView<Eigen::Lower>().solveInPlace(Linv);
-    K.noalias() = Linv.transpose() * C * Linv;
-    out[0].block(0, j * q1, q1, q1) = T_[0] * K * T_[0].transpose();
+    inverse_blocks_for_level(j, Q, Mjj, Mej);
+    out[0].block(0, j * q1, q1, q1) = T_[0] * Mjj * T_[0].transpose();
   }
   // Secondary level s: T S^{-1}_ss T'.
   Index s = 0;
@@ -300,8 +349,7 @@ std::vector<Eigen::MatrixXd> BlockedCholesky::unscaled_cond_var() {
     Eigen::MatrixXd Z(q, q);
     for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s) {
       for (int c = 0; c < q; ++c)
-        for (int r = 0; r < q; ++r)
-          Z(r, c) = sec_.inverse_entry(xp.sec_start[s] + std::max(r, c), xp.sec_start[s] + std::min(r, c));
+        for (int r = 0; r < q; ++r) Z(r, c) = sec_.inverse_entry(xp.sec_start[s] + r, xp.sec_start[s] + c);
       out[f].block(0, l * q, q, q) = T_[f] * Z * T_[f].transpose();
     }
   }

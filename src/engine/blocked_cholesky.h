@@ -35,6 +35,8 @@ class BlockedCholesky {
   double log_det_L() const { return ld_L2_; }   // log |L_Z|^2
   double log_det_RX() const { return ld_RX2_; } // log |R_X|^2
   double pwrss() const { return pwrss_; }
+  // A rough count of the floating-point operations of one factor() call.
+  double flops_per_factor() const;
 
   // After factor():
   Solution solve() const;
@@ -42,8 +44,20 @@ class BlockedCholesky {
   // Per factor: q x (q * levels), the diagonal blocks of
   // Lambda (L_Z L_Z')^{-1} Lambda' (conditional variances divided by sigma^2).
   std::vector<Eigen::MatrixXd> unscaled_cond_var();
+  // Gradient of the profiled deviance (REML or ML) with respect to theta,
+  // from the factorisation and a selected inverse (deviance_gradient.cpp).
+  Eigen::VectorXd deviance_gradient(bool reml, int n_theta);
 
  private:
+  // Per primary level j: the blocks Q_e = sum_e' Sinv(e, e') G_e' for its
+  // secondary entries e (q_e x q1 each, stored like xp.r1_vals), the primary
+  // diagonal block of M^{-1} (q1 x q1) and the blocks M^{-1}(sec_e, j).
+  void inverse_blocks_for_level(Eigen::Index j, std::vector<double>& Q, Eigen::MatrixXd& Mjj,
+                                std::vector<double>& Mej) const;
+  // Solve L_ZZ' v = rhs for r right-hand sides: rhs1 (k1 q1 x r, natural
+  // coordinates) and rhsR (m x r, half-solve basis); result in natural
+  // coordinates, primary first.
+  Eigen::MatrixXd back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const;
   void fill_templates(const Eigen::VectorXd& theta);
   void set_up_secondary();
   void assemble_schur();

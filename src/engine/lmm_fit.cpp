@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "start_values.h"
+
 namespace mlm {
 
 namespace {
@@ -39,9 +41,26 @@ double ProfiledDeviance::from_factor() const {
 }
 
 double ProfiledDeviance::operator()(const Eigen::VectorXd& theta) {
+  // The line search asks for the value and then the gradient at the same
+  // point: keep the factorisation rather than repeat it.
+  if (last_theta_.size() == theta.size() && last_theta_ == theta) return last_value_;
+  last_theta_.resize(0);
   if (!sys_.factor(theta)) return std::numeric_limits<double>::infinity();
-  const double d = from_factor();
-  return std::isfinite(d) ? d : std::numeric_limits<double>::infinity();
+  double d = from_factor();
+  if (!std::isfinite(d)) d = std::numeric_limits<double>::infinity();
+  last_theta_ = theta;
+  last_value_ = d;
+  return d;
+}
+
+double ProfiledDeviance::value_and_gradient(const Eigen::VectorXd& theta, Eigen::VectorXd& gradient) {
+  const double d = (*this)(theta);
+  if (!std::isfinite(d)) {
+    gradient.resize(0);
+    return d;
+  }
+  gradient = sys_.deviance_gradient(reml_, static_cast<int>(theta.size()));
+  return d;
 }
 
 static LmmEvaluation evaluation_from(ProfiledDeviance& dev, const CrossProducts& xp, bool reml, bool cond_var) {
@@ -82,12 +101,20 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
                   const Eigen::VectorXd& lower, const LmmOptions& opt) {
   ProfiledDeviance dev(xp, templates, opt.reml);
   int calls = 0;
-  Objective f = [&dev, &opt, &calls](const Eigen::VectorXd& th) {
+  auto interrupt = [&opt, &calls] {
     if (opt.check_interrupt && (++calls & 15) == 0) opt.check_interrupt();
+  };
+  Objective f = [&](const Eigen::VectorXd& th) {
+    interrupt();
     return dev(th);
   };
+  ObjectiveWithGradient fg = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
+    interrupt();
+    return dev.value_and_gradient(th, g);
+  };
   LmmResult res;
-  res.optim = minimize_bounded(f, theta0, lower, opt.optim);
+  const Eigen::VectorXd start = opt.moment_start ? moment_start(xp, templates, theta0) : theta0;
+  res.optim = minimize_bounded(f, start, lower, opt.optim, fg);
   Eigen::VectorXd theta = res.optim.x;
   double fmin = res.optim.f;
   const Eigen::Index nt = theta.size();
@@ -107,17 +134,26 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
     }
   }
 
-  // Newton steps with a finite-difference Hessian: confirms the optimum and
-  // tightens it where the quasi-Newton model was loose.
-  if (nt > 0 && nt <= opt.max_hessian_params && std::isfinite(fmin)) {
-    for (int it = 0; it < 5; ++it) {
-      Eigen::VectorXd g = fd_gradient(f, theta, fmin, lower, opt.optim.step_rel, &evals);
-      Eigen::MatrixXd H = fd_hessian(f, theta, lower, 1e-4, &evals);
+  // Newton steps with a Hessian from differences of the analytic gradient:
+  // they confirm the optimum and tighten it where the quasi-Newton model
+  // was loose.
+  auto free_set = [&](const Eigen::VectorXd& g) {
+    std::vector<Eigen::Index> fr;
+    for (Eigen::Index i = 0; i < nt; ++i)
+      if (!(theta[i] <= lower[i] && g[i] > 0.0)) fr.push_back(i);
+    return fr;
+  };
+  const double hessian_flops = static_cast<double>(nt + 1) * 3.0 * dev.system().flops_per_factor();
+  if (nt > 0 && nt <= opt.max_hessian_params && std::isfinite(fmin) && hessian_flops <= opt.polish_flops) {
+    for (int it = 0; it < 3; ++it) {
+      Eigen::VectorXd g;
+      fmin = fg(theta, g);
+      ++evals;
+      Eigen::MatrixXd H = fd_hessian_from_gradient(fg, theta, g, lower, 1e-5, &evals);
+      if (H.size() == 0) break;
       res.gradient = g;
       res.hessian = H;
-      std::vector<Eigen::Index> fr;
-      for (Eigen::Index i = 0; i < nt; ++i)
-        if (!(theta[i] <= lower[i] && g[i] > 0.0)) fr.push_back(i);
+      const std::vector<Eigen::Index> fr = free_set(g);
       if (fr.empty()) break;
       const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
       Eigen::MatrixXd Hf(nf, nf);
@@ -129,7 +165,7 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
       Eigen::LLT<Eigen::MatrixXd> llt(Hf);
       if (llt.info() != Eigen::Success) break;
       Eigen::VectorXd df = -llt.solve(gf);
-      if (-0.5 * gf.dot(df) < 1e-13 * (1.0 + std::fabs(fmin))) break;
+      if (-0.5 * gf.dot(df) < 1e-12 * (1.0 + std::fabs(fmin))) break;
       Eigen::VectorXd t = theta;
       for (Eigen::Index a = 0; a < nf; ++a) t[fr[a]] += df[a];
       t = t.cwiseMax(lower);
@@ -141,9 +177,7 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
     }
     // Convergence check on the free parameters: the Newton step that remains.
     if (res.hessian.size() > 0) {
-      std::vector<Eigen::Index> fr;
-      for (Eigen::Index i = 0; i < nt; ++i)
-        if (!(theta[i] <= lower[i] && res.gradient[i] > 0.0)) fr.push_back(i);
+      const std::vector<Eigen::Index> fr = free_set(res.gradient);
       const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
       if (nf > 0) {
         Eigen::MatrixXd Hf(nf, nf);

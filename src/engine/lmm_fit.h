@@ -20,6 +20,8 @@ struct LmmOptions {
   bool cond_var = true;       // conditional variances of the random effects
   int max_hessian_params = 40;  // finite-difference Hessian check up to this many parameters
   double boundary_tol = 1e-3;   // try setting smaller diagonal entries of T to zero
+  bool moment_start = true;     // start from moment estimates instead of theta0's diagonal
+  double polish_flops = 2e9;    // skip the Hessian check when it would cost more (deterministic)
   std::function<void()> check_interrupt;  // called every few evaluations; may throw
 };
 
@@ -47,6 +49,9 @@ class ProfiledDeviance {
  public:
   ProfiledDeviance(const CrossProducts& xp, const std::vector<CovTemplate>& templates, bool reml);
   double operator()(const Eigen::VectorXd& theta);
+  // The deviance and its gradient (analytic) at theta; +Inf and an empty
+  // gradient where the deviance is undefined.
+  double value_and_gradient(const Eigen::VectorXd& theta, Eigen::VectorXd& gradient);
   BlockedCholesky& system() { return sys_; }
   // The deviance from the current factorisation.
   double from_factor() const;
@@ -55,6 +60,8 @@ class ProfiledDeviance {
   const CrossProducts& xp_;
   BlockedCholesky sys_;
   bool reml_;
+  Eigen::VectorXd last_theta_;  // theta of the current factorisation
+  double last_value_ = 0.0;
 };
 
 LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates,

@@ -13,9 +13,10 @@ double step_for(double x, double rel) { return rel * (std::fabs(x) + 0.1); }
 }  // namespace
 
 Eigen::VectorXd fd_gradient(const Objective& f, const Eigen::VectorXd& x, double fx, const Eigen::VectorXd& lower,
-                            double step_rel, int* evals) {
+                            double step_rel, int* evals, Eigen::VectorXd* curvature) {
   const Eigen::Index n = x.size();
   Eigen::VectorXd g(n);
+  if (curvature) curvature->setConstant(n, std::numeric_limits<double>::quiet_NaN());
   Eigen::VectorXd xt = x;
   for (Eigen::Index i = 0; i < n; ++i) {
     const double h = step_for(x[i], step_rel);
@@ -26,9 +27,10 @@ Eigen::VectorXd fd_gradient(const Objective& f, const Eigen::VectorXd& x, double
       xt[i] = x[i] - h;
       const double fm = f(xt);
       *evals += 2;
-      if (std::isfinite(fp) && std::isfinite(fm))
+      if (std::isfinite(fp) && std::isfinite(fm)) {
         gi = (fp - fm) / (2.0 * h);
-      else if (std::isfinite(fp))
+        if (curvature) (*curvature)[i] = (fp - 2.0 * fx + fm) / (h * h);
+      } else if (std::isfinite(fp))
         gi = (fp - fx) / h;
       else
         gi = (fx - fm) / h;
@@ -88,8 +90,26 @@ Eigen::MatrixXd fd_hessian(const Objective& f, const Eigen::VectorXd& x, const E
   return H;
 }
 
+Eigen::MatrixXd fd_hessian_from_gradient(const ObjectiveWithGradient& fg, const Eigen::VectorXd& x,
+                                         const Eigen::VectorXd& gx, const Eigen::VectorXd& lower, double step_rel,
+                                         int* evals) {
+  const Eigen::Index n = x.size();
+  Eigen::MatrixXd H(n, n);
+  Eigen::VectorXd xt = x, g;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double h = step_for(x[i], step_rel);
+    xt[i] = x[i] + h;  // forward: always inside the bounds
+    const double ft = fg(xt, g);
+    ++*evals;
+    xt[i] = x[i];
+    if (!std::isfinite(ft) || g.size() != n) return Eigen::MatrixXd();
+    H.col(i) = (g - gx) / h;
+  }
+  return 0.5 * (H + H.transpose());
+}
+
 OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, const Eigen::VectorXd& lower,
-                             const OptimControl& ctl) {
+                             const OptimControl& ctl, const ObjectiveWithGradient& fg) {
   const Eigen::Index n = x0.size();
   OptimResult res;
   Eigen::VectorXd x = x0.cwiseMax(lower);
@@ -107,9 +127,29 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
     res.converged = true;
     return res;
   }
-  Eigen::VectorXd g = fd_gradient(f, x, fx, lower, ctl.step_rel, &res.evals);
-  Eigen::MatrixXd B = Eigen::MatrixXd::Identity(n, n) * std::max(g.cwiseAbs().maxCoeff(), 1e-8) / 0.5;
+  Eigen::VectorXd curv = Eigen::VectorXd::Constant(n, std::numeric_limits<double>::quiet_NaN());
+  Eigen::VectorXd g;
+  if (fg) {
+    fx = fg(x, g);
+    ++res.evals;
+  } else {
+    g = fd_gradient(f, x, fx, lower, ctl.step_rel, &res.evals, &curv);
+  }
+  // Start from the diagonal curvature the central differences measured, so
+  // that the first steps are already scaled like Newton steps.
+  const double fallback = std::max(g.cwiseAbs().maxCoeff(), 1e-8) / 0.5;
+  Eigen::MatrixXd B = Eigen::MatrixXd::Identity(n, n) * fallback;
   bool scaled = false;
+  {
+    double cmax = 0.0;
+    for (Eigen::Index i = 0; i < n; ++i)
+      if (std::isfinite(curv[i])) cmax = std::max(cmax, curv[i]);
+    if (cmax > 0.0) {
+      for (Eigen::Index i = 0; i < n; ++i)
+        B(i, i) = (std::isfinite(curv[i]) && curv[i] > 1e-6 * cmax) ? curv[i] : std::max(1e-6 * cmax, fallback * 1e-3);
+      scaled = true;
+    }
+  }
   bool fresh = true;  // B carries no curvature information yet
 
   for (res.iterations = 1; res.iterations <= ctl.max_iter; ++res.iterations) {
@@ -147,12 +187,13 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       break;
     }
 
-    // Backtracking line search along the projected path.
+    // Backtracking line search along the projected path (values only).
     double alpha = 1.0;
-    Eigen::VectorXd xn;
+    Eigen::VectorXd xn, gn;
     double fn = fx;
     bool accepted = false;
-    for (int ls = 0; ls < 60; ++ls) {
+    int tries = 0;
+    for (; tries < 60; ++tries) {
       xn = (x + alpha * d).cwiseMax(lower);
       fn = f(xn);
       ++res.evals;
@@ -180,7 +221,26 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       if (!res.converged) res.message = "the line search could not decrease the objective";
       break;
     }
-    Eigen::VectorXd gn = fd_gradient(f, xn, fn, lower, ctl.step_rel, &res.evals);
+    // A full step that gained about the linear prediction says the model's
+    // curvature is too high along d: go further while that keeps paying.
+    if (tries == 0) {
+      for (int ext = 0; ext < 6 && fx - fn > 1.5 * pred; ++ext) {
+        alpha *= 3.0;
+        const Eigen::VectorXd xt = (x + alpha * d).cwiseMax(lower);
+        if ((xt - xn).cwiseAbs().maxCoeff() == 0.0) break;
+        const double ft = f(xt);
+        ++res.evals;
+        if (!(std::isfinite(ft) && ft < fn)) break;
+        xn = xt;
+        fn = ft;
+      }
+    }
+    if (fg) {
+      fn = fg(xn, gn);
+      ++res.evals;
+    } else {
+      gn = fd_gradient(f, xn, fn, lower, ctl.step_rel, &res.evals);
+    }
     const Eigen::VectorXd s = xn - x;
     const Eigen::VectorXd yv = gn - g;
     const double sy = s.dot(yv);

@@ -29,13 +29,25 @@ struct OptimResult {
 };
 
 using Objective = std::function<double(const Eigen::VectorXd&)>;
+// The objective and its gradient together (the gradient is left empty
+// where the objective is not finite).
+using ObjectiveWithGradient = std::function<double(const Eigen::VectorXd&, Eigen::VectorXd&)>;
 
+// With fg, gradients are analytic; without, central differences of f.
 OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, const Eigen::VectorXd& lower,
-                             const OptimControl& control);
+                             const OptimControl& control, const ObjectiveWithGradient& fg = nullptr);
 
-// Central-difference gradient, one-sided next to a bound.
+// Central-difference gradient, one-sided next to a bound. When curvature is
+// given, it receives the second differences along each axis (free with
+// central differences; NaN where a one-sided difference was used).
 Eigen::VectorXd fd_gradient(const Objective& f, const Eigen::VectorXd& x, double fx, const Eigen::VectorXd& lower,
-                            double step_rel, int* evals);
+                            double step_rel, int* evals, Eigen::VectorXd* curvature = nullptr);
+
+// Hessian by forward differences of an analytic gradient (symmetrised),
+// stepping into the interior next to a bound.
+Eigen::MatrixXd fd_hessian_from_gradient(const ObjectiveWithGradient& fg, const Eigen::VectorXd& x,
+                                         const Eigen::VectorXd& gx, const Eigen::VectorXd& lower, double step_rel,
+                                         int* evals);
 
 // Central-difference Hessian (one-sided next to a bound).
 Eigen::MatrixXd fd_hessian(const Objective& f, const Eigen::VectorXd& x, const Eigen::VectorXd& lower,

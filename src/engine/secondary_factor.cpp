@@ -13,6 +13,23 @@ namespace {
 constexpr Index kAlwaysDense = 200;
 constexpr Index kNeverDense = 4000;
 constexpr double kDenseFill = 0.25;
+// A (lower triangular) := A^{-1}, recursively by halves:
+// [A11 0; A21 A22]^{-1} = [A11^{-1} 0; -A22^{-1} A21 A11^{-1}  A22^{-1}].
+void invert_lower_in_place(Eigen::Ref<Eigen::MatrixXd> A) {
+  const Index n = A.rows();
+  if (n <= 48) {
+    Eigen::MatrixXd I = Eigen::MatrixXd::Identity(n, n);
+    A.triangularView<Eigen::Lower>().solveInPlace(I);
+    A = I.triangularView<Eigen::Lower>();
+    return;
+  }
+  const Index h = n / 2;
+  invert_lower_in_place(A.topLeftCorner(h, h));
+  invert_lower_in_place(A.bottomRightCorner(n - h, n - h));
+  Eigen::MatrixXd T = A.bottomLeftCorner(n - h, h) * A.topLeftCorner(h, h).triangularView<Eigen::Lower>();
+  A.bottomLeftCorner(n - h, h).noalias() = -(A.bottomRightCorner(n - h, n - h).triangularView<Eigen::Lower>() * T);
+}
+
 }  // namespace
 
 struct SecondaryFactor::Sparse {
@@ -134,9 +151,13 @@ void SecondaryFactor::half_solve_transpose(Eigen::VectorXd& v) const {
 
 void SecondaryFactor::compute_selected_inverse() {
   if (dense_) {
-    Eigen::MatrixXd Linv = Eigen::MatrixXd::Identity(m_, m_);
-    S_.triangularView<Eigen::Lower>().solveInPlace(Linv);
-    inverse_ = Linv.transpose() * Linv;
+    // S^{-1} = L^{-T} L^{-1}: a blocked triangular inverse, then a symmetric
+    // rank update (about 2/3 m^3 operations).
+    Eigen::MatrixXd Linv = S_.triangularView<Eigen::Lower>();
+    invert_lower_in_place(Linv);
+    inverse_.setZero(m_, m_);
+    inverse_.selfadjointView<Eigen::Lower>().rankUpdate(Linv.transpose());
+    inverse_.triangularView<Eigen::StrictlyUpper>() = inverse_.transpose();
     return;
   }
   // Takahashi's recurrences on L D L': entries of the inverse on the
