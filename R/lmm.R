@@ -119,7 +119,7 @@ new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
     beta = beta, vcov = vc, sigma = engine$sigma, b = b, cond_var = cond_var,
     devcomp = list(deviance = engine$deviance, ld_L2 = engine$ld_L2, ld_RX2 = engine$ld_RX2,
                    pwrss = engine$pwrss, n = n, p = p, sum_log_weights = engine$xp$sum_log_weights),
-    fitted = stats::setNames(engine$fitted, rownames(model$frame)),
+    fitted = engine$fitted,
     xp = engine$xp, optinfo = engine$optinfo, control = control
   )
   class(fit) <- c("lmm", "mlmfit")

@@ -21,7 +21,9 @@ nlme::VarCorr
 #' * `deviance()` minus twice the log-likelihood: for a REML fit the REML
 #'   criterion, or with `REML = FALSE` the ML deviance at the REML estimates.
 #' * `nobs()` observations used; `ngrps()` levels of each grouping factor.
-#' * `fitted()` conditional fitted values (fixed plus random effects plus offset).
+#' * `fitted()` conditional fitted values (fixed plus random effects plus
+#'   offset). With `na.action = na.exclude`, fitted values and residuals
+#'   have `NA` in the rows dropped for missing values.
 #' * `residuals()` response residuals; `type = "pearson"` multiplies by the
 #'   square root of the prior weights; `scaled = TRUE` divides by sigma.
 #' * `model.frame()`, `model.matrix()` (fixed effects), `terms()` (fixed part),
@@ -108,7 +110,9 @@ ngrps.mlmfit <- function(object, ...) {
 
 #' @rdname lmm-accessors
 #' @export
-fitted.mlmfit <- function(object, ...) object$fitted
+fitted.mlmfit <- function(object, ...) {
+  stats::naresid(attr(object$frame, "na.action"), stats::setNames(object$fitted, rownames(object$frame)))
+}
 
 #' @rdname lmm-accessors
 #' @export
@@ -117,7 +121,7 @@ residuals.lmm <- function(object, type = c("response", "pearson", "working", "de
   r <- object$y - object$fitted
   if (type %in% c("pearson", "deviance") && !is.null(object$prior_weights)) r <- r * sqrt(object$prior_weights)
   if (scaled) r <- r / object$sigma
-  stats::setNames(as.vector(r), rownames(object$frame))
+  stats::naresid(attr(object$frame, "na.action"), stats::setNames(as.vector(r), rownames(object$frame)))
 }
 
 #' @rdname lmm-accessors

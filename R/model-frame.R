@@ -37,6 +37,9 @@ check_finite_columns <- function(mf) {
   for (nm in names(mf)) {
     v <- mf[[nm]]
     if (!is.numeric(v)) next
+    # sum() is finite exactly when no value is infinite or NaN (unless it
+    # overflows, which the exact check below then settles): no allocation.
+    if (is.finite(sum(v))) next
     bad <- which(!is.finite(v))
     if (length(bad) > 0L) {
       if (is.matrix(v)) bad <- unique((bad - 1L) %% nrow(v) + 1L)
@@ -66,6 +69,32 @@ aliased_columns <- function(X) {
   sort(qx$pivot[(qx$rank + 1L):p])
 }
 
+# Missing values: the frame is built with na.pass and rows are dropped here
+# only when some are incomplete (na.omit would copy every column even when
+# nothing is missing). na.omit and na.exclude drop the rows and record them
+# as the "na.action" attribute; na.fail refuses; any other function is
+# applied to the frame.
+apply_na_action <- function(mf, na.action) {
+  if (is.character(na.action)) na.action <- get(na.action, mode = "function")
+  has_na <- vapply(mf, anyNA, logical(1), recursive = TRUE)
+  if (!any(has_na)) return(mf)
+  if (identical(na.action, stats::na.fail)) {
+    mlm_abort(c("{cli::qty(sum(has_na))}Variable{?s} {.var {names(mf)[has_na]}} {?has/have} missing values and {.arg na.action} is {.fn na.fail}.",
+                i = "Remove those rows, or use {.code na.action = na.omit}."),
+              "mlmfit_error_missing", variables = names(mf)[has_na])
+  }
+  if (identical(na.action, stats::na.omit) || identical(na.action, stats::na.exclude)) {
+    incomplete <- Reduce(`|`, lapply(mf[has_na], function(v) if (is.matrix(v)) rowSums(is.na(v)) > 0 else is.na(v)))
+    omit <- which(incomplete)
+    names(omit) <- rownames(mf)[omit]
+    class(omit) <- if (identical(na.action, stats::na.exclude)) "exclude" else "omit"
+    out <- mf[!incomplete, , drop = FALSE]
+    attr(out, "na.action") <- omit
+    return(out)
+  }
+  na.action(mf)
+}
+
 # Build the model frame with the caller's data, subset, weights, offset and
 # na.action, then the checked ingredients of the fixed part.
 lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("numeric", "any")) {
@@ -83,7 +112,7 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   mf_call[[1L]] <- quote(stats::model.frame)
   mf_call$formula <- parsed$frame
   mf_call$data <- data
-  mf_call$na.action <- na.action
+  mf_call$na.action <- quote(stats::na.pass)
   mf_call$drop.unused.levels <- TRUE
   mf <- tryCatch(eval(mf_call, caller_env), error = function(e) {
     msg <- conditionMessage(e)
@@ -96,6 +125,7 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
     }
     mlm_abort(c("The model frame could not be built.", x = msg, i = hint), "mlmfit_error_frame")
   })
+  mf <- apply_na_action(mf, na.action)
   if (nrow(mf) == 0L) {
     mlm_abort(c("No observations remain after {.arg subset} and the removal of rows with missing values.",
                 i = "Check which variables are missing with {.code colSums(is.na(data))}."),
@@ -103,7 +133,8 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   }
   check_finite_columns(mf)
 
-  y <- stats::model.response(mf)
+  # The response column itself (model.response() would copy it to name it).
+  y <- mf[[1L]]
   if (response == "numeric") {
     yname <- deparse1(parsed$response)
     if (is.factor(y) || is.character(y) || is.logical(y)) {
@@ -116,8 +147,7 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
                   i = "{.fn lmm} models one response at a time."),
                 "mlmfit_error_response", variable = yname)
     }
-    if (!is.double(y)) y <- as.double(y)
-    attributes(y) <- NULL
+    if (!is.double(y) || !is.null(attributes(y))) y <- as.double(y)
   }
 
   weights <- stats::model.weights(mf)

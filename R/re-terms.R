@@ -19,15 +19,35 @@ grouping_factor <- function(expr, label, mf, env) {
                 "mlmfit_error_formula")
     })
   }
-  if (is.factor(g)) {
-    if (any(tabulate(g, nlevels(g)) == 0L)) g <- droplevels(g)
-  } else {
-    g <- factor(g)
-  }
+  g <- as_grouping_factor(g)
   if (length(g) != nrow(mf)) {
     mlm_abort("The grouping factor {.code {label}} must have one value per observation.", "mlmfit_error_formula")
   }
   g
+}
+
+# A factor with only the levels that occur. Integer-valued codes (the usual
+# school or subject identifiers) are tabulated rather than hashed or turned
+# into strings, which keeps memory low for millions of rows.
+as_grouping_factor <- function(g) {
+  if (is.factor(g)) {
+    if (any(tabulate(g, nlevels(g)) == 0L)) g <- droplevels(g)
+    return(g)
+  }
+  if (is.numeric(g) && length(g) > 0L) {
+    lo <- min(g)
+    hi <- max(g)
+    if (lo >= 1 && hi <= max(1e6, 4 * length(g)) && (is.integer(g) || all(g == trunc(g)))) {
+      counts <- tabulate(g, hi)
+      used <- which(counts > 0L)
+      map <- integer(hi)
+      map[used] <- seq_along(used)
+      return(structure(map[g], levels = as.character(used), class = "factor"))
+    }
+    u <- sort(unique(g))
+    return(structure(match(g, u), levels = as.character(u), class = "factor"))
+  }
+  factor(g)
 }
 
 is_interaction_of_names <- function(expr, available) {

@@ -173,7 +173,11 @@ List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset
   mlm::LmmResult res = mlm::fit_lmm(xp, templates_from(blocks), Rcpp::as<Eigen::VectorXd>(theta0),
                                     Rcpp::as<Eigen::VectorXd>(lower), opt);
   List out = result_to_r(res);
-  if (std::isfinite(res.at.deviance)) out["fitted"] = Rcpp::wrap(mlm::linear_predictor(d, res.at.beta, res.at.b));
+  if (std::isfinite(res.at.deviance)) {
+    NumericVector fitted(d.n);
+    mlm::linear_predictor(d, res.at.beta, res.at.b, fitted.begin());
+    out["fitted"] = fitted;
+  }
   out["xp"] = cross_products_to_r(xp);
   return out;
 }
@@ -227,5 +231,7 @@ NumericVector linear_predictor_cpp(const Rcpp::NumericMatrix& X, SEXP offset, co
   mlm::ModelData d = model_data_from(X, R_NilValue, R_NilValue, offset, -1, blocks);
   std::vector<Eigen::MatrixXd> bm;
   for (R_xlen_t f = 0; f < b.size(); ++f) bm.push_back(Rcpp::as<Eigen::MatrixXd>(b[f]));
-  return Rcpp::wrap(mlm::linear_predictor(d, Rcpp::as<Eigen::VectorXd>(beta), bm));
+  NumericVector eta(d.n);
+  mlm::linear_predictor(d, Rcpp::as<Eigen::VectorXd>(beta), bm, eta.begin());
+  return eta;
 }

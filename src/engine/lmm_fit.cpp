@@ -214,10 +214,9 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   return res;
 }
 
-Eigen::VectorXd linear_predictor(const ModelData& d, const Eigen::VectorXd& beta,
-                                 const std::vector<Eigen::MatrixXd>& b) {
+void linear_predictor(const ModelData& d, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& b,
+                      double* eta) {
   const Index n = d.n;
-  Eigen::VectorXd eta(n);
   for (Index i = 0; i < n; ++i) eta[i] = d.offset ? d.offset[i] : 0.0;
   for (int c = 0; c < d.p; ++c) {
     const double* x = d.X + static_cast<Index>(c) * n;
@@ -234,7 +233,6 @@ Eigen::VectorXd linear_predictor(const ModelData& d, const Eigen::VectorXd& beta
       }
     }
   }
-  return eta;
 }
 
 }  // namespace mlm

@@ -70,8 +70,9 @@ LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplat
 LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
                   const Eigen::VectorXd& lower, const LmmOptions& options);
 
-// offset + X beta + Z b, one pass over the data (beta in the original parametrisation).
-Eigen::VectorXd linear_predictor(const ModelData& data, const Eigen::VectorXd& beta,
-                                 const std::vector<Eigen::MatrixXd>& b);
+// eta := offset + X beta + Z b, one pass over the data (beta in the original
+// parametrisation); eta has room for data.n values.
+void linear_predictor(const ModelData& data, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& b,
+                      double* eta);
 
 }  // namespace mlm

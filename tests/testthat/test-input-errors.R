@@ -47,3 +47,25 @@ test_that("data that is not a data frame is converted or refused", {
   f <- lmm(math ~ homework + (1 | schid), as.list(nels))
   expect_equal(nobs(f), 519L)
 })
+
+test_that("na.exclude pads fitted values and residuals, na.fail refuses", {
+  nels$homework[c(2, 5)] <- NA
+  f <- lmm(math ~ homework + (1 | schid), nels, na.action = na.exclude)
+  expect_equal(nobs(f), 517L)
+  expect_length(fitted(f), 519L)
+  expect_true(all(is.na(residuals(f)[c(2, 5)])))
+  expect_equal(sum(is.na(fitted(f))), 2L)
+  expect_error(lmm(math ~ homework + (1 | schid), nels, na.action = na.fail), class = "mlmfit_error_missing")
+  skip_if_not_installed("lme4")
+  g <- lme4::lmer(math ~ homework + (1 | schid), nels, na.action = na.exclude)
+  expect_equal(unname(fitted(f)), unname(fitted(g)), tolerance = 1e-6)
+})
+
+test_that("integer, double and character grouping codes give the same factor levels as factor()", {
+  g <- c(10L, 3L, 3L, 7L, 10L)
+  expect_identical(levels(mlmfit:::as_grouping_factor(g)), levels(factor(g)))
+  expect_identical(as.integer(mlmfit:::as_grouping_factor(g)), as.integer(factor(g)))
+  gd <- c(2.5, 1, 2.5, -3)
+  expect_identical(levels(mlmfit:::as_grouping_factor(gd)), levels(factor(gd)))
+  expect_identical(as.integer(mlmfit:::as_grouping_factor(gd)), as.integer(factor(gd)))
+})
