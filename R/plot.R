@@ -139,7 +139,7 @@ plot.ranef.mlmfit <- function(x, level = 0.95, ...) {
                                    na.rm = TRUE)
   }
   p + ggplot2::geom_point(colour = "steelblue4") +
-    ggplot2::scale_y_discrete(labels = labels) +
+    ggplot2::scale_y_discrete(labels = labels, guide = ggplot2::guide_axis(check.overlap = TRUE)) +
     ggplot2::facet_wrap(~panel, scales = "free") +
     ggplot2::labs(x = "conditional mode", y = NULL)
 }

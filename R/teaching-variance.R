@@ -201,7 +201,8 @@ r2 <- function(fit, null = NULL, group_size = NULL) {
 }
 
 # The empty model with a random intercept for each grouping factor of fit,
-# on the same rows, weights and offset.
+# on the same rows, weights and offset (columns .w and .o of its data).
+utils::globalVariables(c(".w", ".o"))
 fit_empty_model <- function(fit) {
   blocks <- fit$re$blocks
   d <- data.frame(.y = fit$y)

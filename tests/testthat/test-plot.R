@@ -121,3 +121,20 @@ test_that("drawing without ggplot2 is a classed error", {
   expect_error(plot(ranef(fit)), class = "mlmfit_error_missing_package")
   expect_error(plot_pooling(fit), class = "mlmfit_error_missing_package")
 })
+
+test_that("pictures of a three-level model have a panel per grouping factor", {
+  skip_if_not_installed("ggplot2")
+  jsp <- mlmfit_data("jsp")
+  fit <- lmm(math ~ raven + (1 | school) + (1 | school:class), jsp, subset = year == 2)
+  re <- ranef(fit)
+  p <- plot(re)
+  b <- ggplot2::ggplot_build(p)
+  expect_equal(nlevels(p$data$panel), 2L)
+  pts <- b$data[[3L]]
+  expect_equal(nrow(pts), nrow(re$school) + nrow(re$`school:class`))
+  cls <- as.data.frame(re)
+  cls <- cls[cls$grpvar == "school:class", ]
+  expect_equal(sort(pts$x[pts$PANEL == 1L]), sort(cls$condval))
+  d <- ggplot2::ggplot_build(plot(fit))
+  expect_equal(length(unique(d$data[[2L]]$PANEL)), 4L)
+})
