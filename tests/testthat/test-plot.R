@@ -1,6 +1,6 @@
 test_that("plot() of a fit draws residuals against fitted values and QQ plots", {
   skip_if_not_installed("ggplot2")
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   fit <- lmm(math ~ homework + (homework | schid), nels88)
   p <- plot(fit)
   expect_s3_class(p, "ggplot")
@@ -32,7 +32,7 @@ test_that("plot() of a fit draws residuals against fitted values and QQ plots", 
 test_that("plot(ranef()) draws conditional modes with intervals from lme4's conditional variances", {
   skip_if_not_installed("ggplot2")
   skip_if_not_installed("lme4")
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   f <- math ~ homework + (homework | schid)
   fit <- lmm(f, nels88)
   ref <- as.data.frame(lme4::ranef(lme4::lmer(f, nels88), condVar = TRUE))
@@ -57,7 +57,7 @@ test_that("plot(ranef()) draws conditional modes with intervals from lme4's cond
 test_that("plot_pooling() draws no, complete and partial pooling lines", {
   skip_if_not_installed("ggplot2")
   skip_if_not_installed("lme4")
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   f <- math ~ homework + (homework | schid)
   fit <- lmm(f, nels88)
   p <- plot_pooling(fit, groups = c(24725, 62821, 7472))
@@ -89,7 +89,7 @@ test_that("plot_pooling() draws no, complete and partial pooling lines", {
   expect_true(names(sizes)[which.max(sizes)] %in% shown)
   expect_true(names(sizes)[which.min(sizes)] %in% shown)
   # random intercept only: partial pooling lines are parallel
-  two <- mlmfit_data("twoclassrooms")
+  two <- teaching_dataset("twoclassrooms")
   ri <- plot_pooling(lmm(posttest ~ pretest.c + (1 | classroom), two))
   slopes <- ri$layers[[2L]]$data
   expect_equal(length(unique(round(slopes$slope[slopes$approach == "partial pooling"], 10))), 1L)
@@ -97,7 +97,7 @@ test_that("plot_pooling() draws no, complete and partial pooling lines", {
 
 test_that("plot_pooling() refuses models it cannot draw", {
   skip_if_not_installed("ggplot2")
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   expect_error(plot_pooling(lmm(math ~ homework + ses + (1 | schid), nels88)), class = "mlmfit_error_argument")
   expect_error(plot_pooling(lmm(math ~ homework + (1 | schid) + (1 | region), nels88)),
                class = "mlmfit_error_argument")
@@ -115,7 +115,7 @@ test_that("drawing without ggplot2 is a classed error", {
     assign("has_ggplot2", original, envir = ns)
     lockBinding("has_ggplot2", ns)
   }, add = TRUE)
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   fit <- lmm(math ~ homework + (1 | schid), nels88)
   expect_error(plot(fit), class = "mlmfit_error_missing_package")
   expect_error(plot(ranef(fit)), class = "mlmfit_error_missing_package")
@@ -124,7 +124,7 @@ test_that("drawing without ggplot2 is a classed error", {
 
 test_that("pictures of a three-level model have a panel per grouping factor", {
   skip_if_not_installed("ggplot2")
-  jsp <- mlmfit_data("jsp")
+  jsp <- teaching_dataset("jsp")
   fit <- lmm(math ~ raven + (1 | school) + (1 | school:class), jsp, subset = year == 2)
   re <- ranef(fit)
   p <- plot(re)

@@ -42,7 +42,7 @@ test_that("compare_approaches() matches lm, per-group fits and lme4 on the Londo
 })
 
 test_that("compare_approaches() drops groups whose slope cannot be estimated", {
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   drop <- which(nels88$schid == 6467)[-(1:2)]
   small <- nels88[-drop, ]
   expect_equal(sum(small$schid == 6467), 2L)
@@ -57,7 +57,7 @@ test_that("compare_approaches() drops groups whose slope cannot be estimated", {
 })
 
 test_that("compare_approaches() refuses bad input with classed errors", {
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   expect_error(compare_approaches(math ~ homework, nels88, group = "school"), class = "mlmfit_error_variable")
   expect_equal(compare_approaches(math ~ homework, nels88, group = schid),
                compare_approaches(math ~ homework, nels88, group = "schid"))
@@ -69,7 +69,7 @@ test_that("compare_approaches() refuses bad input with classed errors", {
 
 test_that("compare_fits() tabulates the numbers lme4 reports", {
   skip_if_not_installed("lme4")
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   f <- math ~ homework + (homework | schid)
   fit <- lmm(f, nels88)
   ref <- lme4::lmer(f, nels88)

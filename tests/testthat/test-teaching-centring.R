@@ -1,12 +1,12 @@
 test_that("group_mean() and center_within() reproduce Hsb82's meanses and cses", {
   skip_if_not_installed("mlmRev")
-  hsb <- hsb82_data()
+  hsb <- teaching_hsb82()
   expect_equal(group_mean(hsb$ses, hsb$school), hsb$meanses, tolerance = 1e-12)
   expect_equal(center_within(hsb$ses, hsb$school), hsb$cses, tolerance = 1e-12)
 })
 
 test_that("group_mean() matches nels88's meanses and handles missing values by hand", {
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   expect_equal(group_mean(nels88$ses, nels88$schid), nels88$meanses, tolerance = 1e-6)
   x <- c(1, 2, NA, 10, 20, NA)
   g <- c("a", "a", "a", "b", "b", "c")

@@ -2,7 +2,7 @@
 # package's datasets (sources in ../shared/data/PROVENANCE.md).
 
 test_that("Hox popular2: extraversion with a random slope (HLM7 output)", {
-  popular <- mlmfit_data("popular")
+  popular <- teaching_dataset("popular")
   expect_equal(dim(popular), c(2000L, 15L))
   fit <- lmm(popular ~ extrav + sex + texp + (extrav | class), popular, REML = FALSE)
   # HLM7: 0.738568, 0.452641, 1.252470, 0.090813. The intercept lies on a flat
@@ -23,7 +23,7 @@ test_that("Hox popular2: extraversion with a random slope (HLM7 output)", {
 })
 
 test_that("Hox nurses: the three-level model with a cross-level interaction (HLM7 output)", {
-  nurses <- mlmfit_data("nurses")
+  nurses <- teaching_dataset("nurses")
   expect_equal(dim(nurses), c(1000L, 20L))
   # HLM centres expcon at its mean over wards and hospsize at its mean over hospitals
   nurses$ec <- nurses$expcon - 0.5
@@ -47,7 +47,7 @@ test_that("Hox nurses: the three-level model with a cross-level interaction (HLM
 })
 
 test_that("JSP: 3236 records, and the three-level model of the last year", {
-  jsp <- mlmfit_data("jsp")
+  jsp <- teaching_dataset("jsp")
   expect_equal(nrow(jsp), 3236L)
   expect_equal(length(unique(jsp$id)), 1192L)
   expect_equal(as.vector(table(jsp$year)), c(1154L, 1129L, 953L))
@@ -62,7 +62,7 @@ test_that("JSP: 3236 records, and the three-level model of the last year", {
 })
 
 test_that("Two classrooms: the lesson's pattern holds in the simulated data", {
-  two <- mlmfit_data("twoclassrooms")
+  two <- teaching_dataset("twoclassrooms")
   expect_equal(dim(two), c(60L, 4L))
   expect_equal(two$pretest.c, two$pretest - mean(two$pretest))
   one <- coef(lm(posttest ~ pretest.c, two, subset = classroom == "class1"))
@@ -82,7 +82,7 @@ test_that("Two classrooms: the lesson's pattern holds in the simulated data", {
 
 test_that("High School and Beyond: the lesson's figures", {
   skip_if_not_installed("mlmRev")
-  hsb <- hsb82_data()
+  hsb <- teaching_hsb82()
   # a random slope for cses: 12.65 (0.24), 2.19 (0.13); SDs 2.95, 0.83,
   # correlation 0.02, residual 6.06; AIC 46726.2, deviance 46711.0
   slope <- lmm(mAch ~ cses + (cses | school), hsb)

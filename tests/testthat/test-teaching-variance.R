@@ -2,7 +2,7 @@ test_that("icc() of the HSB empty model is 0.18 and agrees with lme4 and perform
   skip_if_not_installed("mlmRev")
   skip_if_not_installed("lme4")
   skip_if_not_installed("performance")
-  hsb <- hsb82_data()
+  hsb <- teaching_hsb82()
   fit <- lmm(mAch ~ 1 + (1 | school), hsb)
   ref <- lme4::lmer(mAch ~ 1 + (1 | school), hsb)
   vc <- as.data.frame(lme4::VarCorr(ref))
@@ -20,7 +20,7 @@ test_that("icc() of the HSB empty model is 0.18 and agrees with lme4 and perform
 test_that("icc() gives one row per level of a three-level model (JSP, nurses)", {
   skip_if_not_installed("lme4")
   skip_if_not_installed("performance")
-  jsp <- mlmfit_data("jsp")
+  jsp <- teaching_dataset("jsp")
   fit <- lmm(math ~ 1 + (1 | school) + (1 | school:class), jsp, subset = year == 2)
   ref <- lme4::lmer(math ~ 1 + (1 | school) + (1 | school:class), jsp, subset = year == 2)
   out <- icc(fit)
@@ -33,7 +33,7 @@ test_that("icc() gives one row per level of a three-level model (JSP, nurses)", 
   expect_equal(out$correlation[out$group == "school"], vc$vcov[2] / total, tolerance = 1e-3)
 
   # Hox's empty nurses model (ML): variances 0.489 (ward), 0.162 (hospital), 0.301
-  nurses <- mlmfit_data("nurses")
+  nurses <- teaching_dataset("nurses")
   nf <- icc(lmm(stress ~ 1 + (1 | hospital) + (1 | hospital:ward), nurses, REML = FALSE))
   expect_equal(round(nf$variance[nf$group == "hospital:ward"], 3), 0.489)
   expect_equal(round(nf$variance[nf$group == "hospital"], 3), 0.162)
@@ -45,7 +45,7 @@ test_that("icc() with random slopes is performance's adjusted ICC", {
   skip_if_not_installed("mlmRev")
   skip_if_not_installed("lme4")
   skip_if_not_installed("performance")
-  hsb <- hsb82_data()
+  hsb <- teaching_hsb82()
   f <- mAch ~ meanses * cses + sector * cses + (cses | school)
   fit <- lmm(f, hsb)
   ref <- lme4::lmer(f, hsb)
@@ -61,7 +61,7 @@ test_that("icc() with random slopes is performance's adjusted ICC", {
 test_that("r2() agrees with performance::r2_nakagawa()", {
   skip_if_not_installed("lme4")
   skip_if_not_installed("performance")
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   f <- math ~ homework + ses + meanses + (1 | schid)
   ref <- performance::r2_nakagawa(lme4::lmer(f, nels88))
   out <- r2(lmm(f, nels88))
@@ -69,7 +69,7 @@ test_that("r2() agrees with performance::r2_nakagawa()", {
   expect_equal(out[["marginal"]], unname(ref$R2_marginal), tolerance = 1e-3)
   expect_equal(out[["conditional"]], unname(ref$R2_conditional), tolerance = 1e-3)
 
-  jsp <- mlmfit_data("jsp")
+  jsp <- teaching_dataset("jsp")
   f3 <- math ~ raven + gender + (1 | school) + (1 | school:class)
   ref3 <- performance::r2_nakagawa(lme4::lmer(f3, jsp, subset = year == 2))
   out3 <- r2(lmm(f3, jsp, subset = year == 2))
@@ -83,7 +83,7 @@ test_that("r2() with random slopes agrees with performance and leaves Snijders-B
   skip_if_not_installed("mlmRev")
   skip_if_not_installed("lme4")
   skip_if_not_installed("performance")
-  hsb <- hsb82_data()
+  hsb <- teaching_hsb82()
   f <- mAch ~ meanses * cses + sector * cses + (cses | school)
   ref <- performance::r2_nakagawa(lme4::lmer(f, hsb))
   out <- r2(lmm(f, hsb))
@@ -95,7 +95,7 @@ test_that("r2() with random slopes agrees with performance and leaves Snijders-B
 
 test_that("r2() gives the Snijders-Bosker R2 computed by hand from lme4 fits", {
   skip_if_not_installed("lme4")
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   f <- math ~ homework + meanses + (1 | schid)
   full <- lme4::lmer(f, nels88)
   empty <- lme4::lmer(math ~ 1 + (1 | schid), nels88)
@@ -122,7 +122,7 @@ test_that("r2() gives the Snijders-Bosker R2 computed by hand from lme4 fits", {
 test_that("pve() reproduces the HSB lesson: meanses explains .69 of the school variance", {
   skip_if_not_installed("mlmRev")
   skip_if_not_installed("lme4")
-  hsb <- hsb82_data()
+  hsb <- teaching_hsb82()
   fit0 <- lmm(mAch ~ 1 + (1 | school), hsb)
   fit1 <- lmm(mAch ~ meanses + (1 | school), hsb)
   out <- pve(fit0, fit1)
@@ -136,7 +136,7 @@ test_that("pve() reproduces the HSB lesson: meanses explains .69 of the school v
 })
 
 test_that("pve() refuses fits to different data or without shared components", {
-  nels88 <- mlmfit_data("nels88")
+  nels88 <- teaching_dataset("nels88")
   fit0 <- lmm(math ~ 1 + (1 | schid), nels88)
   expect_error(pve(fit0, lmm(math ~ homework + (1 | schid), nels88, subset = schid != 7472)),
                class = "mlmfit_error_argument")
