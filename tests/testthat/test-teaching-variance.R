@@ -1,0 +1,145 @@
+test_that("icc() of the HSB empty model is 0.18 and agrees with lme4 and performance", {
+  skip_if_not_installed("mlmRev")
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("performance")
+  hsb <- teaching_hsb82()
+  fit <- lmm(mAch ~ 1 + (1 | school), hsb)
+  ref <- lme4::lmer(mAch ~ 1 + (1 | school), hsb)
+  vc <- as.data.frame(lme4::VarCorr(ref))
+  out <- icc(fit)
+  expect_s3_class(out, "mlmfit_icc")
+  expect_equal(out$group, "school")
+  expect_equal(out$variance, vc$vcov[1], tolerance = 2e-3)
+  expect_equal(out$icc, vc$vcov[1] / sum(vc$vcov), tolerance = 1e-3)
+  expect_equal(out$icc, performance::icc(ref)$ICC_adjusted, tolerance = 1e-3)
+  expect_equal(round(out$icc, 2), 0.18)
+  expect_equal(out$correlation, out$icc)
+  expect_output(print(out), "school")
+})
+
+test_that("icc() gives one row per level of a three-level model (JSP, nurses)", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("performance")
+  jsp <- teaching_dataset("jsp")
+  fit <- lmm(math ~ 1 + (1 | school) + (1 | school:class), jsp, subset = year == 2)
+  ref <- lme4::lmer(math ~ 1 + (1 | school) + (1 | school:class), jsp, subset = year == 2)
+  out <- icc(fit)
+  by_group <- performance::icc(ref, by_group = TRUE)
+  expect_equal(out$icc[match(by_group$Group, out$group)], by_group$ICC, tolerance = 1e-3)
+  # pupils in one class share the class and the school: correlation by hand
+  vc <- as.data.frame(lme4::VarCorr(ref))
+  total <- sum(vc$vcov)
+  expect_equal(out$correlation[out$group == "school:class"], (vc$vcov[1] + vc$vcov[2]) / total, tolerance = 1e-3)
+  expect_equal(out$correlation[out$group == "school"], vc$vcov[2] / total, tolerance = 1e-3)
+
+  # Hox's empty nurses model (ML): variances 0.489 (ward), 0.162 (hospital), 0.301
+  nurses <- teaching_dataset("nurses")
+  nf <- icc(lmm(stress ~ 1 + (1 | hospital) + (1 | hospital:ward), nurses, REML = FALSE))
+  expect_equal(round(nf$variance[nf$group == "hospital:ward"], 3), 0.489)
+  expect_equal(round(nf$variance[nf$group == "hospital"], 3), 0.162)
+  expect_equal(round(attr(nf, "residual_variance"), 3), 0.301)
+  expect_equal(nf$icc[nf$group == "hospital"], 0.162137 / (0.4888208 + 0.162137 + 0.3012569), tolerance = 1e-3)
+})
+
+test_that("icc() with random slopes is performance's adjusted ICC", {
+  skip_if_not_installed("mlmRev")
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("performance")
+  hsb <- teaching_hsb82()
+  f <- mAch ~ meanses * cses + sector * cses + (cses | school)
+  fit <- lmm(f, hsb)
+  ref <- lme4::lmer(f, hsb)
+  out <- icc(fit)
+  expect_true(attr(out, "random_slopes"))
+  expect_equal(out$icc, performance::icc(ref)$ICC_adjusted, tolerance = 2e-3)
+  # the averaged variance by hand: mean over pupils of z' Sigma z
+  S <- as.matrix(lme4::VarCorr(ref)$school)
+  Z <- cbind(1, hsb$cses)
+  expect_equal(out$variance, mean(rowSums((Z %*% S) * Z)), tolerance = 2e-3)
+})
+
+test_that("r2() agrees with performance::r2_nakagawa()", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("performance")
+  nels88 <- teaching_dataset("nels88")
+  f <- math ~ homework + ses + meanses + (1 | schid)
+  ref <- performance::r2_nakagawa(lme4::lmer(f, nels88))
+  out <- r2(lmm(f, nels88))
+  expect_s3_class(out, "mlmfit_r2")
+  expect_equal(out[["marginal"]], unname(ref$R2_marginal), tolerance = 1e-3)
+  expect_equal(out[["conditional"]], unname(ref$R2_conditional), tolerance = 1e-3)
+
+  jsp <- teaching_dataset("jsp")
+  f3 <- math ~ raven + gender + (1 | school) + (1 | school:class)
+  ref3 <- performance::r2_nakagawa(lme4::lmer(f3, jsp, subset = year == 2))
+  out3 <- r2(lmm(f3, jsp, subset = year == 2))
+  expect_equal(out3[["marginal"]], unname(ref3$R2_marginal), tolerance = 1e-3)
+  expect_equal(out3[["conditional"]], unname(ref3$R2_conditional), tolerance = 1e-3)
+  expect_true(is.na(out3[["level2"]]))
+  expect_false(is.na(out3[["level1"]]))
+})
+
+test_that("r2() with random slopes agrees with performance and leaves Snijders-Bosker out", {
+  skip_if_not_installed("mlmRev")
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("performance")
+  hsb <- teaching_hsb82()
+  f <- mAch ~ meanses * cses + sector * cses + (cses | school)
+  ref <- performance::r2_nakagawa(lme4::lmer(f, hsb))
+  out <- r2(lmm(f, hsb))
+  expect_equal(out[["marginal"]], unname(ref$R2_marginal), tolerance = 2e-3)
+  expect_equal(out[["conditional"]], unname(ref$R2_conditional), tolerance = 2e-3)
+  expect_true(all(is.na(out[c("level1", "level2")])))
+  expect_output(print(out), "random-intercept")
+})
+
+test_that("r2() gives the Snijders-Bosker R2 computed by hand from lme4 fits", {
+  skip_if_not_installed("lme4")
+  nels88 <- teaching_dataset("nels88")
+  f <- math ~ homework + meanses + (1 | schid)
+  full <- lme4::lmer(f, nels88)
+  empty <- lme4::lmer(math ~ 1 + (1 | schid), nels88)
+  v1 <- as.data.frame(lme4::VarCorr(full))$vcov
+  v0 <- as.data.frame(lme4::VarCorr(empty))$vcov
+  n <- 1 / mean(1 / table(nels88$schid))
+  fit <- lmm(f, nels88)
+  out <- r2(fit)
+  expect_equal(out[["level1"]], 1 - sum(v1) / sum(v0), tolerance = 1e-3)
+  expect_equal(out[["level2"]], 1 - (v1[2] / n + v1[1]) / (v0[2] / n + v0[1]), tolerance = 1e-3)
+  expect_equal(attr(out, "group_size"), n)
+  # a given empty model and a given group size
+  null <- lmm(math ~ 1 + (1 | schid), nels88)
+  expect_equal(unclass(r2(fit, null = null)), unclass(out), tolerance = 1e-6)
+  out20 <- r2(fit, null = null, group_size = 20)
+  expect_equal(out20[["level2"]], 1 - (v1[2] / 20 + v1[1]) / (v0[2] / 20 + v0[1]), tolerance = 1e-3)
+  expect_output(print(out), "Snijders & Bosker")
+  expect_error(r2(fit, null = lmm(math ~ 1 + (1 | schid), nels88, subset = schid != 7472)),
+               class = "mlmfit_error_argument")
+  expect_error(r2(fit, group_size = -1), class = "mlmfit_error_argument")
+  expect_error(r2(lm(math ~ homework, nels88)), class = "mlmfit_error_argument")
+})
+
+test_that("pve() reproduces the HSB lesson: meanses explains .69 of the school variance", {
+  skip_if_not_installed("mlmRev")
+  skip_if_not_installed("lme4")
+  hsb <- teaching_hsb82()
+  fit0 <- lmm(mAch ~ 1 + (1 | school), hsb)
+  fit1 <- lmm(mAch ~ meanses + (1 | school), hsb)
+  out <- pve(fit0, fit1)
+  expect_equal(out$group, c("school", "Residual"))
+  expect_equal(round(out$variance0, 2), c(8.61, 39.15))
+  expect_equal(round(out$variance1[1], 2), 2.64)
+  expect_equal(round(out$pve[1], 2), 0.69)
+  v0 <- as.data.frame(lme4::VarCorr(lme4::lmer(mAch ~ 1 + (1 | school), hsb)))$vcov
+  v1 <- as.data.frame(lme4::VarCorr(lme4::lmer(mAch ~ meanses + (1 | school), hsb)))$vcov
+  expect_equal(out$pve, (v0 - v1) / v0, tolerance = 1e-3)
+})
+
+test_that("pve() refuses fits to different data or without shared components", {
+  nels88 <- teaching_dataset("nels88")
+  fit0 <- lmm(math ~ 1 + (1 | schid), nels88)
+  expect_error(pve(fit0, lmm(math ~ homework + (1 | schid), nels88, subset = schid != 7472)),
+               class = "mlmfit_error_argument")
+  nels88$pair <- nels88$stuid %% 10
+  expect_error(pve(fit0, lmm(math ~ homework + (1 | pair), nels88)), class = "mlmfit_error_argument")
+})
