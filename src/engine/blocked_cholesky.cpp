@@ -1,6 +1,7 @@
 #include "blocked_cholesky.h"
 
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 
 #include "small_dense.h"
@@ -33,50 +34,46 @@ void BlockedCholesky::fill_templates(const Eigen::VectorXd& theta) {
   }
 }
 
-// The pattern of S: diagonal blocks, blocks between secondary factors that
-// share observations, and the fill L_R1 L_R1' from levels that share a
-// primary level. Positions are found once; evaluations scatter into them.
+// The pattern of S block by block, in a fixed order: the diagonal block of
+// each secondary level, the blocks between secondary factors that share
+// observations, and the fill L_R1 L_R1' from levels that share a primary
+// level. f(row0, qr, col0, qc, diagonal) receives coordinates and sizes.
+template <class F>
+void BlockedCholesky::for_each_schur_block(F&& f) const {
+  const CrossProducts& xp = xp_;
+  for (Index s = 0; s < xp.n_sec; ++s) f(xp.sec_start[s], xp.q_of(s), xp.sec_start[s], xp.q_of(s), true);
+  for (std::size_t e = 0; e < xp.rr_row.size(); ++e)
+    f(xp.sec_start[xp.rr_row[e]], xp.q_of(xp.rr_row[e]), xp.sec_start[xp.rr_col[e]], xp.q_of(xp.rr_col[e]), false);
+  for (Index j = 0; j < xp.k1; ++j)
+    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a)
+      for (Index b = xp.r1_ptr[j]; b < a; ++b) {
+        const Index ra = xp.r1_row[a], rb = xp.r1_row[b];
+        f(xp.sec_start[ra], xp.q_of(ra), xp.sec_start[rb], xp.q_of(rb), false);
+      }
+}
+
+// The pattern is analysed once. A dense S needs no stored positions
+// (column * m + row); a sparse one keeps the position of every scattered
+// entry: diagonal blocks by level, the others in the order
+// assemble_schur_with() visits them.
 void BlockedCholesky::set_up_secondary() {
   const CrossProducts& xp = xp_;
-  std::vector<Index> rows, cols;
-  auto add_block = [&](Index r0, int qr, Index c0, int qc, bool diag) {
-    for (int b = 0; b < qc; ++b)
-      for (int a = 0; a < qr; ++a) {
-        if (diag && a < b) continue;
-        rows.push_back(r0 + a);
-        cols.push_back(c0 + b);
-      }
-  };
-  for (Index s = 0; s < xp.n_sec; ++s) add_block(xp.sec_start[s], xp.q_of(s), xp.sec_start[s], xp.q_of(s), true);
-  for (std::size_t e = 0; e < xp.rr_row.size(); ++e)
-    add_block(xp.sec_start[xp.rr_row[e]], xp.q_of(xp.rr_row[e]), xp.sec_start[xp.rr_col[e]],
-              xp.q_of(xp.rr_col[e]), false);
-  for (Index j = 0; j < xp.k1; ++j)
-    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a)
-      for (Index b = xp.r1_ptr[j]; b < a; ++b) {
-        const Index ra = xp.r1_row[a], rb = xp.r1_row[b];
-        add_block(xp.sec_start[ra], xp.q_of(ra), xp.sec_start[rb], xp.q_of(rb), false);
-      }
-  sec_.set_pattern(xp.m, rows, cols);
-
-  auto positions = [&](Index r0, int qr, Index c0, int qc, bool diag, std::vector<Index>& out) {
-    for (int b = 0; b < qc; ++b)
-      for (int a = 0; a < qr; ++a) out.push_back(diag && a < b ? -1 : sec_.position(r0 + a, c0 + b));
-  };
-  diag_pos_off_.resize(xp.n_sec);
-  for (Index s = 0; s < xp.n_sec; ++s) {
-    diag_pos_off_[s] = static_cast<Index>(diag_pos_.size());
-    positions(xp.sec_start[s], xp.q_of(s), xp.sec_start[s], xp.q_of(s), true, diag_pos_);
+  sec_.set_pattern(xp.m, [this](const std::function<void(Index, Index)>& entry) {
+    for_each_schur_block([&](Index r0, int qr, Index c0, int qc, bool diag) {
+      for (int b = 0; b < qc; ++b)
+        for (int a = diag ? b : 0; a < qr; ++a) entry(r0 + a, c0 + b);
+    });
+  });
+  if (!sec_.dense()) {
+    diag_pos_off_.assign(xp.n_sec, 0);
+    Index s = 0;
+    for_each_schur_block([&](Index r0, int qr, Index c0, int qc, bool diag) {
+      std::vector<Index>& out = diag ? diag_pos_ : block_pos_;
+      if (diag) diag_pos_off_[s++] = static_cast<Index>(diag_pos_.size());
+      for (int b = 0; b < qc; ++b)
+        for (int a = 0; a < qr; ++a) out.push_back(diag && a < b ? -1 : sec_.position(r0 + a, c0 + b));
+    });
   }
-  for (std::size_t e = 0; e < xp.rr_row.size(); ++e)
-    positions(xp.sec_start[xp.rr_row[e]], xp.q_of(xp.rr_row[e]), xp.sec_start[xp.rr_col[e]],
-              xp.q_of(xp.rr_col[e]), false, rr_pos_);
-  for (Index j = 0; j < xp.k1; ++j)
-    for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a)
-      for (Index b = xp.r1_ptr[j]; b < a; ++b) {
-        const Index ra = xp.r1_row[a], rb = xp.r1_row[b];
-        positions(xp.sec_start[ra], xp.q_of(ra), xp.sec_start[rb], xp.q_of(rb), false, pair_pos_);
-      }
   LR1_.assign(xp.r1_vals.size(), 0.0);
   W_.resize(xp.p + 1, xp.m);
   Y_.resize(xp.m, xp.p + 1);
@@ -85,13 +82,19 @@ void BlockedCholesky::set_up_secondary() {
 double BlockedCholesky::flops_per_factor() const {
   const double q1 = xp_.q1, P = xp_.p + 1.0, m = static_cast<double>(xp_.m);
   double flops = static_cast<double>(xp_.k1) * (2.0 * q1 * q1 * q1 + 2.0 * P * q1 * q1 + P * P * q1);
-  flops += static_cast<double>(pair_pos_.size() + rr_pos_.size()) * 2.0 * q1;
+  double pairs = 0.0;
+  for (Index j = 0; j < xp_.k1; ++j) {
+    const double r = static_cast<double>(xp_.r1_ptr[j + 1] - xp_.r1_ptr[j]);
+    pairs += r * (r + 1.0) / 2.0;
+  }
+  flops += pairs * 2.0 * q1;
   if (xp_.m > 0) flops += sec_.dense() ? m * m * m / 3.0 + m * m * P : 20.0 * m * P;
   return flops;
 }
 
 bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
   const CrossProducts& xp = xp_;
+  factored_ = false;
   fill_templates(theta);
   const int P = xp.p + 1;
   const int q1 = xp.q1;
@@ -161,58 +164,91 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
     ld_RX2_ += 2.0 * std::log(LXX_(i, i));
   }
   pwrss_ = LXX_(xp.p, xp.p) * LXX_(xp.p, xp.p);
-  return std::isfinite(ld_L2_) && std::isfinite(ld_RX2_) && pwrss_ > 0.0;
+  factored_ = std::isfinite(ld_L2_) && std::isfinite(ld_RX2_) && pwrss_ > 0.0;
+  return factored_;
 }
+
+namespace {
+
+// Where the entries of S live: dense storage computes them, sparse storage
+// looks them up (diagonal blocks by level and offset k = a + b q, the other
+// blocks in visiting order).
+struct DensePositions {
+  Index m;
+  Index diag(Index, Index row, Index col, int) const { return col * m + row; }
+  Index next(Index row, Index col) { return col * m + row; }
+};
+struct StoredPositions {
+  const Index* diag_pos;
+  const Index* diag_off;
+  const Index* cursor;
+  Index diag(Index s, Index, Index, int k) const { return diag_pos[diag_off[s] + k]; }
+  Index next(Index, Index) { return *cursor++; }
+};
+
+}  // namespace
 
 // S = Lambda_R' A_RR Lambda_R + I - L_R1 L_R1' scattered into the fixed pattern.
 void BlockedCholesky::assemble_schur() {
+  if (sec_.dense()) {
+    DensePositions pos{xp_.m};
+    assemble_schur_with(pos);
+  } else {
+    StoredPositions pos{diag_pos_.data(), diag_pos_off_.data(), block_pos_.data()};
+    assemble_schur_with(pos);
+  }
+}
+
+template <class Positions>
+void BlockedCholesky::assemble_schur_with(Positions& pos) {
   const CrossProducts& xp = xp_;
   sec_.zero();
   double* S = sec_.values();
   double* tmp = work_.data();
   double* tmp2 = work_.data() + work_.size() / 2;
+  // The order of for_each_schur_block(): diagonal blocks, blocks between
+  // secondary factors, then the fill from each primary level.
   for (Index s = 0; s < xp.n_sec; ++s) {
     const int q = xp.q_of(s);
+    const Index s0 = xp.sec_start[s];
     const double* T = T_[1 + xp.sec_fac[s]].data();
     small::mult_lower_right(xp.rr_diag.data() + xp.rr_diag_off[s], q, q, T, tmp);
     small::mult_lower_transpose_left(T, q, tmp, q, tmp2);
-    const Index* pos = diag_pos_.data() + diag_pos_off_[s];
     for (int b = 0; b < q; ++b)
-      for (int a = b; a < q; ++a) S[pos[a + b * q]] += tmp2[a + b * q] + (a == b ? 1.0 : 0.0);
+      for (int a = b; a < q; ++a) S[pos.diag(s, s0 + a, s0 + b, a + b * q)] += tmp2[a + b * q] + (a == b ? 1.0 : 0.0);
   }
-  const Index* pos = rr_pos_.data();
   for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
     const Index r = xp.rr_row[e], c = xp.rr_col[e];
     const int qr = xp.q_of(r), qc = xp.q_of(c);
     small::mult_lower_right(xp.rr_vals.data() + xp.rr_off[e], qr, qc, T_[1 + xp.sec_fac[c]].data(), tmp);
     small::mult_lower_transpose_left(T_[1 + xp.sec_fac[r]].data(), qr, tmp, qc, tmp2);
-    for (int k = 0; k < qr * qc; ++k) S[pos[k]] += tmp2[k];
-    pos += qr * qc;
+    for (int b = 0; b < qc; ++b)
+      for (int a = 0; a < qr; ++a) S[pos.next(xp.sec_start[r] + a, xp.sec_start[c] + b)] += tmp2[a + b * qr];
   }
   const int q1 = xp.q1;
-  const Index* ppos = pair_pos_.data();
   for (Index j = 0; j < xp.k1; ++j) {
     for (Index a = xp.r1_ptr[j]; a < xp.r1_ptr[j + 1]; ++a) {
       const Index ra = xp.r1_row[a];
       const int qa = xp.q_of(ra);
+      const Index a0 = xp.sec_start[ra];
       const double* Ga = LR1_.data() + xp.r1_off[a];
-      const Index* dpos = diag_pos_.data() + diag_pos_off_[ra];
       for (int c = 0; c < qa; ++c)
         for (int r = c; r < qa; ++r) {
           double v = 0.0;
           for (int k = 0; k < q1; ++k) v += Ga[r + k * qa] * Ga[c + k * qa];
-          S[dpos[r + c * qa]] -= v;
+          S[pos.diag(ra, a0 + r, a0 + c, r + c * qa)] -= v;
         }
       for (Index b = xp.r1_ptr[j]; b < a; ++b) {
-        const int qb = xp.q_of(xp.r1_row[b]);
+        const Index rb = xp.r1_row[b];
+        const int qb = xp.q_of(rb);
+        const Index b0 = xp.sec_start[rb];
         const double* Gb = LR1_.data() + xp.r1_off[b];
         for (int c = 0; c < qb; ++c)
           for (int r = 0; r < qa; ++r) {
             double v = 0.0;
             for (int k = 0; k < q1; ++k) v += Ga[r + k * qa] * Gb[c + k * qb];
-            S[ppos[r + c * qa]] -= v;
+            S[pos.next(a0 + r, b0 + c)] -= v;
           }
-        ppos += qa * qb;
       }
     }
   }

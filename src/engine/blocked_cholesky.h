@@ -35,6 +35,8 @@ class BlockedCholesky {
   double log_det_L() const { return ld_L2_; }   // log |L_Z|^2
   double log_det_RX() const { return ld_RX2_; } // log |R_X|^2
   double pwrss() const { return pwrss_; }
+  // True after a successful factor() until a selected inverse overwrites it.
+  bool holds_factor() const { return factored_ && (xp_.m == 0 || sec_.holds_factor()); }
   // A rough count of the floating-point operations of one factor() call.
   double flops_per_factor() const;
 
@@ -60,7 +62,11 @@ class BlockedCholesky {
   Eigen::MatrixXd back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const;
   void fill_templates(const Eigen::VectorXd& theta);
   void set_up_secondary();
+  template <class F>
+  void for_each_schur_block(F&& f) const;
   void assemble_schur();
+  template <class Positions>
+  void assemble_schur_with(Positions& pos);
 
   const CrossProducts& xp_;
   std::vector<CovTemplate> tpl_;
@@ -70,16 +76,18 @@ class BlockedCholesky {
   Eigen::MatrixXd LX1_;  // (p+1) x (k1 q1)
   std::vector<double> LR1_;  // same layout as xp.r1_vals
   SecondaryFactor sec_;
-  std::vector<Index> diag_pos_;  // per secondary level: q x q positions in S (-1 above diagonal)
+  // Sparse S only: positions of the entries of each diagonal block (q x q,
+  // -1 above the diagonal) and of all other scattered blocks, in order.
+  std::vector<Index> diag_pos_;
   std::vector<Index> diag_pos_off_;
-  std::vector<Index> rr_pos_;    // per off-diagonal cross-product block: positions in S
-  std::vector<Index> pair_pos_;  // per primary level, per pair of its entries (a > b): positions
+  std::vector<Index> block_pos_;
   Eigen::MatrixXd W_;    // (p+1) x m
   Eigen::MatrixXd Y_;    // m x (p+1): half-solved W'
   Eigen::MatrixXd LXX_;  // (p+1) x (p+1), lower
   std::vector<double> work_;
 
   double ld_L2_ = 0.0, ld_RX2_ = 0.0, pwrss_ = 0.0;
+  bool factored_ = false;
 };
 
 }  // namespace mlm

@@ -57,7 +57,6 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
   const int p = xp.p, q1 = xp.q1;
   const Index n1 = xp.k1 * q1, m = xp.m, nz = n1 + m;
   const Solution sol = solve();
-  if (m > 0) sec_.compute_selected_inverse();
 
   auto coord = [&](Index s) { return n1 + xp.sec_start[s]; };  // secondary level -> Z coordinate
   auto Tsec = [&](Index s) { return T_[1 + xp.sec_fac[s]].data(); };
@@ -112,6 +111,31 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
   rZ.head(n1) = xp.C1.row(p).transpose() - xp.C1.topRows(p).transpose() * sol.beta;
   if (m > 0) rZ.tail(m) = xp.CR.row(p).transpose() - xp.CR.topRows(p).transpose() * sol.beta;
   rZ -= apply_AZZ(b).col(0);
+
+  // REML: the X block adds V'(V Lambda' A_ZZ - R_X^{-1} A_XZ) to each H_jj,
+  // with V = R_X^{-1} L_XZ L_ZZ^{-1}.
+  // Needs the factor, so before the selected inverse overwrites it.
+  Eigen::MatrixXd Vt, K;
+  const bool reml_terms = reml && p > 0;
+  if (reml_terms) {
+    const Eigen::MatrixXd Rx = LXX_.topLeftCorner(p, p);
+    Eigen::MatrixXd F1 = Rx.triangularView<Eigen::Lower>().solve(LX1_.topRows(p)).transpose();  // n1 x p
+    Eigen::MatrixXd FR(m, p);
+    if (m > 0) FR = Rx.triangularView<Eigen::Lower>().solve(Y_.leftCols(p).transpose()).transpose();
+    Vt = back_substitute(F1, FR);  // nz x p
+    Eigen::MatrixXd LVt(nz, p);  // Lambda V'
+    for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1) = T_[0] * Vt.middleRows(j * q1, q1);
+    for (Index s = 0; s < xp.n_sec; ++s) {
+      const int q = xp.q_of(s);
+      LVt.middleRows(coord(s), q) = T_[1 + xp.sec_fac[s]] * Vt.middleRows(coord(s), q);
+    }
+    K = apply_AZZ(LVt);  // (V Lambda' A_ZZ)'
+    Eigen::MatrixXd AXZ(p, nz);
+    AXZ.leftCols(n1) = xp.C1.topRows(p);
+    if (m > 0) AXZ.rightCols(m) = xp.CR.topRows(p);
+    K -= Rx.triangularView<Eigen::Lower>().solve(AXZ).transpose();
+  }
+  if (m > 0) sec_.compute_selected_inverse();
 
   // Diagonal blocks H_jj of M^{-1} Lambda' A_ZZ, primary levels then secondary.
   std::vector<double> H(static_cast<std::size_t>(xp.k1) * q1 * q1 + xp.rr_diag.size(), 0.0);
@@ -170,25 +194,7 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
     }
   }
 
-  // REML: the X block adds V'(V Lambda' A_ZZ - R_X^{-1} A_XZ) to each H_jj,
-  // with V = R_X^{-1} L_XZ L_ZZ^{-1}.
-  if (reml && p > 0) {
-    const Eigen::MatrixXd Rx = LXX_.topLeftCorner(p, p);
-    Eigen::MatrixXd F1 = Rx.triangularView<Eigen::Lower>().solve(LX1_.topRows(p)).transpose();  // n1 x p
-    Eigen::MatrixXd FR(m, p);
-    if (m > 0) FR = Rx.triangularView<Eigen::Lower>().solve(Y_.leftCols(p).transpose()).transpose();
-    const Eigen::MatrixXd Vt = back_substitute(F1, FR);  // nz x p
-    Eigen::MatrixXd LVt(nz, p);  // Lambda V'
-    for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1) = T_[0] * Vt.middleRows(j * q1, q1);
-    for (Index s = 0; s < xp.n_sec; ++s) {
-      const int q = xp.q_of(s);
-      LVt.middleRows(coord(s), q) = T_[1 + xp.sec_fac[s]] * Vt.middleRows(coord(s), q);
-    }
-    Eigen::MatrixXd K = apply_AZZ(LVt);  // (V Lambda' A_ZZ)'
-    Eigen::MatrixXd AXZ(p, nz);
-    AXZ.leftCols(n1) = xp.C1.topRows(p);
-    if (m > 0) AXZ.rightCols(m) = xp.CR.topRows(p);
-    K -= Rx.triangularView<Eigen::Lower>().solve(AXZ).transpose();
+  if (reml_terms) {
     for (Index j = 0; j < xp.k1; ++j) {
       Eigen::Map<Eigen::MatrixXd> Hj(H.data() + j * q1 * q1, q1, q1);
       Hj.noalias() += Vt.middleRows(j * q1, q1) * K.middleRows(j * q1, q1).transpose();

@@ -43,7 +43,7 @@ double ProfiledDeviance::from_factor() const {
 double ProfiledDeviance::operator()(const Eigen::VectorXd& theta) {
   // The line search asks for the value and then the gradient at the same
   // point: keep the factorisation rather than repeat it.
-  if (last_theta_.size() == theta.size() && last_theta_ == theta) return last_value_;
+  if (last_theta_.size() == theta.size() && last_theta_ == theta && sys_.holds_factor()) return last_value_;
   last_theta_.resize(0);
   if (!sys_.factor(theta)) return std::numeric_limits<double>::infinity();
   double d = from_factor();

@@ -4,6 +4,8 @@
 #include <Eigen/SparseCholesky>
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <stdexcept>
 
 namespace mlm {
 
@@ -28,6 +30,24 @@ void invert_lower_in_place(Eigen::Ref<Eigen::MatrixXd> A) {
   invert_lower_in_place(A.bottomRightCorner(n - h, n - h));
   Eigen::MatrixXd T = A.bottomLeftCorner(n - h, h) * A.topLeftCorner(h, h).triangularView<Eigen::Lower>();
   A.bottomLeftCorner(n - h, h).noalias() = -(A.bottomRightCorner(n - h, n - h).triangularView<Eigen::Lower>() * T);
+}
+
+// Lower triangle of A := lower triangle of L' L, L the lower triangle of A:
+// [A11 0; A21 A22]' [A11 0; A21 A22] = [A11'A11 + A21'A21, .; A22'A21, A22'A22].
+void lower_transpose_product_in_place(Eigen::Ref<Eigen::MatrixXd> A) {
+  const Index n = A.rows();
+  if (n <= 48) {
+    const Eigen::MatrixXd L = A.triangularView<Eigen::Lower>();
+    const Eigen::MatrixXd P = L.transpose() * L;
+    A.triangularView<Eigen::Lower>() = P;
+    return;
+  }
+  const Index h = n / 2;
+  lower_transpose_product_in_place(A.topLeftCorner(h, h));
+  A.topLeftCorner(h, h).selfadjointView<Eigen::Lower>().rankUpdate(A.bottomLeftCorner(n - h, h).transpose());
+  A.bottomLeftCorner(n - h, h) =
+      A.bottomRightCorner(n - h, n - h).triangularView<Eigen::Lower>().transpose() * A.bottomLeftCorner(n - h, h);
+  lower_transpose_product_in_place(A.bottomRightCorner(n - h, n - h));
 }
 
 }  // namespace
@@ -60,29 +80,60 @@ struct SecondaryFactor::Sparse {
 SecondaryFactor::SecondaryFactor() = default;
 SecondaryFactor::~SecondaryFactor() = default;
 
-void SecondaryFactor::set_pattern(Index m, const std::vector<Index>& rows,
-                                  const std::vector<Index>& cols) {
+void SecondaryFactor::set_pattern(Index m, const EntryVisitor& for_each_entry) {
   m_ = m;
   using SpMat = Sparse::SpMat;
+  sp_.reset();
+  holds_factor_ = false;
+  dense_ = m <= kAlwaysDense;
   std::vector<Eigen::Triplet<double, int>> trip;
-  trip.reserve(rows.size() + m);
-  for (Index i = 0; i < m; ++i) trip.emplace_back(static_cast<int>(i), static_cast<int>(i), 1.0);
-  for (std::size_t e = 0; e < rows.size(); ++e)
-    trip.emplace_back(static_cast<int>(rows[e]), static_cast<int>(cols[e]), 1.0);
-  sp_.reset(new Sparse());
-  sp_->S.resize(static_cast<int>(m), static_cast<int>(m));
-  sp_->S.setFromTriplets(trip.begin(), trip.end());
-  sp_->S.makeCompressed();
-
-  dense_ = true;
-  if (m > kAlwaysDense) {
+  if (!dense_ && m <= kNeverDense) {
+    // Count distinct entries on a bitmap first: S that is already full
+    // enough goes dense without a symbolic analysis.
+    std::vector<bool> seen(static_cast<std::size_t>(m) * (m + 1) / 2, false);
+    Index count = 0;
+    for_each_entry([&](Index r, Index c) {
+      const std::size_t k = static_cast<std::size_t>(c) * (2 * m - c + 1) / 2 + (r - c);
+      if (!seen[k]) {
+        seen[k] = true;
+        ++count;
+      }
+    });
+    for (Index i = 0; i < m; ++i) {
+      const std::size_t k = static_cast<std::size_t>(i) * (2 * m - i + 1) / 2;
+      if (!seen[k]) ++count;
+    }
+    const double full = 0.5 * static_cast<double>(m) * static_cast<double>(m + 1);
+    dense_ = count >= kDenseFill * full;
+    if (!dense_) {
+      trip.reserve(count);
+      for (Index c = 0; c < m; ++c)
+        for (Index r = c; r < m; ++r)
+          if (r == c || seen[static_cast<std::size_t>(c) * (2 * m - c + 1) / 2 + (r - c)])
+            trip.emplace_back(static_cast<int>(r), static_cast<int>(c), 1.0);
+    }
+  } else if (!dense_) {
+    if (m > std::numeric_limits<int>::max())
+      throw std::length_error("the random-effect structure is too large for the sparse factorisation");
+    for (Index i = 0; i < m; ++i) trip.emplace_back(static_cast<int>(i), static_cast<int>(i), 1.0);
+    for_each_entry([&](Index r, Index c) { trip.emplace_back(static_cast<int>(r), static_cast<int>(c), 1.0); });
+  }
+  if (!dense_) {
+    sp_.reset(new Sparse());
+    sp_->S.resize(static_cast<int>(m), static_cast<int>(m));
+    sp_->S.setFromTriplets(trip.begin(), trip.end());
+    sp_->S.makeCompressed();
+    trip.clear();
+    trip.shrink_to_fit();
     sp_->ldlt.analyzePattern(sp_->S);
     const double fill = static_cast<double>(sp_->ldlt.matrixL().nestedExpression().nonZeros() + m);
     const double full = 0.5 * static_cast<double>(m) * static_cast<double>(m + 1);
-    dense_ = m <= kNeverDense && fill >= kDenseFill * full;
+    if (m <= kNeverDense && fill >= kDenseFill * full) {
+      dense_ = true;
+      sp_.reset();
+    }
   }
   if (dense_) {
-    sp_.reset();
     S_.setZero(m, m);
   } else {
     const auto& idx = sp_->ldlt.permutationP().indices();
@@ -111,11 +162,13 @@ void SecondaryFactor::zero() {
 
 bool SecondaryFactor::factor(double& log_det) {
   log_det = 0.0;
+  holds_factor_ = false;
   if (dense_) {
     Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>, Eigen::Lower> llt(S_);
     if (llt.info() != Eigen::Success) return false;
     for (Index i = 0; i < m_; ++i) log_det += 2.0 * std::log(S_(i, i));
-    return std::isfinite(log_det);
+    holds_factor_ = std::isfinite(log_det);
+    return holds_factor_;
   }
   sp_->ldlt.factorize(sp_->S);
   if (sp_->ldlt.info() != Eigen::Success) return false;
@@ -126,6 +179,7 @@ bool SecondaryFactor::factor(double& log_det) {
     log_det += std::log(D[i]);
     sp_->inv_sqrt_d[i] = 1.0 / std::sqrt(D[i]);
   }
+  holds_factor_ = true;
   return true;
 }
 
@@ -151,13 +205,11 @@ void SecondaryFactor::half_solve_transpose(Eigen::VectorXd& v) const {
 
 void SecondaryFactor::compute_selected_inverse() {
   if (dense_) {
-    // S^{-1} = L^{-T} L^{-1}: a blocked triangular inverse, then a symmetric
-    // rank update (about 2/3 m^3 operations).
-    Eigen::MatrixXd Linv = S_.triangularView<Eigen::Lower>();
-    invert_lower_in_place(Linv);
-    inverse_.setZero(m_, m_);
-    inverse_.selfadjointView<Eigen::Lower>().rankUpdate(Linv.transpose());
-    inverse_.triangularView<Eigen::StrictlyUpper>() = inverse_.transpose();
+    // S^{-1} = L^{-T} L^{-1} in place of L: a blocked triangular inverse,
+    // then the product (about 2/3 m^3 operations, no second m x m matrix).
+    invert_lower_in_place(S_);
+    lower_transpose_product_in_place(S_);
+    holds_factor_ = false;
     return;
   }
   // Takahashi's recurrences on L D L': entries of the inverse on the
@@ -183,7 +235,7 @@ void SecondaryFactor::compute_selected_inverse() {
 }
 
 double SecondaryFactor::inverse_entry(Index row, Index col) const {
-  if (dense_) return inverse_(row, col);
+  if (dense_) return row >= col ? S_(row, col) : S_(col, row);
   return sp_->inverse_permuted(sp_->perm[row], sp_->perm[col]);
 }
 

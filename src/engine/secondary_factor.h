@@ -7,6 +7,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -21,10 +22,12 @@ class SecondaryFactor {
   SecondaryFactor(const SecondaryFactor&) = delete;
   SecondaryFactor& operator=(const SecondaryFactor&) = delete;
 
-  // Fix the lower-triangular pattern of S (coordinate pairs, row >= col) and
-  // choose dense or sparse storage. Positions of entries are then found
-  // with position().
-  void set_pattern(Index m, const std::vector<Index>& rows, const std::vector<Index>& cols);
+  // Fix the lower-triangular pattern of S and choose dense or sparse
+  // storage. for_each_entry(emit) must call emit(row, col), row >= col, for
+  // every entry (repeats allowed); it may be called more than once.
+  // Positions of entries are then found with position().
+  using EntryVisitor = std::function<void(const std::function<void(Index, Index)>&)>;
+  void set_pattern(Index m, const EntryVisitor& for_each_entry);
   Index position(Index row, Index col) const;  // row >= col; -1 if absent
   bool dense() const { return dense_; }
   Index size() const { return m_; }
@@ -33,6 +36,8 @@ class SecondaryFactor {
   void zero();
   // Factor S. Returns false when it is not positive definite.
   bool factor(double& log_det);
+  // False once compute_selected_inverse() has overwritten a dense factor.
+  bool holds_factor() const { return holds_factor_; }
 
   // B (m x r) := H^{-1} B where H H' = S: then B'B = B0' S^{-1} B0.
   void half_solve(Eigen::MatrixXd& B) const;
@@ -40,7 +45,8 @@ class SecondaryFactor {
   void half_solve_transpose(Eigen::VectorXd& v) const;
 
   // Entries of S^{-1} on the pattern of S (selected inversion); call after
-  // factor(), then read with inverse_entry(row, col).
+  // factor(), then read with inverse_entry(row, col). A dense factor is
+  // inverted in place: solves need a new factor() afterwards.
   void compute_selected_inverse();
   double inverse_entry(Index row, Index col) const;
 
@@ -48,9 +54,8 @@ class SecondaryFactor {
   struct Sparse;
   bool dense_ = true;
   Index m_ = 0;
-  Eigen::MatrixXd S_;       // dense storage (lower triangle)
-  Eigen::MatrixXd L_;       // dense factor
-  Eigen::MatrixXd inverse_; // dense S^{-1}
+  bool holds_factor_ = false;
+  Eigen::MatrixXd S_;  // dense storage (lower triangle): S, its factor, or its inverse
   std::unique_ptr<Sparse> sp_;
 };
 
