@@ -83,6 +83,10 @@ List lmm_refit_responses_cpp(const NumericMatrix& X, const NumericMatrix& Y, SEX
   const std::vector<mlm::CovTemplate> tpl = mlm_glue::templates_from(blocks);
   mlm::LmmOptions opt = mlm_glue::options_from(control, reml);
   opt.cond_var = false;
+  // The finite-difference Newton polish after the quasi-Newton optimiser
+  // costs more evaluations than the optimisation itself when it starts at
+  // the original estimates; bootstrap refits can skip it (polish = false).
+  if (control.containsElementNamed("polish") && !Rcpp::as<bool>(control["polish"])) opt.max_hessian_params = 0;
   const Eigen::VectorXd th0 = Rcpp::as<Eigen::VectorXd>(theta0);
   const Eigen::VectorXd lo = Rcpp::as<Eigen::VectorXd>(lower);
   const int m = Y.ncol();
