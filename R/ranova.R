@@ -49,6 +49,9 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
   bar_text <- vapply(bars, deparse1, "")
   build <- function(keep, extra = NULL) {
     terms <- c(lapply(bars[keep], function(b) call("(", b)), extra)
+    # a reduced term may repeat a term already in the model, e.g. (1 | g)
+    # from (0 + x | g) beside (1 | g): the model has it once (as lme4)
+    terms <- terms[!duplicated(vapply(terms, deparse1, ""))]
     rhs <- Reduce(function(a, b) call("+", a, b), c(list(fixed_rhs), terms))
     stats::as.formula(call("~", parsed$response, rhs), env = environment(model$formula))
   }

@@ -35,8 +35,8 @@ as_tidy_frame <- function(df) {
 #' (leverages), `.cooksd`, `.fixed` (population-level fitted values),
 #' `.mu`, `.offset`, `.sqrtXwt`, `.sqrtrwt`, `.weights` and `.wtres`, as
 #' broom.mixed does for lme4 fits. With `newdata`, it returns `newdata`
-#' with `.fitted` (see [predict.lmm()] for `re.form` and
-#' `allow.new.levels`).
+#' with `.fitted` (and `.resid` when `newdata` has the response; see
+#' [predict.lmm()] for `re.form` and `allow.new.levels`).
 #'
 #' @param x A fit from [lmm()].
 #' @param effects Which parameters: any of `"fixed"`, `"ran_pars"`,
@@ -129,6 +129,11 @@ tidy.mlmfit <- function(x, effects = c("ran_pars", "fixed"), scales = NULL, conf
     out$ran_coefs <- do.call(rbind, rows)
   }
   res <- Reduce(function(a, b) merge_rows(a, b), out[intersect(c("fixed", "ran_pars", "ran_vals", "ran_coefs"), names(out))])
+  # broom.mixed's column order; no group column for fixed effects alone
+  cols <- c("effect", "group", "level", "term", "estimate", "std.error", "statistic", "df", "p.value",
+            "conf.low", "conf.high")
+  if (identical(names(out), "fixed")) cols <- setdiff(cols, "group")
+  res <- res[intersect(cols, names(res))]
   as_tidy_frame(res)
 }
 
@@ -170,10 +175,7 @@ ran_pars_frame <- function(x, scales, conf.int, ci, has_fixed, has_df) {
     term <- c(term, paste0(if (scales == "sdcor") "sd__" else "var__", "Observation"))
     est <- c(est, if (scales == "sdcor") x$sigma else x$sigma^2)
   }
-  rp <- data.frame(effect = "ran_pars", group = group, term = term, estimate = est, std.error = NA_real_,
-                   statistic = NA_real_, stringsAsFactors = FALSE)
-  if (has_df) rp$df <- NA_real_
-  if (has_fixed) rp$p.value <- NA_real_
+  rp <- data.frame(effect = "ran_pars", group = group, term = term, estimate = est, stringsAsFactors = FALSE)
   if (conf.int) {
     rp$conf.low <- NA_real_
     rp$conf.high <- NA_real_
@@ -204,6 +206,8 @@ augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL, ...) {
   if (!is.null(newdata)) {
     out <- as.data.frame(newdata)
     out$.fitted <- unname(predict(x, newdata = newdata, ...))
+    yname <- deparse1(x$formula[[2L]])
+    if (yname %in% names(out) && is.numeric(out[[yname]])) out$.resid <- out[[yname]] - out$.fitted
     return(as_tidy_frame(out))
   }
   out <- as.data.frame(data)
