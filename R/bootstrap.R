@@ -51,6 +51,9 @@ parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progr
   if (!is.null(seed)) set.seed(seed)
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
   Y <- simulate_responses(fit, nsim, NA)
+  # serial: chunks of 25 refits between progress updates; parallel: about
+  # ten rounds of one chunk per process (each round forks the processes)
+  if (cores > 1L) chunk_size <- max(1L, as.integer(ceiling(nsim / (10L * cores))))
   chunks <- split(seq_len(nsim), ceiling(seq_len(nsim) / chunk_size))
   blocks <- engine_blocks(fit$re)
   control <- fit$control
