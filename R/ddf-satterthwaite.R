@@ -24,7 +24,9 @@ satterthwaite_basis <- function(fit) {
     g <- tm$ld_L2 + if (fit$REML) tm$ld_RX2 else 0
     rbind(g, tm$pwrss, matrix(tm$vcov, nrow = p * p))
   }
-  d <- richardson_derivatives(f, theta)
+  # four Richardson levels for the usual few parameters; two when there are
+  # many (the evaluations grow with the square of their number)
+  d <- richardson_derivatives(f, theta, levels = if (k <= 10L) 4L else 2L)
   pw <- d$value[2L]
   H <- matrix(0, k + 1L, k + 1L)
   H[seq_len(k), seq_len(k)] <- d$hessian[1L, , ] + d$hessian[2L, , ] / sigma^2

@@ -61,7 +61,7 @@ fixed_effects_table <- function(fit, ddf) {
 # F test of the hypothesis L beta = 0 (L of full row rank after removing
 # redundant rows): lmerTest's columns.
 f_test <- function(fit, L, ddf, basis) {
-  sigma <- fit$sigma
+  sigma <- fit$sigma %||% 1  # fits without a scale parameter (GLMMs): Wald tests
   if (ddf == "Kenward-Roger") {
     # an orthonormal basis of the hypotheses (the test does not depend on it)
     VL <- L %*% fit$vcov %*% t(L)

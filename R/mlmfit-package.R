@@ -9,6 +9,7 @@
 #' @importFrom Rcpp sourceCpp
 #' @importFrom stats AIC BIC coef fitted formula logLik model.frame model.matrix
 #'   nobs residuals sigma terms vcov weights deviance getCall
+#' @importFrom stats anova confint cooks.distance hatvalues predict simulate
 "_PACKAGE"
 
 .onLoad <- function(libname, pkgname) {
