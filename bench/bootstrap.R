@@ -10,10 +10,16 @@ suppressPackageStartupMessages({
 })
 data("Hsb82", package = "mlmRev")
 reps <- 3L
+# median elapsed and CPU (user + system) seconds; on a shared machine the
+# CPU time is the steadier of the two
 time_it <- function(expr, reps) {
   expr <- substitute(expr)
   env <- parent.frame()
-  median(vapply(seq_len(reps), function(i) system.time(eval(expr, env))[["elapsed"]], numeric(1)))
+  t <- vapply(seq_len(reps), function(i) {
+    st <- system.time(eval(expr, env))
+    c(st[["elapsed"]], st[["user.self"]] + st[["sys.self"]] + st[["user.child"]] + st[["sys.child"]])
+  }, numeric(2))
+  c(elapsed = median(t[1L, ]), cpu = median(t[2L, ]))
 }
 
 fm_slope <- mAch ~ cses + (1 + cses | school)
@@ -39,12 +45,14 @@ if (have_lmertest) {
   t_kr_ref <- time_it(summary(lmerTest::lmer(fm_full, Hsb82), ddf = "Kenward-Roger"), 1L)
 }
 
-fmt <- function(x) sprintf("%.2f s", x)
+fmt <- function(x) sprintf("%.2f s (CPU %.2f s)", x[["elapsed"]], x[["cpu"]])
 lines <- c(
   "# Inference benchmark (bench/bootstrap.R)",
   "",
   sprintf("Machine: %s, R %s, %s; median of %d runs for mlmfit, one run for lme4/lmerTest.",
           Sys.info()[["machine"]], getRversion(), format(Sys.Date()), reps),
+  sprintf("Elapsed time, with CPU time (user + system, including child processes) in brackets; load average at the start: %s.",
+          paste(tryCatch(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], error = function(e) "n/a"), collapse = " ")),
   "",
   "Model A: `mAch ~ cses + (1 + cses | school)`, Hsb82 (7185 students, 160 schools).",
   "Model B: `mAch ~ meanses * cses + sector * cses + (1 + cses | school)`, Hsb82.",
