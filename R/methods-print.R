@@ -53,28 +53,37 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' or AIC, BIC, log-likelihood and deviance for ML fits), quantiles of the
 #' scaled residuals, the variance components, the number of observations
 #' and groups, and the fixed effects with standard errors and t values.
+#' The fixed-effects table also has the degrees of freedom and p-values of
+#' the t tests, as lmerTest's: with Satterthwaite's degrees of freedom by
+#' default, or Kenward-Roger's (which also adjusts the standard errors, as
+#' `pbkrtest::vcovAdj()`; REML fits only); with `ddf = "none"` the table has
+#' Wald z tests instead.
 #'
 #' @param object A fit from [lmm()].
+#' @param ddf Degrees of freedom of the t tests: `"Satterthwaite"`
+#'   (default), `"Kenward-Roger"` or `"none"` (Wald z tests).
 #' @param x A `summary_lmm` object.
 #' @param digits Digits to print.
 #' @param correlation Print the correlation of the fixed effects (default:
 #'   when there are at most 12 of them).
 #' @param ... Unused.
 #' @return A list of class `summary_lmm` with components `coefficients`
-#'   (Estimate, Std. Error, t value), `varcor`, `residuals`, `ngrps`,
-#'   `nobs`, `criterion`, `REML` and `singular`.
+#'   (Estimate, Std. Error, df, t value, Pr(>|t|); or Estimate, Std. Error,
+#'   z value, Pr(>|z|) with `ddf = "none"`), `ddf`, `varcor`, `residuals`,
+#'   `ngrps`, `nobs`, `criterion`, `REML` and `singular`.
 #' @examples
 #' fit <- lmm(math ~ homework + (homework | schid), nels88)
 #' s <- summary(fit)
 #' s
 #' s$coefficients
+#' summary(fit, ddf = "Kenward-Roger")$coefficients
 #' @export
-summary.lmm <- function(object, ...) {
-  se <- sqrt(diag(object$vcov))
-  coefs <- cbind(Estimate = object$beta, `Std. Error` = se, `t value` = object$beta / se)
+summary.lmm <- function(object, ddf = "Satterthwaite", ...) {
+  ddf <- match_ddf(ddf)
+  coefs <- fixed_effects_table(object, ddf)
   rownames(coefs) <- names(object$beta)
   structure(list(
-    fit = object, coefficients = coefs, varcor = VarCorr(object),
+    fit = object, coefficients = coefs, ddf = ddf, varcor = VarCorr(object),
     residuals = residuals(object, type = "pearson", scaled = TRUE),
     ngrps = ngrps(object), nobs = nobs(object), REML = object$REML,
     criterion = if (object$REML) c(REML = deviance(object)) else information_criteria(object),
@@ -101,8 +110,8 @@ print.summary_lmm <- function(x, digits = max(3, getOption("digits") - 3), corre
   cat("\nRandom effects:\n")
   print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
   print_groups_line(fit)
-  cat("\nFixed effects:\n")
-  stats::printCoefmat(x$coefficients, digits = digits, has.Pvalue = FALSE, ...)
+  cat("\nFixed effects", if (!is.null(x$ddf)) paste0(" (", ddf_label(x$ddf), ")"), ":\n", sep = "")
+  stats::printCoefmat(x$coefficients, digits = digits, has.Pvalue = ncol(x$coefficients) >= 4L, ...)
   p <- nrow(x$coefficients)
   if (is.null(correlation)) correlation <- p > 1L && p <= 12L
   if (correlation && p > 1L) {

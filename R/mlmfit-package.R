@@ -9,10 +9,15 @@
 #' @importFrom Rcpp sourceCpp
 #' @importFrom stats AIC BIC coef fitted formula logLik model.frame model.matrix
 #'   nobs residuals sigma terms vcov weights deviance getCall
+#' @importFrom stats anova confint cooks.distance hatvalues predict simulate
 "_PACKAGE"
 
 .onLoad <- function(libname, pkgname) {
   # lme4 has its own ngrps() generic: make it find our method too.
   s3_register("lme4::ngrps", "mlmfit", ngrps.mlmfit)
+  # lme4's refit() generic too, and the methods emmeans looks up.
+  s3_register("lme4::refit", "lmm", refit.lmm)
+  s3_register("emmeans::recover_data", "lmm", recover_data.lmm)
+  s3_register("emmeans::emm_basis", "lmm", emm_basis.lmm)
   invisible()
 }

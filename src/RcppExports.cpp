@@ -11,6 +11,88 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// lmm_deviance_terms_cpp
+List lmm_deviance_terms_cpp(const List& xp_r, const List& blocks, const NumericMatrix& thetas, bool with_vcov);
+RcppExport SEXP _mlmfit_lmm_deviance_terms_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetasSEXP, SEXP with_vcovSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type thetas(thetasSEXP);
+    Rcpp::traits::input_parameter< bool >::type with_vcov(with_vcovSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_deviance_terms_cpp(xp_r, blocks, thetas, with_vcov));
+    return rcpp_result_gen;
+END_RCPP
+}
+// lmm_refit_response_cpp
+List lmm_refit_response_cpp(const NumericMatrix& X, const NumericVector& y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& xp_r, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
+RcppExport SEXP _mlmfit_lmm_refit_response_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP xp_rSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_refit_response_cpp(X, y, weights, offset, intercept_col, blocks, xp_r, theta0, lower, reml, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// lmm_refit_responses_cpp
+List lmm_refit_responses_cpp(const NumericMatrix& X, const NumericMatrix& Y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& xp_r, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
+RcppExport SEXP _mlmfit_lmm_refit_responses_cpp(SEXP XSEXP, SEXP YSEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP xp_rSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_refit_responses_cpp(X, Y, weights, offset, intercept_col, blocks, xp_r, theta0, lower, reml, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// kenward_roger_terms_cpp
+List kenward_roger_terms_cpp(const NumericMatrix& X, SEXP weights, const List& blocks, const List& T, double sigma2, const Rcpp::IntegerMatrix& params, double max_component);
+RcppExport SEXP _mlmfit_kenward_roger_terms_cpp(SEXP XSEXP, SEXP weightsSEXP, SEXP blocksSEXP, SEXP TSEXP, SEXP sigma2SEXP, SEXP paramsSEXP, SEXP max_componentSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const List& >::type T(TSEXP);
+    Rcpp::traits::input_parameter< double >::type sigma2(sigma2SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerMatrix& >::type params(paramsSEXP);
+    Rcpp::traits::input_parameter< double >::type max_component(max_componentSEXP);
+    rcpp_result_gen = Rcpp::wrap(kenward_roger_terms_cpp(X, weights, blocks, T, sigma2, params, max_component));
+    return rcpp_result_gen;
+END_RCPP
+}
+// leverages_cpp
+NumericVector leverages_cpp(const NumericMatrix& X, SEXP weights, const List& blocks, const List& T);
+RcppExport SEXP _mlmfit_leverages_cpp(SEXP XSEXP, SEXP weightsSEXP, SEXP blocksSEXP, SEXP TSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const List& >::type T(TSEXP);
+    rcpp_result_gen = Rcpp::wrap(leverages_cpp(X, weights, blocks, T));
+    return rcpp_result_gen;
+END_RCPP
+}
 // lmm_fit_cpp
 List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
 RcppExport SEXP _mlmfit_lmm_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
@@ -101,6 +183,11 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_mlmfit_lmm_deviance_terms_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_terms_cpp, 4},
+    {"_mlmfit_lmm_refit_response_cpp", (DL_FUNC) &_mlmfit_lmm_refit_response_cpp, 11},
+    {"_mlmfit_lmm_refit_responses_cpp", (DL_FUNC) &_mlmfit_lmm_refit_responses_cpp, 11},
+    {"_mlmfit_kenward_roger_terms_cpp", (DL_FUNC) &_mlmfit_kenward_roger_terms_cpp, 7},
+    {"_mlmfit_leverages_cpp", (DL_FUNC) &_mlmfit_leverages_cpp, 4},
     {"_mlmfit_lmm_fit_cpp", (DL_FUNC) &_mlmfit_lmm_fit_cpp, 10},
     {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 6},
     {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 5},

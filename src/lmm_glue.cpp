@@ -6,13 +6,14 @@
 #include "engine/cross_products.h"
 #include "engine/lmm_fit.h"
 #include "engine/model_data.h"
+#include "glue_convert.h"
 
 using Rcpp::List;
 using Rcpp::NumericVector;
 using Rcpp::IntegerVector;
 using Rcpp::Named;
 
-namespace {
+namespace mlm_glue {
 
 const double* optional_vector(SEXP x, R_xlen_t n, const char* what) {
   if (Rf_isNull(x)) return nullptr;
@@ -159,7 +160,9 @@ List result_to_r(const mlm::LmmResult& res) {
   return out;
 }
 
-}  // namespace
+}  // namespace mlm_glue
+
+using namespace mlm_glue;
 
 // One call per fit: cross-products, optimisation over theta, the solution
 // at the optimum and the fitted values.
@@ -188,8 +191,10 @@ List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset
 List lmm_refit_xp_cpp(const List& xp_r, const List& blocks, const NumericVector& theta0,
                       const NumericVector& lower, bool reml, const List& control) {
   mlm::CrossProducts xp = cross_products_from_r(xp_r);
+  mlm::LmmOptions opt = options_from(control, reml);
+  opt.moment_start = false;  // start at theta0 (e.g. the REML estimate for an ML refit)
   mlm::LmmResult res = mlm::fit_lmm(xp, templates_from(blocks), Rcpp::as<Eigen::VectorXd>(theta0),
-                                    Rcpp::as<Eigen::VectorXd>(lower), options_from(control, reml));
+                                    Rcpp::as<Eigen::VectorXd>(lower), opt);
   return result_to_r(res);
 }
 

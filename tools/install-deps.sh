@@ -12,5 +12,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   r-cran-testthat r-cran-lme4 r-cran-mlmrev \
   r-cran-knitr r-cran-rmarkdown pandoc \
   r-cran-ggplot2 r-cran-performance \
+  r-cran-generics r-cran-lmertest r-cran-pbkrtest r-cran-broom.mixed r-cran-emmeans \
+  r-cran-estimability r-cran-tibble r-cran-boot \
   >/dev/null
 echo "mlmfit: dependencies installed"

@@ -1,0 +1,98 @@
+# confint(): Wald, profile-likelihood and parametric-bootstrap intervals
+# for the variance parameters and the fixed effects, laid out as lme4's.
+
+#' Confidence intervals for a linear mixed model
+#'
+#' Intervals for the variance parameters (standard deviations and
+#' correlations of the random effects, and the residual standard
+#' deviation, named as lme4 names them: `.sig01`, ..., `.sigma`, or
+#' `sd_(Intercept)|group`, ... with `oldNames = FALSE`) and for the fixed
+#' effects:
+#'
+#' * `"profile"` (default): profile-likelihood intervals, from the ML
+#'   deviance as in lme4 (a REML fit is refitted by ML first). Each limit
+#'   is found by root finding on the signed square root of the deviance
+#'   rise, with the other parameters re-optimised from the stored
+#'   cross-products (no pass over the data).
+#' * `"Wald"`: estimate plus or minus a normal quantile times the standard
+#'   error, for the fixed effects only (`NA` for the variance parameters),
+#'   as lme4.
+#' * `"boot"`: a parametric bootstrap: `nsim` responses are simulated from
+#'   the fitted model and the model is refitted to each; intervals are
+#'   percentile intervals (or `"basic"` or `"norm"`, see `boot.type`). With
+#'   the same `seed` the simulated responses are those of
+#'   `lme4::bootMer()`. Each refit recomputes only the parts of the
+#'   cross-products that involve the response and starts at the estimates.
+#'
+#' @param object A fit from [lmm()].
+#' @param parm Parameters: names or indices, or `"theta_"` (variance
+#'   parameters) or `"beta_"` (fixed effects); all by default.
+#' @param level Confidence level.
+#' @param method `"profile"`, `"Wald"` or `"boot"`.
+#' @param nsim Number of bootstrap simulations.
+#' @param seed Seed for the bootstrap ([set.seed()]), or `NULL`.
+#' @param boot.type Bootstrap interval: `"perc"`, `"basic"` or `"norm"`.
+#' @param cores Number of processes for the bootstrap refits (forked with
+#'   the parallel package; socket workers on Windows).
+#' @param progress Show a progress bar during the bootstrap.
+#' @param oldNames Name the variance parameters `.sig01`, ... (`TRUE`,
+#'   lme4's default) or descriptively.
+#' @param ... Unused.
+#' @return A matrix with one row per parameter and columns for the lower
+#'   and upper limits.
+#' @seealso [parametric_bootstrap()] for the bootstrap estimates themselves.
+#' @examples
+#' fit <- lmm(math ~ homework + (1 | schid), nels88)
+#' confint(fit, method = "Wald")
+#' confint(fit)                    # profile likelihood
+#' confint(fit, method = "boot", nsim = 200, seed = 1)
+#' @export
+confint.lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
+                        seed = NULL, boot.type = c("perc", "basic", "norm"), cores = 1L, progress = TRUE,
+                        oldNames = TRUE, ...) {
+  method <- match.arg(method)
+  boot.type <- match.arg(boot.type)
+  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
+    mlm_abort("{.arg level} must be a number between 0 and 1.", "mlmfit_error_argument")
+  }
+  vnames <- sdcor_names(object$re, old_names = oldNames)
+  all_names <- c(vnames, names(object$beta))
+  nvp <- length(vnames)
+  which <- if (missing(parm)) {
+    seq_along(all_names)
+  } else if (is.numeric(parm)) {
+    as.integer(parm)
+  } else if (identical(parm, "theta_")) {
+    seq_len(nvp)
+  } else if (identical(parm, "beta_")) {
+    nvp + seq_along(object$beta)
+  } else {
+    m <- match(parm, all_names)
+    if (anyNA(m)) {
+      mlm_abort(c("Unknown parameter{?s} {.val {parm[is.na(m)]}}.", i = "The parameters are {.val {all_names}}."),
+                "mlmfit_error_argument")
+    }
+    m
+  }
+  if (any(which < 1L | which > length(all_names))) {
+    mlm_abort("{.arg parm} indices must be between 1 and {length(all_names)}.", "mlmfit_error_argument")
+  }
+  a <- (1 + c(-level, level)) / 2
+  cols <- paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3), "%")
+  out <- switch(method,
+    Wald = {
+      se <- sqrt(diag(object$vcov))
+      ci <- rbind(matrix(NA_real_, nvp, 2L), cbind(object$beta, object$beta) + se %o% stats::qnorm(a))
+      ci[which, , drop = FALSE]
+    },
+    profile = profile_intervals(object, which, level),
+    boot = {
+      est <- parametric_bootstrap(object, nsim, seed = seed, cores = cores, progress = progress)
+      t0 <- c(theta_to_sdcor(object$re, object$theta, object$sigma), object$beta)
+      ci <- t(vapply(which, function(w) bootstrap_interval(est[, w], t0[w], level, boot.type), numeric(2)))
+      n_failed <- sum(!stats::complete.cases(est))
+      if (n_failed > 0L) mlm_warn("{n_failed} of {nsim} bootstrap refit{?s} failed and {?was/were} left out.", "mlmfit_warning_bootstrap")
+      ci
+    })
+  matrix(out, ncol = 2L, dimnames = list(all_names[which], cols))
+}

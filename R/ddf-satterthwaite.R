@@ -1,0 +1,77 @@
+# Satterthwaite's denominator degrees of freedom for linear combinations of
+# the fixed effects (Satterthwaite 1946; Kuznetsova, Brockhoff and
+# Christensen 2017, lmerTest). The variance parameters are
+# varpar = (theta, sigma); their asymptotic covariance is twice the inverse
+# Hessian of the deviance at the estimates, and vcov(beta) = sigma^2 U(theta)
+# is differentiated with respect to them. Everything is evaluated from the
+# stored cross-products: derivatives with respect to theta by Richardson-
+# extrapolated central differences, those with respect to sigma exactly.
+
+# The covariance of the variance parameters and the derivatives of vcov(beta).
+satterthwaite_basis <- function(fit) {
+  if (!inherits(fit, "lmm")) {
+    mlm_abort("Satterthwaite's degrees of freedom are available for linear mixed models from {.fn lmm}.",
+              "mlmfit_error_ddf")
+  }
+  theta <- unname(fit$theta)
+  sigma <- fit$sigma
+  k <- length(theta)
+  p <- length(fit$beta)
+  n <- nobs(fit)
+  n_eff <- if (fit$REML) n - p else n
+  f <- function(thetas) {
+    tm <- deviance_terms(fit, thetas, with_vcov = TRUE)
+    g <- tm$ld_L2 + if (fit$REML) tm$ld_RX2 else 0
+    rbind(g, tm$pwrss, matrix(tm$vcov, nrow = p * p))
+  }
+  # four Richardson levels for the usual few parameters; two when there are
+  # many (the evaluations grow with the square of their number)
+  d <- richardson_derivatives(f, theta, levels = if (k <= 10L) 4L else 2L)
+  pw <- d$value[2L]
+  H <- matrix(0, k + 1L, k + 1L)
+  H[seq_len(k), seq_len(k)] <- d$hessian[1L, , ] + d$hessian[2L, , ] / sigma^2
+  H[seq_len(k), k + 1L] <- H[k + 1L, seq_len(k)] <- -2 * d$jacobian[2L, ] / sigma^3
+  H[k + 1L, k + 1L] <- 6 * pw / sigma^4 - 2 * n_eff / sigma^2
+  eig <- eigen(H, symmetric = TRUE)
+  pos <- eig$values > 1e-8
+  h_inv <- eig$vectors[, pos, drop = FALSE] %*% (t(eig$vectors[, pos, drop = FALSE]) / eig$values[pos])
+  U <- matrix(d$value[-(1:2)], p, p)
+  jac <- c(lapply(seq_len(k), function(i) sigma^2 * matrix(d$jacobian[-(1:2), i], p, p)),
+           list(2 * sigma * U))
+  list(vcov = fit$vcov, vcov_varpar = 2 * h_inv, jacobian = jac, hessian = H,
+       n_negative = sum(eig$values < -1e-8))
+}
+
+# t test of one linear combination: estimate, standard error, df.
+satterthwaite_1d <- function(basis, L) {
+  L <- as.vector(L)
+  v <- sum(L * (basis$vcov %*% L))
+  grad <- vapply(basis$jacobian, function(J) sum(L * (J %*% L)), numeric(1))
+  denom <- sum(grad * (basis$vcov_varpar %*% grad))
+  list(var = v, df = 2 * v^2 / denom)
+}
+
+# F test of the rows of L (lmerTest's method: the eigenvectors of L V L'
+# give independent t tests whose df are combined by matching moments).
+satterthwaite_md <- function(basis, L, beta, eps = sqrt(.Machine$double.eps)) {
+  VL <- L %*% basis$vcov %*% t(L)
+  eig <- eigen(VL, symmetric = TRUE)
+  d <- eig$values
+  pos <- d > max(eps * d[1L], 0)
+  q <- sum(pos)
+  if (q == 0L) return(list(F = NA_real_, ndf = 0L, ddf = NA_real_))
+  PL <- crossprod(eig$vectors[, pos, drop = FALSE], L)
+  t2 <- drop(PL %*% beta)^2 / d[pos]
+  nu <- vapply(seq_len(q), function(m) satterthwaite_1d(basis, PL[m, ])$df, numeric(1))
+  list(F = sum(t2) / q, ndf = q, ddf = combine_ddf(nu))
+}
+
+# One denominator df for an F statistic made of independent t statistics
+# with df nu (the F distribution whose mean matches that of the sum).
+combine_ddf <- function(nu, tol = 1e-8) {
+  if (length(nu) == 1L) return(nu)
+  if (all(abs(diff(nu)) < tol)) return(mean(nu))
+  if (any(nu <= 2)) return(2)
+  E <- sum(nu / (nu - 2))
+  2 * E / (E - length(nu))
+}

@@ -1,0 +1,209 @@
+# Predictions for new data: the fixed-effect design of new rows and the
+# contribution of the random effects of the terms asked for. new_design()
+# is shared by the predict() methods of linear and generalised fits.
+
+# The fixed-effect terms of a fit with the "safe prediction" variables of
+# its model frame (poly(), scale(), ns() keep the data-dependent constants
+# of the fit).
+fixed_terms_for_prediction <- function(fit) {
+  tt <- stats::delete.response(fit$terms)
+  frame_tt <- attr(fit$frame, "terms")
+  pv <- attr(frame_tt, "predvars")
+  if (is.null(pv)) return(tt)
+  fv <- vapply(as.list(attr(frame_tt, "variables"))[-1L], deparse1, "")
+  pv <- as.list(pv)[-1L]
+  own <- as.list(attr(tt, "variables"))[-1L]
+  new_pv <- lapply(own, function(v) {
+    k <- match(deparse1(v), fv)
+    if (is.na(k)) v else pv[[k]]
+  })
+  attr(tt, "predvars") <- as.call(c(quote(list), new_pv))
+  tt
+}
+
+# The random-effect terms that re.form names: NULL -> all, NA or a formula
+# without random-effect terms -> none, otherwise the terms of the fit with
+# the same grouping factor and columns.
+select_re_terms <- function(fit, re.form) {
+  all_terms <- seq_along(fit$re$terms)
+  if (is.null(re.form)) return(all_terms)
+  if (identical(re.form, NA) || (is.logical(re.form) && length(re.form) == 1L && is.na(re.form))) return(integer())
+  if (!inherits(re.form, "formula")) {
+    mlm_abort("{.arg re.form} must be {.code NULL}, {.code NA}, {.code ~0} or a formula of random-effect terms.",
+              "mlmfit_error_argument")
+  }
+  rhs <- re.form[[length(re.form)]]
+  if (length(find_bars(rhs)) == 0L) return(integer())
+  wanted <- parse_mixed_formula(stats::as.formula(call("~", quote(.y), rhs), env = environment(re.form)))$random
+  fit_keys <- vapply(fit$re$terms, function(tm) paste(tm$label, paste(tm$colnames, collapse = "+"), sep = "|"), "")
+  out <- integer()
+  for (w in wanted) {
+    cols <- tryCatch(re_columns(w$lhs, fit$frame, fit$X, environment(re.form))$names, error = function(e) NULL)
+    key <- paste(w$label, paste(cols, collapse = "+"), sep = "|")
+    k <- match(key, fit_keys)
+    if (is.na(k)) {
+      mlm_abort(c("The term {.code ({deparse1(w$lhs)} | {w$label})} of {.arg re.form} is not a random-effect term of the model.",
+                  i = "The model's terms: {.code {vapply(fit$re$terms, function(tm) paste0('(', deparse1(tm$lhs), ' | ', tm$label, ')'), '')}}."),
+                "mlmfit_error_argument")
+    }
+    out <- c(out, k)
+  }
+  sort(unique(out))
+}
+
+# Levels of a grouping factor for the rows of newdata, as strings.
+grouping_values <- function(tm, newdata, env) {
+  expr <- tm$group_expr
+  if (tm$label %in% names(newdata)) return(as.character(newdata[[tm$label]]))
+  if (is_interaction_of_names(expr, names(newdata))) {
+    parts <- lapply(interaction_names(expr), function(v) as.character(newdata[[v]]))
+    out <- do.call(paste, c(parts, sep = ":"))
+    out[Reduce(`|`, lapply(parts, is.na))] <- NA_character_
+    return(out)
+  }
+  vals <- tryCatch(eval(expr, newdata, env), error = function(e) {
+    mlm_abort(c("The grouping factor {.code {tm$label}} could not be formed from {.arg newdata}.",
+                x = conditionMessage(e)), "mlmfit_error_newdata")
+  })
+  as.character(vals)
+}
+
+# Columns of Z of one term for the rows of newdata.
+term_columns <- function(fit, tm, newdata, env) {
+  f <- stats::as.formula(call("~", tm$lhs), env = env)
+  vars <- all.vars(f)
+  xlev <- lapply(stats::setNames(vars, vars), function(v) if (is.factor(fit$frame[[v]])) levels(fit$frame[[v]]))
+  xlev <- xlev[!vapply(xlev, is.null, logical(1))]
+  mf <- stats::model.frame(f, newdata, na.action = stats::na.pass, xlev = if (length(xlev)) xlev)
+  Z <- stats::model.matrix(f, mf)
+  Z[, tm$colnames, drop = FALSE]
+}
+
+#' Design of new data for predictions (internal)
+#'
+#' The fixed-effect model matrix of new rows, their offset (from `offset()`
+#' terms of the formula, as lme4), and the contribution `Z b` of the
+#' random-effect terms selected by `re.form`. Levels of grouping factors
+#' that the fit has not seen contribute zero when `allow.new.levels` is
+#' `TRUE` and are an error otherwise.
+#' @noRd
+new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = FALSE, na.action = stats::na.pass) {
+  env <- environment(fit$formula)
+  terms_used <- select_re_terms(fit, re.form)
+  if (is.null(newdata)) {
+    re <- numeric(nrow(fit$X))
+    if (length(terms_used)) {
+      for (t in terms_used) {
+        tm <- fit$re$terms[[t]]
+        blk <- fit$re$blocks[[tm$block]]
+        codes <- as.integer(blk$factor)
+        Z <- term_columns(fit, tm, fit$frame, env)
+        re <- re + rowSums(Z * t(fit$b[[tm$block]][tm$block_cols, codes, drop = FALSE]))
+      }
+    }
+    return(list(X = fit$X, offset = fit$offset %||% numeric(nrow(fit$X)), re = re, na.action = NULL,
+                rownames = rownames(fit$frame)))
+  }
+  newdata <- as_model_data(newdata)
+  # the rows na.action keeps, judged on every variable the prediction uses
+  tt <- fixed_terms_for_prediction(fit)
+  needed <- c(all.vars(tt), unlist(lapply(fit$re$terms[terms_used], function(tm) c(all.vars(tm$lhs), all.vars(tm$group_expr)))))
+  needed <- unique(needed)
+  missing_vars <- setdiff(needed, c(names(newdata), ls(env)))
+  if (length(missing_vars)) {
+    mlm_abort(c("{.arg newdata} lacks the variable{?s} {.var {missing_vars}}.",
+                i = "Supply every variable of the fixed part and of the random-effect terms in {.arg re.form}."),
+              "mlmfit_error_newdata", variables = missing_vars)
+  }
+  omitted <- NULL
+  if (length(needed)) {
+    vars_frame <- stats::model.frame(stats::as.formula(paste("~", paste(sprintf("`%s`", intersect(needed, names(newdata))), collapse = " + "))),
+                                     newdata, na.action = na.action)
+    omitted <- attr(vars_frame, "na.action")
+    if (!is.null(omitted)) newdata <- newdata[-as.integer(omitted), , drop = FALSE]
+  }
+  mf <- stats::model.frame(tt, newdata, na.action = stats::na.pass, xlev = fit$xlevels)
+  X <- stats::model.matrix(tt, mf, contrasts.arg = fit$contrasts)
+  X <- X[, names(fit$beta), drop = FALSE]
+  offset <- numeric(nrow(X))
+  if (!is.null(off <- attr(tt, "offset"))) {
+    for (i in off) offset <- offset + eval(attr(tt, "variables")[[i + 1L]], newdata, env)
+  }
+  re <- numeric(nrow(X))
+  for (t in terms_used) {
+    tm <- fit$re$terms[[t]]
+    blk <- fit$re$blocks[[tm$block]]
+    g <- grouping_values(tm, newdata, env)
+    idx <- match(g, blk$levels)
+    new <- is.na(idx)
+    if (any(new) && !allow.new.levels) {
+      shown <- unique(g[new])
+      mlm_abort(c("{.arg newdata} has {cli::qty(length(shown))}level{?s} of {.var {tm$label}} that the fit has not seen: {.val {utils::head(shown, 5)}}{if (length(shown) > 5) ' ...' else ''}.",
+                  i = "Use {.code allow.new.levels = TRUE} to predict those rows at the population level for this term."),
+                "mlmfit_error_new_levels", variable = tm$label)
+    }
+    Z <- term_columns(fit, tm, newdata, env)
+    B <- matrix(0, length(idx), length(tm$block_cols))
+    B[!new, ] <- t(fit$b[[tm$block]][tm$block_cols, idx[!new], drop = FALSE])
+    re <- re + rowSums(Z * B)
+  }
+  list(X = X, offset = offset, re = re, na.action = omitted, rownames = rownames(newdata))
+}
+
+#' Predictions from a linear mixed model
+#'
+#' Predictions at the data of the fit or at new data: by default
+#' conditional on all the random effects (the group-specific predictions);
+#' with `re.form = NA` (or `~0`) at the population level (fixed effects
+#' only); with a formula such as `~ (1 | school)` conditional on the
+#' random-effect terms named. As in lme4, offsets in new data come from
+#' `offset()` terms of the formula.
+#'
+#' @param object A fit from [lmm()].
+#' @param newdata A data frame; by default the data of the fit.
+#' @param re.form Random effects to condition on: `NULL` (all), `NA` or
+#'   `~0` (none), or a formula of some of the model's random-effect terms.
+#' @param allow.new.levels If `TRUE`, levels of grouping factors that the
+#'   fit has not seen (and missing levels) get random effects of zero, i.e.
+#'   population-level predictions for that term; if `FALSE` they are an
+#'   error.
+#' @param type `"link"` or `"response"`: the same for a linear mixed model
+#'   (kept for compatibility with generalised fits).
+#' @param se.fit Also return standard errors of the fixed-effect part of
+#'   the predictions, `sqrt(diag(X V X'))` with `V = vcov(object)`: the
+#'   standard errors of population-level predictions. (They ignore the
+#'   uncertainty of the random effects.)
+#' @param random.only Return only the random-effect contribution.
+#' @param na.action What to do with rows of `newdata` with missing values:
+#'   [stats::na.pass] (default: predictions are `NA`), [stats::na.omit] or
+#'   [stats::na.exclude].
+#' @param ... Unused.
+#' @return A named numeric vector, or with `se.fit = TRUE` a list with
+#'   components `fit` and `se.fit`.
+#' @examples
+#' fit <- lmm(math ~ homework + (homework | schid), nels88)
+#' head(predict(fit))                       # conditional on the schools
+#' head(predict(fit, re.form = NA))         # population level
+#' nd <- data.frame(homework = 0:3, schid = "7472")
+#' predict(fit, nd)
+#' predict(fit, nd, re.form = NA, se.fit = TRUE)
+#' # a school the fit has not seen gets the population-level prediction
+#' predict(fit, data.frame(homework = 2, schid = "new"), allow.new.levels = TRUE)
+#' @export
+predict.lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+                        type = c("link", "response"), se.fit = FALSE, random.only = FALSE,
+                        na.action = stats::na.pass, ...) {
+  type <- match.arg(type)
+  if (is.null(newdata) && is.null(re.form) && !se.fit && !random.only) {
+    return(stats::napredict(attr(object$frame, "na.action"), stats::setNames(object$fitted, rownames(object$frame))))
+  }
+  d <- new_design(object, newdata, re.form, allow.new.levels, na.action)
+  fixed <- drop(d$X %*% object$beta) + d$offset
+  pred <- if (random.only) d$re else fixed + d$re
+  pred <- stats::setNames(as.vector(pred), d$rownames)
+  omit <- if (is.null(newdata)) attr(object$frame, "na.action") else d$na.action
+  pred <- stats::napredict(omit, pred)
+  if (!se.fit) return(pred)
+  se <- sqrt(rowSums((d$X %*% object$vcov) * d$X))
+  list(fit = pred, se.fit = stats::napredict(omit, stats::setNames(se, d$rownames)))
+}

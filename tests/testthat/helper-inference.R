@@ -1,0 +1,40 @@
+# Helpers for the inference tests.
+
+# Our fit re-evaluated at lme4's variance parameters (theta): the fixed
+# effects, conditional modes and sigma are then those of lme4's fit to
+# rounding, so methods (predict, simulate) can be compared with lme4's to
+# 1e-6 without the optimisers' differences (DESIGN.md allows 1e-3).
+at_lme4_estimates <- function(fit, ref) {
+  theta <- unname(lme4::getME(ref, "theta"))
+  ev <- lmm_evaluate_cpp(fit$xp, engine_templates(fit$re), theta, fit$REML, TRUE)
+  ev$theta <- theta
+  ev$optinfo <- list(warnings = character())
+  fit_from_engine(fit, ev)
+}
+
+# Relative agreement of two numeric vectors, with an absolute floor.
+expect_close <- function(object, expected, rel = 1e-3, abs = 1e-8, info = NULL) {
+  object <- unname(as.vector(object))
+  expected <- unname(as.vector(expected))
+  testthat::expect_equal(length(object), length(expected))
+  testthat::expect_identical(is.na(object), is.na(expected), info = paste(info, "(missing values)"))
+  keep <- !is.na(expected) & !is.na(object)
+  object <- object[keep]
+  expected <- expected[keep]
+  if (length(expected) == 0L) return(invisible(TRUE))
+  err <- abs(object - expected)
+  ok <- err <= pmax(rel * abs(expected), abs)
+  testthat::expect_true(all(ok), info = paste(info, "max rel diff:", signif(max(err / pmax(abs(expected), abs)), 3)))
+}
+
+hsb82_data <- function() {
+  e <- new.env()
+  utils::data("Hsb82", package = "mlmRev", envir = e)
+  e$Hsb82
+}
+
+lme4_data <- function(name) {
+  e <- new.env()
+  utils::data(list = name, package = "lme4", envir = e)
+  e[[name]]
+}

@@ -1,0 +1,72 @@
+# predict() against lme4's predict() within 1e-6, at lme4's estimates (see
+# at_lme4_estimates()), so that optimiser differences do not enter.
+
+test_that("sleepstudy: conditional, population-level, subsets of terms, new levels", {
+  sleepstudy <- lme4_data("sleepstudy")
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+  fit <- at_lme4_estimates(lmm(Reaction ~ Days + (Days | Subject), sleepstudy), ref)
+  expect_close(predict(fit), predict(ref), rel = 0, abs = 1e-6)
+  expect_identical(names(predict(fit)), names(predict(ref)))
+  expect_close(predict(fit, re.form = NA), predict(ref, re.form = NA), rel = 0, abs = 1e-6)
+  expect_close(predict(fit, re.form = ~0), predict(ref, re.form = ~0), rel = 0, abs = 1e-6)
+  nd <- data.frame(Days = c(0, 4.5, 9, 2), Subject = c("308", "309", "new", NA))
+  expect_close(predict(fit, nd, allow.new.levels = TRUE), predict(ref, nd, allow.new.levels = TRUE),
+               rel = 0, abs = 1e-6)
+  expect_error(predict(fit, nd[1:3, ]), class = "mlmfit_error_new_levels")
+  expect_error(predict(fit, nd[1:2, "Days", drop = FALSE]), class = "mlmfit_error_newdata")
+  expect_close(predict(fit, nd[1:2, "Days", drop = FALSE], re.form = NA),
+               predict(ref, nd[1:2, "Days", drop = FALSE], re.form = NA), rel = 0, abs = 1e-6)
+  expect_equal(predict(fit, type = "response"), predict(fit, type = "link"))
+})
+
+test_that("two terms on one factor and nested factors: re.form naming some terms", {
+  sleepstudy <- lme4_data("sleepstudy")
+  fm <- Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)
+  ref <- lme4::lmer(fm, sleepstudy)
+  fit <- at_lme4_estimates(lmm(fm, sleepstudy), ref)
+  for (rf in list(~ (1 | Subject), ~ (0 + Days | Subject), NULL)) {
+    expect_close(predict(fit, re.form = rf), predict(ref, re.form = rf), rel = 0, abs = 1e-6)
+  }
+  expect_error(predict(fit, re.form = ~ (Days | Subject)), class = "mlmfit_error_argument")
+
+  Pastes <- lme4_data("Pastes")
+  ref <- lme4::lmer(strength ~ 1 + (1 | batch / cask), Pastes)
+  fit <- at_lme4_estimates(lmm(strength ~ 1 + (1 | batch / cask), Pastes), ref)
+  nd <- Pastes[c(1, 5, 17, 33), ]
+  for (rf in list(NULL, ~ (1 | batch), ~ (1 | cask:batch))) {
+    expect_close(predict(fit, nd, re.form = rf), predict(ref, nd, re.form = rf), rel = 0, abs = 1e-6)
+  }
+})
+
+test_that("factors, interactions and safe prediction of poly() in new data", {
+  Orthodont <- as.data.frame(nlme::Orthodont)
+  fm <- distance ~ poly(age, 2) * Sex + (1 | Subject)
+  ref <- lme4::lmer(fm, Orthodont)
+  fit <- at_lme4_estimates(lmm(fm, Orthodont), ref)
+  nd <- data.frame(age = c(8, 11, 13.5), Sex = factor(c("Female", "Male", "Female"), levels = c("Male", "Female")),
+                   Subject = c("F01", "M05", "F03"))
+  expect_close(predict(fit, nd), predict(ref, nd), rel = 0, abs = 1e-6)
+  expect_close(predict(fit, nd, re.form = NA), predict(ref, nd, re.form = NA), rel = 0, abs = 1e-6)
+})
+
+test_that("standard errors of population-level predictions are sqrt(diag(X V X'))", {
+  nels88 <- nels88_data()
+  ref <- lme4::lmer(math ~ homework + ses + (homework | schid), nels88)
+  fit <- at_lme4_estimates(lmm(math ~ homework + ses + (homework | schid), nels88), ref)
+  nd <- data.frame(homework = c(0, 2, 7), ses = c(-1, 0, 1.5))
+  p <- predict(fit, nd, re.form = NA, se.fit = TRUE)
+  X <- cbind(1, nd$homework, nd$ses)
+  V <- as.matrix(stats::vcov(ref))
+  expect_close(p$fit, predict(ref, nd, re.form = NA), rel = 0, abs = 1e-6)
+  expect_close(p$se.fit, sqrt(diag(X %*% V %*% t(X))), rel = 1e-6)
+})
+
+test_that("missing values in new data: NA by default, dropped with na.omit", {
+  sleepstudy <- lme4_data("sleepstudy")
+  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+  nd <- data.frame(Days = c(1, NA, 3), Subject = "308")
+  p <- predict(fit, nd)
+  expect_true(is.na(p[2]))
+  expect_length(predict(fit, nd, na.action = na.omit), 2L)
+  expect_equal(unname(predict(fit, nd, na.action = na.omit)), unname(p[-2]))
+})
