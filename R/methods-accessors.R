@@ -22,8 +22,14 @@ nlme::VarCorr
 #'   criterion, or with `REML = FALSE` the ML deviance at the REML estimates.
 #' * `nobs()` observations used; `ngrps()` levels of each grouping factor.
 #' * `fitted()` conditional fitted values (fixed plus random effects plus offset).
-#' * `residuals()` response residuals; `type = "pearson"` multiplies by the
-#'   square root of the prior weights; `scaled = TRUE` divides by sigma.
+#' * `residuals()` response residuals; `type = "pearson"` divides by the
+#'   standard deviation multiplier of each observation (the variance
+#'   function of a `variance` structure and the prior weights);
+#'   `type = "normalized"` (nlme's) also removes the residual correlation
+#'   within groups and is always divided by sigma; `scaled = TRUE` divides
+#'   the others by sigma.
+#' * `logLik()`'s df also counts the estimated parameters of a residual
+#'   correlation or variance structure.
 #' * `model.frame()`, `model.matrix()` (fixed effects), `terms()` (fixed part),
 #'   `formula()`, `weights()` (prior weights, 1 when none were given).
 #'
@@ -31,8 +37,8 @@ nlme::VarCorr
 #' @param REML For `logLik()` and `deviance()`: the REML (`TRUE`) or ML
 #'   (`FALSE`) criterion; by default the one the model was fitted with.
 #' @param type Type of residuals: `"response"` (default), `"pearson"`,
-#'   `"working"` or `"deviance"` (all equal for a linear mixed model except
-#'   for prior weights).
+#'   `"working"`, `"deviance"` (all equal for a linear mixed model except
+#'   for prior weights and variance functions) or `"normalized"`.
 #' @param scaled Divide residuals by sigma.
 #' @param ... Unused.
 #' @name lmm-accessors
@@ -59,7 +65,7 @@ vcov.mlmfit <- function(object, ...) object$vcov
 #' @export
 sigma.lmm <- function(object, ...) object$sigma
 
-n_covariance_parameters <- function(object) length(object$theta)
+n_covariance_parameters <- function(object) length(object$theta) + n_residual_parameters(object)
 
 #' @rdname lmm-accessors
 #' @export
@@ -112,11 +118,17 @@ fitted.mlmfit <- function(object, ...) object$fitted
 
 #' @rdname lmm-accessors
 #' @export
-residuals.lmm <- function(object, type = c("response", "pearson", "working", "deviance"), scaled = FALSE, ...) {
+residuals.lmm <- function(object, type = c("response", "pearson", "working", "deviance", "normalized"),
+                          scaled = FALSE, ...) {
   type <- match.arg(type)
   r <- object$y - object$fitted
-  if (type %in% c("pearson", "deviance") && !is.null(object$prior_weights)) r <- r * sqrt(object$prior_weights)
-  if (scaled) r <- r / object$sigma
+  if (!is.null(object$residual) && type %in% c("pearson", "deviance", "normalized")) {
+    r <- r / residual_sd_multipliers(object)
+    if (type == "normalized") r <- normalized_residuals(object, r)
+  } else if (type %in% c("pearson", "deviance", "normalized") && !is.null(object$prior_weights)) {
+    r <- r * sqrt(object$prior_weights)
+  }
+  if (scaled || type == "normalized") r <- r / object$sigma
   stats::setNames(as.vector(r), rownames(object$frame))
 }
 

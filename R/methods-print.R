@@ -53,6 +53,8 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' or AIC, BIC, log-likelihood and deviance for ML fits), quantiles of the
 #' scaled residuals, the variance components, the number of observations
 #' and groups, and the fixed effects with standard errors and t values.
+#' A residual correlation or variance structure is shown below the variance
+#' components as nlme shows it.
 #'
 #' @param object A fit from [lmm()].
 #' @param x A `summary_lmm` object.
@@ -62,7 +64,8 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' @param ... Unused.
 #' @return A list of class `summary_lmm` with components `coefficients`
 #'   (Estimate, Std. Error, t value), `varcor`, `residuals`, `ngrps`,
-#'   `nobs`, `criterion`, `REML` and `singular`.
+#'   `nobs`, `criterion`, `REML`, `singular` and `residual_parameters`
+#'   (the estimates of a residual correlation or variance structure).
 #' @examples
 #' fit <- lmm(math ~ homework + (homework | schid), nels88)
 #' s <- summary(fit)
@@ -78,7 +81,7 @@ summary.lmm <- function(object, ...) {
     residuals = residuals(object, type = "pearson", scaled = TRUE),
     ngrps = ngrps(object), nobs = nobs(object), REML = object$REML,
     criterion = if (object$REML) c(REML = deviance(object)) else information_criteria(object),
-    singular = is_singular(object), vcov = object$vcov
+    singular = is_singular(object), vcov = object$vcov, residual_parameters = residual_parameters(object)
   ), class = "summary_lmm")
 }
 

@@ -6,13 +6,15 @@
 #include "engine/cross_products.h"
 #include "engine/lmm_fit.h"
 #include "engine/model_data.h"
+#include "lmm_glue.h"
 
 using Rcpp::List;
 using Rcpp::NumericVector;
 using Rcpp::IntegerVector;
 using Rcpp::Named;
 
-namespace {
+// Conversions shared with the other glue files (declared in lmm_glue.h).
+namespace mlm_glue {
 
 const double* optional_vector(SEXP x, R_xlen_t n, const char* what) {
   if (Rf_isNull(x)) return nullptr;
@@ -159,7 +161,9 @@ List result_to_r(const mlm::LmmResult& res) {
   return out;
 }
 
-}  // namespace
+}  // namespace mlm_glue
+
+using namespace mlm_glue;
 
 // One call per fit: cross-products, optimisation over theta, the solution
 // at the optimum and the fitted values.

@@ -78,15 +78,8 @@ LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplat
   return evaluation_from(dev, xp, reml, cond_var);
 }
 
-LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
-                  const Eigen::VectorXd& lower, const LmmOptions& opt) {
-  ProfiledDeviance dev(xp, templates, opt.reml);
-  int calls = 0;
-  Objective f = [&dev, &opt, &calls](const Eigen::VectorXd& th) {
-    if (opt.check_interrupt && (++calls & 15) == 0) opt.check_interrupt();
-    return dev(th);
-  };
-  LmmResult res;
+void optimize_profiled(const Objective& f, const Eigen::VectorXd& theta0, const Eigen::VectorXd& lower,
+                       const LmmOptions& opt, LmmResult& res) {
   res.optim = minimize_bounded(f, theta0, lower, opt.optim);
   Eigen::VectorXd theta = res.optim.x;
   double fmin = res.optim.f;
@@ -169,8 +162,20 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   res.optim.evals += evals;
   if (!res.optim.converged && !res.optim.message.empty())
     res.warnings.push_back("the optimiser did not converge: " + res.optim.message);
-
   res.theta = theta;
+}
+
+LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
+                  const Eigen::VectorXd& lower, const LmmOptions& opt) {
+  ProfiledDeviance dev(xp, templates, opt.reml);
+  int calls = 0;
+  Objective f = [&dev, &opt, &calls](const Eigen::VectorXd& th) {
+    if (opt.check_interrupt && (++calls & 15) == 0) opt.check_interrupt();
+    return dev(th);
+  };
+  LmmResult res;
+  optimize_profiled(f, theta0, lower, opt, res);
+  const Eigen::VectorXd& theta = res.theta;
   if (!std::isfinite(dev(theta))) {
     res.at.deviance = std::numeric_limits<double>::infinity();
     res.warnings.push_back("the deviance is not finite at the reported optimum");

@@ -1,0 +1,23 @@
+// Conversions between R objects and engine structures, shared by the glue
+// files (defined in lmm_glue.cpp).
+#pragma once
+
+#include <RcppEigen.h>
+
+#include <vector>
+
+#include "engine/cross_products.h"
+#include "engine/lmm_fit.h"
+#include "engine/model_data.h"
+
+namespace mlm_glue {
+
+std::vector<mlm::CovTemplate> templates_from(const Rcpp::List& blocks);
+mlm::ModelData model_data_from(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col,
+                               const Rcpp::List& blocks);
+Rcpp::List cross_products_to_r(const mlm::CrossProducts& xp);
+Rcpp::List evaluation_to_r(const mlm::LmmEvaluation& ev);
+mlm::LmmOptions options_from(const Rcpp::List& control, bool reml);
+Rcpp::List result_to_r(const mlm::LmmResult& res);
+
+}  // namespace mlm_glue
