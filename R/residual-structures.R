@@ -9,6 +9,25 @@
 # (divided by the square roots of any prior weights), C_g the correlation
 # matrix of the group.
 
+# nlme's constructors, so that `library(mlmfit)` alone lets users write
+# `correlation = corAR1(form = ~ 1 | g)`.
+
+#' @importFrom nlme corAR1 corCAR1 corCompSymm varIdent varPower varExp
+#' @export
+nlme::corAR1
+#' @export
+nlme::corCAR1
+#' @export
+nlme::corCompSymm
+#' @export
+nlme::varIdent
+#' @export
+nlme::varPower
+#' @export
+nlme::varExp
+#' @export
+nlme::getVarCov
+
 supported_correlations <- c(corAR1 = "ar1", corCAR1 = "car1", corCompSymm = "comp_symm")
 supported_variances <- c(varIdent = "ident", varPower = "power", varExp = "exp")
 correlation_labels <- c(ar1 = "AR(1)", car1 = "Continuous AR(1)", comp_symm = "Compound symmetry")
@@ -63,7 +82,9 @@ add_structure_variables <- function(frame, correlation, variance) {
   for (s in list(correlation, variance)) {
     if (!is.null(s)) vars <- c(vars, all.vars(stats::formula(s)))
   }
-  vars <- setdiff(unique(vars), c(".", all.vars(frame)))
+  # Added even when the formula mentions them (inside factor(year), say):
+  # the frame must hold the variables themselves.
+  vars <- setdiff(unique(vars), c(".", all.vars(frame[[2L]])))
   rhs <- frame[[3L]]
   for (v in vars) rhs <- call("+", rhs, as.name(v))
   frame[[3L]] <- rhs
@@ -473,6 +494,7 @@ random_effect_covariance <- function(object, rows) {
 #'            correlation = nlme::corAR1(form = ~ 1 | Subject))
 #' nlme::getVarCov(fit, type = "marginal")
 #' @importFrom nlme getVarCov
+#' @method getVarCov lmm
 #' @export
 getVarCov.lmm <- function(obj, individuals, type = c("random.effects", "conditional", "marginal"), ...) {
   type <- match.arg(type)
