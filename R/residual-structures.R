@@ -577,3 +577,37 @@ print_residual_structure <- function(res, digits = 4) {
   if (length(lines)) cat(lines, sep = "\n")
   invisible()
 }
+
+# For inference on fits with a residual structure (profiles, derivatives of
+# the deviance, Satterthwaite or Kenward-Roger degrees of freedom): the
+# engine at other values of theta and psi, without refitting. psi covers
+# every residual parameter (fixed ones too) on the unconstrained scale of
+# residual_parameters(object, unconstrained = TRUE, fixed = TRUE).
+
+engine_residual <- function(object, method = NULL) {
+  eng <- object$residual$engine
+  if (!is.null(method)) eng$method <- method
+  eng
+}
+
+# The deviance (REML criterion or -2 log-likelihood) at each column of
+# `params` = rbind(theta, psi); Inf outside the parameter space.
+residual_structure_deviance <- function(object, params, REML = object$REML, method = NULL) {
+  params <- as.matrix(params)
+  storage.mode(params) <- "double"
+  lmm_residual_deviance_cpp(object$X, object$y, object$prior_weights, object$offset,
+                            match("(Intercept)", colnames(object$X), nomatch = 0L) - 1L,
+                            engine_blocks(object$re), engine_residual(object, method), params,
+                            length(object$theta), REML)
+}
+
+# Everything the engine reports at (theta, psi): deviance, beta, vcov,
+# sigma, b, conditional variances (with cond_var), log |R| and the whitened
+# cross-products.
+residual_structure_evaluate <- function(object, theta = object$theta, psi = object$residual$psi,
+                                        REML = object$REML, cond_var = FALSE, method = NULL) {
+  lmm_residual_evaluate_cpp(object$X, object$y, object$prior_weights, object$offset,
+                            match("(Intercept)", colnames(object$X), nomatch = 0L) - 1L,
+                            engine_blocks(object$re), engine_residual(object, method),
+                            as.double(theta), as.double(psi), REML, cond_var)
+}

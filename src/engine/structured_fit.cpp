@@ -1,6 +1,5 @@
 #include "structured_fit.h"
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -15,43 +14,6 @@ double StructuredDeviance::operator()(const Eigen::VectorXd& theta, const Eigen:
   if (!white_.update(psi)) return std::numeric_limits<double>::infinity();
   return dev_(theta);
 }
-
-namespace {
-
-// A residual parameter can start at a stationary point that is not a
-// minimum: with AR(1) on times two units apart the likelihood depends on
-// phi^2 only, and phi = 0 (nlme's start) is a saddle point. Where the
-// finite-difference Hessian at the end has a negative eigenvalue, step
-// along its eigenvector and optimise again from the lower point.
-void escape_saddle(const Objective& f, const Eigen::VectorXd& lower, const LmmOptions& opt, LmmResult& res) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    const Eigen::Index n = res.theta.size();
-    if (res.hessian.rows() != n || n == 0) return;
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(res.hessian);
-    const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
-    if (!(eig.eigenvalues()[0] < -1e-6 * std::max(emax, 1.0))) return;
-    const Eigen::VectorXd v = eig.eigenvectors().col(0);
-    const double f0 = f(res.theta);
-    double best = f0;
-    Eigen::VectorXd start;
-    for (double t : {1.0, -1.0, 0.3, -0.3, 0.1, -0.1}) {
-      const Eigen::VectorXd x = (res.theta + t * v).cwiseMax(lower);
-      const double fx = f(x);
-      if (fx < best - 1e-8 * (1.0 + std::fabs(f0))) {
-        best = fx;
-        start = x;
-      }
-    }
-    if (start.size() == 0) return;
-    LmmResult again;
-    optimize_profiled(f, start, lower, opt, again);
-    if (!(f(again.theta) < f0)) return;
-    again.optim.evals += res.optim.evals;
-    res = again;
-  }
-}
-
-}  // namespace
 
 LmmEvaluation evaluate_lmm_structured(WhitenedCrossProducts& white, const std::vector<CovTemplate>& templates,
                                       const Eigen::VectorXd& theta, const Eigen::VectorXd& psi, bool reml,
@@ -97,7 +59,6 @@ StructuredResult fit_lmm_structured(const ModelData& data, const ResidualSpec& s
 
   StructuredResult out;
   optimize_profiled(f, x0, lo, opt.lmm, out.fit);
-  escape_saddle(f, lo, opt.lmm, out.fit);
   const Eigen::VectorXd x = out.fit.theta;
   split(x, out.psi);
   out.fit.theta = x.head(nt);

@@ -1,6 +1,7 @@
 #include "whitening.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -37,14 +38,14 @@ WhitenedCrossProducts::WhitenedCrossProducts(const ModelData& data, const Residu
   set_up_gaps();
   values_.setZero(n_values_);
   if (method != WhiteningMethod::pass && classes_available()) {
-    std::size_t k = 1;
-    if (spec_.correlation == CorrelationKind::ar1 || spec_.correlation == CorrelationKind::car1)
-      k += 2 * gap_value_.size();
-    if (spec_.correlation == CorrelationKind::comp_symm)
-      k += static_cast<std::size_t>(std::count_if(size_count_.begin(), size_count_.end(), [](Index c) { return c > 0; }));
-    if (spec_.variance == VarianceKind::ident) k = static_cast<std::size_t>(spec_.n_strata);
-    const double bytes = 8.0 * static_cast<double>(k) * static_cast<double>(n_values_);
-    if (method == WhiteningMethod::classes || (k <= 64 && bytes <= max_class_bytes)) build_classes();
+    enumerate_classes();
+    const double bytes = 8.0 * static_cast<double>(classes_.size()) * static_cast<double>(n_values_);
+    if (method == WhiteningMethod::classes || (classes_.size() <= 64 && bytes <= max_class_bytes)) {
+      build_classes();
+    } else {
+      classes_.clear();
+      class_index_.clear();
+    }
   }
 }
 
@@ -211,8 +212,54 @@ void WhitenedCrossProducts::set_up_gaps() {
 }
 
 bool WhitenedCrossProducts::classes_available() const {
-  if (spec_.variance == VarianceKind::none) return true;
-  return spec_.variance == VarianceKind::ident && spec_.correlation == CorrelationKind::none;
+  return spec_.variance == VarianceKind::none || spec_.variance == VarianceKind::ident;
+}
+
+int WhitenedCrossProducts::stratum_of(Index i) const {
+  return spec_.variance == VarianceKind::ident ? spec_.stratum[i] : 0;
+}
+
+int WhitenedCrossProducts::class_of(ClassKind kind, int a, int s, int t) {
+  const std::array<int, 4> key{static_cast<int>(kind), a, s, t};
+  auto it = class_index_.find(key);
+  if (it != class_index_.end()) return it->second;
+  const int c = static_cast<int>(classes_.size());
+  classes_.push_back({kind, a, s, t});
+  class_index_.emplace(key, c);
+  return c;
+}
+
+// The patterns that occur, from strata, gaps and group sizes alone.
+void WhitenedCrossProducts::enumerate_classes() {
+  const ResidualSpec& s = spec_;
+  const bool strata = s.variance == VarianceKind::ident;
+  const bool chain = s.correlation == CorrelationKind::ar1 || s.correlation == CorrelationKind::car1;
+  const bool cs = s.correlation == CorrelationKind::comp_symm;
+  for (int k = 0; k < (strata ? s.n_strata : 1); ++k) class_of(ClassKind::row, 0, k, 0);
+  std::vector<char> present(strata ? s.n_strata : 1);
+  for (Index g = 0; g < s.n_groups(); ++g) {
+    std::fill(present.begin(), present.end(), 0);
+    for (Index k = s.group_start[g]; k < s.group_start[g + 1]; ++k) {
+      const int sb = stratum_of(s.order[k]);
+      present[sb] = 1;
+      if (!chain || k == s.group_start[g]) continue;
+      const int sa = stratum_of(s.order[k - 1]), c = gap_class_[k];
+      if (!strata) {
+        class_of(ClassKind::diff, c, 0, 0);
+        class_of(ClassKind::end, c, 0, 0);
+      } else {
+        class_of(ClassKind::end, c, sa, 0);
+        class_of(ClassKind::end, c, sb, 0);
+        class_of(ClassKind::cross, c, std::min(sa, sb), std::max(sa, sb));
+      }
+    }
+    if (cs) {
+      const int m = static_cast<int>(s.group_start[g + 1] - s.group_start[g]);
+      for (int a = 0; a < static_cast<int>(present.size()); ++a)
+        for (int b = a; b < static_cast<int>(present.size()); ++b)
+          if (present[a] && present[b]) class_of(ClassKind::sum, m, a, b);
+    }
+  }
 }
 
 void WhitenedCrossProducts::row(Index i, double* m) const {
@@ -286,61 +333,66 @@ inline void add_outer(double* G, int dim, double w, const double* a, const doubl
 
 void WhitenedCrossProducts::build_classes() {
   const ResidualSpec& s = spec_;
+  const bool strata = s.variance == VarianceKind::ident;
   const bool chain = s.correlation == CorrelationKind::ar1 || s.correlation == CorrelationKind::car1;
   const bool cs = s.correlation == CorrelationKind::comp_symm;
-  const bool ident = s.variance == VarianceKind::ident;
-  std::vector<int> row_class(ident ? s.n_strata : 1), diff_class, end_class, sum_class;
-  for (std::size_t k = 0; k < row_class.size(); ++k) {
-    row_class[k] = static_cast<int>(classes_.size());
-    classes_.push_back({ClassKind::row, static_cast<int>(k)});
-  }
-  if (chain)
-    for (std::size_t c = 0; c < gap_value_.size(); ++c) {
-      diff_class.push_back(static_cast<int>(classes_.size()));
-      classes_.push_back({ClassKind::diff, static_cast<int>(c)});
-      end_class.push_back(static_cast<int>(classes_.size()));
-      classes_.push_back({ClassKind::end, static_cast<int>(c)});
-    }
-  if (cs) {
-    sum_class.assign(size_count_.size(), -1);
-    for (std::size_t m = 1; m < size_count_.size(); ++m)
-      if (size_count_[m] > 0) {
-        sum_class[m] = static_cast<int>(classes_.size());
-        classes_.push_back({ClassKind::sum, static_cast<int>(m)});
-      }
-  }
   n_classes_ = static_cast<int>(classes_.size());
   class_values_.setZero(n_values_, n_classes_);
+  const int S = strata ? s.n_strata : 1;
 
   const int D = dim_;
   const std::size_t DD = static_cast<std::size_t>(D) * D;
   std::vector<double> G(DD * n_classes_, 0.0);
   std::vector<char> touched(n_classes_, 0);
-  std::vector<double> cur(D), prev(D), diff(D), u(D);
+  std::vector<double> cur(D), prev(D), diff(D), u(static_cast<std::size_t>(D) * S);
+  std::vector<char> present(S);
+  auto add = [&](int c, double w, const double* a, const double* b) {
+    add_outer(G.data() + DD * c, D, w, a, b);
+    touched[c] = 1;
+  };
   for (Index g = 0; g < s.n_groups(); ++g) {
     std::fill(u.begin(), u.end(), 0.0);
+    std::fill(present.begin(), present.end(), 0);
+    int sa = 0;
     for (Index k = s.group_start[g]; k < s.group_start[g + 1]; ++k) {
       const Index i = s.order[k];
+      const int sb = stratum_of(i);
       row(i, cur.data());
-      const int rc = row_class[ident ? s.stratum[i] : 0];
-      add_outer(G.data() + DD * rc, D, 1.0, cur.data(), cur.data());
-      touched[rc] = 1;
+      add(class_index_.at({static_cast<int>(ClassKind::row), 0, sb, 0}), 1.0, cur.data(), cur.data());
       if (chain && k > s.group_start[g]) {
         const int c = gap_class_[k];
-        for (int r = 0; r < D; ++r) diff[r] = prev[r] - cur[r];
-        add_outer(G.data() + DD * diff_class[c], D, 1.0, diff.data(), diff.data());
-        add_outer(G.data() + DD * end_class[c], D, 1.0, prev.data(), prev.data());
-        add_outer(G.data() + DD * end_class[c], D, 1.0, cur.data(), cur.data());
-        touched[diff_class[c]] = touched[end_class[c]] = 1;
+        if (!strata) {
+          for (int r = 0; r < D; ++r) diff[r] = prev[r] - cur[r];
+          add(class_index_.at({static_cast<int>(ClassKind::diff), c, 0, 0}), 1.0, diff.data(), diff.data());
+          const int e = class_index_.at({static_cast<int>(ClassKind::end), c, 0, 0});
+          add(e, 1.0, prev.data(), prev.data());
+          add(e, 1.0, cur.data(), cur.data());
+        } else {
+          add(class_index_.at({static_cast<int>(ClassKind::end), c, sa, 0}), 1.0, prev.data(), prev.data());
+          add(class_index_.at({static_cast<int>(ClassKind::end), c, sb, 0}), 1.0, cur.data(), cur.data());
+          const int x = class_index_.at({static_cast<int>(ClassKind::cross), c, std::min(sa, sb), std::max(sa, sb)});
+          add(x, 1.0, prev.data(), cur.data());
+          add(x, 1.0, cur.data(), prev.data());
+        }
       }
-      if (cs)
-        for (int r = 0; r < D; ++r) u[r] += cur[r];
+      if (cs) {
+        present[sb] = 1;
+        for (int r = 0; r < D; ++r) u[static_cast<std::size_t>(sb) * D + r] += cur[r];
+      }
+      sa = sb;
       std::swap(cur, prev);
     }
     if (cs) {
-      const int c = sum_class[s.group_start[g + 1] - s.group_start[g]];
-      add_outer(G.data() + DD * c, D, 1.0, u.data(), u.data());
-      touched[c] = 1;
+      const int m = static_cast<int>(s.group_start[g + 1] - s.group_start[g]);
+      for (int a = 0; a < S; ++a)
+        for (int b = a; b < S; ++b) {
+          if (!present[a] || !present[b]) continue;
+          const int c = class_index_.at({static_cast<int>(ClassKind::sum), m, a, b});
+          const double* ua = u.data() + static_cast<std::size_t>(a) * D;
+          const double* ub = u.data() + static_cast<std::size_t>(b) * D;
+          add(c, 1.0, ua, ub);
+          if (a != b) add(c, 1.0, ub, ua);
+        }
     }
     for (int c = 0; c < n_classes_; ++c) {
       if (!touched[c]) continue;
@@ -354,28 +406,33 @@ void WhitenedCrossProducts::build_classes() {
 
 double WhitenedCrossProducts::class_coefficient(const PatternClass& c) const {
   const double phi = par_.phi;
+  const bool strata = spec_.variance == VarianceKind::ident;
+  const double ds = strata ? par_.delta[c.s] : 1.0, dt = strata ? par_.delta[c.t] : 1.0;
   switch (c.kind) {
     case ClassKind::row:
-      if (spec_.variance == VarianceKind::ident) return 1.0 / (par_.delta[c.index] * par_.delta[c.index]);
-      if (spec_.correlation == CorrelationKind::comp_symm) return 1.0 / (1.0 - phi);
-      return 1.0;
+      return (spec_.correlation == CorrelationKind::comp_symm ? 1.0 / (1.0 - phi) : 1.0) / (ds * ds);
     case ClassKind::diff: {
-      // Tridiagonal precision of a chain with correlation rho between
-      // neighbours a, b: (aa' + bb' - rho (ab' + ba')) / (1 - rho^2) per
-      // pair, beyond the unit diagonal, written as
+      // The precision of a chain with correlation rho between neighbours a
+      // and b adds (rho^2 (aa' + bb') - rho (ab' + ba')) / (1 - rho^2) per
+      // pair to the unit diagonal. Without strata it is written as
       // rho / (1 - rho^2) (a - b)(a - b)' - rho / (1 + rho) (aa' + bb'),
       // which does not cancel as rho approaches 1.
-      const double rho = par_.lag_correlation(gap_value_[c.index]);
+      const double rho = par_.lag_correlation(gap_value_[c.a]);
       return rho / ((1.0 - rho) * (1.0 + rho));
     }
     case ClassKind::end: {
-      const double rho = par_.lag_correlation(gap_value_[c.index]);
-      return -rho / (1.0 + rho);
+      const double rho = par_.lag_correlation(gap_value_[c.a]);
+      if (!strata) return -rho / (1.0 + rho);
+      return rho * rho / ((1.0 - rho) * (1.0 + rho) * ds * ds);
+    }
+    case ClassKind::cross: {
+      const double rho = par_.lag_correlation(gap_value_[c.a]);
+      return -rho / ((1.0 - rho) * (1.0 + rho) * ds * dt);
     }
     case ClassKind::sum: {
       // (1 - rho)^{-1} (I - rho / (1 + (m - 1) rho) 11') for a group of size m.
-      const double m = static_cast<double>(c.index);
-      return -phi / ((1.0 - phi) * (1.0 + (m - 1.0) * phi));
+      const double m = static_cast<double>(c.a);
+      return -phi / ((1.0 - phi) * (1.0 + (m - 1.0) * phi) * ds * dt);
     }
   }
   return 0.0;

@@ -13,15 +13,18 @@
 //   AR(1) and CAR(1) have a tridiagonal precision whose entries depend on
 //   psi only through the gap between neighbouring occasions, compound
 //   symmetry only through the group size, varIdent only through the
-//   stratum. The cross-products of each pattern are formed once; an
-//   evaluation is a weighted sum of them and costs nothing per observation.
-// * pass: where no such split exists (varPower, varExp, a variance function
-//   with a correlation structure, many distinct gaps), one lean pass over
-//   the observations per evaluation, whitening group by group.
+//   strata of the observations (and of pairs of neighbours). The
+//   cross-products of each pattern are formed once; an evaluation is a
+//   weighted sum of them and costs nothing per observation.
+// * pass: where no such split exists (varPower, varExp, many distinct
+//   gaps), one lean pass over the observations per evaluation, whitening
+//   group by group.
 #pragma once
 
 #include <Eigen/Dense>
+#include <array>
 #include <cstddef>
+#include <map>
 #include <vector>
 
 #include "cross_products.h"
@@ -49,15 +52,21 @@ class WhitenedCrossProducts {
   int n_classes() const { return n_classes_; }
 
  private:
-  enum class ClassKind { row, diff, end, sum };
+  // Patterns of R^{-1}: row (every observation of stratum s), diff and end
+  // (neighbours gap class a apart, without strata), end and cross (the same
+  // by strata s and s <= t), sum (groups of size a, strata s <= t).
+  enum class ClassKind { row, diff, end, cross, sum };
   struct PatternClass {
     ClassKind kind;
-    int index;  // stratum (row), gap class (diff, end), group size (sum)
+    int a, s, t;
   };
 
   void set_up_layout();
   void set_up_gaps();
   bool classes_available() const;
+  int stratum_of(Index i) const;
+  int class_of(ClassKind kind, int a, int s, int t);
+  void enumerate_classes();
   void build_classes();
   void pass(double* values) const;
   double log_det_at() const;
@@ -97,6 +106,7 @@ class WhitenedCrossProducts {
   double sum_log_abs_cov_ = 0.0, sum_cov_ = 0.0;
 
   std::vector<PatternClass> classes_;
+  std::map<std::array<int, 4>, int> class_index_;
   int n_classes_ = 0;
   Eigen::MatrixXd class_values_;  // n_values x n_classes
   Eigen::VectorXd values_;

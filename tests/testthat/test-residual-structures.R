@@ -140,8 +140,11 @@ test_that("missing occasions and unequal numbers of occasions: gaps enter the co
 
 test_that("cross-products by pattern classes equal those of a pass over the data", {
   jsp <- jsp_longitudinal()
-  f <- math ~ year + gender + (1 | school) + (1 | id)
-  for (cor in list(corAR1(form = ~ year | school/id), corCompSymm(form = ~ 1 | school/id))) {
+  models <- list(list(math ~ year + gender + (1 | school) + (1 | id), corAR1(form = ~ year | school/id)),
+                 list(math ~ year + gender + (1 | school), corCompSymm(form = ~ 1 | school/id)))
+  for (m in models) {
+    f <- m[[1L]]
+    cor <- m[[2L]]
     a <- lmm(f, jsp, correlation = cor, control = lmm_control(residual_method = "classes"))
     b <- lmm(f, jsp, correlation = cor, control = lmm_control(residual_method = "pass"))
     expect_true(a$residual$whitening$classes)
@@ -150,10 +153,65 @@ test_that("cross-products by pattern classes equal those of a pass over the data
     expect_equal(fixef(a), fixef(b), tolerance = 1e-6)
     expect_equal(residual_parameters(a), residual_parameters(b), tolerance = 1e-5)
   }
-  a <- lmm(distance ~ age * Sex + (1 | Subject), Orthodont, variance = varIdent(form = ~ 1 | Sex),
-           control = lmm_control(residual_method = "classes"))
-  b <- update(a, control = lmm_control(residual_method = "pass"))
-  expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
+  for (cor in list(NULL, corAR1(form = ~ 1 | Subject), corCAR1(form = ~ age | Subject))) {
+    a <- lmm(distance ~ age * Sex + (1 | Subject), Orthodont, variance = varIdent(form = ~ 1 | Sex),
+             correlation = cor, control = lmm_control(residual_method = "classes"))
+    b <- update(a, control = lmm_control(residual_method = "pass"))
+    expect_true(a$residual$whitening$classes)
+    expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
+  }
+  # at other parameter values too, with strata that change within groups
+  # (compound symmetry over a school, varIdent by sex)
+  jsp <- droplevels(jsp[as.integer(jsp$school) <= 8L, ])
+  jsp$boy <- factor(jsp$gender)
+  fit <- lmm(math ~ year + (0 + year | school), jsp, correlation = corCompSymm(form = ~ 1 | school),
+             variance = varIdent(form = ~ 1 | boy))
+  params <- rbind(c(0.3, 0.5, 1), c(0.1, -1, 2), c(-0.2, 0.4, 0))
+  d_classes <- mlmfit:::residual_structure_deviance(fit, params, method = "classes")
+  d_pass <- mlmfit:::residual_structure_deviance(fit, params, method = "pass")
+  expect_equal(d_classes, d_pass, tolerance = 1e-10)
+  # and against the deviance from first principles
+  ev <- mlmfit:::residual_structure_evaluate(fit, theta = 0.3, psi = c(0.1, -0.2), REML = FALSE)
+  expect_equal(mlmfit:::residual_structure_deviance(fit, c(0.3, 0.1, -0.2), REML = FALSE), ev$deviance)
+  rho <- local({ inf <- -1 / (max(table(jsp$school)) - 1); e <- exp(0.1); (e + inf) / (e + 1) })
+  s <- ifelse(jsp$boy == "1", exp(-0.2), 1)
+  same <- outer(jsp$school, jsp$school, "==")
+  R <- (same * rho + diag(1 - rho, nrow(jsp))) * tcrossprod(s)
+  V <- R + 0.3^2 * same * tcrossprod(jsp$year)
+  X <- fit$X
+  Vi_X <- solve(V, X)
+  beta <- solve(crossprod(X, Vi_X), crossprod(Vi_X, jsp$math))
+  r <- jsp$math - drop(X %*% beta)
+  n <- nrow(jsp)
+  s2 <- sum(r * solve(V, r)) / n
+  dev <- as.numeric(determinant(V * s2)$modulus) + n + n * log(2 * pi)
+  expect_equal(ev$deviance, dev, tolerance = 1e-8)
+  expect_equal(drop(ev$beta), drop(beta), tolerance = 1e-8, ignore_attr = TRUE)
+  expect_equal(ev$sigma, sqrt(s2), tolerance = 1e-8)
+})
+
+test_that("a structure held at independence reproduces the fit without one", {
+  # the whitened cross-products are laid out as the engine's own, for
+  # nested and crossed factors and random slopes alike
+  jsp <- jsp_longitudinal()
+  jsp$sex_school <- interaction(jsp$gender, jsp$school)
+  for (f in list(math ~ year + (year | school) + (1 | id),
+                 math ~ year + gender + (1 | id) + (1 | school) + (1 | sex_school),
+                 math ~ year + (1 | id) + (0 + year | school) + (1 | sex_school))) {
+    plain <- lmm(f, jsp, REML = FALSE)
+    if (requireNamespace("lme4", quietly = TRUE)) {
+      # the second model has a saddle point at sd(sex_school) = 0 where the
+      # quasi-Newton method stops; the fit must leave it, as lme4 does
+      expect_lt(deviance(plain) - deviance(lme4::lmer(f, jsp, REML = FALSE)), 1e-4)
+    }
+    for (method in c("classes", "pass")) {
+      held <- lmm(f, jsp, REML = FALSE, correlation = corAR1(0, form = ~ year | id, fixed = TRUE),
+                  control = lmm_control(residual_method = method))
+      expect_equal(deviance(held), deviance(plain), tolerance = 1e-8)
+      expect_equal(fixef(held), fixef(plain), tolerance = 1e-6)
+      expect_equal(attr(logLik(held), "df"), attr(logLik(plain), "df"))
+    }
+  }
 })
 
 test_that("the likelihood-ratio test of AR(1) against independence matches nlme's anova", {
