@@ -100,7 +100,8 @@ List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SE
   List out = mlm_glue::result_to_r(res.fit);
   out["psi"] = Rcpp::wrap(res.psi);
   out["log_det_R"] = res.log_det_R;
-  out["whitening"] = List::create(Named("classes") = res.classes, Named("n_classes") = res.n_classes);
+  out["whitening"] = List::create(Named("classes") = res.classes, Named("n_classes") = res.n_classes,
+                                     Named("storage") = res.class_storage);
   if (std::isfinite(res.fit.at.deviance)) {
     out["fitted"] = Rcpp::wrap(mlm::linear_predictor(d, res.fit.at.beta, res.fit.at.b));
     mlm::WhitenedCrossProducts white(d, spec, opt.method);

@@ -64,6 +64,7 @@ StructuredResult fit_lmm_structured(const ModelData& data, const ResidualSpec& s
   out.fit.theta = x.head(nt);
   out.classes = dev.whitened().uses_classes();
   out.n_classes = dev.whitened().n_classes();
+  out.class_storage = dev.whitened().class_storage();
   out.fit.at = evaluate_lmm_structured(dev.whitened(), templates, out.fit.theta, out.psi, opt.lmm.reml,
                                        opt.lmm.cond_var);
   if (!std::isfinite(out.fit.at.deviance)) {

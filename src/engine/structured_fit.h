@@ -29,6 +29,7 @@ struct StructuredResult {
   double log_det_R = 0.0;
   bool classes = false;  // cross-products by pattern classes (no pass per evaluation)
   int n_classes = 0;
+  double class_storage = 0.0;  // values stored for the classes, in full sets of cross-products
 };
 
 // The deviance at (theta, psi), +Inf where undefined.

@@ -36,7 +36,6 @@ WhitenedCrossProducts::WhitenedCrossProducts(const ModelData& data, const Residu
     throw std::invalid_argument("the residual groups must cover every observation once");
   set_up_layout();
   set_up_gaps();
-  values_.setZero(n_values_);
   if (method != WhiteningMethod::pass && classes_available()) {
     enumerate_classes();
     const double bytes = 8.0 * static_cast<double>(classes_.size()) * static_cast<double>(n_values_);
@@ -47,6 +46,7 @@ WhitenedCrossProducts::WhitenedCrossProducts(const ModelData& data, const Residu
       class_index_.clear();
     }
   }
+  if (n_classes_ == 0) values_.setZero(n_values_);
 }
 
 void WhitenedCrossProducts::set_up_layout() {
@@ -159,13 +159,33 @@ void WhitenedCrossProducts::set_up_layout() {
   xp_.rr_vals.assign(rrv, 0.0);
   xp_.r1_vals.assign(r1v, 0.0);
   xp_.CR.resize(P, xp_.m);
-  off_C1_ = xp_.D1.size();
-  off_XX_ = off_C1_ + xp_.C1.size();
-  off_rrd_ = off_XX_ + xp_.XX.size();
-  off_rrv_ = off_rrd_ + rrd;
-  off_r1_ = off_rrv_ + rrv;
-  off_CR_ = off_r1_ + r1v;
-  n_values_ = off_CR_ + xp_.CR.size();
+  // Segments padded to whole chunks, so that each chunk of a class lies in
+  // one array of xp_ and an evaluation writes the sums straight there.
+  auto pad = [](Index m) { return (m + kChunk - 1) / kChunk * kChunk; };
+  off_C1_ = pad(xp_.D1.size());
+  off_XX_ = off_C1_ + pad(xp_.C1.size());
+  off_rrd_ = off_XX_ + pad(xp_.XX.size());
+  off_rrv_ = off_rrd_ + pad(rrd);
+  off_r1_ = off_rrv_ + pad(rrv);
+  off_CR_ = off_r1_ + pad(r1v);
+  n_values_ = off_CR_ + pad(xp_.CR.size());
+  const std::pair<Index, std::pair<double*, Index>> segments[] = {
+      {0, {xp_.D1.data(), static_cast<Index>(xp_.D1.size())}},
+      {off_C1_, {xp_.C1.data(), static_cast<Index>(xp_.C1.size())}},
+      {off_XX_, {xp_.XX.data(), static_cast<Index>(xp_.XX.size())}},
+      {off_rrd_, {xp_.rr_diag.data(), rrd}},
+      {off_rrv_, {xp_.rr_vals.data(), rrv}},
+      {off_r1_, {xp_.r1_vals.data(), r1v}},
+      {off_CR_, {xp_.CR.data(), static_cast<Index>(xp_.CR.size())}}};
+  chunk_dest_.assign(n_values_ / kChunk, nullptr);
+  chunk_len_.assign(n_values_ / kChunk, 0);
+  for (const auto& seg : segments) {
+    const Index first = seg.first / kChunk, size = seg.second.second;
+    for (Index k = 0; k * kChunk < size; ++k) {
+      chunk_dest_[first + k] = seg.second.first + k * kChunk;
+      chunk_len_[first + k] = static_cast<int>(std::min(kChunk, size - k * kChunk));
+    }
+  }
 }
 
 void WhitenedCrossProducts::set_up_gaps() {
@@ -337,7 +357,7 @@ void WhitenedCrossProducts::build_classes() {
   const bool chain = s.correlation == CorrelationKind::ar1 || s.correlation == CorrelationKind::car1;
   const bool cs = s.correlation == CorrelationKind::comp_symm;
   n_classes_ = static_cast<int>(classes_.size());
-  class_values_.setZero(n_values_, n_classes_);
+  Eigen::MatrixXd dense = Eigen::MatrixXd::Zero(n_values_, n_classes_);
   const int S = strata ? s.n_strata : 1;
 
   const int D = dim_;
@@ -396,12 +416,55 @@ void WhitenedCrossProducts::build_classes() {
     }
     for (int c = 0; c < n_classes_; ++c) {
       if (!touched[c]) continue;
-      scatter(G.data() + DD * c, g, class_values_.col(c).data());
+      scatter(G.data() + DD * c, g, dense.col(c).data());
       std::fill(G.begin() + DD * c, G.begin() + DD * (c + 1), 0.0);
       touched[c] = 0;
     }
     if (d_.check_interrupt && (g & 65535) == 65535) d_.check_interrupt();
   }
+
+  class_values_.assign(n_classes_, ChunkedValues());
+  const Index n_chunks = (n_values_ + kChunk - 1) / kChunk;
+  for (int c = 0; c < n_classes_; ++c) {
+    const double* col = dense.col(c).data();
+    ChunkedValues& cv = class_values_[c];
+    for (Index k = 0; k < n_chunks; ++k) {
+      const Index begin = k * kChunk, end = std::min(begin + kChunk, n_values_);
+      if (std::all_of(col + begin, col + end, [](double x) { return x == 0.0; })) continue;
+      cv.chunks.push_back(k);
+      cv.data.insert(cv.data.end(), col + begin, col + end);
+      cv.data.resize(cv.chunks.size() * kChunk, 0.0);
+    }
+  }
+}
+
+// xp_ = sum_c coef[c] * class c, chunk by chunk: each class's chunks are
+// read once and each value of xp_ written once.
+void WhitenedCrossProducts::combine_classes(const Eigen::VectorXd& coef) {
+  std::vector<std::size_t> next(n_classes_, 0);
+  double acc[kChunk];
+  const Index n_chunks = static_cast<Index>(chunk_dest_.size());
+  for (Index k = 0; k < n_chunks; ++k) {
+    double* dst = chunk_dest_[k];
+    if (!dst) continue;
+    std::fill(acc, acc + kChunk, 0.0);
+    for (int c = 0; c < n_classes_; ++c) {
+      const ChunkedValues& cv = class_values_[c];
+      const std::size_t i = next[c];
+      if (i == cv.chunks.size() || cv.chunks[i] != k) continue;
+      const double w = coef[c];
+      const double* src = cv.data.data() + i * kChunk;
+      for (Index r = 0; r < kChunk; ++r) acc[r] += w * src[r];
+      next[c] = i + 1;
+    }
+    std::copy(acc, acc + chunk_len_[k], dst);
+  }
+}
+
+double WhitenedCrossProducts::class_storage() const {
+  double stored = 0.0;
+  for (const ChunkedValues& cv : class_values_) stored += static_cast<double>(cv.data.size());
+  return n_values_ > 0 ? stored / static_cast<double>(n_values_) : 0.0;
 }
 
 double WhitenedCrossProducts::class_coefficient(const PatternClass& c) const {
@@ -518,11 +581,11 @@ bool WhitenedCrossProducts::update(const Eigen::VectorXd& psi) {
     Eigen::VectorXd coef(n_classes_);
     for (int c = 0; c < n_classes_; ++c) coef[c] = class_coefficient(classes_[c]);
     if (!coef.allFinite()) return false;
-    values_.noalias() = class_values_ * coef;
+    combine_classes(coef);
   } else {
     pass(values_.data());
+    unpack(values_.data());
   }
-  unpack(values_.data());
   xp_.sum_log_weights = -ld;
   return true;
 }

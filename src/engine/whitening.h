@@ -41,6 +41,9 @@ class WhitenedCrossProducts {
   // when a residual group spans several levels of a grouping factor.
   WhitenedCrossProducts(const ModelData& data, const ResidualSpec& spec, WhiteningMethod method,
                         double max_class_bytes = 1e9);
+  // Holds pointers into its own cross-products: neither copied nor moved.
+  WhitenedCrossProducts(const WhitenedCrossProducts&) = delete;
+  WhitenedCrossProducts& operator=(const WhitenedCrossProducts&) = delete;
 
   // The cross-products at psi (xp().sum_log_weights = -log |R|). Returns
   // false when psi maps outside the parameter space.
@@ -50,6 +53,8 @@ class WhitenedCrossProducts {
   double log_det() const { return -xp_.sum_log_weights; }
   bool uses_classes() const { return n_classes_ > 0; }
   int n_classes() const { return n_classes_; }
+  // Values stored for all classes, in units of one full set of cross-products.
+  double class_storage() const;
 
  private:
   // Patterns of R^{-1}: row (every observation of stratum s), diff and end
@@ -108,7 +113,18 @@ class WhitenedCrossProducts {
   std::vector<PatternClass> classes_;
   std::map<std::array<int, 4>, int> class_index_;
   int n_classes_ = 0;
-  Eigen::MatrixXd class_values_;  // n_values x n_classes
+  // The cross-products of each class, stored by chunks of kChunk values
+  // that are not all zero: a class of rare gaps touches few groups, and an
+  // evaluation then reads little of it.
+  static constexpr Index kChunk = 16;
+  struct ChunkedValues {
+    std::vector<Index> chunks;  // chunk numbers, ascending
+    std::vector<double> data;   // kChunk values per chunk
+  };
+  std::vector<ChunkedValues> class_values_;
+  std::vector<double*> chunk_dest_;  // where each chunk of values lives in xp_ (nullptr: padding)
+  std::vector<int> chunk_len_;
+  void combine_classes(const Eigen::VectorXd& coef);
   Eigen::VectorXd values_;
 };
 
