@@ -206,6 +206,27 @@ correlation_part <- function(obj, mf, re, env) {
        names = if (kind == "comp_symm") "Rho" else "Phi")
 }
 
+# The strata of varIdent(form = ~ 1 | a * b): a factor, labels "a*b" as nlme
+# writes them.
+varident_strata <- function(gform, data, env) {
+  parts <- nlme::splitFormula(gform, "*")
+  vals <- lapply(parts, function(p) {
+    v <- tryCatch(eval(p[[2L]], data, env), error = function(e) {
+      mlm_abort(c("The strata {.code {deparse1(p[[2L]])}} of {.fn varIdent} could not be formed.", x = conditionMessage(e)),
+                "mlmfit_error_residual_structure")
+    })
+    if (length(v) != nrow(data)) {
+      mlm_abort("The strata {.code {deparse1(p[[2L]])}} of {.fn varIdent} need one value per observation.",
+                "mlmfit_error_residual_structure")
+    }
+    if (is.factor(v)) droplevels(v) else factor(v)
+  })
+  if (length(vals) == 1L) return(vals[[1L]])
+  lab <- do.call(paste, c(lapply(vals, as.character), sep = "*"))
+  key <- do.call(order, lapply(vals, as.integer))
+  factor(lab, levels = unique(lab[key]))
+}
+
 variance_part <- function(obj, mf, env) {
   cls <- class(obj)[1L]
   kind <- supported_variances[[cls]]
@@ -217,23 +238,7 @@ variance_part <- function(obj, mf, env) {
       mlm_abort(c("{.fn varIdent} needs strata.", i = "Write them as {.code varIdent(form = ~ 1 | stratum)}."),
                 "mlmfit_error_residual_structure")
     }
-    parts <- nlme::splitFormula(gform, "*")
-    vals <- lapply(parts, function(p) {
-      v <- tryCatch(eval(p[[2L]], mf, env), error = function(e) {
-        mlm_abort(c("The strata {.code {deparse1(p[[2L]])}} of {.fn varIdent} could not be formed.", x = conditionMessage(e)),
-                  "mlmfit_error_residual_structure")
-      })
-      if (length(v) != nrow(mf)) {
-        mlm_abort("The strata {.code {deparse1(p[[2L]])}} of {.fn varIdent} need one value per observation.",
-                  "mlmfit_error_residual_structure")
-      }
-      if (is.factor(v)) droplevels(v) else factor(v)
-    })
-    strata <- if (length(vals) == 1L) vals[[1L]] else {
-      lab <- do.call(paste, c(lapply(vals, as.character), sep = "*"))
-      key <- do.call(order, lapply(vals, as.integer))
-      factor(lab, levels = unique(lab[key]))
-    }
+    strata <- varident_strata(gform, mf, env)
     lev <- levels(strata)
     value <- stats::setNames(as.vector(unclass(obj)), names(obj))
     fixed <- attr(obj, "fixed")
@@ -406,43 +411,101 @@ group_correlation <- function(cor, par, time) {
 
 #' Residual covariance of observations of a fit with a residual structure
 #'
-#' `residual_covariance()` returns sigma^2 R for the given observations of a
-#' fit from [lmm()]: the covariance of their residuals given the random
-#' effects, with the correlation structure within residual groups, zero
-#' between groups, and the variance function (and prior weights) on the
-#' diagonal. For a fit without `correlation` or `variance` it is
-#' `sigma^2 / weights` on the diagonal.
+#' `residual_covariance()` returns sigma^2 R for observations of a fit from
+#' [lmm()]: the covariance of their residuals given the random effects,
+#' with the correlation structure within residual groups, zero between
+#' groups, and the variance function (and prior weights) on the diagonal.
+#' For a fit without `correlation` or `variance` it is `sigma^2 / weights`
+#' on the diagonal. With `newdata`, the same for new observations at the
+#' estimates (their groups, times, strata or covariates read from
+#' `newdata`; positions within groups in the order of its rows where the
+#' correlation has no time covariate), e.g. to simulate new residuals.
 #'
 #' @param object A fit from [lmm()].
-#' @param rows Observations (rows of `model.frame(object)`), by number or name.
+#' @param rows Observations, by number or name: rows of
+#'   `model.frame(object)`, or of `newdata` when it is given (all by
+#'   default).
+#' @param newdata Optional data frame of new observations.
 #' @return A square matrix with dimnames the rows' names.
 #' @seealso [getVarCov.lmm()] for whole groups, as nlme returns them.
 #' @examples
 #' fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare),
 #'            nlme::Ovary, correlation = nlme::corAR1(form = ~ 1 | Mare))
 #' round(residual_covariance(fit, 1:4), 3)
+#' new <- data.frame(Mare = 1, Time = c(0.1, 0.2, 0.3))
+#' round(residual_covariance(fit, newdata = new), 3)
 #' @export
-residual_covariance <- function(object, rows) {
-  nm <- rownames(object$frame)
+residual_covariance <- function(object, rows = NULL, newdata = NULL) {
+  if (is.null(newdata)) {
+    nm <- rownames(object$frame)
+    n <- nobs(object)
+  } else {
+    newdata <- as_model_data(newdata)
+    nm <- rownames(newdata)
+    n <- nrow(newdata)
+  }
+  if (is.null(rows)) rows <- seq_len(n)
   if (is.character(rows)) rows <- match(rows, nm)
-  if (anyNA(rows) || any(rows < 1L | rows > nobs(object))) {
-    mlm_abort("{.arg rows} must name observations of the fit (rows of {.code model.frame(object)}).",
+  if (anyNA(rows) || any(rows < 1L | rows > n)) {
+    mlm_abort("{.arg rows} must name observations of {if (is.null(newdata)) 'the fit (rows of {.code model.frame(object)})' else '{.arg newdata}'}.",
               "mlmfit_error_argument")
   }
-  s <- residual_sd_multipliers(object)[rows]
+  parts <- if (is.null(newdata)) {
+    cor <- object$residual$correlation
+    list(s = residual_sd_multipliers(object), group = if (!is.null(cor)) as.integer(cor$group),
+         time = if (!is.null(cor)) cor$position)
+  } else {
+    residual_structure_newdata(object, newdata)
+  }
+  s <- parts$s[rows]
   C <- diag(1, length(rows))
   cor <- object$residual$correlation
   if (!is.null(cor)) {
     par <- natural_residual_parameters(object$residual)[[1L]]
-    g <- as.integer(cor$group)[rows]
+    g <- parts$group[rows]
     for (grp in unique(g)) {
       k <- which(g == grp)
-      C[k, k] <- group_correlation(cor, par, cor$position[rows[k]])
+      C[k, k] <- group_correlation(cor, par, parts$time[rows[k]])
     }
   }
   V <- object$sigma^2 * C * tcrossprod(s)
   dimnames(V) <- list(nm[rows], nm[rows])
   V
+}
+
+# The residual structure's variables for new observations: standard
+# deviation multipliers, residual groups and times (positions in the order
+# of the rows where the correlation has no time covariate).
+residual_structure_newdata <- function(object, newdata) {
+  res <- object$residual
+  env <- environment(object$formula)
+  n <- nrow(newdata)
+  out <- list(s = rep(1, n), group = NULL, time = NULL)
+  if (!is.null(var <- res$variance)) {
+    par <- natural_residual_parameters(res)[var$names]
+    if (var$kind == "ident") {
+      st <- as.character(varident_strata(nlme::getGroupsFormula(var$formula), newdata, env))
+      k <- match(st, levels(var$strata))
+      if (anyNA(k)) {
+        mlm_abort("{.arg newdata} has strata of {.fn varIdent} that the fit has not seen: {.val {unique(st[is.na(k)])}}.",
+                  "mlmfit_error_newdata")
+      }
+      out$s <- c(1, par)[k]
+    } else {
+      v <- structure_covariate(nlme::getCovariateFormula(var$formula)[[2L]], newdata, env, paste0(var$class, "()"))
+      out$s <- if (var$kind == "power") abs(v)^par[[1L]] else exp(par[[1L]] * v)
+    }
+  }
+  if (!is.null(cor <- res$correlation)) {
+    g <- structure_grouping(nlme::getGroupsFormula(cor$formula), newdata, env)$factor
+    out$group <- as.integer(g)
+    out$time <- if (is.null(cor$time)) {
+      stats::ave(seq_len(n), out$group, FUN = seq_along)
+    } else {
+      structure_covariate(nlme::getCovariateFormula(cor$formula)[[2L]], newdata, env, paste0(cor$class, "()"))
+    }
+  }
+  out
 }
 
 # Residual groups as nlme's "individuals": the correlation groups, else the
@@ -570,12 +633,6 @@ format_residual_structure <- function(res, digits = 4) {
              utils::capture.output(print(signif(shown, digits + 3))))
   }
   out
-}
-
-print_residual_structure <- function(res, digits = 4) {
-  lines <- format_residual_structure(res, digits)
-  if (length(lines)) cat(lines, sep = "\n")
-  invisible()
 }
 
 # For inference on fits with a residual structure (profiles, derivatives of

@@ -257,6 +257,26 @@ test_that("random effects, residuals and covariance matrices match nlme's", {
                ignore_attr = TRUE)
 })
 
+test_that("residual covariances for new data use the structure's variables", {
+  fit <- lmm(weight ~ Time * Diet + (Time | Rat), BodyWeight,
+             correlation = corCAR1(form = ~ Time | Rat), variance = varPower(form = ~ Time))
+  rows <- which(BodyWeight$Rat %in% c("1", "5"))
+  nd <- as.data.frame(BodyWeight)[rows, ]
+  expect_equal(residual_covariance(fit, newdata = nd), residual_covariance(fit, rows), ignore_attr = TRUE)
+  # by hand: sigma^2 |t_i|^power |t_j|^power phi^|t_i - t_j| within a rat
+  par <- residual_parameters(fit)
+  tt <- c(1, 8, 9)
+  V <- residual_covariance(fit, newdata = data.frame(Rat = "2", Time = tt))
+  expect_equal(unname(V), sigma(fit)^2 * outer(tt^par[["power"]], tt^par[["power"]]) * par[["Phi"]]^abs(outer(tt, tt, "-")))
+  fit2 <- lmm(distance ~ age + (1 | Subject), Orthodont, correlation = corAR1(form = ~ 1 | Subject),
+              variance = varIdent(form = ~ 1 | Sex))
+  nd <- as.data.frame(Orthodont)[Orthodont$Subject %in% c("M01", "F02"), ]
+  expect_equal(residual_covariance(fit2, newdata = nd),
+               residual_covariance(fit2, which(Orthodont$Subject %in% c("M01", "F02"))), ignore_attr = TRUE)
+  expect_error(residual_covariance(fit2, newdata = data.frame(Subject = "M01", Sex = "Other")),
+               class = "mlmfit_error_newdata")
+})
+
 test_that("log |R| of the engine equals that of the residual covariance matrices", {
   fit <- lmm(weight ~ Time * Diet + (Time | Rat), BodyWeight,
              correlation = corCAR1(form = ~ Time | Rat), variance = varPower(form = ~ Time))
