@@ -104,9 +104,7 @@ List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SE
                                      Named("storage") = res.class_storage);
   if (std::isfinite(res.fit.at.deviance)) {
     out["fitted"] = Rcpp::wrap(mlm::linear_predictor(d, res.fit.at.beta, res.fit.at.b));
-    mlm::WhitenedCrossProducts white(d, spec, opt.method);
-    white.update(res.psi);
-    out["xp"] = mlm_glue::cross_products_to_r(white.xp());
+    out["xp"] = mlm_glue::cross_products_to_r(res.xp);
   }
   return out;
 }

@@ -72,6 +72,7 @@ StructuredResult fit_lmm_structured(const ModelData& data, const ResidualSpec& s
     return out;
   }
   out.log_det_R = dev.whitened().log_det();
+  out.xp = dev.whitened().xp();
   return out;
 }
 

@@ -27,6 +27,7 @@ struct StructuredResult {
   LmmResult fit;        // theta and the evaluation at the optimum
   Eigen::VectorXd psi;  // all residual parameters, unconstrained
   double log_det_R = 0.0;
+  CrossProducts xp;     // whitened cross-products at the optimum
   bool classes = false;  // cross-products by pattern classes (no pass per evaluation)
   int n_classes = 0;
   double class_storage = 0.0;  // values stored for the classes, in full sets of cross-products
