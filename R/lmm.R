@@ -25,9 +25,12 @@
 #' occasions, compound symmetry and `varIdent` alone, the whitened
 #' cross-products are combinations of cross-products formed once, so an
 #' evaluation still costs nothing per observation; otherwise it costs one
-#' pass over the data. The estimates are reported by [summary()],
-#' [VarCorr()] and [residual_parameters()] and counted in [logLik()]'s
-#' degrees of freedom.
+#' pass over the data. The estimates are shown by [summary()] and
+#' [VarCorr()] as nlme shows them, returned by [residual_parameters()] and
+#' counted in [logLik()]'s degrees of freedom; [getVarCov()],
+#' [residual_covariance()] and `residuals(fit, type = "normalized")` give
+#' the estimated structure. Such a fit has class
+#' `c("lmm_residual_structure", "lmm", "mlmfit")`.
 #'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 + x | g)`.
@@ -105,6 +108,9 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
     residual <- build_residual_structure(correlation, variance, model$frame, re, environment(formula), control)
     engine <- lmm_fit_residual_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
                                    engine_blocks(re), re$theta0, re$lower, REML, control, residual$engine)
+    if (is.finite(engine$deviance)) {
+      engine$fitted <- linear_predictor_cpp(model$X, model$offset, engine_blocks(re), engine$beta, engine$b)
+    }
     fit <- new_lmm(engine, model, re, mc, formula, parsed, REML, control)
     return(add_residual_structure(fit, engine, residual))
   }

@@ -22,14 +22,8 @@ nlme::VarCorr
 #'   criterion, or with `REML = FALSE` the ML deviance at the REML estimates.
 #' * `nobs()` observations used; `ngrps()` levels of each grouping factor.
 #' * `fitted()` conditional fitted values (fixed plus random effects plus offset).
-#' * `residuals()` response residuals; `type = "pearson"` divides by the
-#'   standard deviation multiplier of each observation (the variance
-#'   function of a `variance` structure and the prior weights);
-#'   `type = "normalized"` (nlme's) also removes the residual correlation
-#'   within groups and is always divided by sigma; `scaled = TRUE` divides
-#'   the others by sigma.
-#' * `logLik()`'s df also counts the estimated parameters of a residual
-#'   correlation or variance structure.
+#' * `residuals()` response residuals; `type = "pearson"` multiplies by the
+#'   square root of the prior weights; `scaled = TRUE` divides by sigma.
 #' * `model.frame()`, `model.matrix()` (fixed effects), `terms()` (fixed part),
 #'   `formula()`, `weights()` (prior weights, 1 when none were given).
 #'
@@ -37,8 +31,8 @@ nlme::VarCorr
 #' @param REML For `logLik()` and `deviance()`: the REML (`TRUE`) or ML
 #'   (`FALSE`) criterion; by default the one the model was fitted with.
 #' @param type Type of residuals: `"response"` (default), `"pearson"`,
-#'   `"working"`, `"deviance"` (all equal for a linear mixed model except
-#'   for prior weights and variance functions) or `"normalized"`.
+#'   `"working"` or `"deviance"` (all equal for a linear mixed model except
+#'   for prior weights).
 #' @param scaled Divide residuals by sigma.
 #' @param ... Unused.
 #' @name lmm-accessors
@@ -118,17 +112,11 @@ fitted.mlmfit <- function(object, ...) object$fitted
 
 #' @rdname lmm-accessors
 #' @export
-residuals.lmm <- function(object, type = c("response", "pearson", "working", "deviance", "normalized"),
-                          scaled = FALSE, ...) {
+residuals.lmm <- function(object, type = c("response", "pearson", "working", "deviance"), scaled = FALSE, ...) {
   type <- match.arg(type)
   r <- object$y - object$fitted
-  if (!is.null(object$residual) && type %in% c("pearson", "deviance", "normalized")) {
-    r <- r / residual_sd_multipliers(object)
-    if (type == "normalized") r <- normalized_residuals(object, r)
-  } else if (type %in% c("pearson", "deviance", "normalized") && !is.null(object$prior_weights)) {
-    r <- r * sqrt(object$prior_weights)
-  }
-  if (scaled || type == "normalized") r <- r / object$sigma
+  if (type %in% c("pearson", "deviance") && !is.null(object$prior_weights)) r <- r * sqrt(object$prior_weights)
+  if (scaled) r <- r / object$sigma
   stats::setNames(as.vector(r), rownames(object$frame))
 }
 

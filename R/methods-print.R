@@ -53,8 +53,6 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' or AIC, BIC, log-likelihood and deviance for ML fits), quantiles of the
 #' scaled residuals, the variance components, the number of observations
 #' and groups, and the fixed effects with standard errors and t values.
-#' A residual correlation or variance structure is shown below the variance
-#' components as nlme shows it.
 #'
 #' @param object A fit from [lmm()].
 #' @param x A `summary_lmm` object.
@@ -64,8 +62,7 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' @param ... Unused.
 #' @return A list of class `summary_lmm` with components `coefficients`
 #'   (Estimate, Std. Error, t value), `varcor`, `residuals`, `ngrps`,
-#'   `nobs`, `criterion`, `REML`, `singular` and `residual_parameters`
-#'   (the estimates of a residual correlation or variance structure).
+#'   `nobs`, `criterion`, `REML` and `singular`.
 #' @examples
 #' fit <- lmm(math ~ homework + (homework | schid), nels88)
 #' s <- summary(fit)

@@ -325,7 +325,9 @@ natural_residual_parameters <- function(res, psi = res$psi) {
   out
 }
 
-# Attach the residual structure and its estimates to a fit.
+# Attach the residual structure and its estimates to a fit, which becomes
+# an "lmm_residual_structure": an lmm whose residuals have the covariance
+# sigma^2 R of the structure.
 add_residual_structure <- function(fit, engine, structure) {
   res <- structure
   res$psi <- as.vector(engine$psi)
@@ -334,7 +336,41 @@ add_residual_structure <- function(fit, engine, structure) {
   res$log_det <- engine$log_det_R
   names(res$psi) <- names(natural_residual_parameters(res))
   fit$residual <- res
+  class(fit) <- c("lmm_residual_structure", class(fit))
   fit
+}
+
+#' Residuals of a fit with a residual correlation or variance structure
+#'
+#' For a fit from [lmm()] with `correlation` or `variance`: `"response"`
+#' (and `"working"`) residuals are `y` minus the fitted values;
+#' `"pearson"` (and `"deviance"`) residuals are divided by each
+#' observation's standard-deviation multiplier (the variance function at
+#' the estimates, and the prior weights); `"normalized"` residuals (nlme's)
+#' are the Pearson residuals multiplied by the inverse Cholesky factor of
+#' their estimated correlation matrix within each group, divided by sigma:
+#' uncorrelated with unit variance when the structure is right.
+#' `scaled = TRUE` divides the other types by sigma.
+#'
+#' @param object A fit from [lmm()] with a residual structure.
+#' @param type `"response"`, `"pearson"`, `"working"`, `"deviance"` or
+#'   `"normalized"`.
+#' @param scaled Divide by sigma.
+#' @param ... Unused.
+#' @return A named numeric vector.
+#' @examples
+#' fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare),
+#'            nlme::Ovary, correlation = nlme::corAR1(form = ~ 1 | Mare))
+#' head(residuals(fit, type = "normalized"))
+#' @export
+residuals.lmm_residual_structure <- function(object, type = c("response", "pearson", "working", "deviance",
+                                                              "normalized"), scaled = FALSE, ...) {
+  type <- match.arg(type)
+  r <- object$y - object$fitted
+  if (type %in% c("pearson", "deviance", "normalized")) r <- r / residual_sd_multipliers(object)
+  if (type == "normalized") r <- normalized_residuals(object, r)
+  if (scaled || type == "normalized") r <- r / object$sigma
+  stats::naresid(attr(object$frame, "na.action"), stats::setNames(as.vector(r), rownames(object$frame)))
 }
 
 #' Parameters of the residual correlation and variance structure

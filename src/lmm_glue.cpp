@@ -6,14 +6,13 @@
 #include "engine/cross_products.h"
 #include "engine/lmm_fit.h"
 #include "engine/model_data.h"
-#include "lmm_glue.h"
+#include "glue_convert.h"
 
 using Rcpp::List;
 using Rcpp::NumericVector;
 using Rcpp::IntegerVector;
 using Rcpp::Named;
 
-// Conversions shared with the other glue files (declared in lmm_glue.h).
 namespace mlm_glue {
 
 const double* optional_vector(SEXP x, R_xlen_t n, const char* what) {

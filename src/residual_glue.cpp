@@ -10,7 +10,7 @@
 #include "engine/residual_structure.h"
 #include "engine/structured_fit.h"
 #include "engine/whitening.h"
-#include "lmm_glue.h"
+#include "glue_convert.h"
 
 using Rcpp::List;
 using Rcpp::Named;
@@ -76,8 +76,8 @@ mlm::WhiteningMethod method_from(const List& r) {
 }  // namespace
 
 // One call per fit with a residual structure: the optimisation over theta
-// and the residual parameters, the solution at the optimum, the fitted
-// values and the whitened cross-products at the optimum.
+// and the residual parameters, the solution at the optimum and the
+// whitened cross-products there (fitted values: linear_predictor_cpp).
 // [[Rcpp::export(rng = false)]]
 List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col,
                           const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml,
@@ -101,11 +101,8 @@ List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SE
   out["psi"] = Rcpp::wrap(res.psi);
   out["log_det_R"] = res.log_det_R;
   out["whitening"] = List::create(Named("classes") = res.classes, Named("n_classes") = res.n_classes,
-                                     Named("storage") = res.class_storage);
-  if (std::isfinite(res.fit.at.deviance)) {
-    out["fitted"] = Rcpp::wrap(mlm::linear_predictor(d, res.fit.at.beta, res.fit.at.b));
-    out["xp"] = mlm_glue::cross_products_to_r(res.xp);
-  }
+                                  Named("storage") = res.class_storage);
+  if (std::isfinite(res.fit.at.deviance)) out["xp"] = mlm_glue::cross_products_to_r(res.xp);
   return out;
 }
 
@@ -121,7 +118,10 @@ List lmm_residual_evaluate_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weight
   mlm::LmmEvaluation ev = mlm::evaluate_lmm_structured(white, mlm_glue::templates_from(blocks),
                                                        Rcpp::as<Eigen::VectorXd>(theta),
                                                        Rcpp::as<Eigen::VectorXd>(psi), reml, cond_var);
-  List out = mlm_glue::evaluation_to_r(ev);
+  mlm::LmmResult as_result;  // for its conversion
+  as_result.at = ev;
+  as_result.theta = Rcpp::as<Eigen::VectorXd>(theta);
+  List out = mlm_glue::result_to_r(as_result);
   if (std::isfinite(ev.deviance)) {
     out["log_det_R"] = white.log_det();
     out["xp"] = mlm_glue::cross_products_to_r(white.xp());

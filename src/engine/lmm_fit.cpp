@@ -1,6 +1,5 @@
 #include "lmm_fit.h"
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -79,10 +78,15 @@ LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplat
   return evaluation_from(dev, xp, reml, cond_var);
 }
 
-namespace {
-
-void optimize_once(const Objective& f, const Eigen::VectorXd& theta0, const Eigen::VectorXd& lower,
-                   const LmmOptions& opt, LmmResult& res) {
+LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
+                  const Eigen::VectorXd& lower, const LmmOptions& opt) {
+  ProfiledDeviance dev(xp, templates, opt.reml);
+  int calls = 0;
+  Objective f = [&dev, &opt, &calls](const Eigen::VectorXd& th) {
+    if (opt.check_interrupt && (++calls & 15) == 0) opt.check_interrupt();
+    return dev(th);
+  };
+  LmmResult res;
   res.optim = minimize_bounded(f, theta0, lower, opt.optim);
   Eigen::VectorXd theta = res.optim.x;
   double fmin = res.optim.f;
@@ -165,62 +169,8 @@ void optimize_once(const Objective& f, const Eigen::VectorXd& theta0, const Eige
   res.optim.evals += evals;
   if (!res.optim.converged && !res.optim.message.empty())
     res.warnings.push_back("the optimiser did not converge: " + res.optim.message);
+
   res.theta = theta;
-}
-
-// The projected quasi-Newton method can stop at a stationary point that is
-// not a minimum: a diagonal entry of T at its bound 0, where the deviance
-// is even in it, or a residual correlation at phi = 0 where only phi^2
-// enters. Where the finite-difference Hessian at the end has a negative
-// eigenvalue, step along its eigenvector and optimise again from the lower
-// point.
-void escape_saddle(const Objective& f, const Eigen::VectorXd& lower, const LmmOptions& opt, LmmResult& res) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    const Eigen::Index n = res.theta.size();
-    if (res.hessian.rows() != n || n == 0 || !res.hessian.allFinite()) return;
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(res.hessian);
-    const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
-    if (!(eig.eigenvalues()[0] < -1e-6 * std::max(emax, 1.0))) return;
-    const Eigen::VectorXd v = eig.eigenvectors().col(0);
-    const double f0 = f(res.theta);
-    double best = f0;
-    Eigen::VectorXd start;
-    for (double t : {1.0, -1.0, 0.3, -0.3, 0.1, -0.1}) {
-      const Eigen::VectorXd x = (res.theta + t * v).cwiseMax(lower);
-      const double fx = f(x);
-      if (fx < best - 1e-8 * (1.0 + std::fabs(f0))) {
-        best = fx;
-        start = x;
-      }
-    }
-    if (start.size() == 0) return;
-    LmmResult again;
-    optimize_once(f, start, lower, opt, again);
-    if (!(f(again.theta) < f0)) return;
-    again.optim.evals += res.optim.evals + 7;
-    res = again;
-  }
-}
-
-}  // namespace
-
-void optimize_profiled(const Objective& f, const Eigen::VectorXd& theta0, const Eigen::VectorXd& lower,
-                       const LmmOptions& opt, LmmResult& res) {
-  optimize_once(f, theta0, lower, opt, res);
-  escape_saddle(f, lower, opt, res);
-}
-
-LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
-                  const Eigen::VectorXd& lower, const LmmOptions& opt) {
-  ProfiledDeviance dev(xp, templates, opt.reml);
-  int calls = 0;
-  Objective f = [&dev, &opt, &calls](const Eigen::VectorXd& th) {
-    if (opt.check_interrupt && (++calls & 15) == 0) opt.check_interrupt();
-    return dev(th);
-  };
-  LmmResult res;
-  optimize_profiled(f, theta0, lower, opt, res);
-  const Eigen::VectorXd& theta = res.theta;
   if (!std::isfinite(dev(theta))) {
     res.at.deviance = std::numeric_limits<double>::infinity();
     res.warnings.push_back("the deviance is not finite at the reported optimum");

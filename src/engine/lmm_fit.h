@@ -60,15 +60,6 @@ class ProfiledDeviance {
 LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates,
                            const Eigen::VectorXd& theta, bool reml, bool cond_var);
 
-// The optimisation of fit_lmm on any profiled objective whose first
-// parameters are theta: quasi-Newton, the check of diagonal entries of T
-// at zero (where lower is 0), Newton steps on a finite-difference Hessian,
-// a restart away from a saddle point, and the convergence checks. Sets
-// res.optim, res.theta (the optimum), res.gradient, res.hessian and
-// res.warnings.
-void optimize_profiled(const Objective& f, const Eigen::VectorXd& theta0, const Eigen::VectorXd& lower,
-                       const LmmOptions& options, LmmResult& res);
-
 LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
                   const Eigen::VectorXd& lower, const LmmOptions& options);
 

@@ -3,7 +3,8 @@
 // residual structure (residual_structure.h). At each psi the whitened
 // cross-products are formed (whitening.h) and the usual profiled deviance
 // over theta is evaluated on them, plus log |R|. The optimiser runs over
-// theta and the free entries of psi together.
+// theta and the free entries of psi together (finite-difference gradients,
+// Newton polish, restart away from saddle points).
 #pragma once
 
 #include <Eigen/Dense>

@@ -1,5 +1,5 @@
 // Conversions between R objects and engine structures, shared by the glue
-// files (defined in lmm_glue.cpp).
+// files (defined in lmm_glue.cpp). Only glue code includes this header.
 #pragma once
 
 #include <RcppEigen.h>
@@ -16,7 +16,7 @@ std::vector<mlm::CovTemplate> templates_from(const Rcpp::List& blocks);
 mlm::ModelData model_data_from(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col,
                                const Rcpp::List& blocks);
 Rcpp::List cross_products_to_r(const mlm::CrossProducts& xp);
-Rcpp::List evaluation_to_r(const mlm::LmmEvaluation& ev);
+mlm::CrossProducts cross_products_from_r(const Rcpp::List& r);
 mlm::LmmOptions options_from(const Rcpp::List& control, bool reml);
 Rcpp::List result_to_r(const mlm::LmmResult& res);
 
