@@ -92,7 +92,7 @@ add_structure_variables <- function(frame, correlation, variance) {
 }
 
 # Is every level of `inner` within one level of `outer`?
-is_nested_in <- function(inner, outer) {
+levels_lie_within <- function(inner, outer) {
   ci <- as.integer(inner)
   co <- as.integer(outer)
   first <- co[match(seq_len(nlevels(inner)), ci)]
@@ -103,7 +103,7 @@ is_nested_in <- function(inner, outer) {
 # factor of the random effects (one nested within all others).
 innermost_block <- function(re) {
   for (b in re$blocks) {
-    if (all(vapply(re$blocks, function(o) is_nested_in(b$factor, o$factor), logical(1)))) return(b)
+    if (all(vapply(re$blocks, function(o) levels_lie_within(b$factor, o$factor), logical(1)))) return(b)
   }
   NULL
 }
@@ -153,7 +153,7 @@ correlation_part <- function(obj, mf, re, env) {
     glabel <- g$label
   }
   for (b in re$blocks) {
-    if (!is_nested_in(grp, b$factor)) {
+    if (!levels_lie_within(grp, b$factor)) {
       mlm_abort(c("The groups of {.fn {cls}} ({.code {glabel}}) must each lie within one level of every grouping factor of the random effects; {.var {b$label}} varies within them.",
                   i = "Group the correlation by the innermost grouping factor, e.g. {.code {cls}(form = ~ 1 | {b$label})}."),
                 "mlmfit_error_residual_grouping", variable = glabel)

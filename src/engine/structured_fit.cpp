@@ -12,8 +12,14 @@ StructuredDeviance::StructuredDeviance(const ModelData& data, const ResidualSpec
     : white_(data, spec, method, max_class_bytes), dev_(white_.xp(), templates, reml) {}
 
 double StructuredDeviance::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& psi) {
-  if (!white_.update(psi)) return std::numeric_limits<double>::infinity();
-  return dev_(theta);
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  if (!white_.update(psi)) return inf;
+  // Factor directly rather than through ProfiledDeviance::operator(), which
+  // may keep its value for an unchanged theta: here the cross-products
+  // change with psi.
+  if (!dev_.system().factor(theta)) return inf;
+  const double d = dev_.from_factor();
+  return std::isfinite(d) ? d : inf;
 }
 
 LmmEvaluation evaluate_lmm_structured(WhitenedCrossProducts& white, const std::vector<CovTemplate>& templates,
@@ -137,19 +143,23 @@ void optimize(const Objective& f, const Eigen::VectorXd& x0, const Eigen::Vector
     const double f0 = f(res.theta);
     double best = f0;
     Eigen::VectorXd start;
-    for (double t : {1.0, -1.0, 0.3, -0.3, 0.1, -0.1}) {
-      const Eigen::VectorXd x = (res.theta + t * v).cwiseMax(lower);
-      const double fx = f(x);
-      if (fx < best - 1e-8 * (1.0 + std::fabs(f0))) {
-        best = fx;
-        start = x;
+    // Steps from large to small: the curvature may turn within a short
+    // distance (a standard deviation whose optimum is just off zero).
+    for (double t = 1.0; t > 3e-4; t *= 0.3) {
+      for (double sign : {1.0, -1.0}) {
+        const Eigen::VectorXd x = (res.theta + sign * t * v).cwiseMax(lower);
+        const double fx = f(x);
+        if (fx < best - 1e-8 * (1.0 + std::fabs(f0))) {
+          best = fx;
+          start = x;
+        }
       }
     }
     if (start.size() == 0) return;
     LmmResult again;
     optimize_once(f, start, lower, opt, again);
     if (!(f(again.theta) < f0)) return;
-    again.optim.evals += res.optim.evals + 8;
+    again.optim.evals += res.optim.evals + 15;
     res = again;
   }
 }

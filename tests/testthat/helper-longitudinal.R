@@ -16,8 +16,9 @@ jsp_longitudinal <- function() {
   }
   d$school <- factor(d$school)
   d$id <- factor(d$id)
-  d$year <- as.numeric(as.character(d$year))
-  d$gender <- as.numeric(as.character(d$gender))
+  d$year <- as.numeric(d$year)
+  # boy = 1, girl = 0 (the packaged data codes them as a factor)
+  d$gender <- if (is.factor(d$gender)) as.numeric(d$gender == "boy") else as.numeric(d$gender)
   d
 }
 
