@@ -45,3 +45,15 @@ linear_predictor_cpp <- function(X, offset, blocks, beta, b) {
     .Call(`_mlmfit_linear_predictor_cpp`, X, offset, blocks, beta, b)
 }
 
+lmm_fit_residual_cpp <- function(X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control, residual) {
+    .Call(`_mlmfit_lmm_fit_residual_cpp`, X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control, residual)
+}
+
+lmm_residual_evaluate_cpp <- function(X, y, weights, offset, intercept_col, blocks, residual, theta, psi, reml, cond_var) {
+    .Call(`_mlmfit_lmm_residual_evaluate_cpp`, X, y, weights, offset, intercept_col, blocks, residual, theta, psi, reml, cond_var)
+}
+
+lmm_residual_deviance_cpp <- function(X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml) {
+    .Call(`_mlmfit_lmm_residual_deviance_cpp`, X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml)
+}
+

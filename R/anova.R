@@ -92,6 +92,12 @@ type3_table <- function(fit, ddf) {
 # The ML version of a REML fit, re-optimised from its stored cross-products.
 refit_ml <- function(fit) {
   if (!isTRUE(fit$REML)) return(fit)
+  # A residual structure's parameters must be re-estimated too: its
+  # cross-products depend on them, so refit from the data.
+  if (inherits(fit, "lmm_residual_structure")) {
+    call <- stats::update(fit, REML = FALSE, evaluate = FALSE)
+    return(eval(call, environment(stats::formula(fit))))
+  }
   engine <- lmm_refit_xp_cpp(fit$xp, engine_templates(fit$re), fit$theta, fit$lower, FALSE, fit$control)
   fit_from_engine(fit, engine, REML = FALSE)
 }

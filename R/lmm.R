@@ -16,6 +16,22 @@
 #' covariance parameters `theta` in C++; each evaluation costs nothing per
 #' observation.
 #'
+#' With `correlation` or `variance` the residuals within a group have
+#' covariance `sigma^2 R`, `R = S C S` with `C` the correlation structure and
+#' `S` the standard deviations of the variance function, as in
+#' [nlme::lme()]. Their parameters are estimated with the variance
+#' components by REML or ML: the engine whitens the model within groups and
+#' profiles as before. For AR(1) and CAR(1) with few distinct gaps between
+#' occasions, compound symmetry and `varIdent` alone, the whitened
+#' cross-products are combinations of cross-products formed once, so an
+#' evaluation still costs nothing per observation; otherwise it costs one
+#' pass over the data. The estimates are shown by [summary()] and
+#' [VarCorr()] as nlme shows them, returned by [residual_parameters()] and
+#' counted in [logLik()]'s degrees of freedom; [getVarCov()],
+#' [residual_covariance()] and `residuals(fit, type = "normalized")` give
+#' the estimated structure. Such a fit has class
+#' `c("lmm_residual_structure", "lmm", "mlmfit")`.
+#'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 + x | g)`.
 #' @param data A data frame holding the variables.
@@ -28,6 +44,19 @@
 #' @param na.action How to handle missing values; rows with any missing
 #'   variable are dropped by default.
 #' @param control Settings from [lmm_control()].
+#' @param correlation Optional correlation structure of the residuals within
+#'   groups, made by nlme's constructors: [nlme::corAR1()] (`form = ~ 1 | g`
+#'   for the order of the observations in each group, or `~ time | g` for
+#'   whole-number times with gaps where occasions are missing),
+#'   [nlme::corCAR1()] (`~ time | g`, continuous time) or
+#'   [nlme::corCompSymm()] (`~ 1 | g`). The groups must lie within the
+#'   levels of every grouping factor of the random effects (nlme's rule);
+#'   without `| g` the innermost grouping factor is used.
+#' @param variance Optional variance function of the residuals, made by
+#'   [nlme::varIdent()] (`form = ~ 1 | stratum`: one standard deviation per
+#'   stratum), [nlme::varPower()] (`form = ~ v`: standard deviation
+#'   proportional to `|v|^power`) or [nlme::varExp()] (`form = ~ v`:
+#'   proportional to `exp(expon * v)`).
 #' @return An object of class `c("lmm", "mlmfit")`, with methods for
 #'   [print()], [summary()], [fixef()], [ranef()], [coef()], [VarCorr()],
 #'   [vcov()], [sigma()], [logLik()], [AIC()], [BIC()], [deviance()],
@@ -44,9 +73,17 @@
 #'
 #' # maximum likelihood, and uncorrelated random effects
 #' lmm(math ~ homework + (homework || schid), nels88, REML = FALSE)
+#'
+#' # growth curves with AR(1) residuals within subjects (nlme's Ovary data)
+#' lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), nlme::Ovary,
+#'     correlation = nlme::corAR1(form = ~ 1 | Mare))
+#'
+#' # a residual standard deviation for each sex
+#' lmm(distance ~ age * Sex + (1 | Subject), nlme::Orthodont,
+#'     variance = nlme::varIdent(form = ~ 1 | Sex))
 #' @export
 lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subset,
-                na.action = stats::na.omit, control = lmm_control()) {
+                na.action = stats::na.omit, control = lmm_control(), correlation = NULL, variance = NULL) {
   mc <- match.call()
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
     mlm_abort("{.arg REML} must be {.code TRUE} or {.code FALSE}.", "mlmfit_error_argument")
@@ -55,12 +92,27 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
     mlm_abort("{.arg control} must come from {.fn lmm_control}.", "mlmfit_error_argument")
   }
   parsed <- parse_mixed_formula(formula)
+  structured <- !is.null(correlation) || !is.null(variance)
+  if (structured) {
+    check_residual_arguments(correlation, variance)
+    parsed$frame <- add_structure_variables(parsed$frame, correlation, variance)
+  }
   model <- lmm_model_frame(mc, parsed, parent.frame(), na.action)
   re <- build_re_terms(parsed$random, model$frame, model$X, environment(formula))
   n <- nrow(model$frame)
   if (REML && ncol(model$X) >= n) {
     mlm_abort("There are {ncol(model$X)} fixed effects for {n} observations: REML needs more observations than fixed effects.",
               "mlmfit_error_identifiability")
+  }
+  if (structured) {
+    residual <- build_residual_structure(correlation, variance, model$frame, re, environment(formula), control)
+    engine <- lmm_fit_residual_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
+                                   engine_blocks(re), re$theta0, re$lower, REML, control, residual$engine)
+    if (is.finite(engine$deviance)) {
+      engine$fitted <- linear_predictor_cpp(model$X, model$offset, engine_blocks(re), engine$beta, engine$b)
+    }
+    fit <- new_lmm(engine, model, re, mc, formula, parsed, REML, control)
+    return(add_residual_structure(fit, engine, residual))
   }
   engine <- lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
                         engine_blocks(re), re$theta0, re$lower, REML, control)
@@ -77,14 +129,20 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
 #'   below this are tried at zero (a singular fit) and kept there when the
 #'   deviance does not rise.
 #' @param cond_var Compute the conditional variances of the random effects.
+#' @param residual_method How a fit with a `correlation` or `variance`
+#'   structure forms its whitened cross-products at each evaluation:
+#'   `"auto"` (default) combines cross-products formed once where the
+#'   structure allows it and makes one pass over the data otherwise;
+#'   `"classes"` and `"pass"` force one way (for checks and benchmarks).
 #' @return A list of class `lmm_control`.
 #' @examples
 #' lmm_control(tolerance = 1e-12)
 #' @export
 lmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-3,
-                        cond_var = TRUE) {
+                        cond_var = TRUE, residual_method = c("auto", "classes", "pass")) {
   structure(list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
-                 boundary_tol = as.double(boundary_tol), cond_var = isTRUE(cond_var)),
+                 boundary_tol = as.double(boundary_tol), cond_var = isTRUE(cond_var),
+                 residual_method = match.arg(residual_method)),
             class = "lmm_control")
 }
 

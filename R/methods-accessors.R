@@ -61,7 +61,7 @@ vcov.mlmfit <- function(object, ...) object$vcov
 #' @export
 sigma.lmm <- function(object, ...) object$sigma
 
-n_covariance_parameters <- function(object) length(object$theta)
+n_covariance_parameters <- function(object) length(object$theta) + n_residual_parameters(object)
 
 #' @rdname lmm-accessors
 #' @export

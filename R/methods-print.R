@@ -87,7 +87,7 @@ summary.lmm <- function(object, ddf = "Satterthwaite", ...) {
     residuals = residuals(object, type = "pearson", scaled = TRUE),
     ngrps = ngrps(object), nobs = nobs(object), REML = object$REML,
     criterion = if (object$REML) c(REML = deviance(object)) else information_criteria(object),
-    singular = is_singular(object), vcov = object$vcov
+    singular = is_singular(object), vcov = object$vcov, residual_parameters = residual_parameters(object)
   ), class = "summary_lmm")
 }
 

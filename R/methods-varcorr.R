@@ -6,6 +6,10 @@
 #' `VarCorr()` returns, for each random-effect term, the estimated
 #' covariance matrix of its random effects (with attributes `stddev` and
 #' `correlation`), and the residual standard deviation as attribute `sc`.
+#' For a fit with a residual `correlation` or `variance` structure, `sc` is
+#' sigma (the residual standard deviation where the variance function is 1)
+#' and the structure's estimates are printed below the table as nlme prints
+#' them (see also [residual_parameters()]).
 #' Terms that share a grouping factor are named as lme4 names them
 #' (`Subject`, `Subject.1`). `as.data.frame()` gives lme4's columns `grp`,
 #' `var1`, `var2`, `vcov` and `sdcor`: variances and standard deviations
@@ -40,7 +44,8 @@ VarCorr.mlmfit <- function(x, sigma = 1, ...) {
     structure(S, stddev = sd, correlation = corr)
   })
   names(out) <- vapply(x$re$terms, function(tm) tm$display, "")
-  structure(out, sc = sc, useSc = TRUE, class = "VarCorr.mlmfit")
+  structure(out, sc = sc, useSc = TRUE, residual_structure = format_residual_structure(x$residual),
+            class = "VarCorr.mlmfit")
 }
 
 #' @rdname lmm-varcorr
@@ -112,5 +117,7 @@ print.VarCorr.mlmfit <- function(x, digits = max(3, getOption("digits") - 2), co
   m <- format_varcorr(x, digits, comp)
   rownames(m) <- rep("", nrow(m))
   print(m, quote = FALSE, right = FALSE)
+  rs <- attr(x, "residual_structure")
+  if (length(rs)) cat(rs, sep = "\n")
   invisible(x)
 }

@@ -181,6 +181,65 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// lmm_fit_residual_cpp
+List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control, const List& residual);
+RcppExport SEXP _mlmfit_lmm_fit_residual_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP, SEXP residualSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_fit_residual_cpp(X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control, residual));
+    return rcpp_result_gen;
+END_RCPP
+}
+// lmm_residual_evaluate_cpp
+List lmm_residual_evaluate_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& residual, const NumericVector& theta, const NumericVector& psi, bool reml, bool cond_var);
+RcppExport SEXP _mlmfit_lmm_residual_evaluate_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP residualSEXP, SEXP thetaSEXP, SEXP psiSEXP, SEXP remlSEXP, SEXP cond_varSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type psi(psiSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    Rcpp::traits::input_parameter< bool >::type cond_var(cond_varSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_residual_evaluate_cpp(X, y, weights, offset, intercept_col, blocks, residual, theta, psi, reml, cond_var));
+    return rcpp_result_gen;
+END_RCPP
+}
+// lmm_residual_deviance_cpp
+NumericVector lmm_residual_deviance_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& residual, const Rcpp::NumericMatrix& params, int n_theta, bool reml);
+RcppExport SEXP _mlmfit_lmm_residual_deviance_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP residualSEXP, SEXP paramsSEXP, SEXP n_thetaSEXP, SEXP remlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type params(paramsSEXP);
+    Rcpp::traits::input_parameter< int >::type n_theta(n_thetaSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_residual_deviance_cpp(X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_deviance_terms_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_terms_cpp, 4},
@@ -194,6 +253,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_cpp, 4},
     {"_mlmfit_lmm_gradient_cpp", (DL_FUNC) &_mlmfit_lmm_gradient_cpp, 4},
     {"_mlmfit_linear_predictor_cpp", (DL_FUNC) &_mlmfit_linear_predictor_cpp, 5},
+    {"_mlmfit_lmm_fit_residual_cpp", (DL_FUNC) &_mlmfit_lmm_fit_residual_cpp, 11},
+    {"_mlmfit_lmm_residual_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_residual_evaluate_cpp, 11},
+    {"_mlmfit_lmm_residual_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_residual_deviance_cpp, 10},
     {NULL, NULL, 0}
 };
 

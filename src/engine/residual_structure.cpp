@@ -1,0 +1,83 @@
+#include "residual_structure.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace mlm {
+
+Index ResidualSpec::max_group_size() const {
+  Index m = 0;
+  for (Index g = 0; g < n_groups(); ++g) m = std::max(m, group_start[g + 1] - group_start[g]);
+  return m;
+}
+
+int ResidualSpec::n_variance_parameters() const {
+  switch (variance) {
+    case VarianceKind::none: return 0;
+    case VarianceKind::ident: return n_strata - 1;
+    case VarianceKind::power:
+    case VarianceKind::exponential: return 1;
+  }
+  return 0;
+}
+
+double ResidualParameters::lag_correlation(double gap) const {
+  if (gap == 1.0) return phi;
+  return std::pow(phi, gap);
+}
+
+bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, ResidualParameters& out) {
+  if (psi.size() != spec.n_parameters()) return false;
+  int k = 0;
+  switch (spec.correlation) {
+    case CorrelationKind::none: out.phi = 0.0; break;
+    case CorrelationKind::ar1:  // nlme: psi = log((1 + phi) / (1 - phi))
+      out.phi = std::tanh(0.5 * psi[k++]);
+      if (!(std::fabs(out.phi) < 1.0)) return false;
+      break;
+    case CorrelationKind::car1:  // nlme: psi = log(phi / (1 - phi))
+      out.phi = 1.0 / (1.0 + std::exp(-psi[k++]));
+      if (!(out.phi > 0.0 && out.phi < 1.0)) return false;
+      break;
+    case CorrelationKind::comp_symm: {  // nlme: psi = log((rho - inf) / (1 - rho)), inf = -1 / (n_max - 1)
+      const double inf = -1.0 / static_cast<double>(std::max<Index>(spec.max_group_size() - 1, 1));
+      const double e = std::exp(psi[k++]);
+      out.phi = std::isinf(e) ? 1.0 : (e + inf) / (e + 1.0);
+      if (!(out.phi > inf && out.phi < 1.0)) return false;
+      break;
+    }
+  }
+  switch (spec.variance) {
+    case VarianceKind::none: out.delta.clear(); break;
+    case VarianceKind::ident:  // nlme: psi = log(delta) for every stratum but the first
+      out.delta.assign(spec.n_strata, 1.0);
+      for (int s = 1; s < spec.n_strata; ++s) {
+        out.delta[s] = std::exp(psi[k++]);
+        if (!(out.delta[s] > 0.0 && std::isfinite(out.delta[s]))) return false;
+      }
+      break;
+    case VarianceKind::power:
+    case VarianceKind::exponential:
+      out.delta.assign(1, psi[k++]);
+      if (!std::isfinite(out.delta[0])) return false;
+      break;
+  }
+  return true;
+}
+
+double variance_multiplier(const ResidualSpec& spec, const ResidualParameters& par, Index i) {
+  switch (spec.variance) {
+    case VarianceKind::none: return 1.0;
+    case VarianceKind::ident: return par.delta[spec.stratum[i]];
+    case VarianceKind::power: return std::pow(std::fabs(spec.covariate[i]), par.delta[0]);
+    case VarianceKind::exponential: return std::exp(par.delta[0] * spec.covariate[i]);
+  }
+  return 1.0;
+}
+
+double comp_symm_log_det(double rho, Index n) {
+  const double m = static_cast<double>(n);
+  return (m - 1.0) * std::log1p(-rho) + std::log1p((m - 1.0) * rho);
+}
+
+}  // namespace mlm
