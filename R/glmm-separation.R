@@ -1,0 +1,129 @@
+# Separation: a combination of fixed effects that predicts the outcome
+# perfectly (every success on one side, every failure on the other, or for
+# counts every zero), so that the likelihood keeps rising as that
+# combination grows and the maximum-likelihood estimate is infinite. Random
+# effects do not change this: the marginal likelihood rises along the same
+# direction. A fit is never returned silently in that case.
+#
+# A direction d separates when X d >= 0 for observations that are all
+# successes, <= 0 for those that are all failures (zero counts), = 0 for
+# the others, and is not zero everywhere. Before the fit, the directions
+# of single columns (against a threshold when there is an intercept) and of
+# the reference level of each factor are checked exactly. After the fit,
+# estimates that have run off to the edge of the scale trigger a search for
+# a separating direction along the path of a fixed-effects glm, verified
+# by the same test.
+
+# +1 all successes, -1 all failures (zero counts), 0 both, NA no weight.
+outcome_classes <- function(y, weights, dist) {
+  if (!dist %in% c("binomial", "poisson", "negative_binomial")) return(NULL)
+  cls <- integer(length(y))
+  if (dist == "binomial") cls[y == 1] <- 1L
+  cls[y == 0] <- -1L
+  if (!is.null(weights)) cls[weights == 0] <- NA_integer_
+  cls
+}
+
+# Does t = X d separate? tol is relative to the largest |t|.
+separates <- function(t, cls, tol = 0) {
+  keep <- !is.na(cls)
+  t <- t[keep]
+  cls <- cls[keep]
+  s <- max(abs(t))
+  if (!is.finite(s) || s == 0) return(FALSE)
+  eps <- tol * s
+  all(t[cls == 1L] >= -eps) && all(t[cls == -1L] <= eps) && all(abs(t[cls == 0L]) <= eps)
+}
+
+# A threshold c with x - c (or c - x) separating, or NULL.
+threshold_separation <- function(x, cls, intercept) {
+  keep <- !is.na(cls)
+  x <- x[keep]
+  cls <- cls[keep]
+  xm <- x[cls == 0L]
+  xs <- x[cls == 1L]
+  xf <- x[cls == -1L]
+  if (length(unique(x)) < 2L) return(NULL)
+  candidates <- if (length(xm) > 0L) {
+    if (any(xm != xm[1L])) return(NULL)
+    xm[1L]
+  } else if (!intercept) {
+    0
+  } else {
+    c(if (length(xf)) max(xf), if (length(xs)) min(xs), if (length(xs)) max(xs), if (length(xf)) min(xf))
+  }
+  if (!intercept && any(candidates != 0)) candidates <- 0
+  for (c0 in unique(candidates)) {
+    if (separates(x - c0, cls)) return(list(threshold = c0, sign = 1))
+    if (separates(c0 - x, cls)) return(list(threshold = c0, sign = -1))
+  }
+  NULL
+}
+
+separation_found <- function(what, action, dist) {
+  outcome <- if (dist == "binomial") "the outcome" else "which counts are zero"
+  msg <- c("Separation: {what} predict{?s} {outcome} perfectly, so {?its/their} effect is estimated as infinite.",
+           i = "Remove or recode the predictor (e.g. merge sparse categories), or use a penalised (bias-reduced or Bayesian) model.",
+           i = "{.code control = glmm_control(separation = \"warning\")} returns the fit anyway, with meaningless estimates for {?this effect/these effects}.")
+  if (identical(action, "warning")) {
+    mlm_warn(msg, "mlmfit_warning_separation", effects = what)
+  } else {
+    mlm_abort(msg, "mlmfit_error_separation", effects = what)
+  }
+}
+
+check_separation <- function(X, y, weights, dist, intercept_col, action, dropped = character()) {
+  cls <- outcome_classes(y, weights, dist)
+  if (is.null(cls) || ncol(X) == 0L) return(invisible(NULL))
+  intercept <- intercept_col > 0L
+  found <- character()
+  for (j in seq_len(ncol(X))) {
+    if (j == intercept_col) next
+    if (!is.null(threshold_separation(X[, j], cls, intercept))) found <- c(found, colnames(X)[j])
+  }
+  # The reference level of a factor: 1 - (sum of its dummies).
+  assign <- attr(X, "assign")
+  if (intercept && !is.null(assign)) {
+    for (k in setdiff(unique(assign), 0L)) {
+      cols <- which(assign == k)
+      block <- X[, cols, drop = FALSE]
+      if (!all(block == 0 | block == 1)) next
+      rs <- rowSums(block)
+      if (any(rs > 1)) next
+      if (separates(1 - rs, cls) || separates(rs - 1, cls)) {
+        found <- c(found, paste0("the reference level of the term containing ", colnames(X)[cols[1L]]))
+      }
+    }
+  }
+  if (length(found) > 0L) separation_found(unique(found), action, dist)
+  invisible(NULL)
+}
+
+# After the fit: estimates far out on the scale of the linear predictor are
+# checked for a separating direction along a fixed-effects glm's path.
+check_separation_after <- function(fit, action) {
+  dist <- fit$family_info$dist
+  cls <- outcome_classes(fit$y, fit$prior_weights, dist)
+  if (is.null(cls)) return(invisible(NULL))
+  X <- fit$X
+  sds <- apply(X, 2L, stats::sd)
+  scaled <- abs(fit$beta) * ifelse(sds > 0, sds, 1)
+  if (!(any(scaled > 5) || max(abs(fit$eta)) > 20)) return(invisible(NULL))
+  fam <- if (dist == "binomial") fit$family else stats::poisson(link = fit$family$link)
+  path <- function(maxit) {
+    f <- suppressWarnings(stats::glm.fit(X, fit$y, weights = fit$prior_weights %||% rep(1, length(fit$y)),
+                                         offset = fit$offset, family = fam,
+                                         control = list(maxit = maxit, epsilon = 1e-16)))
+    b <- f$coefficients
+    b[is.na(b)] <- 0
+    b
+  }
+  d <- tryCatch(path(60L) - path(30L), error = function(e) NULL)
+  if (is.null(d) || !any(is.finite(d)) || max(abs(d)) < 1e-2) return(invisible(NULL))
+  if (!separates(drop(X %*% d), cls, tol = 1e-6)) return(invisible(NULL))
+  effects <- names(d)[abs(d) > 1e-3 * max(abs(d))]
+  effects <- setdiff(effects, "(Intercept)")
+  if (length(effects) == 0L) effects <- names(d)[which.max(abs(d))]
+  separation_found(effects, action, dist)
+  invisible(NULL)
+}
