@@ -74,7 +74,7 @@ glmm_response <- function(y, weights, fam, yname) {
       }
       if (any(y < 0)) {
         bad <- which(rowSums(y < 0) > 0)
-        mlm_abort(c("The counts in {.var {yname}} must not be negative; row{?s} {rows_text(bad)} {?is/are}.",
+        mlm_abort(c("The counts in {.var {yname}} must not be negative; {cli::qty(length(bad))}row{?s} {rows_text(bad)} {?is/are}.",
                     i = "Write the response as {.code cbind(successes, failures)}, not {.code cbind(successes, trials)}."),
                   "mlmfit_error_response", variable = yname, rows = bad)
       }
@@ -108,7 +108,7 @@ glmm_response <- function(y, weights, fam, yname) {
       } else if (is.numeric(y)) {
         if (any(y < 0 | y > 1)) {
           bad <- which(y < 0 | y > 1)
-          mlm_abort(c("A binomial response must lie between 0 and 1; {.var {yname}} does not in row{?s} {rows_text(bad)}.",
+          mlm_abort(c("A binomial response must lie between 0 and 1; {.var {yname}} does not in {cli::qty(length(bad))}row{?s} {rows_text(bad)}.",
                       i = "For counts of successes out of trials write {.code cbind(successes, trials - successes)}."),
                     "mlmfit_error_response", variable = yname, rows = bad)
         }
@@ -141,7 +141,7 @@ glmm_response <- function(y, weights, fam, yname) {
     if (dist %in% c("poisson", "negative_binomial")) {
       if (any(y < 0)) {
         bad <- which(y < 0)
-        mlm_abort("Counts cannot be negative: {.var {yname}} is in row{?s} {rows_text(bad)}.",
+        mlm_abort("Counts cannot be negative: {.var {yname}} is in {cli::qty(length(bad))}row{?s} {rows_text(bad)}.",
                   "mlmfit_error_response", variable = yname, rows = bad)
       }
       if (any(abs(y - round(y)) > 1e-7)) {
@@ -156,7 +156,7 @@ glmm_response <- function(y, weights, fam, yname) {
     } else if (dist == "Gamma") {
       if (any(y <= 0)) {
         bad <- which(y <= 0)
-        mlm_abort(c("The Gamma family needs a positive response; {.var {yname}} is not in row{?s} {rows_text(bad)}.",
+        mlm_abort(c("The Gamma family needs a positive response; {.var {yname}} is not in {cli::qty(length(bad))}row{?s} {rows_text(bad)}.",
                     i = "Drop those rows or choose another family."),
                   "mlmfit_error_response", variable = yname, rows = bad)
       }
@@ -188,8 +188,10 @@ glmm_engine_family <- function(fam, y, weights, mu, trials = NULL) {
     aic_const <- glmm_aic(fam, y, weights, mu, trials) - dev
     if (!is.finite(aic_const)) aic_const <- 0
   }
+  eta_mean <- suppressWarnings(fam$family$linkfun(sum(w * y) / sum(w)))
   list(dist = fam$dist, link = fam$link, nb_size = as.double(fam$nb_size), aic_const = as.double(aic_const),
-       sum_weights = sum(w), sum_wt_log_y = if (fam$dist == "Gamma") sum(w * log(y)) else 0)
+       sum_weights = sum(w), sum_wt_log_y = if (fam$dist == "Gamma") sum(w * log(y)) else 0,
+       eta_mean = if (is.finite(eta_mean)) as.double(eta_mean) else 0)
 }
 
 # -2 log-likelihood of the conditional distribution at mu, as R's family$aic().

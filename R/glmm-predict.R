@@ -80,7 +80,7 @@ selected_re_terms <- function(object, re.form) {
   have <- vapply(object$re$terms, function(t) t$label, "")
   unknown <- setdiff(labels, have)
   if (length(unknown) > 0L) {
-    mlm_abort(c("{.arg re.form} names grouping factor{?s} {.var {unknown}} that the model does not have.",
+    mlm_abort(c("{.arg re.form} names {cli::qty(length(unknown))}grouping factor{?s} {.var {unknown}} that the model does not have.",
                 i = "The model's grouping factors: {.var {unique(have)}}."),
               "mlmfit_error_argument")
   }
@@ -146,7 +146,7 @@ new_term_contribution <- function(object, t, data, allow.new.levels) {
   new <- is.na(idx)
   if (any(new) && !allow.new.levels) {
     lev <- unique(des$group[new])
-    mlm_abort(c("{.arg newdata} has level{?s} {.val {lev}} of {.var {tm$label}} that the fit has not seen.",
+    mlm_abort(c("{.arg newdata} has {cli::qty(length(lev))}level{?s} {.val {lev}} of {.var {tm$label}} that the fit has not seen.",
                 i = "Use {.code allow.new.levels = TRUE} to predict at the population level (random effect zero) for them."),
               "mlmfit_error_newdata", levels = lev)
   }

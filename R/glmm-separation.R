@@ -60,11 +60,13 @@ threshold_separation <- function(x, cls, intercept) {
   NULL
 }
 
+# what: descriptions of the separating effects, already formatted.
 separation_found <- function(what, action, dist) {
   outcome <- if (dist == "binomial") "the outcome" else "which counts are zero"
-  msg <- c("Separation: {what} predict{?s} {outcome} perfectly, so {?its/their} effect is estimated as infinite.",
+  k <- length(what)
+  msg <- c("Separation: {what} {cli::qty(k)}predict{?s/} {outcome} perfectly, so {cli::qty(k)}{?its effect is/their effects are} estimated as infinite.",
            i = "Remove or recode the predictor (e.g. merge sparse categories), or use a penalised (bias-reduced or Bayesian) model.",
-           i = "{.code control = glmm_control(separation = \"warning\")} returns the fit anyway, with meaningless estimates for {?this effect/these effects}.")
+           i = "{.code control = glmm_control(separation = \"warning\")} returns the fit anyway, with meaningless estimates for {cli::qty(k)}{?this effect/these effects}.")
   if (identical(action, "warning")) {
     mlm_warn(msg, "mlmfit_warning_separation", effects = what)
   } else {
@@ -72,14 +74,17 @@ separation_found <- function(what, action, dist) {
   }
 }
 
-check_separation <- function(X, y, weights, dist, intercept_col, action, dropped = character()) {
+backquote <- function(x) paste0("`", x, "`")
+
+check_separation <- function(X, y, weights, dist, intercept_col, action, term_labels = character(),
+                             xlevels = list()) {
   cls <- outcome_classes(y, weights, dist)
-  if (is.null(cls) || ncol(X) == 0L) return(invisible(NULL))
+  if (is.null(cls) || ncol(X) == 0L) return(invisible(character()))
   intercept <- intercept_col > 0L
   found <- character()
   for (j in seq_len(ncol(X))) {
     if (j == intercept_col) next
-    if (!is.null(threshold_separation(X[, j], cls, intercept))) found <- c(found, colnames(X)[j])
+    if (!is.null(threshold_separation(X[, j], cls, intercept))) found <- c(found, backquote(colnames(X)[j]))
   }
   # The reference level of a factor: 1 - (sum of its dummies).
   assign <- attr(X, "assign")
@@ -91,39 +96,48 @@ check_separation <- function(X, y, weights, dist, intercept_col, action, dropped
       rs <- rowSums(block)
       if (any(rs > 1)) next
       if (separates(1 - rs, cls) || separates(rs - 1, cls)) {
-        found <- c(found, paste0("the reference level of the term containing ", colnames(X)[cols[1L]]))
+        label <- if (k <= length(term_labels)) term_labels[k] else colnames(X)[cols[1L]]
+        ref <- xlevels[[label]]
+        found <- c(found, if (length(ref)) sprintf("level \"%s\" of %s", ref[1L], backquote(label))
+                          else paste("the reference level of", backquote(label)))
       }
     }
   }
   if (length(found) > 0L) separation_found(unique(found), action, dist)
-  invisible(NULL)
+  invisible(unique(found))
 }
 
-# After the fit: estimates far out on the scale of the linear predictor are
-# checked for a separating direction along a fixed-effects glm's path.
-check_separation_after <- function(fit, action) {
-  dist <- fit$family_info$dist
-  cls <- outcome_classes(fit$y, fit$prior_weights, dist)
-  if (is.null(cls)) return(invisible(NULL))
-  X <- fit$X
-  sds <- apply(X, 2L, stats::sd)
-  scaled <- abs(fit$beta) * ifelse(sds > 0, sds, 1)
-  if (!(any(scaled > 5) || max(abs(fit$eta)) > 20)) return(invisible(NULL))
-  fam <- if (dist == "binomial") fit$family else stats::poisson(link = fit$family$link)
+# A separating direction along the path of a fixed-effects glm, verified;
+# the names of the effects it involves, or NULL.
+separation_certificate <- function(X, y, weights, offset, family, dist) {
+  cls <- outcome_classes(y, weights, dist)
+  if (is.null(cls) || ncol(X) == 0L) return(NULL)
+  fam <- if (dist == "binomial") family else stats::poisson(link = family$link)
   path <- function(maxit) {
-    f <- suppressWarnings(stats::glm.fit(X, fit$y, weights = fit$prior_weights %||% rep(1, length(fit$y)),
-                                         offset = fit$offset, family = fam,
+    f <- suppressWarnings(stats::glm.fit(X, y, weights = if (is.null(weights)) rep(1, length(y)) else weights,
+                                         offset = offset, family = fam,
                                          control = list(maxit = maxit, epsilon = 1e-16)))
     b <- f$coefficients
     b[is.na(b)] <- 0
     b
   }
   d <- tryCatch(path(60L) - path(30L), error = function(e) NULL)
-  if (is.null(d) || !any(is.finite(d)) || max(abs(d)) < 1e-2) return(invisible(NULL))
-  if (!separates(drop(X %*% d), cls, tol = 1e-6)) return(invisible(NULL))
-  effects <- names(d)[abs(d) > 1e-3 * max(abs(d))]
-  effects <- setdiff(effects, "(Intercept)")
+  if (is.null(d) || !all(is.finite(d)) || max(abs(d)) < 1e-2) return(NULL)
+  if (!separates(drop(X %*% d), cls, tol = 1e-6)) return(NULL)
+  effects <- setdiff(names(d)[abs(d) > 1e-3 * max(abs(d))], "(Intercept)")
   if (length(effects) == 0L) effects <- names(d)[which.max(abs(d))]
-  separation_found(effects, action, dist)
+  backquote(effects)
+}
+
+# After the fit: estimates far out on the scale of the linear predictor are
+# checked for a separating direction.
+check_separation_after <- function(fit, action) {
+  dist <- fit$family_info$dist
+  if (is.null(outcome_classes(fit$y, fit$prior_weights, dist))) return(invisible(NULL))
+  sds <- apply(fit$X, 2L, stats::sd)
+  scaled <- abs(fit$beta) * ifelse(sds > 0, sds, 1)
+  if (!(any(scaled > 5) || max(abs(fit$eta)) > 20)) return(invisible(NULL))
+  found <- separation_certificate(fit$X, fit$y, fit$prior_weights, fit$offset, fit$family, dist)
+  if (length(found) > 0L) separation_found(found, action, dist)
   invisible(NULL)
 }

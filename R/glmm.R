@@ -93,8 +93,8 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
                 i = "Use {.code nAGQ = 1} (the Laplace approximation)."),
               "mlmfit_error_nagq")
   }
-  check_separation(model$X, resp$y, resp$weights, fam$dist, model$intercept_col, control$separation,
-                   model$dropped)
+  separated <- check_separation(model$X, resp$y, resp$weights, fam$dist, model$intercept_col, control$separation,
+                                attr(model$terms, "term.labels"), model$xlevels)
   mustart <- glmm_mustart(resp$y, resp$weights, fam$dist)
   eta_start <- fam$family$linkfun(mustart)
   engine_family <- glmm_engine_family(fam, resp$y, resp$weights, mustart, resp$trials)
@@ -102,12 +102,14 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
                          model$intercept_col - 1L, engine_blocks(re), re$theta0, re$lower, engine_family,
                          nAGQ, control)
   if (!is.null(engine$error)) {
+    found <- separation_certificate(model$X, resp$y, resp$weights, model$offset, fam$family, fam$dist)
+    if (length(found) > 0L) separation_found(found, "error", fam$dist)
     mlm_abort(c("The model could not be fitted: {engine$error}.",
                 i = "Check for predictors with extreme scales (rescale them), groups or categories in which every outcome is the same, or simplify the random effects."),
               "mlmfit_error_fit")
   }
   fit <- new_glmm(engine, model, resp, re, mc, formula, parsed, fam, nAGQ, control)
-  check_separation_after(fit, control$separation)
+  if (length(separated) == 0L) check_separation_after(fit, control$separation)
   report_glmm_problems(fit)
   fit
 }

@@ -101,6 +101,7 @@ mlm::GlmFamily family_from(const List& f) {
   fam.aic_const = Rcpp::as<double>(f["aic_const"]);
   fam.sum_weights = Rcpp::as<double>(f["sum_weights"]);
   fam.sum_wt_log_y = Rcpp::as<double>(f["sum_wt_log_y"]);
+  fam.eta_mean = Rcpp::as<double>(f["eta_mean"]);
   return fam;
 }
 

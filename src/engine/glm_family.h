@@ -35,6 +35,7 @@ struct GlmFamily {
   double aic_const = 0.0;
   double sum_weights = 0.0;        // Gamma
   double sum_wt_log_y = 0.0;       // Gamma: sum(weights * log(y))
+  double eta_mean = 0.0;           // the link of the mean response: a safe linear predictor to restart from
 
   MeanAt mean(double eta) const {
     constexpr double eps = DBL_EPSILON;

@@ -58,6 +58,20 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     }
     xp_.intercept_col = d_.intercept_col;
   }
+  if (joint_) {
+    // A ridge far below the arithmetic's noise in any fit whose estimates
+    // exist keeps X'WX positive definite when weights vanish (estimates
+    // drifting to infinity under separation), so that such fits end with
+    // a diagnosis rather than a failed factorisation.
+    ridge_.resize(p);
+    for (int c = 0; c < p; ++c) {
+      const double* x = d_.X + static_cast<Index>(c) * d_.n;
+      const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
+      double ss = 0.0;
+      for (Index i = 0; i < d_.n; ++i) ss += (x[i] - mu) * (x[i] - mu);
+      ridge_[c] = 1e-12 * std::max(ss, 1.0);
+    }
+  }
   sys_.reset(new BlockedCholesky(xp_, tpl_));
   nf_ = static_cast<int>(d_.blocks.size()) - 1;
   Index lev = 0, coord = 0, doff = 0;
@@ -292,6 +306,7 @@ double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd&
   // squares, which PIRLS does not use; keeping it away from zero keeps
   // the factorisation defined when the working response fits exactly.
   xp_.XX(p, p) += 1.0;
+  for (int c = 0; c < p; ++c) xp_.XX(c, c) += ridge_[c];
   for (Index j = 0; j < xp_.k1; ++j) complete_lower(xp_.D1.data() + j * q1 * q1, q1);
   for (int f = 0; f < nf_; ++f) {
     const int q = d_.blocks[f + 1].q;
@@ -525,17 +540,49 @@ PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
       for (std::size_t f = 0; f < nfac; ++f) cand_u[f] = 0.5 * (cand_u[f] + u_[f]);
       if (joint_) cand_beta = 0.5 * (cand_beta + beta_);
     }
+    if (!accepted && !have_modes && joint_ && d_.intercept_col >= 0) {
+      // The first step from the starting means left the domain of the
+      // link: restart from the intercept-only model (beta = link of the
+      // mean, u = 0) and let step halving keep the iterates inside.
+      beta_.setZero();
+      beta_[d_.intercept_col] = fam_.eta_mean;
+      for (std::size_t f = 0; f < nfac; ++f) u_[f].setZero();
+      dev_cur = pass(b(), beta_, false);
+      ++res.passes;
+      pdev_cur = dev_cur;
+      if (std::isfinite(pdev_cur)) {
+        have_modes = true;
+        has_modes_ = true;
+        continue;
+      }
+    }
     if (!accepted) {
       res.message = have_modes ? "step halving failed to reduce the penalised deviance"
                                : "the first step from the starting values leaves the domain of the link function";
       return res;
     }
+    // Far into the iterations with the penalised deviance no longer
+    // changing: estimates drifting off to infinity (separation) or modes
+    // at the resolution of the arithmetic. Stop, as lme4 does.
+    const bool stalled = res.iterations >= 30 && std::fabs(pdev_cur - pdev_new) <= 1e-10 * (1.0 + std::fabs(pdev_new));
     u_ = cand_u;
     if (joint_) beta_ = cand_beta;
     have_modes = true;
     has_modes_ = true;
     dev_cur = dev_new;
     pdev_cur = pdev_new;
+    if (stalled) {
+      if (!sys_->factor(theta)) {
+        res.message = "the penalised least-squares system is not positive definite";
+        return res;
+      }
+      res.ok = true;
+      res.dev = dev_cur;
+      res.ussq = ussq(u_);
+      res.ldL2 = sys_->log_det_L();
+      res.ldRX2 = joint_ ? sys_->log_det_RX() : 0.0;
+      return res;
+    }
   }
   res.message = "PIRLS did not converge in " + std::to_string(ctl.max_iter) + " iterations";
   return res;

@@ -92,6 +92,7 @@ class Pirls {
   bool has_modes_ = false;
   Eigen::VectorXd beta_;
   std::vector<Eigen::MatrixXd> u_;
+  Eigen::VectorXd ridge_;         // joint: added to the diagonal of X'WX
   Eigen::MatrixXd chunk_;         // sqrt(w) [X - centre, working response], a block of rows
 };
 
