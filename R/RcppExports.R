@@ -13,6 +13,10 @@ gauss_hermite_cpp <- function(n) {
     .Call(`_mlmfit_gauss_hermite_cpp`, n)
 }
 
+glmm_nb_fit_cpp <- function(X, y, weights, offset, eta_start, intercept_col, blocks, theta0, lower, family, n_agq, control, log_size_lo, log_size_hi) {
+    .Call(`_mlmfit_glmm_nb_fit_cpp`, X, y, weights, offset, eta_start, intercept_col, blocks, theta0, lower, family, n_agq, control, log_size_lo, log_size_hi)
+}
+
 lmm_fit_cpp <- function(X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control) {
     .Call(`_mlmfit_lmm_fit_cpp`, X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control)
 }

@@ -41,7 +41,7 @@ glmm_family <- function(family, env = parent.frame()) {
   dist <- if (startsWith(name, "Negative Binomial")) "negative_binomial" else name
   if (!dist %in% names(glmm_links)) {
     mlm_abort(c("{.fn glmm} does not fit the {.val {name}} family.",
-                i = "Families fitted: binomial, poisson, Gamma, and negative binomial with a known size ({.code MASS::negative.binomial(theta)})."),
+                i = "Families fitted: binomial, poisson, Gamma and {.fn negative_binomial}."),
               "mlmfit_error_family")
   }
   if (!family$link %in% glmm_links[[dist]]) {
@@ -52,6 +52,7 @@ glmm_family <- function(family, env = parent.frame()) {
   nb_size <- 1
   if (dist == "negative_binomial") {
     nb_size <- get(".Theta", envir = environment(family$variance))
+    if (is.null(nb_size)) nb_size <- NA_real_
   }
   list(family = family, dist = dist, link = family$link, nb_size = nb_size)
 }
@@ -183,13 +184,14 @@ glmm_mustart <- function(y, weights, dist) {
 glmm_engine_family <- function(fam, y, weights, mu, trials = NULL) {
   w <- if (is.null(weights)) rep(1, length(y)) else weights
   aic_const <- 0
-  if (fam$dist != "Gamma") {
+  if (fam$dist != "Gamma" && !is.na(fam$nb_size)) {
     dev <- sum(fam$family$dev.resids(y, mu, w))
     aic_const <- glmm_aic(fam, y, weights, mu, trials) - dev
     if (!is.finite(aic_const)) aic_const <- 0
   }
   eta_mean <- suppressWarnings(fam$family$linkfun(sum(w * y) / sum(w)))
-  list(dist = fam$dist, link = fam$link, nb_size = as.double(fam$nb_size), aic_const = as.double(aic_const),
+  list(dist = fam$dist, link = fam$link, nb_size = if (is.na(fam$nb_size)) 1 else as.double(fam$nb_size),
+       aic_const = as.double(aic_const),
        sum_weights = sum(w), sum_wt_log_y = if (fam$dist == "Gamma") sum(w * log(y)) else 0,
        eta_mean = if (is.finite(eta_mean)) as.double(eta_mean) else 0)
 }
@@ -200,4 +202,77 @@ glmm_aic <- function(fam, y, weights, mu, trials = NULL) {
   n <- if (!is.null(trials)) trials else rep(1, length(y))
   dev <- sum(fam$family$dev.resids(y, mu, w))
   suppressWarnings(fam$family$aic(y, n, mu, w, dev))
+}
+
+#' The negative binomial family
+#'
+#' A family object for counts more variable than Poisson counts: variance
+#' `mu + mu^2 / theta`. With `theta = NULL` (the default), [glmm()]
+#' estimates `theta` by maximising the profile likelihood, as
+#' `lme4::glmer.nb()` does; with a number it is held fixed (the same as
+#' `MASS::negative.binomial(theta)`).
+#'
+#' @param theta The size (shape) parameter, or `NULL` to estimate it.
+#' @param link The link function: `"log"` (default), `"identity"` or `"sqrt"`.
+#' @return An object of class `family`.
+#' @examples
+#' set.seed(1)
+#' d <- data.frame(g = factor(rep(1:30, each = 20)), x = rnorm(600))
+#' d$y <- rnbinom(600, size = 2, mu = exp(1 + 0.5 * d$x + rnorm(30, sd = 0.4)[d$g]))
+#' fit <- glmm(y ~ x + (1 | g), d, family = negative_binomial())
+#' family(fit)
+#' fixef(fit)
+#' @export
+negative_binomial <- function(theta = NULL, link = "log") {
+  if (!is.null(theta) && (!is.numeric(theta) || length(theta) != 1L || !(theta > 0))) {
+    mlm_abort("{.arg theta} must be one positive number, or {.code NULL} to estimate it.", "mlmfit_error_family")
+  }
+  if (!link %in% glmm_links$negative_binomial) {
+    mlm_abort("The {.val {link}} link is not available for the negative binomial family; use {.val {glmm_links$negative_binomial}}.",
+              "mlmfit_error_family")
+  }
+  .Theta <- if (is.null(theta)) NA_real_ else as.double(theta)
+  lk <- stats::make.link(link)
+  variance <- function(mu) mu + mu^2 / .Theta
+  validmu <- function(mu) all(mu > 0)
+  dev.resids <- function(y, mu, wt) {
+    2 * wt * (y * log(pmax(1, y) / mu) - (y + .Theta) * log((y + .Theta) / (mu + .Theta)))
+  }
+  aic <- function(y, n, mu, wt, dev) {
+    term <- (y + .Theta) * log(mu + .Theta) - y * log(mu) + lgamma(y + 1) - .Theta * log(.Theta) +
+      lgamma(.Theta) - lgamma(.Theta + y)
+    2 * sum(term * wt)
+  }
+  initialize <- expression({
+    if (any(y < 0)) stop("negative values not allowed for the negative binomial family")
+    n <- rep(1, nobs)
+    mustart <- y + (y == 0) / 6
+  })
+  name <- if (is.na(.Theta)) "Negative Binomial" else sprintf("Negative Binomial(%s)", format(round(.Theta, 4)))
+  structure(list(family = name, link = link, linkfun = lk$linkfun, linkinv = lk$linkinv, variance = variance,
+                 dev.resids = dev.resids, aic = aic, mu.eta = lk$mu.eta, initialize = initialize,
+                 validmu = validmu, valideta = lk$valideta),
+            class = "family")
+}
+
+# The maximum-likelihood size of a negative binomial given the means (the
+# Newton iteration of MASS::theta.ml()).
+nb_theta_ml <- function(y, mu, weights = NULL, limit = 20L) {
+  w <- if (is.null(weights)) rep(1, length(y)) else weights
+  n <- sum(w)
+  score <- function(th) sum(w * (digamma(th + y) - digamma(th) + log(th) + 1 - log(th + mu) - (y + th) / (mu + th)))
+  info <- function(th) sum(w * (-trigamma(th + y) + trigamma(th) - 1 / th + 2 / (mu + th) - (y + th) / (mu + th)^2))
+  th <- n / sum(w * (y / mu - 1)^2)
+  if (!is.finite(th) || th <= 0) th <- 1
+  for (it in seq_len(limit)) {
+    step <- score(th) / info(th)
+    th_new <- th + step
+    if (!is.finite(th_new) || th_new <= 0) th_new <- th / 2
+    if (abs(th_new - th) < 1e-8 * th) {
+      th <- th_new
+      break
+    }
+    th <- th_new
+  }
+  min(max(th, 1e-4), 1e6)
 }

@@ -25,7 +25,7 @@
 #'   default); `use.hessian = FALSE` gives the covariance given the variance
 #'   parameters.
 #'
-#' @param object,x A fit from [glmm()].
+#' @param object A fit from [glmm()].
 #' @param REML Must be `FALSE` or `NULL` (a GLMM has no REML criterion).
 #' @param type Type of residuals or weights.
 #' @param scaled Divide residuals by sigma.

@@ -39,7 +39,8 @@
 #' @param family A family object, family function or its name:
 #'   `binomial` (links logit, probit, cauchit, cloglog, log), `poisson`
 #'   (log, identity, sqrt), `Gamma` (log, inverse, identity), or
-#'   `MASS::negative.binomial(theta)` with a known `theta`.
+#'   [negative_binomial()] (log link; its size `theta` estimated, or fixed as
+#'   with `MASS::negative.binomial(theta)`).
 #' @param nAGQ Number of adaptive Gauss-Hermite quadrature points: 1
 #'   (Laplace), 2 to 25 for a single scalar random effect, or 0.
 #' @param weights Optional prior weights; for a binomial proportion, the
@@ -98,9 +99,30 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
   mustart <- glmm_mustart(resp$y, resp$weights, fam$dist)
   eta_start <- fam$family$linkfun(mustart)
   engine_family <- glmm_engine_family(fam, resp$y, resp$weights, mustart, resp$trials)
-  engine <- glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
-                         model$intercept_col - 1L, engine_blocks(re), re$theta0, re$lower, engine_family,
-                         nAGQ, control)
+  blocks <- engine_blocks(re)
+  if (fam$dist == "negative_binomial" && is.na(fam$nb_size)) {
+    # The size by the profile likelihood (lme4's glmer.nb): a Poisson fit
+    # gives the means from which a first size is estimated; the engine then
+    # searches log(size) three units either side of it, widening if needed.
+    pois <- glmm_family(stats::poisson(link = fam$link))
+    pois_engine <- glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
+                                model$intercept_col - 1L, blocks, re$theta0, re$lower,
+                                glmm_engine_family(pois, resp$y, resp$weights, mustart), nAGQ,
+                                utils::modifyList(control, list(hessian = FALSE, cond_var = FALSE)))
+    if (!is.null(pois_engine$error)) {
+      mlm_abort(c("The Poisson model that starts the negative binomial fit failed: {pois_engine$error}."),
+                "mlmfit_error_fit")
+    }
+    size0 <- nb_theta_ml(resp$y, pois$family$linkinv(pois_engine$eta), resp$weights)
+    engine <- glmm_nb_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(pois_engine$eta),
+                              model$intercept_col - 1L, blocks, as.double(pois_engine$theta), re$lower,
+                              engine_family, nAGQ, control, log(size0) - 3, log(size0) + 3)
+    if (is.null(engine$error)) fam <- glmm_family(negative_binomial(engine$nb_size, link = fam$link))
+  } else {
+    engine <- glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
+                           model$intercept_col - 1L, blocks, re$theta0, re$lower, engine_family,
+                           nAGQ, control)
+  }
   if (!is.null(engine$error)) {
     found <- separation_certificate(model$X, resp$y, resp$weights, model$offset, fam$family, fam$dist)
     if (length(found) > 0L) separation_found(found, "error", fam$dist)

@@ -63,6 +63,29 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// glmm_nb_fit_cpp
+List glmm_nb_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, const List& family, int n_agq, const List& control, double log_size_lo, double log_size_hi);
+RcppExport SEXP _mlmfit_glmm_nb_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP eta_startSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP familySEXP, SEXP n_agqSEXP, SEXP controlSEXP, SEXP log_size_loSEXP, SEXP log_size_hiSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< const List& >::type family(familySEXP);
+    Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    Rcpp::traits::input_parameter< double >::type log_size_lo(log_size_loSEXP);
+    Rcpp::traits::input_parameter< double >::type log_size_hi(log_size_hiSEXP);
+    rcpp_result_gen = Rcpp::wrap(glmm_nb_fit_cpp(X, y, weights, offset, eta_start, intercept_col, blocks, theta0, lower, family, n_agq, control, log_size_lo, log_size_hi));
+    return rcpp_result_gen;
+END_RCPP
+}
 // lmm_fit_cpp
 List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
 RcppExport SEXP _mlmfit_lmm_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
@@ -143,6 +166,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 12},
     {"_mlmfit_glmm_evaluate_cpp", (DL_FUNC) &_mlmfit_glmm_evaluate_cpp, 12},
     {"_mlmfit_gauss_hermite_cpp", (DL_FUNC) &_mlmfit_gauss_hermite_cpp, 1},
+    {"_mlmfit_glmm_nb_fit_cpp", (DL_FUNC) &_mlmfit_glmm_nb_fit_cpp, 14},
     {"_mlmfit_lmm_fit_cpp", (DL_FUNC) &_mlmfit_lmm_fit_cpp, 10},
     {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 6},
     {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 5},

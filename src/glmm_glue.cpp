@@ -7,6 +7,7 @@
 
 #include "engine/glm_family.h"
 #include "engine/glmm_fit.h"
+#include "engine/glmm_nb.h"
 #include "engine/model_data.h"
 
 using Rcpp::IntegerVector;
@@ -186,3 +187,21 @@ List gauss_hermite_cpp(int n) {
   mlm::gauss_hermite(n, z, w);
   return List::create(Named("z") = Rcpp::wrap(z), Named("w") = Rcpp::wrap(w));
 }
+
+// A negative binomial GLMM with its size estimated: the profile over
+// log(size) minimised in C++, each evaluation a full fit.
+// [[Rcpp::export(rng = false)]]
+List glmm_nb_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start,
+                     int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower,
+                     const List& family, int n_agq, const List& control, double log_size_lo, double log_size_hi) {
+  mlm::ModelData d = glmm_model_data(X, y, weights, offset, intercept_col, blocks);
+  mlm::NbResult res = mlm::fit_glmm_nb(d, family_from(family), glmm_templates(blocks),
+                                       Rcpp::as<Eigen::VectorXd>(eta_start), Rcpp::as<Eigen::VectorXd>(theta0),
+                                       Rcpp::as<Eigen::VectorXd>(lower), glmm_options(control, n_agq), log_size_lo,
+                                       log_size_hi);
+  List out = glmm_result_to_r(res.fit);
+  out["nb_size"] = res.size;
+  out["nb_fits"] = res.fits;
+  return out;
+}
+

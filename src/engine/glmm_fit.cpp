@@ -319,7 +319,9 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
   res.stage2.iterations = newton_steps;
   res.stage2.converged = newton;
   if (!newton) {
-    res.stage2 = minimize_bounded(f2, z, lowz, OptimControl{opt.optim.max_evals, opt.optim.max_iter, opt.optim.f_tol, 1e-4});
+    OptimControl c2 = opt.optim;
+    c2.step_rel = 1e-4;
+    res.stage2 = minimize_bounded(f2, z, lowz, c2);
     z = res.stage2.x;
     fmin = res.stage2.f;
     uonly.set_u(u_at_z);

@@ -152,3 +152,25 @@ test_that("a response given as 0/1, logical or two-level factor gives the same f
     expect_equal(fixef(f), fixef(ref), tolerance = 1e-6)
   }
 })
+
+test_that("negative binomial: known size as glmer, estimated size as glmer.nb", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("MASS")
+  set.seed(7)
+  k <- 40
+  n <- 600
+  d <- data.frame(g = factor(sample(k, n, TRUE)), x = stats::rnorm(n))
+  d$y <- stats::rnbinom(n, size = 2, mu = exp(0.5 + 0.4 * d$x + stats::rnorm(k, 0, 0.5)[d$g]))
+  f2 <- glmm(y ~ x + (1 | g), d, family = MASS::negative.binomial(2))
+  # glmer warns here that its optimiser has not converged (max|grad| 0.01)
+  g2 <- suppressWarnings(lme4::glmer(y ~ x + (1 | g), d, family = MASS::negative.binomial(2)))
+  expect_glmer_agreement(f2, g2)
+  expect_equal(fixef(glmm(y ~ x + (1 | g), d, family = negative_binomial(2))), fixef(f2), tolerance = 1e-8)
+
+  f <- glmm(y ~ x + (1 | g), d, family = negative_binomial())
+  g <- suppressWarnings(lme4::glmer.nb(y ~ x + (1 | g), d))
+  expect_glmer_agreement(f, g)
+  expect_equal(f$family_info$nb_size, lme4::getME(g, "glmer.nb.theta"), tolerance = 2e-3)
+  expect_match(family(f)$family, "^Negative Binomial\\(")
+  expect_equal(sqrt(diag(vcov(f))), sqrt(diag(as.matrix(stats::vcov(g)))), tolerance = 2e-3)
+})
