@@ -163,7 +163,7 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
 #' glmm_control(separation = "warning")
 #' @export
 glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-5,
-                         pirls_tol = 1e-9, pirls_max_iter = 100L, hessian = TRUE, cond_var = TRUE,
+                         pirls_tol = 1e-11, pirls_max_iter = 100L, hessian = TRUE, cond_var = TRUE,
                          separation = c("error", "warning")) {
   separation <- match.arg(separation)
   structure(list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),

@@ -216,9 +216,9 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
   // reuse the pure ones), each started from the modes at z.
   std::vector<Eigen::MatrixXd> u_at_z;
   auto derivatives = [&](const Eigen::VectorXd& z, double fz, const std::vector<Eigen::Index>& fr,
-                         Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+                         Eigen::VectorXd& g, Eigen::MatrixXd& H, bool diagonal_only) {
     const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-    const double h = 2e-3;
+    const double h = 5e-3;
     g.resize(nf);
     H.resize(nf, nf);
     auto at = [&](const Eigen::VectorXd& zz) {
@@ -236,7 +236,11 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
       g[a] = (fp - fm) / (2.0 * h);
       H(a, a) = (fp - 2.0 * fz + fm) / (h * h);
     }
-    for (Eigen::Index a = 0; a < nf; ++a)
+    if (diagonal_only) {
+      for (Eigen::Index a = 0; a < nf; ++a)
+        for (Eigen::Index c = 0; c < a; ++c) H(a, c) = H(c, a) = 0.0;
+    }
+    for (Eigen::Index a = 0; a < nf && !diagonal_only; ++a)
       for (Eigen::Index c = 0; c < a; ++c) {
         const Eigen::Index i = fr[a], j = fr[c];
         zt[i] = z[i] + h;
@@ -275,8 +279,12 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
   bool have_derivs = false;
   int newton_steps = 0;
   for (int it = 0; newton && it < 10; ++it) {
-    derivatives(z, fmin, all, g, H);
-    have_derivs = true;
+    // The first step uses the curvature along each axis only (2n
+    // evaluations): the whitening makes the cross terms small, and the
+    // full Hessian is worth its n^2 evaluations only near the optimum.
+    const bool diagonal_only = it == 0 && np > 2;
+    derivatives(z, fmin, all, g, H, diagonal_only);
+    have_derivs = !diagonal_only;
     Eigen::LLT<Eigen::MatrixXd> llt(H);
     if (llt.info() != Eigen::Success) {
       newton = false;
@@ -284,7 +292,13 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
     }
     const Eigen::VectorXd dz = -llt.solve(g);
     const double decrement = -0.5 * g.dot(dz);
-    if (!(decrement > opt.optim.f_tol * (1.0 + std::fabs(fmin)))) break;
+    if (!(decrement > opt.optim.f_tol * (1.0 + std::fabs(fmin)))) {
+      if (diagonal_only) {
+        derivatives(z, fmin, all, g, H, false);
+        have_derivs = true;
+      }
+      break;
+    }
     double t = 1.0;
     for (Eigen::Index i = 0; i < nt; ++i)
       if (std::isfinite(lowz[i]) && z[i] + dz[i] < lowz[i]) t = std::min(t, 0.5 * (z[i] - lowz[i]) / (-dz[i]));
@@ -310,7 +324,7 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
     // After a step this small (a thousandth of a standard error) the
     // Hessian has not changed beyond its own accuracy, and the gradient is
     // what the quadratic model predicts.
-    if (decrement < 1e-6 && t == 1.0) {
+    if (!diagonal_only && decrement < 1e-6 && t == 1.0) {
       g += H * dz;
       break;
     }
@@ -352,7 +366,7 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
   const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
   if (opt.hessian && nf > 0 && nf <= opt.max_hessian_params) {
     if (!have_derivs) {
-      derivatives(z, fmin, fr, g, H);
+      derivatives(z, fmin, fr, g, H, false);
       // One Newton step polishes an optimum found by the quasi-Newton search.
       Eigen::LLT<Eigen::MatrixXd> llt(H);
       if (llt.info() == Eigen::Success) {
