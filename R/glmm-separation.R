@@ -35,28 +35,39 @@ separates <- function(t, cls, tol = 0) {
   all(t[cls == 1L] >= -eps) && all(t[cls == -1L] <= eps) && all(abs(t[cls == 0L]) <= eps)
 }
 
-# A threshold c with x - c (or c - x) separating, or NULL.
+# A threshold c with x - c (or c - x) separating, or NULL. Without an
+# intercept only c = 0 is available. Decided from the ranges of x in each
+# class of outcomes: a few passes over the column, no sorting.
 threshold_separation <- function(x, cls, intercept) {
+  names(x) <- NULL
   keep <- !is.na(cls)
-  x <- x[keep]
-  cls <- cls[keep]
-  xm <- x[cls == 0L]
-  xs <- x[cls == 1L]
-  xf <- x[cls == -1L]
-  if (length(unique(x)) < 2L) return(NULL)
-  candidates <- if (length(xm) > 0L) {
-    if (any(xm != xm[1L])) return(NULL)
-    xm[1L]
+  if (!all(keep)) {
+    x <- x[keep]
+    cls <- cls[keep]
+  }
+  rx <- range(x)
+  if (rx[1L] == rx[2L]) return(NULL)
+  rng <- function(v) if (length(v)) range(v) else c(Inf, -Inf)
+  rs <- rng(x[cls == 1L])
+  rf <- rng(x[cls == -1L])
+  mixed <- x[cls == 0L]
+  fixed_c <- if (length(mixed)) {
+    rm <- range(mixed)
+    if (rm[1L] != rm[2L]) return(NULL)
+    rm[1L]
   } else if (!intercept) {
     0
   } else {
-    c(if (length(xf)) max(xf), if (length(xs)) min(xs), if (length(xs)) max(xs), if (length(xf)) min(xf))
+    NA_real_
   }
-  if (!intercept && any(candidates != 0)) candidates <- 0
-  for (c0 in unique(candidates)) {
-    if (separates(x - c0, cls)) return(list(threshold = c0, sign = 1))
-    if (separates(c0 - x, cls)) return(list(threshold = c0, sign = -1))
+  if (!is.na(fixed_c)) {
+    if (!intercept && fixed_c != 0) return(NULL)
+    if (rf[2L] <= fixed_c && fixed_c <= rs[1L]) return(list(threshold = fixed_c, sign = 1))
+    if (rs[2L] <= fixed_c && fixed_c <= rf[1L]) return(list(threshold = fixed_c, sign = -1))
+    return(NULL)
   }
+  if (rf[2L] <= rs[1L]) return(list(threshold = rf[2L], sign = 1))
+  if (rs[2L] <= rf[1L]) return(list(threshold = rs[2L], sign = -1))
   NULL
 }
 

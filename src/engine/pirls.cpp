@@ -185,7 +185,21 @@ double Pirls::ussq(const std::vector<Eigen::MatrixXd>& u) const {
 // response z (for u alone, z excludes offset + X beta). +Inf when the
 // linear predictor leaves the domain of the link.
 double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start) {
-  if (!joint_) return pass_u(b, from_start);
+  if (fam_.dist == Dist::binomial && fam_.link == Link::logit) {
+    const LogitKernel k{fam_};
+    return joint_ ? pass_joint(k, b, beta, from_start) : pass_u(k, b, from_start);
+  }
+  if (fam_.dist == Dist::poisson && fam_.link == Link::log) {
+    const PoissonLogKernel k{fam_};
+    return joint_ ? pass_joint(k, b, beta, from_start) : pass_u(k, b, from_start);
+  }
+  const GenericKernel k{fam_};
+  return joint_ ? pass_joint(k, b, beta, from_start) : pass_u(k, b, from_start);
+}
+
+template <class Kernel>
+double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
+                         bool from_start) {
   const Index n = d_.n;
   const int p = joint_ ? d_.p : 0;
   const int P = p + 1;
@@ -202,7 +216,7 @@ double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd&
   const bool centred = xp_.center.size() > 0;
 
   const Index chunk = chunk_.rows();
-  std::vector<double> eta(chunk), sw(chunk), z1(q1);
+  std::vector<double> eta(chunk), sw(chunk), z1(q1), tdev(chunk), tw(chunk), twres(chunk);
   std::vector<std::vector<double>> zsec(nf_);
   std::vector<Index> lev(nf_);
   for (int f = 0; f < nf_; ++f) zsec[f].resize(d_.blocks[f + 1].q);
@@ -237,19 +251,16 @@ double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd&
       }
     }
 
+    if (!chunk_terms(kernel, eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, tdev.data(),
+                     tw.data(), twres.data()))
+      return kInf;
     double dev_chunk = 0.0;
     for (Index i = 0; i < len; ++i) {
-      const Index obs = start + i;
-      const MeanAt m = fam_.mean(eta[i]);
-      if (!m.valid) return kInf;
-      const double y = d_.y[obs];
-      const double pw = d_.weights ? d_.weights[obs] : 1.0;
-      dev_chunk += fam_.dev_resid(y, m, pw);
-      const double w = pw * m.mu_eta * m.mu_eta / fam_.variance(m);
-      const double s = std::sqrt(w);
-      const double base = joint_ ? (d_.offset ? d_.offset[obs] : 0.0) : eta_fixed_[obs];
+      dev_chunk += tdev[i];
+      const double s = std::sqrt(tw[i]);
+      const double base = d_.offset ? d_.offset[start + i] : 0.0;
       sw[i] = s;
-      chunk_(i, p) = s * (eta[i] - base + (y - m.mu) / m.mu_eta);
+      chunk_(i, p) = s * (eta[i] - base + twres[i]);
     }
     if (!std::isfinite(dev_chunk)) return kInf;
     dev.add(dev_chunk);
@@ -259,6 +270,27 @@ double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd&
       for (Index i = 0; i < len; ++i) chunk_(i, c) = sw[i] * (x[i] - mu);
     }
     xp_.XX.selfadjointView<Eigen::Lower>().rankUpdate(chunk_.topRows(len).transpose());
+
+    if (q1 == 1 && nf_ == 0) {
+      // One scalar term: Z'WZ and [X z]'WZ column by column of the block,
+      // reading it in memory order.
+      const double* zc = F1.cols[0] ? F1.cols[0] + start : nullptr;
+      const int* codes = F1.codes + start;
+      const int cb = F1.code_base;
+      double* D = xp_.D1.data();
+      for (Index i = 0; i < len; ++i) {
+        const double zs = sw[i] * (zc ? zc[i] : 1.0);
+        sw[i] = zs;
+        D[codes[i] - cb] += zs * zs;
+      }
+      double* C = xp_.C1.data();
+      for (int c = 0; c < P; ++c) {
+        const double* bc = chunk_.data() + static_cast<Index>(c) * chunk;
+        for (Index i = 0; i < len; ++i) C[(codes[i] - cb) * P + c] += sw[i] * bc[i];
+      }
+      if (d_.check_interrupt && (start / chunk) % 512 == 511) d_.check_interrupt();
+      continue;
+    }
 
     for (Index i = 0; i < len; ++i) {
       const Index obs = start + i;
@@ -319,7 +351,8 @@ double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd&
 // Z'W z and z'W z, accumulated with the weights themselves (no square
 // roots, no dense rank update). A single scalar random-effect term, the
 // commonest model, gets a loop of its own.
-double Pirls::pass_u(const std::vector<Eigen::MatrixXd>& b, bool from_start) {
+template <class Kernel>
+double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start) {
   const Index n = d_.n;
   const FactorBlock& F1 = d_.blocks[0];
   const int q1 = F1.q;
@@ -335,6 +368,7 @@ double Pirls::pass_u(const std::vector<Eigen::MatrixXd>& b, bool from_start) {
   const double* pw = d_.weights;
   const double* ef = eta_fixed_.data();
   const Index chunk = 4096;
+  std::vector<double> etav(chunk), zbv(chunk), tdev(chunk), tw(chunk), twres(chunk);
 
   if (nf_ == 0 && q1 == 1) {
     const double* col = F1.cols[0];
@@ -345,17 +379,24 @@ double Pirls::pass_u(const std::vector<Eigen::MatrixXd>& b, bool from_start) {
     double* C = xp_.C1.data();
     for (Index start = 0; start < n; start += chunk) {
       const Index end = std::min(n, start + chunk);
-      double dev_chunk = 0.0, yy_chunk = 0.0;
+      const Index len = end - start;
       for (Index i = start; i < end; ++i) {
+        const double z = col ? col[i] : 1.0;
+        const double zb = from_start ? start_eta_[i] - ef[i] : z * b1[codes[i] - base];
+        zbv[i - start] = zb;
+        etav[i - start] = ef[i] + zb;
+      }
+      if (!chunk_terms(kernel, etav.data(), y + start, pw ? pw + start : nullptr, len, tdev.data(), tw.data(),
+                       twres.data()))
+        return kInf;
+      double dev_chunk = 0.0, yy_chunk = 0.0;
+      for (Index k = 0; k < len; ++k) {
+        const Index i = start + k;
         const Index j = codes[i] - base;
         const double z = col ? col[i] : 1.0;
-        const double zb = from_start ? start_eta_[i] - ef[i] : z * b1[j];
-        const MeanAt m = fam_.mean(ef[i] + zb);
-        if (!m.valid) return kInf;
-        const double wi = pw ? pw[i] : 1.0;
-        dev_chunk += fam_.dev_resid(y[i], m, wi);
-        const double w = wi * m.mu_eta * m.mu_eta / fam_.variance(m);
-        const double yt = zb + (y[i] - m.mu) / m.mu_eta;
+        dev_chunk += tdev[k];
+        const double w = tw[k];
+        const double yt = zbv[k] + twres[k];
         const double wz = w * z;
         D[j] += wz * z;
         C[j] += wz * yt;
@@ -376,7 +417,7 @@ double Pirls::pass_u(const std::vector<Eigen::MatrixXd>& b, bool from_start) {
   for (int f = 0; f < nf_; ++f) zsec[f].resize(d_.blocks[f + 1].q);
   for (Index start = 0; start < n; start += chunk) {
     const Index end = std::min(n, start + chunk);
-    double dev_chunk = 0.0, yy_chunk = 0.0;
+    const Index len = end - start;
     for (Index i = start; i < end; ++i) {
       double zb = 0.0;
       if (from_start) {
@@ -389,12 +430,18 @@ double Pirls::pass_u(const std::vector<Eigen::MatrixXd>& b, bool from_start) {
           for (int a = 0; a < F.q; ++a) zb += (F.cols[a] ? F.cols[a][i] : 1.0) * bl[a];
         }
       }
-      const MeanAt m = fam_.mean(ef[i] + zb);
-      if (!m.valid) return kInf;
-      const double wi = pw ? pw[i] : 1.0;
-      dev_chunk += fam_.dev_resid(y[i], m, wi);
-      const double w = wi * m.mu_eta * m.mu_eta / fam_.variance(m);
-      const double yt = zb + (y[i] - m.mu) / m.mu_eta;
+      zbv[i - start] = zb;
+      etav[i - start] = ef[i] + zb;
+    }
+    if (!chunk_terms(kernel, etav.data(), y + start, pw ? pw + start : nullptr, len, tdev.data(), tw.data(),
+                     twres.data()))
+      return kInf;
+    double dev_chunk = 0.0, yy_chunk = 0.0;
+    for (Index i = start; i < end; ++i) {
+      const Index k = i - start;
+      dev_chunk += tdev[k];
+      const double w = tw[k];
+      const double yt = zbv[k] + twres[k];
       yy_chunk += w * yt * yt;
       const Index j = F1.codes[i] - F1.code_base;
       for (int a = 0; a < q1; ++a) {

@@ -72,7 +72,11 @@ class Pirls {
 
  private:
   double pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start);
-  double pass_u(const std::vector<Eigen::MatrixXd>& b, bool from_start);
+  template <class Kernel>
+  double pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
+                    bool from_start);
+  template <class Kernel>
+  double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
   void find_secondary_positions();
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
