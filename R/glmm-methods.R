@@ -107,9 +107,7 @@ vcov.glmm <- function(object, use.hessian = NULL, ...) {
 }
 
 glmm_title <- function(x) {
-  how <- if (x$nAGQ == 0L) {
-    "(nAGQ = 0: fixed effects at their conditional modes)"
-  } else if (x$nAGQ == 1L) {
+  how <- if (x$nAGQ == 1L) {
     "(Laplace Approximation)"
   } else {
     sprintf("(Adaptive Gauss-Hermite Quadrature, nAGQ = %d)", x$nAGQ)
