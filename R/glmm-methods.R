@@ -235,3 +235,43 @@ print.summary_glmm <- function(x, digits = max(3, getOption("digits") - 3), corr
   print_glmm_notes(fit)
   invisible(x)
 }
+
+#' Confidence intervals for the fixed effects of a GLMM
+#'
+#' Wald intervals: estimate plus or minus the normal quantile times the
+#' standard error from [vcov()] (the Hessian-based one, as glmer's). They
+#' are the intervals of `lme4::confint(method = "Wald")` for the fixed
+#' effects. Profile and bootstrap intervals are not available for `glmm()`
+#' fits.
+#'
+#' @param object A fit from [glmm()].
+#' @param parm Names or indices of fixed effects (default: all).
+#' @param level Confidence level.
+#' @param method Only `"Wald"`.
+#' @param ... Unused.
+#' @return A matrix with one row per fixed effect and columns for the lower
+#'   and upper limits.
+#' @examples
+#' nels88$pass <- nels88$math >= 50
+#' fit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
+#' confint(fit)
+#' exp(confint(fit))  # for the odds ratios
+#' @export
+confint.glmm <- function(object, parm, level = 0.95, method = "Wald", ...) {
+  if (!identical(method, "Wald")) {
+    mlm_abort(c("Only Wald intervals ({.code method = \"Wald\"}) are available for {.fn glmm} fits.",
+                i = "For a variance parameter, compare fits with and without it by a likelihood-ratio test."),
+              "mlmfit_error_argument")
+  }
+  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
+    mlm_abort("{.arg level} must be one number between 0 and 1.", "mlmfit_error_argument")
+  }
+  cf <- object$beta
+  se <- sqrt(diag(object$vcov))
+  a <- (1 - level) / 2
+  q <- stats::qnorm(c(a, 1 - a))
+  ci <- cbind(cf + q[1L] * se, cf + q[2L] * se)
+  dimnames(ci) <- list(names(cf), paste(format(100 * c(a, 1 - a), trim = TRUE, scientific = FALSE, digits = 3), "%"))
+  if (!missing(parm)) ci <- ci[parm, , drop = FALSE]
+  ci
+}

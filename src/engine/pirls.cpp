@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 
-#include "lmm_fit.h"
 
 namespace mlm {
 
@@ -689,6 +688,27 @@ Eigen::MatrixXd Pirls::unscaled_vcov() const {
   return V;
 }
 
-Eigen::VectorXd Pirls::linear_predictor() const { return mlm::linear_predictor(d_, beta_, b()); }
+Eigen::VectorXd Pirls::linear_predictor() const {
+  const Index n = d_.n;
+  Eigen::VectorXd eta(n);
+  for (Index i = 0; i < n; ++i) eta[i] = d_.offset ? d_.offset[i] : 0.0;
+  for (int c = 0; c < d_.p; ++c) {
+    const double* x = d_.X + static_cast<Index>(c) * n;
+    const double bc = beta_[c];
+    for (Index i = 0; i < n; ++i) eta[i] += x[i] * bc;
+  }
+  const std::vector<Eigen::MatrixXd> bf = b();
+  for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
+    const FactorBlock& F = d_.blocks[f];
+    for (int a = 0; a < F.q; ++a) {
+      const double* col = F.cols[a];
+      for (Index i = 0; i < n; ++i) {
+        const double v = bf[f](a, F.codes[i] - F.code_base);
+        eta[i] += col ? col[i] * v : v;
+      }
+    }
+  }
+  return eta;
+}
 
 }  // namespace mlm
