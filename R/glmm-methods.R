@@ -74,7 +74,7 @@ residuals.glmm <- function(object, type = c("deviance", "pearson", "working", "r
     response = y - mu
   )
   if (scaled) r <- r / object$sigma
-  stats::setNames(r, rownames(object$frame))
+  stats::naresid(attr(object$frame, "na.action"), stats::setNames(r, rownames(object$frame)))
 }
 
 #' @rdname glmm-methods

@@ -15,6 +15,8 @@
 #'   zero (the population level).
 #' @param type `"link"` (default) for the linear predictor or `"response"`
 #'   for the mean (e.g. probabilities).
+#' @param random.only Only the random-effect part of the linear predictor
+#'   (no fixed effects, no offset).
 #' @param na.action How to treat missing values in `newdata`
 #'   (`stats::na.pass` keeps the rows and predicts `NA`).
 #' @param ... Unused.
@@ -28,17 +30,20 @@
 #' predict(fit, new, re.form = NA, type = "response")
 #' @export
 predict.glmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
-                         type = c("link", "response"), na.action = stats::na.pass, ...) {
+                         type = c("link", "response"), random.only = FALSE, na.action = stats::na.pass, ...) {
   type <- match.arg(type)
   terms_used <- selected_re_terms(object, re.form)
   if (is.null(newdata)) {
-    if (length(terms_used) == length(object$re$terms)) {
+    if (length(terms_used) == length(object$re$terms) && !random.only) {
       eta <- object$eta
     } else {
-      eta <- drop(object$X %*% object$beta) + (if (is.null(object$offset)) 0 else object$offset)
+      eta <- if (random.only) numeric(nobs(object)) else
+        drop(object$X %*% object$beta) + (if (is.null(object$offset)) 0 else object$offset)
       for (t in terms_used) eta <- eta + fitted_term_contribution(object, t)
       names(eta) <- rownames(object$frame)
     }
+    if (type == "response") eta[] <- object$family$linkinv(eta)
+    return(stats::napredict(attr(object$frame, "na.action"), eta))
   } else {
     newdata <- as_model_data(newdata)
     tt <- stats::delete.response(object$terms)
@@ -52,6 +57,7 @@ predict.glmm <- function(object, newdata = NULL, re.form = NULL, allow.new.level
     eta <- drop(X %*% object$beta)
     off <- stats::model.offset(mf)
     if (!is.null(off)) eta <- eta + off
+    if (random.only) eta[] <- 0
     rows <- rownames(mf)
     if (length(terms_used) > 0L) {
       nd <- newdata[rows, , drop = FALSE]

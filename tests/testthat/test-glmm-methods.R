@@ -160,3 +160,19 @@ test_that("confint: Wald intervals of the fixed effects, as lme4's Wald method",
   expect_identical(rownames(confint(fits$mlm, "period2", level = 0.9)), "period2")
   expect_error(confint(fits$mlm, method = "profile"), class = "mlmfit_error_argument")
 })
+
+test_that("random.only and na.exclude behave as in lme4", {
+  skip_if_not_installed("lme4")
+  fits <- glmm_fixture("cbpp")
+  f <- fits$mlm
+  expect_equal(predict(f, random.only = TRUE), predict(f) - predict(f, re.form = NA))
+  expect_equal(predict(f, random.only = TRUE), predict(fits$lme4, random.only = TRUE), tolerance = 2e-3)
+  cbpp <- lme4::cbpp
+  cbpp$size[3] <- NA
+  fe <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial, na.action = stats::na.exclude)
+  ge <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial, na.action = stats::na.exclude)
+  expect_length(residuals(fe), 56L)
+  expect_true(is.na(residuals(fe)[3]) && is.na(predict(fe)[3]))
+  expect_equal(residuals(fe), residuals(ge), tolerance = 2e-3)
+  expect_equal(predict(fe, type = "response"), predict(ge, type = "response"), tolerance = 2e-3)
+})
