@@ -58,3 +58,16 @@ test_that("the optimum is a minimum: moving any parameter raises the deviance", 
     expect_gt(cbpp_deviance_by_hand(x[1], x[-1]), d0)
   }
 })
+
+test_that("predictors on extreme scales give the same model (glmer fails here)", {
+  skip_if_not_installed("mlmRev")
+  data("Contraception", package = "mlmRev", envir = environment())
+  Contraception$agedays <- Contraception$age * 365.25 + 1e4
+  f <- glmm(use ~ agedays + I(agedays^2) + urban + livch + (1 | district), Contraception, binomial)
+  ref <- glmm_fixture("contraception")$mlm
+  # the same model in other units: same likelihood, predictions and district effects
+  expect_equal(as.numeric(logLik(f)), as.numeric(logLik(ref)), tolerance = 1e-9)
+  expect_equal(unname(fitted(f)), unname(fitted(ref)), tolerance = 1e-5)
+  expect_equal(unname(f$theta), unname(ref$theta), tolerance = 1e-4)
+  expect_length(f$optinfo$warnings, 0L)
+})
