@@ -3,9 +3,12 @@
 // conditional modes (the nAGQ = 0 criterion), which gives starting values;
 // (2) theta and beta together, with u at its conditional mode, on the
 // Laplace or adaptive Gauss-Hermite approximation of the deviance. Stage 2
-// works in coordinates whitened by the curvature found in stage 1, so that
-// the quasi-Newton optimiser starts with a good model of the deviance and
-// its tolerances are in units of standard errors.
+// works in coordinates whitened by the curvature found in stage 1, where
+// the deviance is nearly quadratic with unit curvature: Newton's method on
+// finite-difference derivatives converges in two or three steps (a
+// projected quasi-Newton search takes over near a boundary), its
+// tolerances are in units of standard errors, and its last Hessian gives
+// the covariance of the fixed effects as glmer's does.
 #pragma once
 
 #include <Eigen/Dense>
@@ -22,7 +25,7 @@ namespace mlm {
 
 struct GlmmOptions {
   int n_agq = 1;            // 0: stage 1 only; 1: Laplace; > 1: adaptive Gauss-Hermite
-  OptimControl optim;       // both stages (step_rel for stage 1; stage 2 uses its own)
+  OptimControl optim;       // stage 1, and the quasi-Newton fallback of stage 2
   PirlsControl pirls;
   double boundary_tol = 1e-5;
   bool hessian = true;      // finite-difference Hessian at the optimum (vcov and convergence check)
