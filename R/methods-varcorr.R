@@ -44,7 +44,8 @@ VarCorr.mlmfit <- function(x, sigma = 1, ...) {
     structure(S, stddev = sd, correlation = corr)
   })
   names(out) <- vapply(x$re$terms, function(tm) tm$display, "")
-  structure(out, sc = sc, useSc = TRUE, residual_structure = format_residual_structure(x$residual),
+  # Binomial and Poisson GLMMs have no residual scale (lme4's useSc).
+  structure(out, sc = sc, useSc = !isFALSE(x$use_sc), residual_structure = format_residual_structure(x$residual),
             class = "VarCorr.mlmfit")
 }
 
@@ -67,8 +68,10 @@ as.data.frame.VarCorr.mlmfit <- function(x, row.names = NULL, optional = FALSE, 
     }
   }
   sc <- attr(x, "sc")
-  rows[[length(rows) + 1L]] <- data.frame(grp = "Residual", var1 = NA_character_, var2 = NA_character_,
-                                          vcov = sc^2, sdcor = sc)
+  if (!isFALSE(attr(x, "useSc"))) {
+    rows[[length(rows) + 1L]] <- data.frame(grp = "Residual", var1 = NA_character_, var2 = NA_character_,
+                                            vcov = sc^2, sdcor = sc)
+  }
   out <- do.call(rbind, rows)
   rownames(out) <- NULL
   out
@@ -92,10 +95,12 @@ format_varcorr <- function(x, digits, comp = c("Variance", "Std.Dev.")) {
     }
   }
   sc <- attr(x, "sc")
-  groups <- c(groups, "Residual")
-  names_col <- c(names_col, "")
-  variances <- c(variances, sc^2)
-  corr_rows[[length(corr_rows) + 1L]] <- numeric()
+  if (!isFALSE(attr(x, "useSc"))) {
+    groups <- c(groups, "Residual")
+    names_col <- c(names_col, "")
+    variances <- c(variances, sc^2)
+    corr_rows[[length(corr_rows) + 1L]] <- numeric()
+  }
   m <- cbind(Groups = groups, Name = names_col)
   if ("Variance" %in% comp) m <- cbind(m, Variance = format(variances, digits = digits))
   if ("Std.Dev." %in% comp) m <- cbind(m, Std.Dev. = format(sqrt(variances), digits = digits))

@@ -7,7 +7,7 @@
 #' @keywords internal
 #' @useDynLib mlmfit, .registration = TRUE
 #' @importFrom Rcpp sourceCpp
-#' @importFrom stats AIC BIC coef fitted formula logLik model.frame model.matrix
+#' @importFrom stats AIC BIC coef confint fitted formula logLik model.frame model.matrix family predict simulate
 #'   nobs residuals sigma terms vcov weights deviance getCall
 #' @importFrom stats anova confint cooks.distance hatvalues predict simulate
 "_PACKAGE"

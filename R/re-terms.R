@@ -120,7 +120,7 @@ theta_names <- function(group, cols) {
   out
 }
 
-build_re_terms <- function(random, mf, X, env) {
+build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
   n <- nrow(mf)
   terms <- lapply(random, function(r) {
     g <- grouping_factor(r$group, r$label, mf, env)
@@ -183,25 +183,28 @@ build_re_terms <- function(random, mf, X, env) {
     blocks[[b]]$theta_index <- idx
   }
   names(theta0) <- theta_nm
-  check_re_identifiable(terms, blocks, n)
+  check_re_identifiable(terms, blocks, n, allow_n)
   list(terms = terms, blocks = blocks, theta0 = theta0, lower = lower)
 }
 
-check_re_identifiable <- function(terms, blocks, n) {
+# allow_n: a GLMM has no residual variance, so one random effect per
+# observation (an observation-level term for overdispersion) is allowed.
+check_re_identifiable <- function(terms, blocks, n, allow_n = FALSE) {
+  limit <- if (allow_n) n + 1 else n
   for (b in blocks) {
     if (b$n_levels < 2L) {
       mlm_abort(c("The grouping factor {.var {b$label}} has only one level in the data used.",
                   i = "A random effect needs at least two groups; drop the term or check {.arg subset} and missing values."),
                 "mlmfit_error_grouping", variable = b$label)
     }
-    if (b$n_levels >= n) {
+    if (b$n_levels >= limit) {
       mlm_abort(c("The grouping factor {.var {b$label}} has {b$n_levels} levels for {n} observations.",
                   i = "Each group needs more than one observation on average, or the random effect cannot be told apart from the residual."),
                 "mlmfit_error_grouping", variable = b$label)
     }
   }
   for (t in terms) {
-    if (t$q * t$n_levels >= n) {
+    if (t$q * t$n_levels >= limit) {
       mlm_abort(c("The term {.code ({deparse1(t$lhs)} | {t$label})} has {t$q * t$n_levels} random effects for {n} observations.",
                   i = "The random effects and the residual variance cannot all be estimated: simplify the term, e.g. drop a random slope."),
                 "mlmfit_error_identifiability", variable = t$label)

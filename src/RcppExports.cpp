@@ -11,6 +11,81 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// glmm_fit_cpp
+List glmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, const List& family, int n_agq, const List& control);
+RcppExport SEXP _mlmfit_glmm_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP eta_startSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP familySEXP, SEXP n_agqSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< const List& >::type family(familySEXP);
+    Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(glmm_fit_cpp(X, y, weights, offset, eta_start, intercept_col, blocks, theta0, lower, family, n_agq, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// glmm_evaluate_cpp
+List glmm_evaluate_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start, int intercept_col, const List& blocks, const NumericVector& theta, const NumericVector& beta, const List& family, int n_agq, const List& control);
+RcppExport SEXP _mlmfit_glmm_evaluate_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP eta_startSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP thetaSEXP, SEXP betaSEXP, SEXP familySEXP, SEXP n_agqSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type beta(betaSEXP);
+    Rcpp::traits::input_parameter< const List& >::type family(familySEXP);
+    Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(glmm_evaluate_cpp(X, y, weights, offset, eta_start, intercept_col, blocks, theta, beta, family, n_agq, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// gauss_hermite_cpp
+List gauss_hermite_cpp(int n);
+RcppExport SEXP _mlmfit_gauss_hermite_cpp(SEXP nSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    rcpp_result_gen = Rcpp::wrap(gauss_hermite_cpp(n));
+    return rcpp_result_gen;
+END_RCPP
+}
+// glmm_nb_fit_cpp
+List glmm_nb_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, const List& family, int n_agq, const List& control, double log_size_lo, double log_size_hi);
+RcppExport SEXP _mlmfit_glmm_nb_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP eta_startSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP familySEXP, SEXP n_agqSEXP, SEXP controlSEXP, SEXP log_size_loSEXP, SEXP log_size_hiSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< const List& >::type family(familySEXP);
+    Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    Rcpp::traits::input_parameter< double >::type log_size_lo(log_size_loSEXP);
+    Rcpp::traits::input_parameter< double >::type log_size_hi(log_size_hiSEXP);
+    rcpp_result_gen = Rcpp::wrap(glmm_nb_fit_cpp(X, y, weights, offset, eta_start, intercept_col, blocks, theta0, lower, family, n_agq, control, log_size_lo, log_size_hi));
+    return rcpp_result_gen;
+END_RCPP
+}
 // lmm_deviance_terms_cpp
 List lmm_deviance_terms_cpp(const List& xp_r, const List& blocks, const NumericMatrix& thetas, bool with_vcov);
 RcppExport SEXP _mlmfit_lmm_deviance_terms_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetasSEXP, SEXP with_vcovSEXP) {
@@ -242,6 +317,10 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 12},
+    {"_mlmfit_glmm_evaluate_cpp", (DL_FUNC) &_mlmfit_glmm_evaluate_cpp, 12},
+    {"_mlmfit_gauss_hermite_cpp", (DL_FUNC) &_mlmfit_gauss_hermite_cpp, 1},
+    {"_mlmfit_glmm_nb_fit_cpp", (DL_FUNC) &_mlmfit_glmm_nb_fit_cpp, 14},
     {"_mlmfit_lmm_deviance_terms_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_terms_cpp, 4},
     {"_mlmfit_lmm_refit_response_cpp", (DL_FUNC) &_mlmfit_lmm_refit_response_cpp, 11},
     {"_mlmfit_lmm_refit_responses_cpp", (DL_FUNC) &_mlmfit_lmm_refit_responses_cpp, 11},

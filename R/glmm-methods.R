@@ -1,0 +1,277 @@
+# What a user asks of a glmm() fit beyond the methods it shares with lmm()
+# fits: the likelihood, residuals of each type, the family, simulation, and
+# print() / summary() laid out like glmer's.
+
+#' Methods for generalized linear mixed model fits
+#'
+#' Methods for the generics of base R, nlme and lme4; each returns what the
+#' corresponding method of lme4 returns for a `glmerMod` fit.
+#'
+#' * `logLik()` minus half the approximate deviance at the optimum (Laplace
+#'   or adaptive Gauss-Hermite); `df` counts the fixed effects and the
+#'   covariance parameters (and the scale of a Gamma model). For `nAGQ > 1`
+#'   it omits the constant that depends on the data only, as lme4 does.
+#' * `deviance()` the sum of squared deviance residuals (glmer's
+#'   `deviance()`); `-2 * logLik()` is the approximate deviance.
+#' * `residuals()` of type `"deviance"` (default), `"pearson"`, `"working"`
+#'   or `"response"`; `scaled = TRUE` divides by sigma (1 except for Gamma).
+#' * `fitted()` the fitted means (fixed and random effects).
+#' * `family()` the family object; `sigma()` 1, or for a Gamma model the
+#'   scale estimated as glmer does.
+#' * `weights()` prior weights (the numbers of trials for binomial counts),
+#'   or with `type = "working"` the working weights of the last PIRLS step.
+#' * `vcov()` the covariance of the fixed effects from the Hessian of the
+#'   deviance in the variance parameters and fixed effects (glmer's
+#'   default); `use.hessian = FALSE` gives the covariance given the variance
+#'   parameters.
+#'
+#' @param object A fit from [glmm()].
+#' @param REML Must be `FALSE` or `NULL` (a GLMM has no REML criterion).
+#' @param type Type of residuals or weights.
+#' @param scaled Divide residuals by sigma.
+#' @param use.hessian Use the Hessian-based covariance (when available).
+#' @param ... Unused.
+#' @name glmm-methods
+#' @examples
+#' nels88$pass <- nels88$math >= 50
+#' fit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
+#' logLik(fit); AIC(fit); deviance(fit)
+#' head(residuals(fit, type = "pearson"))
+#' family(fit)
+#' sqrt(diag(vcov(fit)))
+NULL
+
+#' @rdname glmm-methods
+#' @export
+logLik.glmm <- function(object, REML = NULL, ...) {
+  if (isTRUE(REML)) {
+    mlm_abort("A generalized linear mixed model has no REML criterion.", "mlmfit_error_argument")
+  }
+  df <- length(object$beta) + length(object$theta) + as.integer(object$use_sc) +
+    as.integer(object$family_info$dist == "negative_binomial")
+  structure(-0.5 * object$devcomp$criterion, nobs = nobs(object), nall = nobs(object), df = df, class = "logLik")
+}
+
+#' @rdname glmm-methods
+#' @export
+deviance.glmm <- function(object, ...) object$devcomp$drsum
+
+#' @rdname glmm-methods
+#' @export
+residuals.glmm <- function(object, type = c("deviance", "pearson", "working", "response"), scaled = FALSE, ...) {
+  type <- match.arg(type)
+  y <- object$y
+  mu <- as.vector(object$fitted)
+  w <- if (is.null(object$prior_weights)) rep(1, length(y)) else object$prior_weights
+  fam <- object$family
+  r <- switch(type,
+    deviance = {
+      d <- sqrt(pmax(fam$dev.resids(y, mu, w), 0))
+      ifelse(y > mu, d, -d)
+    },
+    pearson = (y - mu) * sqrt(w / fam$variance(mu)),
+    working = (y - mu) / fam$mu.eta(as.vector(object$eta)),
+    response = y - mu
+  )
+  if (scaled) r <- r / object$sigma
+  stats::naresid(attr(object$frame, "na.action"), stats::setNames(r, rownames(object$frame)))
+}
+
+#' @rdname glmm-methods
+#' @export
+family.glmm <- function(object, ...) object$family
+
+#' @rdname glmm-methods
+#' @export
+sigma.glmm <- function(object, ...) object$sigma
+
+#' @rdname glmm-methods
+#' @export
+weights.glmm <- function(object, type = c("prior", "working"), ...) {
+  type <- match.arg(type)
+  w <- if (type == "working") object$working_weights else object$prior_weights
+  if (is.null(w)) w <- rep(1, nobs(object))
+  stats::setNames(w, rownames(object$frame))
+}
+
+#' @rdname glmm-methods
+#' @export
+vcov.glmm <- function(object, use.hessian = NULL, ...) {
+  if (isFALSE(use.hessian)) return(object$vcov_unscaled)
+  if (isTRUE(use.hessian) && !identical(object$vcov_method, "hessian")) {
+    mlm_abort(c("The Hessian-based covariance is not available for this fit.",
+                i = "It is computed for {.code nAGQ >= 1} with {.code glmm_control(hessian = TRUE)} when the Hessian is positive definite."),
+              "mlmfit_error_argument")
+  }
+  object$vcov
+}
+
+glmm_title <- function(x) {
+  how <- if (x$nAGQ == 1L) {
+    "(Laplace Approximation)"
+  } else {
+    sprintf("(Adaptive Gauss-Hermite Quadrature, nAGQ = %d)", x$nAGQ)
+  }
+  paste("Generalized linear mixed model fit by maximum likelihood", how, "['glmm']")
+}
+
+print_glmm_header <- function(x) {
+  title <- glmm_title(x)
+  w <- getOption("width")
+  if (nchar(title) > w) title <- paste(strwrap(title, width = w - 2, exdent = 2), collapse = "\n")
+  cat(title, "\n", sep = "")
+  cat(" Family: ", x$family$family, "  ( ", x$family$link, " )\n", sep = "")
+  cat("Formula: ", deparse1(x$formula, collapse = " "), "\n", sep = "")
+  if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
+  if (!is.null(x$call$weights)) cat("Weights: ", deparse1(x$call$weights), "\n", sep = "")
+  if (!is.null(x$call$offset)) cat(" Offset: ", deparse1(x$call$offset), "\n", sep = "")
+  if (!is.null(x$call$subset)) cat(" Subset: ", deparse1(x$call$subset), "\n", sep = "")
+}
+
+glmm_criteria <- function(x) {
+  ll <- logLik(x)
+  c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = as.numeric(ll), deviance = -2 * as.numeric(ll),
+    df.resid = nobs(x) - attr(ll, "df"))
+}
+
+print_criteria <- function(tab, digits) {
+  t4 <- round(tab, digits)
+  t4f <- format(t4)
+  t4f["df.resid"] <- format(t4["df.resid"])
+  print(t4f, quote = FALSE)
+}
+
+print_glmm_notes <- function(x) {
+  for (w in x$optinfo$warnings) cat("Convergence: ", w, "\n", sep = "")
+  if (is_singular(x)) cat("boundary (singular) fit: see ?is_singular\n")
+}
+
+#' @export
+print.glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+  print_glmm_header(x)
+  print_criteria(glmm_criteria(x), 4)
+  cat("Random effects:\n")
+  print(VarCorr(x), digits = digits, comp = "Std.Dev.")
+  print_groups_line(x)
+  cat("Fixed Effects:\n")
+  print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
+  if (length(x$dropped) > 0L) cat("Fixed effects dropped as aliased:", paste(x$dropped, collapse = ", "), "\n")
+  print_glmm_notes(x)
+  invisible(x)
+}
+
+#' Summarise a generalized linear mixed model fit
+#'
+#' The summary holds what lme4's does for a glmer fit: the information
+#' criteria, quantiles of the scaled Pearson residuals, the variance
+#' components, the number of observations and groups, and the fixed effects
+#' with standard errors, z values and two-sided p-values from the normal
+#' distribution (Wald tests).
+#'
+#' @param object A fit from [glmm()].
+#' @param x A `summary_glmm` object.
+#' @param digits Digits to print.
+#' @param correlation Print the correlation of the fixed effects (default:
+#'   when there are at most 12 of them).
+#' @param signif.stars Mark p-values with stars.
+#' @param ... Unused.
+#' @return A list of class `summary_glmm` with components `coefficients`
+#'   (Estimate, Std. Error, z value, Pr(>|z|); "t value" for Gamma models,
+#'   as in lme4), `varcor`, `residuals`, `ngrps`, `nobs`, `AICtab`,
+#'   `family`, `link` and `vcov`.
+#' @examples
+#' nels88$pass <- nels88$math >= 50
+#' s <- summary(glmm(pass ~ homework + (1 | schid), nels88, family = binomial))
+#' s
+#' s$coefficients
+#' @export
+summary.glmm <- function(object, ...) {
+  se <- sqrt(diag(object$vcov))
+  z <- object$beta / se
+  coefs <- cbind(Estimate = object$beta, `Std. Error` = se, z, `Pr(>|z|)` = 2 * stats::pnorm(abs(z), lower.tail = FALSE))
+  colnames(coefs)[3L] <- if (object$use_sc) "t value" else "z value"
+  rownames(coefs) <- names(object$beta)
+  structure(list(
+    fit = object, coefficients = coefs, varcor = VarCorr(object),
+    residuals = residuals(object, type = "pearson", scaled = TRUE),
+    ngrps = ngrps(object), nobs = nobs(object), AICtab = glmm_criteria(object),
+    family = object$family$family, link = object$family$link,
+    singular = is_singular(object), vcov = object$vcov
+  ), class = "summary_glmm")
+}
+
+#' @rdname summary.glmm
+#' @export
+print.summary_glmm <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
+                               signif.stars = getOption("show.signif.stars"), ...) {
+  fit <- x$fit
+  print_glmm_header(fit)
+  cat("\n")
+  print_criteria(x$AICtab, 1)
+  cat("\n")
+  cat("Scaled residuals: \n")
+  q <- zapsmall(stats::quantile(x$residuals, na.rm = TRUE), digits + 1L)
+  names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
+  print(q, digits = digits)
+  cat("\nRandom effects:\n")
+  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
+  print_groups_line(fit)
+  cat("\nFixed effects:\n")
+  stats::printCoefmat(x$coefficients, digits = digits, signif.stars = signif.stars)
+  p <- nrow(x$coefficients)
+  if (is.null(correlation)) correlation <- p > 1L && p <= 12L
+  if (correlation && p > 1L) {
+    se <- sqrt(diag(x$vcov))
+    corr <- x$vcov / tcrossprod(se)
+    rn <- abbreviate(rownames(x$coefficients), minlength = 11)
+    out <- matrix(format(round(corr, 3), nsmall = 3), p, p,
+                  dimnames = list(rn, abbreviate(rownames(x$coefficients), minlength = 6)))
+    out[!lower.tri(out)] <- ""
+    cat("\nCorrelation of Fixed Effects:\n")
+    print(out[-1L, -p, drop = FALSE], quote = FALSE)
+  }
+  if (length(fit$dropped) > 0L) cat("\nFixed effects dropped as aliased:", paste(fit$dropped, collapse = ", "), "\n")
+  if (length(fit$optinfo$warnings) > 0L || x$singular) cat("\n")
+  print_glmm_notes(fit)
+  invisible(x)
+}
+
+#' Confidence intervals for the fixed effects of a GLMM
+#'
+#' Wald intervals: estimate plus or minus the normal quantile times the
+#' standard error from [vcov()] (the Hessian-based one, as glmer's). They
+#' are the intervals of `lme4::confint(method = "Wald")` for the fixed
+#' effects. Profile and bootstrap intervals are not available for `glmm()`
+#' fits.
+#'
+#' @param object A fit from [glmm()].
+#' @param parm Names or indices of fixed effects (default: all).
+#' @param level Confidence level.
+#' @param method Only `"Wald"`.
+#' @param ... Unused.
+#' @return A matrix with one row per fixed effect and columns for the lower
+#'   and upper limits.
+#' @examples
+#' nels88$pass <- nels88$math >= 50
+#' fit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
+#' confint(fit)
+#' exp(confint(fit))  # for the odds ratios
+#' @export
+confint.glmm <- function(object, parm, level = 0.95, method = "Wald", ...) {
+  if (!identical(method, "Wald")) {
+    mlm_abort(c("Only Wald intervals ({.code method = \"Wald\"}) are available for {.fn glmm} fits.",
+                i = "For a variance parameter, compare fits with and without it by a likelihood-ratio test."),
+              "mlmfit_error_argument")
+  }
+  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
+    mlm_abort("{.arg level} must be one number between 0 and 1.", "mlmfit_error_argument")
+  }
+  cf <- object$beta
+  se <- sqrt(diag(object$vcov))
+  a <- (1 - level) / 2
+  q <- stats::qnorm(c(a, 1 - a))
+  ci <- cbind(cf + q[1L] * se, cf + q[2L] * se)
+  dimnames(ci) <- list(names(cf), paste(format(100 * c(a, 1 - a), trim = TRUE, scientific = FALSE, digits = 3), "%"))
+  if (!missing(parm)) ci <- ci[parm, , drop = FALSE]
+  ci
+}

@@ -1,0 +1,154 @@
+# Separation: a combination of fixed effects that predicts the outcome
+# perfectly (every success on one side, every failure on the other, or for
+# counts every zero), so that the likelihood keeps rising as that
+# combination grows and the maximum-likelihood estimate is infinite. Random
+# effects do not change this: the marginal likelihood rises along the same
+# direction. A fit is never returned silently in that case.
+#
+# A direction d separates when X d >= 0 for observations that are all
+# successes, <= 0 for those that are all failures (zero counts), = 0 for
+# the others, and is not zero everywhere. Before the fit, the directions
+# of single columns (against a threshold when there is an intercept) and of
+# the reference level of each factor are checked exactly. After the fit,
+# estimates that have run off to the edge of the scale trigger a search for
+# a separating direction along the path of a fixed-effects glm, verified
+# by the same test.
+
+# +1 all successes, -1 all failures (zero counts), 0 both, NA no weight.
+outcome_classes <- function(y, weights, dist) {
+  if (!dist %in% c("binomial", "poisson", "negative_binomial")) return(NULL)
+  cls <- integer(length(y))
+  if (dist == "binomial") cls[y == 1] <- 1L
+  cls[y == 0] <- -1L
+  if (!is.null(weights)) cls[weights == 0] <- NA_integer_
+  cls
+}
+
+# Does t = X d separate? tol is relative to the largest |t|.
+separates <- function(t, cls, tol = 0) {
+  keep <- !is.na(cls)
+  t <- t[keep]
+  cls <- cls[keep]
+  s <- max(abs(t))
+  if (!is.finite(s) || s == 0) return(FALSE)
+  eps <- tol * s
+  all(t[cls == 1L] >= -eps) && all(t[cls == -1L] <= eps) && all(abs(t[cls == 0L]) <= eps)
+}
+
+# A threshold c with x - c (or c - x) separating, or NULL. Without an
+# intercept only c = 0 is available. Decided from the ranges of x in each
+# class of outcomes: a few passes over the column, no sorting.
+threshold_separation <- function(x, cls, intercept) {
+  names(x) <- NULL
+  keep <- !is.na(cls)
+  if (!all(keep)) {
+    x <- x[keep]
+    cls <- cls[keep]
+  }
+  rx <- range(x)
+  if (rx[1L] == rx[2L]) return(NULL)
+  rng <- function(v) if (length(v)) range(v) else c(Inf, -Inf)
+  rs <- rng(x[cls == 1L])
+  rf <- rng(x[cls == -1L])
+  mixed <- x[cls == 0L]
+  fixed_c <- if (length(mixed)) {
+    rm <- range(mixed)
+    if (rm[1L] != rm[2L]) return(NULL)
+    rm[1L]
+  } else if (!intercept) {
+    0
+  } else {
+    NA_real_
+  }
+  if (!is.na(fixed_c)) {
+    if (!intercept && fixed_c != 0) return(NULL)
+    if (rf[2L] <= fixed_c && fixed_c <= rs[1L]) return(list(threshold = fixed_c, sign = 1))
+    if (rs[2L] <= fixed_c && fixed_c <= rf[1L]) return(list(threshold = fixed_c, sign = -1))
+    return(NULL)
+  }
+  if (rf[2L] <= rs[1L]) return(list(threshold = rf[2L], sign = 1))
+  if (rs[2L] <= rf[1L]) return(list(threshold = rs[2L], sign = -1))
+  NULL
+}
+
+# what: descriptions of the separating effects, already formatted.
+separation_found <- function(what, action, dist) {
+  outcome <- if (dist == "binomial") "the outcome" else "which counts are zero"
+  k <- length(what)
+  msg <- c("Separation: {what} {cli::qty(k)}predict{?s/} {outcome} perfectly, so {cli::qty(k)}{?its effect is/their effects are} estimated as infinite.",
+           i = "Remove or recode the predictor (e.g. merge sparse categories), or use a penalised (bias-reduced or Bayesian) model.",
+           i = "{.code control = glmm_control(separation = \"warning\")} returns the fit anyway, with meaningless estimates for {cli::qty(k)}{?this effect/these effects}.")
+  if (identical(action, "warning")) {
+    mlm_warn(msg, "mlmfit_warning_separation", effects = what)
+  } else {
+    mlm_abort(msg, "mlmfit_error_separation", effects = what)
+  }
+}
+
+backquote <- function(x) paste0("`", x, "`")
+
+check_separation <- function(X, y, weights, dist, intercept_col, action, term_labels = character(),
+                             xlevels = list()) {
+  cls <- outcome_classes(y, weights, dist)
+  if (is.null(cls) || ncol(X) == 0L) return(invisible(character()))
+  intercept <- intercept_col > 0L
+  found <- character()
+  for (j in seq_len(ncol(X))) {
+    if (j == intercept_col) next
+    if (!is.null(threshold_separation(X[, j], cls, intercept))) found <- c(found, backquote(colnames(X)[j]))
+  }
+  # The reference level of a factor: 1 - (sum of its dummies).
+  assign <- attr(X, "assign")
+  if (intercept && !is.null(assign)) {
+    for (k in setdiff(unique(assign), 0L)) {
+      cols <- which(assign == k)
+      block <- X[, cols, drop = FALSE]
+      if (!all(block == 0 | block == 1)) next
+      rs <- rowSums(block)
+      if (any(rs > 1)) next
+      if (separates(1 - rs, cls) || separates(rs - 1, cls)) {
+        label <- if (k <= length(term_labels)) term_labels[k] else colnames(X)[cols[1L]]
+        ref <- xlevels[[label]]
+        found <- c(found, if (length(ref)) sprintf("level \"%s\" of %s", ref[1L], backquote(label))
+                          else paste("the reference level of", backquote(label)))
+      }
+    }
+  }
+  if (length(found) > 0L) separation_found(unique(found), action, dist)
+  invisible(unique(found))
+}
+
+# A separating direction along the path of a fixed-effects glm, verified;
+# the names of the effects it involves, or NULL.
+separation_certificate <- function(X, y, weights, offset, family, dist) {
+  cls <- outcome_classes(y, weights, dist)
+  if (is.null(cls) || ncol(X) == 0L) return(NULL)
+  fam <- if (dist == "binomial") family else stats::poisson(link = family$link)
+  path <- function(maxit) {
+    f <- suppressWarnings(stats::glm.fit(X, y, weights = if (is.null(weights)) rep(1, length(y)) else weights,
+                                         offset = offset, family = fam,
+                                         control = list(maxit = maxit, epsilon = 1e-16)))
+    b <- f$coefficients
+    b[is.na(b)] <- 0
+    b
+  }
+  d <- tryCatch(path(60L) - path(30L), error = function(e) NULL)
+  if (is.null(d) || !all(is.finite(d)) || max(abs(d)) < 1e-2) return(NULL)
+  if (!separates(drop(X %*% d), cls, tol = 1e-6)) return(NULL)
+  effects <- setdiff(names(d)[abs(d) > 1e-3 * max(abs(d))], "(Intercept)")
+  if (length(effects) == 0L) effects <- names(d)[which.max(abs(d))]
+  backquote(effects)
+}
+
+# After the fit: estimates far out on the scale of the linear predictor are
+# checked for a separating direction.
+check_separation_after <- function(fit, action) {
+  dist <- fit$family_info$dist
+  if (is.null(outcome_classes(fit$y, fit$prior_weights, dist))) return(invisible(NULL))
+  sds <- apply(fit$X, 2L, stats::sd)
+  scaled <- abs(fit$beta) * ifelse(sds > 0, sds, 1)
+  if (!(any(scaled > 5) || max(abs(fit$eta)) > 20)) return(invisible(NULL))
+  found <- separation_certificate(fit$X, fit$y, fit$prior_weights, fit$offset, fit$family, dist)
+  if (length(found) > 0L) separation_found(found, action, dist)
+  invisible(NULL)
+}

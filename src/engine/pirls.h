@@ -1,0 +1,103 @@
+// Penalised iteratively reweighted least squares (PIRLS): the conditional
+// modes of the spherical random effects u (and, in the joint mode, of the
+// fixed effects beta) of a GLMM at given theta, by Newton steps on the
+// penalised deviance  sum(deviance residuals) + ||u||^2  (Bates et al.
+// 2015; lme4's pwrssUpdate). Each iteration makes one pass over the data:
+// it evaluates the penalised deviance at the candidate modes and, in the
+// same pass, forms the weighted cross-products [Z X z]'W[Z X z] of the next
+// Newton step in the fixed pattern of the engine's CrossProducts, which the
+// BlockedCholesky then factors exactly as for a linear mixed model.
+#pragma once
+
+#include <Eigen/Dense>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "blocked_cholesky.h"
+#include "cross_products.h"
+#include "glm_family.h"
+#include "model_data.h"
+
+namespace mlm {
+
+struct PirlsControl {
+  int max_iter = 100;
+  int max_halvings = 30;
+  double tol = 1e-11;  // converged when no mode moves by more than tol * (1 + largest |mode|)
+};
+
+struct PirlsResult {
+  bool ok = false;
+  std::string message;
+  int iterations = 0;
+  int passes = 0;
+  double dev = 0.0;   // sum of deviance residuals at the modes
+  double ussq = 0.0;  // ||u||^2
+  double ldL2 = 0.0;  // log |L_Z|^2 at the weights of the modes
+  double ldRX2 = 0.0; // joint mode only
+};
+
+class Pirls {
+ public:
+  // joint: beta and u together (nAGQ = 0); otherwise u alone, beta fixed.
+  Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint);
+  Pirls(const Pirls&) = delete;
+  Pirls& operator=(const Pirls&) = delete;
+
+  // The first run starts from these linear predictors instead of from modes.
+  void set_start_eta(const Eigen::VectorXd& eta);
+  void set_beta(const Eigen::VectorXd& beta);  // original (uncentred) parametrisation
+  void set_u(const std::vector<Eigen::MatrixXd>& u);
+  void set_theta(const Eigen::VectorXd& theta);
+
+  // PIRLS to convergence at theta, from the current modes.
+  PirlsResult run(const Eigen::VectorXd& theta, const PirlsControl& control);
+  // The system at the current modes, without iterating (after run() or set_*).
+  PirlsResult factor_here(const Eigen::VectorXd& theta);
+
+  // Adaptive Gauss-Hermite deviance of a model with one scalar random
+  // effect, at the modes found by run(): nodes z and weights w of the
+  // rule for the standard normal density (lme4's glmerAGQ).
+  double agq_deviance(const Eigen::VectorXd& z, const Eigen::VectorXd& w, double ldL2);
+
+  const Eigen::VectorXd& beta() const { return beta_; }
+  const std::vector<Eigen::MatrixXd>& u() const { return u_; }
+  std::vector<Eigen::MatrixXd> b() const;  // Lambda u per factor
+  BlockedCholesky& system() { return *sys_; }
+  // (R_X'R_X)^{-1} in the original parametrisation (joint mode, after a factorisation).
+  Eigen::MatrixXd unscaled_vcov() const;
+  // offset + X beta + Z b at the current modes.
+  Eigen::VectorXd linear_predictor() const;
+
+ private:
+  double pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start);
+  template <class Kernel>
+  double pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
+                    bool from_start);
+  template <class Kernel>
+  double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
+  void find_secondary_positions();
+  double ussq(const std::vector<Eigen::MatrixXd>& u) const;
+
+  ModelData d_;
+  GlmFamily fam_;
+  std::vector<CovTemplate> tpl_;
+  bool joint_;
+  CrossProducts xp_;
+  std::unique_ptr<BlockedCholesky> sys_;
+  int nf_ = 0;                    // secondary factors
+  std::vector<Index> r1_pos_;     // per observation and secondary factor: offset of its Z_R'WZ1 block
+  std::vector<Index> rr_pos_;     // per observation and pair of secondary factors: offset of its block
+  std::vector<Index> first_level_, first_coord_, diag_off_;
+  std::vector<Eigen::MatrixXd> T_;
+  Eigen::VectorXd eta_fixed_;     // u-only: offset + X beta
+  Eigen::VectorXd start_eta_;
+  bool has_modes_ = false;
+  Eigen::VectorXd beta_;
+  std::vector<Eigen::MatrixXd> u_;
+  Eigen::VectorXd ridge_;         // joint: added to the diagonal of X'WX
+  Eigen::MatrixXd chunk_;         // sqrt(w) [X - centre, working response], a block of rows
+};
+
+}  // namespace mlm

@@ -1,0 +1,118 @@
+# The accuracy contract of glmm() with lme4::glmer (issue 5):
+# -2 log-likelihood within 1e-3 or lower; fixed effects relative 1e-3
+# (absolute 1e-5 near zero); variance components relative 2e-3 (absolute
+# 1e-3 for SDs near zero and for correlations); conditional modes within
+# 2e-3 of the largest mode of their factor.
+expect_glmer_agreement <- function(fit, ref, dev_tol = 1e-3, fe_tol = 1e-3, vc_tol = 2e-3, re_tol = 2e-3) {
+  dev <- -2 * as.numeric(logLik(fit))
+  dev_ref <- -2 * as.numeric(stats::logLik(ref))
+  testthat::expect_lt(dev - dev_ref, dev_tol)
+  testthat::expect_equal(attr(logLik(fit), "df"), attr(stats::logLik(ref), "df"))
+  testthat::expect_equal(nobs(fit), stats::nobs(ref))
+
+  fe <- fixef(fit)
+  fr <- lme4::fixef(ref)
+  testthat::expect_identical(names(fe), names(fr))
+  testthat::expect_true(all(abs(fe - fr) <= pmax(fe_tol * abs(fr), 1e-5)),
+                        info = paste("fixed effects differ:", paste(signif(fe / fr - 1, 3), collapse = " ")))
+
+  v1 <- as.data.frame(VarCorr(fit))
+  v2 <- as.data.frame(lme4::VarCorr(ref))
+  testthat::expect_identical(v1$grp, v2$grp)
+  testthat::expect_identical(v1$var1, v2$var1)
+  testthat::expect_identical(v1$var2, v2$var2)
+  is_sd <- is.na(v2$var2)
+  ok_sd <- abs(v1$sdcor - v2$sdcor)[is_sd] <= pmax(vc_tol * abs(v2$sdcor[is_sd]), 1e-3)
+  ok_cor <- abs(v1$sdcor - v2$sdcor)[!is_sd] <= 1e-3 | is.nan(v2$sdcor[!is_sd])
+  testthat::expect_true(all(ok_sd) && all(ok_cor),
+                        info = paste("variance components differ:", paste(signif(v1$sdcor - v2$sdcor, 3), collapse = " ")))
+
+  r1 <- ranef(fit, condVar = FALSE)
+  r2 <- lme4::ranef(ref, condVar = FALSE)
+  testthat::expect_setequal(names(r1), names(r2))
+  for (nm in names(r2)) {
+    a <- as.matrix(r1[[nm]])
+    b <- as.matrix(r2[[nm]])
+    testthat::expect_identical(dimnames(a), dimnames(b))
+    testthat::expect_true(max(abs(a - b)) <= re_tol * max(abs(b), 1e-8), info = paste("conditional modes differ for", nm))
+  }
+  invisible(TRUE)
+}
+
+# Fits shared by the glmm test files, made once per run.
+glmm_fixtures <- new.env()
+glmm_fixture <- function(name) {
+  if (!exists(name, envir = glmm_fixtures, inherits = FALSE)) {
+    fits <- switch(name,
+      cbpp = list(
+        mlm = glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial),
+        lme4 = lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial)),
+      contraception = {
+        data("Contraception", package = "mlmRev", envir = environment())
+        fm <- use ~ age + I(age^2) + urban + livch + (1 | district)
+        list(mlm = glmm(fm, Contraception, binomial),
+             lme4 = suppressWarnings(lme4::glmer(fm, Contraception, binomial)))
+      },
+      stop("unknown fixture ", name))
+    assign(name, fits, envir = glmm_fixtures)
+  }
+  get(name, envir = glmm_fixtures)
+}
+
+# The Laplace and adaptive Gauss-Hermite deviances of the cbpp model
+# computed from scratch, herd by herd: each herd's conditional mode by a
+# one-dimensional search, then lme4's formulas. Independent of the engine.
+cbpp_deviance_by_hand <- function(theta, beta, nAGQ = 1L) {
+  cbpp <- lme4::cbpp
+  X <- stats::model.matrix(~period, cbpp)
+  y <- cbpp$incidence
+  n <- cbpp$size
+  eta0 <- drop(X %*% beta)
+  total <- 0
+  for (h in levels(cbpp$herd)) {
+    i <- cbpp$herd == h
+    pen <- function(u) -2 * sum(stats::dbinom(y[i], n[i], stats::plogis(eta0[i] + theta * u), log = TRUE)) + u^2
+    o <- stats::optimize(pen, c(-10, 10), tol = 1e-12)
+    u <- o$minimum
+    mu <- stats::plogis(eta0[i] + theta * u)
+    L2 <- 1 + theta^2 * sum(n[i] * mu * (1 - mu))
+    if (nAGQ == 1L) {
+      total <- total + o$objective + log(L2)
+    } else {
+      # lme4's glmerAGQ: deviance residuals (no saturated constant)
+      sat <- -2 * sum(stats::dbinom(y[i], n[i], y[i] / n[i], log = TRUE))
+      gh <- lme4::GHrule(nAGQ)
+      sd <- 1 / sqrt(L2)
+      m <- sum(gh[, "w"] * exp(-0.5 * (vapply(u + gh[, "z"] * sd, pen, 1) - o$objective) + gh[, "z"]^2 / 2))
+      total <- total + o$objective - sat + log(L2) - 2 * log(m)
+    }
+  }
+  total
+}
+
+# lme4's Laplace deviance of a model with one scalar random intercept,
+# from scratch for any family: each group's conditional mode by a
+# one-dimensional search, the working weights there, and family$aic().
+laplace_by_hand <- function(y, X, group, family, theta, beta, weights = rep(1, length(y))) {
+  eta0 <- drop(X %*% beta)
+  mu_all <- numeric(length(y))
+  ussq <- 0
+  ldL2 <- 0
+  for (h in levels(group)) {
+    i <- group == h
+    pen <- function(u) {
+      mu <- family$linkinv(eta0[i] + theta * u)
+      if (!family$validmu(mu) || !family$valideta(eta0[i] + theta * u)) return(1e300)
+      sum(family$dev.resids(y[i], mu, weights[i])) + u^2
+    }
+    u <- stats::optimize(pen, c(-10, 10), tol = 1e-12)$minimum
+    eta <- eta0[i] + theta * u
+    mu <- family$linkinv(eta)
+    w <- weights[i] * family$mu.eta(eta)^2 / family$variance(mu)
+    ldL2 <- ldL2 + log(1 + theta^2 * sum(w))
+    ussq <- ussq + u^2
+    mu_all[i] <- mu
+  }
+  dev <- sum(family$dev.resids(y, mu_all, weights))
+  ldL2 + ussq + family$aic(y, rep(1, length(y)), mu_all, weights, dev)
+}
