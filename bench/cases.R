@@ -11,6 +11,14 @@ simulate_slopes <- function(n, groups, seed = 1) {
   data.frame(y = 1 + 0.5 * x + b0[g] + b1[g] * x + rnorm(n), x = x, g = g)
 }
 
+simulate_binary <- function(n, groups, seed = 1) {
+  set.seed(seed)
+  g <- sample.int(groups, n, replace = TRUE)
+  d <- data.frame(x1 = rnorm(n), x2 = rbinom(n, 1, 0.4), g = g)
+  d$y <- rbinom(n, 1, stats::plogis(-0.5 + 0.6 * d$x1 - 0.4 * d$x2 + rnorm(groups, 0, 0.8)[g]))
+  d
+}
+
 simulate_three_level <- function(n, schools, classes_per_school, seed = 1) {
   set.seed(seed)
   classes <- schools * classes_per_school
@@ -42,6 +50,13 @@ bench_cases <- list(
   three_level_1e6 = list(
     data = function() simulate_three_level(1e6, 2000L, 10L), formula = y ~ x + (1 | school / class), reps = 3L,
     label = "simulated 1e6 pupils, 20,000 classes in 2,000 schools, `(1 | school/class)`"),
+  contraception = list(
+    data = function() { e <- new.env(); utils::data("Contraception", package = "mlmRev", envir = e); e$Contraception },
+    formula = use ~ age + I(age^2) + urban + livch + (1 | district), family = stats::binomial, reps = 20L,
+    label = "Contraception, binomial `(1 | district)` (Laplace)"),
+  binomial_1e6 = list(
+    data = function() simulate_binary(1e6, 1e4), formula = y ~ x1 + x2 + (1 | g), family = stats::binomial, reps = 2L,
+    label = "simulated binary, 1e6 rows, 10,000 groups, `(1 | g)` (Laplace)"),
   nested_1e7 = list(
     data = function() simulate_slopes(1e7, 1e5), formula = y ~ x + (x | g), reps = 2L, lme4 = FALSE,
     label = "simulated 1e7 rows, 100,000 groups, `(x | g)` (mlmfit only)")
@@ -54,10 +69,17 @@ scaling_case <- function(n) {
        label = sprintf("%g rows, %g groups", n, max(100, n / 100)))
 }
 
-fit_with <- function(pkg, formula, data) {
-  if (pkg == "mlmfit") mlmfit::lmm(formula, data) else lme4::lmer(formula, data)
+fit_with <- function(pkg, case, data) {
+  if (is.null(case$family)) {
+    if (pkg == "mlmfit") mlmfit::lmm(case$formula, data) else lme4::lmer(case$formula, data)
+  } else {
+    if (pkg == "mlmfit") mlmfit::glmm(case$formula, data, case$family) else lme4::glmer(case$formula, data, case$family)
+  }
 }
 
+# The criterion both packages minimise: the REML criterion of linear mixed
+# models, -2 log-likelihood (Laplace) of generalized ones.
 criterion <- function(fit) {
+  if (inherits(fit, "glmm") || inherits(fit, "glmerMod")) return(-2 * as.numeric(stats::logLik(fit)))
   if (inherits(fit, "mlmfit")) stats::deviance(fit) else lme4::REMLcrit(fit)
 }

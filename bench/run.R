@@ -27,7 +27,7 @@ time_case <- function(case) {
     order <- if (r %% 2L == 1L) pkgs else rev(pkgs)  # alternate who goes first
     for (pkg in order) {
       invisible(gc())
-      t <- system.time(fit <- suppressMessages(suppressWarnings(fit_with(pkg, case$formula, data))))[["elapsed"]]
+      t <- system.time(fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data))))[["elapsed"]]
       times[[pkg]] <- c(times[[pkg]], t)
       fits[[pkg]] <- fit
     }
@@ -103,10 +103,12 @@ lines <- c(
           paste(cpu, collapse = "; "), parallel::detectCores(), mem_total, R.version.string,
           utils::packageVersion("mlmfit"), utils::packageVersion("lme4"), basename(extSoftVersion()[["BLAS"]])),
   "",
-  "Times are medians of runs alternating between the packages in one R process (REML fits).",
+  "Times are medians of runs alternating between the packages in one R process (lmer: REML fits;",
+  "glmer: Laplace).",
   "Peak memory is the rise of the process's resident-set high-water mark during one fit, in a",
   "fresh process (R and C++ allocations alike); `data` is the size of the data frame.",
-  "`deviance` is mlmfit's REML criterion minus lme4's (negative: mlmfit found a lower optimum);",
+  "`deviance` is mlmfit's REML criterion (or -2 log-likelihood for GLMMs) minus lme4's (negative:",
+  "mlmfit found a lower optimum);",
   "`agree` means within 1e-4 or lower, the contract of DESIGN.md.",
   "",
   md_table(do.call(rbind, rows), c("model", "n", "mlmfit", "lme4", "lme4/mlmfit", "peak mem mlmfit", "peak mem lme4", "data", "deviance", "agree")))
