@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "start_values.h"
 
@@ -98,24 +99,36 @@ LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplat
 }
 
 LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
-                  const Eigen::VectorXd& lower, const LmmOptions& opt) {
+                  const Eigen::VectorXd& lower_theta, const LmmOptions& opt) {
   ProfiledDeviance dev(xp, templates, opt.reml);
   int calls = 0;
   auto interrupt = [&opt, &calls] {
     if (opt.check_interrupt && (++calls & 15) == 0) opt.check_interrupt();
   };
-  Objective f = [&](const Eigen::VectorXd& th) {
+  // The optimiser works on phi = theta / scale (natural units, see
+  // theta_scales), so that predictors on any scale give the same path.
+  const Eigen::VectorXd scale = theta_scales(xp, templates);
+  if (scale.size() != theta0.size()) throw std::invalid_argument("theta0 does not match the covariance templates");
+  const Eigen::VectorXd lower = lower_theta.cwiseQuotient(scale);
+  const Eigen::VectorXd start =
+      (opt.moment_start ? moment_start(xp, templates, theta0, scale) : theta0).cwiseQuotient(scale);
+  // The deviance relative to its value at the start: the units of y add a
+  // constant to the deviance, which must not change the convergence test.
+  double shift = dev(start.cwiseMax(lower).cwiseProduct(scale));
+  if (!std::isfinite(shift)) shift = 0.0;
+  Objective f = [&](const Eigen::VectorXd& ph) {
     interrupt();
-    return dev(th);
+    return dev(ph.cwiseProduct(scale)) - shift;
   };
-  ObjectiveWithGradient fg = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
+  ObjectiveWithGradient fg = [&](const Eigen::VectorXd& ph, Eigen::VectorXd& g) {
     interrupt();
-    return dev.value_and_gradient(th, g);
+    const double v = dev.value_and_gradient(ph.cwiseProduct(scale), g);
+    if (g.size() == scale.size()) g = g.cwiseProduct(scale);
+    return v - shift;
   };
   LmmResult res;
-  const Eigen::VectorXd start = opt.moment_start ? moment_start(xp, templates, theta0) : theta0;
   res.optim = minimize_bounded(f, start, lower, opt.optim, fg);
-  Eigen::VectorXd theta = res.optim.x;
+  Eigen::VectorXd theta = res.optim.x;  // phi until the end
   double fmin = res.optim.f;
   const Eigen::Index nt = theta.size();
   int evals = 0;
@@ -204,6 +217,14 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   if (!res.optim.converged && !res.optim.message.empty())
     res.warnings.push_back("the optimiser did not converge: " + res.optim.message);
 
+  // Back to theta: theta = scale phi, d/dtheta = (d/dphi) / scale.
+  theta = theta.cwiseProduct(scale);
+  res.optim.x = theta;
+  res.optim.f += shift;
+  if (res.optim.gradient.size() == nt) res.optim.gradient = res.optim.gradient.cwiseQuotient(scale);
+  if (res.gradient.size() == nt) res.gradient = res.gradient.cwiseQuotient(scale);
+  if (res.hessian.rows() == nt)
+    res.hessian = scale.cwiseInverse().asDiagonal() * res.hessian * scale.cwiseInverse().asDiagonal();
   res.theta = theta;
   if (!std::isfinite(dev(theta))) {
     res.at.deviance = std::numeric_limits<double>::infinity();
