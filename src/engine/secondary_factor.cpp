@@ -4,6 +4,9 @@
 #include <Eigen/SparseCholesky>
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
 
 namespace mlm {
 
@@ -28,6 +31,46 @@ void invert_lower_in_place(Eigen::Ref<Eigen::MatrixXd> A) {
   invert_lower_in_place(A.bottomRightCorner(n - h, n - h));
   Eigen::MatrixXd T = A.bottomLeftCorner(n - h, h) * A.topLeftCorner(h, h).triangularView<Eigen::Lower>();
   A.bottomLeftCorner(n - h, h).noalias() = -(A.bottomRightCorner(n - h, n - h).triangularView<Eigen::Lower>() * T);
+}
+
+// Eigen's sparse matrices and its LDL' store positions as int: refuse a
+// structure whose pattern, ordering workspace or factor would not fit.
+constexpr Index kIntLimit = std::numeric_limits<int>::max();
+
+[[noreturn]] void refuse_size(const char* what, double count) {
+  throw std::length_error(std::string("the random-effects structure is too large: ") + what + " would have " +
+                          std::to_string(static_cast<long long>(count)) + " entries, more than the " +
+                          std::to_string(kIntLimit) + " a sparse factorisation with 32-bit indices can hold");
+}
+
+using PatternMatrix = Eigen::SparseMatrix<double, Eigen::ColMajor, int>;
+
+// The number of entries of the LDL' factor of S (lower pattern) in the
+// fill-reducing order that Eigen's SimplicialLDLT uses, counted in 64 bits
+// by the same elimination-tree walk, before Eigen counts it in int.
+void check_factor_size(const PatternMatrix& S) {
+  const int m = static_cast<int>(S.rows());
+  PatternMatrix full;
+  full = S.selfadjointView<Eigen::Lower>();
+  Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> pinv, perm;
+  Eigen::AMDOrdering<int> amd;
+  amd(full, pinv);
+  perm = pinv.inverse();
+  PatternMatrix ap(m, m);
+  ap.selfadjointView<Eigen::Upper>() = S.selfadjointView<Eigen::Lower>().twistedBy(perm);
+  std::vector<int> parent(m, -1), tag(m, 0);
+  double count = static_cast<double>(m);
+  for (int k = 0; k < m; ++k) {
+    tag[k] = k;
+    for (PatternMatrix::InnerIterator it(ap, k); it; ++it) {
+      for (int i = static_cast<int>(it.index()); i < k && tag[i] != k; i = parent[i]) {
+        if (parent[i] == -1) parent[i] = k;
+        count += 1.0;
+        tag[i] = k;
+      }
+    }
+  }
+  if (count >= kIntLimit) refuse_size("the Cholesky factor of the Schur complement", count);
 }
 
 }  // namespace
@@ -64,6 +107,13 @@ void SecondaryFactor::set_pattern(Index m, const std::vector<Index>& rows,
                                   const std::vector<Index>& cols) {
   m_ = m;
   using SpMat = Sparse::SpMat;
+  // The pattern, and the symmetric copy with elbow room that the AMD
+  // ordering works on (nnz + nnz / 5 + 2 m entries).
+  const double lower_nnz = static_cast<double>(rows.size()) + static_cast<double>(m);
+  if (m >= kIntLimit || lower_nnz >= kIntLimit) refuse_size("the Schur complement of the secondary factors", lower_nnz);
+  const double full_nnz = 2.0 * static_cast<double>(rows.size()) + static_cast<double>(m);
+  if (full_nnz * 1.2 + 2.0 * static_cast<double>(m) >= kIntLimit)
+    refuse_size("the ordering workspace of the Schur complement", full_nnz * 1.2 + 2.0 * static_cast<double>(m));
   std::vector<Eigen::Triplet<double, int>> trip;
   trip.reserve(rows.size() + m);
   for (Index i = 0; i < m; ++i) trip.emplace_back(static_cast<int>(i), static_cast<int>(i), 1.0);
@@ -75,6 +125,8 @@ void SecondaryFactor::set_pattern(Index m, const std::vector<Index>& rows,
   sp_->S.makeCompressed();
 
   dense_ = true;
+  // Beyond 65535 coordinates a factor could outgrow int: count it first.
+  if (m > 65535) check_factor_size(sp_->S);
   if (m > kAlwaysDense) {
     sp_->ldlt.analyzePattern(sp_->S);
     const double fill = static_cast<double>(sp_->ldlt.matrixL().nestedExpression().nonZeros() + m);
