@@ -62,9 +62,14 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
     mlm_abort("There are {ncol(model$X)} fixed effects for {n} observations: REML needs more observations than fixed effects.",
               "mlmfit_error_identifiability")
   }
-  engine <- lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
-                        engine_blocks(re), re$theta0, re$lower, REML, control)
-  new_lmm(engine, model, re, mc, formula, parsed, REML, control)
+  check_response_varies(model, re, parsed$response)
+  engine <- engine_call(lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
+                                    engine_blocks(re), re$theta0, re$lower, REML, control))
+  fit <- new_lmm(engine, model, re, mc, formula, parsed, REML, control)
+  if (is_singular(fit)) {
+    mlm_inform(c("boundary (singular) fit: see {.help mlmfit::is_singular}."), "mlmfit_message_singular")
+  }
+  fit
 }
 
 #' Settings for fitting linear mixed models
@@ -94,8 +99,12 @@ new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
   n <- nrow(X)
   p <- ncol(X)
   if (!is.finite(engine$deviance)) {
-    mlm_abort(c("The model could not be fitted: the deviance is not finite.",
-                i = "Check for constant responses or predictors with extreme scales."),
+    mlm_abort(c("The model could not be fitted: the deviance is not finite.", i = explain_failed_fit(model)),
+              "mlmfit_error_fit")
+  }
+  if (residual_vanishes(engine)) {
+    mlm_abort(c("The model reproduces the response exactly: the residual variance is estimated as zero and the likelihood has no maximum.",
+                i = explain_failed_fit(model)),
               "mlmfit_error_fit")
   }
   beta <- stats::setNames(as.vector(engine$beta), colnames(X))

@@ -133,6 +133,37 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   const Eigen::Index nt = theta.size();
   int evals = 0;
 
+  // A zero diagonal entry of T is a stationary point of the deviance whatever
+  // the data (the deviance is even in that column of T), so a zero gradient
+  // there does not show a minimum. Probe inside the bound and, where the
+  // deviance is lower, optimise again from there.
+  for (int round = 0; round < 3 && std::isfinite(fmin); ++round) {
+    Eigen::VectorXd best = theta;
+    double fbest = fmin;
+    for (Eigen::Index i = 0; i < nt; ++i) {
+      if (lower[i] != 0.0 || theta[i] != 0.0) continue;
+      for (double h : {1e-3, 1e-2, 1e-1, 1.0}) {
+        Eigen::VectorXd t = theta;
+        t[i] = h;
+        const double ft = f(t);
+        ++evals;
+        if (ft < fbest - 1e-9 * (1.0 + std::fabs(fbest))) {
+          best = t;
+          fbest = ft;
+        }
+      }
+    }
+    if (!(fbest < fmin)) break;
+    OptimResult again = minimize_bounded(f, best, lower, opt.optim, fg);
+    evals += again.evals;
+    if (!(again.f < fmin)) break;
+    again.evals = res.optim.evals;
+    again.iterations += res.optim.iterations;
+    res.optim = again;
+    theta = again.x;
+    fmin = again.f;
+  }
+
   // Boundary: a diagonal entry of T that the optimiser left just above zero
   // is set to zero when that does not raise the deviance (a singular fit).
   for (Eigen::Index i = 0; i < nt; ++i) {
