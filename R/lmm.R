@@ -102,7 +102,12 @@ new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
     mlm_abort(c("The model could not be fitted: the deviance is not finite.", i = explain_failed_fit(model)),
               "mlmfit_error_fit")
   }
-  if (residual_vanishes(engine)) {
+  if (identical(engine$optinfo$ray, "flat")) {
+    mlm_abort(c("The data carry no information on the random-effect variances: the likelihood is the same for any of their values.",
+                i = "Usually the fixed effects separate every group (group-level predictors with one value per group, or too few groups): remove such predictors or the random effect."),
+              "mlmfit_error_identifiability")
+  }
+  if (residual_vanishes(engine) || identical(engine$optinfo$ray, "falling")) {
     mlm_abort(c("The model reproduces the response exactly: the residual variance is estimated as zero and the likelihood has no maximum.",
                 i = explain_failed_fit(model)),
               "mlmfit_error_fit")

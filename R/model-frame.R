@@ -192,8 +192,9 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   check_variables_exist(parsed$frame, data_names)
   for (arg in c("weights", "offset")) {
     if (!is.null(mc[[arg]])) {
+      # model.frame() looks for them in data, then in the formula's environment.
       check_variables_exist(call("~", mc[[arg]]), data_names, class = paste0("mlmfit_error_", arg), what = arg,
-                            env = caller_env)
+                            env = environment(parsed$frame))
     }
   }
 

@@ -139,7 +139,8 @@ build_re_terms <- function(random, mf, X, env) {
          colnames = cols$names, refs = cols$refs, q = length(cols$refs))
   })
   n_levels <- vapply(terms, function(t) t$n_levels, numeric(1))
-  terms <- terms[order(n_levels, decreasing = TRUE)]
+  lme4_order <- vapply(seq_along(random), function(i) as.numeric(random[[i]]$lme4_order %||% i), numeric(1))
+  terms <- terms[order(-n_levels, lme4_order)]
 
   labels <- vapply(terms, function(t) t$label, character(1))
   block_labels <- unique(labels)

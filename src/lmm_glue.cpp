@@ -176,6 +176,10 @@ mlm::LmmOptions options_from(const List& control, bool reml) {
   return o;
 }
 
+const char* ray_name(mlm::RayShape r) {
+  return r == mlm::RayShape::falling ? "falling" : r == mlm::RayShape::flat ? "flat" : "rising";
+}
+
 List result_to_r(const mlm::LmmResult& res) {
   List out = evaluation_to_r(res.at);
   out["theta"] = Rcpp::wrap(res.theta);
@@ -183,7 +187,7 @@ List result_to_r(const mlm::LmmResult& res) {
       Named("evals") = res.optim.evals, Named("iterations") = res.optim.iterations,
       Named("converged") = res.optim.converged, Named("message") = res.optim.message,
       Named("gradient") = Rcpp::wrap(res.gradient), Named("hessian") = Rcpp::wrap(res.hessian),
-      Named("warnings") = Rcpp::wrap(res.warnings));
+      Named("warnings") = Rcpp::wrap(res.warnings), Named("ray") = ray_name(res.ray));
   return out;
 }
 

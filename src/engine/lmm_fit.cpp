@@ -137,19 +137,37 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   // the data (the deviance is even in that column of T), so a zero gradient
   // there does not show a minimum. Probe inside the bound and, where the
   // deviance is lower, optimise again from there.
+  // With T(c, c) = 0 the sign of the rest of column c is arbitrary (T and T
+  // with that column negated give the same covariance), and the way back
+  // inside may lie on the other side: probe both.
+  std::vector<std::vector<Eigen::Index>> below(nt);  // entries under each diagonal one
+  for (const CovTemplate& tp : templates)
+    for (int c = 0; c < tp.q; ++c) {
+      const int k = tp.theta_index[c + c * tp.q];
+      if (k < 0) continue;
+      for (int r = c + 1; r < tp.q; ++r)
+        if (tp.theta_index[r + c * tp.q] >= 0) below[k].push_back(tp.theta_index[r + c * tp.q]);
+    }
   for (int round = 0; round < 3 && std::isfinite(fmin); ++round) {
     Eigen::VectorXd best = theta;
     double fbest = fmin;
     for (Eigen::Index i = 0; i < nt; ++i) {
       if (lower[i] != 0.0 || theta[i] != 0.0) continue;
-      for (double h : {1e-3, 1e-2, 1e-1, 1.0}) {
-        Eigen::VectorXd t = theta;
-        t[i] = h;
-        const double ft = f(t);
-        ++evals;
-        if (ft < fbest - 1e-9 * (1.0 + std::fabs(fbest))) {
-          best = t;
-          fbest = ft;
+      for (int sign : {1, -1}) {
+        Eigen::VectorXd base = theta;
+        if (sign < 0) {
+          if (below[i].empty()) continue;
+          for (Eigen::Index k : below[i]) base[k] = -base[k];
+        }
+        for (double h : {1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
+          Eigen::VectorXd t = base;
+          t[i] = h;
+          const double ft = f(t);
+          ++evals;
+          if (ft < fbest - 1e-9 * (1.0 + std::fabs(fbest))) {
+            best = t;
+            fbest = ft;
+          }
         }
       }
     }
@@ -243,6 +261,18 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
         }
       }
     }
+  }
+  // At a minimum the deviance rises along the ray of theta. When the fixed
+  // and random effects can describe every observation it falls instead
+  // (sigma -> 0, no minimum at all); when the fixed effects absorb the
+  // random effects it stays flat (the variances are not identified).
+  if (std::isfinite(fmin) && theta.cwiseAbs().maxCoeff() > 0.0) {
+    const double far = f(theta * 10.0);
+    ++evals;
+    if (std::isfinite(far) && far < fmin - 1e-6)
+      res.ray = RayShape::falling;
+    else if (std::isfinite(far) && far <= fmin + 1e-6)
+      res.ray = RayShape::flat;
   }
   res.optim.evals += evals;
   if (!res.optim.converged && !res.optim.message.empty())
