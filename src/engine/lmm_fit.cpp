@@ -101,9 +101,13 @@ LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplat
 LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
                   const Eigen::VectorXd& lower_theta, const LmmOptions& opt) {
   ProfiledDeviance dev(xp, templates, opt.reml);
+  // A user interrupt is checked between evaluations: every one when an
+  // evaluation is costly (so that Ctrl-C answers within one evaluation),
+  // every 16th when it takes microseconds.
+  const int check_every = dev.system().flops_per_factor() > 1e6 ? 1 : 16;
   int calls = 0;
-  auto interrupt = [&opt, &calls] {
-    if (opt.check_interrupt && (++calls & 15) == 0) opt.check_interrupt();
+  auto interrupt = [&opt, &calls, check_every] {
+    if (opt.check_interrupt && ++calls % check_every == 0) opt.check_interrupt();
   };
   // The optimiser works on phi = theta / scale (natural units, see
   // theta_scales), so that predictors on any scale give the same path.
