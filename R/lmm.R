@@ -16,6 +16,17 @@
 #' covariance parameters `theta` in C++; each evaluation costs nothing per
 #' observation.
 #'
+#' @section Errors and messages:
+#' Input that cannot be fitted is refused with an error of class
+#' `mlmfit_error` and a more specific class (`mlmfit_error_variable`,
+#' `_response`, `_nonfinite`, `_missing`, `_weights`, `_offset`, `_data`,
+#' `_empty`, `_grouping`, `_identifiability`, `_fit`, ...) that names the
+#' variable, the rows of `data` where it applies, and what to do; `NaN` is
+#' refused rather than dropped as missing. A fit on the boundary (a variance
+#' estimated as zero) is not an error: it is reported with a message of
+#' class `mlmfit_message_singular` (see [is_singular()]), and dropped
+#' aliased columns with one of class `mlmfit_message_rank`.
+#'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 + x | g)`.
 #' @param data A data frame holding the variables.

@@ -69,7 +69,7 @@ shown_column_name <- function(nm) {
   if (nm == "(weights)") "weights" else if (nm == "(offset)") "offset" else nm
 }
 
-# Row positions (in the frame) of the entries of column v that fail `ok`.
+# Row positions (in the frame) of the TRUE entries of `bad`, for column v (a matrix column has several entries per row).
 bad_rows <- function(v, bad) {
   idx <- which(bad)
   if (is.matrix(v)) idx <- unique((idx - 1L) %% nrow(v) + 1L)

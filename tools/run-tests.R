@@ -11,7 +11,7 @@
 # ones), installs it into .sanitizer/lib and runs the tests in an R process
 # with the ASan runtime preloaded. Every sanitizer report counts as a failed
 # test, and so does a test process that dies. The fuzz test runs
-# MLMFIT_FUZZ_CASES cases (100 unless set) under the sanitizers.
+# MLMFIT_FUZZ_CASES cases (200 unless set) under the sanitizers.
 args <- commandArgs(trailingOnly = TRUE)
 sanitize <- "--sanitize" %in% args
 installed <- match("--installed", args, nomatch = 0L)
@@ -109,7 +109,7 @@ install_into(san_src, san_lib, env = paste0("R_MAKEVARS_USER=", shQuote(file.pat
 log_dir <- file.path(san, "logs")
 unlink(log_dir, recursive = TRUE)
 dir.create(log_dir)
-fuzz_cases <- Sys.getenv("MLMFIT_FUZZ_CASES", "100")
+fuzz_cases <- Sys.getenv("MLMFIT_FUZZ_CASES", "200")
 env <- paste0(c("LD_PRELOAD=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "MLMFIT_FUZZ_CASES="),
               shQuote(c(libasan, paste0("detect_leaks=0:log_path=", file.path(log_dir, "asan")),
                         paste0("print_stacktrace=1:log_path=", file.path(log_dir, "ubsan")), fuzz_cases)))

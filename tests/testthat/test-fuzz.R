@@ -16,11 +16,11 @@
 # A refusal where lme4 fits cleanly must be one of the refusals of input
 # lme4 accepts by design, or lme4's optimum must fail to be a minimum.
 #
-# MLMFIT_FUZZ_CASES (default 400, about a minute) and MLMFIT_FUZZ_SEED
+# MLMFIT_FUZZ_CASES (default 600, about a minute) and MLMFIT_FUZZ_SEED
 # change the run: MLMFIT_FUZZ_CASES=5000 Rscript tools/run-tests.R fuzz.
 skip_if_not_installed("lme4")
 
-fuzz_cases <- as.integer(Sys.getenv("MLMFIT_FUZZ_CASES", "400"))
+fuzz_cases <- as.integer(Sys.getenv("MLMFIT_FUZZ_CASES", "600"))
 fuzz_seed <- as.integer(Sys.getenv("MLMFIT_FUZZ_SEED", "20240607"))
 
 # Refusals of input that lme4 accepts by design: NaN (lme4 drops the row as
