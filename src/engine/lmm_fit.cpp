@@ -137,42 +137,90 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   const Eigen::Index nt = theta.size();
   int evals = 0;
 
-  // A zero diagonal entry of T is a stationary point of the deviance whatever
-  // the data (the deviance is even in that column of T), so a zero gradient
-  // there does not show a minimum. Probe inside the bound and, where the
-  // deviance is lower, optimise again from there.
-  // With T(c, c) = 0 the sign of the rest of column c is arbitrary (T and T
-  // with that column negated give the same covariance), and the way back
-  // inside may lie on the other side: probe both.
+  // Boundary: a diagonal entry of T that the optimiser left just above zero
+  // is set to zero when that does not raise the deviance (a singular fit).
+  auto settle_boundary = [&] {
+    for (Eigen::Index i = 0; i < nt; ++i) {
+      if (lower[i] != 0.0 || theta[i] <= 0.0 || theta[i] >= opt.boundary_tol) continue;
+      Eigen::VectorXd t = theta;
+      t[i] = 0.0;
+      const double ft = f(t);
+      ++evals;
+      if (ft <= fmin + 1e-8) {
+        theta = t;
+        fmin = std::min(fmin, ft);
+      }
+    }
+  };
+  settle_boundary();
+
+  // The deviance need not be convex in theta, and a quasi-Newton method
+  // stops at the first stationary point. Three places where a better point
+  // hides, each probed with a few evaluations; from the best one found the
+  // optimiser starts again:
+  // * inside from a zero diagonal entry of T: zero is a stationary point
+  //   whatever the data (the deviance is even in that column of T), and with
+  //   T(c, c) = 0 the sign of the rest of column c is arbitrary, so both
+  //   signs are probed;
+  // * on the boundary, with a column of T set to zero (a singular fit better
+  //   than an interior local minimum);
+  // * far out (theta of 1000 natural units), where the deviance falls when
+  //   the model can reproduce the data (no minimum; see the ray test below);
+  // * at a few points of the diagonal ray (T = 0.3, 1 and 3 times I), which
+  //   start basins that neither the moment start nor the boundary reach.
   std::vector<std::vector<Eigen::Index>> below(nt);  // entries under each diagonal one
+  std::vector<bool> diagonal(nt, false);
   for (const CovTemplate& tp : templates)
     for (int c = 0; c < tp.q; ++c) {
       const int k = tp.theta_index[c + c * tp.q];
       if (k < 0) continue;
+      diagonal[k] = true;
       for (int r = c + 1; r < tp.q; ++r)
         if (tp.theta_index[r + c * tp.q] >= 0) below[k].push_back(tp.theta_index[r + c * tp.q]);
     }
   for (int round = 0; round < 3 && std::isfinite(fmin); ++round) {
     Eigen::VectorXd best = theta;
     double fbest = fmin;
+    auto consider = [&](const Eigen::VectorXd& t) {
+      const double ft = f(t);
+      ++evals;
+      if (ft < fbest - 1e-9 * (1.0 + std::fabs(fbest))) {
+        best = t;
+        fbest = ft;
+      }
+    };
+    Eigen::VectorXd far = theta;
     for (Eigen::Index i = 0; i < nt; ++i) {
-      if (lower[i] != 0.0 || theta[i] != 0.0) continue;
-      for (int sign : {1, -1}) {
-        Eigen::VectorXd base = theta;
-        if (sign < 0) {
-          if (below[i].empty()) continue;
-          for (Eigen::Index k : below[i]) base[k] = -base[k];
-        }
-        for (double h : {1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
-          Eigen::VectorXd t = base;
-          t[i] = h;
-          const double ft = f(t);
-          ++evals;
-          if (ft < fbest - 1e-9 * (1.0 + std::fabs(fbest))) {
-            best = t;
-            fbest = ft;
+      if (!diagonal[i]) continue;
+      far[i] = std::max(theta[i], 1e3);
+      if (lower[i] != 0.0) continue;
+      if (theta[i] == 0.0) {
+        for (int sign : {1, -1}) {
+          Eigen::VectorXd base = theta;
+          if (sign < 0) {
+            if (below[i].empty()) continue;
+            for (Eigen::Index k : below[i]) base[k] = -base[k];
+          }
+          for (double h : {1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
+            Eigen::VectorXd t = base;
+            t[i] = h;
+            consider(t);
           }
         }
+      } else {
+        Eigen::VectorXd t = theta;
+        t[i] = 0.0;
+        for (Eigen::Index k : below[i]) t[k] = 0.0;
+        consider(t);
+      }
+    }
+    if (round == 0) {
+      consider(far);
+      for (double d : {0.3, 1.0, 3.0}) {
+        Eigen::VectorXd t = Eigen::VectorXd::Zero(nt);
+        for (Eigen::Index i = 0; i < nt; ++i)
+          if (diagonal[i]) t[i] = d;
+        consider(t.cwiseMax(lower));
       }
     }
     if (!(fbest < fmin)) break;
@@ -184,19 +232,26 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
     res.optim = again;
     theta = again.x;
     fmin = again.f;
+    settle_boundary();
   }
 
-  // Boundary: a diagonal entry of T that the optimiser left just above zero
-  // is set to zero when that does not raise the deviance (a singular fit).
-  for (Eigen::Index i = 0; i < nt; ++i) {
-    if (lower[i] != 0.0 || theta[i] <= 0.0 || theta[i] >= opt.boundary_tol) continue;
-    Eigen::VectorXd t = theta;
-    t[i] = 0.0;
-    const double ft = f(t);
-    ++evals;
-    if (ft <= fmin + 1e-8) {
-      theta = t;
-      fmin = std::min(fmin, ft);
+  // A singular fit is where separate basins meet the boundary: optimise once
+  // more from T = I (lme4's start) and keep the better optimum.
+  bool singular = false;
+  for (Eigen::Index i = 0; i < nt; ++i) singular = singular || (diagonal[i] && lower[i] == 0.0 && theta[i] == 0.0);
+  if (singular && std::isfinite(fmin)) {
+    Eigen::VectorXd identity = Eigen::VectorXd::Zero(nt);
+    for (Eigen::Index i = 0; i < nt; ++i)
+      if (diagonal[i]) identity[i] = 1.0;
+    OptimResult again = minimize_bounded(f, identity.cwiseMax(lower), lower, opt.optim, fg);
+    evals += again.evals;
+    if (again.f < fmin - 1e-9 * (1.0 + std::fabs(fmin))) {
+      again.evals = res.optim.evals;
+      again.iterations += res.optim.iterations;
+      res.optim = again;
+      theta = again.x;
+      fmin = again.f;
+      settle_boundary();
     }
   }
 

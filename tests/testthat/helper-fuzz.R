@@ -125,14 +125,20 @@ lme4_criterion <- function(ref, reml) {
   if (reml) lme4::REMLcrit(ref) else stats::deviance(ref)
 }
 
-# Does lme4's deviance rise from theta to 10 theta, as it must at a minimum?
-# (mlmfit refuses fits where it stays flat or falls: check the refusal.)
+# Is lme4's optimum below the deviance everywhere further out along its ray
+# (10 to 1e6 times theta, where lme4 can evaluate it)? If not, the deviance
+# is flat there or falls without limit (sigma -> 0): no maximum of the
+# likelihood, as mlmfit says when it refuses such a fit.
 lme4_ray_rises <- function(case, theta) {
   .w <- case$weights
   formula <- case$formula
   environment(formula) <- environment()
   devfun <- lme4::lmer(formula, data = case$data, REML = case$REML, weights = .w, devFunOnly = TRUE)
-  devfun(10 * theta) > devfun(theta) + 1e-6
+  at <- devfun(theta)
+  # lme4 cannot evaluate every point far out; those it can are the evidence.
+  further <- vapply(10^(1:6), function(s) tryCatch(devfun(s * theta), error = function(e) NA_real_), numeric(1))
+  further <- further[is.finite(further)]
+  length(further) >= 2L && all(further > at + 1e-6)
 }
 
 # Does the fit agree with ref within the contract? (expect_lme4_agreement

@@ -9,18 +9,19 @@
 #   effects, standard errors, variance components and conditional modes
 #   (with x rescaled to unit size where lme4 cannot work with x ~ 1e8,
 #   after checking that mlmfit fits the same model on that scale);
-# * where lme4's own fit is clean (no error, warning or message, not
-#   singular, finite), mlmfit's deviance must not be worse than lme4's by
-#   more than 1e-4, and unless it is lower (mlmfit found a better optimum,
-#   DESIGN.md) the two fits must agree within the contract.
+# * mlmfit's deviance must not be worse than that of lme4's own fit by more
+#   than 1e-4 (even where lme4 warns), and where lme4's fit is clean (no
+#   error, warning or message, not singular, finite), unless mlmfit's is
+#   lower (a better optimum, DESIGN.md), the two fits must agree within the
+#   contract.
 # A refusal where lme4 fits cleanly must be one of the refusals of input
 # lme4 accepts by design, or lme4's optimum must fail to be a minimum.
 #
-# MLMFIT_FUZZ_CASES (default 600, about a minute) and MLMFIT_FUZZ_SEED
+# MLMFIT_FUZZ_CASES (default 1000, about a minute) and MLMFIT_FUZZ_SEED
 # change the run: MLMFIT_FUZZ_CASES=5000 Rscript tools/run-tests.R fuzz.
 skip_if_not_installed("lme4")
 
-fuzz_cases <- as.integer(Sys.getenv("MLMFIT_FUZZ_CASES", "600"))
+fuzz_cases <- as.integer(Sys.getenv("MLMFIT_FUZZ_CASES", "1000"))
 fuzz_seed <- as.integer(Sys.getenv("MLMFIT_FUZZ_SEED", "20240607"))
 
 # Refusals of input that lme4 accepts by design: NaN (lme4 drops the row as
@@ -63,14 +64,20 @@ for (i in seq_len(fuzz_cases)) {
       fit <- fit_unit
       at <- lme4_at_theta(case, fit$theta)
     }
-    expect_equal(deviance(fit), lme4_criterion(at, case$REML), tolerance = 1e-6)
-    expect_lme4_agreement(fit, at)
+    # Both engines lose about eps (sd(y) / sigma)^2 of relative precision
+    # as sigma goes to zero (tiny data with as many random effects as rows);
+    # the full comparison is made where that loss is below 1e-5.
+    ill_conditioning <- 1e-15 * (stats::sd(fit$y) / sigma(fit))^2
+    expect_equal(deviance(fit), lme4_criterion(at, case$REML), tolerance = 1e-6 + ill_conditioning)
+    if (ill_conditioning < 1e-5) expect_lme4_agreement(fit, at)
 
     l <- fit_fuzz_case(case, lme4::lmer)
+    if (inherits(l$value, "error")) return(invisible())
+    d_ref <- lme4_criterion(l$value, case$REML)
+    # Never a worse optimum than lme4's, even where lme4 warns.
+    if (is.finite(d_ref)) expect_lt(deviance(fit) - d_ref, 1e-4)
     if (!lme4_clean(l, case$REML)) return(invisible())
     tally[["compared_optimum"]] <<- tally[["compared_optimum"]] + 1L
-    d_ref <- lme4_criterion(l$value, case$REML)
-    expect_lt(deviance(fit) - d_ref, 1e-4)
     if (deviance(fit) < d_ref - 1e-6) {
       tally[["better_than_lme4"]] <<- tally[["better_than_lme4"]] + 1L
     } else if (!agrees_with_lme4(fit, l$value)) {
@@ -92,5 +99,5 @@ test_that("the fuzz cases exercise fits, refusals and comparisons with lme4's op
   skip_if(fuzz_cases < 100L, "too few fuzz cases for the tally")
   expect_gt(tally[["fitted"]], 0.5 * fuzz_cases)
   expect_gt(tally[["refused"]], 0.05 * fuzz_cases)
-  expect_gt(tally[["compared_optimum"]], 0.2 * fuzz_cases)
+  expect_gt(tally[["compared_optimum"]], 0.15 * fuzz_cases)
 })
