@@ -165,9 +165,7 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   // * on the boundary, with a column of T set to zero (a singular fit better
   //   than an interior local minimum);
   // * far out (theta of 1000 natural units), where the deviance falls when
-  //   the model can reproduce the data (no minimum; see the ray test below);
-  // * at a few points of the diagonal ray (T = 0.3, 1 and 3 times I), which
-  //   start basins that neither the moment start nor the boundary reach.
+  //   the model can reproduce the data (no minimum; see the ray test below).
   std::vector<std::vector<Eigen::Index>> below(nt);  // entries under each diagonal one
   std::vector<bool> diagonal(nt, false);
   for (const CovTemplate& tp : templates)
@@ -214,15 +212,7 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
         consider(t);
       }
     }
-    if (round == 0) {
-      consider(far);
-      for (double d : {0.3, 1.0, 3.0}) {
-        Eigen::VectorXd t = Eigen::VectorXd::Zero(nt);
-        for (Eigen::Index i = 0; i < nt; ++i)
-          if (diagonal[i]) t[i] = d;
-        consider(t.cwiseMax(lower));
-      }
-    }
+    if (round == 0) consider(far);
     if (!(fbest < fmin)) break;
     OptimResult again = minimize_bounded(f, best, lower, opt.optim, fg);
     evals += again.evals;
