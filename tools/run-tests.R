@@ -70,13 +70,14 @@ sync_sources <- function(dir) {
   }
 }
 
-# Sanitizer reports in the log files: ASan errors and UBSan runtime errors.
-sanitizer_reports <- function(dir) {
-  logs <- list.files(dir, full.names = TRUE)
-  n <- 0L
-  for (f in logs) {
+# Sanitizer reports (ASan errors, UBSan runtime errors) in the log files
+# and in the output of the test process (UBSan may write to stderr).
+sanitizer_report_pattern <- "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer"
+sanitizer_reports <- function(dir, output) {
+  n <- length(grep(sanitizer_report_pattern, output))
+  for (f in list.files(dir, full.names = TRUE)) {
     lines <- readLines(f, warn = FALSE)
-    hits <- grep("ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer", lines)
+    hits <- grep(sanitizer_report_pattern, lines)
     if (length(hits) > 0L) {
       cat("\n== sanitizer report in", basename(f), "==\n")
       writeLines(utils::head(lines, 60L))
@@ -121,7 +122,7 @@ lines <- readLines(out, warn = FALSE)
 writeLines(lines)
 result <- regmatches(lines, regexec("^([0-9]+) passed, ([0-9]+) failed$", lines))
 result <- Filter(length, result)
-reports <- sanitizer_reports(log_dir)
+reports <- sanitizer_reports(log_dir, lines)
 if (length(result) == 0L) {
   cat("The test process under the sanitizers ended without a result (status ", status, ").\n", sep = "")
   finish(0L, 1L + reports)
