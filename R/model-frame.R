@@ -69,7 +69,8 @@ shown_column_name <- function(nm) {
   if (nm == "(weights)") "weights" else if (nm == "(offset)") "offset" else nm
 }
 
-# Row positions (in the frame) of the TRUE entries of `bad`, for column v (a matrix column has several entries per row).
+# Row positions (in the frame) of the TRUE entries of `bad`, for column v
+# (a matrix column has several entries per row).
 bad_rows <- function(v, bad) {
   idx <- which(bad)
   if (is.matrix(v)) idx <- unique((idx - 1L) %% nrow(v) + 1L)
@@ -334,9 +335,10 @@ fixed_model_matrix <- function(terms, mf) {
 check_response_varies <- function(model, re, response_name) {
   r <- if (is.null(model$offset)) model$y else model$y - model$offset
   yname <- deparse1(response_name)
+  if (!is.null(model$offset)) yname <- paste(yname, "- offset")
   rng <- range(r)
   if (rng[1L] == rng[2L] && model$intercept_col > 0L) {
-    mlm_abort(c("The response {.var {yname}} has the same value ({signif(model$y[1L], 6)}) in every row used: there is nothing to model.",
+    mlm_abort(c("The response {.var {yname}} has the same value ({signif(r[1L], 6)}) in every row used: there is nothing to model.",
                 i = "Check that the formula's response is the intended variable."),
               "mlmfit_error_response", variable = yname)
   }
