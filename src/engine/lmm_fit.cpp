@@ -155,17 +155,22 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   settle_boundary();
 
   // The deviance need not be convex in theta, and a quasi-Newton method
-  // stops at the first stationary point. Three places where a better point
-  // hides, each probed with a few evaluations; from the best one found the
+  // stops at the first stationary point. Where a better point may hide,
+  // each probed with a few evaluations; from the best one found the
   // optimiser starts again:
   // * inside from a zero diagonal entry of T: zero is a stationary point
   //   whatever the data (the deviance is even in that column of T), and with
   //   T(c, c) = 0 the sign of the rest of column c is arbitrary, so both
   //   signs are probed;
-  // * on the boundary, with a column of T set to zero (a singular fit better
-  //   than an interior local minimum);
   // * far out (theta of 1000 natural units), where the deviance falls when
   //   the model can reproduce the data (no minimum; see the ray test below).
+  // Where evaluations are cheap (small data, whose deviance is the one that
+  // has several basins), more thoroughly:
+  // * on the boundary, with a column of T set to zero (a singular fit better
+  //   than an interior local minimum);
+  // * on the diagonal ray, T = 0.1, 1 (lme4's start), 10 and 100 times I;
+  // * for a singular fit, a second optimisation from T = I (below).
+  const bool thorough = dev.system().flops_per_factor() < 1e7;
   std::vector<std::vector<Eigen::Index>> below(nt);  // entries under each diagonal one
   std::vector<bool> diagonal(nt, false);
   for (const CovTemplate& tp : templates)
@@ -205,14 +210,23 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
             consider(t);
           }
         }
-      } else {
+      } else if (thorough) {
         Eigen::VectorXd t = theta;
         t[i] = 0.0;
         for (Eigen::Index k : below[i]) t[k] = 0.0;
         consider(t);
       }
     }
-    if (round == 0) consider(far);
+    if (round == 0) {
+      consider(far);
+      for (double d : {0.1, 1.0, 10.0, 100.0}) {
+        if (!thorough) break;
+        Eigen::VectorXd t = Eigen::VectorXd::Zero(nt);
+        for (Eigen::Index i = 0; i < nt; ++i)
+          if (diagonal[i]) t[i] = d;
+        consider(t.cwiseMax(lower));
+      }
+    }
     if (!(fbest < fmin)) break;
     OptimResult again = minimize_bounded(f, best, lower, opt.optim, fg);
     evals += again.evals;
@@ -225,11 +239,12 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
     settle_boundary();
   }
 
-  // A singular fit is where separate basins meet the boundary: optimise once
-  // more from T = I (lme4's start) and keep the better optimum.
+  // A singular fit is where separate basins meet the boundary: where
+  // evaluations are cheap, optimise once more from T = I (lme4's start) and
+  // keep the better optimum.
   bool singular = false;
   for (Eigen::Index i = 0; i < nt; ++i) singular = singular || (diagonal[i] && lower[i] == 0.0 && theta[i] == 0.0);
-  if (singular && std::isfinite(fmin)) {
+  if (thorough && singular && std::isfinite(fmin)) {
     Eigen::VectorXd identity = Eigen::VectorXd::Zero(nt);
     for (Eigen::Index i = 0; i < nt; ++i)
       if (diagonal[i]) identity[i] = 1.0;
