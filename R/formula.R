@@ -130,16 +130,24 @@ parse_mixed_formula <- function(formula) {
               "mlmfit_error_no_random")
   }
   random <- list()
+  lme4_position <- 0L
   for (b in bars) {
     lhs <- b[[2L]]
     groups <- expand_slash(b[[3L]])
     double <- identical(b[[1L]], as.name("||"))
-    for (g in groups) {
+    n_pieces <- if (double) length(expand_double_bar(lhs, groups[[1L]])) else 1L
+    for (j in seq_along(groups)) {
+      g <- groups[[j]]
       pieces <- if (double) expand_double_bar(lhs, g) else list(list(lhs = lhs, group = g))
-      for (pc in pieces) {
-        random[[length(random) + 1L]] <- list(lhs = pc$lhs, group = pc$group, label = deparse1(pc$group))
+      for (k in seq_along(pieces)) {
+        pc <- pieces[[k]]
+        # lme4 lists nested factors innermost first: its order breaks ties
+        # in the number of levels (build_re_terms).
+        random[[length(random) + 1L]] <- list(lhs = pc$lhs, group = pc$group, label = deparse1(pc$group),
+                                              lme4_order = lme4_position + (length(groups) - j) * n_pieces + k)
       }
     }
+    lme4_position <- lme4_position + length(groups) * n_pieces
   }
   fixed_rhs <- drop_bars(rhs)
   if (is.null(fixed_rhs)) fixed_rhs <- 1

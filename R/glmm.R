@@ -251,26 +251,6 @@ report_glmm_problems <- function(fit) {
                i = "Check the estimates; rescaling predictors (centring, standardising) or a simpler random-effect structure often helps."),
              "mlmfit_warning_convergence")
   }
-  at_zero <- singular_terms(fit)
-  if (length(at_zero) > 0L) {
-    mlm_inform(c("Boundary (singular) fit: {at_zero}.",
-                 i = "The data do not support this random-effect structure; consider removing the term or the correlation (see {.fn is_singular})."),
-               "mlmfit_message_singular")
-  }
+  report_singular(fit)
 }
 
-# Which parts of the random-effect structure sit on the boundary.
-singular_terms <- function(fit, tol = 1e-4) {
-  out <- character()
-  Tb <- relative_factors(fit$re, fit$theta)
-  for (tm in fit$re$terms) {
-    Tt <- Tb[[tm$block]][tm$block_cols, tm$block_cols, drop = FALSE]
-    d <- abs(diag(Tt))
-    if (all(d < tol)) {
-      out <- c(out, paste0("the variance of the random effects for ", tm$display, " is estimated as zero"))
-    } else if (any(d < tol)) {
-      out <- c(out, paste0("the random effects for ", tm$display, " are perfectly correlated (the covariance matrix is singular)"))
-    }
-  }
-  out
-}

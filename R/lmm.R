@@ -32,6 +32,17 @@
 #' the estimated structure. Such a fit has class
 #' `c("lmm_residual_structure", "lmm", "mlmfit")`.
 #'
+#' @section Errors and messages:
+#' Input that cannot be fitted is refused with an error of class
+#' `mlmfit_error` and a more specific class (`mlmfit_error_variable`,
+#' `_response`, `_nonfinite`, `_missing`, `_weights`, `_offset`, `_data`,
+#' `_empty`, `_grouping`, `_identifiability`, `_fit`, ...) that names the
+#' variable, the rows of `data` where it applies, and what to do; `NaN` is
+#' refused rather than dropped as missing. A fit on the boundary (a variance
+#' estimated as zero) is not an error: it is reported with a message of
+#' class `mlmfit_message_singular` (see [is_singular()]), and dropped
+#' aliased columns with one of class `mlmfit_message_rank`.
+#'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 + x | g)`.
 #' @param data A data frame holding the variables.
@@ -104,19 +115,22 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
     mlm_abort("There are {ncol(model$X)} fixed effects for {n} observations: REML needs more observations than fixed effects.",
               "mlmfit_error_identifiability")
   }
+  check_response_varies(model, re, parsed$response)
   if (structured) {
     residual <- build_residual_structure(correlation, variance, model$frame, re, environment(formula), control)
-    engine <- lmm_fit_residual_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
-                                   engine_blocks(re), re$theta0, re$lower, REML, control, residual$engine)
+    engine <- engine_call(lmm_fit_residual_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
+                                               engine_blocks(re), re$theta0, re$lower, REML, control, residual$engine))
     if (is.finite(engine$deviance)) {
       engine$fitted <- linear_predictor_cpp(model$X, model$offset, engine_blocks(re), engine$beta, engine$b)
     }
+    fit <- add_residual_structure(new_lmm(engine, model, re, mc, formula, parsed, REML, control), engine, residual)
+  } else {
+    engine <- engine_call(lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
+                                      engine_blocks(re), re$theta0, re$lower, REML, control))
     fit <- new_lmm(engine, model, re, mc, formula, parsed, REML, control)
-    return(add_residual_structure(fit, engine, residual))
   }
-  engine <- lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
-                        engine_blocks(re), re$theta0, re$lower, REML, control)
-  new_lmm(engine, model, re, mc, formula, parsed, REML, control)
+  report_singular(fit)
+  fit
 }
 
 #' Settings for fitting linear mixed models
@@ -152,8 +166,17 @@ new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
   n <- nrow(X)
   p <- ncol(X)
   if (!is.finite(engine$deviance)) {
-    mlm_abort(c("The model could not be fitted: the deviance is not finite.",
-                i = "Check for constant responses or predictors with extreme scales."),
+    mlm_abort(c("The model could not be fitted: the deviance is not finite.", i = explain_failed_fit(model)),
+              "mlmfit_error_fit")
+  }
+  if (identical(engine$optinfo$ray, "flat")) {
+    mlm_abort(c("The data carry no information on the random-effect variances: the likelihood is the same for any of their values.",
+                i = "Usually the fixed effects separate every group (group-level predictors with one value per group, or too few groups): remove such predictors or the random effect."),
+              "mlmfit_error_identifiability")
+  }
+  if (residual_vanishes(engine) || identical(engine$optinfo$ray, "falling")) {
+    mlm_abort(c("The model reproduces the response exactly: the residual variance is estimated as zero and the likelihood has no maximum.",
+                i = explain_failed_fit(model)),
               "mlmfit_error_fit")
   }
   beta <- stats::setNames(as.vector(engine$beta), colnames(X))
@@ -182,25 +205,4 @@ new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
   )
   class(fit) <- c("lmm", "mlmfit")
   fit
-}
-
-#' Is a fit singular?
-#'
-#' A fit is singular when a random-effect variance is estimated as zero or a
-#' correlation as plus or minus one: the estimated covariance matrix of the
-#' random effects is then not of full rank. This is a property of the
-#' estimate, not an error; the usual remedy is a simpler random-effect
-#' structure.
-#'
-#' @param x A fit from [lmm()].
-#' @param tol Diagonal entries of the relative covariance factor below
-#'   `tol` count as zero (lme4 uses the same rule).
-#' @return `TRUE` or `FALSE`.
-#' @examples
-#' fit <- lmm(math ~ homework + (homework | schid), nels88)
-#' is_singular(fit)
-#' @export
-is_singular <- function(x, tol = 1e-4) {
-  diag_theta <- x$theta[x$lower == 0]
-  any(diag_theta < tol)
 }

@@ -8,29 +8,73 @@ as_model_data <- function(data) {
     mlm_abort(c("{.arg data} is {.code NULL}.", i = "Pass the data frame that holds the model's variables."),
               "mlmfit_error_data")
   }
-  if (is.list(data) || is.matrix(data) || is.environment(data)) {
-    out <- tryCatch(as.data.frame(data), error = function(e) NULL)
-    if (!is.null(out)) return(out)
+  if (is.list(data) || is.matrix(data)) {
+    out <- tryCatch(as.data.frame(data, stringsAsFactors = FALSE), error = function(e) e)
+    if (!inherits(out, "error")) return(out)
+    mlm_abort(c("{.arg data} could not be turned into a data frame.", x = conditionMessage(out),
+                i = "Pass a data frame, or a list of variables that all have the same length."),
+              "mlmfit_error_data")
   }
   mlm_abort(c("{.arg data} must be a data frame (or something {.fn as.data.frame} accepts).",
               x = "It is of class {.cls {class(data)}}."),
             "mlmfit_error_data")
 }
 
-check_variables_exist <- function(formula, data, extra_names = character()) {
-  vars <- setdiff(all.vars(formula), extra_names)
-  env <- environment(formula)
+# Names in `data` close to a misspelt one, for a hint.
+close_names <- function(name, available) {
+  if (length(available) == 0L || nchar(name) < 3L) return(character())
+  d <- utils::adist(name, available, ignore.case = TRUE)[1L, ]
+  available[d <= max(1, nchar(name) %/% 4) & d == min(d)]
+}
+
+# The variables an expression reads: all.vars() without the names picked
+# out of an object by `$` or `@` (d$w reads d, not w).
+expression_vars <- function(expr) {
+  if (is.name(expr)) return(as.character(expr))
+  if (!is.call(expr)) return(character())
+  if (identical(expr[[1L]], as.name("$")) || identical(expr[[1L]], as.name("@"))) {
+    return(expression_vars(expr[[2L]]))
+  }
+  if (identical(expr[[1L]], as.name("::")) || identical(expr[[1L]], as.name(":::"))) return(character())
+  unique(unlist(lapply(as.list(expr)[-1L], expression_vars)))
+}
+
+check_variables_exist <- function(formula, data, extra_names = character(),
+                                  class = "mlmfit_error_variable", what = NULL, env = environment(formula)) {
+  vars <- setdiff(expression_vars(formula[[length(formula)]]), extra_names)
+  if (length(formula) == 3L) vars <- union(expression_vars(formula[[2L]]), vars)
   missing <- vars[!vapply(vars, function(v) v %in% names(data) || exists(v, envir = env), logical(1))]
   if (length(missing) > 0L) {
-    mlm_abort(c("{cli::qty(length(missing))}Variable{?s} {.var {missing}} {cli::qty(length(missing))}{?is/are} not in {.arg data}.",
-                i = "Check the spelling against {.code names(data)}."),
-              "mlmfit_error_variable", variables = missing)
+    near <- unique(unlist(lapply(missing, close_names, available = names(data))))
+    where <- if (is.null(what)) "" else paste0(" (used in {.arg ", what, "})")
+    mlm_abort(c(paste0("{cli::qty(length(missing))}Variable{?s} {.var {missing}} {cli::qty(length(missing))}{?is/are} not in {.arg data}", where, "."),
+                i = if (length(near) > 0L) "Did you mean {.var {near}}?" else "Check the spelling against {.code names(data)}."),
+              class, variables = missing)
   }
+}
+
+# Rows of the data behind positions of the model frame: the frame keeps the
+# data's row names (integers for automatic ones) through subset and NA removal.
+frame_rows <- function(mf, idx) {
+  rn <- attr(mf, "row.names")
+  if (is.numeric(rn)) as.integer(rn[idx]) else rn[idx]
 }
 
 rows_text <- function(rows) {
   shown <- utils::head(rows, 5L)
   paste0(paste(shown, collapse = ", "), if (length(rows) > 5L) paste0(" and ", length(rows) - 5L, " more"))
+}
+
+shown_column_name <- function(nm) {
+  if (nm == "(weights)") "weights" else if (nm == "(offset)") "offset" else nm
+}
+
+# Row positions (in the frame) of the TRUE entries of `bad`, for column v
+# (a matrix column has several entries per row).
+bad_rows <- function(v, bad) {
+  idx <- which(bad)
+  if (is.matrix(v)) idx <- unique((idx - 1L) %% nrow(v) + 1L)
+  idx
 }
 
 check_finite_columns <- function(mf) {
@@ -40,14 +84,45 @@ check_finite_columns <- function(mf) {
     # sum() is finite exactly when no value is infinite or NaN (unless it
     # overflows, which the exact check below then settles): no allocation.
     if (is.finite(sum(v))) next
-    bad <- which(!is.finite(v))
+    bad <- bad_rows(v, is.infinite(v))
     if (length(bad) > 0L) {
-      if (is.matrix(v)) bad <- unique((bad - 1L) %% nrow(v) + 1L)
-      shown_name <- if (nm == "(weights)") "weights" else if (nm == "(offset)") "offset" else nm
-      mlm_abort(c("{.var {shown_name}} has infinite values in row{?s} {rows_text(bad)} of the model frame.",
-                  i = "Remove or correct those rows, for example with {.arg subset}."),
-                "mlmfit_error_nonfinite", variable = shown_name, rows = bad)
+      shown_name <- shown_column_name(nm)
+      rows <- frame_rows(mf, bad)
+      mlm_abort(c("{.var {shown_name}} has infinite values ({.code Inf} or {.code -Inf}) in {cli::qty(length(rows))}row{?s} {rows_text(rows)} of {.arg data}.",
+                  i = "Correct or remove those rows, for example with {.arg subset}."),
+                "mlmfit_error_nonfinite", variable = shown_name, rows = rows)
     }
+  }
+}
+
+# NaN is the result of an undefined computation (0/0, log(-1)), not a
+# missing value: refuse it rather than let na.omit drop the row silently.
+check_nan_columns <- function(mf, columns) {
+  for (nm in columns) {
+    v <- mf[[nm]]
+    if (!is.double(v)) next
+    bad <- bad_rows(v, is.nan(v))
+    if (length(bad) > 0L) {
+      shown_name <- shown_column_name(nm)
+      rows <- frame_rows(mf, bad)
+      mlm_abort(c("{.var {shown_name}} is {.code NaN} (not a number) in {cli::qty(length(rows))}row{?s} {rows_text(rows)} of {.arg data}.",
+                  i = "{.code NaN} comes from an undefined computation such as {.code 0/0} or {.code log(-1)}: correct those values, or set them to {.code NA} to drop the rows."),
+                "mlmfit_error_nonfinite", variable = shown_name, rows = rows)
+    }
+  }
+}
+
+# After na.action: any value still missing (na.pass, or a custom na.action)
+# would reach the engine as a number or a level that does not exist.
+check_no_missing <- function(mf) {
+  for (nm in names(mf)) {
+    v <- mf[[nm]]
+    if (!anyNA(v)) next
+    shown_name <- shown_column_name(nm)
+    rows <- frame_rows(mf, bad_rows(v, is.na(v)))
+    mlm_abort(c("{.var {shown_name}} has missing values in {cli::qty(length(rows))}row{?s} {rows_text(rows)} of {.arg data}, and {.arg na.action} kept them.",
+                i = "Use {.code na.action = na.omit} to drop incomplete rows, or remove them with {.arg subset}."),
+              "mlmfit_error_missing", variable = shown_name, rows = rows)
   }
 }
 
@@ -75,9 +150,17 @@ aliased_columns <- function(X) {
 # as the "na.action" attribute; na.fail refuses; any other function is
 # applied to the frame.
 apply_na_action <- function(mf, na.action) {
-  if (is.character(na.action)) na.action <- get(na.action, mode = "function")
+  if (is.character(na.action) && length(na.action) == 1L) {
+    na.action <- tryCatch(get(na.action, mode = "function"), error = function(e) NULL)
+  }
+  if (!is.function(na.action)) {
+    mlm_abort(c("{.arg na.action} must be a function such as {.fn na.omit}, or its name.",
+                i = "Use {.fn na.omit} (the default), {.fn na.exclude} or {.fn na.fail}."),
+              "mlmfit_error_argument")
+  }
   has_na <- vapply(mf, anyNA, logical(1), recursive = TRUE)
   if (!any(has_na)) return(mf)
+  check_nan_columns(mf, names(mf)[has_na])
   if (identical(na.action, stats::na.fail)) {
     mlm_abort(c("{cli::qty(sum(has_na))}Variable{?s} {.var {names(mf)[has_na]}} {?has/have} missing values and {.arg na.action} is {.fn na.fail}.",
                 i = "Remove those rows, or use {.code na.action = na.omit}."),
@@ -106,7 +189,15 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
       mlm_abort("{.arg data} has no rows.", "mlmfit_error_empty")
     }
   }
-  check_variables_exist(parsed$frame, if (is.environment(data)) list() else data)
+  data_names <- if (is.environment(data)) list() else data
+  check_variables_exist(parsed$frame, data_names)
+  for (arg in c("weights", "offset")) {
+    if (!is.null(mc[[arg]])) {
+      # model.frame() looks for them in data, then in the formula's environment.
+      check_variables_exist(call("~", mc[[arg]]), data_names, class = paste0("mlmfit_error_", arg), what = arg,
+                            env = environment(parsed$frame))
+    }
+  }
 
   mf_call <- mc[c(1L, match(c("subset", "weights", "offset"), names(mc), 0L))]
   mf_call[[1L]] <- quote(stats::model.frame)
@@ -116,21 +207,28 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   mf_call$drop.unused.levels <- TRUE
   mf <- tryCatch(eval(mf_call, caller_env), error = function(e) {
     msg <- conditionMessage(e)
-    hint <- if (grepl("(weights)", msg, fixed = TRUE)) {
-      "{.arg weights} must have one value per row of {.arg data}."
-    } else if (grepl("(offset)", msg, fixed = TRUE)) {
-      "{.arg offset} must have one value per row of {.arg data}."
-    } else {
-      "Check the variables of the formula, {.arg subset}, {.arg weights} and {.arg offset}."
+    for (arg in c("weights", "offset")) {
+      if (grepl(paste0("(", arg, ")"), msg, fixed = TRUE)) {
+        rows <- if (is.environment(data)) "" else paste0(" (", nrow(data), ")")
+        mlm_abort(c("{.arg {arg}} must be a numeric vector with one value per row of {.arg data}{rows}.", x = msg),
+                  c(paste0("mlmfit_error_", arg), "mlmfit_error_frame"))
+      }
     }
-    mlm_abort(c("The model frame could not be built.", x = msg, i = hint), "mlmfit_error_frame")
+    mlm_abort(c("The model frame could not be built.", x = msg,
+                i = "Check the variables of the formula, {.arg subset}, {.arg weights} and {.arg offset}."),
+              "mlmfit_error_frame")
   })
+  if (nrow(mf) == 0L) {
+    mlm_abort(c("No observations are left after {.arg subset}.", i = "Check the condition given as {.arg subset}."),
+              "mlmfit_error_empty")
+  }
   mf <- apply_na_action(mf, na.action)
   if (nrow(mf) == 0L) {
-    mlm_abort(c("No observations remain after {.arg subset} and the removal of rows with missing values.",
+    mlm_abort(c("No observations remain after the removal of rows with missing values.",
                 i = "Check which variables are missing with {.code colSums(is.na(data))}."),
               "mlmfit_error_empty")
   }
+  check_no_missing(mf)
   check_finite_columns(mf)
 
   # The response column itself (model.response() would copy it to name it).
@@ -147,6 +245,11 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
                   i = "{.fn lmm} models one response at a time."),
                 "mlmfit_error_response", variable = yname)
     }
+    if (!is.numeric(y)) {
+      mlm_abort(c("The response {.var {yname}} is {.cls {class(y)[1]}}: {.fn lmm} models a numeric response.",
+                  i = "Convert it with {.fn as.numeric} if its values are meaningful numbers."),
+                "mlmfit_error_response", variable = yname)
+    }
     if (!is.double(y) || !is.null(attributes(y))) y <- as.double(y)
   }
 
@@ -157,22 +260,26 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
     }
     bad <- which(weights <= 0)
     if (length(bad) > 0L) {
-      mlm_abort(c("{.arg weights} must be positive; row{?s} {rows_text(bad)} {?is/are} not.",
+      rows <- frame_rows(mf, bad)
+      what <- if (any(weights[bad] < 0)) "negative" else "zero"
+      mlm_abort(c("{.arg weights} must be positive; {cli::qty(length(rows))}row{?s} {rows_text(rows)} of {.arg data} {cli::qty(length(rows))}{?has a/have} {what} {cli::qty(length(rows))}weight{?s}.",
                   i = "Drop observations with {.arg subset} rather than giving them zero weight."),
-                "mlmfit_error_weights", rows = bad)
+                "mlmfit_error_weights", rows = rows)
     }
     weights <- as.double(weights)
   }
-  offset <- stats::model.offset(mf)
+  offset <- tryCatch(stats::model.offset(mf), error = function(e) {
+    mlm_abort(c("{.arg offset} must be numeric.", x = conditionMessage(e)), "mlmfit_error_offset")
+  })
   if (!is.null(offset)) {
-    if (length(offset) != nrow(mf)) {
-      mlm_abort("{.arg offset} must have one value per observation.", "mlmfit_error_offset")
+    if (!is.numeric(offset) || length(offset) != nrow(mf)) {
+      mlm_abort("{.arg offset} must be numeric with one value per observation.", "mlmfit_error_offset")
     }
     offset <- as.double(offset)
   }
 
   fixed_terms <- stats::terms(parsed$fixed, data = mf)
-  X <- stats::model.matrix(fixed_terms, mf)
+  X <- fixed_model_matrix(fixed_terms, mf)
   dropped <- character()
   alias <- aliased_columns(X)
   if (length(alias) > 0L) {
@@ -191,4 +298,91 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   list(frame = mf, y = y, X = X, weights = weights, offset = offset, terms = fixed_terms,
        xlevels = stats::.getXlevels(fixed_terms, mf), dropped = dropped, intercept_col = intercept_col,
        data = data)
+}
+
+# model.matrix() with its refusals turned into classed errors: a factor
+# predictor needs two levels among the rows used.
+fixed_model_matrix <- function(terms, mf) {
+  X <- tryCatch(stats::model.matrix(terms, mf), error = function(e) {
+    vars <- intersect(all.vars(stats::delete.response(terms)), names(mf))
+    one_level <- vars[vapply(vars, function(v) {
+      x <- mf[[v]]
+      (is.factor(x) || is.character(x) || is.logical(x)) && length(unique(x)) < 2L
+    }, logical(1))]
+    if (length(one_level) > 0L) {
+      mlm_abort(c("The factor {.var {one_level}} has a single level in the rows used: it cannot be a predictor.",
+                  i = "Remove it from the formula, or check {.arg subset} and the rows dropped for missing values."),
+                "mlmfit_error_variable", variables = one_level)
+    }
+    mlm_abort(c("The fixed-effect model matrix could not be built.", x = conditionMessage(e)), "mlmfit_error_frame")
+  })
+  if (!is.finite(sum(X))) {
+    col <- which(!is.finite(colSums(X)))[1L]
+    rows <- frame_rows(mf, which(!is.finite(X[, col])))
+    nm <- colnames(X)[col]
+    mlm_abort(c("The model matrix column {.var {nm}} has values that are not finite in {cli::qty(length(rows))}row{?s} {rows_text(rows)} of {.arg data}.",
+                i = "A product or transformation of the predictors overflowed: rescale them."),
+              "mlmfit_error_nonfinite", variable = nm, rows = rows)
+  }
+  X
+}
+
+# A response that the random effects reproduce exactly leaves no residual
+# variance: the likelihood grows without bound as sigma goes to zero, and
+# no estimate exists. Two cases can be recognised before fitting: a
+# constant response (with an intercept), and a response constant within
+# every level of a factor with a random intercept.
+check_response_varies <- function(model, re, response_name) {
+  r <- if (is.null(model$offset)) model$y else model$y - model$offset
+  yname <- deparse1(response_name)
+  if (!is.null(model$offset)) yname <- paste(yname, "- offset")
+  rng <- range(r)
+  if (rng[1L] == rng[2L] && model$intercept_col > 0L) {
+    mlm_abort(c("The response {.var {yname}} has the same value ({signif(r[1L], 6)}) in every row used: there is nothing to model.",
+                i = "Check that the formula's response is the intended variable."),
+              "mlmfit_error_response", variable = yname)
+  }
+  for (b in re$blocks) {
+    if (!any(vapply(b$refs, is.null, logical(1)))) next
+    if (constant_within(r, b$factor)) {
+      mlm_abort(c("The response {.var {yname}} is constant within every level of {.var {b$label}}.",
+                  x = "The random intercept for {.var {b$label}} reproduces it exactly: the residual variance is zero and the likelihood has no maximum.",
+                  i = "It is a property of {.var {b$label}}: analyse one row per level of {.var {b$label}} (for example with {.fn lm}), or check that the response is the intended variable."),
+                "mlmfit_error_response", variable = yname, group = b$label)
+    }
+  }
+  invisible()
+}
+
+# Is r the same within every level of the factor g? The first rows settle
+# the usual case (some group varies) without a pass over all the data.
+constant_within <- function(r, g) {
+  codes <- as.integer(g)
+  head_rows <- seq_len(min(length(r), 2000L))
+  h <- codes[head_rows]
+  if (any(r[head_rows] != r[head_rows][match(h, h)])) return(FALSE)
+  first <- r[match(seq_len(nlevels(g)), codes)]
+  all(r == first[codes])
+}
+
+# Is the residual sum of squares at the optimum zero to the precision of
+# the cross-products (the fixed and random effects reproduce the response)?
+# Then sigma is zero, the likelihood unbounded and the estimates arbitrary.
+residual_vanishes <- function(engine) {
+  xx <- engine$xp$XX
+  yy <- xx[nrow(xx), ncol(xx)]
+  is.finite(engine$pwrss) && yy > 0 && engine$pwrss <= 1e-12 * yy
+}
+
+# Why the deviance could not be evaluated, for the error message.
+explain_failed_fit <- function(model) {
+  r <- if (is.null(model$offset)) model$y else model$y - model$offset
+  X <- model$X
+  if (ncol(X) > 0L) {
+    res <- qr.resid(qr(X), r)
+    if (max(abs(res)) <= 1e-10 * max(abs(r), 1e-300)) {
+      return("The response is an exact linear function of the fixed effects: the residuals are zero.")
+    }
+  }
+  "Check that the response varies within groups beyond what the random effects describe, and look for predictors with extreme values."
 }

@@ -19,11 +19,21 @@ grouping_factor <- function(expr, label, mf, env) {
                 "mlmfit_error_formula")
     })
   }
-  g <- as_grouping_factor(g)
   if (length(g) != nrow(mf)) {
     mlm_abort("The grouping factor {.code {label}} must have one value per observation.", "mlmfit_error_formula")
   }
-  g
+  if (!is.atomic(g) || !is.null(dim(g))) {
+    mlm_abort(c("The grouping factor {.code {label}} must be a factor, character or numeric variable.",
+                x = "It is of class {.cls {class(g)[1]}}."),
+              "mlmfit_error_grouping", variable = label)
+  }
+  if (anyNA(g)) {
+    rows <- frame_rows(mf, which(is.na(g)))
+    mlm_abort(c("The grouping factor {.code {label}} is missing in {cli::qty(length(rows))}row{?s} {rows_text(rows)} of {.arg data}.",
+                i = "Drop those rows with {.arg subset}, or give them a level."),
+              "mlmfit_error_missing", variable = label, rows = rows)
+  }
+  as_grouping_factor(g)
 }
 
 # A factor with only the levels that occur. Integer-valued codes (the usual
@@ -129,7 +139,8 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
          colnames = cols$names, refs = cols$refs, q = length(cols$refs))
   })
   n_levels <- vapply(terms, function(t) t$n_levels, numeric(1))
-  terms <- terms[order(n_levels, decreasing = TRUE)]
+  lme4_order <- vapply(seq_along(random), function(i) as.numeric(random[[i]]$lme4_order %||% i), numeric(1))
+  terms <- terms[order(-n_levels, lme4_order)]
 
   labels <- vapply(terms, function(t) t$label, character(1))
   block_labels <- unique(labels)
@@ -184,6 +195,7 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
   }
   names(theta0) <- theta_nm
   check_re_identifiable(terms, blocks, n, allow_n)
+  check_re_columns(blocks, X)
   list(terms = terms, blocks = blocks, theta0 = theta0, lower = lower)
 }
 
@@ -198,8 +210,8 @@ check_re_identifiable <- function(terms, blocks, n, allow_n = FALSE) {
                 "mlmfit_error_grouping", variable = b$label)
     }
     if (b$n_levels >= limit) {
-      mlm_abort(c("The grouping factor {.var {b$label}} has {b$n_levels} levels for {n} observations.",
-                  i = "Each group needs more than one observation on average, or the random effect cannot be told apart from the residual."),
+      mlm_abort(c("The grouping factor {.var {b$label}} has {b$n_levels} levels for {n} observations: one observation per level.",
+                  i = "A random effect per observation cannot be told apart from the residual: drop the term, or group the rows by a coarser variable."),
                 "mlmfit_error_grouping", variable = b$label)
     }
   }
@@ -208,6 +220,24 @@ check_re_identifiable <- function(terms, blocks, n, allow_n = FALSE) {
       mlm_abort(c("The term {.code ({deparse1(t$lhs)} | {t$label})} has {t$q * t$n_levels} random effects for {n} observations.",
                   i = "The random effects and the residual variance cannot all be estimated: simplify the term, e.g. drop a random slope."),
                 "mlmfit_error_identifiability", variable = t$label)
+    }
+  }
+}
+
+# A column of Z that is zero in every row leaves its variance without any
+# information in the data: refuse it rather than report an arbitrary value.
+check_re_columns <- function(blocks, X) {
+  for (b in blocks) {
+    for (k in seq_along(b$refs)) {
+      ref <- b$refs[[k]]
+      if (is.null(ref)) next
+      col <- if (is.integer(ref) && length(ref) == 1L) X[, ref] else ref
+      rng <- range(col)
+      if (rng[1L] == 0 && rng[2L] == 0) {
+        mlm_abort(c("The random-effect column {.var {b$colnames[k]}} for {.var {b$label}} is zero in every row used.",
+                    i = "Its variance cannot be estimated: drop it from the random-effect term."),
+                  "mlmfit_error_identifiability", variable = b$colnames[k])
+      }
     }
   }
 }

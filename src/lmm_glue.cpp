@@ -3,6 +3,8 @@
 // results back into R lists.
 #include <RcppEigen.h>
 
+#include <limits>
+
 #include "engine/cross_products.h"
 #include "engine/lmm_fit.h"
 #include "engine/model_data.h"
@@ -21,15 +23,22 @@ const double* optional_vector(SEXP x, R_xlen_t n, const char* what) {
   return REAL(x);
 }
 
-std::vector<mlm::CovTemplate> templates_from(const List& blocks) {
+// Every index the engine will follow is checked here, once, so that a
+// malformed argument is an R error and never a read out of bounds.
+std::vector<mlm::CovTemplate> templates_from(const List& blocks, R_xlen_t n_theta) {
+  if (blocks.size() < 1) Rcpp::stop("internal: at least one random-effect block is needed");
   std::vector<mlm::CovTemplate> out;
   for (R_xlen_t f = 0; f < blocks.size(); ++f) {
     List b = blocks[f];
     mlm::CovTemplate t;
     t.q = Rcpp::as<int>(b["q"]);
+    if (t.q < 1 || t.q > 46340) Rcpp::stop("internal: a block needs between 1 and 46340 columns");
     IntegerVector ti = b["theta_index"];
     t.theta_index.assign(ti.begin(), ti.end());
-    if (static_cast<int>(t.theta_index.size()) != t.q * t.q) Rcpp::stop("internal: theta_index must be q x q");
+    if (static_cast<R_xlen_t>(t.theta_index.size()) != static_cast<R_xlen_t>(t.q) * t.q)
+      Rcpp::stop("internal: theta_index must be q x q");
+    for (int k : t.theta_index)
+      if (k < -1 || k >= n_theta) Rcpp::stop("internal: theta_index refers outside theta");
     out.push_back(t);
   }
   return out;
@@ -47,7 +56,8 @@ mlm::ModelData model_data_from(const Rcpp::NumericMatrix& X, SEXP y, SEXP weight
   d.weights = optional_vector(weights, d.n, "weights");
   d.offset = optional_vector(offset, d.n, "offset");
   d.intercept_col = intercept_col;
-  std::vector<mlm::CovTemplate> tpl = templates_from(blocks);
+  if (intercept_col < -1 || intercept_col >= d.p) Rcpp::stop("internal: intercept column out of range");
+  std::vector<mlm::CovTemplate> tpl = templates_from(blocks, std::numeric_limits<R_xlen_t>::max());
   for (R_xlen_t f = 0; f < blocks.size(); ++f) {
     List b = blocks[f];
     mlm::FactorBlock F;
@@ -55,7 +65,13 @@ mlm::ModelData model_data_from(const Rcpp::NumericMatrix& X, SEXP y, SEXP weight
     if (TYPEOF(codes) != INTSXP || XLENGTH(codes) != d.n) Rcpp::stop("internal: codes must be integer of length n");
     F.codes = INTEGER(codes);
     F.code_base = 1;
-    F.n_levels = static_cast<mlm::Index>(Rcpp::as<double>(b["n_levels"]));
+    const double levels = Rcpp::as<double>(b["n_levels"]);
+    if (!(levels >= 1.0 && levels <= 2147483647.0)) Rcpp::stop("internal: a grouping factor needs 1 to 2^31 - 1 levels");
+    F.n_levels = static_cast<mlm::Index>(levels);
+    // Codes index arrays in the engine: each must be a level (not NA).
+    const int top = static_cast<int>(F.n_levels);
+    for (mlm::Index i = 0; i < d.n; ++i)
+      if (F.codes[i] < 1 || F.codes[i] > top) Rcpp::stop("internal: grouping codes must lie in 1..n_levels (no NA)");
     F.cov = tpl[f];
     F.q = F.cov.q;
     List cols = b["cols"];
@@ -76,6 +92,16 @@ mlm::ModelData model_data_from(const Rcpp::NumericMatrix& X, SEXP y, SEXP weight
   }
   d.check_interrupt = [] { Rcpp::checkUserInterrupt(); };
   return d;
+}
+
+void check_theta(const NumericVector& theta0, const NumericVector& lower) {
+  if (theta0.size() != lower.size()) Rcpp::stop("internal: theta0 and lower differ in length");
+}
+
+void check_templates_match(const mlm::CrossProducts& xp, const std::vector<mlm::CovTemplate>& tpl) {
+  bool ok = tpl.size() == xp.sec_levels.size() + 1 && tpl[0].q == xp.q1;
+  for (std::size_t f = 1; ok && f < tpl.size(); ++f) ok = tpl[f].q == xp.sec_q[f - 1];
+  if (!ok) Rcpp::stop("internal: the blocks do not match the stored cross-products");
 }
 
 NumericVector index_vector(const std::vector<mlm::Index>& v) { return NumericVector(v.begin(), v.end()); }
@@ -116,6 +142,8 @@ mlm::CrossProducts cross_products_from_r(const List& r) {
   xp.r1_row = index_from(r["r1_row"]);
   xp.r1_vals = Rcpp::as<std::vector<double>>(r["r1_vals"]);
   xp.CR = Rcpp::as<Eigen::MatrixXd>(r["CR"]);
+  const std::string why = xp.inconsistency();
+  if (!why.empty()) Rcpp::stop("internal: stored cross-products are inconsistent: %s", why);
   xp.finalize();
   return xp;
 }
@@ -149,6 +177,10 @@ mlm::LmmOptions options_from(const List& control, bool reml) {
   return o;
 }
 
+const char* ray_name(mlm::RayShape r) {
+  return r == mlm::RayShape::falling ? "falling" : r == mlm::RayShape::flat ? "flat" : "rising";
+}
+
 List result_to_r(const mlm::LmmResult& res) {
   List out = evaluation_to_r(res.at);
   out["theta"] = Rcpp::wrap(res.theta);
@@ -156,7 +188,7 @@ List result_to_r(const mlm::LmmResult& res) {
       Named("evals") = res.optim.evals, Named("iterations") = res.optim.iterations,
       Named("converged") = res.optim.converged, Named("message") = res.optim.message,
       Named("gradient") = Rcpp::wrap(res.gradient), Named("hessian") = Rcpp::wrap(res.hessian),
-      Named("warnings") = Rcpp::wrap(res.warnings));
+      Named("warnings") = Rcpp::wrap(res.warnings), Named("ray") = ray_name(res.ray));
   return out;
 }
 
@@ -173,7 +205,8 @@ List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset
   mlm::ModelData d = model_data_from(X, y, weights, offset, intercept_col, blocks);
   mlm::CrossProducts xp = mlm::build_cross_products(d);
   mlm::LmmOptions opt = options_from(control, reml);
-  mlm::LmmResult res = mlm::fit_lmm(xp, templates_from(blocks), Rcpp::as<Eigen::VectorXd>(theta0),
+  check_theta(theta0, lower);
+  mlm::LmmResult res = mlm::fit_lmm(xp, templates_from(blocks, theta0.size()), Rcpp::as<Eigen::VectorXd>(theta0),
                                     Rcpp::as<Eigen::VectorXd>(lower), opt);
   List out = result_to_r(res);
   if (std::isfinite(res.at.deviance)) {
@@ -191,10 +224,12 @@ List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset
 List lmm_refit_xp_cpp(const List& xp_r, const List& blocks, const NumericVector& theta0,
                       const NumericVector& lower, bool reml, const List& control) {
   mlm::CrossProducts xp = cross_products_from_r(xp_r);
+  check_theta(theta0, lower);
+  const std::vector<mlm::CovTemplate> tpl = templates_from(blocks, theta0.size());
+  check_templates_match(xp, tpl);
   mlm::LmmOptions opt = options_from(control, reml);
   opt.moment_start = false;  // start at theta0 (e.g. the REML estimate for an ML refit)
-  mlm::LmmResult res = mlm::fit_lmm(xp, templates_from(blocks), Rcpp::as<Eigen::VectorXd>(theta0),
-                                    Rcpp::as<Eigen::VectorXd>(lower), opt);
+  mlm::LmmResult res = mlm::fit_lmm(xp, tpl, Rcpp::as<Eigen::VectorXd>(theta0), Rcpp::as<Eigen::VectorXd>(lower), opt);
   return result_to_r(res);
 }
 
@@ -202,15 +237,18 @@ List lmm_refit_xp_cpp(const List& xp_r, const List& blocks, const NumericVector&
 // [[Rcpp::export(rng = false)]]
 List lmm_evaluate_cpp(const List& xp_r, const List& blocks, const NumericVector& theta, bool reml, bool cond_var) {
   mlm::CrossProducts xp = cross_products_from_r(xp_r);
-  return evaluation_to_r(
-      mlm::evaluate_lmm(xp, templates_from(blocks), Rcpp::as<Eigen::VectorXd>(theta), reml, cond_var));
+  const std::vector<mlm::CovTemplate> tpl = templates_from(blocks, theta.size());
+  check_templates_match(xp, tpl);
+  return evaluation_to_r(mlm::evaluate_lmm(xp, tpl, Rcpp::as<Eigen::VectorXd>(theta), reml, cond_var));
 }
 
 // The profiled deviance at each column of thetas (profiling, derivatives).
 // [[Rcpp::export(rng = false)]]
 NumericVector lmm_deviance_cpp(const List& xp_r, const List& blocks, const Rcpp::NumericMatrix& thetas, bool reml) {
   mlm::CrossProducts xp = cross_products_from_r(xp_r);
-  mlm::ProfiledDeviance dev(xp, templates_from(blocks), reml);
+  const std::vector<mlm::CovTemplate> tpl = templates_from(blocks, thetas.nrow());
+  check_templates_match(xp, tpl);
+  mlm::ProfiledDeviance dev(xp, tpl, reml);
   NumericVector out(thetas.ncol());
   for (int k = 0; k < thetas.ncol(); ++k) {
     Eigen::Map<const Eigen::VectorXd> th(&thetas(0, k), thetas.nrow());
@@ -223,7 +261,9 @@ NumericVector lmm_deviance_cpp(const List& xp_r, const List& blocks, const Rcpp:
 // [[Rcpp::export(rng = false)]]
 NumericVector lmm_gradient_cpp(const List& xp_r, const List& blocks, const NumericVector& theta, bool reml) {
   mlm::CrossProducts xp = cross_products_from_r(xp_r);
-  mlm::ProfiledDeviance dev(xp, templates_from(blocks), reml);
+  const std::vector<mlm::CovTemplate> tpl = templates_from(blocks, theta.size());
+  check_templates_match(xp, tpl);
+  mlm::ProfiledDeviance dev(xp, tpl, reml);
   Eigen::VectorXd g;
   dev.value_and_gradient(Rcpp::as<Eigen::VectorXd>(theta), g);
   return Rcpp::wrap(g);
@@ -234,8 +274,14 @@ NumericVector lmm_gradient_cpp(const List& xp_r, const List& blocks, const Numer
 NumericVector linear_predictor_cpp(const Rcpp::NumericMatrix& X, SEXP offset, const List& blocks,
                                    const NumericVector& beta, const List& b) {
   mlm::ModelData d = model_data_from(X, R_NilValue, R_NilValue, offset, -1, blocks);
+  if (beta.size() != d.p) Rcpp::stop("internal: beta must have one value per column of X");
+  if (b.size() != static_cast<R_xlen_t>(d.blocks.size())) Rcpp::stop("internal: b must have one matrix per block");
   std::vector<Eigen::MatrixXd> bm;
-  for (R_xlen_t f = 0; f < b.size(); ++f) bm.push_back(Rcpp::as<Eigen::MatrixXd>(b[f]));
+  for (R_xlen_t f = 0; f < b.size(); ++f) {
+    bm.push_back(Rcpp::as<Eigen::MatrixXd>(b[f]));
+    if (bm.back().rows() != d.blocks[f].q || bm.back().cols() != d.blocks[f].n_levels)
+      Rcpp::stop("internal: b must be q x levels for each block");
+  }
   NumericVector eta(d.n);
   mlm::linear_predictor(d, Rcpp::as<Eigen::VectorXd>(beta), bm, eta.begin());
   return eta;

@@ -8,7 +8,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  r-cran-rcpp r-cran-rcppeigen r-cran-cli r-cran-nlme r-cran-matrix \
+  r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-cli r-cran-nlme r-cran-matrix \
   r-cran-testthat r-cran-lme4 r-cran-mlmrev r-cran-mass \
   r-cran-knitr r-cran-rmarkdown pandoc \
   r-cran-ggplot2 r-cran-performance \

@@ -12,6 +12,9 @@ BlockedCholesky::BlockedCholesky(const CrossProducts& xp, const std::vector<CovT
     : xp_(xp), tpl_(templates) {
   if (tpl_.size() != xp.sec_levels.size() + 1)
     throw std::invalid_argument("one covariance template per grouping factor is needed");
+  for (std::size_t f = 0; f < tpl_.size(); ++f)
+    if (tpl_[f].q != (f == 0 ? xp.q1 : xp.sec_q[f - 1]))
+      throw std::invalid_argument("a covariance template does not match its grouping factor");
   T_.resize(tpl_.size());
   for (std::size_t f = 0; f < tpl_.size(); ++f) T_[f].setZero(tpl_[f].q, tpl_[f].q);
   const int P = xp.p + 1;

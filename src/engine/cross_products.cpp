@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace mlm {
@@ -39,6 +40,49 @@ void CrossProducts::finalize() {
     r1_off[e] = off;
     off += static_cast<Index>(q_of(r1_row[e])) * q1;
   }
+}
+
+std::string CrossProducts::inconsistency() const {
+  const Index P = static_cast<Index>(p) + 1;
+  if (p < 0 || q1 < 1 || k1 < 1) return "sizes";
+  if (D1.rows() != q1 || D1.cols() != k1 * q1) return "D1";
+  if (C1.rows() != P || C1.cols() != k1 * q1) return "C1";
+  if (XX.rows() != P || XX.cols() != P) return "XX";
+  if (intercept_col < -1 || intercept_col >= p) return "intercept_col";
+  if (center.size() != 0 && (center.size() != P || intercept_col < 0)) return "center";
+  if (sec_levels.size() != sec_q.size()) return "secondary factors";
+  std::vector<Index> level_end;  // cumulative levels, to find the q of a level
+  Index levels = 0, coords = 0, diag = 0;
+  for (std::size_t f = 0; f < sec_q.size(); ++f) {
+    if (sec_levels[f] < 1 || sec_q[f] < 1) return "secondary factors";
+    levels += sec_levels[f];
+    coords += sec_levels[f] * sec_q[f];
+    diag += sec_levels[f] * sec_q[f] * sec_q[f];
+    level_end.push_back(levels);
+  }
+  auto q_at = [&](Index s) {
+    return sec_q[std::upper_bound(level_end.begin(), level_end.end(), s) - level_end.begin()];
+  };
+  if (static_cast<Index>(rr_diag.size()) != diag) return "rr_diag";
+  if (CR.rows() != P || CR.cols() != coords) return "CR";
+  if (static_cast<Index>(r1_ptr.size()) != k1 + 1 || r1_ptr[0] != 0) return "r1_ptr";
+  for (Index j = 0; j < k1; ++j)
+    if (r1_ptr[j + 1] < r1_ptr[j]) return "r1_ptr";
+  if (r1_ptr[k1] != static_cast<Index>(r1_row.size())) return "r1_ptr";
+  Index size = 0;
+  for (Index s : r1_row) {
+    if (s < 0 || s >= levels) return "r1_row";
+    size += static_cast<Index>(q_at(s)) * q1;
+  }
+  if (static_cast<Index>(r1_vals.size()) != size) return "r1_vals";
+  if (rr_row.size() != rr_col.size()) return "rr_row";
+  size = 0;
+  for (std::size_t e = 0; e < rr_row.size(); ++e) {
+    if (rr_row[e] < 0 || rr_row[e] >= levels || rr_col[e] < 0 || rr_col[e] >= levels) return "rr_row";
+    size += static_cast<Index>(q_at(rr_row[e])) * q_at(rr_col[e]);
+  }
+  if (static_cast<Index>(rr_vals.size()) != size) return "rr_vals";
+  return std::string();
 }
 
 namespace {
@@ -143,6 +187,9 @@ CrossProducts build_cross_products(const ModelData& d) {
     n_sec += F.n_levels;
     m += F.n_levels * F.q;
   }
+  // Blocks between levels are keyed by two 32-bit level numbers.
+  if (n_sec >= (Index(1) << 32) || k1 >= (Index(1) << 32))
+    throw std::length_error("the random-effects structure is too large: more than 2^32 levels of grouping factors");
   std::vector<Index> diag_off(nf, 0);
   {
     Index o = 0;

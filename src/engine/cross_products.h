@@ -10,6 +10,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <string>
 #include <vector>
 
 #include "model_data.h"
@@ -64,6 +65,10 @@ struct CrossProducts {
   int q_of(Index sec_level) const { return sec_q[sec_fac[sec_level]]; }
   // Rebuild the derived layout from the stored arrays.
   void finalize();
+  // Why the stored arrays do not fit together (sizes, index ranges), or an
+  // empty string: checked before finalize() on cross-products kept outside
+  // the engine.
+  std::string inconsistency() const;
 };
 
 // One pass over the observations (two when centring).

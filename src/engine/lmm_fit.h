@@ -35,6 +35,11 @@ struct LmmEvaluation {
   std::vector<Eigen::MatrixXd> cond_var;  // per factor: q x (q levels), including sigma^2
 };
 
+// The deviance at 10 theta compared with theta: rising at a minimum,
+// falling when there is no minimum (sigma -> 0), flat when the variances
+// are not identified.
+enum class RayShape { rising, flat, falling };
+
 struct LmmResult {
   Eigen::VectorXd theta;
   LmmEvaluation at;
@@ -42,6 +47,7 @@ struct LmmResult {
   Eigen::VectorXd gradient;  // of the deviance at theta (finite differences)
   Eigen::MatrixXd hessian;   // likewise; empty when not computed
   std::vector<std::string> warnings;
+  RayShape ray = RayShape::rising;  // the deviance along the ray of theta beyond the optimum
 };
 
 // The profiled deviance as a function of theta (+Inf where undefined).

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 namespace mlm {
 
@@ -48,6 +49,46 @@ void lower_transpose_product_in_place(Eigen::Ref<Eigen::MatrixXd> A) {
   A.bottomLeftCorner(n - h, h) =
       A.bottomRightCorner(n - h, n - h).triangularView<Eigen::Lower>().transpose() * A.bottomLeftCorner(n - h, h);
   lower_transpose_product_in_place(A.bottomRightCorner(n - h, n - h));
+}
+
+// Eigen's sparse matrices and its LDL' store positions as int: refuse a
+// structure whose pattern, ordering workspace or factor would not fit.
+constexpr Index kIntLimit = std::numeric_limits<int>::max();
+
+[[noreturn]] void refuse_size(const char* what, double count) {
+  throw std::length_error(std::string("the random-effects structure is too large: ") + what + " would have " +
+                          std::to_string(static_cast<long long>(count)) + " entries, more than the " +
+                          std::to_string(kIntLimit) + " a sparse factorisation with 32-bit indices can hold");
+}
+
+using PatternMatrix = Eigen::SparseMatrix<double, Eigen::ColMajor, int>;
+
+// The number of entries of the LDL' factor of S (lower pattern) in the
+// fill-reducing order that Eigen's SimplicialLDLT uses, counted in 64 bits
+// by the same elimination-tree walk, before Eigen counts it in int.
+void check_factor_size(const PatternMatrix& S) {
+  const int m = static_cast<int>(S.rows());
+  PatternMatrix full;
+  full = S.selfadjointView<Eigen::Lower>();
+  Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> pinv, perm;
+  Eigen::AMDOrdering<int> amd;
+  amd(full, pinv);
+  perm = pinv.inverse();
+  PatternMatrix ap(m, m);
+  ap.selfadjointView<Eigen::Upper>() = S.selfadjointView<Eigen::Lower>().twistedBy(perm);
+  std::vector<int> parent(m, -1), tag(m, 0);
+  double count = static_cast<double>(m);
+  for (int k = 0; k < m; ++k) {
+    tag[k] = k;
+    for (PatternMatrix::InnerIterator it(ap, k); it; ++it) {
+      for (int i = static_cast<int>(it.index()); i < k && tag[i] != k; i = parent[i]) {
+        if (parent[i] == -1) parent[i] = k;
+        count += 1.0;
+        tag[i] = k;
+      }
+    }
+  }
+  if (count >= kIntLimit) refuse_size("the Cholesky factor of the Schur complement", count);
 }
 
 }  // namespace
@@ -113,10 +154,13 @@ void SecondaryFactor::set_pattern(Index m, const EntryVisitor& for_each_entry) {
             trip.emplace_back(static_cast<int>(r), static_cast<int>(c), 1.0);
     }
   } else if (!dense_) {
-    if (m > std::numeric_limits<int>::max())
-      throw std::length_error("the random-effect structure is too large for the sparse factorisation");
+    if (m >= kIntLimit) refuse_size("the Schur complement of the secondary factors", static_cast<double>(m));
     for (Index i = 0; i < m; ++i) trip.emplace_back(static_cast<int>(i), static_cast<int>(i), 1.0);
-    for_each_entry([&](Index r, Index c) { trip.emplace_back(static_cast<int>(r), static_cast<int>(c), 1.0); });
+    for_each_entry([&](Index r, Index c) {
+      if (static_cast<Index>(trip.size()) >= kIntLimit)
+        refuse_size("the Schur complement of the secondary factors", static_cast<double>(trip.size()));
+      trip.emplace_back(static_cast<int>(r), static_cast<int>(c), 1.0);
+    });
   }
   if (!dense_) {
     sp_.reset(new Sparse());
@@ -125,6 +169,12 @@ void SecondaryFactor::set_pattern(Index m, const EntryVisitor& for_each_entry) {
     sp_->S.makeCompressed();
     trip.clear();
     trip.shrink_to_fit();
+    // The symmetric copy with elbow room that the AMD ordering works on
+    // (nnz + nnz / 5 + 2 m entries) and the factor must fit in int too.
+    const double full_nnz = 2.0 * static_cast<double>(sp_->S.nonZeros()) - static_cast<double>(m);
+    if (full_nnz * 1.2 + 2.0 * static_cast<double>(m) >= kIntLimit)
+      refuse_size("the ordering workspace of the Schur complement", full_nnz * 1.2 + 2.0 * static_cast<double>(m));
+    if (m > 65535) check_factor_size(sp_->S);
     sp_->ldlt.analyzePattern(sp_->S);
     const double fill = static_cast<double>(sp_->ldlt.matrixL().nestedExpression().nonZeros() + m);
     const double full = 0.5 * static_cast<double>(m) * static_cast<double>(m + 1);

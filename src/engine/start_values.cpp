@@ -5,8 +5,38 @@
 
 namespace mlm {
 
+Eigen::VectorXd theta_scales(const CrossProducts& xp, const std::vector<CovTemplate>& tpl) {
+  Index n_theta = 0;
+  for (const CovTemplate& t : tpl)
+    for (int k : t.theta_index) n_theta = std::max<Index>(n_theta, k + 1);
+  Eigen::VectorXd scale = Eigen::VectorXd::Ones(n_theta);
+  const double n = static_cast<double>(xp.n);
+  if (!(n > 0.0)) return scale;
+  Index first = 0;  // first secondary level of the current factor
+  for (std::size_t f = 0; f < tpl.size(); ++f) {
+    const int q = tpl[f].q;
+    const Index levels = f == 0 ? xp.k1 : xp.sec_levels[f - 1];
+    for (int r = 0; r < q; ++r) {
+      // sum over levels of z_r' W z_r: the diagonal of the level blocks.
+      double ss = 0.0;
+      for (Index l = 0; l < levels; ++l) {
+        const double* D = f == 0 ? xp.D1.data() + l * q * q : xp.rr_diag.data() + xp.rr_diag_off[first + l];
+        ss += D[r + r * q];
+      }
+      const double rms = std::sqrt(ss / n);
+      if (!(rms > 0.0) || !std::isfinite(rms) || !std::isfinite(1.0 / rms)) continue;
+      for (int c = 0; c <= r; ++c) {
+        const int k = tpl[f].theta_index[r + c * q];
+        if (k >= 0) scale[k] = 1.0 / rms;
+      }
+    }
+    if (f > 0) first += levels;
+  }
+  return scale;
+}
+
 Eigen::VectorXd moment_start(const CrossProducts& xp, const std::vector<CovTemplate>& tpl,
-                             const Eigen::VectorXd& fallback) {
+                             const Eigen::VectorXd& fallback, const Eigen::VectorXd& scale) {
   Eigen::VectorXd theta = fallback;
   const int p = xp.p;
   const double n = static_cast<double>(xp.n);
@@ -55,7 +85,7 @@ Eigen::VectorXd moment_start(const CrossProducts& xp, const std::vector<CovTempl
         est = estimate(xp.CR, xp.sec_start[first], q, xp.sec_levels[f - 1], xp.rr_diag.data() + xp.rr_diag_off[first],
                        static_cast<Index>(q) * q, q, a);
       }
-      if (est >= 0.0 && std::isfinite(est)) theta[k] = std::min(std::max(est, 0.1), 100.0);
+      if (est >= 0.0 && std::isfinite(est)) theta[k] = std::min(std::max(est / scale[k], 0.1), 100.0) * scale[k];
     }
   }
   return theta;

@@ -1,0 +1,130 @@
+# Memory safety, interruption and reproducibility. (The whole suite also
+# runs under AddressSanitizer and UndefinedBehaviorSanitizer:
+# Rscript tools/run-tests.R --sanitize, a step of .ci/run.)
+nels <- nels88_data()
+
+# The numbers of a fit (everything but the call, formula and frame).
+fit_numbers <- function(fit) {
+  fit[c("theta", "beta", "vcov", "sigma", "b", "cond_var", "devcomp", "fitted", "xp", "optinfo")]
+}
+
+crossed_data <- function(n = 3000, seed = 2) {
+  set.seed(seed)
+  d <- data.frame(a = sample.int(300, n, TRUE), b = sample.int(250, n, TRUE), x = rnorm(n))
+  d$y <- 1 + 0.3 * d$x + rnorm(300)[d$a] + rnorm(250, sd = 0.5)[d$b] + rnorm(n)
+  d$w <- runif(n, 0.5, 2)
+  d
+}
+
+test_that("the same input gives bitwise the same fit on repeated runs", {
+  d <- crossed_data()
+  fits <- function() {
+    list(lmm(math ~ homework + ses + (homework | schid), nels),
+         lmm(math ~ homework + (1 | schid), nels, REML = FALSE, weights = rep(c(1, 2), length.out = 519)),
+         lmm(y ~ x + (1 | a) + (1 | b), d),          # a sparse Schur complement of 250 levels
+         lmm(y ~ x + (x | a) + (1 | b), d, weights = w))
+  }
+  first <- lapply(fits(), fit_numbers)
+  second <- lapply(fits(), fit_numbers)
+  expect_identical(first, second)
+})
+
+rscript <- function() file.path(R.home("bin"), "Rscript")
+
+# An R script that loads this installation of mlmfit first.
+child_script <- function(lines) {
+  path <- tempfile(fileext = ".R")
+  writeLines(c(sprintf(".libPaths(%s)", paste(deparse(.libPaths()), collapse = "")),
+               "suppressPackageStartupMessages(library(mlmfit))", lines), path)
+  path
+}
+
+test_that("a fit in a fresh R process is bitwise the same as in this one", {
+  out <- tempfile(fileext = ".rds")
+  script <- child_script(c(
+    "f <- lmm(math ~ homework + ses + (homework | schid), nels88)",
+    sprintf("saveRDS(f[c('theta', 'beta', 'vcov', 'sigma', 'b', 'fitted')], %s)", deparse(out))))
+  status <- system2(rscript(), shQuote(script), stdout = FALSE, stderr = FALSE)
+  expect_equal(status, 0L)
+  here <- lmm(math ~ homework + ses + (homework | schid), nels)
+  expect_identical(readRDS(out), here[c("theta", "beta", "vcov", "sigma", "b", "fitted")])
+})
+
+test_that("a long fit can be interrupted (Ctrl-C) and leaves R usable", {
+  skip_on_os("windows")
+  dir <- tempfile("interrupt")
+  dir.create(dir)
+  ready <- file.path(dir, "ready")
+  result <- file.path(dir, "result.rds")
+  # A crossed design whose fit takes over ten seconds (a dense Schur
+  # complement of 1700 levels, about 35 evaluations of 0.3 s each).
+  script <- child_script(c(
+    "set.seed(1)",
+    "n <- 30000",
+    "d <- data.frame(a = sample.int(3000, n, TRUE), b = sample.int(900, n, TRUE), c = sample.int(800, n, TRUE))",
+    "d$y <- rnorm(3000)[d$a] + rnorm(900)[d$b] + rnorm(800)[d$c] + rnorm(n)",
+    sprintf("writeLines(as.character(Sys.getpid()), %s)", deparse(ready)),
+    "started <- Sys.time()",
+    "outcome <- tryCatch({ lmm(y ~ 1 + (1 | a) + (1 | b) + (1 | c), d); 'finished' },",
+    "                    interrupt = function(e) 'interrupted')",
+    "stopped <- Sys.time()",
+    "after <- lmm(math ~ homework + ses + (homework | schid), nels88)",
+    sprintf("saveRDS(list(outcome = outcome, stopped = stopped, after = after[c('theta', 'beta', 'vcov')]), %s)",
+            deparse(result))))
+  system2(rscript(), shQuote(script), wait = FALSE, stdout = FALSE, stderr = FALSE)
+  wait_for <- function(path, seconds) {
+    limit <- Sys.time() + seconds
+    while (!file.exists(path) && Sys.time() < limit) Sys.sleep(0.1)
+    file.exists(path)
+  }
+  expect_true(wait_for(ready, 120))
+  pid <- as.integer(readLines(ready))
+  Sys.sleep(1.5)  # inside the fit
+  signalled <- Sys.time()
+  tools::pskill(pid, tools::SIGINT)
+  finished <- wait_for(result, 300)
+  if (!finished) tools::pskill(pid, tools::SIGKILL)
+  expect_true(finished)
+  res <- readRDS(result)
+  expect_equal(res$outcome, "interrupted")
+  # The engine checks for an interrupt between deviance evaluations.
+  expect_lt(as.numeric(difftime(res$stopped, signalled, units = "secs")), 10)
+  # R is usable afterwards: the next fit is the one this process makes.
+  here <- lmm(math ~ homework + ses + (homework | schid), nels)
+  expect_identical(res$after, here[c("theta", "beta", "vcov")])
+})
+
+test_that("malformed arguments to the engine are R errors, never reads out of bounds", {
+  fit <- lmm(math ~ homework + (1 | schid), nels)
+  blocks <- mlmfit:::engine_blocks(fit$re)
+  templates <- mlmfit:::engine_templates(fit$re)
+  lp <- function(blocks, b = fit$b, beta = fit$beta) {
+    mlmfit:::linear_predictor_cpp(fit$X, NULL, blocks, beta, unname(b))
+  }
+  expect_equal(lp(blocks), unname(fitted(fit)), tolerance = 1e-12)
+
+  na_code <- blocks
+  na_code[[1]]$codes[3] <- NA
+  expect_error(lp(na_code), "no NA")
+  beyond <- blocks
+  beyond[[1]]$codes <- as.integer(beyond[[1]]$codes)
+  beyond[[1]]$codes[5] <- 24L  # 23 schools
+  expect_error(lp(beyond), "1..n_levels")
+  expect_error(lp(blocks, b = list(fit$b[[1]][, -1, drop = FALSE])), "q x levels")
+  expect_error(lp(blocks, beta = 1), "one value per column")
+
+  expect_error(mlmfit:::lmm_evaluate_cpp(fit$xp, templates, numeric(0), TRUE, FALSE), "outside theta")
+  bad_xp <- fit$xp
+  bad_xp$D1 <- bad_xp$D1[, -1, drop = FALSE]
+  expect_error(mlmfit:::lmm_evaluate_cpp(bad_xp, templates, fit$theta, TRUE, FALSE), "inconsistent")
+  bad_xp <- fit$xp
+  bad_xp$r1_ptr <- bad_xp$r1_ptr[-1]
+  expect_error(mlmfit:::lmm_deviance_cpp(bad_xp, templates, matrix(fit$theta), TRUE), "inconsistent")
+  wrong_q <- templates
+  wrong_q[[1]]$q <- 2L
+  wrong_q[[1]]$theta_index <- matrix(c(0L, 1L, -1L, 2L), 2, 2)
+  expect_error(mlmfit:::lmm_evaluate_cpp(fit$xp, wrong_q, c(1, 0, 1), TRUE, FALSE), "do not match")
+  # and the fit is still what it was
+  ev <- mlmfit:::lmm_evaluate_cpp(fit$xp, templates, fit$theta, TRUE, FALSE)
+  expect_equal(ev$deviance, deviance(fit), tolerance = 1e-12)
+})
