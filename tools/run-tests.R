@@ -5,6 +5,11 @@
 #
 # Usage: Rscript tools/run-tests.R [--sanitize] [filter]
 #
+# Besides the testthat suite, every help page's examples and every vignette
+# are run (each counts as one test: passed when it runs without error), so
+# that what users copy from the documentation keeps working. A filter runs
+# the matching test files only.
+#
 # --sanitize builds the package with AddressSanitizer and
 # UndefinedBehaviorSanitizer (tools/sanitizer.mk) from a copy of the
 # sources in .sanitizer/ (so that its objects never mix with the normal
@@ -16,7 +21,8 @@ args <- commandArgs(trailingOnly = TRUE)
 sanitize <- "--sanitize" %in% args
 installed <- match("--installed", args, nomatch = 0L)
 installed_lib <- if (installed > 0L) args[[installed + 1L]] else NULL
-positional <- args[!args %in% c("--sanitize", "--installed", installed_lib)]
+no_docs <- "--no-docs" %in% args
+positional <- args[!args %in% c("--sanitize", "--installed", "--no-docs", installed_lib)]
 filter <- if (length(positional) > 0L) positional[[1L]] else NULL
 root <- normalizePath(".")
 r_bin <- file.path(R.home("bin"), "R")
@@ -48,7 +54,52 @@ run_suite <- function(lib) {
   df <- as.data.frame(results)
   failed <- sum(df$failed) + sum(df$error)
   passed <- sum(df$nb) - sum(df$failed) - sum(df$skipped)
+  if (is.null(filter) && !no_docs) {
+    docs <- run_documentation()
+    passed <- passed + docs[["passed"]]
+    failed <- failed + docs[["failed"]]
+  }
   finish(passed, failed)
+}
+
+# One check per help page (its examples) and per vignette (rendered to
+# HTML in a temporary directory): an error fails it.
+run_documentation <- function() {
+  passed <- 0L
+  failed <- 0L
+  record <- function(what, ok, message = "") {
+    cat(sprintf("%s %s%s\n", if (ok) "ok  " else "FAIL", what, message))
+    if (ok) passed <<- passed + 1L else failed <<- failed + 1L
+  }
+  cat("\n== examples of the help pages ==\n")
+  out <- tempfile("examples")
+  dir.create(out)
+  for (rd in list.files(file.path(root, "man"), pattern = "[.]Rd$", full.names = TRUE)) {
+    code <- file.path(out, sub("[.]Rd$", ".R", basename(rd)))
+    tools::Rd2ex(rd, code)
+    if (!file.exists(code)) next
+    err <- tryCatch({
+      env <- new.env(parent = globalenv())
+      suppressMessages(suppressWarnings(utils::capture.output(sys.source(code, envir = env))))
+      NULL
+    }, error = function(e) conditionMessage(e))
+    grDevices::graphics.off()
+    record(paste("example", basename(rd)), is.null(err), if (is.null(err)) "" else paste(":", err))
+  }
+  cat("\n== vignettes ==\n")
+  for (v in list.files(file.path(root, "vignettes"), pattern = "[.]Rmd$", full.names = TRUE)) {
+    dir <- tempfile("vignette")
+    dir.create(dir)
+    file.copy(v, dir)
+    err <- tryCatch({
+      suppressMessages(utils::capture.output(
+        rmarkdown::render(file.path(dir, basename(v)), output_dir = dir, intermediates_dir = dir,
+                          envir = new.env(parent = globalenv()), quiet = TRUE)))
+      NULL
+    }, error = function(e) conditionMessage(e))
+    record(paste("vignette", basename(v)), is.null(err), if (is.null(err)) "" else paste(":", err))
+  }
+  c(passed = passed, failed = failed)
 }
 
 # Copy the package sources into dir, only the files that changed (a copy
@@ -116,7 +167,7 @@ env <- paste0(c("LD_PRELOAD=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "MLMFIT_FUZZ_C
                         paste0("print_stacktrace=1:log_path=", file.path(log_dir, "ubsan")), fuzz_cases)))
 out <- tempfile()
 status <- system2(r_bin, c("--vanilla", "--no-echo", "-f", shQuote(file.path(root, "tools", "run-tests.R")),
-                           "--args", "--installed", shQuote(san_lib), if (!is.null(filter)) shQuote(filter)),
+                           "--args", "--installed", shQuote(san_lib), "--no-docs", if (!is.null(filter)) shQuote(filter)),
                   env = env, stdout = out, stderr = out)
 lines <- readLines(out, warn = FALSE)
 writeLines(lines)
