@@ -105,23 +105,23 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
     # gives the means from which a first size is estimated; the engine then
     # searches log(size) three units either side of it, widening if needed.
     pois <- glmm_family(stats::poisson(link = fam$link))
-    pois_engine <- glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
-                                model$intercept_col - 1L, blocks, re$theta0, re$lower,
-                                glmm_engine_family(pois, resp$y, resp$weights, mustart), nAGQ,
-                                utils::modifyList(control, list(hessian = FALSE, cond_var = FALSE)))
+    pois_engine <- engine_call(glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
+                                            model$intercept_col - 1L, blocks, re$theta0, re$lower,
+                                            glmm_engine_family(pois, resp$y, resp$weights, mustart), nAGQ,
+                                            utils::modifyList(control, list(hessian = FALSE, cond_var = FALSE))))
     if (!is.null(pois_engine$error)) {
       mlm_abort(c("The Poisson model that starts the negative binomial fit failed: {pois_engine$error}."),
                 "mlmfit_error_fit")
     }
     size0 <- nb_theta_ml(resp$y, pois$family$linkinv(pois_engine$eta), resp$weights)
-    engine <- glmm_nb_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(pois_engine$eta),
-                              model$intercept_col - 1L, blocks, as.double(pois_engine$theta), re$lower,
-                              engine_family, nAGQ, control, log(size0) - 3, log(size0) + 3)
+    engine <- engine_call(glmm_nb_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(pois_engine$eta),
+                                          model$intercept_col - 1L, blocks, as.double(pois_engine$theta), re$lower,
+                                          engine_family, nAGQ, control, log(size0) - 3, log(size0) + 3))
     if (is.null(engine$error)) fam <- glmm_family(negative_binomial(engine$nb_size, link = fam$link))
   } else {
-    engine <- glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
-                           model$intercept_col - 1L, blocks, re$theta0, re$lower, engine_family,
-                           nAGQ, control)
+    engine <- engine_call(glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
+                                       model$intercept_col - 1L, blocks, re$theta0, re$lower, engine_family,
+                                       nAGQ, control))
   }
   if (!is.null(engine$error)) {
     found <- separation_certificate(model$X, resp$y, resp$weights, model$offset, fam$family, fam$dist)

@@ -9,6 +9,7 @@
 #include "engine/glmm_fit.h"
 #include "engine/glmm_nb.h"
 #include "engine/model_data.h"
+#include "glue_convert.h"
 
 using Rcpp::IntegerVector;
 using Rcpp::List;
@@ -16,69 +17,6 @@ using Rcpp::Named;
 using Rcpp::NumericVector;
 
 namespace {
-
-const double* optional_vector(SEXP x, R_xlen_t n, const char* what) {
-  if (Rf_isNull(x)) return nullptr;
-  if (TYPEOF(x) != REALSXP || XLENGTH(x) != n) Rcpp::stop("internal: '%s' must be a double vector of length n", what);
-  return REAL(x);
-}
-
-std::vector<mlm::CovTemplate> glmm_templates(const List& blocks) {
-  std::vector<mlm::CovTemplate> out;
-  for (R_xlen_t f = 0; f < blocks.size(); ++f) {
-    List b = blocks[f];
-    mlm::CovTemplate t;
-    t.q = Rcpp::as<int>(b["q"]);
-    IntegerVector ti = b["theta_index"];
-    t.theta_index.assign(ti.begin(), ti.end());
-    if (static_cast<int>(t.theta_index.size()) != t.q * t.q) Rcpp::stop("internal: theta_index must be q x q");
-    out.push_back(t);
-  }
-  return out;
-}
-
-// blocks as for lmm_fit_cpp(): codes (1-based), n_levels, q, cols (NULL for
-// ones, an integer column of X, or a double vector), theta_index.
-mlm::ModelData glmm_model_data(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col,
-                               const List& blocks) {
-  mlm::ModelData d;
-  d.n = X.nrow();
-  d.p = X.ncol();
-  d.X = X.begin();
-  d.y = optional_vector(y, d.n, "y");
-  d.weights = optional_vector(weights, d.n, "weights");
-  d.offset = optional_vector(offset, d.n, "offset");
-  d.intercept_col = intercept_col;
-  std::vector<mlm::CovTemplate> tpl = glmm_templates(blocks);
-  for (R_xlen_t f = 0; f < blocks.size(); ++f) {
-    List b = blocks[f];
-    mlm::FactorBlock F;
-    SEXP codes = b["codes"];
-    if (TYPEOF(codes) != INTSXP || XLENGTH(codes) != d.n) Rcpp::stop("internal: codes must be integer of length n");
-    F.codes = INTEGER(codes);
-    F.code_base = 1;
-    F.n_levels = static_cast<mlm::Index>(Rcpp::as<double>(b["n_levels"]));
-    F.cov = tpl[f];
-    F.q = F.cov.q;
-    List cols = b["cols"];
-    if (cols.size() != F.q) Rcpp::stop("internal: a block needs q columns");
-    for (R_xlen_t a = 0; a < cols.size(); ++a) {
-      SEXP c = cols[a];
-      if (Rf_isNull(c)) {
-        F.cols.push_back(nullptr);
-      } else if (TYPEOF(c) == INTSXP && XLENGTH(c) == 1) {
-        const int j = INTEGER(c)[0];
-        if (j < 1 || j > d.p) Rcpp::stop("internal: column reference out of range");
-        F.cols.push_back(d.X + static_cast<mlm::Index>(j - 1) * d.n);
-      } else {
-        F.cols.push_back(optional_vector(c, d.n, "random-effect column"));
-      }
-    }
-    d.blocks.push_back(F);
-  }
-  d.check_interrupt = [] { Rcpp::checkUserInterrupt(); };
-  return d;
-}
 
 mlm::GlmFamily family_from(const List& f) {
   mlm::GlmFamily fam;
@@ -152,6 +90,13 @@ List glmm_result_to_r(const mlm::GlmmResult& res) {
                                       Named("warnings") = Rcpp::wrap(res.warnings)));
 }
 
+// The engine follows eta_start row by row and beta column by column.
+void check_glmm_arguments(const mlm::ModelData& d, const NumericVector& eta_start, const NumericVector& theta,
+                          const NumericVector& lower) {
+  if (eta_start.size() != d.n) Rcpp::stop("internal: eta_start must have one value per observation");
+  if (lower.size() != 0) mlm_glue::check_theta(theta, lower);
+}
+
 }  // namespace
 
 // One call per fit: PIRLS and both optimisation stages in C++.
@@ -159,8 +104,9 @@ List glmm_result_to_r(const mlm::GlmmResult& res) {
 List glmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start,
                   int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower,
                   const List& family, int n_agq, const List& control) {
-  mlm::ModelData d = glmm_model_data(X, y, weights, offset, intercept_col, blocks);
-  mlm::GlmmResult res = mlm::fit_glmm(d, family_from(family), glmm_templates(blocks),
+  mlm::ModelData d = mlm_glue::model_data_from(X, y, weights, offset, intercept_col, blocks);
+  check_glmm_arguments(d, eta_start, theta0, lower);
+  mlm::GlmmResult res = mlm::fit_glmm(d, family_from(family), mlm_glue::templates_from(blocks, theta0.size()),
                                       Rcpp::as<Eigen::VectorXd>(eta_start), Rcpp::as<Eigen::VectorXd>(theta0),
                                       Rcpp::as<Eigen::VectorXd>(lower), glmm_options(control, n_agq));
   return glmm_result_to_r(res);
@@ -173,8 +119,10 @@ List glmm_evaluate_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP 
                        const NumericVector& eta_start, int intercept_col, const List& blocks,
                        const NumericVector& theta, const NumericVector& beta, const List& family, int n_agq,
                        const List& control) {
-  mlm::ModelData d = glmm_model_data(X, y, weights, offset, intercept_col, blocks);
-  mlm::GlmmResult res = mlm::evaluate_glmm(d, family_from(family), glmm_templates(blocks),
+  mlm::ModelData d = mlm_glue::model_data_from(X, y, weights, offset, intercept_col, blocks);
+  check_glmm_arguments(d, eta_start, theta, NumericVector());
+  if (beta.size() != d.p) Rcpp::stop("internal: beta must have one value per column of X");
+  mlm::GlmmResult res = mlm::evaluate_glmm(d, family_from(family), mlm_glue::templates_from(blocks, theta.size()),
                                            Rcpp::as<Eigen::VectorXd>(eta_start), Rcpp::as<Eigen::VectorXd>(theta),
                                            Rcpp::as<Eigen::VectorXd>(beta), glmm_options(control, n_agq));
   return glmm_result_to_r(res);
@@ -194,8 +142,9 @@ List gauss_hermite_cpp(int n) {
 List glmm_nb_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start,
                      int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower,
                      const List& family, int n_agq, const List& control, double log_size_lo, double log_size_hi) {
-  mlm::ModelData d = glmm_model_data(X, y, weights, offset, intercept_col, blocks);
-  mlm::NbResult res = mlm::fit_glmm_nb(d, family_from(family), glmm_templates(blocks),
+  mlm::ModelData d = mlm_glue::model_data_from(X, y, weights, offset, intercept_col, blocks);
+  check_glmm_arguments(d, eta_start, theta0, lower);
+  mlm::NbResult res = mlm::fit_glmm_nb(d, family_from(family), mlm_glue::templates_from(blocks, theta0.size()),
                                        Rcpp::as<Eigen::VectorXd>(eta_start), Rcpp::as<Eigen::VectorXd>(theta0),
                                        Rcpp::as<Eigen::VectorXd>(lower), glmm_options(control, n_agq), log_size_lo,
                                        log_size_hi);

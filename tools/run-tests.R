@@ -35,6 +35,8 @@ finish <- function(passed, failed) {
 install_into <- function(source, lib, env = character()) {
   dir.create(lib, showWarnings = FALSE, recursive = TRUE)
   log <- tempfile()
+  # Compile on both cores of the project machine unless told otherwise.
+  if (!nzchar(Sys.getenv("MAKEFLAGS"))) env <- c(env, "MAKEFLAGS=-j2")
   status <- system2(r_bin, c("CMD", "INSTALL", "--no-test-load", "--no-docs", "--no-multiarch",
                              paste0("--library=", shQuote(lib)), shQuote(source)),
                     stdout = log, stderr = log, env = env)

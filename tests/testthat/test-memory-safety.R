@@ -128,3 +128,24 @@ test_that("malformed arguments to the engine are R errors, never reads out of bo
   ev <- mlmfit:::lmm_evaluate_cpp(fit$xp, templates, fit$theta, TRUE, FALSE)
   expect_equal(ev$deviance, deviance(fit), tolerance = 1e-12)
 })
+
+test_that("malformed arguments to the GLMM engine are R errors, and a well-formed call reproduces the fit", {
+  cbpp <- data.frame(incidence = c(2, 3, 4, 0, 3, 1, 1, 8, 2, 0, 2, 2, 0, 2, 0, 5),
+                     size = c(14, 12, 9, 5, 22, 18, 21, 22, 16, 16, 20, 10, 10, 9, 6, 18),
+                     herd = factor(rep(1:4, each = 4)), period = factor(rep(1:4, 4)))
+  fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)
+  fam <- mlmfit:::glmm_engine_family(fit$family_info, fit$y, fit$prior_weights, fit$fitted, fit$trials)
+  blocks <- mlmfit:::engine_blocks(fit$re)
+  evaluate <- function(blocks = mlmfit:::engine_blocks(fit$re), eta = fit$eta, theta = fit$theta, beta = fit$beta) {
+    mlmfit:::glmm_evaluate_cpp(fit$X, fit$y, fit$prior_weights, NULL, unname(eta), 0L, blocks, theta, beta,
+                               fam, 1L, fit$control)
+  }
+  expect_equal(evaluate()$criterion, -2 * as.numeric(logLik(fit)), tolerance = 1e-6)
+  beyond <- blocks
+  beyond[[1]]$codes <- as.integer(beyond[[1]]$codes)
+  beyond[[1]]$codes[5] <- 5L  # 4 herds
+  expect_error(evaluate(beyond), "1..n_levels")
+  expect_error(evaluate(eta = fit$eta[-1]), "one value per observation")
+  expect_error(evaluate(beta = fit$beta[-1]), "one value per column")
+  expect_error(evaluate(theta = numeric(0)), "outside theta")
+})
