@@ -133,7 +133,7 @@ test_that("malformed arguments to the GLMM engine are R errors, and a well-forme
   cbpp <- data.frame(incidence = c(2, 3, 4, 0, 3, 1, 1, 8, 2, 0, 2, 2, 0, 2, 0, 5),
                      size = c(14, 12, 9, 5, 22, 18, 21, 22, 16, 16, 20, 10, 10, 9, 6, 18),
                      herd = factor(rep(1:4, each = 4)), period = factor(rep(1:4, 4)))
-  fit <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)
+  fit <- suppressMessages(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial))
   fam <- mlmfit:::glmm_engine_family(fit$family_info, fit$y, fit$prior_weights, fit$fitted, fit$trials)
   blocks <- mlmfit:::engine_blocks(fit$re)
   evaluate <- function(blocks = mlmfit:::engine_blocks(fit$re), eta = fit$eta, theta = fit$theta, beta = fit$beta) {
