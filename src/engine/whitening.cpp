@@ -329,13 +329,14 @@ void WhitenedCrossProducts::scatter(const double* G, Index g, double* v) const {
 }
 
 void WhitenedCrossProducts::unpack(const double* v) {
-  std::memcpy(xp_.D1.data(), v, sizeof(double) * xp_.D1.size());
-  std::memcpy(xp_.C1.data(), v + off_C1_, sizeof(double) * xp_.C1.size());
-  std::memcpy(xp_.XX.data(), v + off_XX_, sizeof(double) * xp_.XX.size());
+  // std::copy rather than memcpy: an empty block has a null data pointer.
+  std::copy(v, v + xp_.D1.size(), xp_.D1.data());
+  std::copy(v + off_C1_, v + off_C1_ + xp_.C1.size(), xp_.C1.data());
+  std::copy(v + off_XX_, v + off_XX_ + xp_.XX.size(), xp_.XX.data());
   std::copy(v + off_rrd_, v + off_rrd_ + xp_.rr_diag.size(), xp_.rr_diag.begin());
   std::copy(v + off_rrv_, v + off_rrv_ + xp_.rr_vals.size(), xp_.rr_vals.begin());
   std::copy(v + off_r1_, v + off_r1_ + xp_.r1_vals.size(), xp_.r1_vals.begin());
-  std::memcpy(xp_.CR.data(), v + off_CR_, sizeof(double) * xp_.CR.size());
+  std::copy(v + off_CR_, v + off_CR_ + xp_.CR.size(), xp_.CR.data());
 }
 
 namespace {
