@@ -230,16 +230,22 @@ check_re_columns <- function(blocks, X) {
   for (b in blocks) {
     for (k in seq_along(b$refs)) {
       ref <- b$refs[[k]]
-      if (is.null(ref)) next
-      col <- if (is.integer(ref) && length(ref) == 1L) X[, ref] else ref
-      rng <- range(col)
-      if (rng[1L] == 0 && rng[2L] == 0) {
-        mlm_abort(c("The random-effect column {.var {b$colnames[k]}} for {.var {b$label}} is zero in every row used.",
-                    i = "Its variance cannot be estimated: drop it from the random-effect term."),
-                  "mlmfit_error_identifiability", variable = b$colnames[k])
-      }
+      if (is.null(ref) || !column_is_zero(X, ref)) next
+      mlm_abort(c("The random-effect column {.var {b$colnames[k]}} for {.var {b$label}} is zero in every row used.",
+                  i = "Its variance cannot be estimated: drop it from the random-effect term."),
+                "mlmfit_error_identifiability", variable = b$colnames[k])
     }
   }
+}
+
+# A random-effect column (a column of X, or a vector) that is zero in every
+# row. The first rows usually settle it without copying the column.
+column_is_zero <- function(X, ref) {
+  of_X <- is.integer(ref) && length(ref) == 1L
+  n <- if (of_X) nrow(X) else length(ref)
+  head_rows <- seq_len(min(n, 2000L))
+  if (any((if (of_X) X[head_rows, ref] else ref[head_rows]) != 0)) return(FALSE)
+  all((if (of_X) X[, ref] else ref) == 0)
 }
 
 # The structure handed to the engine (one entry per block).

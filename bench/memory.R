@@ -2,6 +2,9 @@
 # size's high-water mark over the level after the data are made (and, on
 # small data, after warm-up fits). Linux: writing 5 to /proc/self/clear_refs
 # resets VmHWM. Counts R and C++ allocations alike.
+# bench/run.R starts this script with MALLOC_MMAP_THRESHOLD_ fixed, so that
+# glibc returns freed large blocks to the system instead of keeping them for
+# the next fit (a retained heap would hide the measured fit's peak).
 # Usage: Rscript bench/memory.R <case> <mlmfit|lme4> [n]
 args <- commandArgs(trailingOnly = TRUE)
 source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE))), "cases.R"))
@@ -9,10 +12,12 @@ case <- if (args[[1]] == "scaling") scaling_case(as.numeric(args[[3]])) else ben
 pkg <- args[[2]]
 suppressPackageStartupMessages({ library(pkg, character.only = TRUE) })
 data <- case$data()
-# On small data two warm-up fits load the packages' lazily loaded code and
-# settle R's heap, and the third fit is measured; on large data those
-# effects are negligible and the first fit is measured.
-if (nrow(data) < 1e5) for (i in 1:2) invisible(suppressMessages(suppressWarnings(fit_with(pkg, case, data))))
+# Two warm-up fits load the packages' lazily loaded code: on the data
+# itself when they are small, otherwise on their first 5000 rows, so that
+# the memory the measured fit needs is not already held by the process.
+warm <- if (nrow(data) <= 2e4) data else droplevels(data[seq_len(5000L), , drop = FALSE])
+for (i in 1:2) invisible(suppressMessages(suppressWarnings(try(fit_with(pkg, case, warm), silent = TRUE))))
+rm(warm)
 status_kb <- function(field) {
   line <- grep(paste0("^", field, ":"), readLines("/proc/self/status"), value = TRUE)
   as.numeric(gsub("[^0-9]", "", line))

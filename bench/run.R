@@ -39,7 +39,7 @@ time_case <- function(case) {
 memory_case <- function(name, pkg, n = NULL) {
   res <- system2(file.path(R.home("bin"), "Rscript"),
                  c(shQuote(file.path(bench_dir, "memory.R")), name, pkg, if (!is.null(n)) format(n, scientific = FALSE)),
-                 stdout = TRUE, stderr = FALSE)
+                 stdout = TRUE, stderr = FALSE, env = "MALLOC_MMAP_THRESHOLD_=131072")
   vals <- as.numeric(strsplit(utils::tail(res, 1L), " ")[[1]])
   if (length(vals) != 2L) c(NA, NA) else vals
 }
