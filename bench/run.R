@@ -47,6 +47,8 @@ memory_case <- function(name, pkg, n = NULL) {
 fmt_t <- function(x) ifelse(is.na(x), "–", ifelse(x < 0.1, sprintf("%.1f ms", 1000 * x), sprintf("%.2f s", x)))
 fmt_mb <- function(x) ifelse(is.na(x), "–", ifelse(x < 10, sprintf("%.1f MB", pmax(x, 0)), sprintf("%.0f MB", x)))
 
+load_average <- function() paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
+load_start <- load_average()
 rows <- list()
 for (name in names(cases)) {
   case <- cases[[name]]
@@ -102,6 +104,8 @@ lines <- c(
   sprintf("Machine: %s, %d cores, %s RAM; %s; mlmfit %s, lme4 %s; BLAS %s.",
           paste(cpu, collapse = "; "), parallel::detectCores(), mem_total, R.version.string,
           utils::packageVersion("mlmfit"), utils::packageVersion("lme4"), basename(extSoftVersion()[["BLAS"]])),
+  "",
+  sprintf("Load average (1, 5, 15 min) at the start: %s; at the end: %s.", load_start, load_average()),
   "",
   "Times are medians of runs alternating between the packages in one R process (lmer: REML fits;",
   "glmer: Laplace).",
