@@ -67,7 +67,7 @@ confint.glmm <- function(object, parm, level = 0.95, method = c("profile", "Wald
   vnames <- glmm_sdcor_names(object, oldNames)
   all_names <- c(vnames, names(object$beta))
   nvp <- length(vnames)
-  which <- confint_which(parm, all_names, nvp, length(object$beta))
+  which <- glmm_confint_which(parm, all_names, nvp, length(object$beta))
   a <- (1 + c(-level, level)) / 2
   cols <- paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3), "%")
   out <- switch(method,
@@ -92,7 +92,7 @@ confint.glmm <- function(object, parm, level = 0.95, method = c("profile", "Wald
 
 # Positions of the parameters `parm` among all_names (variance parameters
 # first, nvp of them, then p fixed effects).
-confint_which <- function(parm, all_names, nvp, p) {
+glmm_confint_which <- function(parm, all_names, nvp, p) {
   which <- if (missing(parm)) {
     seq_along(all_names)
   } else if (is.numeric(parm)) {

@@ -41,6 +41,10 @@ test_that("profile intervals of cbpp agree with lme4's profile", {
   expect_identical(rownames(confint(fit, parm = "theta_", method = "Wald")), ".sig01")
   expect_identical(rownames(confint(fit, parm = "beta_", method = "Wald")), names(fixef(fit)))
   expect_identical(rownames(confint(fit, parm = 1, method = "Wald", oldNames = FALSE)), "sd_(Intercept)|herd")
+  # tidy() takes the profile limits
+  td <- tidy(fit, conf.int = TRUE, conf.method = "profile")
+  expect_equal(td$conf.low, unname(ours[c(names(fixef(fit)), ".sig01"), 1L]), tolerance = 1e-6)
+  expect_equal(td$conf.high, unname(ours[c(names(fixef(fit)), ".sig01"), 2L]), tolerance = 1e-6)
 })
 
 test_that("profile intervals on Contraception agree with lme4's: Laplace and adaptive quadrature", {
