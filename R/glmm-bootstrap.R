@@ -4,7 +4,8 @@
 # in chunks with a progress bar between them and optionally on several
 # cores. parametric_bootstrap() sends glmm() fits here.
 
-glmm_parametric_bootstrap <- function(fit, nsim, seed, cores, progress) {
+# `refit` turns a simulated response into estimates (a seam for tests).
+glmm_parametric_bootstrap <- function(fit, nsim, seed, cores, progress, refit = glmm_refit_simulated) {
   nsim <- as.integer(nsim)
   if (length(nsim) != 1L || is.na(nsim) || nsim < 1L) {
     mlm_abort("{.arg nsim} must be a positive whole number.", "mlmfit_error_argument")
@@ -25,24 +26,21 @@ glmm_parametric_bootstrap <- function(fit, nsim, seed, cores, progress) {
   setup <- glmm_bootstrap_setup(fit)
   chunk_size <- if (cores > 1L) max(1L, as.integer(ceiling(nsim / (10L * cores)))) else 10L
   chunks <- split(seq_len(nsim), ceiling(seq_len(nsim) / chunk_size))
-  run_chunk <- function(cols) lapply(cols, function(s) glmm_refit_simulated(setup, sims[[s]]))
+  run_chunk <- function(cols) lapply(cols, function(s) refit(setup, sims[[s]]))
   results <- vector("list", length(chunks))
   bar <- NULL
   if (progress) bar <- cli::cli_progress_bar("Bootstrap refits", total = nsim, .envir = environment())
   if (cores > 1L && .Platform$OS.type == "windows") {
     cl <- parallel::makePSOCKcluster(cores)
     on.exit(parallel::stopCluster(cl), add = TRUE)
-    parallel::clusterExport(cl, c("setup", "sims"), envir = environment())
+    parallel::clusterExport(cl, c("setup", "sims", "refit"), envir = environment())
   }
   groups <- split(seq_along(chunks), ceiling(seq_along(chunks) / cores))
   for (g in groups) {
     part <- if (cores == 1L) {
       lapply(chunks[g], run_chunk)
     } else if (.Platform$OS.type == "windows") {
-      parallel::parLapply(cl, chunks[g], function(cols) {
-        refit <- utils::getFromNamespace("glmm_refit_simulated", "mlmfit")
-        lapply(cols, function(s) refit(setup, sims[[s]]))
-      })
+      parallel::parLapply(cl, chunks[g], function(cols) lapply(cols, function(s) refit(setup, sims[[s]])))
     } else {
       parallel::mclapply(chunks[g], run_chunk, mc.cores = cores, mc.preschedule = FALSE)
     }
@@ -103,5 +101,7 @@ glmm_refit_simulated <- function(setup, ysim) {
   }
   s <- theta_to_sdcor(setup$re, as.vector(r$theta), sigma)
   if (!setup$use_sc) s <- s[-length(s)]
-  list(estimates = c(s, as.vector(r$beta)), warnings = length(r$optinfo$warnings))
+  est <- c(s, as.vector(r$beta))
+  if (!all(is.finite(est))) return(list(estimates = na_row, warnings = 0L))
+  list(estimates = est, warnings = length(r$optinfo$warnings))
 }

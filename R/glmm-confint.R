@@ -79,15 +79,21 @@ confint.glmm <- function(object, parm, level = 0.95, method = c("profile", "Wald
     profile = glmm_profile_intervals(object, which, level, all_names[which]),
     boot = {
       est <- parametric_bootstrap(object, nsim, seed = seed, cores = cores, progress = progress)
-      t0 <- c(glmm_sdcor(object), object$beta)
-      ci <- t(vapply(which, function(w) bootstrap_interval(est[, w], t0[w], level, boot.type), numeric(2)))
-      n_failed <- sum(!stats::complete.cases(est))
-      if (n_failed > 0L) {
-        mlm_warn("{n_failed} of {nsim} bootstrap refit{?s} failed and {?was/were} left out.", "mlmfit_warning_bootstrap")
-      }
-      ci
+      glmm_bootstrap_limits(est, c(glmm_sdcor(object), object$beta), which, level, boot.type)
     })
   matrix(out, ncol = 2L, dimnames = list(all_names[which], cols))
+}
+
+# Bootstrap limits of the parameters `which` from the replicates `est` (one
+# row per replicate; rows of NA are failed refits, left out and counted).
+glmm_bootstrap_limits <- function(est, t0, which, level, type) {
+  n_failed <- sum(!stats::complete.cases(est))
+  if (n_failed > 0L) {
+    mlm_warn("{n_failed} of {nrow(est)} bootstrap refit{?s} failed and {?was/were} left out.",
+             "mlmfit_warning_bootstrap")
+  }
+  ok <- stats::complete.cases(est)
+  t(vapply(which, function(w) bootstrap_interval(est[ok, w], t0[w], level, type), numeric(2)))
 }
 
 # Positions of the parameters `parm` among all_names (variance parameters
