@@ -54,8 +54,8 @@ lines <- c(
   "| task | mlmfit | lme4 | largest gap between the limits, as a fraction of lme4's interval width |",
   "|---|---|---|---|",
   row("profile, all 5 parameters, cbpp", t_cbpp, t_cbpp_lme4, signif(gap(ci_cbpp, ci_cbpp_lme4), 2)),
-  row("profile, all 8 parameters, Contraception `(1 | district)`", t_con, t_con_lme4, signif(gap(ci_con, ci_con_lme4), 2)),
-  row("profile, all 6 parameters, Contraception `(urban | district)`", t_slope, t_slope_lme4,
+  row("profile, all 8 parameters, Contraception `(1 \\| district)`", t_con, t_con_lme4, signif(gap(ci_con, ci_con_lme4), 2)),
+  row("profile, all 6 parameters, Contraception `(urban \\| district)`", t_slope, t_slope_lme4,
       signif(gap(ci_slope, ci_slope_lme4), 2)),
   row("parametric bootstrap of cbpp: mlmfit 1000 refits, lme4 `bootMer` 100", t_boot, t_bootmer),
   ""
