@@ -24,7 +24,10 @@ test_that("profile intervals of cbpp agree with lme4's profile", {
   skip_if_not_installed("lme4")
   fits <- glmm_fixture("cbpp")
   ours <- confint(fits$mlm)
-  theirs <- suppressMessages(stats::confint(fits$lme4))
+  # lme4's profile changes the state of the glmer fit it profiles (its
+  # modes), so it gets a fit of its own, not the shared fixture
+  ref <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial)
+  theirs <- suppressMessages(stats::confint(ref))
   expect_profile_agreement(ours, theirs)
   # the limits are where the deviance has risen by the chi-square quantile
   fit <- fits$mlm
@@ -38,7 +41,7 @@ test_that("profile intervals of cbpp agree with lme4's profile", {
   # level, parm by name and by lme4's shorthands
   ci90 <- confint(fit, parm = "period2", level = 0.9)
   expect_identical(dimnames(ci90), list("period2", c("5 %", "95 %")))
-  expect_profile_agreement(ci90, suppressMessages(stats::confint(fits$lme4, parm = "period2", level = 0.9)))
+  expect_profile_agreement(ci90, suppressMessages(stats::confint(ref, parm = "period2", level = 0.9)))
   expect_gt(ci90[1L], ours["period2", 1L])
   expect_identical(rownames(confint(fit, parm = "theta_", method = "Wald")), ".sig01")
   expect_identical(rownames(confint(fit, parm = "beta_", method = "Wald")), names(fixef(fit)))
