@@ -16,7 +16,14 @@
 #' thousand observations take seconds. [confint()] with `method = "boot"`
 #' uses these estimates.
 #'
-#' @param fit A fit from [lmm()].
+#' For a [glmm()] fit, each simulated response (from [simulate()]) is
+#' refitted exactly as [glmm()] fits the data, from the same starting
+#' values; the estimates are the standard deviations and correlations of
+#' the random effects (and the scale of a Gamma model), then the fixed
+#' effects. A refit that fails gives a row of `NA`. The size of a negative
+#' binomial model is held at its estimate.
+#'
+#' @param fit A fit from [lmm()] or [glmm()].
 #' @param nsim Number of simulations.
 #' @param seed Seed for [set.seed()], or `NULL` to continue the current
 #'   random number stream.
@@ -36,8 +43,9 @@
 #' @export
 parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progress = TRUE) {
   chunk_size <- 25L
+  if (inherits(fit, "glmm")) return(glmm_parametric_bootstrap(fit, nsim, seed, cores, progress))
   if (!inherits(fit, "lmm")) {
-    mlm_abort("The parametric bootstrap is available for linear mixed models from {.fn lmm}.",
+    mlm_abort("The parametric bootstrap is available for fits from {.fn lmm} and {.fn glmm}.",
               "mlmfit_error_argument")
   }
   nsim <- as.integer(nsim)

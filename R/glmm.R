@@ -55,7 +55,8 @@
 #'   [ngrps()], [nobs()], [formula()], ...) it has methods for [family()],
 #'   [predict()] (`type = "link"` or `"response"`), [residuals()] (types
 #'   deviance, pearson, working, response), [simulate()], [summary()] with z
-#'   tests, [logLik()], [AIC()], [BIC()] and [deviance()].
+#'   tests, [logLik()], [AIC()], [BIC()], [deviance()] and [confint()]
+#'   (profile-likelihood, Wald or bootstrap intervals: [confint.glmm()]).
 #' @references Bates, D., Maechler, M., Bolker, B. and Walker, S. (2015).
 #'   Fitting linear mixed-effects models using lme4. *Journal of
 #'   Statistical Software* 67(1), 1-48. \doi{10.18637/jss.v067.i01}

@@ -100,7 +100,8 @@ variance_parameter_zeta <- function(fit_ml, i) {
 
 # The value where zeta crosses `target`, searching from the estimate in
 # the direction of target's sign with steps that double, within bounds.
-zeta_crossing <- function(zeta, est, target, step, lower = -Inf, upper = Inf, max_doublings = 40L) {
+zeta_crossing <- function(zeta, est, target, step, lower = -Inf, upper = Inf, max_doublings = 40L,
+                          tol = 1e-8 * max(abs(step), 1e-12)) {
   dir <- sign(target)
   a <- est
   za <- 0
@@ -115,7 +116,7 @@ zeta_crossing <- function(zeta, est, target, step, lower = -Inf, upper = Inf, ma
       r <- stats::uniroot(function(v) zeta(v) - target, sort(c(a, b)),
                           f.lower = if (a < b) za - target else zb - target,
                           f.upper = if (a < b) zb - target else za - target,
-                          tol = 1e-8 * max(abs(step), 1e-12))
+                          tol = tol)
       return(r$root)
     }
     if (at_bound) return(b)
