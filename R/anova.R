@@ -93,10 +93,10 @@ type3_table <- function(fit, ddf) {
 refit_ml <- function(fit) {
   if (!isTRUE(fit$REML)) return(fit)
   # A residual structure's parameters must be re-estimated too: its
-  # cross-products depend on them, so refit from the data.
+  # cross-products depend on them, so refit by the structured engine.
   if (inherits(fit, "lmm_residual_structure")) {
-    call <- stats::update(fit, REML = FALSE, evaluate = FALSE)
-    return(eval(call, environment(stats::formula(fit))))
+    engine <- engine_call(structured_engine_fit(fit, fit$y, REML = FALSE))
+    return(structured_fit_from_engine(fit, engine, REML = FALSE))
   }
   engine <- lmm_refit_xp_cpp(fit$xp, engine_templates(fit$re), fit$theta, fit$lower, FALSE, fit$control)
   fit_from_engine(fit, engine, REML = FALSE)

@@ -1,0 +1,200 @@
+# Inference for fits with a residual correlation or variance structure,
+# where it differs from fits without one: profile-likelihood intervals over
+# the structure's parameters too, the terms Satterthwaite's degrees of
+# freedom differentiate (with respect to theta and the structure's
+# parameters), and the reduced model of ranova() without random effects
+# (nlme's gls with the same structure).
+
+# -2 log-likelihood of an ML fit with a structure at the variance
+# parameters on confint()'s scale: par = (sdcor of the random effects,
+# sigma, free residual parameters on the unconstrained scale). One
+# evaluation of the engine (whitened cross-products) per call.
+structured_ml_deviance <- function(fit_ml) {
+  re <- fit_ml$re
+  res <- fit_ml$residual
+  k_sd <- length(fit_ml$theta) + 1L
+  free <- which(res$free)
+  n <- nobs(fit_ml)
+  function(par) {
+    sigma <- par[k_sd]
+    if (!is.finite(sigma) || !(sigma > 0)) return(Inf)
+    psi <- res$psi
+    psi[free] <- par[k_sd + seq_along(free)]
+    e <- residual_structure_evaluate(fit_ml, sdcor_to_theta(re, par[seq_len(k_sd)]), psi, REML = FALSE)
+    if (!is.finite(e$deviance)) return(Inf)
+    e$ld_L2 + e$pwrss / sigma^2 + n * log(2 * pi * sigma^2) + e$log_det_R
+  }
+}
+
+# zeta of variance parameter i of par (see structured_ml_deviance): the
+# others, sigma and the structure's parameters included, re-optimised.
+structured_variance_zeta <- function(fit_ml, i, par_hat, lower, upper, base) {
+  dev_at <- structured_ml_deviance(fit_ml)
+  k_sd <- length(fit_ml$theta) + 1L
+  others <- par_hat[-i]
+  lo <- lower[-i]
+  up <- upper[-i]
+  # keep sigma strictly positive in the search
+  if (i != k_sd) lo[if (i < k_sd) k_sd - 1L else k_sd] <- 1e-10 * par_hat[k_sd]
+  function(value) {
+    obj <- function(x) {
+      par <- par_hat
+      par[-i] <- x
+      par[i] <- value
+      d <- dev_at(par)
+      if (is.finite(d)) d else 1e100
+    }
+    opt <- stats::nlminb(others, obj, lower = lo, upper = up,
+                         control = list(eval.max = 2000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-10))
+    if (opt$objective < 1e99) others <<- opt$par
+    sign(value - par_hat[i]) * sqrt(max(0, opt$objective - base))
+  }
+}
+
+# zeta of fixed effect j: the model with beta_j held at a value (its column
+# moved into the offset) refitted by the structured engine, from the last
+# point's estimates.
+structured_fixed_effect_zeta <- function(fit_ml, j, base) {
+  X <- fit_ml$X
+  xj <- X[, j]
+  Xr <- X[, -j, drop = FALSE]
+  # random-effect columns that refer to columns of X travel as vectors
+  blocks <- lapply(engine_blocks(fit_ml$re), function(b) {
+    b$cols <- lapply(b$cols, function(c) if (is.integer(c) && length(c) == 1L) X[, c] else c)
+    b
+  })
+  ic <- match("(Intercept)", colnames(Xr), nomatch = 0L) - 1L
+  offset <- fit_ml$offset %||% numeric(nrow(X))
+  control <- fit_ml$control
+  control$cond_var <- FALSE
+  theta <- fit_ml$theta
+  psi <- fit_ml$residual$psi
+  est <- unname(fit_ml$beta[j])
+  function(value) {
+    r <- tryCatch(lmm_fit_residual_cpp(Xr, fit_ml$y, fit_ml$prior_weights, offset + value * xj, ic, blocks,
+                                       as.double(theta), fit_ml$lower, FALSE, control,
+                                       residual_engine_at(fit_ml, psi)),
+                  error = function(e) NULL)
+    if (is.null(r) || !is.finite(r$deviance)) return(NA_real_)
+    theta <<- r$theta
+    psi <<- r$psi
+    sign(value - est) * sqrt(max(0, r$deviance - base))
+  }
+}
+
+# Profile confidence limits of a fit with a residual structure for the
+# parameters `which` on confint()'s scale: sdcor, sigma, the free residual
+# parameters (natural scale), then the fixed effects.
+structured_profile_intervals <- function(fit, which, level) {
+  fit_ml <- refit_ml(fit)
+  re <- fit_ml$re
+  res <- fit_ml$residual
+  k_sd <- length(fit_ml$theta) + 1L
+  free <- which(res$free)
+  nvp <- k_sd + length(free)
+  sdcor <- theta_to_sdcor(re, fit_ml$theta, fit_ml$sigma)
+  par_hat <- c(sdcor, res$psi[free])
+  bounds <- sdcor_bounds(re)
+  # the structure's parameters on the unconstrained scale, kept finite
+  lower <- c(bounds$lower, rep(-50, length(free)))
+  upper <- c(bounds$upper, rep(50, length(free)))
+  base <- deviance(fit_ml)
+  z <- stats::qnorm((1 + level) / 2)
+  se <- sqrt(diag(fit_ml$vcov))
+  natural <- function(i, value) {
+    psi <- res$psi
+    psi[free[i - k_sd]] <- value
+    unname(natural_residual_parameters(res, psi)[free[i - k_sd]])
+  }
+  out <- matrix(NA_real_, length(which), 2L)
+  for (k in seq_along(which)) {
+    w <- which[k]
+    if (w <= nvp) {
+      est <- par_hat[w]
+      zeta <- structured_variance_zeta(fit_ml, w, par_hat, lower, upper, base)
+      step <- if (w > k_sd) 0.25 else if (bounds$lower[w] == -1) 0.05 else 0.1 * max(est, 1e-3 * sdcor[k_sd])
+      lo <- lower[w]
+      up <- upper[w]
+    } else {
+      j <- w - nvp
+      est <- unname(fit_ml$beta[j])
+      zeta <- structured_fixed_effect_zeta(fit_ml, j, base)
+      step <- se[j]
+      lo <- -Inf
+      up <- Inf
+    }
+    lim <- c(if (est <= lo) lo else zeta_crossing(zeta, est, -z, step, lo, up),
+             if (est >= up) up else zeta_crossing(zeta, est, z, step, lo, up))
+    if (w > k_sd && w <= nvp) lim <- vapply(lim, function(v) natural(w, v), numeric(1))
+    out[k, ] <- lim
+  }
+  out
+}
+
+# For Satterthwaite's degrees of freedom: at each column of
+# params = (theta, free residual parameters), the deviance terms that
+# depend on them (log-determinants and log |R|), the penalised residual sum
+# of squares and the covariance of beta per unit sigma^2.
+structured_vcov_terms <- function(fit) {
+  res <- fit$residual
+  free <- which(res$free)
+  k_t <- length(fit$theta)
+  p <- length(fit$beta)
+  function(params) {
+    params <- as.matrix(params)
+    vapply(seq_len(ncol(params)), function(c) {
+      psi <- res$psi
+      psi[free] <- params[k_t + seq_along(free), c]
+      e <- residual_structure_evaluate(fit, params[seq_len(k_t), c], psi, REML = fit$REML)
+      if (!is.finite(e$deviance)) return(rep(NA_real_, 2L + p * p))
+      g <- e$ld_L2 + (if (fit$REML) e$ld_RX2 else 0) + e$log_det_R
+      c(g, e$pwrss, as.vector(e$vcov) / e$sigma^2)
+    }, numeric(2L + p * p))
+  }
+}
+
+# ranova()'s reduced model when the last random-effect term is dropped
+# from a fit with a residual structure: nlme::gls() with the same
+# correlation and variance structure (their groups as the fit resolved
+# them), started at the fit's estimates; parameters held fixed stay fixed.
+gls_without_random_effects <- function(model, formula, eval_env) {
+  if (!is.null(model$prior_weights) || !is.null(model$offset)) {
+    mlm_abort(c("{.fn ranova} cannot drop the last random-effect term of this model: the reduced model, a generalised least squares fit by {.fn nlme::gls}, takes no prior weights or offset.",
+                i = "Compare the models with and without the term by {.fn anova} on fits you make yourself."),
+              "mlmfit_error_anova")
+  }
+  res <- model$residual
+  par <- natural_residual_parameters(res)
+  n_cor <- if (is.null(res$correlation)) 0L else 1L
+  cor_obj <- NULL
+  if (!is.null(cs <- res$correlation)) {
+    ctor <- getExportedValue("nlme", cs$class)
+    cor_obj <- ctor(value = unname(par[[1L]]), form = cs$formula, fixed = !res$free[[1L]])
+  }
+  var_obj <- NULL
+  if (!is.null(vs <- res$variance)) {
+    ctor <- getExportedValue("nlme", vs$class)
+    vpar <- par[vs$names]
+    vfree <- res$free[n_cor + seq_along(vs$names)]
+    var_obj <- if (vs$kind == "ident") {
+      args <- list(form = vs$formula)
+      if (any(vfree)) args$value <- vpar[vfree]
+      if (any(!vfree)) args$fixed <- vpar[!vfree]
+      do.call(ctor, args)
+    } else if (vfree) {
+      ctor(value = unname(vpar), form = vs$formula)
+    } else {
+      ctor(value = unname(vpar), form = vs$formula, fixed = unname(vpar))
+    }
+  }
+  call <- model$call
+  gcall <- call("gls", model = formula)
+  gcall[[1L]] <- quote(nlme::gls)
+  gcall$data <- call$data
+  if (!is.null(call$subset)) gcall$subset <- call$subset
+  gcall$na.action <- call$na.action %||% quote(stats::na.omit)
+  gcall$correlation <- cor_obj
+  gcall$weights <- var_obj
+  gcall$method <- if (isTRUE(model$REML)) "REML" else "ML"
+  eval(gcall, eval_env)
+}
