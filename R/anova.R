@@ -23,6 +23,15 @@
 #' Likelihood-ratio tests of a variance at zero are conservative: the null
 #' value is on the boundary of the parameter space (see [ranova()]).
 #'
+#' Fits with a residual `correlation` or `variance` structure: the F tests
+#' of one fit use Satterthwaite's degrees of freedom with the structure's
+#' parameters among the variance parameters (see [summary.lmm()]);
+#' Kenward-Roger's method is refused. In likelihood-ratio tests the
+#' structure's free parameters count in the degrees of freedom (as in
+#' nlme's `anova()`), so AR(1) residuals can be tested against independence;
+#' a REML fit refitted by ML is refitted in full, the structure's
+#' parameters included.
+#'
 #' @param object A fit from [lmm()].
 #' @param ... Further fits to compare with `object`.
 #' @param type Type of hypotheses for one fit: only type III (`"III"` or `3`).

@@ -219,8 +219,11 @@ augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL, ...) {
   res <- x$y - x$fitted
   out$.fitted <- unname(x$fitted)
   out$.resid <- unname(res)
-  out$.hat <- unname(stats::hatvalues(x))
-  out$.cooksd <- unname(stats::cooks.distance(x))
+  # no leverages for fits with a residual structure (see hatvalues())
+  if (!inherits(x, "lmm_residual_structure")) {
+    out$.hat <- unname(stats::hatvalues(x))
+    out$.cooksd <- unname(stats::cooks.distance(x))
+  }
   out$.fixed <- unname(predict(x, re.form = NA))
   out$.mu <- unname(x$fitted)
   out$.offset <- x$offset %||% rep(0, n)

@@ -151,3 +151,13 @@ test_that("ranova() keeps the structure; without random effects the reduced mode
   fitw <- lmm(update(ovary_formula, . ~ . + (1 | Mare)), ov, weights = w, correlation = corAR1(form = ~ 1 | Mare))
   expect_error(ranova(fitw), class = "mlmfit_error_anova")
 })
+
+test_that("leverages are refused for structured fits; augment() leaves them out", {
+  fit <- lmm(update(ovary_formula, . ~ . + (1 | Mare)), Ovary, correlation = corAR1(form = ~ 1 | Mare))
+  expect_error(hatvalues(fit), class = "mlmfit_error_residual_structure")
+  expect_error(cooks.distance(fit), class = "mlmfit_error_residual_structure")
+  a <- generics::augment(fit)
+  expect_false(any(c(".hat", ".cooksd") %in% names(a)))
+  ref <- lme(ovary_formula, Ovary, random = ~ 1 | Mare, correlation = corAR1(form = ~ 1 | Mare))
+  expect_equal(a$.fitted, unname(fitted(ref)), tolerance = 1e-5)
+})
