@@ -20,9 +20,9 @@ structured_ml_deviance <- function(fit_ml) {
     if (!is.finite(sigma) || !(sigma > 0)) return(Inf)
     psi <- res$psi
     psi[free] <- par[k_sd + seq_along(free)]
-    e <- residual_structure_evaluate(fit_ml, sdcor_to_theta(re, par[seq_len(k_sd)]), psi, REML = FALSE)
-    if (!is.finite(e$deviance)) return(Inf)
-    e$ld_L2 + e$pwrss / sigma^2 + n * log(2 * pi * sigma^2) + e$log_det_R
+    tm <- residual_structure_terms(fit_ml, c(sdcor_to_theta(re, par[seq_len(k_sd)]), psi), REML = FALSE)[, 1L]
+    if (!is.finite(tm[["deviance"]])) return(Inf)
+    tm[["ld_L2"]] + tm[["pwrss"]] / sigma^2 + n * log(2 * pi * sigma^2) + tm[["log_det_R"]]
   }
 }
 
@@ -131,6 +131,21 @@ structured_profile_intervals <- function(fit, which, level) {
   out
 }
 
+# The engine at each column of params = (theta, all residual parameters):
+# a matrix with rows deviance, ld_L2, ld_RX2, pwrss, sigma, log_det_R and,
+# with with_vcov, the covariance of beta; one whitening set-up for all.
+residual_structure_terms <- function(object, params, REML = object$REML, with_vcov = FALSE) {
+  params <- as.matrix(params)
+  storage.mode(params) <- "double"
+  out <- lmm_residual_terms_cpp(object$X, object$y, object$prior_weights, object$offset,
+                                match("(Intercept)", colnames(object$X), nomatch = 0L) - 1L,
+                                engine_blocks(object$re), engine_residual(object), params,
+                                length(object$theta), REML, with_vcov)
+  rownames(out) <- c("deviance", "ld_L2", "ld_RX2", "pwrss", "sigma", "log_det_R",
+                     if (with_vcov) rep("vcov", length(object$beta)^2))
+  out
+}
+
 # For Satterthwaite's degrees of freedom: at each column of
 # params = (theta, free residual parameters), the deviance terms that
 # depend on them (log-determinants and log |R|), the penalised residual sum
@@ -139,17 +154,14 @@ structured_vcov_terms <- function(fit) {
   res <- fit$residual
   free <- which(res$free)
   k_t <- length(fit$theta)
-  p <- length(fit$beta)
   function(params) {
     params <- as.matrix(params)
-    vapply(seq_len(ncol(params)), function(c) {
-      psi <- res$psi
-      psi[free] <- params[k_t + seq_along(free), c]
-      e <- residual_structure_evaluate(fit, params[seq_len(k_t), c], psi, REML = fit$REML)
-      if (!is.finite(e$deviance)) return(rep(NA_real_, 2L + p * p))
-      g <- e$ld_L2 + (if (fit$REML) e$ld_RX2 else 0) + e$log_det_R
-      c(g, e$pwrss, as.vector(e$vcov) / e$sigma^2)
-    }, numeric(2L + p * p))
+    full <- rbind(params[seq_len(k_t), , drop = FALSE],
+                  matrix(res$psi, length(res$psi), ncol(params)))
+    full[k_t + free, ] <- params[k_t + seq_along(free), ]
+    tm <- residual_structure_terms(fit, full, with_vcov = TRUE)
+    g <- tm["ld_L2", ] + (if (fit$REML) tm["ld_RX2", ] else 0) + tm["log_det_R", ]
+    rbind(g, tm["pwrss", ], sweep(tm[-(1:6), , drop = FALSE], 2L, tm["sigma", ]^2, "/"))
   }
 }
 
