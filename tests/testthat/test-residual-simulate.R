@@ -182,3 +182,11 @@ test_that("failed bootstrap refits are NA with a warning, and many failures stop
   attr(est, "n_failed") <- 1L
   expect_silent(mlmfit:::check_bootstrap_failures(est, 10))
 })
+
+test_that("lme4's refit() generic reaches the structured refit", {
+  skip_if_not_installed("lme4")
+  fit <- ovary_ar1()
+  y <- simulate(fit, seed = 30)$sim_1
+  expect_equal(deviance(lme4::refit(fit, y)), deviance(refit(fit, y)))
+  expect_s3_class(lme4::refit(fit, y), "lmm_residual_structure")
+})
