@@ -159,5 +159,5 @@ test_that("leverages are refused for structured fits; augment() leaves them out"
   a <- generics::augment(fit)
   expect_false(any(c(".hat", ".cooksd") %in% names(a)))
   ref <- lme(ovary_formula, Ovary, random = ~ 1 | Mare, correlation = corAR1(form = ~ 1 | Mare))
-  expect_equal(a$.fitted, unname(fitted(ref)), tolerance = 1e-5)
+  expect_equal(a$.fitted, as.vector(fitted(ref)), tolerance = 1e-5)
 })
