@@ -16,13 +16,6 @@
 #' thousand observations take seconds. [confint()] with `method = "boot"`
 #' uses these estimates.
 #'
-#' @param fit A fit from [lmm()].
-#' @param nsim Number of simulations.
-#' @param seed Seed for [set.seed()], or `NULL` to continue the current
-#'   random number stream.
-#' @param cores Number of processes: refits are split into chunks that run
-#'   in forked processes (the parallel package; socket workers on Windows).
-#' @param progress Show a progress bar (cli).
 #' For a fit with a residual `correlation` or `variance` structure, the
 #' responses are simulated with the fitted residual covariance (see
 #' [simulate.lmm()]) and each refit is a full fit by the structured engine
@@ -33,6 +26,13 @@
 #' row of `NA` and a warning of class `mlmfit_warning_bootstrap` with the
 #' number of failures, as lme4's `bootMer()` does.
 #'
+#' @param fit A fit from [lmm()].
+#' @param nsim Number of simulations.
+#' @param seed Seed for [set.seed()], or `NULL` to continue the current
+#'   random number stream.
+#' @param cores Number of processes: refits are split into chunks that run
+#'   in forked processes (the parallel package; socket workers on Windows).
+#' @param progress Show a progress bar (cli).
 #' @return A matrix with one row per simulation and one column per
 #'   parameter: the standard deviations and correlations of the random
 #'   effects and the residual standard deviation (named as lme4's
