@@ -5,29 +5,40 @@
 # parameters), and the reduced model of ranova() without random effects
 # (nlme's gls with the same structure).
 
-# -2 log-likelihood of an ML fit with a structure at the variance
+# -2 log-likelihood of an ML fit with a structure at columns of variance
 # parameters on confint()'s scale: par = (sdcor of the random effects,
-# sigma, free residual parameters on the unconstrained scale). One
-# evaluation of the engine (whitened cross-products) per call.
+# sigma, free residual parameters on the unconstrained scale). One set-up
+# of the whitening per call, whatever the number of columns.
 structured_ml_deviance <- function(fit_ml) {
   re <- fit_ml$re
   res <- fit_ml$residual
   k_sd <- length(fit_ml$theta) + 1L
   free <- which(res$free)
   n <- nobs(fit_ml)
-  function(par) {
-    sigma <- par[k_sd]
-    if (!is.finite(sigma) || !(sigma > 0)) return(Inf)
-    psi <- res$psi
-    psi[free] <- par[k_sd + seq_along(free)]
-    tm <- residual_structure_terms(fit_ml, c(sdcor_to_theta(re, par[seq_len(k_sd)]), psi), REML = FALSE)[, 1L]
-    if (!is.finite(tm[["deviance"]])) return(Inf)
-    tm[["ld_L2"]] + tm[["pwrss"]] / sigma^2 + n * log(2 * pi * sigma^2) + tm[["log_det_R"]]
+  function(pars) {
+    pars <- as.matrix(pars)
+    sigma <- pars[k_sd, ]
+    ok <- is.finite(sigma) & sigma > 0
+    out <- rep(Inf, ncol(pars))
+    if (!any(ok)) return(out)
+    full <- vapply(which(ok), function(c) {
+      psi <- res$psi
+      psi[free] <- pars[k_sd + seq_along(free), c]
+      c(sdcor_to_theta(re, pars[seq_len(k_sd), c]), psi)
+    }, numeric(length(fit_ml$theta) + length(res$psi)))
+    tm <- residual_structure_terms(fit_ml, matrix(full, ncol = sum(ok)), REML = FALSE)
+    s2 <- sigma[ok]^2
+    d <- tm["ld_L2", ] + tm["pwrss", ] / s2 + n * log(2 * pi * s2) + tm["log_det_R", ]
+    d[!is.finite(tm["deviance", ])] <- Inf
+    out[ok] <- d
+    out
   }
 }
 
 # zeta of variance parameter i of par (see structured_ml_deviance): the
-# others, sigma and the structure's parameters included, re-optimised.
+# others, sigma and the structure's parameters included, re-optimised
+# (nlminb with central-difference gradients, all points of a gradient in
+# one call of the engine).
 structured_variance_zeta <- function(fit_ml, i, par_hat, lower, upper, base) {
   dev_at <- structured_ml_deviance(fit_ml)
   k_sd <- length(fit_ml$theta) + 1L
@@ -37,17 +48,60 @@ structured_variance_zeta <- function(fit_ml, i, par_hat, lower, upper, base) {
   # keep sigma strictly positive in the search
   if (i != k_sd) lo[if (i < k_sd) k_sd - 1L else k_sd] <- 1e-10 * par_hat[k_sd]
   function(value) {
+    full <- function(X) {
+      P <- matrix(par_hat, length(par_hat), ncol(X))
+      P[-i, ] <- X
+      P[i, ] <- value
+      P
+    }
     obj <- function(x) {
-      par <- par_hat
-      par[-i] <- x
-      par[i] <- value
-      d <- dev_at(par)
+      d <- dev_at(full(matrix(x)))
       if (is.finite(d)) d else 1e100
     }
-    opt <- stats::nlminb(others, obj, lower = lo, upper = up,
+    grad <- function(x) {
+      h <- 1e-6 * pmax(abs(x), 0.1)
+      # stay inside the bounds: one-sided where a bound is near
+      hp <- pmin(h, up - x)
+      hm <- pmin(h, x - lo)
+      hp[hp <= 0] <- 0
+      hm[hm <= 0] <- 0
+      k <- length(x)
+      X <- cbind(x + diag(hp, k), x - diag(hm, k))
+      d <- dev_at(full(X))
+      g <- (d[seq_len(k)] - d[k + seq_len(k)]) / (hp + hm)
+      g[!is.finite(g)] <- 0
+      g
+    }
+    opt <- stats::nlminb(others, obj, gradient = grad, lower = lo, upper = up,
                          control = list(eval.max = 2000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-10))
     if (opt$objective < 1e99) others <<- opt$par
     sign(value - par_hat[i]) * sqrt(max(0, opt$objective - base))
+  }
+}
+
+# zeta of free residual parameter j (an index into psi, unconstrained
+# scale): the structured engine refits the model with psi_j held at a
+# value, from the last point's estimates.
+structured_residual_zeta <- function(fit_ml, j, base) {
+  control <- fit_ml$control
+  control$cond_var <- FALSE
+  theta <- fit_ml$theta
+  psi <- fit_ml$residual$psi
+  est <- psi[[j]]
+  engine <- fit_ml$residual$engine
+  engine$psi_free[j] <- FALSE
+  function(value) {
+    psi[j] <- value
+    engine$psi0 <- as.double(psi)
+    r <- tryCatch(lmm_fit_residual_cpp(fit_ml$X, fit_ml$y, fit_ml$prior_weights, fit_ml$offset,
+                                       match("(Intercept)", colnames(fit_ml$X), nomatch = 0L) - 1L,
+                                       engine_blocks(fit_ml$re), as.double(theta), fit_ml$lower, FALSE, control,
+                                       engine),
+                  error = function(e) NULL)
+    if (is.null(r) || !is.finite(r$deviance)) return(NA_real_)
+    theta <<- r$theta
+    psi <<- as.vector(r$psi)
+    sign(value - est) * sqrt(max(0, r$deviance - base))
   }
 }
 
@@ -111,7 +165,8 @@ structured_profile_intervals <- function(fit, which, level) {
     w <- which[k]
     if (w <= nvp) {
       est <- par_hat[w]
-      zeta <- structured_variance_zeta(fit_ml, w, par_hat, lower, upper, base)
+      zeta <- if (w > k_sd) structured_residual_zeta(fit_ml, free[w - k_sd], base) else
+        structured_variance_zeta(fit_ml, w, par_hat, lower, upper, base)
       step <- if (w > k_sd) 0.25 else if (bounds$lower[w] == -1) 0.05 else 0.1 * max(est, 1e-3 * sdcor[k_sd])
       lo <- lower[w]
       up <- upper[w]
