@@ -73,3 +73,7 @@ lmm_residual_deviance_cpp <- function(X, y, weights, offset, intercept_col, bloc
     .Call(`_mlmfit_lmm_residual_deviance_cpp`, X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml)
 }
 
+lmm_residual_terms_cpp <- function(X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml, with_vcov) {
+    .Call(`_mlmfit_lmm_residual_terms_cpp`, X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml, with_vcov)
+}
+

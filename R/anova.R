@@ -23,6 +23,15 @@
 #' Likelihood-ratio tests of a variance at zero are conservative: the null
 #' value is on the boundary of the parameter space (see [ranova()]).
 #'
+#' Fits with a residual `correlation` or `variance` structure: the F tests
+#' of one fit use Satterthwaite's degrees of freedom with the structure's
+#' parameters among the variance parameters (see [summary.lmm()]);
+#' Kenward-Roger's method is refused. In likelihood-ratio tests the
+#' structure's free parameters count in the degrees of freedom (as in
+#' nlme's `anova()`), so AR(1) residuals can be tested against independence;
+#' a REML fit refitted by ML is refitted in full, the structure's
+#' parameters included.
+#'
 #' @param object A fit from [lmm()].
 #' @param ... Further fits to compare with `object`.
 #' @param type Type of hypotheses for one fit: only type III (`"III"` or `3`).
@@ -93,10 +102,10 @@ type3_table <- function(fit, ddf) {
 refit_ml <- function(fit) {
   if (!isTRUE(fit$REML)) return(fit)
   # A residual structure's parameters must be re-estimated too: its
-  # cross-products depend on them, so refit from the data.
+  # cross-products depend on them, so refit by the structured engine.
   if (inherits(fit, "lmm_residual_structure")) {
-    call <- stats::update(fit, REML = FALSE, evaluate = FALSE)
-    return(eval(call, environment(stats::formula(fit))))
+    engine <- engine_call(structured_engine_fit(fit, fit$y, REML = FALSE))
+    return(structured_fit_from_engine(fit, engine, REML = FALSE))
   }
   engine <- lmm_refit_xp_cpp(fit$xp, engine_templates(fit$re), fit$theta, fit$lower, FALSE, fit$control)
   fit_from_engine(fit, engine, REML = FALSE)

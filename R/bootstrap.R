@@ -23,6 +23,16 @@
 #' effects. A refit that fails gives a row of `NA`. The size of a negative
 #' binomial model is held at its estimate.
 #'
+#' For a fit with a residual `correlation` or `variance` structure, the
+#' responses are simulated with the fitted residual covariance (see
+#' [simulate.lmm()]) and each refit is a full fit by the structured engine
+#' started at the estimates, so the structure's parameters are re-estimated
+#' too; such refits cost a fit each.
+#'
+#' A refit that fails (an error, or a deviance that is not finite) gives a
+#' row of `NA` and a warning of class `mlmfit_warning_bootstrap` with the
+#' number of failures, as lme4's `bootMer()` does.
+#'
 #' @param fit A fit from [lmm()] or [glmm()].
 #' @param nsim Number of simulations.
 #' @param seed Seed for [set.seed()], or `NULL` to continue the current
@@ -33,8 +43,11 @@
 #' @return A matrix with one row per simulation and one column per
 #'   parameter: the standard deviations and correlations of the random
 #'   effects and the residual standard deviation (named as lme4's
-#'   `.sig01`, ..., `.sigma`), then the fixed effects. Attribute
-#'   `"n_warnings"` counts refits with convergence warnings.
+#'   `.sig01`, ..., `.sigma`), the free parameters of a residual structure
+#'   on their natural scale (named as [residual_parameters()] names them,
+#'   e.g. `Phi`), then the fixed effects. Attribute `"n_warnings"` counts
+#'   refits with convergence warnings and `"n_failed"` failed refits (rows
+#'   of `NA`).
 #' @examples
 #' fit <- lmm(math ~ homework + (1 | schid), nels88)
 #' est <- parametric_bootstrap(fit, nsim = 100, seed = 1)
@@ -67,7 +80,9 @@ parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progr
   control <- fit$control
   control$cond_var <- FALSE
   control$polish <- FALSE
+  structured <- inherits(fit, "lmm_residual_structure")
   run_chunk <- function(cols) {
+    if (structured) return(structured_refit_responses(fit, Y[, cols, drop = FALSE], control))
     lmm_refit_responses_cpp(fit$X, Y[, cols, drop = FALSE], fit$prior_weights, fit$offset, fit$xp$intercept_col,
                             blocks, fit$xp, fit$theta, fit$lower, fit$REML, control)
   }
@@ -79,7 +94,7 @@ parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progr
   if (cores > 1L && .Platform$OS.type == "windows") {
     cl <- parallel::makePSOCKcluster(cores)
     on.exit(parallel::stopCluster(cl), add = TRUE)
-    parallel::clusterExport(cl, c("fit", "Y", "blocks", "control"), envir = environment())
+    parallel::clusterExport(cl, c("fit", "Y", "blocks", "control", "structured"), envir = environment())
   }
   groups <- split(seq_along(chunks), ceiling(seq_along(chunks) / cores))
   for (g in groups) {
@@ -87,6 +102,10 @@ parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progr
       lapply(chunks[g], run_chunk)
     } else if (.Platform$OS.type == "windows") {
       parallel::parLapply(cl, chunks[g], function(cols) {
+        if (structured) {
+          refit_structured <- utils::getFromNamespace("structured_refit_responses", "mlmfit")
+          return(refit_structured(fit, Y[, cols, drop = FALSE], control))
+        }
         mlmfit_refit_chunk <- utils::getFromNamespace("lmm_refit_responses_cpp", "mlmfit")
         mlmfit_refit_chunk(fit$X, Y[, cols, drop = FALSE], fit$prior_weights, fit$offset, fit$xp$intercept_col,
                            blocks, fit$xp, fit$theta, fit$lower, fit$REML, control)
@@ -104,12 +123,33 @@ parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progr
   beta <- do.call(cbind, lapply(results, `[[`, "beta"))
   sigma <- unlist(lapply(results, `[[`, "sigma"))
   n_warn <- unlist(lapply(results, `[[`, "warnings"))
+  # the residual structure's free parameters, on their natural scale
+  res_names <- names(residual_parameters(fit))
+  res_par <- numeric()
+  if (length(res_names)) {
+    psi <- do.call(cbind, lapply(results, `[[`, "psi"))
+    res_par <- apply(psi, 2L, function(x) {
+      if (anyNA(x)) return(rep(NA_real_, length(res_names)))
+      natural_residual_parameters(fit$residual, x)[fit$residual$free]
+    })
+  }
+  res_par <- matrix(res_par, nrow = length(res_names), ncol = nsim)
+  width <- nrow(theta) + 1L + length(res_names) + nrow(beta)
   est <- t(vapply(seq_len(nsim), function(s) {
-    if (!is.finite(sigma[s])) return(rep(NA_real_, nrow(theta) + 1L + nrow(beta)))
-    c(theta_to_sdcor(fit$re, theta[, s], sigma[s]), beta[, s])
-  }, numeric(nrow(theta) + 1L + nrow(beta))))
-  colnames(est) <- c(sdcor_names(fit$re), names(fit$beta))
+    if (!is.finite(sigma[s])) return(rep(NA_real_, width))
+    c(theta_to_sdcor(fit$re, theta[, s], sigma[s]), res_par[, s], beta[, s])
+  }, numeric(width)))
+  est <- matrix(est, nrow = nsim, ncol = width)
+  colnames(est) <- c(sdcor_names(fit$re), res_names, names(fit$beta))
+  n_failed <- sum(!stats::complete.cases(est))
   attr(est, "n_warnings") <- sum(n_warn > 0L)
+  attr(est, "n_failed") <- n_failed
+  # as lme4's bootMer(): failed refits are kept as NA, and said so
+  if (n_failed > 0L) {
+    mlm_warn(c("{n_failed} of {nsim} bootstrap refit{?s} failed: {?its/their} row{?s} {?is/are} {.val NA}.",
+               i = "Their share is {format(100 * n_failed / nsim, digits = 2)}%; summaries of the other refits may be biased when it is not small."),
+             "mlmfit_warning_bootstrap")
+  }
   est
 }
 

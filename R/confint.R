@@ -23,6 +23,20 @@
 #'   the same `seed` the simulated responses are those of
 #'   `lme4::bootMer()`. Each refit recomputes only the parts of the
 #'   cross-products that involve the response and starts at the estimates.
+#'   Failed refits are left out with a warning; when more than a tenth
+#'   fail, `confint()` stops with an error of class
+#'   `mlmfit_error_bootstrap` rather than report intervals from the rest.
+#'
+#' For a fit with a residual `correlation` or `variance` structure, the
+#' free parameters of the structure (e.g. `Phi`, on the natural scale, as
+#' [residual_parameters()] names them) follow `.sigma` among the variance
+#' parameters. `"profile"` profiles the likelihood over them too (every
+#' other parameter, the structure's included, is re-optimised at each
+#' point); `"boot"` simulates residuals with the fitted structure and
+#' refits the whole model (see [parametric_bootstrap()]); `"Wald"` gives
+#' intervals for the fixed effects from [vcov()] (the covariance of the
+#' fixed effects given the estimated variance parameters, as nlme's) and
+#' `NA` for the variance parameters.
 #'
 #' @param object A fit from [lmm()].
 #' @param parm Parameters: names or indices, or `"theta_"` (variance
@@ -55,7 +69,7 @@ confint.lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald"
   if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
     mlm_abort("{.arg level} must be a number between 0 and 1.", "mlmfit_error_argument")
   }
-  vnames <- sdcor_names(object$re, old_names = oldNames)
+  vnames <- c(sdcor_names(object$re, old_names = oldNames), names(residual_parameters(object)))
   all_names <- c(vnames, names(object$beta))
   nvp <- length(vnames)
   which <- if (missing(parm)) {
@@ -88,11 +102,22 @@ confint.lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald"
     profile = profile_intervals(object, which, level),
     boot = {
       est <- parametric_bootstrap(object, nsim, seed = seed, cores = cores, progress = progress)
-      t0 <- c(theta_to_sdcor(object$re, object$theta, object$sigma), object$beta)
-      ci <- t(vapply(which, function(w) bootstrap_interval(est[, w], t0[w], level, boot.type), numeric(2)))
-      n_failed <- sum(!stats::complete.cases(est))
-      if (n_failed > 0L) mlm_warn("{n_failed} of {nsim} bootstrap refit{?s} failed and {?was/were} left out.", "mlmfit_warning_bootstrap")
-      ci
+      t0 <- c(theta_to_sdcor(object$re, object$theta, object$sigma), residual_parameters(object), object$beta)
+      check_bootstrap_failures(est, nsim)
+      t(vapply(which, function(w) bootstrap_interval(est[, w], t0[w], level, boot.type), numeric(2)))
     })
   matrix(out, ncol = 2L, dimnames = list(all_names[which], cols))
+}
+
+# Intervals from the refits that succeeded are biased when many failed
+# (failures are not random): refuse beyond a tenth; parametric_bootstrap()
+# has warned of any failure.
+check_bootstrap_failures <- function(est, nsim, max_share = 0.1) {
+  n_failed <- attr(est, "n_failed") %||% sum(!stats::complete.cases(est))
+  if (n_failed > max_share * nsim) {
+    mlm_abort(c("{n_failed} of {nsim} bootstrap refits failed: too many for trustworthy intervals.",
+                i = "Inspect the refits with {.fn parametric_bootstrap} (failed ones are rows of {.val NA}), or use {.code method = \"profile\"}."),
+              "mlmfit_error_bootstrap")
+  }
+  invisible(n_failed)
 }

@@ -25,6 +25,11 @@ kenward_roger_basis <- function(fit, max_component = getOption("mlmfit.kr_max_co
   if (!inherits(fit, "lmm")) {
     mlm_abort("Kenward-Roger's method is available for linear mixed models from {.fn lmm}.", "mlmfit_error_ddf")
   }
+  if (inherits(fit, "lmm_residual_structure")) {
+    mlm_abort(c("Kenward-Roger's method is not available for fits with a residual {.arg correlation} or {.arg variance} structure.",
+                i = "Use {.code ddf = \"Satterthwaite\"} (it accounts for the structure's parameters) or {.code ddf = \"none\"}."),
+              "mlmfit_error_ddf")
+  }
   if (!fit$REML) {
     mlm_abort(c("Kenward-Roger's method needs a REML fit.",
                 i = "Refit with {.code REML = TRUE}, or use {.code ddf = \"Satterthwaite\"}."),

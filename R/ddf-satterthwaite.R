@@ -15,7 +15,6 @@ satterthwaite_basis <- function(fit) {
   }
   theta <- unname(fit$theta)
   sigma <- fit$sigma
-  k <- length(theta)
   p <- length(fit$beta)
   n <- nobs(fit)
   n_eff <- if (fit$REML) n - p else n
@@ -24,6 +23,14 @@ satterthwaite_basis <- function(fit) {
     g <- tm$ld_L2 + if (fit$REML) tm$ld_RX2 else 0
     rbind(g, tm$pwrss, matrix(tm$vcov, nrow = p * p))
   }
+  # With a residual structure its free parameters join theta (the whitened
+  # cross-products, log |R| and vcov(beta) depend on them): one engine
+  # evaluation per point.
+  if (inherits(fit, "lmm_residual_structure")) {
+    theta <- c(theta, unname(fit$residual$psi[fit$residual$free]))
+    f <- structured_vcov_terms(fit)
+  }
+  k <- length(theta)
   # four Richardson levels for the usual few parameters; two when there are
   # many (the evaluations grow with the square of their number)
   d <- richardson_derivatives(f, theta, levels = if (k <= 10L) 4L else 2L)

@@ -29,7 +29,8 @@
 #'   responses are simulated from the fitted model by [simulate()] and the
 #'   model is refitted to each; percentile intervals (or `"basic"` or
 #'   `"norm"`, see `boot.type`). Refits that fail are left out, and counted
-#'   in a warning.
+#'   in a warning; when more than a tenth fail, `confint()` stops with an
+#'   error of class `mlmfit_error_bootstrap` (as for [lmm()] fits).
 #'
 #' @param object A fit from [glmm()].
 #' @param parm Parameters: names or indices, or `"theta_"` (variance
@@ -92,6 +93,7 @@ glmm_bootstrap_limits <- function(est, t0, which, level, type) {
     mlm_warn("{n_failed} of {nrow(est)} bootstrap refit{?s} failed and {?was/were} left out.",
              "mlmfit_warning_bootstrap")
   }
+  check_bootstrap_failures(est, nrow(est))
   ok <- stats::complete.cases(est)
   t(vapply(which, function(w) bootstrap_interval(est[ok, w], t0[w], level, type), numeric(2)))
 }

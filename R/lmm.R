@@ -32,6 +32,26 @@
 #' the estimated structure. Such a fit has class
 #' `c("lmm_residual_structure", "lmm", "mlmfit")`.
 #'
+#' @section Methods for fits with a residual structure:
+#' Every method accounts for the structure or refuses:
+#' * [predict()] gives nlme's `predict.lme()` predictions (fixed part plus
+#'   the random effects' conditional modes, no residual-correlation
+#'   adjustment for new observations);
+#' * [simulate()] draws residuals with the fitted covariance `sigma^2 R`;
+#' * [refit()], [parametric_bootstrap()] and `confint(method = "boot")`
+#'   refit the whole model, structure included, and report its parameters;
+#' * `confint(method = "profile")` profiles the likelihood over every
+#'   parameter, the structure's included; `"Wald"` covers the fixed effects;
+#' * [summary()], [anova()] (one fit) and [emmeans][emmeans::emmeans()] use
+#'   Satterthwaite's degrees of freedom, with the structure's parameters
+#'   among the variance parameters; Kenward-Roger's method is refused;
+#' * [anova()] of several fits compares log-likelihoods whose degrees of
+#'   freedom count the structure's parameters (REML fits are refitted by ML,
+#'   structure included, when their fixed effects differ); [ranova()] keeps
+#'   the structure in each reduced model ([nlme::gls()] when no random
+#'   effect is left);
+#' * [hatvalues()] and [cooks.distance()] are refused.
+#'
 #' @section Errors and messages:
 #' Input that cannot be fitted is refused with an error of class
 #' `mlmfit_error` and a more specific class (`mlmfit_error_variable`,

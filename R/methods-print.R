@@ -59,6 +59,14 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' `pbkrtest::vcovAdj()`; REML fits only); with `ddf = "none"` the table has
 #' Wald z tests instead.
 #'
+#' For a fit with a residual `correlation` or `variance` structure,
+#' Satterthwaite's degrees of freedom differentiate the covariance of the
+#' fixed effects with respect to the random-effect parameters, the residual
+#' standard deviation and the free parameters of the structure (numerically,
+#' one evaluation of the structured engine per point), whose joint
+#' covariance is the inverse Hessian of the deviance; Kenward-Roger's method
+#' is not available for such fits.
+#'
 #' @param object A fit from [lmm()].
 #' @param ddf Degrees of freedom of the t tests: `"Satterthwaite"`
 #'   (default), `"Kenward-Roger"` or `"none"` (Wald z tests).

@@ -17,6 +17,7 @@
   s3_register("lme4::ngrps", "mlmfit", ngrps.mlmfit)
   # lme4's refit() generic too, and the methods emmeans looks up.
   s3_register("lme4::refit", "lmm", refit.lmm)
+  s3_register("lme4::refit", "lmm_residual_structure", refit.lmm_residual_structure)
   s3_register("emmeans::recover_data", "lmm", recover_data.lmm)
   s3_register("emmeans::emm_basis", "lmm", emm_basis.lmm)
   invisible()

@@ -109,15 +109,20 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
   tt <- fixed_terms_for_prediction(fit)
   needed <- c(all.vars(tt), unlist(lapply(fit$re$terms[terms_used], function(tm) c(all.vars(tm$lhs), all.vars(tm$group_expr)))))
   needed <- unique(needed)
-  missing_vars <- setdiff(needed, c(names(newdata), ls(env)))
+  # as model.frame(): names that newdata lacks are looked up in the
+  # formula's environment and its enclosures (constants such as pi, user
+  # objects and functions)
+  from_env <- vapply(setdiff(needed, names(newdata)), exists, logical(1), envir = env)
+  missing_vars <- names(from_env)[!from_env]
   if (length(missing_vars)) {
     mlm_abort(c("{.arg newdata} lacks the variable{?s} {.var {missing_vars}}.",
                 i = "Supply every variable of the fixed part and of the random-effect terms in {.arg re.form}."),
               "mlmfit_error_newdata", variables = missing_vars)
   }
   omitted <- NULL
-  if (length(needed)) {
-    vars_frame <- stats::model.frame(stats::as.formula(paste("~", paste(sprintf("`%s`", intersect(needed, names(newdata))), collapse = " + "))),
+  in_data <- intersect(needed, names(newdata))
+  if (length(in_data)) {
+    vars_frame <- stats::model.frame(stats::as.formula(paste("~", paste(sprintf("`%s`", in_data), collapse = " + "))),
                                      newdata, na.action = na.action)
     omitted <- attr(vars_frame, "na.action")
     if (!is.null(omitted)) newdata <- newdata[-as.integer(omitted), , drop = FALSE]
@@ -157,7 +162,15 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
 #' with `re.form = NA` (or `~0`) at the population level (fixed effects
 #' only); with a formula such as `~ (1 | school)` conditional on the
 #' random-effect terms named. As in lme4, offsets in new data come from
-#' `offset()` terms of the formula.
+#' `offset()` terms of the formula. Names in the formula that `newdata`
+#' lacks are looked up where the formula was written, as [model.frame()]
+#' does (constants such as `pi`, objects and functions of the user); only
+#' names found in neither are reported missing.
+#'
+#' For a fit with a residual `correlation` or `variance` structure the
+#' predictions are those of nlme's `predict.lme()`: the fixed part plus the
+#' random effects' conditional modes (BLUPs), with no adjustment for the
+#' residual correlation of new observations with observed ones.
 #'
 #' @param object A fit from [lmm()].
 #' @param newdata A data frame; by default the data of the fit.

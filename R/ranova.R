@@ -21,6 +21,14 @@
 #' (`Df = 2`), the mixture of chi-square(1) and chi-square(2) applies. A
 #' parametric bootstrap of the statistic avoids the approximation.
 #'
+#' For a fit with a residual `correlation` or `variance` structure, every
+#' reduced model keeps the structure (its parameters are re-estimated); when
+#' the last random-effect term is dropped, the reduced model is a
+#' generalised least squares fit by [nlme::gls()] with the same structure
+#' (fits with prior weights or an offset are refused there, as `gls()`
+#' takes neither). Its REML criterion is comparable with that of the full
+#' model, as in nlme's `anova()` of a `gls` and an `lme` fit.
+#'
 #' @param model A fit from [lmm()].
 #' @param reduce.terms Reduce terms with several columns to simpler terms
 #'   (`TRUE`, default) rather than drop them whole.
@@ -106,6 +114,10 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
 # be found; lm() when the formula has no random-effect term left.
 refit_formula <- function(model, formula, env) {
   call <- model$call
+  eval_env <- if (!is.null(call$data) && !exists_in(call$data, env)) environment(model$formula) else env
+  if (length(find_bars(formula[[3L]])) == 0L && inherits(model, "lmm_residual_structure")) {
+    return(gls_without_random_effects(model, formula, eval_env))
+  }
   if (length(find_bars(formula[[3L]])) == 0L) {
     call <- call[c(1L, match(c("data", "weights", "offset", "subset", "na.action"), names(call), 0L))]
     call[[1L]] <- quote(stats::lm)
@@ -114,7 +126,6 @@ refit_formula <- function(model, formula, env) {
     call[[1L]] <- lmm
     call$formula <- formula
   }
-  eval_env <- if (!is.null(call$data) && !exists_in(call$data, env)) environment(model$formula) else env
   eval(call, eval_env)
 }
 

@@ -70,6 +70,17 @@ simulate_random_effects <- function(fit, which, nsim) {
 #' variance of observation `i` is `sigma^2 / w_i` (lme4 ignores the weights
 #' here).
 #'
+#' For a fit with a residual `correlation` or `variance` structure the
+#' residuals are drawn with the fitted covariance `sigma^2 R` (as
+#' [residual_covariance()] gives it): within each group of the correlation
+#' structure, standard normal draws in time order are multiplied by the
+#' lower Cholesky factor of the group's correlation matrix (for AR(1) and
+#' CAR(1) the recursion `e_k = rho e_(k-1) + sqrt(1 - rho^2) z_k`, `rho =
+#' Phi^gap`) and then by each observation's standard-deviation multiplier
+#' from the variance function and prior weights. The random effects are
+#' drawn (or held) as for fits without a structure, and the random stream
+#' is used in the same order, so a seed gives the same random effects.
+#'
 #' @param object A fit from [lmm()].
 #' @param nsim Number of simulated responses.
 #' @param seed An integer for [set.seed()], or `NULL` to continue the
@@ -116,7 +127,11 @@ simulate_responses <- function(object, nsim, re.form = NA) {
   sim_re <- simulate_random_effects(object, drawn, nsim)
   n <- length(mean)
   e <- matrix(stats::rnorm(n * nsim), ncol = nsim)
-  if (!is.null(object$prior_weights)) e <- e / sqrt(object$prior_weights)
+  if (!is.null(object$residual)) {
+    e <- correlate_residual_draws(object, e)
+  } else if (!is.null(object$prior_weights)) {
+    e <- e / sqrt(object$prior_weights)
+  }
   mean + object$sigma * (sim_re + e)
 }
 
@@ -130,6 +145,11 @@ simulate_responses <- function(object, nsim, re.form = NA) {
 #'
 #' `refit()` is also registered as a method for lme4's generic, so it works
 #' whether or not lme4 is attached.
+#'
+#' A fit with a residual `correlation` or `variance` structure is refitted
+#' in full by the structured engine (its whitened cross-products depend on
+#' the structure's parameters), started at the estimates of `object`: the
+#' variance components and the structure's parameters are re-estimated.
 #'
 #' @param object A fit from [lmm()].
 #' @param newresp The new response: a numeric vector with one value per
@@ -148,6 +168,17 @@ refit <- function(object, newresp = NULL, ...) UseMethod("refit")
 #' @rdname refit
 #' @export
 refit.lmm <- function(object, newresp = NULL, ...) {
+  y <- checked_new_response(object, newresp)
+  engine <- lmm_refit_response_cpp(object$X, y, object$prior_weights, object$offset, object$xp$intercept_col,
+                                   engine_blocks(object$re), object$xp, object$theta, object$lower, object$REML,
+                                   object$control)
+  out <- fit_from_engine(object, engine, REML = object$REML, y = y)
+  out$frame[[1L]] <- y
+  out
+}
+
+# newresp as a double vector with one value per observation of the fit.
+checked_new_response <- function(object, newresp) {
   if (is.null(newresp)) newresp <- object$y
   if (is.data.frame(newresp)) {
     if (ncol(newresp) != 1L) mlm_abort("{.arg newresp} must have one column.", "mlmfit_error_argument")
@@ -163,11 +194,5 @@ refit.lmm <- function(object, newresp = NULL, ...) {
   if (any(!is.finite(newresp))) {
     mlm_abort("{.arg newresp} has missing or infinite values.", "mlmfit_error_argument")
   }
-  y <- as.double(newresp)
-  engine <- lmm_refit_response_cpp(object$X, y, object$prior_weights, object$offset, object$xp$intercept_col,
-                                   engine_blocks(object$re), object$xp, object$theta, object$lower, object$REML,
-                                   object$control)
-  out <- fit_from_engine(object, engine, REML = object$REML, y = y)
-  out$frame[[1L]] <- y
-  out
+  as.double(newresp)
 }

@@ -219,8 +219,11 @@ augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL, ...) {
   res <- x$y - x$fitted
   out$.fitted <- unname(x$fitted)
   out$.resid <- unname(res)
-  out$.hat <- unname(stats::hatvalues(x))
-  out$.cooksd <- unname(stats::cooks.distance(x))
+  # no leverages for fits with a residual structure (see hatvalues())
+  if (!inherits(x, "lmm_residual_structure")) {
+    out$.hat <- unname(stats::hatvalues(x))
+    out$.cooksd <- unname(stats::cooks.distance(x))
+  }
   out$.fixed <- unname(predict(x, re.form = NA))
   out$.mu <- unname(x$fitted)
   out$.offset <- x$offset %||% rep(0, n)
@@ -238,7 +241,10 @@ augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL, ...) {
 #' as lme4's `hatvalues()`. It is computed group by group from the model's
 #' cross-products without forming the n x n hat matrix. `cooks.distance()`
 #' combines them with the Pearson residuals as lme4 does:
-#' `r_i^2 h_i / (sigma^2 p (1 - h_i)^2)`.
+#' `r_i^2 h_i / (sigma^2 p (1 - h_i)^2)`. Both stop with an error of class
+#' `mlmfit_error_residual_structure` for a fit with a residual `correlation`
+#' or `variance` structure, whose hat matrix this computation does not give
+#' (`augment()` then leaves out `.hat` and `.cooksd`).
 #'
 #' @param model A fit from [lmm()].
 #' @param ... Unused.

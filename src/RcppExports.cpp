@@ -315,6 +315,26 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// lmm_residual_terms_cpp
+Rcpp::NumericMatrix lmm_residual_terms_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& residual, const Rcpp::NumericMatrix& params, int n_theta, bool reml, bool with_vcov);
+RcppExport SEXP _mlmfit_lmm_residual_terms_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP residualSEXP, SEXP paramsSEXP, SEXP n_thetaSEXP, SEXP remlSEXP, SEXP with_vcovSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type params(paramsSEXP);
+    Rcpp::traits::input_parameter< int >::type n_theta(n_thetaSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    Rcpp::traits::input_parameter< bool >::type with_vcov(with_vcovSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_residual_terms_cpp(X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml, with_vcov));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 12},
@@ -335,6 +355,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_fit_residual_cpp", (DL_FUNC) &_mlmfit_lmm_fit_residual_cpp, 11},
     {"_mlmfit_lmm_residual_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_residual_evaluate_cpp, 11},
     {"_mlmfit_lmm_residual_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_residual_deviance_cpp, 10},
+    {"_mlmfit_lmm_residual_terms_cpp", (DL_FUNC) &_mlmfit_lmm_residual_terms_cpp, 11},
     {NULL, NULL, 0}
 };
 

@@ -146,3 +146,45 @@ NumericVector lmm_residual_deviance_cpp(const Rcpp::NumericMatrix& X, SEXP y, SE
   }
   return out;
 }
+
+// At each column of params = (theta, psi), with one set-up of the whitening
+// for all columns (inference: Satterthwaite's derivatives, profiles): rows
+// deviance, ld_L2, ld_RX2, pwrss, sigma, log |R| and, with with_vcov, the
+// covariance of beta (column-major). Columns outside the parameter space
+// have deviance Inf and NaN elsewhere.
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericMatrix lmm_residual_terms_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset,
+                                           int intercept_col, const List& blocks, const List& residual,
+                                           const Rcpp::NumericMatrix& params, int n_theta, bool reml,
+                                           bool with_vcov) {
+  mlm::ModelData d = mlm_glue::model_data_from(X, y, weights, offset, intercept_col, blocks);
+  mlm::ResidualSpec spec = spec_from(residual, d.n);
+  mlm::WhitenedCrossProducts white(d, spec, method_from(residual));
+  const std::vector<mlm::CovTemplate> tpl = mlm_glue::templates_from(blocks);
+  const int n_psi = params.nrow() - n_theta;
+  if (n_theta < 0 || n_psi < 0) Rcpp::stop("internal: params has fewer rows than theta");
+  const int p = static_cast<int>(d.p);
+  const int rows = 6 + (with_vcov ? p * p : 0);
+  Rcpp::NumericMatrix out(rows, params.ncol());
+  for (int k = 0; k < params.ncol(); ++k) {
+    if ((k & 15) == 15) Rcpp::checkUserInterrupt();
+    Eigen::Map<const Eigen::VectorXd> col(&params(0, k), params.nrow());
+    const mlm::LmmEvaluation ev =
+        mlm::evaluate_lmm_structured(white, tpl, col.head(n_theta), col.tail(n_psi), reml, false);
+    if (!std::isfinite(ev.deviance)) {
+      out(0, k) = R_PosInf;
+      for (int r = 1; r < rows; ++r) out(r, k) = R_NaN;
+      continue;
+    }
+    out(0, k) = ev.deviance;
+    out(1, k) = ev.ld_L2;
+    out(2, k) = ev.ld_RX2;
+    out(3, k) = ev.pwrss;
+    out(4, k) = ev.sigma;
+    out(5, k) = white.log_det();
+    if (with_vcov) {
+      for (int i = 0; i < p * p; ++i) out(6 + i, k) = ev.vcov.data()[i];
+    }
+  }
+  return out;
+}

@@ -158,8 +158,13 @@ test_that("failed bootstrap refits are left out and counted", {
   full <- parametric_bootstrap(fit, nsim = 12, seed = 3, progress = FALSE)
   expect_equal(est[-c(4, 8, 12), ], full[-c(4, 8, 12), ], ignore_attr = TRUE)
   t0 <- c(sqrt(VarCorr(fit)$herd[1L]), fixef(fit))
+  # A quarter failed: too many for intervals.
+  expect_error(suppressWarnings(glmm_bootstrap_limits(est, t0, 1:5, 0.95, "norm")),
+               class = "mlmfit_error_bootstrap")
+  # One in twelve: left out with a warning.
+  est[c(8, 12), ] <- full[c(8, 12), ]
   expect_warning(ci <- glmm_bootstrap_limits(est, t0, 1:5, 0.95, "norm"),
-                 "3 of 12 bootstrap refits failed", class = "mlmfit_warning_bootstrap")
+                 "1 of 12 bootstrap refit failed", class = "mlmfit_warning_bootstrap")
   ok <- est[stats::complete.cases(est), ]
   sd2 <- stats::sd(ok[, 2L])
   bias2 <- mean(ok[, 2L]) - t0[2L]

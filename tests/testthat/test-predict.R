@@ -70,3 +70,46 @@ test_that("missing values in new data: NA by default, dropped with na.omit", {
   expect_length(predict(fit, nd, na.action = na.omit), 2L)
   expect_equal(unname(predict(fit, nd, na.action = na.omit)), unname(p[-2]))
 })
+
+test_that("names of the formula found where it was written (pi, constants, functions) need not be in newdata", {
+  skip_if_not_installed("lme4")
+  ov <- as.data.frame(nlme::Ovary)
+  fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), ov)
+  ref <- lme4::lmer(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), ov)
+  nd <- ov[c(1, 40, 200), ]
+  expect_equal(predict(fit, nd), predict(ref, nd), tolerance = 1e-5)
+  expect_equal(predict(fit, nd, re.form = NA), predict(ref, nd, re.form = NA), tolerance = 1e-5)
+  # a constant and a function of the user, in the environment of the formula
+  period <- 1.5
+  wave <- function(t) sin(2 * pi * t / period)
+  fit2 <- lmm(follicles ~ wave(Time) + I(Time * period) + (1 | Mare), ov)
+  ref2 <- lme4::lmer(follicles ~ wave(Time) + I(Time * period) + (1 | Mare), ov)
+  expect_equal(predict(fit2, nd[, c("Time", "Mare")]), predict(ref2, nd[, c("Time", "Mare")]), tolerance = 1e-5)
+  # a variable found nowhere is reported
+  expect_error(predict(fit2, nd[, "Mare", drop = FALSE]), "Time", class = "mlmfit_error_newdata")
+  # a population-level prediction needs no grouping variable
+  expect_equal(predict(fit, data.frame(Time = c(0.1, 0.5)), re.form = NA),
+               predict(ref, data.frame(Time = c(0.1, 0.5)), re.form = NA), tolerance = 1e-5)
+})
+
+test_that("predictions of fits with a residual structure are nlme's predict.lme at levels 0 and 1", {
+  ov <- nlme::Ovary
+  fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), ov,
+             correlation = nlme::corAR1(form = ~ 1 | Mare))
+  ref <- nlme::lme(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), ov, random = ~ 1 | Mare,
+                   correlation = nlme::corAR1(form = ~ 1 | Mare))
+  nd <- ov[c(1:3, 100, 250), ]
+  p <- predict(ref, nd, level = 0:1)
+  expect_equal(unname(predict(fit, nd)), p$predict.Mare, tolerance = 1e-6)
+  expect_equal(unname(predict(fit, nd, re.form = NA)), p$predict.fixed, tolerance = 1e-6)
+  # and with a variance function and a random slope
+  fit <- lmm(weight ~ Time * Diet + (Time | Rat), nlme::BodyWeight, variance = nlme::varPower(form = ~ Time),
+             correlation = nlme::corCAR1(form = ~ Time | Rat))
+  ref <- nlme::lme(weight ~ Time * Diet, nlme::BodyWeight, random = ~ Time | Rat,
+                   weights = nlme::varPower(form = ~ Time), correlation = nlme::corCAR1(form = ~ Time | Rat))
+  nd <- as.data.frame(nlme::BodyWeight)[c(1, 50, 150), ]
+  nd$Time <- c(3, 30, 70)
+  p <- predict(ref, nd, level = 0:1)
+  expect_equal(unname(predict(fit, nd)), p$predict.Rat, tolerance = 1e-4)
+  expect_equal(unname(predict(fit, nd, re.form = NA)), p$predict.fixed, tolerance = 1e-4)
+})
