@@ -164,7 +164,7 @@ test_that("failed bootstrap refits are left out and counted", {
   # One in twelve: left out with a warning.
   est[c(8, 12), ] <- full[c(8, 12), ]
   expect_warning(ci <- glmm_bootstrap_limits(est, t0, 1:5, 0.95, "norm"),
-                 "1 of 12 bootstrap refit failed", class = "mlmfit_warning_bootstrap")
+                 "1 of 12 bootstrap refits? failed", class = "mlmfit_warning_bootstrap")
   ok <- est[stats::complete.cases(est), ]
   sd2 <- stats::sd(ok[, 2L])
   bias2 <- mean(ok[, 2L]) - t0[2L]
