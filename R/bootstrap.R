@@ -61,14 +61,8 @@ parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progr
     mlm_abort("The parametric bootstrap is available for fits from {.fn lmm} and {.fn glmm}.",
               "mlmfit_error_argument")
   }
-  nsim <- as.integer(nsim)
-  if (length(nsim) != 1L || is.na(nsim) || nsim < 1L) {
-    mlm_abort("{.arg nsim} must be a positive whole number.", "mlmfit_error_argument")
-  }
-  cores <- as.integer(cores)
-  if (length(cores) != 1L || is.na(cores) || cores < 1L) {
-    mlm_abort("{.arg cores} must be a positive whole number.", "mlmfit_error_argument")
-  }
+  nsim <- positive_count(nsim, "nsim")
+  cores <- positive_count(cores, "cores")
   if (!is.null(seed)) set.seed(seed)
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
   Y <- simulate_responses(fit, nsim, NA)

@@ -66,39 +66,15 @@ confint.lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald"
                         oldNames = TRUE, ...) {
   method <- match.arg(method)
   boot.type <- match.arg(boot.type)
-  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
-    mlm_abort("{.arg level} must be a number between 0 and 1.", "mlmfit_error_argument")
-  }
+  check_level(level)
   vnames <- c(sdcor_names(object$re, old_names = oldNames), names(residual_parameters(object)))
   all_names <- c(vnames, names(object$beta))
   nvp <- length(vnames)
-  which <- if (missing(parm)) {
-    seq_along(all_names)
-  } else if (is.numeric(parm)) {
-    as.integer(parm)
-  } else if (identical(parm, "theta_")) {
-    seq_len(nvp)
-  } else if (identical(parm, "beta_")) {
-    nvp + seq_along(object$beta)
-  } else {
-    m <- match(parm, all_names)
-    if (anyNA(m)) {
-      mlm_abort(c("Unknown parameter{?s} {.val {parm[is.na(m)]}}.", i = "The parameters are {.val {all_names}}."),
-                "mlmfit_error_argument")
-    }
-    m
-  }
-  if (any(which < 1L | which > length(all_names))) {
-    mlm_abort("{.arg parm} indices must be between 1 and {length(all_names)}.", "mlmfit_error_argument")
-  }
+  which <- confint_which(parm, all_names, nvp, length(object$beta))
   a <- (1 + c(-level, level)) / 2
   cols <- paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3), "%")
   out <- switch(method,
-    Wald = {
-      se <- sqrt(diag(object$vcov))
-      ci <- rbind(matrix(NA_real_, nvp, 2L), cbind(object$beta, object$beta) + se %o% stats::qnorm(a))
-      ci[which, , drop = FALSE]
-    },
+    Wald = wald_limits(object, nvp, a)[which, , drop = FALSE],
     profile = profile_intervals(object, which, level),
     boot = {
       est <- parametric_bootstrap(object, nsim, seed = seed, cores = cores, progress = progress)
@@ -120,4 +96,36 @@ check_bootstrap_failures <- function(est, nsim, max_share = 0.1) {
               "mlmfit_error_bootstrap")
   }
   invisible(n_failed)
+}
+
+# Positions of the parameters `parm` (names, indices, "theta_" or "beta_")
+# among all_names: nvp variance parameters first, then p fixed effects.
+confint_which <- function(parm, all_names, nvp, p) {
+  which <- if (missing(parm)) {
+    seq_along(all_names)
+  } else if (is.numeric(parm)) {
+    as.integer(parm)
+  } else if (identical(parm, "theta_")) {
+    seq_len(nvp)
+  } else if (identical(parm, "beta_")) {
+    nvp + seq_len(p)
+  } else {
+    m <- match(parm, all_names)
+    if (anyNA(m)) {
+      mlm_abort(c("Unknown parameter{?s} {.val {parm[is.na(m)]}}.", i = "The parameters are {.val {all_names}}."),
+                "mlmfit_error_argument")
+    }
+    m
+  }
+  if (length(which) == 0L || anyNA(which) || any(which < 1L | which > length(all_names))) {
+    mlm_abort("{.arg parm} indices must be between 1 and {length(all_names)}.", "mlmfit_error_argument")
+  }
+  which
+}
+
+# Wald limits at probabilities a: the fixed effects from vcov(), NA for the
+# nvp variance parameters (as lme4).
+wald_limits <- function(object, nvp, a) {
+  se <- sqrt(diag(object$vcov))
+  rbind(matrix(NA_real_, nvp, 2L), cbind(object$beta, object$beta) + se %o% stats::qnorm(a))
 }

@@ -6,14 +6,8 @@
 
 # `refit` turns a simulated response into estimates (a seam for tests).
 glmm_parametric_bootstrap <- function(fit, nsim, seed, cores, progress, refit = glmm_refit_simulated) {
-  nsim <- as.integer(nsim)
-  if (length(nsim) != 1L || is.na(nsim) || nsim < 1L) {
-    mlm_abort("{.arg nsim} must be a positive whole number.", "mlmfit_error_argument")
-  }
-  cores <- as.integer(cores)
-  if (length(cores) != 1L || is.na(cores) || cores < 1L) {
-    mlm_abort("{.arg cores} must be a positive whole number.", "mlmfit_error_argument")
-  }
+  nsim <- positive_count(nsim, "nsim")
+  cores <- positive_count(cores, "cores")
   if (fit$family_info$dist == "binomial") {
     w <- weights(fit)
     if (any(abs(w - round(w)) > 1e-8)) {

@@ -62,21 +62,15 @@ confint.glmm <- function(object, parm, level = 0.95, method = c("profile", "Wald
                          oldNames = TRUE, ...) {
   method <- match.arg(method)
   boot.type <- match.arg(boot.type)
-  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
-    mlm_abort("{.arg level} must be a number between 0 and 1.", "mlmfit_error_argument")
-  }
+  check_level(level)
   vnames <- glmm_sdcor_names(object, oldNames)
   all_names <- c(vnames, names(object$beta))
   nvp <- length(vnames)
-  which <- glmm_confint_which(parm, all_names, nvp, length(object$beta))
+  which <- confint_which(parm, all_names, nvp, length(object$beta))
   a <- (1 + c(-level, level)) / 2
   cols <- paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3), "%")
   out <- switch(method,
-    Wald = {
-      se <- sqrt(diag(object$vcov))
-      ci <- rbind(matrix(NA_real_, nvp, 2L), cbind(object$beta, object$beta) + se %o% stats::qnorm(a))
-      ci[which, , drop = FALSE]
-    },
+    Wald = wald_limits(object, nvp, a)[which, , drop = FALSE],
     profile = glmm_profile_intervals(object, which, level, all_names[which]),
     boot = {
       est <- parametric_bootstrap(object, nsim, seed = seed, cores = cores, progress = progress)
@@ -96,31 +90,6 @@ glmm_bootstrap_limits <- function(est, t0, which, level, type) {
   check_bootstrap_failures(est, nrow(est))
   ok <- stats::complete.cases(est)
   t(vapply(which, function(w) bootstrap_interval(est[ok, w], t0[w], level, type), numeric(2)))
-}
-
-# Positions of the parameters `parm` among all_names (variance parameters
-# first, nvp of them, then p fixed effects).
-glmm_confint_which <- function(parm, all_names, nvp, p) {
-  which <- if (missing(parm)) {
-    seq_along(all_names)
-  } else if (is.numeric(parm)) {
-    as.integer(parm)
-  } else if (identical(parm, "theta_")) {
-    seq_len(nvp)
-  } else if (identical(parm, "beta_")) {
-    nvp + seq_len(p)
-  } else {
-    m <- match(parm, all_names)
-    if (anyNA(m)) {
-      mlm_abort(c("Unknown parameter{?s} {.val {parm[is.na(m)]}}.", i = "The parameters are {.val {all_names}}."),
-                "mlmfit_error_argument")
-    }
-    m
-  }
-  if (length(which) == 0L || anyNA(which) || any(which < 1L | which > length(all_names))) {
-    mlm_abort("{.arg parm} indices must be between 1 and {length(all_names)}.", "mlmfit_error_argument")
-  }
-  which
 }
 
 # The variance parameters of a glmm() fit on the sdcor scale, with the scale

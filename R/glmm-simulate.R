@@ -31,6 +31,7 @@
 #' @export
 simulate.glmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA, newdata = NULL,
                           allow.new.levels = FALSE, ...) {
+  nsim <- positive_count(nsim, "nsim")
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
   if (is.null(seed)) {
     rng_state <- get(".Random.seed", envir = .GlobalEnv)

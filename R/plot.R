@@ -113,9 +113,7 @@ plot.lmm <- function(x, which = c("fitted", "qq", "ranef"), ...) {
 #' @export
 plot.ranef.mlmfit <- function(x, level = 0.95, ...) {
   require_ggplot2("{.fn plot} of random effects")
-  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
-    mlm_abort("{.arg level} must be a number between 0 and 1.", "mlmfit_error_argument")
-  }
+  check_level(level)
   d <- as.data.frame(x)
   z <- stats::qnorm((1 + level) / 2)
   d$lower <- d$condval - z * d$condsd

@@ -99,10 +99,7 @@ simulate_random_effects <- function(fit, which, nsim) {
 #' fixef(refit(fit, sims$sim_1))
 #' @export
 simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA, ...) {
-  nsim <- as.integer(nsim)
-  if (length(nsim) != 1L || is.na(nsim) || nsim < 1L) {
-    mlm_abort("{.arg nsim} must be a positive whole number.", "mlmfit_error_argument")
-  }
+  nsim <- positive_count(nsim, "nsim")
   if (!is.null(seed)) set.seed(seed)
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
   rng_state <- get(".Random.seed", envir = .GlobalEnv)

@@ -46,3 +46,19 @@ s3_register <- function(generic, class, method) {
 }
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
+
+# A positive whole number argument (nsim, cores), as an integer.
+positive_count <- function(x, arg) {
+  x <- suppressWarnings(as.integer(x))
+  if (length(x) != 1L || is.na(x) || x < 1L) {
+    mlm_abort("{.arg {arg}} must be a positive whole number.", "mlmfit_error_argument")
+  }
+  x
+}
+
+# A confidence level strictly between 0 and 1.
+check_level <- function(level) {
+  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
+    mlm_abort("{.arg level} must be a number between 0 and 1.", "mlmfit_error_argument")
+  }
+}
