@@ -263,12 +263,6 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   // Newton steps with a Hessian from differences of the analytic gradient:
   // they confirm the optimum and tighten it where the quasi-Newton model
   // was loose.
-  auto free_set = [&](const Eigen::VectorXd& g) {
-    std::vector<Eigen::Index> fr;
-    for (Eigen::Index i = 0; i < nt; ++i)
-      if (!(theta[i] <= lower[i] && g[i] > 0.0)) fr.push_back(i);
-    return fr;
-  };
   const double hessian_flops = static_cast<double>(nt + 1) * 3.0 * dev.system().flops_per_factor();
   if (nt > 0 && nt <= opt.max_hessian_params && std::isfinite(fmin) && hessian_flops <= opt.polish_flops) {
     for (int it = 0; it < 3; ++it) {
@@ -279,15 +273,12 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
       if (H.size() == 0) break;
       res.gradient = g;
       res.hessian = H;
-      const std::vector<Eigen::Index> fr = free_set(g);
+      const std::vector<Eigen::Index> fr = free_set(theta, g, lower);
       if (fr.empty()) break;
       const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-      Eigen::MatrixXd Hf(nf, nf);
-      Eigen::VectorXd gf(nf);
-      for (Eigen::Index a = 0; a < nf; ++a) {
-        gf[a] = g[fr[a]];
-        for (Eigen::Index b = 0; b < nf; ++b) Hf(a, b) = H(fr[a], fr[b]);
-      }
+      Eigen::MatrixXd Hf;
+      Eigen::VectorXd gf;
+      restrict_to(H, g, fr, Hf, gf);
       Eigen::LLT<Eigen::MatrixXd> llt(Hf);
       if (llt.info() != Eigen::Success) break;
       Eigen::VectorXd df = -llt.solve(gf);
@@ -302,29 +293,7 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
       fmin = ft;
     }
     // Convergence check on the free parameters: the Newton step that remains.
-    if (res.hessian.size() > 0) {
-      const std::vector<Eigen::Index> fr = free_set(res.gradient);
-      const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-      if (nf > 0) {
-        Eigen::MatrixXd Hf(nf, nf);
-        Eigen::VectorXd gf(nf);
-        for (Eigen::Index a = 0; a < nf; ++a) {
-          gf[a] = res.gradient[fr[a]];
-          for (Eigen::Index b = 0; b < nf; ++b) Hf(a, b) = res.hessian(fr[a], fr[b]);
-        }
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Hf);
-        const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
-        if (eig.eigenvalues().minCoeff() < -1e-6 * std::max(emax, 1.0)) {
-          res.warnings.push_back("the Hessian of the deviance is not positive definite at the optimum: "
-                                 "the fit may be at a saddle point");
-        } else if (eig.eigenvalues().minCoeff() > 1e-10 * std::max(emax, 1.0)) {
-          const double step = Hf.ldlt().solve(gf).cwiseAbs().maxCoeff();
-          if (step > 1e-3)
-            res.warnings.push_back("the optimiser stopped with a Newton step of size " + std::to_string(step) +
-                                   " left: the fit may not have converged");
-        }
-      }
-    }
+    check_optimum(res.hessian, res.gradient, theta, lower, res.warnings);
   }
   // At a minimum the deviance rises along the ray of theta. When the fixed
   // and random effects can describe every observation it falls instead

@@ -267,4 +267,43 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
   return res;
 }
 
+std::vector<Eigen::Index> free_set(const Eigen::VectorXd& x, const Eigen::VectorXd& g, const Eigen::VectorXd& lower) {
+  std::vector<Eigen::Index> fr;
+  for (Eigen::Index i = 0; i < x.size(); ++i)
+    if (!(x[i] <= lower[i] && g[i] > 0.0)) fr.push_back(i);
+  return fr;
+}
+
+void restrict_to(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const std::vector<Eigen::Index>& fr,
+                 Eigen::MatrixXd& Hf, Eigen::VectorXd& gf) {
+  const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
+  Hf.resize(nf, nf);
+  gf.resize(nf);
+  for (Eigen::Index a = 0; a < nf; ++a) {
+    gf[a] = g[fr[a]];
+    for (Eigen::Index b = 0; b < nf; ++b) Hf(a, b) = H(fr[a], fr[b]);
+  }
+}
+
+void check_optimum(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const Eigen::VectorXd& x,
+                   const Eigen::VectorXd& lower, std::vector<std::string>& warnings) {
+  if (H.size() == 0) return;
+  const std::vector<Eigen::Index> fr = free_set(x, g, lower);
+  if (fr.empty()) return;
+  Eigen::MatrixXd Hf;
+  Eigen::VectorXd gf;
+  restrict_to(H, g, fr, Hf, gf);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Hf);
+  const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
+  if (eig.eigenvalues().minCoeff() < -1e-6 * std::max(emax, 1.0)) {
+    warnings.push_back("the Hessian of the deviance is not positive definite at the optimum: "
+                       "the fit may be at a saddle point");
+  } else if (eig.eigenvalues().minCoeff() > 1e-10 * std::max(emax, 1.0)) {
+    const double step = Hf.ldlt().solve(gf).cwiseAbs().maxCoeff();
+    if (step > 1e-3)
+      warnings.push_back("the optimiser stopped with a Newton step of size " + std::to_string(step) +
+                         " left: the fit may not have converged");
+  }
+}
+
 }  // namespace mlm

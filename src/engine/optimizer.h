@@ -1,13 +1,13 @@
 // Minimisation of a smooth function subject to lower bounds, by a projected
-// quasi-Newton (BFGS) method on finite-difference gradients. The profiled
-// deviance has few parameters and cheap evaluations, so gradients by
-// differences are affordable and give the fast, tight convergence that
-// derivative-free methods lack near the optimum.
+// quasi-Newton (BFGS) method on an analytic gradient when one is given and
+// on finite-difference gradients otherwise, and the checks of an optimum
+// that both linear mixed model fits share.
 #pragma once
 
 #include <Eigen/Dense>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace mlm {
 
@@ -52,5 +52,19 @@ Eigen::MatrixXd fd_hessian_from_gradient(const ObjectiveWithGradient& fg, const 
 // Central-difference Hessian (one-sided next to a bound).
 Eigen::MatrixXd fd_hessian(const Objective& f, const Eigen::VectorXd& x, const Eigen::VectorXd& lower,
                            double step_rel, int* evals);
+
+// Free coordinates of x: not held at a lower bound by a gradient pointing
+// outwards.
+std::vector<Eigen::Index> free_set(const Eigen::VectorXd& x, const Eigen::VectorXd& g, const Eigen::VectorXd& lower);
+
+// H and g restricted to the coordinates fr.
+void restrict_to(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const std::vector<Eigen::Index>& fr,
+                 Eigen::MatrixXd& Hf, Eigen::VectorXd& gf);
+
+// Convergence check at x on the free coordinates: a warning (appended to
+// warnings) when the Hessian is not positive definite or a Newton step of
+// more than 1e-3 remains.
+void check_optimum(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const Eigen::VectorXd& x,
+                   const Eigen::VectorXd& lower, std::vector<std::string>& warnings);
 
 }  // namespace mlm

@@ -35,25 +35,6 @@ LmmEvaluation evaluate_lmm_structured(WhitenedCrossProducts& white, const std::v
 
 namespace {
 
-// Free coordinates: not held at a bound by a gradient pointing outwards.
-std::vector<Eigen::Index> free_set(const Eigen::VectorXd& x, const Eigen::VectorXd& g, const Eigen::VectorXd& lower) {
-  std::vector<Eigen::Index> fr;
-  for (Eigen::Index i = 0; i < x.size(); ++i)
-    if (!(x[i] <= lower[i] && g[i] > 0.0)) fr.push_back(i);
-  return fr;
-}
-
-void restrict(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const std::vector<Eigen::Index>& fr,
-              Eigen::MatrixXd& Hf, Eigen::VectorXd& gf) {
-  const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-  Hf.resize(nf, nf);
-  gf.resize(nf);
-  for (Eigen::Index a = 0; a < nf; ++a) {
-    gf[a] = g[fr[a]];
-    for (Eigen::Index b = 0; b < nf; ++b) Hf(a, b) = H(fr[a], fr[b]);
-  }
-}
-
 // Minimise the deviance over x = (theta, free psi): projected quasi-Newton
 // on finite-difference gradients, diagonal entries of T tried at zero,
 // Newton steps on a finite-difference Hessian, and the convergence checks.
@@ -86,7 +67,7 @@ void optimize_once(const Objective& f, const Eigen::VectorXd& x0, const Eigen::V
       res.hessian = fd_hessian(f, x, lower, 1e-4, &evals);
       const std::vector<Eigen::Index> fr = free_set(x, res.gradient, lower);
       if (fr.empty()) break;
-      restrict(res.hessian, res.gradient, fr, Hf, gf);
+      restrict_to(res.hessian, res.gradient, fr, Hf, gf);
       Eigen::LLT<Eigen::MatrixXd> llt(Hf);
       if (llt.info() != Eigen::Success) break;
       const Eigen::VectorXd step = -llt.solve(gf);
@@ -100,23 +81,7 @@ void optimize_once(const Objective& f, const Eigen::VectorXd& x0, const Eigen::V
       x = t;
       fmin = ft;
     }
-    if (res.hessian.size() > 0) {
-      const std::vector<Eigen::Index> fr = free_set(x, res.gradient, lower);
-      if (!fr.empty()) {
-        restrict(res.hessian, res.gradient, fr, Hf, gf);
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Hf);
-        const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
-        if (eig.eigenvalues().minCoeff() < -1e-6 * std::max(emax, 1.0)) {
-          res.warnings.push_back("the Hessian of the deviance is not positive definite at the optimum: "
-                                 "the fit may be at a saddle point");
-        } else if (eig.eigenvalues().minCoeff() > 1e-10 * std::max(emax, 1.0)) {
-          const double step = Hf.ldlt().solve(gf).cwiseAbs().maxCoeff();
-          if (step > 1e-3)
-            res.warnings.push_back("the optimiser stopped with a Newton step of size " + std::to_string(step) +
-                                   " left: the fit may not have converged");
-        }
-      }
-    }
+    check_optimum(res.hessian, res.gradient, x, lower, res.warnings);
   }
   res.optim.evals += evals;
   if (!res.optim.converged && !res.optim.message.empty())
