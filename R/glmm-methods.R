@@ -121,17 +121,7 @@ print_glmm_header <- function(x) {
   if (nchar(title) > w) title <- paste(strwrap(title, width = w - 2, exdent = 2), collapse = "\n")
   cat(title, "\n", sep = "")
   cat(" Family: ", x$family$family, "  ( ", x$family$link, " )\n", sep = "")
-  cat("Formula: ", deparse1(x$formula, collapse = " "), "\n", sep = "")
-  if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
-  if (!is.null(x$call$weights)) cat("Weights: ", deparse1(x$call$weights), "\n", sep = "")
-  if (!is.null(x$call$offset)) cat(" Offset: ", deparse1(x$call$offset), "\n", sep = "")
-  if (!is.null(x$call$subset)) cat(" Subset: ", deparse1(x$call$subset), "\n", sep = "")
-}
-
-glmm_criteria <- function(x) {
-  ll <- logLik(x)
-  c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = as.numeric(ll), deviance = -2 * as.numeric(ll),
-    df.resid = nobs(x) - attr(ll, "df"))
+  print_call_lines(x)
 }
 
 print_criteria <- function(tab, digits) {
@@ -149,7 +139,7 @@ print_glmm_notes <- function(x) {
 #' @export
 print.glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
   print_glmm_header(x)
-  print_criteria(glmm_criteria(x), 4)
+  print_criteria(information_criteria(x), 4)
   cat("Random effects:\n")
   print(VarCorr(x), digits = digits, comp = "Std.Dev.")
   print_groups_line(x)
@@ -194,7 +184,7 @@ summary.glmm <- function(object, ...) {
   structure(list(
     fit = object, coefficients = coefs, varcor = VarCorr(object),
     residuals = residuals(object, type = "pearson", scaled = TRUE),
-    ngrps = ngrps(object), nobs = nobs(object), AICtab = glmm_criteria(object),
+    ngrps = ngrps(object), nobs = nobs(object), AICtab = information_criteria(object),
     family = object$family$family, link = object$family$link,
     singular = is_singular(object), vcov = object$vcov
   ), class = "summary_glmm")

@@ -6,6 +6,11 @@ fit_title <- function(x) {
 
 print_header <- function(x) {
   cat(fit_title(x), "\n", sep = "")
+  print_call_lines(x)
+}
+
+# Formula, data, weights, offset and subset of the call, as lme4 prints them.
+print_call_lines <- function(x) {
   cat("Formula: ", deparse1(x$formula, collapse = " "), "\n", sep = "")
   if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
   if (!is.null(x$call$weights)) cat("Weights: ", deparse1(x$call$weights), "\n", sep = "")

@@ -26,16 +26,19 @@ BlockedCholesky::BlockedCholesky(const CrossProducts& xp, const std::vector<CovT
   work_.resize(static_cast<std::size_t>(4) * std::max(qmax, P) * std::max(qmax, P));
 }
 
-void BlockedCholesky::fill_templates(const Eigen::VectorXd& theta) {
-  for (std::size_t f = 0; f < tpl_.size(); ++f) {
-    const int q = tpl_[f].q;
+void fill_relative_factors(const std::vector<CovTemplate>& tpl, const Eigen::VectorXd& theta,
+                           std::vector<Eigen::MatrixXd>& T) {
+  for (std::size_t f = 0; f < tpl.size(); ++f) {
+    const int q = tpl[f].q;
     for (int c = 0; c < q; ++c)
       for (int r = 0; r < q; ++r) {
-        const int k = tpl_[f].theta_index[r + c * q];
-        T_[f](r, c) = (k >= 0 && r >= c) ? theta[k] : 0.0;
+        const int k = tpl[f].theta_index[r + c * q];
+        T[f](r, c) = (k >= 0 && r >= c) ? theta[k] : 0.0;
       }
   }
 }
+
+void BlockedCholesky::fill_templates(const Eigen::VectorXd& theta) { fill_relative_factors(tpl_, theta, T_); }
 
 // The pattern of S block by block, in a fixed order: the diagonal block of
 // each secondary level, the blocks between secondary factors that share

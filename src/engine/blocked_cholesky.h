@@ -24,6 +24,11 @@ struct Solution {
   std::vector<Eigen::MatrixXd> b;  // per factor: q x levels, b = Lambda u
 };
 
+// T of each grouping factor at theta: the lower triangle from the
+// templates, zero elsewhere (each T[f] already q x q).
+void fill_relative_factors(const std::vector<CovTemplate>& tpl, const Eigen::VectorXd& theta,
+                           std::vector<Eigen::MatrixXd>& T);
+
 class BlockedCholesky {
  public:
   // templates[0] is the primary factor's, then one per secondary factor.

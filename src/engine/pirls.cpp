@@ -155,16 +155,7 @@ void Pirls::set_u(const std::vector<Eigen::MatrixXd>& u) {
   has_modes_ = true;
 }
 
-void Pirls::set_theta(const Eigen::VectorXd& theta) {
-  for (std::size_t f = 0; f < tpl_.size(); ++f) {
-    const int q = tpl_[f].q;
-    for (int c = 0; c < q; ++c)
-      for (int r = 0; r < q; ++r) {
-        const int k = tpl_[f].theta_index[r + c * q];
-        T_[f](r, c) = (k >= 0 && r >= c) ? theta[k] : 0.0;
-      }
-  }
-}
+void Pirls::set_theta(const Eigen::VectorXd& theta) { fill_relative_factors(tpl_, theta, T_); }
 
 std::vector<Eigen::MatrixXd> Pirls::b() const {
   std::vector<Eigen::MatrixXd> out(u_.size());

@@ -16,26 +16,7 @@ expect_glmer_agreement <- function(fit, ref, dev_tol = 1e-3, fe_tol = 1e-3, vc_t
   testthat::expect_true(all(abs(fe - fr) <= pmax(fe_tol * abs(fr), 1e-5)),
                         info = paste("fixed effects differ:", paste(signif(fe / fr - 1, 3), collapse = " ")))
 
-  v1 <- as.data.frame(VarCorr(fit))
-  v2 <- as.data.frame(lme4::VarCorr(ref))
-  testthat::expect_identical(v1$grp, v2$grp)
-  testthat::expect_identical(v1$var1, v2$var1)
-  testthat::expect_identical(v1$var2, v2$var2)
-  is_sd <- is.na(v2$var2)
-  ok_sd <- abs(v1$sdcor - v2$sdcor)[is_sd] <= pmax(vc_tol * abs(v2$sdcor[is_sd]), 1e-3)
-  ok_cor <- abs(v1$sdcor - v2$sdcor)[!is_sd] <= 1e-3 | is.nan(v2$sdcor[!is_sd])
-  testthat::expect_true(all(ok_sd) && all(ok_cor),
-                        info = paste("variance components differ:", paste(signif(v1$sdcor - v2$sdcor, 3), collapse = " ")))
-
-  r1 <- ranef(fit, condVar = FALSE)
-  r2 <- lme4::ranef(ref, condVar = FALSE)
-  testthat::expect_setequal(names(r1), names(r2))
-  for (nm in names(r2)) {
-    a <- as.matrix(r1[[nm]])
-    b <- as.matrix(r2[[nm]])
-    testthat::expect_identical(dimnames(a), dimnames(b))
-    testthat::expect_true(max(abs(a - b)) <= re_tol * max(abs(b), 1e-8), info = paste("conditional modes differ for", nm))
-  }
+  expect_components_agree(fit, ref, vc_tol, re_tol)
   invisible(TRUE)
 }
 

@@ -23,6 +23,21 @@ expect_lme4_agreement <- function(fit, ref, se_tol = 1e-3, vc_tol = 1e-3, re_tol
   testthat::expect_true(all(abs(se / sr - 1) <= se_tol),
                         info = paste("standard errors differ:", paste(signif(se / sr - 1, 3), collapse = " ")))
 
+  expect_components_agree(fit, ref, vc_tol, re_tol)
+  invisible(TRUE)
+}
+
+# Fit the same model with both packages.
+fit_both <- function(formula, data, REML = TRUE, ...) {
+  list(mlm = lmm(formula, data, REML = REML, ...),
+       lme4 = lme4::lmer(formula, data, REML = REML, ...))
+}
+
+# Variance components (SDs relative vc_tol, absolute 1e-3 near zero;
+# correlations absolute 1e-3) and conditional modes (re_tol of the largest
+# mode of their factor) of a fit against an lme4 fit: the part of the
+# accuracy contracts shared by lmm() and glmm().
+expect_components_agree <- function(fit, ref, vc_tol, re_tol) {
   v1 <- as.data.frame(VarCorr(fit))
   v2 <- as.data.frame(lme4::VarCorr(ref))
   testthat::expect_identical(v1$grp, v2$grp)
@@ -45,10 +60,4 @@ expect_lme4_agreement <- function(fit, ref, se_tol = 1e-3, vc_tol = 1e-3, re_tol
     testthat::expect_true(max(abs(a - b)) <= re_tol * scale, info = paste("conditional modes differ for", nm))
   }
   invisible(TRUE)
-}
-
-# Fit the same model with both packages.
-fit_both <- function(formula, data, REML = TRUE, ...) {
-  list(mlm = lmm(formula, data, REML = REML, ...),
-       lme4 = lme4::lmer(formula, data, REML = REML, ...))
 }
