@@ -25,7 +25,7 @@
 #'
 #' Fits with a residual `correlation` or `variance` structure: the F tests
 #' of one fit use Satterthwaite's degrees of freedom with the structure's
-#' parameters among the variance parameters (see [summary.lmm()]);
+#' parameters among the variance parameters (see [summary.mlmfit_lmm()]);
 #' Kenward-Roger's method is refused. In likelihood-ratio tests the
 #' structure's free parameters count in the degrees of freedom (as in
 #' nlme's `anova()`), so AR(1) residuals can be tested against independence;
@@ -49,7 +49,7 @@
 #'   Kenward, M. G. and Roger, J. H. (1997). Small sample inference for
 #'   fixed effects from restricted maximum likelihood. *Biometrics* 53,
 #'   983-997.
-#' @seealso [ranova()] for the random effects, [summary.lmm()] for t tests.
+#' @seealso [ranova()] for the random effects, [summary.mlmfit_lmm()] for t tests.
 #' @examples
 #' fit <- lmm(math ~ homework * public + (1 | schid), nels88)
 #' anova(fit)
@@ -79,7 +79,7 @@ anova.mlmfit <- function(object, ..., type = "III", ddf = "Satterthwaite", refit
     mlm_abort(c("Only type III tests are available.", i = "Use {.code type = \"III\"}."), "mlmfit_error_argument")
   }
   ddf <- match_ddf(ddf)
-  if (!inherits(object, "lmm")) ddf <- "none"
+  if (!inherits(object, "mlmfit_lmm")) ddf <- "none"
   type3_table(object, ddf)
 }
 
@@ -103,7 +103,7 @@ refit_ml <- function(fit) {
   if (!isTRUE(fit$REML)) return(fit)
   # A residual structure's parameters must be re-estimated too: its
   # cross-products depend on them, so refit by the structured engine.
-  if (inherits(fit, "lmm_residual_structure")) {
+  if (inherits(fit, "mlmfit_lmm_structured")) {
     engine <- engine_call(structured_engine_fit(fit, fit$y, REML = FALSE))
     return(structured_fit_from_engine(fit, engine, REML = FALSE))
   }
@@ -146,7 +146,7 @@ lrt_table <- function(models, model_names, refit) {
   }
   if (anyDuplicated(model_names) || any(nchar(model_names) > 200L)) model_names <- paste0("MODEL", seq_along(models))
   names(models) <- model_names
-  is_reml <- vapply(models, function(m) inherits(m, "lmm") && isTRUE(m$REML), logical(1))
+  is_reml <- vapply(models, function(m) inherits(m, "mlmfit_lmm") && isTRUE(m$REML), logical(1))
   if (is.null(refit)) refit <- any(is_reml) && (!all(is_reml) || !same_fixed_effects(models))
   if (isTRUE(refit) && any(is_reml)) {
     mlm_inform("Refitting {cli::qty(sum(is_reml))}model{?s} {.val {model_names[is_reml]}} with ML (instead of REML): REML criteria of models with different fixed effects cannot be compared.",

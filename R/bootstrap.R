@@ -25,7 +25,7 @@
 #'
 #' For a fit with a residual `correlation` or `variance` structure, the
 #' responses are simulated with the fitted residual covariance (see
-#' [simulate.lmm()]) and each refit is a full fit by the structured engine
+#' [simulate.mlmfit_lmm()]) and each refit is a full fit by the structured engine
 #' started at the estimates, so the structure's parameters are re-estimated
 #' too; such refits cost a fit each.
 #'
@@ -56,8 +56,8 @@
 #' @export
 parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progress = TRUE) {
   chunk_size <- 25L
-  if (inherits(fit, "glmm")) return(glmm_parametric_bootstrap(fit, nsim, seed, cores, progress))
-  if (!inherits(fit, "lmm")) {
+  if (inherits(fit, "mlmfit_glmm")) return(glmm_parametric_bootstrap(fit, nsim, seed, cores, progress))
+  if (!inherits(fit, "mlmfit_lmm")) {
     mlm_abort("The parametric bootstrap is available for fits from {.fn lmm} and {.fn glmm}.",
               "mlmfit_error_argument")
   }
@@ -74,7 +74,7 @@ parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progr
   control <- fit$control
   control$cond_var <- FALSE
   control$polish <- FALSE
-  structured <- inherits(fit, "lmm_residual_structure")
+  structured <- inherits(fit, "mlmfit_lmm_structured")
   run_chunk <- function(cols) {
     if (structured) return(structured_refit_responses(fit, Y[, cols, drop = FALSE], control))
     lmm_refit_responses_cpp(fit$X, Y[, cols, drop = FALSE], fit$prior_weights, fit$offset, fit$xp$intercept_col,

@@ -61,7 +61,7 @@
 #' confint(fit)                    # profile likelihood
 #' confint(fit, method = "boot", nsim = 200, seed = 1)
 #' @export
-confint.lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
+confint.mlmfit_lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
                         seed = NULL, boot.type = c("perc", "basic", "norm"), cores = 1L, progress = TRUE,
                         oldNames = TRUE, ...) {
   method <- match.arg(method)

@@ -22,10 +22,10 @@ kr_parameters <- function(re) {
 #' @param max_component Largest number of linked random effects handled
 #'   densely (crossed factors link all their levels into one group).
 kenward_roger_basis <- function(fit, max_component = getOption("mlmfit.kr_max_component", 5000)) {
-  if (!inherits(fit, "lmm")) {
+  if (!inherits(fit, "mlmfit_lmm")) {
     mlm_abort("Kenward-Roger's method is available for linear mixed models from {.fn lmm}.", "mlmfit_error_ddf")
   }
-  if (inherits(fit, "lmm_residual_structure")) {
+  if (inherits(fit, "mlmfit_lmm_structured")) {
     mlm_abort(c("Kenward-Roger's method is not available for fits with a residual {.arg correlation} or {.arg variance} structure.",
                 i = "Use {.code ddf = \"Satterthwaite\"} (it accounts for the structure's parameters) or {.code ddf = \"none\"}."),
               "mlmfit_error_ddf")

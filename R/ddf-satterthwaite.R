@@ -9,7 +9,7 @@
 
 # The covariance of the variance parameters and the derivatives of vcov(beta).
 satterthwaite_basis <- function(fit) {
-  if (!inherits(fit, "lmm")) {
+  if (!inherits(fit, "mlmfit_lmm")) {
     mlm_abort("Satterthwaite's degrees of freedom are available for linear mixed models from {.fn lmm}.",
               "mlmfit_error_ddf")
   }
@@ -26,7 +26,7 @@ satterthwaite_basis <- function(fit) {
   # With a residual structure its free parameters join theta (the whitened
   # cross-products, log |R| and vcov(beta) depend on them): one engine
   # evaluation per point.
-  if (inherits(fit, "lmm_residual_structure")) {
+  if (inherits(fit, "mlmfit_lmm_structured")) {
     theta <- c(theta, unname(fit$residual$psi[fit$residual$free]))
     f <- structured_vcov_terms(fit)
   }

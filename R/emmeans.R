@@ -31,7 +31,7 @@
 NULL
 
 #' @rdname lmm-emmeans
-recover_data.lmm <- function(object, ...) {
+recover_data.mlmfit_lmm <- function(object, ...) {
   fcall <- object$call
   fcall$formula <- object$formula
   emmeans::recover_data(fcall, stats::delete.response(stats::terms(object)), attr(object$frame, "na.action"),
@@ -39,7 +39,7 @@ recover_data.lmm <- function(object, ...) {
 }
 
 #' @rdname lmm-emmeans
-emm_basis.lmm <- function(object, trms, xlev, grid, vcov., lmer.df, mode, ...) {
+emm_basis.mlmfit_lmm <- function(object, trms, xlev, grid, vcov., lmer.df, mode, ...) {
   method <- if (!missing(lmer.df)) lmer.df else if (!missing(mode)) mode else "satterthwaite"
   method <- match_ddf(method)
   m <- stats::model.frame(trms, grid, na.action = stats::na.pass, xlev = xlev)

@@ -1,6 +1,6 @@
 # confint() for glmm() fits: profile-likelihood, Wald and parametric
 # bootstrap intervals, with the arguments, default and layout of
-# confint.lmm() (and of lme4's confint() of a glmer fit).
+# confint.mlmfit_lmm() (and of lme4's confint() of a glmer fit).
 
 #' Confidence intervals for a generalized linear mixed model
 #'
@@ -48,7 +48,7 @@
 #' @param ... Unused.
 #' @return A matrix with one row per parameter and columns for the lower
 #'   and upper limits.
-#' @seealso [confint.lmm()], [parametric_bootstrap()].
+#' @seealso [confint.mlmfit_lmm()], [parametric_bootstrap()].
 #' @examples
 #' nels88$pass <- nels88$math >= 50
 #' fit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
@@ -57,7 +57,7 @@
 #' exp(confint(fit, parm = "beta_"))   # odds ratios
 #' confint(fit, parm = ".sig01", method = "boot", nsim = 50, seed = 1, progress = FALSE)
 #' @export
-confint.glmm <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
+confint.mlmfit_glmm <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
                          seed = NULL, boot.type = c("perc", "basic", "norm"), cores = 1L, progress = TRUE,
                          oldNames = TRUE, ...) {
   method <- match.arg(method)

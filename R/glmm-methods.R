@@ -43,7 +43,7 @@ NULL
 
 #' @rdname glmm-methods
 #' @export
-logLik.glmm <- function(object, REML = NULL, ...) {
+logLik.mlmfit_glmm <- function(object, REML = NULL, ...) {
   if (isTRUE(REML)) {
     mlm_abort("A generalized linear mixed model has no REML criterion.", "mlmfit_error_argument")
   }
@@ -54,11 +54,11 @@ logLik.glmm <- function(object, REML = NULL, ...) {
 
 #' @rdname glmm-methods
 #' @export
-deviance.glmm <- function(object, ...) object$devcomp$drsum
+deviance.mlmfit_glmm <- function(object, ...) object$devcomp$drsum
 
 #' @rdname glmm-methods
 #' @export
-residuals.glmm <- function(object, type = c("deviance", "pearson", "working", "response"), scaled = FALSE, ...) {
+residuals.mlmfit_glmm <- function(object, type = c("deviance", "pearson", "working", "response"), scaled = FALSE, ...) {
   type <- match.arg(type)
   y <- object$y
   mu <- as.vector(object$fitted)
@@ -79,15 +79,15 @@ residuals.glmm <- function(object, type = c("deviance", "pearson", "working", "r
 
 #' @rdname glmm-methods
 #' @export
-family.glmm <- function(object, ...) object$family
+family.mlmfit_glmm <- function(object, ...) object$family
 
 #' @rdname glmm-methods
 #' @export
-sigma.glmm <- function(object, ...) object$sigma
+sigma.mlmfit_glmm <- function(object, ...) object$sigma
 
 #' @rdname glmm-methods
 #' @export
-weights.glmm <- function(object, type = c("prior", "working"), ...) {
+weights.mlmfit_glmm <- function(object, type = c("prior", "working"), ...) {
   type <- match.arg(type)
   w <- if (type == "working") object$working_weights else object$prior_weights
   if (is.null(w)) w <- rep(1, nobs(object))
@@ -96,7 +96,7 @@ weights.glmm <- function(object, type = c("prior", "working"), ...) {
 
 #' @rdname glmm-methods
 #' @export
-vcov.glmm <- function(object, use.hessian = NULL, ...) {
+vcov.mlmfit_glmm <- function(object, use.hessian = NULL, ...) {
   if (isFALSE(use.hessian)) return(object$vcov_unscaled)
   if (isTRUE(use.hessian) && !identical(object$vcov_method, "hessian")) {
     mlm_abort(c("The Hessian-based covariance is not available for this fit.",
@@ -137,7 +137,7 @@ print_glmm_notes <- function(x) {
 }
 
 #' @export
-print.glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+print.mlmfit_glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
   print_glmm_header(x)
   print_criteria(information_criteria(x), 4)
   cat("Random effects:\n")
@@ -159,13 +159,13 @@ print.glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' distribution (Wald tests).
 #'
 #' @param object A fit from [glmm()].
-#' @param x A `summary_glmm` object.
+#' @param x A `mlmfit_glmm_summary` object.
 #' @param digits Digits to print.
 #' @param correlation Print the correlation of the fixed effects (default:
 #'   when there are at most 12 of them).
 #' @param signif.stars Mark p-values with stars.
 #' @param ... Unused.
-#' @return A list of class `summary_glmm` with components `coefficients`
+#' @return A list of class `mlmfit_glmm_summary` with components `coefficients`
 #'   (Estimate, Std. Error, z value, Pr(>|z|); "t value" for Gamma models,
 #'   as in lme4), `varcor`, `residuals`, `ngrps`, `nobs`, `AICtab`,
 #'   `family`, `link` and `vcov`.
@@ -175,7 +175,7 @@ print.glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' s
 #' s$coefficients
 #' @export
-summary.glmm <- function(object, ...) {
+summary.mlmfit_glmm <- function(object, ...) {
   se <- sqrt(diag(object$vcov))
   z <- object$beta / se
   coefs <- cbind(Estimate = object$beta, `Std. Error` = se, z, `Pr(>|z|)` = 2 * stats::pnorm(abs(z), lower.tail = FALSE))
@@ -187,12 +187,12 @@ summary.glmm <- function(object, ...) {
     ngrps = ngrps(object), nobs = nobs(object), AICtab = information_criteria(object),
     family = object$family$family, link = object$family$link,
     singular = is_singular(object), vcov = object$vcov
-  ), class = "summary_glmm")
+  ), class = "mlmfit_glmm_summary")
 }
 
-#' @rdname summary.glmm
+#' @rdname summary.mlmfit_glmm
 #' @export
-print.summary_glmm <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
+print.mlmfit_glmm_summary <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
                                signif.stars = getOption("show.signif.stars"), ...) {
   fit <- x$fit
   print_glmm_header(fit)

@@ -29,7 +29,7 @@
 #' predict(fit, new, type = "response")
 #' predict(fit, new, re.form = NA, type = "response")
 #' @export
-predict.glmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+predict.mlmfit_glmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
                          type = c("link", "response"), random.only = FALSE, na.action = stats::na.pass, ...) {
   type <- match.arg(type)
   terms_used <- selected_re_terms(object, re.form)

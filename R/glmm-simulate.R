@@ -29,7 +29,7 @@
 #' sims <- simulate(fit, nsim = 2, seed = 1)
 #' colMeans(sims)
 #' @export
-simulate.glmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA, newdata = NULL,
+simulate.mlmfit_glmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA, newdata = NULL,
                           allow.new.levels = FALSE, ...) {
   nsim <- positive_count(nsim, "nsim")
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)

@@ -50,17 +50,17 @@
 #' @param na.action How to handle missing values; rows with any missing
 #'   variable are dropped by default.
 #' @param control Settings from [glmm_control()].
-#' @return An object of class `c("glmm", "mlmfit")`. Besides the methods of
+#' @return An object of class `c("mlmfit_glmm", "mlmfit")`. Besides the methods of
 #'   [lmm()] fits ([fixef()], [ranef()], [coef()], [VarCorr()], [vcov()],
 #'   [ngrps()], [nobs()], [formula()], ...) it has methods for [family()],
 #'   [predict()] (`type = "link"` or `"response"`), [residuals()] (types
 #'   deviance, pearson, working, response), [simulate()], [summary()] with z
 #'   tests, [logLik()], [AIC()], [BIC()], [deviance()] and [confint()]
-#'   (profile-likelihood, Wald or bootstrap intervals: [confint.glmm()]).
+#'   (profile-likelihood, Wald or bootstrap intervals: [confint.mlmfit_glmm()]).
 #' @references Bates, D., Maechler, M., Bolker, B. and Walker, S. (2015).
 #'   Fitting linear mixed-effects models using lme4. *Journal of
 #'   Statistical Software* 67(1), 1-48. \doi{10.18637/jss.v067.i01}
-#' @seealso [glmm_control()], [predict.glmm()], [lmm()].
+#' @seealso [glmm_control()], [predict.mlmfit_glmm()], [lmm()].
 #' @examples
 #' nels88$pass <- nels88$math >= 50
 #' fit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
@@ -241,7 +241,7 @@ new_glmm <- function(engine, model, resp, re, mc, formula, parsed, fam, nAGQ, co
     family = family, family_info = fam, nAGQ = nAGQ,
     optinfo = c(engine$optinfo, list(hessian = hess, gradient = grad)), control = control
   )
-  class(fit) <- c("glmm", "mlmfit")
+  class(fit) <- c("mlmfit_glmm", "mlmfit")
   fit
 }
 

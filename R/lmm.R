@@ -30,7 +30,7 @@
 #' counted in [logLik()]'s degrees of freedom; [getVarCov()],
 #' [residual_covariance()] and `residuals(fit, type = "normalized")` give
 #' the estimated structure. Such a fit has class
-#' `c("lmm_residual_structure", "lmm", "mlmfit")`.
+#' `c("mlmfit_lmm_structured", "mlmfit_lmm", "mlmfit")`.
 #'
 #' @section Methods for fits with a residual structure:
 #' Every method accounts for the structure or refuses:
@@ -88,7 +88,7 @@
 #'   stratum), [nlme::varPower()] (`form = ~ v`: standard deviation
 #'   proportional to `|v|^power`) or [nlme::varExp()] (`form = ~ v`:
 #'   proportional to `exp(expon * v)`).
-#' @return An object of class `c("lmm", "mlmfit")`, with methods for
+#' @return An object of class `c("mlmfit_lmm", "mlmfit")`, with methods for
 #'   [print()], [summary()], [fixef()], [ranef()], [coef()], [VarCorr()],
 #'   [vcov()], [sigma()], [logLik()], [AIC()], [BIC()], [deviance()],
 #'   [nobs()], [ngrps()], [fitted()], [residuals()], [predict()] and more.
@@ -223,6 +223,6 @@ new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
     fitted = engine$fitted,
     xp = engine$xp, optinfo = engine$optinfo, control = control
   )
-  class(fit) <- c("lmm", "mlmfit")
+  class(fit) <- c("mlmfit_lmm", "mlmfit")
   fit
 }

@@ -59,14 +59,14 @@ vcov.mlmfit <- function(object, ...) object$vcov
 
 #' @rdname lmm-accessors
 #' @export
-sigma.lmm <- function(object, ...) object$sigma
+sigma.mlmfit_lmm <- function(object, ...) object$sigma
 
 n_covariance_parameters <- function(object) length(object$theta) + n_residual_parameters(object)
 
 #' @rdname lmm-accessors
 #' @export
-logLik.lmm <- function(object, REML = NULL, ...) {
-  val <- -0.5 * deviance.lmm(object, REML = REML)
+logLik.mlmfit_lmm <- function(object, REML = NULL, ...) {
+  val <- -0.5 * deviance.mlmfit_lmm(object, REML = REML)
   structure(val, nobs = nobs(object), nall = nobs(object),
             df = length(object$beta) + n_covariance_parameters(object) + 1L, class = "logLik")
 }
@@ -79,7 +79,7 @@ ml_deviance_at_estimates <- function(object) {
 
 #' @rdname lmm-accessors
 #' @export
-deviance.lmm <- function(object, REML = NULL, ...) {
+deviance.mlmfit_lmm <- function(object, REML = NULL, ...) {
   if (is.null(REML)) REML <- object$REML
   if (isTRUE(REML) && !object$REML) {
     mlm_abort("The REML criterion of an ML fit is not available; refit with {.code REML = TRUE}.",
@@ -116,7 +116,7 @@ fitted.mlmfit <- function(object, ...) {
 
 #' @rdname lmm-accessors
 #' @export
-residuals.lmm <- function(object, type = c("response", "pearson", "working", "deviance"), scaled = FALSE, ...) {
+residuals.mlmfit_lmm <- function(object, type = c("response", "pearson", "working", "deviance"), scaled = FALSE, ...) {
   type <- match.arg(type)
   r <- object$y - object$fitted
   if (type %in% c("pearson", "deviance") && !is.null(object$prior_weights)) r <- r * sqrt(object$prior_weights)

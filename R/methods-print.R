@@ -35,7 +35,7 @@ print_singular_note <- function(x) {
 }
 
 #' @export
-print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+print.mlmfit_lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
   print_header(x)
   if (x$REML) {
     cat("REML criterion at convergence: ", format(round(deviance(x), 4)), "\n", sep = "")
@@ -75,12 +75,12 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' @param object A fit from [lmm()].
 #' @param ddf Degrees of freedom of the t tests: `"Satterthwaite"`
 #'   (default), `"Kenward-Roger"` or `"none"` (Wald z tests).
-#' @param x A `summary_lmm` object.
+#' @param x A `mlmfit_lmm_summary` object.
 #' @param digits Digits to print.
 #' @param correlation Print the correlation of the fixed effects (default:
 #'   when there are at most 12 of them).
 #' @param ... Unused.
-#' @return A list of class `summary_lmm` with components `coefficients`
+#' @return A list of class `mlmfit_lmm_summary` with components `coefficients`
 #'   (Estimate, Std. Error, df, t value, Pr(>|t|); or Estimate, Std. Error,
 #'   z value, Pr(>|z|) with `ddf = "none"`), `ddf`, `varcor`, `residuals`,
 #'   `ngrps`, `nobs`, `criterion`, `REML` and `singular`.
@@ -91,7 +91,7 @@ print.lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' s$coefficients
 #' summary(fit, ddf = "Kenward-Roger")$coefficients
 #' @export
-summary.lmm <- function(object, ddf = "Satterthwaite", ...) {
+summary.mlmfit_lmm <- function(object, ddf = "Satterthwaite", ...) {
   ddf <- match_ddf(ddf)
   coefs <- fixed_effects_table(object, ddf)
   rownames(coefs) <- names(object$beta)
@@ -101,12 +101,12 @@ summary.lmm <- function(object, ddf = "Satterthwaite", ...) {
     ngrps = ngrps(object), nobs = nobs(object), REML = object$REML,
     criterion = if (object$REML) c(REML = deviance(object)) else information_criteria(object),
     singular = is_singular(object), vcov = object$vcov, residual_parameters = residual_parameters(object)
-  ), class = "summary_lmm")
+  ), class = "mlmfit_lmm_summary")
 }
 
-#' @rdname summary.lmm
+#' @rdname summary.mlmfit_lmm
 #' @export
-print.summary_lmm <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL, ...) {
+print.mlmfit_lmm_summary <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL, ...) {
   fit <- x$fit
   print_header(fit)
   cat("\n")

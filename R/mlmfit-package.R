@@ -16,9 +16,9 @@
   # lme4 has its own ngrps() generic: make it find our method too.
   s3_register("lme4::ngrps", "mlmfit", ngrps.mlmfit)
   # lme4's refit() generic too, and the methods emmeans looks up.
-  s3_register("lme4::refit", "lmm", refit.lmm)
-  s3_register("lme4::refit", "lmm_residual_structure", refit.lmm_residual_structure)
-  s3_register("emmeans::recover_data", "lmm", recover_data.lmm)
-  s3_register("emmeans::emm_basis", "lmm", emm_basis.lmm)
+  s3_register("lme4::refit", "mlmfit_lmm", refit.mlmfit_lmm)
+  s3_register("lme4::refit", "mlmfit_lmm_structured", refit.mlmfit_lmm_structured)
+  s3_register("emmeans::recover_data", "mlmfit_lmm", recover_data.mlmfit_lmm)
+  s3_register("emmeans::emm_basis", "mlmfit_lmm", emm_basis.mlmfit_lmm)
   invisible()
 }

@@ -50,7 +50,7 @@ qq_points <- function(y, panel) {
 #' plot(fit)
 #' plot(fit, which = "qq")
 #' @export
-plot.lmm <- function(x, which = c("fitted", "qq", "ranef"), ...) {
+plot.mlmfit_lmm <- function(x, which = c("fitted", "qq", "ranef"), ...) {
   require_ggplot2("{.fn plot}")
   which <- match.arg(which, several.ok = TRUE)
   r <- residuals(x, type = "pearson", scaled = TRUE)

@@ -203,7 +203,7 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
 #' # a school the fit has not seen gets the population-level prediction
 #' predict(fit, data.frame(homework = 2, schid = "new"), allow.new.levels = TRUE)
 #' @export
-predict.lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+predict.mlmfit_lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
                         type = c("link", "response"), se.fit = FALSE, random.only = FALSE,
                         na.action = stats::na.pass, ...) {
   type <- match.arg(type)

@@ -130,7 +130,7 @@ zeta_crossing <- function(zeta, est, target, step, lower = -Inf, upper = Inf, ma
 # Profile confidence limits for the parameters `which` (names on the
 # sdcor-then-fixed scale of confint()).
 profile_intervals <- function(fit, which, level) {
-  if (inherits(fit, "lmm_residual_structure")) return(structured_profile_intervals(fit, which, level))
+  if (inherits(fit, "mlmfit_lmm_structured")) return(structured_profile_intervals(fit, which, level))
   fit_ml <- refit_ml(fit)
   re <- fit_ml$re
   nvp <- length(fit_ml$theta) + 1L

@@ -48,7 +48,7 @@
 #' ranova(fit, reduce.terms = FALSE)
 #' @export
 ranova <- function(model, reduce.terms = TRUE, ...) {
-  if (!inherits(model, "lmm")) {
+  if (!inherits(model, "mlmfit_lmm")) {
     mlm_abort("{.fn ranova} needs a fit from {.fn lmm}.", "mlmfit_error_argument")
   }
   parsed <- parse_mixed_formula(model$formula)
@@ -115,7 +115,7 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
 refit_formula <- function(model, formula, env) {
   call <- model$call
   eval_env <- if (!is.null(call$data) && !exists_in(call$data, env)) environment(model$formula) else env
-  if (length(find_bars(formula[[3L]])) == 0L && inherits(model, "lmm_residual_structure")) {
+  if (length(find_bars(formula[[3L]])) == 0L && inherits(model, "mlmfit_lmm_structured")) {
     return(gls_without_random_effects(model, formula, eval_env))
   }
   if (length(find_bars(formula[[3L]])) == 0L) {

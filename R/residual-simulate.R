@@ -77,7 +77,7 @@ structured_fit_from_engine <- function(object, engine, REML = object$REML, y = o
 
 #' @rdname refit
 #' @export
-refit.lmm_residual_structure <- function(object, newresp = NULL, ...) {
+refit.mlmfit_lmm_structured <- function(object, newresp = NULL, ...) {
   y <- checked_new_response(object, newresp)
   engine <- engine_call(structured_engine_fit(object, y))
   out <- structured_fit_from_engine(object, engine, y = y)

@@ -326,7 +326,7 @@ natural_residual_parameters <- function(res, psi = res$psi) {
 }
 
 # Attach the residual structure and its estimates to a fit, which becomes
-# an "lmm_residual_structure": an lmm whose residuals have the covariance
+# an "mlmfit_lmm_structured": an lmm whose residuals have the covariance
 # sigma^2 R of the structure.
 add_residual_structure <- function(fit, engine, structure) {
   res <- structure
@@ -336,7 +336,7 @@ add_residual_structure <- function(fit, engine, structure) {
   res$log_det <- engine$log_det_R
   names(res$psi) <- names(natural_residual_parameters(res))
   fit$residual <- res
-  class(fit) <- c("lmm_residual_structure", class(fit))
+  class(fit) <- c("mlmfit_lmm_structured", class(fit))
   fit
 }
 
@@ -363,7 +363,7 @@ add_residual_structure <- function(fit, engine, structure) {
 #'            nlme::Ovary, correlation = nlme::corAR1(form = ~ 1 | Mare))
 #' head(residuals(fit, type = "normalized"))
 #' @export
-residuals.lmm_residual_structure <- function(object, type = c("response", "pearson", "working", "deviance",
+residuals.mlmfit_lmm_structured <- function(object, type = c("response", "pearson", "working", "deviance",
                                                               "normalized"), scaled = FALSE, ...) {
   type <- match.arg(type)
   r <- object$y - object$fitted
@@ -401,7 +401,7 @@ residual_parameters <- function(object, ...) UseMethod("residual_parameters")
 
 #' @rdname residual_parameters
 #' @export
-residual_parameters.lmm <- function(object, unconstrained = FALSE, fixed = FALSE, ...) {
+residual_parameters.mlmfit_lmm <- function(object, unconstrained = FALSE, fixed = FALSE, ...) {
   res <- object$residual
   if (is.null(res)) return(stats::setNames(numeric(), character()))
   val <- if (unconstrained) res$psi else natural_residual_parameters(res)
@@ -463,7 +463,7 @@ group_correlation <- function(cor, par, time) {
 #'   default).
 #' @param newdata Optional data frame of new observations.
 #' @return A square matrix with dimnames the rows' names.
-#' @seealso [getVarCov.lmm()] for whole groups, as nlme returns them.
+#' @seealso [getVarCov.mlmfit_lmm()] for whole groups, as nlme returns them.
 #' @examples
 #' fit <- lmm(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare),
 #'            nlme::Ovary, correlation = nlme::corAR1(form = ~ 1 | Mare))
@@ -593,9 +593,9 @@ random_effect_covariance <- function(object, rows) {
 #'            correlation = nlme::corAR1(form = ~ 1 | Subject))
 #' nlme::getVarCov(fit, type = "marginal")
 #' @importFrom nlme getVarCov
-#' @method getVarCov lmm
+#' @method getVarCov mlmfit_lmm
 #' @export
-getVarCov.lmm <- function(obj, individuals, type = c("random.effects", "conditional", "marginal"), ...) {
+getVarCov.mlmfit_lmm <- function(obj, individuals, type = c("random.effects", "conditional", "marginal"), ...) {
   type <- match.arg(type)
   if (type == "random.effects") {
     b <- innermost_block(obj$re)

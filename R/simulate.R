@@ -98,7 +98,7 @@ simulate_random_effects <- function(fit, which, nsim) {
 #' # refit the model to a simulated response
 #' fixef(refit(fit, sims$sim_1))
 #' @export
-simulate.lmm <- function(object, nsim = 1, seed = NULL, re.form = NA, ...) {
+simulate.mlmfit_lmm <- function(object, nsim = 1, seed = NULL, re.form = NA, ...) {
   nsim <- positive_count(nsim, "nsim")
   if (!is.null(seed)) set.seed(seed)
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
@@ -164,7 +164,7 @@ refit <- function(object, newresp = NULL, ...) UseMethod("refit")
 
 #' @rdname refit
 #' @export
-refit.lmm <- function(object, newresp = NULL, ...) {
+refit.mlmfit_lmm <- function(object, newresp = NULL, ...) {
   y <- checked_new_response(object, newresp)
   engine <- lmm_refit_response_cpp(object$X, y, object$prior_weights, object$offset, object$xp$intercept_col,
                                    engine_blocks(object$re), object$xp, object$theta, object$lower, object$REML,

@@ -4,7 +4,7 @@
 # one more model (the empty model), and it says so.
 
 check_lmm_fit <- function(fit, arg = "fit") {
-  if (!inherits(fit, "lmm")) {
+  if (!inherits(fit, "mlmfit_lmm")) {
     mlm_abort(c("{.arg {arg}} must be a linear mixed model fitted by {.fn lmm}.",
                 x = "It is of class {.cls {class(fit)}}."),
               "mlmfit_error_argument")

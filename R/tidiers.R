@@ -22,7 +22,7 @@ as_tidy_frame <- function(df) {
 #' `effect` (`"fixed"`, `"ran_pars"`, `"ran_vals"` or `"ran_coefs"`),
 #' `group`, `level` (random effects), `term`, `estimate`, `std.error`,
 #' `statistic`, `df` and `p.value` (fixed effects of linear mixed models,
-#' with Satterthwaite's or Kenward-Roger's df as [summary.lmm()]), and with
+#' with Satterthwaite's or Kenward-Roger's df as [summary.mlmfit_lmm()]), and with
 #' `conf.int = TRUE` `conf.low` and `conf.high`. Variance parameters are
 #' named as broom.mixed names them (`sd__(Intercept)`,
 #' `cor__(Intercept).x`, `sd__Observation` for the residual; `var__` and
@@ -36,7 +36,7 @@ as_tidy_frame <- function(df) {
 #' `.mu`, `.offset`, `.sqrtXwt`, `.sqrtrwt`, `.weights` and `.wtres`, as
 #' broom.mixed does for lme4 fits. With `newdata`, it returns `newdata`
 #' with `.fitted` (and `.resid` when `newdata` has the response; see
-#' [predict.lmm()] for `re.form` and `allow.new.levels`).
+#' [predict.mlmfit_lmm()] for `re.form` and `allow.new.levels`).
 #'
 #' @param x A fit from [lmm()].
 #' @param effects Which parameters: any of `"fixed"`, `"ran_pars"`,
@@ -48,15 +48,15 @@ as_tidy_frame <- function(df) {
 #' @param conf.method For fixed effects and variance parameters:
 #'   `"Wald"` (default; t intervals with the model's df for fixed effects of
 #'   linear mixed models, none for variance parameters), `"profile"` or
-#'   `"boot"` (see [confint.lmm()]).
+#'   `"boot"` (see [confint.mlmfit_lmm()]).
 #' @param ddf.method Degrees of freedom of the fixed-effect tests:
 #'   `"Satterthwaite"` (default), `"Kenward-Roger"` or `"none"`.
 #' @param exponentiate Exponentiate fixed effects and their limits (for
 #'   log or logit links; unusual for a linear mixed model).
 #' @param data Data to augment (default: the model frame).
 #' @param newdata New data to predict for instead.
-#' @param ... Passed to [confint.lmm()] (e.g. `nsim`, `seed`) or to
-#'   [predict.lmm()] by `augment()`.
+#' @param ... Passed to [confint.mlmfit_lmm()] (e.g. `nsim`, `seed`) or to
+#'   [predict.mlmfit_lmm()] by `augment()`.
 #' @return A data frame (a tibble when the tibble package is installed).
 #' @name lmm-tidiers
 #' @examples
@@ -86,7 +86,7 @@ tidy.mlmfit <- function(x, effects = c("ran_pars", "fixed"), scales = NULL, conf
     ci <- confint(x, level = conf.level, method = conf.method, oldNames = TRUE, ...)
   }
   if ("fixed" %in% effects) {
-    ddf <- if (inherits(x, "lmm")) match_ddf(ddf.method) else "none"
+    ddf <- if (inherits(x, "mlmfit_lmm")) match_ddf(ddf.method) else "none"
     tab <- fixed_effects_table(x, ddf)
     has_df <- "df" %in% colnames(tab)
     fx <- data.frame(effect = "fixed", group = NA_character_, term = rownames(tab), estimate = tab[, 1L],
@@ -200,9 +200,9 @@ glance.mlmfit <- function(x, ...) {
 }
 
 #' @rdname lmm-tidiers
-#' @method augment lmm
+#' @method augment mlmfit_lmm
 #' @export
-augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL, ...) {
+augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, ...) {
   if (!is.null(newdata)) {
     out <- as.data.frame(newdata)
     out$.fitted <- unname(predict(x, newdata = newdata, ...))
@@ -220,7 +220,7 @@ augment.lmm <- function(x, data = stats::model.frame(x), newdata = NULL, ...) {
   out$.fitted <- unname(x$fitted)
   out$.resid <- unname(res)
   # no leverages for fits with a residual structure (see hatvalues())
-  if (!inherits(x, "lmm_residual_structure")) {
+  if (!inherits(x, "mlmfit_lmm_structured")) {
     out$.hat <- unname(stats::hatvalues(x))
     out$.cooksd <- unname(stats::cooks.distance(x))
   }
@@ -258,7 +258,7 @@ NULL
 
 #' @rdname lmm-influence
 #' @export
-hatvalues.lmm <- function(model, ...) {
+hatvalues.mlmfit_lmm <- function(model, ...) {
   Tm <- lapply(relative_factors(model$re, model$theta), unname)
   h <- leverages_cpp(model$X, model$prior_weights, engine_blocks(model$re), Tm)
   stats::setNames(h, rownames(model$frame))
@@ -266,7 +266,7 @@ hatvalues.lmm <- function(model, ...) {
 
 #' @rdname lmm-influence
 #' @export
-cooks.distance.lmm <- function(model, ...) {
+cooks.distance.mlmfit_lmm <- function(model, ...) {
   h <- stats::hatvalues(model)
   r <- residuals(model, type = "pearson")
   p <- ncol(model$X)

@@ -80,6 +80,6 @@ fit_with <- function(pkg, case, data) {
 # The criterion both packages minimise: the REML criterion of linear mixed
 # models, -2 log-likelihood (Laplace) of generalized ones.
 criterion <- function(fit) {
-  if (inherits(fit, "glmm") || inherits(fit, "glmerMod")) return(-2 * as.numeric(stats::logLik(fit)))
+  if (inherits(fit, "mlmfit_glmm") || inherits(fit, "glmerMod")) return(-2 * as.numeric(stats::logLik(fit)))
   if (inherits(fit, "mlmfit")) stats::deviance(fit) else lme4::REMLcrit(fit)
 }

@@ -50,7 +50,7 @@ for (i in seq_len(fuzz_cases)) {
     }
     fit <- m$value
     tally[["fitted"]] <<- tally[["fitted"]] + 1L
-    expect_s3_class(fit, "lmm")
+    expect_s3_class(fit, "mlmfit_lmm")
 
     at <- tryCatch(lme4_at_theta(case, fit$theta), error = function(e) e)
     if (inherits(at, "error") && case$x_scale != 1) {
@@ -58,7 +58,7 @@ for (i in seq_len(fuzz_cases)) {
       # after checking that mlmfit fits the same model there.
       case <- rescale_fuzz_case(case)
       fit_unit <- fit_fuzz_case(case, lmm)$value
-      expect_s3_class(fit_unit, "lmm")
+      expect_s3_class(fit_unit, "mlmfit_lmm")
       expect_equal(fitted(fit_unit), fitted(fit), tolerance = 1e-6)
       expect_equal(sigma(fit_unit), sigma(fit), tolerance = 1e-6)
       fit <- fit_unit

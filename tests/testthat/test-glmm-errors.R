@@ -70,12 +70,12 @@ test_that("a predictor with only successes is separation: an error naming it, or
                                invokeRestart("muffleWarning")
                              })
   expect_true("mlmfit_warning_separation" %in% classes)
-  expect_s3_class(fit, "glmm")
+  expect_s3_class(fit, "mlmfit_glmm")
   # the estimate ran off towards infinity, with a standard error to match
   expect_gt(fixef(fit)[["trt"]], 10)
   expect_gt(sqrt(vcov(fit)["trt", "trt"]), 100)
   # without the separating predictor the model is fine
-  expect_s3_class(glmm(y ~ x + (1 | g), d), "glmm")
+  expect_s3_class(glmm(y ~ x + (1 | g), d), "mlmfit_glmm")
 })
 
 test_that("the reference level of a factor can separate too", {

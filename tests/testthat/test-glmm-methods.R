@@ -142,7 +142,7 @@ test_that("shared methods: VarCorr, ngrps, nobs, formula, family, logLik", {
   ll <- logLik(f)
   expect_identical(attr(ll, "df"), 5L)
   expect_false(is_singular(f))
-  expect_identical(class(f), c("glmm", "mlmfit"))
+  expect_identical(class(f), c("mlmfit_glmm", "mlmfit"))
   f2 <- stats::update(f, . ~ . - period)
   expect_identical(names(fixef(f2)), "(Intercept)")
   expect_gt(as.numeric(logLik(f)), as.numeric(logLik(f2)))

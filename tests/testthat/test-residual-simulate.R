@@ -122,7 +122,7 @@ test_that("refit() of a structured fit re-estimates everything, as nlme on the n
   fit <- ovary_ar1()
   y <- simulate(fit, seed = 21)$sim_1
   new <- refit(fit, y)
-  expect_s3_class(new, "lmm_residual_structure")
+  expect_s3_class(new, "mlmfit_lmm_structured")
   d <- Ovary
   d$y <- y
   ref <- lme(y ~ sin(2 * pi * Time) + cos(2 * pi * Time), d, random = ~ 1 | Mare,
@@ -188,5 +188,5 @@ test_that("lme4's refit() generic reaches the structured refit", {
   fit <- ovary_ar1()
   y <- simulate(fit, seed = 30)$sim_1
   expect_equal(deviance(lme4::refit(fit, y)), deviance(refit(fit, y)))
-  expect_s3_class(lme4::refit(fit, y), "lmm_residual_structure")
+  expect_s3_class(lme4::refit(fit, y), "mlmfit_lmm_structured")
 })

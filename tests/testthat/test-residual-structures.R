@@ -334,11 +334,11 @@ test_that("summary, print and VarCorr show the structure as nlme does", {
 test_that("fits without a structure are unchanged", {
   fit <- lmm(distance ~ age + (1 | Subject), Orthodont)
   expect_null(fit$residual)
-  expect_s3_class(fit, "lmm", exact = FALSE)
-  expect_false(inherits(fit, "lmm_residual_structure"))
+  expect_s3_class(fit, "mlmfit_lmm", exact = FALSE)
+  expect_false(inherits(fit, "mlmfit_lmm_structured"))
   expect_length(residual_parameters(fit), 0L)
   with_structure <- update(fit, correlation = corAR1(form = ~ 1 | Subject))
-  expect_equal(class(with_structure), c("lmm_residual_structure", class(fit)))
+  expect_equal(class(with_structure), c("mlmfit_lmm_structured", class(fit)))
   expect_null(update(with_structure, correlation = NULL)$residual)
 })
 
