@@ -41,8 +41,8 @@ lmm_fit_cpp <- function(X, y, weights, offset, intercept_col, blocks, theta0, lo
     .Call(`_mlmfit_lmm_fit_cpp`, X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control)
 }
 
-lmm_refit_xp_cpp <- function(xp_r, blocks, theta0, lower, reml, control) {
-    .Call(`_mlmfit_lmm_refit_xp_cpp`, xp_r, blocks, theta0, lower, reml, control)
+lmm_refit_xp_cpp <- function(xp_r, blocks, theta0, lower, reml, control, moment_start = FALSE) {
+    .Call(`_mlmfit_lmm_refit_xp_cpp`, xp_r, blocks, theta0, lower, reml, control, moment_start)
 }
 
 lmm_evaluate_cpp <- function(xp_r, blocks, theta, reml, cond_var) {

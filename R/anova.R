@@ -113,6 +113,7 @@ refit_ml <- function(fit) {
 
 # A fit object for the same data and model from a new engine result.
 fit_from_engine <- function(fit, engine, REML = fit$REML, y = fit$y) {
+  if (inherits(fit, "mlmfit_db")) return(db_fit_from_engine(fit, engine, REML))
   model <- list(frame = fit$frame, X = fit$X, y = y, weights = fit$prior_weights, offset = fit$offset,
                 terms = fit$terms, xlevels = fit$xlevels, dropped = fit$dropped)
   if (is.null(engine$fitted)) {
@@ -125,9 +126,9 @@ fit_from_engine <- function(fit, engine, REML = fit$REML, y = fit$y) {
 }
 
 same_fixed_effects <- function(models) {
-  X1 <- stats::model.matrix(models[[1L]])
+  X1 <- fixed_design_values(models[[1L]])
   all(vapply(models[-1L], function(m) {
-    X <- stats::model.matrix(m)
+    X <- fixed_design_values(m)
     identical(dim(X), dim(X1)) && identical(colnames(X), colnames(X1)) && isTRUE(all.equal(unname(X), unname(X1)))
   }, logical(1)))
 }
@@ -139,7 +140,7 @@ lrt_table <- function(models, model_names, refit) {
                 i = "Likelihood-ratio tests compare fits to the same rows; check missing values and {.arg subset}."),
               "mlmfit_error_anova")
   }
-  y <- lapply(models, function(m) unname(as.vector(stats::model.response(stats::model.frame(m)))))
+  y <- lapply(models, response_values)
   if (!all(vapply(y[-1L], function(v) isTRUE(all.equal(v, y[[1L]])), logical(1)))) {
     mlm_abort("The fits have different responses: likelihood-ratio tests need the same response.",
               "mlmfit_error_anova")

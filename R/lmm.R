@@ -65,7 +65,8 @@
 #'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 + x | g)`.
-#' @param data A data frame holding the variables.
+#' @param data A data frame holding the variables, or a lazy table of a
+#'   database (`dplyr::tbl()`): see [database-fits].
 #' @param REML Fit by restricted maximum likelihood (`TRUE`, default) or by
 #'   maximum likelihood (`FALSE`).
 #' @param weights Optional prior weights: the residual variance of
@@ -121,6 +122,9 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
   }
   if (!inherits(control, "lmm_control")) {
     mlm_abort("{.arg control} must come from {.fn lmm_control}.", "mlmfit_error_argument")
+  }
+  if (!missing(data) && inherits(data, "tbl_sql")) {
+    return(db_lmm(mc, formula, data, REML, na.action, control, correlation, variance, parent.frame()))
   }
   parsed <- parse_mixed_formula(formula)
   structured <- !is.null(correlation) || !is.null(variance)

@@ -188,8 +188,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // lmm_refit_xp_cpp
-List lmm_refit_xp_cpp(const List& xp_r, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
-RcppExport SEXP _mlmfit_lmm_refit_xp_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
+List lmm_refit_xp_cpp(const List& xp_r, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control, bool moment_start);
+RcppExport SEXP _mlmfit_lmm_refit_xp_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP, SEXP moment_startSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
@@ -198,7 +198,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_refit_xp_cpp(xp_r, blocks, theta0, lower, reml, control));
+    Rcpp::traits::input_parameter< bool >::type moment_start(moment_startSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_refit_xp_cpp(xp_r, blocks, theta0, lower, reml, control, moment_start));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -347,7 +348,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_kenward_roger_terms_cpp", (DL_FUNC) &_mlmfit_kenward_roger_terms_cpp, 7},
     {"_mlmfit_leverages_cpp", (DL_FUNC) &_mlmfit_leverages_cpp, 4},
     {"_mlmfit_lmm_fit_cpp", (DL_FUNC) &_mlmfit_lmm_fit_cpp, 10},
-    {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 6},
+    {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 7},
     {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 5},
     {"_mlmfit_lmm_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_cpp, 4},
     {"_mlmfit_lmm_gradient_cpp", (DL_FUNC) &_mlmfit_lmm_gradient_cpp, 4},

@@ -219,16 +219,17 @@ List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset
 }
 
 // Optimise again from stored cross-products (no pass over the data), e.g.
-// with ML instead of REML.
+// with ML instead of REML; or, with moment_start, a first fit from
+// cross-products formed elsewhere (a database's aggregates).
 // [[Rcpp::export(rng = false)]]
 List lmm_refit_xp_cpp(const List& xp_r, const List& blocks, const NumericVector& theta0,
-                      const NumericVector& lower, bool reml, const List& control) {
+                      const NumericVector& lower, bool reml, const List& control, bool moment_start = false) {
   mlm::CrossProducts xp = cross_products_from_r(xp_r);
   check_theta(theta0, lower);
   const std::vector<mlm::CovTemplate> tpl = templates_from(blocks, theta0.size());
   check_templates_match(xp, tpl);
   mlm::LmmOptions opt = options_from(control, reml);
-  opt.moment_start = false;  // start at theta0 (e.g. the REML estimate for an ML refit)
+  opt.moment_start = moment_start;  // otherwise start at theta0 (e.g. the REML estimate for an ML refit)
   mlm::LmmResult res = mlm::fit_lmm(xp, tpl, Rcpp::as<Eigen::VectorXd>(theta0), Rcpp::as<Eigen::VectorXd>(lower), opt);
   return result_to_r(res);
 }

@@ -1,0 +1,137 @@
+# Sending SQL: every query of a fit goes through db_query(), which shows
+# progress (cli), records the SQL and its time in the fit's log (for
+# show_query() and explain()), turns a refusal or a lost connection into a
+# classed error, and reads large results in chunks with a cap on their
+# size. Temporary tables made during a fit are recorded in the log and
+# removed when the fit ends, whether it succeeds or fails.
+
+db_new_log <- function(con, progress = getOption("mlmfit.db_progress", interactive())) {
+  log <- new.env(parent = emptyenv())
+  log$con <- con
+  log$progress <- isTRUE(progress)
+  log$queries <- list()
+  log$temp_tables <- character()
+  log$started <- proc.time()[["elapsed"]]
+  log
+}
+
+# The queries sent so far, as a data frame (what, sql, seconds, rows).
+db_log_table <- function(log) {
+  q <- log$queries
+  data.frame(what = vapply(q, `[[`, "", "what"), sql = vapply(q, `[[`, "", "sql"),
+             seconds = vapply(q, `[[`, 0, "seconds"), rows = vapply(q, `[[`, 0, "rows"), stringsAsFactors = FALSE)
+}
+
+# Run one query and return its result as a data frame. With max_rows, a
+# result longer than that is not read: the function returns NULL and the
+# caller says why (e.g. a pair block as large as the data).
+db_query <- function(log, sql, what, max_rows = Inf) {
+  hook <- getOption("mlmfit.db_before_query")  # test seam: lose the connection mid-fit
+  if (is.function(hook)) hook(log, what)
+  if (log$progress) cli::cli_progress_step("Database: {what}", spinner = TRUE, .envir = environment())
+  t0 <- proc.time()[["elapsed"]]
+  res <- tryCatch(db_fetch(log$con, sql, max_rows), error = function(e) db_error(e, what, log$con))
+  seconds <- proc.time()[["elapsed"]] - t0
+  log$queries[[length(log$queries) + 1L]] <- list(what = what, sql = sql, seconds = seconds,
+                                                  rows = if (is.null(res)) NA_real_ else nrow(res))
+  if (log$progress) cli::cli_progress_done()
+  res
+}
+
+db_fetch <- function(con, sql, max_rows) {
+  if (!is.finite(max_rows)) return(DBI::dbGetQuery(con, sql))
+  rs <- DBI::dbSendQuery(con, sql)
+  on.exit(DBI::dbClearResult(rs))
+  out <- DBI::dbFetch(rs, n = max_rows + 1)
+  if (nrow(out) > max_rows) return(NULL)
+  out
+}
+
+# Statements that change the database (temporary tables).
+db_execute <- function(log, sql, what) {
+  hook <- getOption("mlmfit.db_before_query")
+  if (is.function(hook)) hook(log, what)
+  t0 <- proc.time()[["elapsed"]]
+  tryCatch(DBI::dbExecute(log$con, sql), error = function(e) db_error(e, what, log$con))
+  log$queries[[length(log$queries) + 1L]] <- list(what = what, sql = sql, seconds = proc.time()[["elapsed"]] - t0,
+                                                  rows = NA_real_)
+  invisible()
+}
+
+db_error <- function(e, what, con = NULL) {
+  if (inherits(e, "mlmfit_error")) stop(e)
+  lost <- !is.null(con) && !isTRUE(tryCatch(DBI::dbIsValid(con), error = function(e2) FALSE))
+  if (lost) {
+    mlm_abort(c("The connection to the database was lost while {what}.", x = conditionMessage(e),
+                i = "Nothing was written to the database; reconnect and fit again."),
+              c("mlmfit_error_database_connection", "mlmfit_error_database"), parent = e)
+  }
+  mlm_abort(c("The database could not run the query for {what}.", x = conditionMessage(e),
+              i = "See the SQL with {.code options(mlmfit.db_progress = TRUE)} and {.fn dplyr::show_query} on the fit, or check the table and the formula."),
+            "mlmfit_error_database", parent = e)
+}
+
+# A data frame as a temporary table of the connection (the random effects
+# joined into per-row queries). Recorded in the log so that
+# db_drop_temp_tables() removes it.
+db_temp_table <- function(log, df, stem) {
+  name <- paste0("mlmfit_", stem, "_", paste(sample(c(letters, 0:9), 10L, replace = TRUE), collapse = ""))
+  hook <- getOption("mlmfit.db_before_query")
+  if (is.function(hook)) hook(log, paste("writing", stem))
+  log$temp_tables <- c(log$temp_tables, name)
+  tryCatch(DBI::dbWriteTable(log$con, name, df, temporary = TRUE),
+           error = function(e) db_error(e, paste("writing the temporary table", name), log$con))
+  log$queries[[length(log$queries) + 1L]] <- list(what = paste("temporary table of", stem), sql = paste("-- write", name),
+                                                  seconds = 0, rows = nrow(df))
+  name
+}
+
+db_drop_temp_table <- function(log, name) {
+  if (!name %in% log$temp_tables) return(invisible())
+  log$temp_tables <- setdiff(log$temp_tables, name)
+  ok <- tryCatch(DBI::dbIsValid(log$con), error = function(e) FALSE)
+  # a lost connection has taken its temporary tables with it
+  if (isTRUE(ok)) try(DBI::dbRemoveTable(log$con, name), silent = TRUE)
+  invisible()
+}
+
+db_drop_temp_tables <- function(log) {
+  for (name in log$temp_tables) db_drop_temp_table(log, name)
+  invisible()
+}
+
+# Grouped (or, with no keys, global) sums of many expressions over `from`:
+# split into queries of at most `chunk` aggregates (databases limit the
+# columns of a result) and joined on the keys. `aggregates` is a named
+# character vector of SQL aggregate expressions; keys a named character
+# vector of key expressions. max_rows: see db_query().
+db_grouped_sums <- function(log, from, keys, aggregates, what, max_rows = Inf,
+                            chunk = getOption("mlmfit.db_max_columns", 400L)) {
+  con <- log$con
+  pieces <- split(seq_along(aggregates), ceiling(seq_along(aggregates) / chunk))
+  out <- NULL
+  for (k in seq_along(pieces)) {
+    agg <- aggregates[pieces[[k]]]
+    select <- c(if (length(keys)) paste(keys, "AS", db_ident(con, names(keys))),
+                paste(agg, "AS", db_ident(con, names(agg))))
+    sql <- paste0("SELECT ", paste(select, collapse = ", "), "\nFROM (", from, ") ", db_ident(con, "mlm_design"),
+                  if (length(keys)) paste0("\nGROUP BY ", paste(keys, collapse = ", ")))
+    label <- if (length(pieces) > 1L) paste0(what, " (part ", k, " of ", length(pieces), ")") else what
+    res <- db_query(log, sql, label, max_rows)
+    if (is.null(res)) return(NULL)
+    for (j in names(agg)) res[[j]] <- as.double(res[[j]])
+    if (is.null(out)) {
+      out <- res
+    } else {
+      idx <- match(db_key_strings(out[names(keys)]), db_key_strings(res[names(keys)]))
+      out[names(agg)] <- lapply(names(agg), function(j) res[[j]][idx])
+    }
+  }
+  out
+}
+
+# One string per row of a data frame of key values (for matching rows).
+db_key_strings <- function(keys) {
+  if (length(keys) == 0L) return(rep("", max(1L, nrow(keys))))
+  do.call(paste, c(lapply(keys, function(v) if (is.double(v)) sprintf("%.17g", v) else as.character(v)), sep = "\r"))
+}

@@ -1,0 +1,73 @@
+# lmm() on a database table: the aggregate queries give the cross-products
+# of the in-memory path (to 1e-10 relative), and the fit equals the
+# in-memory fit of the same rows (deviance 1e-8 relative; fixed effects,
+# standard deviations and correlations 1e-6), on SQLite and on PostgreSQL.
+
+db_models <- list(
+  slope = quote(lmm(y ~ x + (x | school), data = DATA)),
+  nested = quote(lmm(y ~ x + sex + (1 | school/class), data = DATA)),
+  crossed = quote(lmm(y ~ x + (1 | school) + (1 | hood), data = DATA)),
+  three_level = quote(lmm(y ~ x + z + (1 | region/school/class), data = DATA)),
+  weighted = quote(lmm(y ~ x + z + (1 | school) + (1 | hood), data = DATA, weights = w)),
+  factor_predictor = quote(lmm(y ~ x * ses + sex + (1 + z | school), data = DATA)),
+  uncorrelated = quote(lmm(y ~ x + (x || school) + (1 | hood), data = DATA, REML = FALSE)),
+  expressions = quote(lmm(y ~ log(x + 10) + I(z^2) + (1 | school), data = DATA, offset = t / 2, subset = region != 3)),
+  offset_term = quote(lmm(y ~ x + offset(0.5 * z) + (0 + z | school) + (1 | school), data = DATA)),
+  factor_slope = quote(lmm(y ~ x + (0 + sex | school), data = DATA))
+)
+
+for (backend in c("SQLite", "PostgreSQL")) {
+  test_that(paste("database fits equal in-memory fits:", backend), {
+    skip_if_no_db()
+    if (backend == "PostgreSQL") skip_if_no_pg()
+    d <- db_pupils()
+    con <- local_db(list(pupils = d), backend)
+    tb <- db_tbl(con, "pupils")
+    for (nm in names(db_models)) {
+      fits <- eval(bquote(fit_mem_db(.(db_models[[nm]]), d, tb)))
+      expect_xp_equal(fits$db$xp, fits$mem$xp)
+      expect_db_fit_equal(fits$db, fits$mem)
+      expect_equal(ngrps(fits$db), ngrps(fits$mem))
+    }
+  })
+
+  test_that(paste("missing values are dropped as na.omit drops them:", backend), {
+    skip_if_no_db()
+    if (backend == "PostgreSQL") skip_if_no_pg()
+    d <- db_pupils_na()
+    con <- local_db(list(pupils = d), backend)
+    tb <- db_tbl(con, "pupils")
+    fits <- fit_mem_db(lmm(y ~ x + ses + (1 | school) + (1 | hood), data = DATA), d, tb)
+    expect_xp_equal(fits$db$xp, fits$mem$xp)
+    expect_db_fit_equal(fits$db, fits$mem)
+    expect_equal(nobs(fits$db), nrow(d) - 9)
+    expect_output(print(fits$db), "9 dropped for missing values")
+    expect_error(lmm(y ~ x + (1 | school), data = tb, na.action = na.fail), class = "mlmfit_error_missing")
+  })
+}
+
+test_that("factor(x) keeps a level seen only in rows with missing values, whose column is dropped, as in memory", {
+  skip_if_no_db()
+  d <- db_pupils(15, 600)
+  d$ses[d$ses == "mid"][1] <- "other"
+  d$x[d$ses == "other"] <- NA
+  con <- local_db(list(pupils = d))
+  tb <- db_tbl(con, "pupils")
+  expect_message(fits <- fit_mem_db(lmm(y ~ x + factor(ses) + (1 | school), data = DATA), d, tb),
+                 class = "mlmfit_message_rank")
+  expect_identical(fits$db$dropped, "factor(ses)other")
+  expect_identical(fits$db$dropped, fits$mem$dropped)
+  expect_db_fit_equal(fits$db, fits$mem)
+})
+
+test_that("the aggregate queries use each grouping factor once and each pair of them once", {
+  skip_if_no_db()
+  d <- db_pupils(16, 500)
+  con <- local_db(list(pupils = d))
+  fit <- lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = db_tbl(con, "pupils"))
+  q <- fit$db$queries$what
+  expect_equal(sum(grepl("^counting rows", q)), 1)
+  expect_equal(sum(grepl("^summing per level", q)), 3)
+  expect_equal(sum(grepl("^summing per pair", q)), 3)
+  expect_output(dplyr::show_query(fit), "GROUP BY")
+})
