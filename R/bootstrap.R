@@ -56,6 +56,7 @@
 #' @export
 parametric_bootstrap <- function(fit, nsim = 500, seed = NULL, cores = 1L, progress = TRUE) {
   chunk_size <- 25L
+  if (inherits(fit, "mlmfit_db")) db_needs_rows("A parametric bootstrap")
   if (inherits(fit, "mlmfit_glmm")) return(glmm_parametric_bootstrap(fit, nsim, seed, cores, progress))
   if (!inherits(fit, "mlmfit_lmm")) {
     mlm_abort("The parametric bootstrap is available for fits from {.fn lmm} and {.fn glmm}.",

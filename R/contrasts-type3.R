@@ -49,27 +49,42 @@ remake_fixed_design <- function(fit, treatment = TRUE) {
   stats::model.matrix(tt, mf, contrasts.arg = ctr)
 }
 
+# The matrices the hypotheses are built from: the fit's X, X with
+# treatment contrasts (when the fit's coding differs), the overparametrised
+# columns of each term, the classes of the variables, and the column of
+# ones. A fit to a
+# database table gives rows with the same cross-products instead
+# (db_type3_matrices()): the hypotheses depend on X only through them.
+type3_matrices <- function(fit, treatment) {
+  if (inherits(fit, "mlmfit_db")) return(db_type3_matrices(fit, treatment))
+  mf <- fit$frame
+  labels <- attr(fit$terms, "term.labels")
+  list(X = fit$X, X_treatment = if (!treatment) remake_fixed_design(fit, treatment = TRUE),
+       rd = lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf)),
+       data_classes = attr(attr(mf, "terms"), "dataClasses"), ones = 1)
+}
+
 type3_contrasts <- function(fit) {
   tt <- fit$terms
   labels <- attr(tt, "term.labels")
-  Xorig <- fit$X
   has_int <- attr(tt, "intercept") > 0
-  data_classes <- attr(attr(fit$frame, "terms"), "dataClasses")
   codings <- unlist(fit$contrasts)
   treatment <- length(codings) > 0L && all(vapply(codings, function(x) identical(x, "contr.treatment"), logical(1)))
+  m <- type3_matrices(fit, treatment)
+  Xorig <- m$X
+  data_classes <- m$data_classes
   if (treatment) {
     X <- Xorig
   } else {
-    X <- remake_fixed_design(fit, treatment = TRUE)
+    X <- m$X_treatment
     keep <- full_rank_columns(X)
     asg <- attr(X, "assign")[keep]
     X <- X[, keep, drop = FALSE]
     attr(X, "assign") <- asg
   }
-  mf <- fit$frame
-  rd <- lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf))
+  rd <- m$rd
   rdX <- do.call(cbind, rd)
-  if (has_int) rdX <- cbind(`(Intercept)` = 1, rdX)
+  if (has_int) rdX <- cbind(`(Intercept)` = m$ones, rdX)
   if (is.null(rdX)) rdX <- matrix(0, nrow(X), 0L)
   L <- zapsmall(t(pseudo_inverse(X) %*% rdX))
   dimnames(L) <- list(colnames(rdX), colnames(X))

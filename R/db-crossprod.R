@@ -9,6 +9,32 @@
 
 # Pass 1: counts, means, and what the checks need.
 db_moments <- function(spec, log) {
+  agg <- db_moment_aggregates(spec)
+  res <- db_grouped_sums(log, db_frame_sql(spec, complete_flag = TRUE), character(), agg,
+                         "counting rows and summing the columns (pass 1)")
+  m <- unlist(res[1L, ])
+  m[is.na(m) & grepl("^(na_|n)", names(m))] <- 0
+  checked <- attr(agg, "checked")
+  db_check_moments(spec, m, checked)
+  n <- m[["n"]]
+  weighted <- !is.null(spec$weights_sql)
+  sw <- if (weighted) m[["sw"]] else n
+  X <- spec$X
+  ic <- match("(Intercept)", X$names, nomatch = 0L)
+  center <- numeric(0)
+  if (ic > 0L) {
+    center <- numeric(length(X$sql) + 1L)
+    for (j in setdiff(seq_along(X$sql), ic)) center[j] <- m[[paste0("m_", j)]] / sw
+    center[length(center)] <- m[["m_y"]] / sw
+  }
+  list(n = n, n_subset = m[["n_subset"]], sum_w = sw, sum_log_weights = if (weighted) m[["slw"]] else 0,
+       center = center, intercept_col = ic, r_range = c(m[["r_min"]], m[["r_max"]]),
+       missing = stats::setNames(m[paste0("na_", seq_along(checked))], checked))
+}
+
+# The aggregates of pass 1 over the model frame with the completeness flag
+# (attribute "checked": the variables whose missing values are counted).
+db_moment_aggregates <- function(spec) {
   con <- spec$con
   flag <- db_ident(con, "mlm_complete")
   when <- function(x) paste0("CASE WHEN ", flag, " = 1.0 THEN ", x, " END")
@@ -21,7 +47,8 @@ db_moments <- function(spec, log) {
   agg <- c(n_subset = db_cast_double(con, "COUNT(*)"), n = paste0("SUM(", flag, ")"))
   if (weighted) {
     log_w <- db_translate(con, quote(log(.w)), c(.w = w), emptyenv(), quote(log(weights)))
-    agg <- c(agg, sw = paste0("SUM(", when(w), ")"), slw = paste0("SUM(", when(log_w), ")"),
+    positive <- paste0("CASE WHEN ", flag, " = 1.0 AND ", w, " > 0 THEN ", log_w, " END")
+    agg <- c(agg, sw = paste0("SUM(", when(w), ")"), slw = paste0("SUM(", positive, ")"),
              w_min = paste0("MIN(", when(w), ")"))
   }
   for (j in setdiff(seq_along(X$sql), ic)) agg[paste0("m_", j)] <- paste0("SUM(", when(wx(X$sql[[j]])), ")")
@@ -36,22 +63,8 @@ db_moments <- function(spec, log) {
     if (is.null(v) || v$kind == "numeric") agg[paste0("fin_", i)] <- paste0("SUM(", when(checked[[i]]), ")")
   }
   for (i in db_computed_variables(spec)) agg[paste0("nan_", i)] <- paste0("SUM(", db_ident(con, paste0("mlm_nan", i)), ")")
-  res <- db_grouped_sums(log, db_frame_sql(spec, complete_flag = TRUE), character(), agg,
-                         "counting rows and summing the columns (pass 1)")
-  m <- unlist(res[1L, ])
-  m[is.na(m) & grepl("^(na_|n)", names(m))] <- 0
-  db_check_moments(spec, m, names(checked))
-  n <- m[["n"]]
-  sw <- if (weighted) m[["sw"]] else n
-  center <- numeric(0)
-  if (ic > 0L) {
-    center <- numeric(length(X$sql) + 1L)
-    for (j in setdiff(seq_along(X$sql), ic)) center[j] <- m[[paste0("m_", j)]] / sw
-    center[length(center)] <- m[["m_y"]] / sw
-  }
-  list(n = n, n_subset = m[["n_subset"]], sum_w = sw, sum_log_weights = if (weighted) m[["slw"]] else 0,
-       center = center, intercept_col = ic, r_range = c(m[["r_min"]], m[["r_max"]]),
-       missing = stats::setNames(m[paste0("na_", seq_along(checked))], names(checked)))
+  attr(agg, "checked") <- names(checked)
+  agg
 }
 
 db_response_sql <- function(spec) {

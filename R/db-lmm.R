@@ -42,8 +42,8 @@
 #' query) and of several (likelihood-ratio tests; REML fits are refitted by
 #' ML from their cross-products), `ranova()` (each reduced model is fitted
 #' in the database), `update()` (a change of `REML` alone refits from the
-#' cross-products; anything else fits again in the database), `icc()`,
-#' `tidy()`, `glance()`.
+#' cross-products; anything else fits again in the database), `tidy()`,
+#' `glance()`.
 #'
 #' In the database, as lazy tables (nothing is read until you
 #' [dplyr::collect()] them): `fitted()` (column `.fitted`),
@@ -58,7 +58,8 @@
 #' need every row in memory: `simulate()`, `refit()`, `parametric_bootstrap()`
 #' and `confint(method = "boot")`, Kenward-Roger degrees of freedom,
 #' `hatvalues()`, `cooks.distance()`, `plot()` of the fit, `augment()`,
-#' `weights()`. Collect the model's columns (`dplyr::collect()`) and fit in
+#' `weights()`, and the teaching summaries `icc()`, `r2()`, `pve()` and
+#' `plot_pooling()` (averages over rows). Collect the model's columns (`dplyr::collect()`) and fit in
 #' memory for these.
 #'
 #' @section Databases:

@@ -298,3 +298,53 @@ logLik.mlmfit_db_lm <- function(object, REML = FALSE, ...) {
 
 #' @export
 nobs.mlmfit_db_lm <- function(object, ...) object$n
+
+# type3_matrices() (R/contrasts-type3.R) for a database fit: the columns of
+# X, of X with treatment contrasts and of each term written out in full
+# (model.matrix(~ 0 + term)) as SQL; their unweighted cross-products from
+# one aggregate query; and rows R with R'R equal to them (a pivoted
+# Cholesky factor), on which the hypotheses are computed as on the data.
+db_type3_matrices <- function(fit, treatment) {
+  spec <- fit$db$spec
+  con <- fit$db$con
+  labels <- attr(fit$terms, "term.labels")
+  X <- list(names = colnames(fit$X), sql = spec$X$sql[colnames(fit$X)], assign = attr(fit$X, "assign"))
+  Xt <- if (!treatment) db_design_columns(spec, fit$terms, spec$alias, "fixed-effect", treatment = TRUE)
+  rd <- lapply(labels, function(t) {
+    db_design_columns(spec, stats::terms(stats::as.formula(paste("~ 0 +", t), env = spec$formula_env)), spec$alias,
+                      "fixed-effect")
+  })
+  cols <- c(X$sql, Xt$sql, unlist(lapply(rd, `[[`, "sql")), "1.0")
+  K <- length(cols)
+  from <- paste0("SELECT ", paste(cols, "AS", db_ident(con, paste0("mlm_g", seq_len(K))), collapse = ", "),
+                 " FROM (", db_frame_sql(spec), ") ", db_ident(con, "mlm_frame"))
+  g <- db_ident(con, paste0("mlm_g", seq_len(K)))
+  agg <- character()
+  for (j in seq_len(K)) for (i in j:K) agg[paste0("g_", i, "_", j)] <- db_sum_product(con, c(g[i], g[j]), FALSE)
+  log <- db_new_log(con)
+  res <- unlist(db_grouped_sums(log, from, character(), agg, "cross-products of the type III designs")[1L, ])
+  G <- matrix(0, K, K)
+  for (j in seq_len(K)) for (i in j:K) G[i, j] <- G[j, i] <- res[[paste0("g_", i, "_", j)]]
+  ch <- suppressWarnings(chol(G, pivot = TRUE))
+  rank <- attr(ch, "rank")
+  if (rank < K) ch[(rank + 1L):K, ] <- 0
+  R <- ch[, order(attr(ch, "pivot")), drop = FALSE]
+  take <- function(idx, names, assign) {
+    m <- R[, idx, drop = FALSE]
+    dimnames(m) <- list(NULL, names)
+    if (!is.null(assign)) attr(m, "assign") <- assign
+    m
+  }
+  p <- length(X$sql)
+  pt <- length(Xt$sql)
+  at <- p + pt
+  rd_mats <- lapply(rd, function(r) {
+    m <- take(at + seq_along(r$sql), r$names, NULL)
+    at <<- at + length(r$sql)
+    m
+  })
+  kinds <- vapply(spec$vars, `[[`, "", "kind")
+  list(X = take(seq_len(p), X$names, X$assign),
+       X_treatment = if (!treatment) take(p + seq_len(pt), Xt$names, Xt$assign),
+       rd = rd_mats, data_classes = ifelse(kinds == "numeric", "numeric", kinds), ones = R[, K])
+}

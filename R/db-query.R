@@ -105,19 +105,13 @@ db_drop_temp_tables <- function(log) {
 # columns of a result) and joined on the keys. `aggregates` is a named
 # character vector of SQL aggregate expressions; keys a named character
 # vector of key expressions. max_rows: see db_query().
-db_grouped_sums <- function(log, from, keys, aggregates, what, max_rows = Inf,
-                            chunk = getOption("mlmfit.db_max_columns", 400L)) {
-  con <- log$con
-  pieces <- split(seq_along(aggregates), ceiling(seq_along(aggregates) / chunk))
+db_grouped_sums <- function(log, from, keys, aggregates, what, max_rows = Inf) {
+  statements <- db_sums_sql(log$con, from, keys, aggregates)
   out <- NULL
-  for (k in seq_along(pieces)) {
-    agg <- aggregates[pieces[[k]]]
-    select <- c(if (length(keys)) paste(keys, "AS", db_ident(con, names(keys))),
-                paste(agg, "AS", db_ident(con, names(agg))))
-    sql <- paste0("SELECT ", paste(select, collapse = ", "), "\nFROM (", from, ") ", db_ident(con, "mlm_design"),
-                  if (length(keys)) paste0("\nGROUP BY ", paste(keys, collapse = ", ")))
-    label <- if (length(pieces) > 1L) paste0(what, " (part ", k, " of ", length(pieces), ")") else what
-    res <- db_query(log, sql, label, max_rows)
+  for (k in seq_along(statements)) {
+    agg <- aggregates[attr(statements, "pieces")[[k]]]
+    label <- if (length(statements) > 1L) paste0(what, " (part ", k, " of ", length(statements), ")") else what
+    res <- db_query(log, statements[[k]], label, max_rows)
     if (is.null(res)) return(NULL)
     for (j in names(agg)) res[[j]] <- as.double(res[[j]])
     if (is.null(out)) {
@@ -134,4 +128,18 @@ db_grouped_sums <- function(log, from, keys, aggregates, what, max_rows = Inf,
 db_key_strings <- function(keys) {
   if (length(keys) == 0L) return(rep("", max(1L, nrow(keys))))
   do.call(paste, c(lapply(keys, function(v) if (is.double(v)) sprintf("%.17g", v) else as.character(v)), sep = "\r"))
+}
+
+# The SQL of db_grouped_sums(): one SELECT per chunk of aggregates.
+db_sums_sql <- function(con, from, keys, aggregates, chunk = getOption("mlmfit.db_max_columns", 400L)) {
+  pieces <- split(seq_along(aggregates), ceiling(seq_along(aggregates) / chunk))
+  out <- vapply(pieces, function(idx) {
+    agg <- aggregates[idx]
+    select <- c(if (length(keys)) paste(keys, "AS", db_ident(con, names(keys))),
+                paste(agg, "AS", db_ident(con, names(agg))))
+    paste0("SELECT ", paste(select, collapse = ", "), "\nFROM (", from, ") ", db_ident(con, "mlm_design"),
+           if (length(keys)) paste0("\nGROUP BY ", paste(keys, collapse = ", ")))
+  }, "")
+  attr(out, "pieces") <- unname(pieces)
+  out
 }

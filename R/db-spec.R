@@ -14,8 +14,10 @@ frame_name <- function(expr) {
 # Columns of the table as R sees them (from its first rows): the R class of
 # each, and the SQL by which expressions read it (integer columns as
 # doubles, so that arithmetic on them is R's).
-db_table_columns <- function(tbl, con) {
-  sample <- tryCatch(dplyr::collect(utils::head(tbl, 1000L)), error = function(e) db_error(e, "reading the table's columns"))
+db_table_columns <- function(tbl, con, sample = NULL) {
+  if (is.null(sample)) {
+    sample <- tryCatch(dplyr::collect(utils::head(tbl, 1000L)), error = function(e) db_error(e, "reading the table's columns"))
+  }
   sample <- as.data.frame(sample, stringsAsFactors = FALSE)
   names <- names(sample)
   sql <- vapply(names, function(nm) {
@@ -38,10 +40,19 @@ db_variable <- function(expr, columns, env, con, role) {
   }
   if (is.call(expr) && identical(expr[[1L]], as.name("offset"))) inner <- expr[[2L]]
   check_db_names(inner, columns, env, name)
-  value <- tryCatch(eval(expr, columns$sample, env), error = function(e) {
+  key <- db_translate(con, inner, columns$key_sql, env, expr)
+  numeric_sql <- db_translate(con, inner, columns$sql, env, expr)
+  # evaluated on the table's first rows: the class of the variable, and an
+  # early look for undefined values (NaN, refused as in memory)
+  value <- tryCatch(suppressWarnings(eval(expr, columns$sample, env)), error = function(e) {
     mlm_abort(c("{.code {name}} could not be evaluated on the table's columns.", x = conditionMessage(e)),
               "mlmfit_error_variable", variable = name)
   })
+  if (is.double(value) && any(is.nan(value))) {
+    mlm_abort(c("{.var {name}} is undefined (not a number) in some rows of the table.",
+                i = "An undefined computation such as {.code log(-1)} gives it: correct those values, or filter the rows out with {.arg subset}."),
+              "mlmfit_error_nonfinite", variable = name)
+  }
   if (!is.null(dim(value)) && !is.data.frame(value) && ncol(as.matrix(value)) > 1L) {
     mlm_abort(c("{.code {name}} makes several columns, which a database fit cannot compute.",
                 i = "Functions such as {.fn poly}, {.fn ns} or {.fn scale} need the whole column in memory: compute the columns in the table, or fit in memory after {.fn dplyr::collect}."),
@@ -54,10 +65,9 @@ db_variable <- function(expr, columns, env, con, role) {
                 i = "Use numeric, character, factor or logical columns."),
               "mlmfit_error_variable", variable = name)
   }
-  key <- db_translate(con, inner, columns$key_sql, env, expr)
   # numeric columns are read as doubles already; a computed integer (e.g.
   # as.integer(x)) is cast so that sums of it are sums of doubles
-  sql <- if (kind == "numeric") db_translate(con, inner, columns$sql, env, expr) else key
+  sql <- if (kind == "numeric") numeric_sql else key
   if (kind == "numeric" && is.integer(value) && !is.name(inner)) sql <- db_cast_double(con, sql)
   list(name = name, expr = expr, inner = inner, kind = kind, sql = sql, key_sql = key, role = role,
        ordered = is.ordered(value))
@@ -80,7 +90,7 @@ check_db_names <- function(expr, columns, env, shown) {
 # The spec: variables, subset, missing-value rule, and the SQL of the model
 # frame. Levels and design columns are added by db_discover_levels() and
 # db_design().
-db_model_spec <- function(mc, parsed, tbl, caller_env, na.action, response = c("numeric", "any")) {
+db_model_spec <- function(mc, parsed, tbl, caller_env, na.action, response = c("numeric", "any"), sample = NULL) {
   response <- match.arg(response)
   db_require()
   con <- dbplyr::remote_con(tbl)
@@ -89,7 +99,7 @@ db_model_spec <- function(mc, parsed, tbl, caller_env, na.action, response = c("
   }
   env <- environment(parsed$frame)
   source_sql <- as.character(dbplyr::sql_render(tbl))
-  columns <- db_table_columns(tbl, con)
+  columns <- db_table_columns(tbl, con, sample)
 
   frame_vars <- as.list(attr(stats::terms(parsed$frame), "variables"))[-1L]
   vars <- lapply(frame_vars, function(e) {
@@ -208,7 +218,7 @@ db_prototype_frame <- function(spec, names) {
 # column per variable, the first variable varying fastest; factors coded by
 # their contrasts, or by indicators of every level where the term has no
 # margin for them (attr(tt, "factors") == 2), as model.matrix() codes them.
-db_design_columns <- function(spec, tt, alias, what) {
+db_design_columns <- function(spec, tt, alias, what, treatment = FALSE) {
   fac <- attr(tt, "factors")
   labels <- attr(tt, "term.labels")
   names_out <- character()
@@ -232,13 +242,19 @@ db_design_columns <- function(spec, tt, alias, what) {
       }
     }
   }
+  one_level <- vars_used[vapply(spec$vars[vars_used], function(v) v$kind == "factor" && length(v$levels) < 2L, NA)]
+  if (length(one_level) > 0L) {
+    mlm_abort(c("The factor {.var {one_level}} has a single level in the rows used: it cannot be a predictor.",
+                i = "Remove it from the formula, or check {.arg subset} and the rows dropped for missing values."),
+              "mlmfit_error_variable", variables = one_level)
+  }
   # a model frame for model.matrix(): every variable of the terms, in their order
   tt <- stats::delete.response(tt)
   proto <- db_prototype_frame(spec, vapply(as.list(attr(tt, "variables"))[-1L], frame_name, ""))
   attr(proto, "terms") <- tt
   for (k in seq_along(labels)) {
     in_term <- rownames(fac)[fac[, labels[k]] > 0]
-    codings <- lapply(in_term, function(v) db_coding(spec, v, full = fac[v, labels[k]] == 2L, alias[[v]], proto))
+    codings <- lapply(in_term, function(v) db_coding(spec, v, full = fac[v, labels[k]] == 2L, alias[[v]], proto, treatment))
     nm <- ""
     sq <- ""
     first <- TRUE
@@ -251,13 +267,9 @@ db_design_columns <- function(spec, tt, alias, what) {
     sql_out <- c(sql_out, sq)
     assign <- c(assign, rep(k, length(nm)))
   }
-  reference <- tryCatch(stats::model.matrix(tt, proto), error = function(e) {
-    one_level <- vars_used[vapply(spec$vars[vars_used], function(v) v$kind == "factor" && length(v$levels) < 2L, NA)]
-    if (length(one_level) > 0L) {
-      mlm_abort(c("The factor {.var {one_level}} has a single level in the rows used: it cannot be a predictor.",
-                  i = "Remove it from the formula, or check {.arg subset} and the rows dropped for missing values."),
-                "mlmfit_error_variable", variables = one_level)
-    }
+  factors <- names(proto)[vapply(proto, function(v) is.factor(v) || is.logical(v), NA)]
+  contrasts_arg <- if (treatment && length(factors)) stats::setNames(rep(list("contr.treatment"), length(factors)), factors)
+  reference <- tryCatch(stats::model.matrix(tt, proto, contrasts.arg = contrasts_arg), error = function(e) {
     mlm_abort(c("The {what} model matrix could not be built.", x = conditionMessage(e)), "mlmfit_error_frame")
   })
   if (!identical(colnames(reference), names_out)) {
@@ -271,15 +283,15 @@ db_design_columns <- function(spec, tt, alias, what) {
 # The coding columns of one variable: itself if numeric; for a factor,
 # CASE expressions giving each level's row of the contrast matrix (or
 # indicators of every level).
-db_coding <- function(spec, name, full, alias, proto) {
+db_coding <- function(spec, name, full, alias, proto, treatment = FALSE) {
   v <- spec$vars[[name]]
   if (v$kind == "numeric") return(list(names = name, sql = alias))
   f <- proto[[name]]
   if (v$kind == "logical") f <- factor(f, levels = c(FALSE, TRUE))
   cm <- if (full) {
-    diag(nlevels(f)) -> m
-    dimnames(m) <- list(levels(f), levels(f))
-    m
+    matrix(diag(nlevels(f)), nlevels(f), dimnames = list(levels(f), levels(f)))
+  } else if (treatment) {
+    stats::contr.treatment(levels(f))
   } else {
     stats::contrasts(f)
   }

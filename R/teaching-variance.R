@@ -9,6 +9,7 @@ check_lmm_fit <- function(fit, arg = "fit") {
                 x = "It is of class {.cls {class(fit)}}."),
               "mlmfit_error_argument")
   }
+  if (inherits(fit, "mlmfit_db")) db_needs_rows("This summary of the variance at each level")
 }
 
 # The n x q columns of Z for one random-effect term.

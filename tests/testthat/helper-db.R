@@ -64,7 +64,7 @@ db_pupils <- function(seed = 13, n = 3000) {
   region <- sample(1:5, 60, TRUE)
   school <- sample(1:60, n, TRUE)
   class <- sample(1:4, n, TRUE)
-  d <- data.frame(region = region[school], school = school, class = class,
+  d <- data.frame(id = seq_len(n), region = region[school], school = school, class = class,
                   hood = sample(sprintf("n%02d", 1:25), n, TRUE),
                   x = rnorm(n, 10, 3), z = rnorm(n), sex = sample(c("f", "m"), n, TRUE),
                   ses = sample(c("low", "mid", "high"), n, TRUE), w = runif(n, 0.5, 2), t = runif(n, 1, 3),
