@@ -134,20 +134,20 @@ db_level_labels <- function(keys) {
 # Pass 2: one GROUP BY per grouping factor. [X y]'W[X y] is folded into the
 # first when it adds no more columns than that query has; otherwise it is a
 # query of its own.
-db_level_sums <- function(spec, log, moments, design_sql, blocks) {
+db_level_sums <- function(spec, log, intercept_col, design_sql, blocks, extra = character(), what = "(pass 2)") {
   con <- spec$con
   p <- length(spec$X$sql)
   weighted <- !is.null(spec$weights_sql)
-  xx <- db_xx_aggregates(con, p, weighted, moments$intercept_col)
+  xx <- c(db_xx_aggregates(con, p, weighted, intercept_col), extra)
   out <- list()
   xx_rows <- NULL
   for (f in seq_along(blocks)) {
     blk <- blocks[[f]]
-    agg <- db_block_aggregates(con, f, blk, p, weighted, moments$intercept_col, response_range = "1.0" %in% blk$z_sql)
+    agg <- db_block_aggregates(con, f, blk, p, weighted, intercept_col, response_range = "1.0" %in% blk$z_sql)
     fold <- f == 1L && length(xx) <= length(agg)
     if (fold) agg <- c(agg, xx)
     res <- db_grouped_sums(log, design_sql, db_block_keys(con, f, blk), agg,
-                           paste0("summing per level of ", blk$label, " (pass 2)"))
+                           paste("summing per level of", blk$label, what))
     if (fold) {
       xx_rows <- colSums(as.matrix(res[names(xx)]))
       res[names(xx)] <- NULL
@@ -155,7 +155,7 @@ db_level_sums <- function(spec, log, moments, design_sql, blocks) {
     out[[blk$label]] <- res
   }
   if (is.null(xx_rows)) {
-    res <- db_grouped_sums(log, design_sql, character(), xx, "summing [X y]'W[X y] (pass 2)")
+    res <- db_grouped_sums(log, design_sql, character(), xx, paste("summing [X y]'W[X y]", what))
     xx_rows <- unlist(res[1L, ])
   }
   list(levels = out, xx = xx_rows)
@@ -183,24 +183,46 @@ db_pair_sums <- function(spec, log, design_sql, blocks, f, g, n) {
 }
 
 # Everything above, assembled into the engine's cross-products and the
-# random-effect layout (blocks ordered by number of levels).
-db_cross_products <- function(spec, log) {
+# random-effect layout (blocks ordered by number of levels). glmm: the
+# checks of a GLMM (the response may be constant within groups; a random
+# effect per observation is allowed).
+db_cross_products <- function(spec, log, glmm = FALSE) {
   moments <- db_moments(spec, log)
-  p <- length(spec$X$sql)
   center <- if (length(moments$center)) moments$center else NULL
-  # the blocks as the formula gives them (one per grouping factor)
-  labels <- vapply(spec$random, `[[`, "", "label")
-  raw_blocks <- lapply(unique(labels), function(lab) {
-    tms <- spec$random[labels == lab]
-    list(label = lab, keys = tms[[1L]]$keys, z_sql = unlist(lapply(tms, `[[`, "z_sql")))
-  })
+  raw_blocks <- db_raw_blocks(spec)
   design_sql <- db_design_sql(spec, raw_blocks, center)
-  sums <- db_level_sums(spec, log, moments, design_sql, raw_blocks)
+  sums <- db_level_sums(spec, log, moments$intercept_col, design_sql, raw_blocks)
   level_info <- lapply(sums$levels, function(res) db_level_labels(res[grepl("^key", names(res))]))
   re <- db_re_layout(spec$random, lapply(level_info, `[[`, "levels"))
   n <- moments$n
-  db_check_levels(re, sums, level_info, n, moments, spec)
+  db_check_levels(re, sums, level_info, n, moments, spec, glmm)
+  xp <- db_assemble_xp(spec, log, re, sums, level_info, design_sql, raw_blocks, n, length(spec$X$sql),
+                       moments$sum_log_weights, moments$center, moments$intercept_col)
+  # the key values of each level, in the order of the levels (for the
+  # temporary tables of random effects that predictions join)
+  keys <- lapply(names(re$blocks), function(lab) {
+    res <- sums$levels[[lab]]
+    k <- res[grepl("^key", names(res))]
+    k[match(re$blocks[[lab]]$levels, level_info[[lab]]$labels), , drop = FALSE]
+  })
+  names(keys) <- names(re$blocks)
+  list(xp = xp, re = re, moments = moments, design_sql = design_sql, raw_blocks = raw_blocks, keys = keys)
+}
 
+# The blocks as the formula gives them (one per grouping factor, its terms'
+# columns of Z in turn).
+db_raw_blocks <- function(spec) {
+  labels <- vapply(spec$random, `[[`, "", "label")
+  lapply(unique(labels), function(lab) {
+    tms <- spec$random[labels == lab]
+    list(label = lab, keys = tms[[1L]]$keys, z_sql = unlist(lapply(tms, `[[`, "z_sql")))
+  })
+}
+
+# The engine's cross-products from the per-level sums (pass 2) and the
+# pair blocks (pass 3, queried here) in the layout `re`.
+db_assemble_xp <- function(spec, log, re, sums, level_info, design_sql, raw_blocks, n, p, sum_log_weights,
+                           center, intercept_col) {
   P <- p + 1L
   order_raw <- match(names(re$blocks), vapply(raw_blocks, `[[`, "", "label"))
   per_block <- lapply(seq_along(re$blocks), function(b) {
@@ -211,8 +233,8 @@ db_cross_products <- function(spec, log) {
   })
   xx <- matrix(0, P, P)
   for (k in seq_len(P)) for (j in k:P) xx[j, k] <- xx[k, j] <- sums$xx[[paste0("x_", j, "_", k)]]
-  xp <- list(n = n, p = p, sum_log_weights = moments$sum_log_weights, center = moments$center,
-             intercept_col = moments$intercept_col - 1L, k1 = re$blocks[[1L]]$n_levels, q1 = re$blocks[[1L]]$q,
+  xp <- list(n = n, p = p, sum_log_weights = sum_log_weights, center = center,
+             intercept_col = intercept_col - 1L, k1 = re$blocks[[1L]]$n_levels, q1 = re$blocks[[1L]]$q,
              D1 = per_block[[1L]]$D, C1 = per_block[[1L]]$C, XX = xx)
   nb <- length(re$blocks)
   sec <- seq_len(nb)[-1L]
@@ -237,16 +259,7 @@ db_cross_products <- function(spec, log) {
       if (g == 1L) r1[[length(r1) + 1L]] <- piece else rr[[length(rr) + 1L]] <- piece
     }
   }
-  xp <- c(xp, db_sparse_blocks(r1, "r1", xp$k1), db_sparse_blocks(rr, "rr"))
-  # the key values of each level, in the order of the levels (for the
-  # temporary tables of random effects that predictions join)
-  keys <- lapply(names(re$blocks), function(lab) {
-    res <- sums$levels[[lab]]
-    k <- res[grepl("^key", names(res))]
-    k[match(re$blocks[[lab]]$levels, level_info[[lab]]$labels), , drop = FALSE]
-  })
-  names(keys) <- names(re$blocks)
-  list(xp = xp, re = re, moments = moments, design_sql = design_sql, raw_blocks = raw_blocks, keys = keys)
+  c(xp, db_sparse_blocks(r1, "r1", xp$k1), db_sparse_blocks(rr, "rr"))
 }
 
 # D (q x q k) and C ((p+1) x q k) of one block from its per-level sums.
@@ -288,21 +301,22 @@ db_sparse_blocks <- function(pieces, which, k1 = NULL) {
 
 # The refusals of build_re_terms() and check_response_varies(), from the
 # sums of passes 1 and 2.
-db_check_levels <- function(re, sums, level_info, n, moments, spec) {
+db_check_levels <- function(re, sums, level_info, n, moments, spec, glmm = FALSE) {
+  limit <- if (glmm) n + 1 else n
   for (b in re$blocks) {
     if (b$n_levels < 2L) {
       mlm_abort(c("The grouping factor {.var {b$label}} has only one level in the data used.",
                   i = "A random effect needs at least two groups; drop the term or check {.arg subset} and missing values."),
                 "mlmfit_error_grouping", variable = b$label)
     }
-    if (b$n_levels >= n) {
+    if (b$n_levels >= limit) {
       mlm_abort(c("The grouping factor {.var {b$label}} has {b$n_levels} levels for {n} observations: one observation per level.",
                   i = "A random effect per observation cannot be told apart from the residual: drop the term, or group the rows by a coarser variable."),
                 "mlmfit_error_grouping", variable = b$label)
     }
   }
   for (t in re$terms) {
-    if (t$q * t$n_levels >= n) {
+    if (t$q * t$n_levels >= limit) {
       mlm_abort(c("The term {.code ({deparse1(t$lhs)} | {t$label})} has {t$q * t$n_levels} random effects for {n} observations.",
                   i = "The random effects and the residual variance cannot all be estimated: simplify the term, e.g. drop a random slope."),
                 "mlmfit_error_identifiability", variable = t$label)
@@ -319,6 +333,7 @@ db_check_levels <- function(re, sums, level_info, n, moments, spec) {
       }
     }
   }
+  if (glmm) return(invisible())
   yname <- deparse1(spec$parsed$response)
   if (!is.null(spec$offset_sql)) yname <- paste(yname, "- offset")
   if (moments$r_range[1L] == moments$r_range[2L] && moments$intercept_col > 0L) {

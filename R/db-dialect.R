@@ -61,8 +61,27 @@ db_number <- function(x) {
   }, character(1), USE.NAMES = FALSE)
 }
 
+# Quoted names. dbplyr's quoting costs about a millisecond a name and the
+# queries of a fit have hundreds: its quote characters are found once per
+# kind of connection and applied here (a quote character inside a name
+# doubled, as every dialect escapes it).
 db_ident <- function(con, x) {
-  vapply(x, function(v) as.character(dbplyr::escape(dbplyr::ident(v), con = con)), "", USE.NAMES = FALSE)
+  q <- db_quote_chars(con)
+  paste0(q[[1L]], gsub(q[[2L]], strrep(q[[2L]], 2L), as.character(x), fixed = TRUE), q[[2L]])
+}
+
+db_quote_cache <- new.env(parent = emptyenv())
+
+db_quote_chars <- function(con) {
+  key <- paste(class(con), collapse = "/")
+  hit <- db_quote_cache[[key]]
+  if (!is.null(hit)) return(hit)
+  probe <- as.character(dbplyr::escape(dbplyr::ident("mlm"), con = con))
+  parts <- strsplit(probe, "mlm", fixed = TRUE)[[1L]]
+  q <- c(parts[1L], if (length(parts) > 1L) parts[2L] else "")
+  if (!nzchar(q[1L]) || !nzchar(q[2L])) q <- c("\"", "\"")
+  db_quote_cache[[key]] <- q
+  q
 }
 
 db_string <- function(con, x) {

@@ -22,7 +22,7 @@ summary.mlmfit_db <- function(object, ...) {
   dots <- list(...)
   if (!is.null(dots$ddf) && match_ddf(dots$ddf) == "Kenward-Roger") db_needs_rows("Kenward-Roger degrees of freedom")
   out <- NextMethod()
-  if (inherits(object, "mlmfit_lmm")) out$residuals <- db_residual_quantiles(object)
+  out$residuals <- db_residual_quantiles(object)
   out
 }
 
@@ -63,7 +63,7 @@ residuals.mlmfit_db <- function(object, type = NULL, scaled = FALSE, ...) {
   source <- db_row_source(object)
   eta_sql <- db_eta_query(object, source, seq_along(object$re$terms), extra = c("response", "weights"))
   y <- db_ident(con, "mlm_y")
-  w <- if (!is.null(source$spec$weights_sql)) db_ident(con, "mlm_w")
+  w <- if (!is.null(source$spec$weights_sql) || !is.null(source$spec$glmm_pw_sql)) db_ident(con, "mlm_pw")
   r <- db_residual_sql(object, type, y, db_ident(con, ".eta"), w)
   if (scaled && !glmm) r <- paste0("(", r, ") / ", db_number(object$sigma))
   db_with_column(object, eta_sql, ".resid", r, source$spec$columns$names)

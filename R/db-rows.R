@@ -42,7 +42,7 @@ db_row_source <- function(fit, newdata = NULL) {
 
 # A temporary table of the conditional modes of one block (its key
 # columns and b1..bq), written once per fit and connection.
-db_re_table <- function(fit, b) {
+db_re_table <- function(fit, b, log = NULL) {
   blk <- fit$re$blocks[[b]]
   cache <- fit$db$re_tables
   if (!is.null(cache[[blk$label]]) && DBI::dbExistsTable(fit$db$con, cache[[blk$label]])) return(cache[[blk$label]])
@@ -50,7 +50,9 @@ db_re_table <- function(fit, b) {
   df <- stats::setNames(as.data.frame(keys, stringsAsFactors = FALSE), paste0("mlm_k", seq_along(keys)))
   vals <- t(fit$b[[b]])
   for (a in seq_len(ncol(vals))) df[[paste0("mlm_b", a)]] <- unname(vals[, a])
-  log <- db_new_log(fit$db$con, progress = FALSE)
+  # during a fit the fit's log records the table (removed at its end);
+  # afterwards it lasts with the connection, for the lazy tables that join it
+  if (is.null(log)) log <- db_new_log(fit$db$con, progress = FALSE)
   name <- db_temp_table(log, df, "ranef")
   cache[[blk$label]] <- name
   name
@@ -59,12 +61,13 @@ db_re_table <- function(fit, b) {
 # SQL of the rows with the linear predictor (and what residuals need):
 # SELECT the source's columns, then `.eta` (offset + X beta + Z b) over the
 # frame, with a LEFT JOIN of the random effects of the blocks used.
-db_eta_query <- function(fit, source, terms_used, new_levels_zero = FALSE, extra = character()) {
+db_eta_query <- function(fit, source, terms_used, new_levels_zero = FALSE, extra = character(), log = NULL) {
   spec <- source$spec
   con <- fit$db$con
   alias <- db_aliases(fit$db$spec)[names(spec$vars)]
+  with_sql <- !vapply(spec$vars, function(v) is.null(v$sql), NA)
   frame_select <- c(paste0(db_ident(con, "mlm_source"), ".*"),
-                    paste(vapply(spec$vars, `[[`, "", "sql"), "AS", alias))
+                    paste(vapply(spec$vars[with_sql], `[[`, "", "sql"), "AS", alias[with_sql]))
   if (!is.null(spec$offset_sql)) frame_select <- c(frame_select, paste(spec$offset_sql, "AS", db_ident(con, "mlm_o")))
   if (!is.null(spec$weights_sql)) frame_select <- c(frame_select, paste(spec$weights_sql, "AS", db_ident(con, "mlm_w")))
   frame <- paste0("SELECT ", paste(frame_select, collapse = ", "), " FROM (", spec$source_sql, ") ",
@@ -80,7 +83,7 @@ db_eta_query <- function(fit, source, terms_used, new_levels_zero = FALSE, extra
     tab <- db_ident(con, paste0("mlm_re", b))
     keys <- alias[blk$keys]
     on <- paste0(keys, " = ", tab, ".", db_ident(con, paste0("mlm_k", seq_along(keys))), collapse = " AND ")
-    joins <- c(joins, paste0(" LEFT JOIN ", db_ident(con, db_re_table(fit, b)), " ", tab, " ON ", on))
+    joins <- c(joins, paste0(" LEFT JOIN ", db_ident(con, db_re_table(fit, b, log)), " ", tab, " ON ", on))
     cols <- unlist(lapply(fit$re$terms[terms_used][vapply(fit$re$terms[terms_used], `[[`, 0, "block") == b],
                           `[[`, "block_cols"))
     for (a in cols) {
@@ -90,12 +93,21 @@ db_eta_query <- function(fit, source, terms_used, new_levels_zero = FALSE, extra
     }
   }
   if (!is.null(spec$offset_sql)) parts <- c(parts, db_ident(con, "mlm_o"))
+  n_fixed <- length(x_sql)
+  fixed <- paste(c(parts[seq_len(n_fixed)], if (!is.null(spec$offset_sql)) db_ident(con, "mlm_o"), "0.0"), collapse = " + ")
   eta <- paste(parts, collapse = " + ")
   if (!is.null(source$complete_sql)) eta <- paste0("CASE WHEN ", source$complete_sql, " THEN ", eta, " END")
   source_cols <- db_ident(con, spec$columns$names)
-  select <- c(paste0(db_ident(con, "mlm_frame"), ".", source_cols), paste0("(", eta, ") AS ", db_ident(con, ".eta")),
-              if ("response" %in% extra) paste(alias[[spec$response$name]], "AS", db_ident(con, "mlm_y")),
-              if ("weights" %in% extra && !is.null(spec$weights_sql)) db_ident(con, "mlm_w"))
+  # a GLMM's response and prior weights are numbers made from the columns
+  # (0/1 from a factor or logical, proportions and trials from cbind())
+  y <- spec$glmm_y_sql %||% alias[[spec$response$name]]
+  w <- spec$glmm_pw_sql %||% if (!is.null(spec$weights_sql)) db_ident(con, "mlm_w")
+  select <- c(if ("frame" %in% extra) paste0(db_ident(con, "mlm_frame"), ".*") else
+                paste0(db_ident(con, "mlm_frame"), ".", source_cols),
+              paste0("(", eta, ") AS ", db_ident(con, ".eta")),
+              if ("frame" %in% extra) paste0("(", fixed, ") AS ", db_ident(con, ".fixed")),
+              if ("response" %in% extra) paste(y, "AS", db_ident(con, "mlm_y")),
+              if ("weights" %in% extra && !is.null(w)) paste(w, "AS", db_ident(con, "mlm_pw")))
   paste0("SELECT ", paste(select, collapse = ", "), " FROM (", frame, ") ", db_ident(con, "mlm_frame"),
          paste(joins, collapse = ""))
 }

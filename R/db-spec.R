@@ -33,6 +33,17 @@ db_table_columns <- function(tbl, con, sample = NULL) {
 # the SQL of its values as keys (factors: the raw values), and its kind.
 db_variable <- function(expr, columns, env, con, role) {
   name <- frame_name(expr)
+  if (role == "response" && is.call(expr) && identical(expr[[1L]], as.name("cbind"))) {
+    # a binomial response cbind(successes, failures): two numeric columns
+    parts <- lapply(as.list(expr)[-1L], db_variable, columns = columns, env = env, con = con, role = "predictor")
+    if (length(parts) != 2L || any(vapply(parts, `[[`, "", "kind") != "numeric")) {
+      mlm_abort("A binomial response given as {.code cbind()} needs two numeric columns: {.code cbind(successes, failures)}.",
+                "mlmfit_error_response", variable = name)
+    }
+    return(list(name = name, expr = expr, inner = expr, kind = "matrix", parts = parts, sql = NULL, key_sql = NULL,
+                role = role, ordered = FALSE,
+                not_null = paste(vapply(parts, `[[`, "", "not_null"), collapse = " AND ")))
+  }
   inner <- expr
   if (is.call(expr) && (identical(expr[[1L]], as.name("factor")) || identical(expr[[1L]], as.name("as.factor"))) &&
       length(expr) == 2L) {
@@ -70,7 +81,7 @@ db_variable <- function(expr, columns, env, con, role) {
   sql <- if (kind == "numeric") numeric_sql else key
   if (kind == "numeric" && is.integer(value) && !is.name(inner)) sql <- db_cast_double(con, sql)
   list(name = name, expr = expr, inner = inner, kind = kind, sql = sql, key_sql = key, role = role,
-       ordered = is.ordered(value))
+       ordered = is.ordered(value), not_null = paste(sql, "IS NOT NULL"))
 }
 
 # Names in an expression that are neither columns nor constants of the
@@ -136,7 +147,8 @@ db_model_spec <- function(mc, parsed, tbl, caller_env, na.action, response = c("
     offset_sql = if (length(offset_sql)) paste0("(", paste(offset_sql, collapse = " + "), ")"),
     subset_sql = subset_sql, na_action = db_na_action(na.action)
   )
-  spec$complete_sql <- paste(c(vapply(vars, function(v) paste(v$sql, "IS NOT NULL"), ""),
+  spec$extra_exprs <- lapply(extra, `[[`, "inner")
+  spec$complete_sql <- paste(c(vapply(vars, `[[`, "", "not_null"),
                                if (!is.null(extra$weights)) paste(extra$weights$sql, "IS NOT NULL"),
                                if (!is.null(extra$offset)) paste(extra$offset$sql, "IS NOT NULL")),
                              collapse = " AND ")

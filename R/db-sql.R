@@ -9,7 +9,7 @@
 # mlm_complete (1.0 or 0.0), to count them in the same pass.
 db_frame_sql <- function(spec, complete_flag = FALSE) {
   con <- spec$con
-  vars <- spec$vars
+  vars <- Filter(function(v) !is.null(v$sql), spec$vars)  # not cbind(): its parts are variables
   select <- paste(vapply(vars, `[[`, "", "sql"), "AS", spec$alias[names(vars)])
   select <- c(select,
               if (!is.null(spec$weights_sql)) paste(spec$weights_sql, "AS", db_ident(con, "mlm_w")),

@@ -35,7 +35,8 @@
 #'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 | g)`.
-#' @param data A data frame holding the variables.
+#' @param data A data frame holding the variables, or a lazy table of a
+#'   database (`dplyr::tbl()`): see [database-fits].
 #' @param family A family object, family function or its name:
 #'   `binomial` (links logit, probit, cauchit, cloglog, log), `poisson`
 #'   (log, identity, sqrt), `Gamma` (log, inverse, identity), or
@@ -83,6 +84,9 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
   nAGQ <- as.integer(nAGQ)
   if (!inherits(control, "glmm_control")) {
     mlm_abort("{.arg control} must come from {.fn glmm_control}.", "mlmfit_error_argument")
+  }
+  if (!missing(data) && inherits(data, "tbl_sql")) {
+    return(db_glmm(mc, formula, data, fam, nAGQ, na.action, control, parent.frame()))
   }
   parsed <- parse_mixed_formula(formula)
   model <- lmm_model_frame(mc, parsed, parent.frame(), na.action, response = "any")
