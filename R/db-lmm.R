@@ -75,6 +75,28 @@
 #' `options(mlmfit.db_progress = TRUE)` (the default in interactive
 #' sessions) shows each query while it runs.
 #'
+#' @section Generalized linear mixed models:
+#' `glmm()` on a table fits binomial (0/1, logical, two-level factor,
+#' proportions with the numbers of trials as `weights`, `cbind(successes,
+#' failures)`) and Poisson models (with offsets). When the model's columns
+#' take few distinct values (binary or count outcomes with categorical
+#' predictors and group identifiers), one `GROUP BY` over those columns
+#' turns the table into its distinct rows with their counts, and the
+#' in-memory engine fits them exactly with the counts as frequency
+#' weights: every method of an in-memory fit then works (Laplace, `nAGQ >
+#' 1`, profile intervals), except the per-row ones, which are lazy tables
+#' as above. The compressed table may have up to
+#' `getOption("mlmfit.db_compress_max_rows", 1e6)` rows. Otherwise the
+#' Laplace approximation is computed with PIRLS in the database: each
+#' iteration is one aggregate query with the current linear predictor (the
+#' random effects in a temporary table joined to the rows, removed when
+#' the fit ends), and the variance parameters and fixed effects are
+#' optimised over these deviances as the in-memory engine's second stage
+#' does. This takes a few hundred passes over the table (`print()` shows
+#' how many); it needs the logit or log link, and profile intervals are
+#' refused (Wald intervals work). Gamma and negative binomial models are
+#' refused.
+#'
 #' A crossed design whose grouping factors' levels rarely repeat together
 #' has a block of cross-products nearly as large as the table; such a fit
 #' is refused (class `mlmfit_error_database_pairs`) rather than bring the

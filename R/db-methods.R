@@ -13,7 +13,9 @@ print.mlmfit_db <- function(x, ...) {
   dropped <- db$n_subset - db$n
   cat("Database: ", db$backend, "; ", format(db$n, big.mark = ","), " rows used",
       if (dropped > 0) paste0(", ", format(dropped, big.mark = ","), " dropped for missing values"),
-      "; ", nrow(db$queries), " queries, ", format(round(sum(db$queries$seconds), 2)), " s\n", sep = "")
+      "; ", nrow(db$queries), " queries, ", format(round(sum(db$queries$seconds), 2)), " s",
+      if (identical(db$method, "compressed")) paste0("; fitted from ", format(db$cells, big.mark = ","), " distinct rows"),
+      if (identical(db$method, "pirls")) paste0("; PIRLS in the database: ", db$passes, " passes"), "\n", sep = "")
   invisible(x)
 }
 
@@ -29,7 +31,10 @@ summary.mlmfit_db <- function(object, ...) {
 #' @export
 confint.mlmfit_db <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), ...) {
   method <- match.arg(method)
-  if (method == "boot") db_needs_rows("a parametric bootstrap")
+  if (method == "boot") db_needs_rows("A parametric bootstrap")
+  if (method == "profile" && identical(object$db$method, "pirls")) {
+    db_needs_rows("Profile-likelihood intervals of a GLMM fitted by PIRLS in the database")
+  }
   NextMethod()
 }
 

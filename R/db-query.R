@@ -48,19 +48,27 @@ db_fetch <- function(con, sql, max_rows) {
 }
 
 # Statements that change the database (temporary tables).
-db_execute <- function(log, sql, what) {
+db_execute <- function(log, sql, what, shown = sql) {
   hook <- getOption("mlmfit.db_before_query")
   if (is.function(hook)) hook(log, what)
   t0 <- proc.time()[["elapsed"]]
   tryCatch(DBI::dbExecute(log$con, sql), error = function(e) db_error(e, what, log$con))
-  log$queries[[length(log$queries) + 1L]] <- list(what = what, sql = sql, seconds = proc.time()[["elapsed"]] - t0,
+  log$queries[[length(log$queries) + 1L]] <- list(what = what, sql = shown, seconds = proc.time()[["elapsed"]] - t0,
                                                   rows = NA_real_)
   invisible()
 }
 
+# Does a table (temporary ones included) exist on the connection?
+db_table_exists <- function(con, name) {
+  isTRUE(tryCatch({
+    DBI::dbGetQuery(con, paste("SELECT 1 FROM", db_ident(con, name), "WHERE 1 = 0"))
+    TRUE
+  }, error = function(e) FALSE))
+}
+
 db_error <- function(e, what, con = NULL) {
   if (inherits(e, "mlmfit_error")) stop(e)
-  lost <- !is.null(con) && !isTRUE(tryCatch(DBI::dbIsValid(con), error = function(e2) FALSE))
+  lost <- !is.null(con) && !db_is_valid(con)
   if (lost) {
     mlm_abort(c("The connection to the database was lost while {what}.", x = conditionMessage(e),
                 i = "Nothing was written to the database; reconnect and fit again."),
@@ -72,26 +80,39 @@ db_error <- function(e, what, con = NULL) {
 }
 
 # A data frame as a temporary table of the connection (the random effects
-# joined into per-row queries). Recorded in the log so that
+# joined into per-row queries), written with our own SQL: CREATE TEMPORARY
+# TABLE, then INSERTs of a few hundred rows each (not every driver's
+# dbWriteTable() honours `temporary`). Recorded in the log so that
 # db_drop_temp_tables() removes it.
 db_temp_table <- function(log, df, stem) {
+  con <- log$con
   name <- paste0("mlmfit_", stem, "_", paste(sample(c(letters, 0:9), 10L, replace = TRUE), collapse = ""))
-  hook <- getOption("mlmfit.db_before_query")
-  if (is.function(hook)) hook(log, paste("writing", stem))
+  types <- vapply(df, function(v) {
+    if (is.numeric(v)) db_double_type(con) else if (is.logical(v)) "BOOLEAN" else "VARCHAR(1000)"
+  }, "")
   log$temp_tables <- c(log$temp_tables, name)
-  tryCatch(DBI::dbWriteTable(log$con, name, df, temporary = TRUE),
-           error = function(e) db_error(e, paste("writing the temporary table", name), log$con))
-  log$queries[[length(log$queries) + 1L]] <- list(what = paste("temporary table of", stem), sql = paste("-- write", name),
-                                                  seconds = 0, rows = nrow(df))
+  db_execute(log, paste0("CREATE TEMPORARY TABLE ", db_ident(con, name), " (",
+                         paste(db_ident(con, names(df)), types, collapse = ", "), ")"),
+             paste("making the temporary table of", stem))
+  values <- do.call(paste, c(lapply(df, function(v) {
+    out <- db_value(con, v)
+    out[is.na(v)] <- "NULL"
+    out
+  }), sep = ", "))
+  chunks <- split(values, ceiling(seq_along(values) / 500))
+  for (ch in chunks) {
+    db_execute(log, paste0("INSERT INTO ", db_ident(con, name), " VALUES (", paste(ch, collapse = "), ("), ")"),
+               paste("writing the temporary table of", stem),
+               shown = paste0("INSERT INTO ", db_ident(con, name), " VALUES ... (", length(ch), " rows)"))
+  }
   name
 }
 
 db_drop_temp_table <- function(log, name) {
   if (!name %in% log$temp_tables) return(invisible())
   log$temp_tables <- setdiff(log$temp_tables, name)
-  ok <- tryCatch(DBI::dbIsValid(log$con), error = function(e) FALSE)
   # a lost connection has taken its temporary tables with it
-  if (isTRUE(ok)) try(DBI::dbRemoveTable(log$con, name), silent = TRUE)
+  if (db_is_valid(log$con)) try(DBI::dbExecute(log$con, paste("DROP TABLE", db_ident(log$con, name))), silent = TRUE)
   invisible()
 }
 
@@ -142,4 +163,15 @@ db_sums_sql <- function(con, from, keys, aggregates, chunk = getOption("mlmfit.d
   }, "")
   attr(out, "pieces") <- unname(pieces)
   out
+}
+
+# Is the connection usable? (Some drivers, e.g. RPostgreSQL, have no
+# dbIsValid() method: then a trivial query answers.)
+db_is_valid <- function(con) {
+  valid <- tryCatch(DBI::dbIsValid(con), error = function(e) NA)
+  if (!is.na(valid)) return(isTRUE(valid))
+  isTRUE(tryCatch({
+    DBI::dbGetQuery(con, "SELECT 1 AS one")
+    TRUE
+  }, error = function(e) FALSE))
 }

@@ -45,7 +45,7 @@ db_row_source <- function(fit, newdata = NULL) {
 db_re_table <- function(fit, b, log = NULL) {
   blk <- fit$re$blocks[[b]]
   cache <- fit$db$re_tables
-  if (!is.null(cache[[blk$label]]) && DBI::dbExistsTable(fit$db$con, cache[[blk$label]])) return(cache[[blk$label]])
+  if (!is.null(cache[[blk$label]]) && db_table_exists(fit$db$con, cache[[blk$label]])) return(cache[[blk$label]])
   keys <- fit$db$keys[[blk$label]]
   df <- stats::setNames(as.data.frame(keys, stringsAsFactors = FALSE), paste0("mlm_k", seq_along(keys)))
   vals <- t(fit$b[[b]])
@@ -100,7 +100,7 @@ db_eta_query <- function(fit, source, terms_used, new_levels_zero = FALSE, extra
   source_cols <- db_ident(con, spec$columns$names)
   # a GLMM's response and prior weights are numbers made from the columns
   # (0/1 from a factor or logical, proportions and trials from cbind())
-  y <- spec$glmm_y_sql %||% alias[[spec$response$name]]
+  y <- if ("response" %in% extra) spec$glmm_y_sql %||% alias[[spec$response$name]]
   w <- spec$glmm_pw_sql %||% if (!is.null(spec$weights_sql)) db_ident(con, "mlm_w")
   select <- c(if ("frame" %in% extra) paste0(db_ident(con, "mlm_frame"), ".*") else
                 paste0(db_ident(con, "mlm_frame"), ".", source_cols),

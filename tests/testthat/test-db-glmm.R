@@ -39,11 +39,12 @@ expect_glmm_equal <- function(db, mem, tol = 1e-6, dev_tol = 1e-8) {
   expect_lte(max(abs(sd_db - sd_mem) / sd_mem), tol, label = "standard deviations")
 }
 
-test_that("binomial and Poisson fits from an exactly compressed table equal the in-memory fits", {
+for (backend in c("SQLite", "PostgreSQL")) test_that(paste("binomial and Poisson fits from an exactly compressed table equal the in-memory fits:", backend), {
   skip_if_no_db()
+  if (backend == "PostgreSQL") skip_if_no_pg()
   d <- db_glmm_data()
-  con <- local_db(list(d = d))
-  tb <- dplyr::tbl(con, "d")
+  con <- local_db(list(d = d), backend)
+  tb <- db_tbl(con, "d")
   models <- list(
     quote(glmm(y ~ f + s + (1 | g), data = DATA, family = binomial)),
     quote(glmm(ok ~ f + (1 | g), data = DATA, family = binomial)),
@@ -74,12 +75,13 @@ test_that("binomial and Poisson fits from an exactly compressed table equal the 
   expect_error(simulate(fits$db), class = "mlmfit_error_database_rows")
 })
 
-test_that("PIRLS with one query per iteration equals the in-memory fit (binomial and Poisson)", {
+for (backend in c("SQLite", "PostgreSQL")) test_that(paste("PIRLS with one query per iteration equals the in-memory fit (binomial and Poisson):", backend), {
   skip_unless_full_tests()  # several hundred queries
   skip_if_no_db()
+  if (backend == "PostgreSQL") skip_if_no_pg()
   d <- db_glmm_data(52, n = 500, groups = 20)
-  con <- local_db(list(d = d))
-  tb <- dplyr::tbl(con, "d")
+  con <- local_db(list(d = d), backend)
+  tb <- db_tbl(con, "d")
   withr::local_options(mlmfit.db_compress_max_rows = 10)
   bin <- fit_mem_db(glmm(yx ~ x + s + (1 | g), data = DATA, family = binomial), d, tb)
   expect_identical(bin$db$db$method, "pirls")
@@ -92,6 +94,8 @@ test_that("PIRLS with one query per iteration equals the in-memory fit (binomial
   expect_glmm_equal(pois$db, pois$mem, dev_tol = 1e-6)
   # the temporary tables of random effects are gone
   expect_false(any(grepl("^mlmfit_", DBI::dbListTables(con))))
+  expect_false(any(grepl("^mlmfit_", DBI::dbGetQuery(con, if (backend == "SQLite")
+    "SELECT name FROM sqlite_temp_master" else "SELECT tablename AS name FROM pg_tables")$name)))
   expect_output(dplyr::show_query(pois$db), "PIRLS pass")
   expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial(link = "probit")), class = "mlmfit_error_family")
   expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial, nAGQ = 3), class = "mlmfit_error_nagq")
