@@ -57,10 +57,18 @@ db_moment_aggregates <- function(spec) {
   agg["r_max"] <- paste0("MAX(", when(r), ")")
   checked <- c(stats::setNames(spec$alias, names(spec$alias)),
                if (weighted) c(`(weights)` = w), if (!is.null(spec$offset_sql)) c(`(offset)` = db_ident(con, "mlm_o")))
+  # sums that show infinite values: of the columns of X and the response
+  # (above), and of the other numeric variables (weights, offset, columns
+  # of Z); grouping keys are labels
+  summed <- c(unlist(X$sql), spec$alias[[spec$response$name]])
+  keys <- unlist(lapply(spec$random, `[[`, "keys"))
   for (i in seq_along(checked)) {
     agg[paste0("na_", i)] <- paste0("SUM(CASE WHEN ", checked[[i]], " IS NULL THEN 1.0 ELSE 0.0 END)")
     v <- spec$vars[[names(checked)[i]]]
-    if (is.null(v) || v$kind == "numeric") agg[paste0("fin_", i)] <- paste0("SUM(", when(checked[[i]]), ")")
+    numeric <- is.null(v) || v$kind == "numeric"
+    if (numeric && !checked[[i]] %in% summed && !names(checked)[i] %in% keys) {
+      agg[paste0("fin_", i)] <- paste0("SUM(", when(checked[[i]]), ")")
+    }
   }
   for (i in db_computed_variables(spec)) agg[paste0("nan_", i)] <- paste0("SUM(", db_ident(con, paste0("mlm_nan", i)), ")")
   attr(agg, "checked") <- names(checked)
@@ -100,10 +108,11 @@ db_check_moments <- function(spec, m, checked) {
                 i = "An undefined computation such as {.code log(-1)} gives it: correct those values, or filter the rows out with {.arg subset}."),
               "mlmfit_error_nonfinite", variable = shown)
   }
-  fin <- m[grepl("^fin_", names(m))]
+  fin <- m[grepl("^(fin_|m_)", names(m))]
   bad <- names(fin)[!is.finite(fin)]
   if (length(bad)) {
-    shown <- checked[as.integer(sub("fin_", "", bad[1L]))]
+    shown <- if (startsWith(bad[1L], "fin_")) checked[as.integer(sub("fin_", "", bad[1L]))] else
+      if (bad[1L] == "m_y") deparse1(spec$parsed$response) else spec$X$names[as.integer(sub("m_", "", bad[1L]))]
     mlm_abort(c("{.var {shown}} has values that are not finite ({.code Inf}, {.code -Inf} or {.code NaN}) in the rows used.",
                 i = "Correct or remove those rows, for example with {.arg subset}."),
               "mlmfit_error_nonfinite", variable = shown)

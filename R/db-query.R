@@ -127,6 +127,11 @@ db_drop_temp_tables <- function(log) {
 # character vector of SQL aggregate expressions; keys a named character
 # vector of key expressions. max_rows: see db_query().
 db_grouped_sums <- function(log, from, keys, aggregates, what, max_rows = Inf) {
+  # the same sum asked for under several names (e.g. the count as an entry
+  # of Z'WZ and of X'WX) is computed once
+  all_names <- names(aggregates)
+  first <- match(aggregates, aggregates)
+  aggregates <- aggregates[!duplicated(aggregates)]
   statements <- db_sums_sql(log$con, from, keys, aggregates)
   out <- NULL
   for (k in seq_along(statements)) {
@@ -142,6 +147,8 @@ db_grouped_sums <- function(log, from, keys, aggregates, what, max_rows = Inf) {
       out[names(agg)] <- lapply(names(agg), function(j) res[[j]][idx])
     }
   }
+  dup <- which(first != seq_along(first))
+  for (i in dup) out[[all_names[i]]] <- out[[all_names[first[i]]]]
   out
 }
 
