@@ -13,7 +13,8 @@ print.mlmfit_db <- function(x, ...) {
   dropped <- db$n_subset - db$n
   cat("Database: ", db$backend, "; ", format(db$n, big.mark = ","), " rows used",
       if (dropped > 0) paste0(", ", format(dropped, big.mark = ","), " dropped for missing values"),
-      "; ", nrow(db$queries), " queries, ", format(round(sum(db$queries$seconds), 2)), " s",
+      "; ", nrow(db$queries), if (nrow(db$queries) == 1L) " query, " else " queries, ",
+      format(round(sum(db$queries$seconds), 2)), " s",
       if (identical(db$method, "compressed")) paste0("; fitted from ", format(db$cells, big.mark = ","), " distinct rows"),
       if (identical(db$method, "pirls")) paste0("; PIRLS in the database: ", db$passes, " passes"), "\n", sep = "")
   invisible(x)
@@ -187,6 +188,7 @@ model.matrix.mlmfit_db <- function(object, ...) {
                          db_ident(con, "mlm_frame")))
 }
 
+# `what`: plain text, e.g. "simulate()".
 db_needs_rows <- function(what) {
   mlm_abort(c("{what} needs every row of the data in memory, and this model was fitted in a database.",
               i = "Collect the columns the model uses with {.fn dplyr::collect} and fit again with a data frame."),
@@ -194,19 +196,19 @@ db_needs_rows <- function(what) {
 }
 
 #' @export
-weights.mlmfit_db <- function(object, ...) db_needs_rows("{.fn weights}")
+weights.mlmfit_db <- function(object, ...) db_needs_rows("weights()")
 #' @export
-simulate.mlmfit_db <- function(object, ...) db_needs_rows("{.fn simulate}")
+simulate.mlmfit_db <- function(object, ...) db_needs_rows("simulate()")
 #' @export
-refit.mlmfit_db <- function(object, ...) db_needs_rows("{.fn refit}")
+refit.mlmfit_db <- function(object, ...) db_needs_rows("refit()")
 #' @export
-hatvalues.mlmfit_db <- function(model, ...) db_needs_rows("{.fn hatvalues}")
+hatvalues.mlmfit_db <- function(model, ...) db_needs_rows("hatvalues()")
 #' @export
-cooks.distance.mlmfit_db <- function(model, ...) db_needs_rows("{.fn cooks.distance}")
+cooks.distance.mlmfit_db <- function(model, ...) db_needs_rows("cooks.distance()")
 #' @export
-plot.mlmfit_db <- function(x, ...) db_needs_rows("{.fn plot} of the fit")
+plot.mlmfit_db <- function(x, ...) db_needs_rows("plot() of the fit")
 #' @export
-augment.mlmfit_db <- function(x, ...) db_needs_rows("{.fn augment}")
+augment.mlmfit_db <- function(x, ...) db_needs_rows("augment()")
 
 # The quantiles of the scaled (Pearson) residuals that summary() shows,
 # computed in the database: one sort (a window function numbers the
