@@ -119,18 +119,19 @@ refit_updated <- function(object, change) {
 
 # drop1()/add1()'s table: df and AIC of each model (extractAIC()), and the
 # likelihood-ratio test against the fit. sign: +1 when the refits are
-# smaller than the fit, -1 when larger.
+# smaller than the fit, -1 when larger. Columns as drop1.default() names
+# them (Df, AIC, LRT, Pr(>Chi)), which step() reads.
 selection_table <- function(object, refits, labels, test, k, heading, sign) {
   base <- extractAIC(object, k = k)
   aics <- t(vapply(refits, function(f) extractAIC(f, k = k), numeric(2)))
-  tab <- data.frame(npar = c(NA, sign * (base[1L] - aics[, 1L])), AIC = c(base[2L], aics[, 2L]),
+  tab <- data.frame(Df = c(NA, sign * (base[1L] - aics[, 1L])), AIC = c(base[2L], aics[, 2L]),
                     row.names = c("<none>", labels), check.names = FALSE)
   if (test == "Chisq") {
     dev <- c(base[2L], aics[, 2L]) - k * c(base[1L], aics[, 1L])
     lrt <- sign * (dev - dev[1L])
     lrt[1L] <- NA
     tab$LRT <- lrt
-    tab$`Pr(Chi)` <- stats::pchisq(lrt, tab$npar, lower.tail = FALSE)
+    tab$`Pr(>Chi)` <- stats::pchisq(lrt, tab$Df, lower.tail = FALSE)
   }
   structure(tab, heading = c(paste0(heading, "\n"), "Model:", deparse1(stats::formula(object))),
             class = c("anova", "data.frame"))
@@ -213,4 +214,39 @@ type2_contrasts <- function(fit) {
     L
   })
   out
+}
+
+#' Update and refit a mixed model
+#'
+#' `update()` changes the call of a fit (its formula with
+#' [stats::update.formula()], or other arguments) and by default evaluates
+#' it again, as for other models. A formula that has lost its
+#' random-effect terms (as [stats::step()] leaves it, since it works on the
+#' fixed-effect terms) gets the fit's random-effect terms back.
+#'
+#' @param object A fit from [lmm()] or [glmm()].
+#' @param formula. Changes to the formula, e.g. `~ . - x`.
+#' @param ... Other arguments of the call to change.
+#' @param evaluate Refit (`TRUE`, default) or return the call.
+#' @return A new fit, or its call.
+#' @examples
+#' fit <- lmm(math ~ homework + ses + (1 | schid), nels88)
+#' fixef(update(fit, ~ . - ses))
+#' @importFrom stats update
+#' @export
+update.mlmfit <- function(object, formula., ..., evaluate = TRUE) {
+  call <- stats::getCall(object)
+  current <- stats::formula(object)
+  if (length(find_bars(current[[3L]])) == 0L) current <- with_random_terms(current, object)
+  call$formula <- if (missing(formula.)) current else stats::update.formula(current, formula.)
+  extras <- match.call(expand.dots = FALSE)$...
+  for (nm in names(extras)) call[[nm]] <- extras[[nm]]
+  if (evaluate) eval(call, parent.frame()) else call
+}
+
+# The formula with the random-effect terms of the fit added back.
+with_random_terms <- function(formula, fit) {
+  bars <- vapply(fit$re$terms, function(tm) paste0("(", deparse1(tm$lhs), " | ", deparse1(tm$group_expr), ")"), "")
+  rhs <- paste(c(deparse1(formula[[3L]]), bars), collapse = " + ")
+  stats::as.formula(paste(deparse1(formula[[2L]]), "~", rhs), env = environment(formula))
 }
