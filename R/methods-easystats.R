@@ -110,22 +110,34 @@ insight_get_variance <- function(x, component = c("all", "fixed", "random", "res
   v[[key]]
 }
 
-insight_get_predicted <- function(x, data = NULL, predict = "expectation", ci = NULL, include_random = "default",
+# Predictions for insight (and ggeffects, which calls it): on new data
+# population-level unless include_random = TRUE (ggeffects' default for
+# lme4 fits), with confidence limits of the population-level predictions
+# from vcov(beta) (t with the residual df for linear mixed models, normal
+# for GLMMs), transformed by the inverse link as ggeffects does.
+insight_get_predicted <- function(x, data = NULL, predict = "expectation", ci = 0.95, include_random = "default",
                                   verbose = TRUE, ...) {
   newdata <- data %||% stats::model.frame(x)
-  re.form <- if (isFALSE(include_random)) NA else NULL
-  if (identical(include_random, "default")) {
-    re.form <- if (all(unlist(insight_find_random(x)) %in% names(newdata))) NULL else NA
+  conditional <- isTRUE(include_random) || (identical(include_random, "default") && is.null(data))
+  link_scale <- identical(predict, "link")
+  args <- list(x, newdata = if (is.null(data)) NULL else newdata, re.form = if (conditional) NULL else NA)
+  if (inherits(x, "mlmfit_glmm")) args$type <- "link"
+  eta <- unname(as.vector(do.call(stats::predict, args)))
+  linkinv <- if (inherits(x, "mlmfit_glmm")) x$family$linkinv else identity
+  out <- if (link_scale) eta else linkinv(eta)
+  ci_data <- NULL
+  if (!is.null(ci) && !conditional) {
+    tt <- stats::delete.response(x$terms)
+    mf <- stats::model.frame(tt, newdata, xlev = x$xlevels, na.action = stats::na.pass)
+    X <- stats::model.matrix(tt, mf, contrasts.arg = x$contrasts)[, names(x$beta), drop = FALSE]
+    se <- sqrt(rowSums((X %*% x$vcov) * X))
+    df <- insight_get_df(x, type = "wald")
+    q <- if (is.finite(df)) stats::qt((1 + ci) / 2, df) else stats::qnorm((1 + ci) / 2)
+    lo <- eta - q * se
+    hi <- eta + q * se
+    ci_data <- data.frame(SE = se, CI_low = if (link_scale) lo else linkinv(lo), CI_high = if (link_scale) hi else linkinv(hi))
   }
-  type <- if (inherits(x, "mlmfit_glmm") && !identical(predict, "link")) "response" else "link"
-  args <- list(x, newdata = newdata, re.form = re.form)
-  if (inherits(x, "mlmfit_glmm")) args$type <- type
-  p <- do.call(stats::predict, args)
-  if (!is.null(ci)) {
-    mlm_warn("Confidence intervals of predictions are not computed for mlmfit fits: {.arg ci} is ignored.",
-             "mlmfit_warning_argument")
-  }
-  structure(unname(as.vector(p)), class = c("get_predicted", "numeric"))
+  structure(out, ci_data = ci_data, ci = ci, class = c("get_predicted", "numeric"))
 }
 
 insight_find_random <- function(x, split_nested = FALSE, flatten = FALSE) {

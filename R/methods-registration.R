@@ -15,6 +15,8 @@ register_ecosystem_methods <- function() {
   for (generic in c("r2", "check_singularity", "model_performance")) {
     s3_register(paste0("performance::", generic), "mlmfit", get(paste0("performance_", generic)))
   }
+  s3_register("emmeans::recover_data", "mlmfit_glmm", recover_data.mlmfit_lmm)
+  s3_register("emmeans::emm_basis", "mlmfit_glmm", emm_basis.mlmfit_glmm)
   # through the bridge to lme4 (methods-via-lme4.R)
   s3_register("parameters::model_parameters", "mlmfit", parameters_model_parameters)
   for (generic in c("Anova", "linearHypothesis", "vif")) {
