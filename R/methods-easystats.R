@@ -159,11 +159,7 @@ insight_n_obs <- function(x, ...) nobs(x)
 
 insight_get_data <- function(x, effects = "all", source = "environment", verbose = TRUE, ...) {
   effects <- match.arg(effects, c("all", "fixed", "random"))
-  data <- tryCatch(eval(x$call$data, environment(stats::formula(x))), error = function(e) NULL)
-  if (!is.data.frame(data)) data <- as.data.frame(x$frame)
-  omit <- attr(x$frame, "na.action")
-  keep <- rownames(data) %in% rownames(x$frame)
-  if (nrow(data) != nobs(x)) data <- data[keep, , drop = FALSE]
+  data <- getData.mlmfit(x)
   vars <- switch(effects,
                  all = all.vars(stats::formula(x)),
                  fixed = all.vars(x$fixed_formula),

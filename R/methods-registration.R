@@ -17,6 +17,8 @@ register_ecosystem_methods <- function() {
   }
   s3_register("emmeans::recover_data", "mlmfit_glmm", recover_data.mlmfit_lmm)
   s3_register("emmeans::emm_basis", "mlmfit_glmm", emm_basis.mlmfit_glmm)
+  s3_register("lattice::dotplot", "ranef.mlmfit", dotplot.ranef.mlmfit)
+  s3_register("lattice::qqmath", "ranef.mlmfit", qqmath.ranef.mlmfit)
   # through the bridge to lme4 (methods-via-lme4.R)
   s3_register("parameters::model_parameters", "mlmfit", parameters_model_parameters)
   for (generic in c("Anova", "linearHypothesis", "vif")) {
