@@ -55,8 +55,8 @@ as_lmerMod <- function(fit) {
   }
   refuse_residual_structure(fit, "lme4 objects")
   pieces <- lme4_pieces(fit)
-  devfun <- lme4::mkLmerDevfun(pieces$fr, pieces$X, pieces$reTrms, REML = isTRUE(fit$REML),
-                               start = pieces$theta, control = lme4::lmerControl())
+  devfun <- in_lme4(lme4::mkLmerDevfun, list(pieces$fr, pieces$X, pieces$reTrms, REML = isTRUE(fit$REML),
+                                              start = pieces$theta, control = lme4::lmerControl()))
   devfun(pieces$theta)
   opt <- merMod_optimum(pieces$theta, deviance(fit))
   lme4::mkMerMod(environment(devfun), opt, pieces$reTrms, pieces$fr, mc = lme4_call(fit, "lmer"))
@@ -75,8 +75,8 @@ as_glmerMod <- function(fit) {
   family <- lme4_family(fit)
   # As glmer: a first devfun over theta alone (nAGQ = 0), then the devfun
   # over (theta, beta) of the fit's nAGQ, evaluated at mlmfit's estimates.
-  devfun <- lme4::mkGlmerDevfun(pieces$fr, pieces$X, pieces$reTrms, family = family, nAGQ = 0L,
-                                control = lme4::glmerControl())
+  devfun <- in_lme4(lme4::mkGlmerDevfun, list(pieces$fr, pieces$X, pieces$reTrms, family = family, nAGQ = 0L,
+                                               control = lme4::glmerControl()))
   rho <- environment(devfun)
   devfun(pieces$theta)
   rho$control <- list()
@@ -100,6 +100,11 @@ as_glmerMod <- function(fit) {
   }
   lme4::mkMerMod(rho, opt, pieces$reTrms, pieces$fr, mc = lme4_call(fit, "glmer"))
 }
+
+# lme4's deviance functions keep the caller's environment as the parent of
+# theirs and look up lme4's internal functions there: call them from lme4's
+# namespace, as lmer() and glmer() do.
+in_lme4 <- function(fun, args) do.call(fun, args, envir = asNamespace("lme4"))
 
 refuse_residual_structure <- function(fit, what) {
   if (inherits(fit, "mlmfit_lmm_structured")) {
@@ -188,7 +193,7 @@ lme4_frame <- function(fit) {
   attr(tt, "varnames.fixed") <- vapply(as.list(attr(stats::terms(fit$fixed_formula), "variables"))[-1L], deparse1, "")
   random <- stats::reformulate(c("1", vapply(lme4::findbars(fit$formula), function(b) {
     paste(deparse1(b[[2L]]), "+", deparse1(b[[3L]]))
-  }, "")))
+  }, "")), response = fit$formula[[2L]])
   attr(tt, "predvars.random") <- subset_vars(random)
   attr(fr, "terms") <- tt
   fr
