@@ -1,4 +1,4 @@
-# emmeans for glmm() fits: the basis of lmm() fits (emmeans.R) with
+# emmeans for glmm() fits: the basis of lmm() fits (methods-emmeans.R) with
 # asymptotic (z) degrees of freedom and the family's link, so that
 # emmeans(type = "response") back-transforms as for glmer fits.
 
