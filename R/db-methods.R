@@ -260,7 +260,7 @@ explain_mlmfit_db <- function(x, ...) {
   invisible(x)
 }
 
-# For anova() of several fits (R/anova.R): what must agree between fits
+# For anova() of several fits (R/infer-anova.R): what must agree between fits
 # compared by likelihood-ratio tests. A database fit is identified by its
 # rows (source, subset, missing-value rule) and the SQL of its response
 # and design, an in-memory fit by its values.
@@ -306,15 +306,15 @@ logLik.mlmfit_db_lm <- function(object, REML = FALSE, ...) {
 #' @export
 nobs.mlmfit_db_lm <- function(object, ...) object$n
 
-# type3_matrices() (R/contrasts-type3.R) for a database fit: the columns of
+# type3_matrices() (R/infer-contrasts-type3.R) for a database fit: the columns of
 # X, of X with treatment contrasts and of each term written out in full
 # (model.matrix(~ 0 + term)) as SQL; their unweighted cross-products from
 # one aggregate query; and rows R with R'R equal to them (a pivoted
 # Cholesky factor), on which the hypotheses are computed as on the data.
-db_type3_matrices <- function(fit, treatment) {
+db_type3_matrices <- function(fit, treatment, rd = TRUE) {
   spec <- fit$db$spec
   con <- fit$db$con
-  labels <- attr(fit$terms, "term.labels")
+  labels <- if (rd) attr(fit$terms, "term.labels") else character()
   X <- list(names = colnames(fit$X), sql = spec$X$sql[colnames(fit$X)], assign = attr(fit$X, "assign"))
   Xt <- if (!treatment) db_design_columns(spec, fit$terms, spec$alias, "fixed-effect", treatment = TRUE)
   rd <- lapply(labels, function(t) {

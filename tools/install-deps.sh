@@ -14,6 +14,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   r-cran-ggplot2 r-cran-performance \
   r-cran-generics r-cran-lmertest r-cran-pbkrtest r-cran-broom.mixed r-cran-emmeans \
   r-cran-estimability r-cran-tibble r-cran-boot \
+  r-cran-insight r-cran-parameters r-cran-car r-cran-effects r-cran-lattice r-cran-ggeffects r-cran-sjplot \
   r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rlang r-cran-withr \
   r-cran-rpostgresql postgresql \
   >/dev/null

@@ -140,3 +140,16 @@ test_that("what needs the rows in memory is refused with a classed error", {
   expect_error(augment(f$db), class = rows)
   expect_error(predict(f$db, newdata = f$tb, se.fit = TRUE), class = rows)
 })
+
+test_that("anova of types I and II equal the in-memory tables; lme4 objects are refused", {
+  skip_if_no_db()
+  f <- db_fixture()
+  for (type in c("I", "II")) {
+    a_mem <- anova(f$mem, type = type)
+    a_db <- anova(f$db, type = type)
+    expect_equal(a_db[, c("Sum Sq", "NumDF", "F value")], a_mem[, c("Sum Sq", "NumDF", "F value")], tolerance = 1e-6)
+  }
+  skip_if_not_installed("lme4")
+  expect_error(as_lmerMod(f$db), class = "mlmfit_error_database_rows")
+  expect_error(lme4::getME(f$db, "X"), class = "mlmfit_error_database_rows")
+})

@@ -51,14 +51,14 @@ remake_fixed_design <- function(fit, treatment = TRUE) {
 
 # The matrices the hypotheses are built from: the fit's X, X with
 # treatment contrasts (when the fit's coding differs), the overparametrised
-# columns of each term, the classes of the variables, and the column of
-# ones. A fit to a
+# columns of each term (rd = FALSE: none), the classes of the variables,
+# and the column of ones. A fit to a
 # database table gives rows with the same cross-products instead
 # (db_type3_matrices()): the hypotheses depend on X only through them.
-type3_matrices <- function(fit, treatment) {
-  if (inherits(fit, "mlmfit_db")) return(db_type3_matrices(fit, treatment))
+type3_matrices <- function(fit, treatment, rd = TRUE) {
+  if (inherits(fit, "mlmfit_db")) return(db_type3_matrices(fit, treatment, rd))
   mf <- fit$frame
-  labels <- attr(fit$terms, "term.labels")
+  labels <- if (rd) attr(fit$terms, "term.labels") else character()
   list(X = fit$X, X_treatment = if (!treatment) remake_fixed_design(fit, treatment = TRUE),
        rd = lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf)),
        data_classes = attr(attr(mf, "terms"), "dataClasses"), ones = 1)
