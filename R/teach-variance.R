@@ -14,6 +14,7 @@ check_lmm_fit <- function(fit, arg = "fit") {
 
 # The n x q columns of Z for one random-effect term.
 re_term_columns <- function(fit, term) {
+  if (inherits(fit, "mlmfit_db")) db_needs_rows("This summary of the variance at each level")
   blk <- fit$re$blocks[[term$block]]
   n <- nobs(fit)
   cols <- lapply(blk$refs[term$block_cols], function(ref) {
