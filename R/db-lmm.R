@@ -58,9 +58,10 @@
 #' need every row in memory: `simulate()`, `refit()`, `parametric_bootstrap()`
 #' and `confint(method = "boot")`, Kenward-Roger degrees of freedom,
 #' `hatvalues()`, `cooks.distance()`, `plot()` of the fit, `augment()`,
-#' `weights()`, and the teaching summaries `icc()`, `r2()`, `pve()` and
-#' `plot_pooling()` (averages over rows). Collect the model's columns (`dplyr::collect()`) and fit in
-#' memory for these.
+#' `weights()`, emmeans, lme4 objects (`as_lmerMod()`, `getME()`), and
+#' the teaching summaries `icc()`, `r2()`, `pve()` and `plot_pooling()`
+#' (averages over rows). Collect the model's columns (`dplyr::collect()`)
+#' and fit in memory for these.
 #'
 #' @section Databases:
 #' The SQL is generated from the model (quoted names, constants written

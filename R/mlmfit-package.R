@@ -25,5 +25,6 @@
   s3_register("dplyr::show_query", "mlmfit_db", show_query_mlmfit_db)
   s3_register("dplyr::explain", "mlmfit_db", explain_mlmfit_db)
   s3_register("lme4::refit", "mlmfit_db", refit.mlmfit_db)
+  s3_register("emmeans::recover_data", "mlmfit_db", function(object, ...) db_needs_rows("emmeans"))
   invisible()
 }

@@ -139,6 +139,8 @@ test_that("what needs the rows in memory is refused with a classed error", {
   expect_error(r2(f$db), class = rows)
   expect_error(augment(f$db), class = rows)
   expect_error(predict(f$db, newdata = f$tb, se.fit = TRUE), class = rows)
+  skip_if_not_installed("emmeans")
+  expect_error(emmeans::recover_data(f$db), class = rows)
 })
 
 test_that("anova of types I and II equal the in-memory tables; lme4 objects are refused", {
