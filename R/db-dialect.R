@@ -48,17 +48,16 @@ db_cast_double <- function(con, sql_text) paste0("CAST(", sql_text, " AS ", db_d
 # point or exponent (an approximate-number literal), negatives in
 # parentheses so that they can follow any operator.
 db_number <- function(x) {
-  vapply(x, function(v) {
-    if (!is.finite(v)) stop("internal: a non-finite constant cannot be written into SQL")
-    s <- NA_character_
-    for (d in 15:17) {
-      s <- sprintf(paste0("%.", d, "g"), v)
-      if (as.numeric(s) == v) break
-    }
-    if (!grepl("[.eE]", s)) s <- paste0(s, ".0")
-    if (v < 0) s <- paste0("(", s, ")")
-    s
-  }, character(1), USE.NAMES = FALSE)
+  x <- as.double(x)
+  if (any(!is.finite(x))) stop("internal: a non-finite constant cannot be written into SQL")
+  s <- sprintf("%.15g", x)
+  long <- as.numeric(s) != x
+  s[long] <- sprintf("%.17g", x[long])
+  plain <- !grepl("[.eE]", s)
+  s[plain] <- paste0(s[plain], ".0")
+  negative <- x < 0
+  s[negative] <- paste0("(", s[negative], ")")
+  s
 }
 
 # Quoted names. dbplyr's quoting costs about a millisecond a name and the
@@ -157,4 +156,17 @@ db_inline <- function(expr, column_sql, env, what) {
     if (!is.null(expr[[i]])) expr[[i]] <- db_inline(expr[[i]], column_sql, env, what)
   }
   expr
+}
+
+# A clause that keeps the database from merging a subquery into the
+# aggregate above it. Merged, each use of a computed column (a centred
+# variable, the inverse link of the linear predictor) is computed again in
+# every sum that reads it; kept apart, once per row. SQLite and PostgreSQL
+# merge (LIMIT -1 and OFFSET 0 are their documented fences); other
+# engines get no clause.
+db_fence <- function(con) {
+  cls <- class(con)
+  if (any(cls %in% "SQLiteConnection")) return("\nLIMIT -1")
+  if (any(cls %in% c("PqConnection", "PostgreSQLConnection", "RedshiftConnection"))) return("\nOFFSET 0")
+  ""
 }

@@ -116,9 +116,12 @@ db_glmm_start <- function(spec, fam, log) {
        dropped = cp$dropped, keep = cp$keep %||% seq_along(spec$X$names))
 }
 
-# The natural logarithm in the database's SQL.
+# The natural logarithm in the database's SQL (dbplyr's translation of
+# log(), found once per connection).
 db_log_sql <- function(con) {
-  function(x) db_translate(con, quote(log(.x)), c(.x = x), emptyenv(), quote(log(x)))
+  marker <- "mlm_argument"
+  template <- db_translate(con, quote(log(.x)), c(.x = marker), emptyenv(), quote(log(x)))
+  function(x) sub(marker, x, template, fixed = TRUE)
 }
 
 # What every PIRLS pass needs: a fit-like list for the SQL of the linear
@@ -134,9 +137,10 @@ db_pirls_context <- function(spec, fam, start, log, control) {
   state <- new.env(parent = emptyenv())
   state$b <- start$b
   state$passes <- 0L
-  list(spec = spec, fam = fam, pseudo = pseudo, log = log, state = state, control = control,
-       templates = engine_templates(re), re = re, n = start$moments$n,
-       raw_blocks = start$raw_blocks, level_cache = new.env(parent = emptyenv()))
+  ctx <- list(spec = spec, fam = fam, pseudo = pseudo, log = log, state = state, control = control,
+              templates = engine_templates(re), re = re, n = start$moments$n, raw_blocks = start$raw_blocks)
+  ctx$working <- db_working_sql(ctx, spec$con)
+  ctx
 }
 
 # One pass at (beta, b): the working model's cross-products (no fixed
@@ -153,8 +157,7 @@ db_pirls_pass <- function(ctx, beta, b) {
   source <- list(spec = ctx$spec, where = c(ctx$spec$subset_sql, ctx$spec$complete_sql))
   rows <- db_eta_query(pseudo, source, seq_along(pseudo$re$terms), extra = c("frame", "response", "weights"),
                        log = ctx$log)
-  w <- db_working_sql(ctx, con)
-  design <- db_pass_design_sql(ctx, rows, w)
+  design <- db_pass_design_sql(ctx, rows, ctx$working)
   pass_spec <- list(con = con, X = list(sql = character(0)), weights_sql = "working")
   ctx$state$passes <- ctx$state$passes + 1L
   what <- paste0("(PIRLS pass ", ctx$state$passes, ")")
@@ -378,7 +381,7 @@ db_glmm_joint_vcov <- function(ctx, beta, b, theta, start) {
   source <- list(spec = ctx$spec, where = c(ctx$spec$subset_sql, ctx$spec$complete_sql))
   rows <- db_eta_query(pseudo, source, seq_along(pseudo$re$terms), extra = c("frame", "response", "weights"),
                        log = ctx$log)
-  w <- db_working_sql(ctx, con)
+  w <- ctx$working
   # the full working response: X beta + Z b + (y - mu) / mu'(eta)
   x_sql <- ctx$spec$X$sql
   x_beta <- paste(ifelse(x_sql == "1.0", db_number(beta), paste0(db_number(beta), " * ", x_sql)), collapse = " + ")

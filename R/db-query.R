@@ -84,15 +84,18 @@ db_error <- function(e, what, con = NULL) {
 # TABLE, then INSERTs of a few hundred rows each (not every driver's
 # dbWriteTable() honours `temporary`). Recorded in the log so that
 # db_drop_temp_tables() removes it.
-db_temp_table <- function(log, df, stem) {
+db_temp_table <- function(log, df, stem, key = character()) {
   con <- log$con
   name <- paste0("mlmfit_", stem, "_", paste(sample(c(letters, 0:9), 10L, replace = TRUE), collapse = ""))
   types <- vapply(df, function(v) {
     if (is.numeric(v)) db_double_type(con) else if (is.logical(v)) "BOOLEAN" else "VARCHAR(1000)"
   }, "")
   log$temp_tables <- c(log$temp_tables, name)
+  # a primary key on the join columns: an index, so that joining the table
+  # to the rows is a lookup, not a scan of the table for every row
+  pk <- if (length(key)) paste0(", PRIMARY KEY (", paste(db_ident(con, key), collapse = ", "), ")")
   db_execute(log, paste0("CREATE TEMPORARY TABLE ", db_ident(con, name), " (",
-                         paste(db_ident(con, names(df)), types, collapse = ", "), ")"),
+                         paste(db_ident(con, names(df)), types, collapse = ", "), pk, ")"),
              paste("making the temporary table of", stem))
   values <- do.call(paste, c(lapply(df, function(v) {
     out <- db_value(con, v)
@@ -165,7 +168,7 @@ db_sums_sql <- function(con, from, keys, aggregates, chunk = getOption("mlmfit.d
     agg <- aggregates[idx]
     select <- c(if (length(keys)) paste(keys, "AS", db_ident(con, names(keys))),
                 paste(agg, "AS", db_ident(con, names(agg))))
-    paste0("SELECT ", paste(select, collapse = ", "), "\nFROM (", from, ") ", db_ident(con, "mlm_design"),
+    paste0("SELECT ", paste(select, collapse = ", "), "\nFROM (", from, db_fence(con), ") ", db_ident(con, "mlm_design"),
            if (length(keys)) paste0("\nGROUP BY ", paste(keys, collapse = ", ")))
   }, "")
   attr(out, "pieces") <- unname(pieces)

@@ -53,7 +53,7 @@ db_re_table <- function(fit, b, log = NULL) {
   # during a fit the fit's log records the table (removed at its end);
   # afterwards it lasts with the connection, for the lazy tables that join it
   if (is.null(log)) log <- db_new_log(fit$db$con, progress = FALSE)
-  name <- db_temp_table(log, df, "ranef")
+  name <- db_temp_table(log, df, "ranef", key = paste0("mlm_k", seq_along(keys)))
   cache[[blk$label]] <- name
   name
 }
