@@ -158,7 +158,7 @@ lines <- c(
   "| database | model | rows | groups | fit | scan | fit / scan | queries (time in the database) | R memory |",
   "|---|---|---|---|---|---|---|---|---|",
   sprintf("| %s | %s | %s | %s | %s | %s | %.1fx | %d (%s) | %.0f MB |", tab$backend,
-          ifelse(tab$model == "nested", "`y ~ x + (x | g)`", "`y ~ x + (1 | a) + (1 | b)`"),
+          ifelse(tab$model == "nested", "`y ~ x + (x \\| g)`", "`y ~ x + (1 \\| a) + (1 \\| b)`"),
           format(tab$n, big.mark = ",", scientific = FALSE), format(tab$groups, big.mark = ",", scientific = FALSE),
           secs(tab$fit), secs(tab$scan), tab$fit / tab$scan, tab$queries, secs(tab$query_time), tab$mem))
 writeLines(lines, file.path(root, "bench", "db-results.md"))
