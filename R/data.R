@@ -254,3 +254,41 @@
 #' VarCorr(fit)
 #' icc(fit)
 "hsb"
+
+#' Nurses planning to leave their jobs (simulated, London hospitals design)
+#'
+#' A simulated stand-in for the survey of nurses in London hospitals used by
+#' multilevel lecture notes (Barron 2018) to introduce multilevel logistic
+#' regression: 1389 nurses in 18 hospitals, and whether each plans to leave
+#' the job within three years. The survey's data are not public, so these
+#' data are **simulated** with the design the notes describe and with the
+#' notes' `glmer` estimates as the true values: log-odds of leaving
+#' \eqn{3.02 - 0.75\,\mathrm{fam} - 0.93\,\mathrm{valued} - 0.05\,\mathrm{age}
+#' + 0.28\,\mathrm{male} - 0.73\,\mathrm{outer} + u_h}, with hospital
+#' effects \eqn{u_h \sim N(0, 0.18^2)}. Hospitals have 45 to 125 nurses;
+#' nine are in inner and nine in outer London. Ages are drawn around 36
+#' (19 to 64), except for four records of age 18 that the notes' model
+#' leaves out with `subset = age > 18` (leaving 1385 nurses); about one nurse
+#' in eight is male. A fit to these data estimates the truth, not the notes'
+#' numbers: they come from other data.
+#'
+#' @format A data frame with 1389 rows and 7 columns:
+#' \describe{
+#'   \item{HOSPITAL}{hospital (factor, 18 levels)}
+#'   \item{INN_OUT}{factor: `Inner London` or `Outer London` (a hospital-level variable)}
+#'   \item{leave}{factor: does the nurse plan to leave within three years? `no`, `yes` (the outcome)}
+#'   \item{fam}{factor: family responsibilities, `no` or `yes`}
+#'   \item{valued}{factor: does the nurse feel valued at work? `no` or `yes`}
+#'   \item{age}{age in years}
+#'   \item{sex}{factor: `female` or `male`}
+#' }
+#' @source Simulated by `data-raw/nurseturnover.R` (seed 1).
+#' @seealso `vignette("nurse-turnover", package = "mlmfit")`
+#' @examples
+#' fit <- glmm(leave ~ fam + valued + age + sex + INN_OUT + (1 | HOSPITAL), nurseturnover,
+#'             family = binomial, subset = age > 18)
+#' fixef(fit)
+#' # intraclass correlation on the latent scale
+#' s2 <- VarCorr(fit)$HOSPITAL[1, 1]
+#' s2 / (s2 + pi^2 / 3)
+"nurseturnover"
