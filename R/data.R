@@ -240,7 +240,7 @@
 #'   \item{size}{number of students enrolled in the school}
 #'   \item{pracad}{proportion of the school's students on the academic track}
 #'   \item{disclim}{disciplinary climate of the school (a scale)}
-#'   \item{himinty}{1 if more than 40\% of the school's students are from minorities, else 0}
+#'   \item{himinty}{1 if more than 40 percent of the school's students are from minorities, else 0}
 #' }
 #' @source `MathAchieve` and `MathAchSchool` of the nlme package; built by
 #'   `data-raw/hsb.R`.
