@@ -18,6 +18,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   r-cran-ggplot2 r-cran-performance \
   r-cran-generics r-cran-lmertest r-cran-pbkrtest r-cran-broom.mixed r-cran-emmeans \
   r-cran-estimability r-cran-tibble r-cran-boot \
+  r-cran-insight r-cran-parameters r-cran-car r-cran-effects r-cran-lattice r-cran-ggeffects r-cran-sjplot \
   r-cran-pkgdown r-cran-httpuv r-cran-processx r-cran-jsonlite r-cran-xml2 \
   >/dev/null
 if [ "${1:-}" = "--browser" ]; then
