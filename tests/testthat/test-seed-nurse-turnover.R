@@ -44,6 +44,7 @@ test_that("latent-scale ICC: sigma_u^2 / (sigma_u^2 + pi^2 / 3), as performance:
   ref <- lme4::glmer(leave ~ fam + valued + age + sex + INN_OUT + (1 | HOSPITAL), teaching_dataset("nurseturnover"),
                      family = binomial, subset = age > 18)
   expect_equal(s2 / (s2 + pi^2 / 3), performance::icc(ref)$ICC_adjusted, tolerance = 5e-3)
+  expect_equal(icc(fit)$icc, s2 / (s2 + pi^2 / 3), tolerance = 1e-10)
   # the notes' SD of 0.18 corresponds to a latent ICC of about 0.01
   expect_equal(round(0.18^2 / (0.18^2 + pi^2 / 3), 3), 0.010)
 })
