@@ -44,7 +44,7 @@ test_that("the website builds, and every page opens in Chromium with no broken l
   # under the sanitizers (LD_PRELOAD of the ASan runtime) Chromium cannot
   # run; the plain run of the suite covers the website
   skip_if(grepl("asan", Sys.getenv("LD_PRELOAD")), "the website is tested in the plain run, not under the sanitizers")
-  skip_if_not_installed("pkgdown")
+  for (p in c("pkgdown", "httpuv", "processx", "jsonlite", "xml2")) skip_if_not_installed(p)
   chromium <- chromium_binary()
   expect_false(is.na(chromium), info = "Chromium is not installed: run sh tools/install-deps.sh --browser")
   if (is.na(chromium)) return(invisible())
@@ -85,6 +85,7 @@ test_that("the website builds, and every page opens in Chromium with no broken l
 test_that("the browser check finds a missing image, a broken link, a broken anchor and an R error", {
   skip_unless_full_tests()
   skip_if(grepl("asan", Sys.getenv("LD_PRELOAD")), "the website is tested in the plain run, not under the sanitizers")
+  for (p in c("httpuv", "processx", "jsonlite", "xml2")) skip_if_not_installed(p)
   chromium <- chromium_binary()
   expect_false(is.na(chromium), info = "Chromium is not installed: run sh tools/install-deps.sh --browser")
   if (is.na(chromium)) return(invisible())
