@@ -34,10 +34,13 @@ if (installed == 0L) {
 
 pkg <- pkgdown::as_pkgdown(root)
 config <- pkg$meta
-topics <- pkg$topics$name[!pkg$topics$internal]
+# a topic is listed when its name or one of its aliases is
 listed_topics <- unlist(lapply(config$reference, `[[`, "contents"))
+public <- !pkg$topics$internal
+is_listed <- mapply(function(name, aliases) any(c(name, aliases) %in% listed_topics),
+                    pkg$topics$name[public], pkg$topics$alias[public])
 reference <- config$reference
-unlisted <- setdiff(topics, listed_topics)
+unlisted <- pkg$topics$name[public][!is_listed]
 if (length(unlisted) > 0L) reference <- c(reference, list(list(title = "Other", contents = as.list(unlisted))))
 articles <- config$articles
 unlisted <- setdiff(pkg$vignettes$name, unlist(lapply(articles, `[[`, "contents")))
