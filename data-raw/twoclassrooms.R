@@ -147,7 +147,7 @@ repeat {
   if (reproduces(twoclassrooms)) break
   seed <- seed + 1L
 }
-print(seed)
+stopifnot(seed == 1L) # the first seed tried already reproduces every number
 stopifnot(nrow(twoclassrooms) == 60L, all(twoclassrooms$pretest.c == twoclassrooms$pretest - 50),
           all(twoclassrooms$pretest >= 0), all(twoclassrooms$posttest <= 100))
 print(lesson_numbers(twoclassrooms))
