@@ -6,10 +6,11 @@
 # 1e-6 without the optimisers' differences (DESIGN.md allows 1e-3).
 at_lme4_estimates <- function(fit, ref) {
   theta <- unname(lme4::getME(ref, "theta"))
-  ev <- lmm_evaluate_cpp(fit$xp, engine_templates(fit$re), theta, fit$REML, TRUE)
+  spec <- fit_spec(fit)
+  ev <- engine_evaluate_lmm(spec, fit_xp(fit), theta, fit_reml(fit), cond_var = TRUE)
   ev$theta <- theta
-  ev$optinfo <- list(warnings = character())
-  fit_from_engine(fit, ev)
+  ev$xp <- fit_xp(fit)
+  new_lmm_fit(spec, ev, fit_call(fit), fit_reml(fit), fit_control(fit))
 }
 
 # Relative agreement of two numeric vectors, with an absolute floor.

@@ -170,7 +170,7 @@ test_that("negative binomial: known size as glmer, estimated size as glmer.nb", 
   f <- glmm(y ~ x + (1 | g), d, family = negative_binomial())
   g <- suppressWarnings(lme4::glmer.nb(y ~ x + (1 | g), d))
   expect_glmer_agreement(f, g)
-  expect_equal(f$family_info$nb_size, lme4::getME(g, "glmer.nb.theta"), tolerance = 2e-3)
+  expect_equal(spec_family(f)$nb_size, lme4::getME(g, "glmer.nb.theta"), tolerance = 2e-3)
   expect_match(family(f)$family, "^Negative Binomial\\(")
   expect_equal(sqrt(diag(vcov(f))), sqrt(diag(as.matrix(stats::vcov(g)))), tolerance = 2e-3)
 })

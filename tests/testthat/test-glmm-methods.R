@@ -5,7 +5,7 @@ test_that("residuals of each type follow their definitions and agree with glmer'
   skip_if_not_installed("lme4")
   fits <- glmm_fixture("cbpp")
   f <- fits$mlm
-  y <- f$y
+  y <- spec_y(f)
   mu <- fitted(f)
   w <- weights(f)
   eta <- predict(f)
