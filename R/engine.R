@@ -62,11 +62,14 @@ glmm_eta_start <- function(spec) {
   fam$family$linkfun(glmm_mustart(rows$y, rows$weights, fam$dist))
 }
 
-# A linear mixed model optimised again from stored cross-products, with no
-# pass over the data (ML after REML, profiles of fixed effects), from
-# theta_start; with the fitted values when the spec has rows.
+# A linear mixed model optimised from cross-products with no pass over the
+# data: stored ones (ML after REML, profiles of fixed effects), started at
+# theta_start, or ones formed elsewhere (by a database, for a spec without
+# rows), started from moment estimates when theta_start is NULL. With the
+# fitted values when the spec has rows.
 engine_refit_xp <- function(spec, xp, theta_start, REML, control) {
-  engine_call(lmm_refit_xp_cpp(spec, xp, as.double(theta_start), REML, control))
+  if (!is.null(theta_start)) theta_start <- as.double(theta_start)
+  engine_call(lmm_refit_xp_cpp(spec, xp, theta_start, REML, control))
 }
 
 # A linear mixed model refitted to the spec's response (a new one, see

@@ -141,10 +141,9 @@ glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, bou
                          pirls_tol = 1e-11, pirls_max_iter = 100L, hessian = TRUE, cond_var = TRUE,
                          separation = c("error", "warning")) {
   separation <- match.arg(separation)
-  structure(list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
-                 boundary_tol = as.double(boundary_tol), pirls_tol = as.double(pirls_tol),
-                 pirls_max_iter = as.integer(pirls_max_iter), hessian = isTRUE(hessian),
-                 cond_var = isTRUE(cond_var), separation = separation),
+  structure(c(optimizer_settings(max_evals, tolerance, step, boundary_tol, cond_var),
+              list(pirls_tol = as.double(pirls_tol), pirls_max_iter = as.integer(pirls_max_iter),
+                   hessian = isTRUE(hessian), separation = separation)),
             class = "glmm_control")
 }
 
@@ -166,15 +165,11 @@ new_glmm_fit <- function(spec, engine, call, nAGQ, control) {
   if (length(hess) > 0L) dimnames(hess) <- list(par_names, par_names)
   grad <- engine$gradient
   if (length(grad) > 0L) names(grad) <- par_names
-  fields <- list(
-    spec = spec, call = call, control = control, REML = FALSE,
-    theta = stats::setNames(as.vector(engine$theta), names(theta_start(spec))),
-    beta = stats::setNames(as.vector(engine$beta), p_names), sigma = engine$sigma,
-    b = per_block(engine$b, spec), cond_var = per_block(engine$cond_var, spec), vcov = vc,
-    fitted = as.vector(engine$mu), devcomp = engine$devcomp,
+  fields <- c(list(spec = spec, call = call, control = control, REML = FALSE), engine_estimates(spec, engine), list(
+    vcov = vc, fitted = as.vector(engine$mu), devcomp = engine$devcomp,
     optinfo = c(engine$optinfo, list(hessian = hess, gradient = grad)), xp = NULL,
     nAGQ = nAGQ, u = per_block(engine$u, spec), eta = as.vector(engine$eta),
     working_weights = as.vector(engine$working_weights), vcov_unscaled = vc_unscaled, vcov_method = vcov_method
-  )
+  ))
   new_mlmfit(fields, c("mlmfit_glmm", "mlmfit"))
 }

@@ -157,10 +157,16 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
 #' @export
 lmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-3,
                         cond_var = TRUE, residual_method = c("auto", "classes", "pass")) {
-  structure(list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
-                 boundary_tol = as.double(boundary_tol), cond_var = isTRUE(cond_var),
-                 residual_method = match.arg(residual_method)),
+  structure(c(optimizer_settings(max_evals, tolerance, step, boundary_tol, cond_var),
+              list(residual_method = match.arg(residual_method))),
             class = "lmm_control")
+}
+
+# The settings of the optimiser and of its tests at the optimum that
+# lmm_control() and glmm_control() share, in the form the engine reads.
+optimizer_settings <- function(max_evals, tolerance, step, boundary_tol, cond_var) {
+  list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
+       boundary_tol = as.double(boundary_tol), cond_var = isTRUE(cond_var))
 }
 
 # The fit object of a linear mixed model (with or without a residual
@@ -174,16 +180,12 @@ new_lmm_fit <- function(spec, engine, call, REML, control) {
   p_names <- spec_x_names(spec)
   vc <- engine$vcov
   dimnames(vc) <- list(p_names, p_names)
-  fields <- list(
-    spec = spec, call = call, control = control, REML = REML,
-    theta = stats::setNames(as.vector(engine$theta), names(theta_start(spec))),
-    beta = stats::setNames(as.vector(engine$beta), p_names), sigma = engine$sigma,
-    b = per_block(engine$b, spec), cond_var = per_block(engine$cond_var, spec), vcov = vc,
-    fitted = as.vector(engine$fitted),
+  fields <- c(list(spec = spec, call = call, control = control, REML = REML), engine_estimates(spec, engine), list(
+    vcov = vc, fitted = as.vector(engine$fitted),
     devcomp = list(criterion = engine$deviance, ld_L2 = engine$ld_L2, ld_RX2 = engine$ld_RX2, pwrss = engine$pwrss,
                    n = spec_nobs(spec), p = length(p_names), sum_log_weights = engine$xp$sum_log_weights),
     optinfo = engine$optinfo %||% list(warnings = character()), xp = engine$xp
-  )
+  ))
   class <- c("mlmfit_lmm", "mlmfit")
   if (!is.null(res <- spec_residual(spec))) {
     fields$psi <- stats::setNames(as.vector(engine$psi), residual_parameter_names(res))
@@ -192,6 +194,14 @@ new_lmm_fit <- function(spec, engine, call, REML, control) {
     class <- c("mlmfit_lmm_structured", class)
   }
   new_mlmfit(fields, class)
+}
+
+# The estimates every engine answer holds, named: theta, beta, sigma, the
+# conditional modes and their conditional variances.
+engine_estimates <- function(spec, engine) {
+  list(theta = stats::setNames(as.vector(engine$theta), names(theta_start(spec))),
+       beta = stats::setNames(as.vector(engine$beta), spec_x_names(spec)), sigma = engine$sigma,
+       b = per_block(engine$b, spec), cond_var = per_block(engine$cond_var, spec))
 }
 
 # The engine's pieces per block (conditional modes: q x levels matrices;

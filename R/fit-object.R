@@ -61,7 +61,7 @@ new_mlmfit <- function(fields, class) {
   validate_mlmfit(fit)
 }
 
-mlmfit_version <- function() as.character(utils::packageVersion("mlmfit"))
+mlmfit_version <- function() unname(getNamespaceVersion("mlmfit"))
 
 # The invariants every method relies on.
 validate_mlmfit <- function(fit) {

@@ -113,13 +113,7 @@ print.mlmfit_lmm_summary <- function(x, digits = max(3, getOption("digits") - 3)
     print(round(x$criterion, 1), digits = digits + 2)
     cat("\n")
   }
-  cat("Scaled residuals: \n")
-  q <- zapsmall(stats::quantile(x$residuals, na.rm = TRUE), digits + 1L)
-  names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
-  print(q, digits = digits)
-  cat("\nRandom effects:\n")
-  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
-  print_groups_line(fit)
+  print_summary_components(x, digits)
   cat("\nFixed effects", if (!is.null(x$ddf)) paste0(" (", ddf_label(x$ddf), ")"), ":\n", sep = "")
   stats::printCoefmat(x$coefficients, digits = digits, has.Pvalue = ncol(x$coefficients) >= 4L, ...)
   p <- nrow(x$coefficients)
@@ -141,6 +135,18 @@ print.mlmfit_lmm_summary <- function(x, digits = max(3, getOption("digits") - 3)
 print_dropped_note <- function(x, lead = "") {
   dropped <- spec_dropped(x)
   if (length(dropped) > 0L) cat(lead, "Fixed effects dropped as aliased: ", paste(dropped, collapse = ", "), " \n", sep = "")
+}
+
+# The middle of a summary, as lme4 prints it: quantiles of the scaled
+# residuals, the variance components, the numbers of observations and groups.
+print_summary_components <- function(x, digits) {
+  cat("Scaled residuals: \n")
+  q <- zapsmall(stats::quantile(x$residuals, na.rm = TRUE), digits + 1L)
+  names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
+  print(q, digits = digits)
+  cat("\nRandom effects:\n")
+  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
+  print_groups_line(x$fit)
 }
 
 # The notes below a summary: aliased columns, convergence and the boundary.

@@ -20,11 +20,8 @@ augment.mlmfit_glmm <- function(x, data = stats::model.frame(x), newdata = NULL,
     out$.fitted <- unname(predict(x, newdata = newdata, type = type.predict, ...))
     return(as_tidy_frame(out))
   }
-  out <- as.data.frame(data)
+  out <- augment_data(x, data)
   n <- nobs(x)
-  if (nrow(out) != n) {
-    mlm_abort("{.arg data} must have one row per observation of the fit ({n}).", "mlmfit_error_argument")
-  }
   w <- spec_weights(x) %||% rep(1, n)
   mu <- fit_fitted(x)
   eta <- fit_eta(x)

@@ -212,11 +212,8 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
     if (yname %in% names(out) && is.numeric(out[[yname]])) out$.resid <- out[[yname]] - out$.fitted
     return(as_tidy_frame(out))
   }
-  out <- as.data.frame(data)
+  out <- augment_data(x, data)
   n <- nobs(x)
-  if (nrow(out) != n) {
-    mlm_abort("{.arg data} must have one row per observation of the fit ({n}).", "mlmfit_error_argument")
-  }
   w <- spec_weights(x) %||% rep(1, n)
   fitted <- fit_fitted(x)
   res <- spec_y(x) - fitted
@@ -235,6 +232,15 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
   out$.weights <- w
   out$.wtres <- unname(res * sqrt(w))
   as_tidy_frame(out)
+}
+
+# The data augment() adds columns to: one row per observation of the fit.
+augment_data <- function(x, data) {
+  out <- as.data.frame(data)
+  if (nrow(out) != nobs(x)) {
+    mlm_abort("{.arg data} must have one row per observation of the fit ({nobs(x)}).", "mlmfit_error_argument")
+  }
+  out
 }
 
 #' Leverages and Cook's distances of a linear mixed model

@@ -27,15 +27,3 @@ expect_close <- function(object, expected, rel = 1e-3, abs = 1e-8, info = NULL) 
   ok <- err <= pmax(rel * abs(expected), abs)
   testthat::expect_true(all(ok), info = paste(info, "max rel diff:", signif(max(err / pmax(abs(expected), abs)), 3)))
 }
-
-hsb82_data <- function() {
-  e <- new.env()
-  utils::data("Hsb82", package = "mlmRev", envir = e)
-  e$Hsb82
-}
-
-lme4_data <- function(name) {
-  e <- new.env()
-  utils::data(list = name, package = "lme4", envir = e)
-  e[[name]]
-}

@@ -23,7 +23,7 @@ test_that("sleepstudy: Satterthwaite and Kenward-Roger as lmerTest", {
     expect_lmertest_table(fit, ref, "Kenward-Roger")
   }
   # a balanced design: both methods give the textbook n - 1 = 17 df
-  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+  fit <- test_fit("sleepstudy")$mlm
   expect_equal(unname(summary(fit)$coefficients[, "df"]), c(17, 17), tolerance = 1e-4)
   ml <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)
   expect_lmertest_table(ml, lmerTest::lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE),

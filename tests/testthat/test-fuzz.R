@@ -17,11 +17,12 @@
 # A refusal where lme4 fits cleanly must be one of the refusals of input
 # lme4 accepts by design, or lme4's optimum must fail to be a minimum.
 #
-# MLMFIT_FUZZ_CASES (default 1000, about a minute) and MLMFIT_FUZZ_SEED
-# change the run: MLMFIT_FUZZ_CASES=5000 Rscript tools/run-tests.R fuzz.
+# The full tier runs 1000 cases (about a minute), the default tier 100;
+# MLMFIT_FUZZ_CASES and MLMFIT_FUZZ_SEED change the run:
+# MLMFIT_FUZZ_CASES=5000 Rscript tools/run-tests.R fuzz.
 skip_if_not_installed("lme4")
 
-fuzz_cases <- as.integer(Sys.getenv("MLMFIT_FUZZ_CASES", "1000"))
+fuzz_cases <- as.integer(Sys.getenv("MLMFIT_FUZZ_CASES", if (full_tests()) "1000" else "100"))
 fuzz_seed <- as.integer(Sys.getenv("MLMFIT_FUZZ_SEED", "20240607"))
 
 # Refusals of input that lme4 accepts by design: NaN (lme4 drops the row as

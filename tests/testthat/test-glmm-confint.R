@@ -22,12 +22,9 @@ expect_profile_agreement <- function(ours, theirs, fe_frac = 0.005, sd_frac = 0.
 
 test_that("profile intervals of cbpp agree with lme4's profile", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   ours <- confint(fits$mlm)
-  # lme4's profile changes the state of the glmer fit it profiles (its
-  # modes), so it gets a fit of its own, not the shared fixture
-  ref <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial)
-  theirs <- suppressMessages(stats::confint(ref))
+  theirs <- lme4_profile_limits("cbpp")
   expect_profile_agreement(ours, theirs)
   # the limits are where the deviance has risen by the chi-square quantile
   fit <- fits$mlm
@@ -42,7 +39,7 @@ test_that("profile intervals of cbpp agree with lme4's profile", {
   # level, parm by name and by lme4's shorthands
   ci90 <- confint(fit, parm = "period2", level = 0.9)
   expect_identical(dimnames(ci90), list("period2", c("5 %", "95 %")))
-  expect_profile_agreement(ci90, suppressMessages(stats::confint(ref, parm = "period2", level = 0.9)))
+  expect_profile_agreement(ci90, lme4_profile_limits("cbpp_period2_90"))
   expect_gt(ci90[1L], ours["period2", 1L])
   expect_identical(rownames(confint(fit, parm = "theta_", method = "Wald")), ".sig01")
   expect_identical(rownames(confint(fit, parm = "beta_", method = "Wald")), names(fixef(fit)))
@@ -55,30 +52,12 @@ test_that("profile intervals of cbpp agree with lme4's profile", {
 
 test_that("profile intervals of a Poisson model with an offset agree with lme4's", {
   skip_if_not_installed("lme4")
-  set.seed(2)
-  d <- data.frame(g = factor(rep(1:30, each = 8)), x = stats::rnorm(240), exposure = stats::runif(240, 1, 5))
-  d$y <- stats::rpois(240, d$exposure * exp(0.2 + 0.4 * d$x + stats::rnorm(30, sd = 0.5)[d$g]))
-  fm <- y ~ x + offset(log(exposure)) + (1 | g)
-  fit <- glmm(fm, d, poisson)
-  ref <- lme4::glmer(fm, d, poisson)
-  expect_profile_agreement(confint(fit), suppressMessages(stats::confint(ref)))
+  fit <- glmm(y ~ x + offset(log(exposure)) + (1 | g), profile_poisson_data(), poisson)
+  expect_profile_agreement(confint(fit), lme4_profile_limits("poisson_offset"))
 })
 
-# lme4's profile limits on Contraception, computed by
-# data-raw/lme4-glmm-profiles.R (lme4 takes a minute or more per model).
-lme4_profile_limits <- function(model) {
-  ref <- utils::read.csv(test_path("fixtures", "lme4-glmm-profiles.csv"), stringsAsFactors = FALSE)
-  ref <- ref[ref$model == model, ]
-  matrix(c(ref$lower, ref$upper), ncol = 2L, dimnames = list(ref$parameter, c("2.5 %", "97.5 %")))
-}
-
-contraception_data <- function() {
-  e <- new.env()
-  utils::data("Contraception", package = "mlmRev", envir = e)
-  e$Contraception
-}
-
 test_that("profile intervals on Contraception agree with lme4's: Laplace and adaptive quadrature", {
+  skip_unless_full_tests()
   skip_if_not_installed("mlmRev")
   Contraception <- contraception_data()
   fit <- glmm(use ~ age + I(age^2) + urban + livch + (1 | district), Contraception, binomial)
@@ -88,6 +67,7 @@ test_that("profile intervals on Contraception agree with lme4's: Laplace and ada
 })
 
 test_that("profile intervals of a model with a random slope agree with lme4's", {
+  skip_unless_full_tests()
   skip_if_not_installed("mlmRev")
   Contraception <- contraception_data()
   fit <- glmm(use ~ age + urban + (urban | district), Contraception, binomial)
@@ -98,7 +78,7 @@ test_that("profile intervals of a model with a random slope agree with lme4's", 
 
 test_that("Wald intervals are lme4's Wald intervals", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   ci <- confint(fits$mlm, method = "Wald")
   expect_true(all(is.na(ci[".sig01", ])))
   se <- sqrt(diag(vcov(fits$mlm)))
@@ -110,7 +90,7 @@ test_that("Wald intervals are lme4's Wald intervals", {
 
 test_that("each bootstrap replicate is the glmm() fit of a simulated response", {
   skip_if_not_installed("lme4")
-  fit <- glmm_fixture("cbpp")$mlm
+  fit <- test_fit("cbpp")$mlm
   cbpp <- lme4::cbpp
   nsim <- 199L
   boot <- parametric_bootstrap(fit, nsim = nsim, seed = 11, progress = FALSE)
@@ -147,7 +127,7 @@ test_that("each bootstrap replicate is the glmm() fit of a simulated response", 
 
 test_that("failed bootstrap refits are left out and counted", {
   skip_if_not_installed("lme4")
-  fit <- glmm_fixture("cbpp")$mlm
+  fit <- test_fit("cbpp")$mlm
   calls <- 0L
   failing <- function(fit, ysim, control) {
     calls <<- calls + 1L
@@ -178,7 +158,7 @@ test_that("failed bootstrap refits are left out and counted", {
 
 test_that("confint of glmm fits refuses what it cannot do, in words", {
   skip_if_not_installed("lme4")
-  fit <- glmm_fixture("cbpp")$mlm
+  fit <- test_fit("cbpp")$mlm
   expect_error(confint(fit, parm = "nope"), class = "mlmfit_error_argument")
   expect_error(confint(fit, parm = 9), class = "mlmfit_error_argument")
   expect_error(confint(fit, level = 1.5), class = "mlmfit_error_argument")

@@ -4,14 +4,14 @@
 
 test_that("the Laplace deviance at the optimum equals the one computed by hand", {
   skip_if_not_installed("lme4")
-  f <- glmm_fixture("cbpp")$mlm
+  f <- test_fit("cbpp")$mlm
   by_hand <- cbpp_deviance_by_hand(unname(fit_theta(f)), fixef(f))
   expect_equal(-2 * as.numeric(logLik(f)), by_hand, tolerance = 1e-8)
 })
 
 test_that("the standard errors are those of the Hessian of the Laplace deviance", {
   skip_if_not_installed("lme4")
-  f <- glmm_fixture("cbpp")$mlm
+  f <- test_fit("cbpp")$mlm
   x0 <- unname(c(fit_theta(f), fixef(f)))
   dev <- function(x) cbpp_deviance_by_hand(x[1], x[-1])
   h <- 1e-3
@@ -49,7 +49,7 @@ test_that("the Gauss-Hermite rule matches lme4's", {
 
 test_that("the optimum is a minimum: moving any parameter raises the deviance", {
   skip_if_not_installed("lme4")
-  f <- glmm_fixture("cbpp")$mlm
+  f <- test_fit("cbpp")$mlm
   x0 <- unname(c(fit_theta(f), fixef(f)))
   d0 <- cbpp_deviance_by_hand(x0[1], x0[-1])
   for (i in seq_along(x0)) for (s in c(-1, 1)) {
@@ -64,7 +64,7 @@ test_that("predictors on extreme scales give the same model (glmer fails here)",
   data("Contraception", package = "mlmRev", envir = environment())
   Contraception$agedays <- Contraception$age * 365.25 + 1e4
   f <- glmm(use ~ agedays + I(agedays^2) + urban + livch + (1 | district), Contraception, binomial)
-  ref <- glmm_fixture("contraception")$mlm
+  ref <- test_fit("contraception")$mlm
   # the same model in other units: same likelihood, predictions and district effects
   expect_equal(as.numeric(logLik(f)), as.numeric(logLik(ref)), tolerance = 1e-9)
   expect_equal(unname(fitted(f)), unname(fitted(ref)), tolerance = 1e-5)
