@@ -25,7 +25,7 @@ variance_parameter_values <- function(fit, theta = fit_theta(fit), sigma = fit_s
 }
 
 parameter_names <- function(fit, old_names = TRUE) c(variance_parameter_names(fit, old_names), names(fixef(fit)))
-parameter_values <- function(fit) c(variance_parameter_values(fit), fixef(fit))
+parameter_values <- function(fit) stats::setNames(c(variance_parameter_values(fit), fixef(fit)), parameter_names(fit))
 
 # For each theta position: its term, row and column within the term.
 theta_layout <- function(x) {

@@ -153,7 +153,9 @@ if (!sanitize) {
 }
 
 # --sanitize
-cxx <- strsplit(trimws(system2(r_bin, c("CMD", "config", "CXX17"), stdout = TRUE)), " ")[[1L]][1L]
+# the compiler (without a compiler cache such as ccache in front of it)
+cxx_words <- strsplit(trimws(system2(r_bin, c("CMD", "config", "CXX17"), stdout = TRUE)), " +")[[1L]]
+cxx <- setdiff(cxx_words, c("ccache", "sccache"))[1L]
 libasan <- system2(cxx, "-print-file-name=libasan.so", stdout = TRUE)
 if (!file.exists(libasan)) {
   cat("The ASan runtime (libasan.so) of", cxx, "was not found: install gcc's libasan.\n")

@@ -58,6 +58,15 @@ test_that("the parametric bootstrap draws lme4's responses and refits them", {
   boot <- parametric_bootstrap(fit, nsim = nsim, seed = 101, progress = FALSE)
   expect_s3_class(boot, "boot")
   ours <- boot$t
+  # the boot package reads it as bootMer()'s result: its percentile
+  # intervals are those of confint() on the bootstrap
+  for (j in c(".sigma", "Days")) {
+    k <- match(j, colnames(ours))
+    expect_equal(unname(boot::boot.ci(boot, type = "perc", index = k)$percent[4:5]),
+                 unname(confint(boot, parm = j)[1L, ]), tolerance = 1e-12)
+  }
+  expect_equal(boot$t0, c(theta_to_sdcor(fit, fit_theta(fit), sigma(fit)), fixef(fit)), ignore_attr = TRUE)
+  expect_output(print(boot), "std. error")
   fun <- function(m) c(lme4::fixef(m), sigma = stats::sigma(m), reml = lme4::REMLcrit(m))
   theirs <- suppressMessages(suppressWarnings(lme4::bootMer(ref, fun, nsim = nsim, seed = 101)))$t
   # fixed effects and sigma of each refit agree draw by draw, except where
