@@ -124,12 +124,12 @@ engine_deviance <- function(spec, params, REML, xp = NULL, gradient = FALSE) {
 engine_deviance_terms <- function(spec, params, REML, xp = NULL, with_vcov = FALSE) {
   params <- as.matrix(params)
   storage.mode(params) <- "double"
-  p <- length(spec_x_names(spec))
   if (is.null(spec_residual(spec))) {
     tm <- engine_call(lmm_deviance_terms_cpp(spec, xp, params, with_vcov))
     tm$log_det_R <- rep(-xp$sum_log_weights, ncol(params))
     return(tm)
   }
+  p <- length(spec_x_names(spec))
   tm <- engine_call(lmm_structured_terms_cpp(spec, params, REML, with_vcov))
   ok <- is.finite(tm[1L, ])
   vcov <- if (with_vcov) array(sweep(tm[-(1:6), , drop = FALSE], 2L, tm[5L, ]^2, "/"), c(p, p, ncol(params)))

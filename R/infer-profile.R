@@ -121,8 +121,8 @@ lmm_profile_setup <- function(fit) {
   parameter <- function(w) {
     if (w <= k_sd) {
       step <- if (bounds$lower[w] == -1) 0.05 else 0.1 * max(par_hat[w], 1e-3 * sdcor[k_sd])
-      return(profile_parameter(par_hat[w], variance_zeta(dev_at, w, par_hat, lower, upper, base, k_sd), step,
-                               lower[w], upper[w]))
+      zeta <- variance_zeta(dev_at, w, par_hat, lower, upper, base, k_sd, with_gradient = !is.null(res))
+      return(profile_parameter(par_hat[w], zeta, step, lower[w], upper[w]))
     }
     if (w <= nvp) {
       j <- free[w - k_sd]
@@ -181,6 +181,7 @@ ml_deviance_function <- function(fit_ml) {
   free <- if (is.null(res)) integer() else which(res$free)
   n <- nobs(fit_ml)
   xp <- fit_xp(fit_ml)
+  to_theta <- sdcor_to_theta_map(fit_ml)
   function(pars) {
     pars <- as.matrix(pars)
     sigma <- pars[k_sd, ]
@@ -188,7 +189,7 @@ ml_deviance_function <- function(fit_ml) {
     out <- rep(Inf, ncol(pars))
     if (!any(ok)) return(out)
     full <- vapply(which(ok), function(c) {
-      theta <- sdcor_to_theta(fit_ml, pars[seq_len(k_sd), c])
+      theta <- to_theta(pars[seq_len(k_sd), c])
       if (is.null(res)) return(theta)
       psi <- psi_hat
       psi[free] <- pars[k_sd + seq_along(free), c]
@@ -204,9 +205,10 @@ ml_deviance_function <- function(fit_ml) {
 }
 
 # zeta of variance parameter i of par_hat (see ml_deviance_function): the
-# others, sigma and a structure's parameters included, re-optimised with
-# central-difference gradients (all points of a gradient in one call).
-variance_zeta <- function(dev_at, i, par_hat, lower, upper, base, k_sd) {
+# others, sigma and a structure's parameters included, re-optimised; with a
+# residual structure by central-difference gradients (all points of a
+# gradient in one call of the engine, which costs a pass over the data).
+variance_zeta <- function(dev_at, i, par_hat, lower, upper, base, k_sd, with_gradient) {
   lo <- lower[-i]
   up <- upper[-i]
   # keep sigma strictly positive in the search
@@ -230,9 +232,15 @@ variance_zeta <- function(dev_at, i, par_hat, lower, upper, base, k_sd) {
     g[!is.finite(g)] <- 0
     g
   }
-  optimised_zeta(function(x, value) dev_at(full(matrix(x), value)), par_hat[-i], lo, up, par_hat[i], base,
+  objective <- function(x, value) {
+    p <- par_hat
+    p[-i] <- x
+    p[i] <- value
+    dev_at(p)
+  }
+  optimised_zeta(objective, par_hat[-i], lo, up, par_hat[i], base,
                  control = list(eval.max = 2000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-10),
-                 gradient = gradient)
+                 gradient = if (with_gradient) gradient)
 }
 
 # GLMMs: the approximate deviance of the fit, its variance parameters on
@@ -266,6 +274,7 @@ glmm_profile_setup <- function(fit) {
   sdc <- theta_to_sdcor(fit, theta, 1)[seq_len(nv)]
   bounds <- sdcor_bounds(fit)
   lay <- theta_layout(fit)
+  to_theta <- sdcor_to_theta_map(fit)
   se_beta <- sqrt(diag(vcov(fit)))
   # Standard errors of theta from the Hessian of the deviance (2 H^-1),
   # for the first steps of the search along the standard deviations that
@@ -296,7 +305,7 @@ glmm_profile_setup <- function(fit) {
         s <- sdc
         s[w] <- value
         s[-w] <- x[seq_len(nv - 1L)]
-        criterion_at(sdcor_to_theta(fit, c(s, 1)), x[nv - 1L + seq_len(p)])
+        criterion_at(to_theta(c(s, 1)), x[nv - 1L + seq_len(p)])
       }
       zeta <- optimised_zeta(objective, c(sdc[-w], unname(beta)), others_lower, others_upper, sdc[w], base,
                              control = list(eval.max = 5000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-9),

@@ -43,9 +43,7 @@ theta_layout <- function(x) {
 # order: the lower triangle column by column).
 theta_layout_term <- function(term) {
   q <- term$q
-  col <- rep(seq_len(q), rev(seq_len(q)))
-  row <- unlist(lapply(seq_len(q), function(c) c:q))
-  data.frame(row = row, col = col)
+  list(row = sequence(q:1, from = seq_len(q)), col = rep.int(seq_len(q), q:1))
 }
 
 # Lower-triangular factor of a covariance matrix that tolerates zero
@@ -85,23 +83,36 @@ theta_to_sdcor <- function(x, theta, sigma) {
 }
 
 # The inverse: standard deviations and correlations (and sigma last) -> theta.
-sdcor_to_theta <- function(x, sdcor) {
-  k_theta <- length(sdcor) - 1L
-  sigma <- sdcor[k_theta + 1L]
-  theta <- numeric(k_theta)
-  for (tm in re_terms(x)) {
-    q <- tm$q
+sdcor_to_theta <- function(x, sdcor) sdcor_to_theta_map(x)(sdcor)
+
+# The same as a function of sdcor, with the layout of each term worked out
+# once (profiles evaluate it thousands of times).
+sdcor_to_theta_map <- function(x) {
+  terms <- lapply(re_terms(x), function(tm) {
     lay <- theta_layout_term(tm)
-    v <- sdcor[tm$theta]
-    diag_entry <- lay$row == lay$col
-    sd <- v[diag_entry]
-    R <- diag(q)
-    R[cbind(lay$row, lay$col)[!diag_entry, , drop = FALSE]] <- v[!diag_entry]
-    R[cbind(lay$col, lay$row)[!diag_entry, , drop = FALSE]] <- v[!diag_entry]
-    Lt <- chol_lower_semidefinite(R * tcrossprod(sd)) / sigma
-    theta[tm$theta] <- Lt[cbind(lay$row, lay$col)]
+    off <- lay$row != lay$col
+    list(q = tm$q, theta = tm$theta, diag = lay$row == lay$col, lower = cbind(lay$row, lay$col),
+         off_lower = cbind(lay$row, lay$col)[off, , drop = FALSE], off_upper = cbind(lay$col, lay$row)[off, , drop = FALSE],
+         off = off)
+  })
+  k_theta <- length(theta_start(x))
+  function(sdcor) {
+    sigma <- sdcor[k_theta + 1L]
+    theta <- numeric(k_theta)
+    for (tm in terms) {
+      v <- sdcor[tm$theta]
+      sd <- v[tm$diag]
+      if (tm$q == 1L) {
+        theta[tm$theta] <- abs(sd) / sigma
+        next
+      }
+      R <- diag(tm$q)
+      R[tm$off_lower] <- v[tm$off]
+      R[tm$off_upper] <- v[tm$off]
+      theta[tm$theta] <- (chol_lower_semidefinite(R * tcrossprod(sd)) / sigma)[tm$lower]
+    }
+    theta
   }
-  theta
 }
 
 # Names of the variance parameters on the sdcor scale: lme4's old names
