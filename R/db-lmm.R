@@ -1,11 +1,6 @@
-# lmm() on a database table: the spec from the table, the cross-products
-# from aggregate queries, the fit from the cross-products (the engine's
-# entry that takes them), and the fit object of an in-memory fit without
-# its per-row parts. The join points with the in-memory path, to be moved
-# onto the model spec: lmm()'s dispatch, new_lmm() (called with a model
-# matrix of no rows), fit_from_engine() (db_fit_from_engine()), and the
-# response and design comparisons of anova() (response_fingerprint(),
-# fixed_design_fingerprint()).
+# lmm() on a database table: the model spec from the table (with no
+# rows: db-spec.R), its cross-products from aggregate queries
+# (db-crossprod.R), then the engine and the fit object of an in-memory fit.
 
 #' Fitting models to database tables
 #'
@@ -126,108 +121,28 @@ NULL
 
 db_lmm <- function(mc, formula, data, REML, na.action, control, correlation, variance, caller_env) {
   if (!is.null(correlation) || !is.null(variance)) {
-    mlm_abort(c("Residual {.arg correlation} and {.arg variance} structures are not available for database tables.",
-                i = "Collect the rows with {.fn dplyr::collect} and fit in memory."),
-              "mlmfit_error_database_rows")
+    refuse_without_rows(NULL, "A residual correlation or variance structure")
   }
-  parsed <- parse_mixed_formula(formula)
+  db_run_fit(mc, formula, data, caller_env, na.action, "numeric", function(src, parsed, log) {
+    cp <- db_cross_products(src, log)
+    spec <- db_model_spec(src, cp, formula, parsed)
+    check_reml_identifiable(spec, REML)
+    engine <- engine_refit_xp(spec, cp$xp, NULL, REML, control)
+    fit <- new_lmm_fit(db_with_queries(spec, log), engine, mc, REML, control)
+    report_singular(fit)
+    fit
+  })
+}
+
+# A fit to a database table: fit(src, parsed, log) with the database part
+# of the spec (its levels and design columns found) and the log of the
+# queries; the temporary tables made are removed whatever happens.
+db_run_fit <- function(mc, formula, data, caller_env, na.action, response, fit) {
   db_require()
   log <- db_new_log(dbplyr::remote_con(data))
   on.exit(db_drop_temp_tables(log), add = TRUE)
-  spec <- db_prepare_spec(mc, parsed, data, caller_env, na.action, log, "numeric")
-  cp <- db_cross_products(spec, log)
-  cp <- db_drop_aliased(cp, spec)
-  xp <- cp$xp
-  if (REML && xp$p >= xp$n) {
-    mlm_abort("There are {xp$p} fixed effects for {xp$n} observations: REML needs more observations than fixed effects.",
-              "mlmfit_error_identifiability")
-  }
-  engine <- engine_call(lmm_refit_xp_cpp(xp, engine_templates(cp$re), cp$re$theta0, cp$re$lower, REML, control,
-                                         moment_start = TRUE))
-  engine$xp <- xp
-  fit <- db_new_lmm(engine, spec, cp, mc, formula, parsed, REML, control, log)
-  report_singular(fit)
-  fit
-}
-
-# The spec with its levels and design columns (the queries before pass 1).
-db_prepare_spec <- function(mc, parsed, data, caller_env, na.action, log, response) {
-  spec <- db_model_spec(mc, parsed, data, caller_env, na.action, response)
-  spec <- db_discover_levels(spec, log)
-  db_design(spec)
-}
-
-# Aliased columns of X dropped, with the in-memory path's message.
-db_drop_aliased <- function(cp, spec) {
-  alias <- db_aliased_columns(cp$xp)
-  cp$dropped <- character()
-  if (length(alias) == 0L) return(cp)
-  X <- spec$X
-  dropped <- X$names[alias]
-  mlm_inform(c("The fixed-effect model matrix is rank deficient: dropping {length(dropped)} column{?s} that {?is a/are} linear combination{?s} of the others.",
-               i = "Dropped: {.var {dropped}}."),
-             "mlmfit_message_rank")
-  cp$xp <- xp_drop_columns(cp$xp, alias)
-  cp$dropped <- dropped
-  cp$keep <- setdiff(seq_along(X$names), alias)
-  cp
-}
-
-# A zero-row model matrix that carries the names, assign and contrasts of X
-# (what new_lmm() and the methods read from it).
-db_model_matrix_stub <- function(spec, cp) {
-  keep <- cp$keep %||% seq_along(spec$X$names)
-  X <- matrix(numeric(0), 0L, length(keep), dimnames = list(NULL, spec$X$names[keep]))
-  attr(X, "assign") <- spec$X$assign[keep]
-  attr(X, "contrasts") <- spec$X$contrasts
-  X
-}
-
-# What the fit keeps of the database: enough to write the SQL of the rows
-# (fitted values, residuals, predictions) and to show the queries sent.
-db_fit_info <- function(spec, cp, log) {
-  keep <- cp$keep %||% seq_along(spec$X$names)
-  spec$X$sql <- spec$X$sql[keep]
-  spec$X$names <- spec$X$names[keep]
-  spec$X$assign <- spec$X$assign[keep]
-  spec$tbl <- NULL
-  list(con = spec$con, backend = spec$backend, spec = spec, blocks_sql = cp$raw_blocks, keys = cp$keys,
-       n_subset = cp$moments$n_subset, n = cp$moments$n, missing = cp$moments$missing,
-       queries = db_log_table(log), seconds = proc.time()[["elapsed"]] - log$started,
-       re_tables = new.env(parent = emptyenv()))
-}
-
-db_new_lmm <- function(engine, spec, cp, mc, formula, parsed, REML, control, log) {
-  if (!is.finite(engine$deviance)) {
-    mlm_abort(c("The model could not be fitted: the deviance is not finite.",
-                i = "Check that the response varies within groups beyond what the random effects describe, and look for predictors with extreme values."),
-              "mlmfit_error_fit")
-  }
-  if (residual_vanishes(engine) || identical(engine$optinfo$ray, "falling")) {
-    mlm_abort(c("The model reproduces the response exactly: the residual variance is estimated as zero and the likelihood has no maximum.",
-                i = "Check that the response is the intended variable and not a function of the predictors."),
-              "mlmfit_error_fit")
-  }
-  model <- list(frame = NULL, X = db_model_matrix_stub(spec, cp), y = NULL, weights = NULL, offset = NULL,
-                terms = spec$X$terms, xlevels = spec$X$xlevels, dropped = cp$dropped)
-  fit <- new_lmm(engine, model, cp$re, mc, formula, parsed, REML, control)
-  fit$devcomp$n <- cp$xp$n
-  fit$db <- db_fit_info(spec, cp, log)
-  class(fit) <- c("mlmfit_db", class(fit))
-  fit
-}
-
-# fit_from_engine() for a database fit: a new engine result (e.g. the ML
-# refit of a REML fit) on the same cross-products.
-db_fit_from_engine <- function(fit, engine, REML) {
-  engine$xp <- fit$xp
-  mc <- fit$call
-  if (!identical(REML, fit$REML)) mc$REML <- REML
-  model <- list(frame = NULL, X = fit$X, y = NULL, weights = NULL, offset = NULL, terms = fit$terms,
-                xlevels = fit$xlevels, dropped = fit$dropped)
-  out <- new_lmm(engine, model, fit$re, mc, fit$formula, list(fixed = fit$fixed_formula), REML, fit$control)
-  out$devcomp$n <- fit$devcomp$n
-  out$db <- fit$db
-  class(out) <- class(fit)
-  out
+  parsed <- parse_mixed_formula(formula)
+  src <- db_source(mc, parsed, data, caller_env, na.action, response)
+  src <- db_discover_levels(src, log)
+  fit(db_design(src), parsed, log)
 }

@@ -11,19 +11,23 @@
 # a finite-difference Hessian, which also gives the covariance of the
 # fixed effects). Binomial (logit) and Poisson (log) families.
 
-db_glmm_pirls <- function(spec, mc, formula, parsed, fam, control, log) {
+db_glmm_pirls <- function(src, mc, formula, parsed, fam, control, log) {
   canonical <- (fam$dist == "binomial" && fam$link == "logit") || (fam$dist == "poisson" && fam$link == "log")
   if (!canonical) {
     mlm_abort(c("A database fit with one query per PIRLS iteration is available for the logit link (binomial) and the log link (Poisson).",
                 i = "Use the canonical link, or a model whose variables take few distinct values (fitted exactly from a compressed table)."),
               "mlmfit_error_family")
   }
-  constant <- db_glmm_constant(spec, fam, log)
-  spec <- db_glmm_response_sql(spec, constant$levels)
-  start <- db_glmm_start(spec, fam, log)
-  ctx <- db_pirls_context(spec, fam, start, log, control)
+  constant <- db_glmm_constant(src, fam, log)
+  src <- db_glmm_response_sql(src, constant$levels)
+  cp <- db_glmm_start_cross_products(src, fam, log)
+  spec <- db_model_spec(src, cp, formula, parsed, db_glmm_family(fam, src, constant))
+  spec$db$method <- "pirls"
+  pql <- engine_refit_xp(spec, cp$xp, NULL, FALSE, lmm_control())
+  start <- list(theta = pmax(pql$theta * pql$sigma, theta_lower(spec)), beta = as.vector(pql$beta), b = pql$b)
+  ctx <- db_pirls_context(spec, src, fam, start, cp$xp$n, log, control)
   k <- length(start$theta)
-  lower <- c(start$re$lower, rep(-Inf, length(start$beta)))
+  lower <- c(theta_lower(spec), rep(-Inf, length(start$beta)))
   deviance_at <- function(phi) {
     r <- db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])
     r$dev + r$ussq + r$ldL2
@@ -34,27 +38,37 @@ db_glmm_pirls <- function(spec, mc, formula, parsed, fam, control, log) {
   polished <- db_glmm_polish(deviance_at, opt$par, opt$objective, lower, k, control)
   phi <- polished$phi
   final <- db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])
-  db_new_glmm_pirls(final, phi, polished, opt, ctx, constant, spec, start, mc, formula, parsed, fam, control, log)
+  engine <- db_glmm_answer(final, phi, polished, opt, ctx, constant, control)
+  new_glmm_fit(db_with_queries(spec, log), engine, mc, 1L, control)
+}
+
+# The family part of the spec (spec-family.R) of a GLMM fitted in the
+# database, its constants from the counts of the distinct responses.
+db_glmm_family <- function(fam, src, constant) {
+  fam$response_kind <- src$response$kind
+  fam$response_levels <- constant$levels
+  eta_mean <- suppressWarnings(fam$family$linkfun(constant$sum_wy / constant$sum_weights))
+  fam$constants <- list(aic_const = constant$value, sum_weights = constant$sum_weights, sum_wt_log_y = 0,
+                        eta_mean = if (is.finite(eta_mean)) eta_mean else 0)
+  fam
 }
 
 # The binomial coefficients and factorials of the log-likelihood do not
 # depend on the parameters: -2 log-likelihood minus the sum of deviance
 # residuals, from one GROUP BY over the response and prior weights (and
 # the response's two values, for a factor or logical response).
-db_glmm_constant <- function(spec, fam, log) {
-  con <- spec$con
-  v <- spec$response
+db_glmm_constant <- function(src, fam, log) {
+  con <- src$con
+  v <- src$response
   y_key <- if (v$kind == "matrix") c(v$parts[[1L]]$sql, v$parts[[2L]]$sql) else v$key_sql
-  keys <- stats::setNames(c(y_key, spec$weights_sql), paste0("key", seq_along(c(y_key, spec$weights_sql))))
-  from <- paste0("SELECT * FROM (", spec$source_sql, ") ", db_ident(con, "mlm_source"), " WHERE (",
-                 paste(c(spec$subset_sql, spec$complete_sql), collapse = ") AND ("), ")")
+  keys <- stats::setNames(c(y_key, src$weights_sql), paste0("key", seq_along(c(y_key, src$weights_sql))))
+  from <- paste0("SELECT * FROM (", src$source_sql, ") ", db_ident(con, "mlm_source"), " WHERE (",
+                 paste(c(src$subset_sql, src$complete_sql), collapse = ") AND ("), ")")
   res <- db_grouped_sums(log, from, keys, c(count = db_cast_double(con, "COUNT(*)")),
                          "counting the distinct responses and weights",
                          max_rows = getOption("mlmfit.db_compress_max_rows", 1e6))
   if (is.null(res)) {
-    mlm_abort(c("The response and weights take too many distinct values for the log-likelihood's constant.",
-                i = "Round the weights, or fit in memory."),
-              "mlmfit_error_database_rows")
+    refuse_without_rows(NULL, "The log-likelihood's constant of responses and weights with this many distinct values")
   }
   count <- res$count
   levels <- NULL
@@ -62,7 +76,7 @@ db_glmm_constant <- function(spec, fam, log) {
     s <- as.double(res$key1)
     trials <- s + as.double(res$key2)
     y <- ifelse(trials > 0, s / trials, 0)
-    w <- trials * if (!is.null(spec$weights_sql)) as.double(res$key3) else 1
+    w <- trials * if (!is.null(src$weights_sql)) as.double(res$key3) else 1
     n_trials <- trials
   } else {
     raw <- res$key1
@@ -72,7 +86,7 @@ db_glmm_constant <- function(spec, fam, log) {
     } else {
       y <- as.double(raw)
     }
-    w <- if (!is.null(spec$weights_sql)) as.double(res[[paste0("key", length(y_key) + 1L)]]) else rep(1, length(y))
+    w <- if (!is.null(src$weights_sql)) as.double(res[[paste0("key", length(y_key) + 1L)]]) else rep(1, length(y))
     n_trials <- NULL
   }
   mu0 <- rep(if (fam$dist == "binomial") 0.5 else 1, length(y))
@@ -83,37 +97,30 @@ db_glmm_constant <- function(spec, fam, log) {
     # family$aic() takes the trials per row from `n`, weights as multiples
     aic <- -2 * sum(count * (w / n_trials) * stats::dbinom(round(n_trials * y), n_trials, mu0, log = TRUE))
   }
-  list(value = aic - dev, levels = levels, n = sum(count))
+  list(value = aic - dev, levels = levels, n = sum(count), sum_weights = sum(wt), sum_wy = sum(wt * y))
 }
 
-# Starting values from one pass of penalized quasi-likelihood: the linear
-# mixed model of the working response at glm()'s starting means, fitted by
-# the engine from its cross-products (the pass also finds the levels of
-# the grouping factors, counts the rows and runs the checks).
-db_glmm_start <- function(spec, fam, log) {
-  con <- spec$con
-  y <- spec$glmm_y_sql
-  pw <- spec$glmm_pw_sql %||% "1.0"
+# The cross-products of the first step of penalized quasi-likelihood: the
+# linear mixed model of the working response at glm()'s starting means
+# (the pass also finds the levels of the grouping factors, counts the rows
+# and runs the checks).
+db_glmm_start_cross_products <- function(src, fam, log) {
+  y <- src$glmm_y_sql
+  pw <- src$glmm_pw_sql %||% "1.0"
+  ln <- db_log_sql(src$con)
   if (fam$dist == "binomial") {
     mu <- paste0("((", pw, " * ", y, " + 0.5) / (", pw, " + 1.0))")
-    ln <- db_log_sql(con)
     eta <- ln(paste0(mu, " / (1.0 - ", mu, ")"))
     var <- paste0(mu, " * (1.0 - ", mu, ")")
   } else {
     mu <- paste0("(", y, " + 0.1)")
-    eta <- db_log_sql(con)(mu)
+    eta <- ln(mu)
     var <- mu
   }
-  working <- spec
-  working$vars[[spec$response$name]]$sql <- paste0("(", eta, " + (", y, " - ", mu, ") / (", var, "))")
+  working <- src
+  working$vars[[src$response$name]]$sql <- paste0("(", eta, " + (", y, " - ", mu, ") / (", var, "))")
   working$weights_sql <- paste0(pw, " * ", var)
-  cp <- db_cross_products(working, log, glmm = TRUE)
-  cp <- db_drop_aliased(cp, spec)
-  engine <- engine_call(lmm_refit_xp_cpp(cp$xp, engine_templates(cp$re), cp$re$theta0, cp$re$lower, FALSE,
-                                         lmm_control(), moment_start = TRUE))
-  list(theta = pmax(engine$theta * engine$sigma, cp$re$lower), beta = as.vector(engine$beta), b = engine$b,
-       re = cp$re, keys = cp$keys, xp = cp$xp, raw_blocks = cp$raw_blocks, moments = cp$moments,
-       dropped = cp$dropped, keep = cp$keep %||% seq_along(spec$X$names))
+  db_cross_products(working, log, glmm = TRUE)
 }
 
 # The natural logarithm in the database's SQL (dbplyr's translation of
@@ -124,60 +131,40 @@ db_log_sql <- function(con) {
   function(x) sub(marker, x, template, fixed = TRUE)
 }
 
-# What every PIRLS pass needs: a fit-like list for the SQL of the linear
-# predictor, the design of the working model, and the state (the last
-# random effects, the passes so far).
-db_pirls_context <- function(spec, fam, start, log, control) {
-  keep <- start$keep
-  spec$X$sql <- spec$X$sql[keep]
-  spec$X$names <- spec$X$names[keep]
-  re <- start$re
-  pseudo <- list(re = re, beta = stats::setNames(start$beta, spec$X$names),
-                 db = list(con = spec$con, spec = spec, keys = start$keys, re_tables = new.env(parent = emptyenv())))
+# What every PIRLS pass needs: the spec, the spec of the working model (no
+# fixed effects: beta is held), the sums' plan over the rows of a pass,
+# the SQL of the working quantities, and the state (the last random
+# effects, the passes so far).
+db_pirls_context <- function(spec, src, fam, start, n, log, control) {
+  db <- spec_db(spec)
+  con <- db$con
+  working <- spec
+  working$fixed$names <- character()
+  working$fixed$intercept_col <- 0L
   state <- new.env(parent = emptyenv())
   state$b <- start$b
   state$passes <- 0L
-  ctx <- list(spec = spec, fam = fam, pseudo = pseudo, log = log, state = state, control = control,
-              templates = engine_templates(re), re = re, n = start$moments$n, raw_blocks = start$raw_blocks)
-  ctx$working <- db_working_sql(ctx, spec$con)
+  ctx <- list(spec = spec, working = working, fam = fam, log = log, state = state, control = control, n = n,
+              beta_names = spec_x_names(spec))
+  ctx$sql <- db_working_sql(fam, con)
+  blocks <- stats::setNames(lapply(db$blocks, function(b) b[c("keys", "z_sql")]), names(re_blocks(spec)))
+  ctx$blocks <- blocks
+  ctx$plan <- db_sum_plan(character(), db_ident(con, "mlm_wr"), blocks)
+  ctx$pass_src <- list(con = con, alias = db$alias, weights_sql = "working")
+  ctx$source <- list(db = db, where = c(db$subset_sql, db$complete_sql))
   ctx
 }
 
-# One pass at (beta, b): the working model's cross-products (no fixed
-# effects: beta is held) and the sum of the deviance residuals.
-db_pirls_pass <- function(ctx, beta, b) {
-  con <- ctx$spec$con
-  pseudo <- ctx$pseudo
-  pseudo$beta <- stats::setNames(beta, names(pseudo$beta))
-  pseudo$b <- b
-  for (lab in ls(pseudo$db$re_tables)) {
-    db_drop_temp_table(ctx$log, pseudo$db$re_tables[[lab]])
-    rm(list = lab, envir = pseudo$db$re_tables)
-  }
-  source <- list(spec = ctx$spec, where = c(ctx$spec$subset_sql, ctx$spec$complete_sql))
-  rows <- db_eta_query(pseudo, source, seq_along(pseudo$re$terms), extra = c("frame", "response", "weights"),
-                       log = ctx$log)
-  design <- db_pass_design_sql(ctx, rows, ctx$working)
-  pass_spec <- list(con = con, X = list(sql = character(0)), weights_sql = "working")
-  ctx$state$passes <- ctx$state$passes + 1L
-  what <- paste0("(PIRLS pass ", ctx$state$passes, ")")
-  sums <- db_level_sums(pass_spec, ctx$log, 0L, design, ctx$raw_blocks,
-                        extra = c(dev = paste0("SUM(", db_ident(con, "mlm_dev"), ")")), what = what)
-  level_info <- lapply(sums$levels, function(res) db_level_labels(res[grepl("^key", names(res))]))
-  xp <- db_assemble_xp(pass_spec, ctx$log, ctx$re, sums, level_info, design, ctx$raw_blocks, ctx$n, 0L, 0,
-                       numeric(0), 0L)
-  list(xp = xp, dev = sums$xx[["dev"]])
-}
-
-# Per row: the working weight, the working response of the random effects
-# (Z b + (y - mu) / mu'(eta)) and the deviance residual, in SQL.
-db_working_sql <- function(ctx, con) {
+# Per row of a pass (over the rows with their linear predictor): the
+# working weight, the working response of the random effects (Z b + (y -
+# mu) / mu'(eta)) and the deviance residual, in SQL.
+db_working_sql <- function(fam, con) {
   eta <- db_ident(con, ".eta")
   y <- db_ident(con, "mlm_y")
-  pw <- if (!is.null(ctx$spec$glmm_pw_sql)) db_ident(con, "mlm_pw") else "1.0"
+  pw <- db_ident(con, "mlm_pw")
   ln <- db_log_sql(con)
   zb <- paste0("(", eta, " - ", db_ident(con, ".fixed"), ")")
-  if (ctx$fam$dist == "binomial") {
+  if (fam$dist == "binomial") {
     mu <- paste0("(1.0 / (1.0 + EXP(-", eta, ")))")
     softplus <- function(x) paste0("(CASE WHEN ", x, " > 0 THEN ", x, " + ", ln(paste0("1.0 + EXP(-", x, ")")),
                                    " ELSE ", ln(paste0("1.0 + EXP(", x, ")")), " END)")
@@ -195,30 +182,53 @@ db_working_sql <- function(ctx, con) {
   list(weight = paste0(pw, " * ", var), response = paste0(zb, " + (", y, " - ", mu, ") / ", var), dev = dev)
 }
 
-# The design of one pass over the rows with their linear predictor: the
-# working response as the model's response (b1), the columns of Z and the
-# keys of each block, the working weights and the deviance residuals.
-db_pass_design_sql <- function(ctx, rows, w) {
-  con <- ctx$spec$con
-  select <- c(paste(w$response, "AS", db_ident(con, db_b_name(1L))))
-  for (f in seq_along(ctx$raw_blocks)) {
-    blk <- ctx$raw_blocks[[f]]
-    select <- c(select, paste(blk$z_sql, "AS", db_ident(con, db_z_name(f, seq_along(blk$z_sql)))),
-                paste(ctx$spec$alias[blk$keys], "AS", db_ident(con, db_k_name(f, seq_along(blk$keys)))))
+# The rows of a pass at (beta, b): the frame with the linear predictor and
+# its fixed part, the working weight (mlm_ww), the working response
+# (mlm_wr) and the deviance residual (mlm_dev). full: the working response
+# with the fixed part too (X beta + Z b + (y - mu) / mu'(eta)).
+db_pass_rows <- function(ctx, beta, b, full = FALSE) {
+  con <- ctx$spec$db$con
+  rows <- db_eta_query(ctx$spec, stats::setNames(beta, ctx$beta_names), b, ctx$source,
+                       seq_along(re_terms(ctx$spec)), extra = c("frame", "response", "weights"), log = ctx$log,
+                       cache = NULL)
+  if (is.null(ctx$spec$db$glmm_pw_sql) && is.null(ctx$spec$db$weights_sql)) {
+    rows <- paste0("SELECT ", db_ident(con, "mlm_p"), ".*, 1.0 AS ", db_ident(con, "mlm_pw"), " FROM (", rows, ") ",
+                   db_ident(con, "mlm_p"))
   }
-  select <- c(select, paste(w$weight, "AS", db_ident(con, "mlm_w")), paste(w$dev, "AS", db_ident(con, "mlm_dev")))
-  paste0("SELECT ", paste(select, collapse = ",\n  "), "\nFROM (", rows, ") ", db_ident(con, "mlm_rows"))
+  wr <- ctx$sql$response
+  if (full) wr <- paste0(wr, " + ", db_ident(con, ".fixed"))
+  paste0("SELECT ", db_ident(con, "mlm_r"), ".*, ", ctx$sql$weight, " AS ", db_ident(con, "mlm_ww"), ", ", wr, " AS ",
+         db_ident(con, "mlm_wr"), ", ", ctx$sql$dev, " AS ", db_ident(con, "mlm_dev"), " FROM (", rows, ") ",
+         db_ident(con, "mlm_r"))
+}
+
+# One pass at (beta, b): the working model's cross-products (no fixed
+# effects: beta is held) and the sum of the deviance residuals. The
+# temporary tables of b are dropped after the pass.
+db_pirls_pass <- function(ctx, beta, b) {
+  con <- ctx$spec$db$con
+  before <- ctx$log$temp_tables
+  rows <- db_pass_rows(ctx, beta, b)
+  ctx$state$passes <- ctx$state$passes + 1L
+  frame <- db_frame(ctx$pass_src, rows, weight = "mlm_ww", carry = "mlm_dev")
+  sums <- db_sums(ctx$pass_src, ctx$plan, numeric(length(ctx$plan$vars)), ctx$log, ctx$n,
+                  what = paste0("(PIRLS pass ", ctx$state$passes, ")"),
+                  extra = c(dev = paste0("SUM(", db_ident(con, "mlm_dev"), ")")), frame = frame)
+  for (name in setdiff(ctx$log$temp_tables, before)) db_drop_temp_table(ctx$log, name)
+  xp <- db_assemble_xp(ctx$plan, sums, ctx$working$re, ctx$blocks, NULL, 0L, ctx$n)
+  list(xp = xp, dev = sums$total$extra$dev)
 }
 
 # The random effects' spherical coordinates u (b = T u per level; the
-# least-squares solution where T is singular).
-db_u_from_b <- function(re, theta, b) {
-  Tb <- relative_factors(re, theta)
+# least-squares solution where T is singular), and b projected on what
+# theta allows (none along a zero column of T).
+db_u_from_b <- function(spec, theta, b) {
+  Tb <- relative_factors(spec, theta)
   lapply(seq_along(b), function(f) db_pseudo_inverse(Tb[[f]]) %*% b[[f]])
 }
 
-db_project_b <- function(re, theta, b) {
-  Tb <- relative_factors(re, theta)
+db_project_b <- function(spec, theta, b) {
+  Tb <- relative_factors(spec, theta)
   lapply(seq_along(b), function(f) Tb[[f]] %*% (db_pseudo_inverse(Tb[[f]]) %*% b[[f]]))
 }
 
@@ -231,14 +241,12 @@ db_pseudo_inverse <- function(A) {
 # PIRLS for the random effects at (theta, beta): one pass per iteration,
 # halving steps that raise the penalized deviance, from the last modes.
 db_pirls <- function(ctx, theta, beta) {
-  # the last modes, projected on what this theta allows (b = T u: none
-  # along a zero column of T)
-  b <- db_project_b(ctx$re, theta, ctx$state$b)
+  b <- db_project_b(ctx$spec, theta, ctx$state$b)
   tol <- ctx$control$pirls_tol
   prev <- NULL
   for (iter in seq_len(ctx$control$pirls_max_iter)) {
     pass <- db_pirls_pass(ctx, beta, b)
-    u <- db_u_from_b(ctx$re, theta, b)
+    u <- db_u_from_b(ctx$spec, theta, b)
     ussq <- sum(vapply(u, function(x) sum(x^2), 0))
     obj <- pass$dev + ussq
     if (!is.null(prev) && obj > prev$obj * (1 + 1e-12) + 1e-12 && prev$halvings < 10L) {
@@ -246,7 +254,7 @@ db_pirls <- function(ctx, theta, beta) {
       prev$halvings <- prev$halvings + 1L
       next
     }
-    ev <- lmm_evaluate_cpp(pass$xp, ctx$templates, theta, FALSE, FALSE)
+    ev <- engine_evaluate_lmm(ctx$working, pass$xp, theta, FALSE)
     step <- max(vapply(seq_along(b), function(f) max(abs(ev$b[[f]] - b[[f]])), 0))
     if (step < tol || iter == ctx$control$pirls_max_iter) {
       ctx$state$b <- b
@@ -299,112 +307,60 @@ db_glmm_polish <- function(f, phi, fmin, lower, k, control) {
   list(phi = phi, fmin = fmin, hessian = H, gradient = g, free = free)
 }
 
-# The fit object of a PIRLS fit in the database: the fields of an
-# in-memory glmm() fit that do not hold rows.
-db_new_glmm_pirls <- function(final, phi, polished, opt, ctx, constant, spec, start, mc, formula, parsed, fam,
-                              control, log) {
-  re <- ctx$re
-  k <- length(start$theta)
-  X <- db_model_matrix_stub(spec, start)
-  p <- ncol(X)
-  theta <- stats::setNames(phi[seq_len(k)], names(re$theta0))
-  beta <- stats::setNames(phi[-seq_len(k)], colnames(X))
-  ev <- lmm_evaluate_cpp(final$xp, ctx$templates, theta, FALSE, TRUE)
-  name_levels <- function(m, blk) {
-    dimnames(m) <- list(blk$colnames, blk$levels)
-    m
-  }
-  b <- stats::setNames(Map(name_levels, final$b, re$blocks), names(re$blocks))
-  u <- stats::setNames(Map(name_levels, final$u, re$blocks), names(re$blocks))
-  cond_var <- stats::setNames(lapply(ev$cond_var, function(a) a / ev$sigma^2), names(re$blocks))
-  # the covariance of beta given theta: the working model with X at the optimum
-  joint <- db_glmm_joint_vcov(ctx, beta, final$b, theta, start)
-  dimnames(joint) <- list(colnames(X), colnames(X))
-  vc <- joint
-  vcov_method <- "conditional"
+# The answer of a PIRLS fit in the database in the form of the engine's
+# answer for a GLMM (what new_glmm_fit() reads): the estimates, the
+# conditional modes and variances, the covariance of the fixed effects
+# (from the Hessian, or given theta), the pieces of the criterion and the
+# optimiser's report. No per-row values: the rows stay in the database.
+db_glmm_answer <- function(final, phi, polished, opt, ctx, constant, control) {
+  spec <- ctx$spec
+  k <- length(theta_start(spec))
+  p <- length(ctx$beta_names)
+  theta <- phi[seq_len(k)]
+  beta <- phi[-seq_len(k)]
+  ev <- engine_evaluate_lmm(ctx$working, final$xp, theta, FALSE, cond_var = TRUE)
   H <- polished$hessian
-  warnings <- character()
   free <- polished$free
+  warnings <- character()
+  vcov_hessian <- matrix(numeric(0), 0L, 0L)
   if (control$hessian && length(free)) {
     Hf <- H[free, free, drop = FALSE]
     eig <- eigen(Hf, symmetric = TRUE, only.values = TRUE)$values
     if (!(min(eig) > 1e-8 * max(abs(eig), 1))) {
-      warnings <- c(warnings, "the Hessian of the deviance is not positive definite at the optimum: some parameters are not identified by the data (for example a random-effect variance, or a fixed effect with perfect prediction)")
+      warnings <- "the Hessian of the deviance is not positive definite at the optimum: some parameters are not identified by the data (for example a random-effect variance, or a fixed effect with perfect prediction)"
     } else if (all(k + seq_len(p) %in% free)) {
-      V <- 2 * solve(Hf)
       idx <- match(k + seq_len(p), free)
-      vc <- V[idx, idx, drop = FALSE]
-      dimnames(vc) <- list(colnames(X), colnames(X))
-      vcov_method <- "hessian"
+      vcov_hessian <- (2 * solve(Hf))[idx, idx, drop = FALSE]
     }
   }
   aic <- final$dev + constant$value
-  criterion <- final$ldL2 + final$ussq + aic
-  model <- list(terms = spec$X$terms, xlevels = spec$X$xlevels)
-  fit <- list(
-    call = mc, formula = formula, fixed_formula = parsed$fixed, REML = FALSE,
-    frame = NULL, X = X, y = NULL, response = NULL, response_kind = spec$response$kind,
-    response_levels = constant$levels, trials = NULL, prior_weights = NULL, offset = NULL,
-    terms = model$terms, xlevels = model$xlevels, contrasts = attr(X, "contrasts"), dropped = start$dropped,
-    re = re, theta = theta, lower = re$lower,
-    beta = beta, vcov = vc, vcov_unscaled = joint, vcov_method = vcov_method,
-    sigma = 1, use_sc = FALSE, b = b, u = u, cond_var = cond_var,
-    devcomp = list(criterion = criterion, ldL2 = final$ldL2, ldRX2 = NA_real_, drsum = final$dev,
-                   ussq = final$ussq, wrss = NA_real_, pwrss = NA_real_, aic = aic, n = ctx$n, p = p),
-    fitted = NULL, eta = NULL, working_weights = NULL,
-    family = fam$family, family_info = fam, nAGQ = 1L,
-    optinfo = list(evals = opt$evaluations[["function"]], iterations = opt$iterations,
-                   converged = opt$convergence == 0L, message = opt$message, warnings = warnings,
-                   passes = ctx$state$passes, hessian = H, gradient = polished$gradient),
-    control = control
-  )
-  cp <- list(keys = start$keys, keep = start$keep, moments = start$moments)
-  fit$db <- db_fit_info(spec, cp, log)
-  fit$db$method <- "pirls"
-  fit$db$passes <- ctx$state$passes
-  class(fit) <- c("mlmfit_db", "mlmfit_glmm", "mlmfit")
-  fit
+  list(theta = theta, beta = beta, sigma = 1, b = final$b, u = final$u,
+       cond_var = lapply(ev$cond_var, function(a) a / ev$sigma^2),
+       vcov_unscaled = db_glmm_joint_vcov(ctx, beta, final$b, theta), vcov_hessian = vcov_hessian,
+       hessian = H, gradient = polished$gradient, mu = NULL, eta = NULL, working_weights = NULL,
+       devcomp = list(criterion = final$ldL2 + final$ussq + aic, ld_L2 = final$ldL2, ld_RX2 = NA_real_,
+                      pwrss = NA_real_, n = ctx$n, p = p, sum_dev_resid = final$dev, ussq = final$ussq,
+                      wrss = NA_real_, aic = aic),
+       optinfo = list(evals = opt$evaluations[["function"]], iterations = opt$iterations,
+                      converged = opt$convergence == 0L, message = opt$message, warnings = warnings,
+                      pirls_passes = ctx$state$passes))
 }
 
 # The covariance of the fixed effects given theta (glmer's
 # use.hessian = FALSE): the working linear mixed model with X at the
 # optimum, one more pass.
-db_glmm_joint_vcov <- function(ctx, beta, b, theta, start) {
-  con <- ctx$spec$con
-  pseudo <- ctx$pseudo
-  pseudo$beta <- stats::setNames(beta, names(pseudo$beta))
-  pseudo$b <- b
-  for (lab in ls(pseudo$db$re_tables)) {
-    db_drop_temp_table(ctx$log, pseudo$db$re_tables[[lab]])
-    rm(list = lab, envir = pseudo$db$re_tables)
-  }
-  source <- list(spec = ctx$spec, where = c(ctx$spec$subset_sql, ctx$spec$complete_sql))
-  rows <- db_eta_query(pseudo, source, seq_along(pseudo$re$terms), extra = c("frame", "response", "weights"),
-                       log = ctx$log)
-  w <- ctx$working
-  # the full working response: X beta + Z b + (y - mu) / mu'(eta)
-  x_sql <- ctx$spec$X$sql
-  x_beta <- paste(ifelse(x_sql == "1.0", db_number(beta), paste0(db_number(beta), " * ", x_sql)), collapse = " + ")
-  full <- paste0(w$response, " + (", x_beta, ")")
+db_glmm_joint_vcov <- function(ctx, beta, b, theta) {
   spec <- ctx$spec
-  working <- spec
-  working$source_sql <- rows
-  working$vars <- lapply(spec$vars, function(v) {
-    if (!is.null(v$sql)) v$sql <- spec$alias[[v$name]]
-    v
-  })
-  working$vars[[spec$response$name]]$sql <- full
-  working$vars[[spec$response$name]]$kind <- "numeric"
-  working$weights_sql <- w$weight
-  working$offset_sql <- NULL
-  working$subset_sql <- NULL
-  working$complete_sql <- "1 = 1"
-  design <- db_design_sql(working, ctx$raw_blocks, center = NULL)
+  db <- spec_db(spec)
+  con <- db$con
+  before <- ctx$log$temp_tables
+  rows <- db_pass_rows(ctx, beta, b, full = TRUE)
   ctx$state$passes <- ctx$state$passes + 1L
-  sums <- db_level_sums(working, ctx$log, 0L, design, ctx$raw_blocks, what = "(covariance pass)")
-  level_info <- lapply(sums$levels, function(res) db_level_labels(res[grepl("^key", names(res))]))
-  xp <- db_assemble_xp(working, ctx$log, ctx$re, sums, level_info, design, ctx$raw_blocks, ctx$n,
-                       length(spec$X$sql), 0, numeric(0), 0L)
-  ev <- lmm_evaluate_cpp(xp, ctx$templates, theta, FALSE, FALSE)
+  plan <- db_sum_plan(db$x_sql, db_ident(con, "mlm_wr"), ctx$blocks)
+  sums <- db_sums(ctx$pass_src, plan, numeric(length(plan$vars)), ctx$log, ctx$n, what = "(covariance pass)",
+                  frame = db_frame(ctx$pass_src, rows, weight = "mlm_ww"))
+  for (name in setdiff(ctx$log$temp_tables, before)) db_drop_temp_table(ctx$log, name)
+  xp <- db_assemble_xp(plan, sums, spec$re, ctx$blocks, NULL, spec_intercept_col(spec), ctx$n)
+  ev <- engine_evaluate_lmm(spec, xp, theta, FALSE)
   ev$vcov / ev$sigma^2
 }

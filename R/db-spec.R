@@ -1,7 +1,7 @@
-# The model spec of a fit to a database table: what lmm_model_frame() and
+# The model src of a fit to a database table: what lmm_model_frame() and
 # build_re_terms() find in a data frame, found here from the table's
 # columns and a few small queries, with every variable of the model written
-# as SQL. No row of the table comes to R: the spec holds names, types,
+# as SQL. No row of the table comes to R: the src holds names, types,
 # levels, contrasts, the SQL of each column of X and Z, and the layout of
 # the random-effect terms (theta template and bounds). The cross-products
 # are then aggregate queries over the model frame (db-crossprod.R).
@@ -98,10 +98,11 @@ check_db_names <- function(expr, columns, env, shown) {
             "mlmfit_error_variable", variables = missing)
 }
 
-# The spec: variables, subset, missing-value rule, and the SQL of the model
-# frame. Levels and design columns are added by db_discover_levels() and
+# The database part of the spec as it is made (`src`): the table, its
+# variables, subset, missing-value rule, and the SQL of the model frame.
+# Levels and design columns are added by db_discover_levels() and
 # db_design().
-db_model_spec <- function(mc, parsed, tbl, caller_env, na.action, response = c("numeric", "any"), sample = NULL) {
+db_source <- function(mc, parsed, tbl, caller_env, na.action, response = c("numeric", "any"), sample = NULL) {
   response <- match.arg(response)
   db_require()
   con <- dbplyr::remote_con(tbl)
@@ -140,19 +141,19 @@ db_model_spec <- function(mc, parsed, tbl, caller_env, na.action, response = c("
 
   offsets <- Filter(function(v) is.call(v$expr) && identical(v$expr[[1L]], as.name("offset")), vars)
   offset_sql <- c(vapply(offsets, `[[`, "", "sql"), if (!is.null(extra$offset)) extra$offset$sql)
-  spec <- list(
+  src <- list(
     con = con, backend = db_backend_name(con), source_sql = source_sql, tbl = tbl,
     formula_env = env, parsed = parsed, columns = columns[c("names", "sql", "key_sql")],
     vars = vars, response = y, weights_sql = if (!is.null(extra$weights)) extra$weights$sql,
     offset_sql = if (length(offset_sql)) paste0("(", paste(offset_sql, collapse = " + "), ")"),
     subset_sql = subset_sql, na_action = db_na_action(na.action)
   )
-  spec$extra_exprs <- lapply(extra, `[[`, "inner")
-  spec$complete_sql <- paste(c(vapply(vars, `[[`, "", "not_null"),
+  src$extra_exprs <- lapply(extra, `[[`, "inner")
+  src$complete_sql <- paste(c(vapply(vars, `[[`, "", "not_null"),
                                if (!is.null(extra$weights)) paste(extra$weights$sql, "IS NOT NULL"),
                                if (!is.null(extra$offset)) paste(extra$offset$sql, "IS NOT NULL")),
                              collapse = " AND ")
-  spec
+  src
 }
 
 # The missing-value rules a database fit can honour: na.omit and
@@ -176,46 +177,46 @@ db_na_action <- function(na.action) {
 # in the formula is made by model.frame() from the rows that pass `subset`
 # (a level seen only in incomplete rows stays, and its column is dropped as
 # aliased). Logical variables have the levels FALSE and TRUE.
-db_discover_levels <- function(spec, log) {
-  used <- db_design_variables(spec)
+db_discover_levels <- function(src, log) {
+  used <- db_design_variables(src)
   for (nm in used) {
-    v <- spec$vars[[nm]]
+    v <- src$vars[[nm]]
     if (v$kind == "numeric") next
     if (v$kind == "logical") {
-      spec$vars[[nm]]$levels <- c("FALSE", "TRUE")
-      spec$vars[[nm]]$level_values <- c(FALSE, TRUE)
+      src$vars[[nm]]$levels <- c("FALSE", "TRUE")
+      src$vars[[nm]]$level_values <- c(FALSE, TRUE)
       next
     }
     made_by_factor <- !identical(v$inner, v$expr)
-    where <- paste(c(spec$subset_sql, if (made_by_factor) paste(v$key_sql, "IS NOT NULL") else spec$complete_sql),
+    where <- paste(c(src$subset_sql, if (made_by_factor) paste(v$key_sql, "IS NOT NULL") else src$complete_sql),
                    collapse = ") AND (")
-    sql <- paste0("SELECT ", v$key_sql, " AS ", db_ident(spec$con, "level"), " FROM (", spec$source_sql, ") ",
-                  db_ident(spec$con, "mlm_source"), " WHERE (", where, ") GROUP BY ", v$key_sql)
+    sql <- paste0("SELECT ", v$key_sql, " AS ", db_ident(src$con, "level"), " FROM (", src$source_sql, ") ",
+                  db_ident(src$con, "mlm_source"), " WHERE (", where, ") GROUP BY ", v$key_sql)
     res <- db_query(log, sql, paste("levels of", nm))
     values <- res[[1L]]
     if (inherits(values, "integer64")) values <- as.double(values)
     f <- if (v$ordered) factor(values, levels = sort(unique(values))) else factor(values)
-    spec$vars[[nm]]$levels <- levels(f)
-    spec$vars[[nm]]$level_values <- values[match(levels(f), as.character(values))]
+    src$vars[[nm]]$levels <- levels(f)
+    src$vars[[nm]]$level_values <- values[match(levels(f), as.character(values))]
   }
-  spec
+  src
 }
 
 # Variables that enter the columns of X or Z (the ones whose levels are needed).
-db_design_variables <- function(spec) {
-  fixed <- rownames(attr(stats::terms(spec$parsed$fixed), "factors"))
-  random <- unlist(lapply(spec$parsed$random, function(r) {
+db_design_variables <- function(src) {
+  fixed <- rownames(attr(stats::terms(src$parsed$fixed), "factors"))
+  random <- unlist(lapply(src$parsed$random, function(r) {
     rownames(attr(stats::terms(stats::as.formula(call("~", r$lhs))), "factors"))
   }))
-  setdiff(unique(c(fixed, random)), spec$response$name)
+  setdiff(unique(c(fixed, random)), src$response$name)
 }
 
 # A small data frame with the model's variables, their classes and levels,
 # on which model.matrix() gives the column names, assign and contrasts that
 # the SQL columns must reproduce.
-db_prototype_frame <- function(spec, names) {
-  n <- max(2L, unlist(lapply(spec$vars[names], function(v) length(v$levels))))
-  cols <- lapply(spec$vars[names], function(v) {
+db_prototype_frame <- function(src, names) {
+  n <- max(2L, unlist(lapply(src$vars[names], function(v) length(v$levels))))
+  cols <- lapply(src$vars[names], function(v) {
     if (v$kind == "numeric") return(seq_len(n) / n)
     if (v$kind == "logical") return(rep_len(c(FALSE, TRUE), n))
     if (length(v$levels) == 0L) return(factor(rep(NA_character_, n)))
@@ -230,7 +231,7 @@ db_prototype_frame <- function(spec, names) {
 # column per variable, the first variable varying fastest; factors coded by
 # their contrasts, or by indicators of every level where the term has no
 # margin for them (attr(tt, "factors") == 2), as model.matrix() codes them.
-db_design_columns <- function(spec, tt, alias, what, treatment = FALSE) {
+db_design_columns <- function(src, tt, alias, what, treatment = FALSE) {
   fac <- attr(tt, "factors")
   labels <- attr(tt, "term.labels")
   names_out <- character()
@@ -245,7 +246,7 @@ db_design_columns <- function(spec, tt, alias, what, treatment = FALSE) {
   # without an intercept, the first factor of the first term that has one is
   # coded by indicators of all its levels (model.matrix()'s rule)
   if (attr(tt, "intercept") == 0L && length(labels)) {
-    is_factor <- vapply(rownames(fac), function(v) !is.null(spec$vars[[v]]) && spec$vars[[v]]$kind != "numeric", NA)
+    is_factor <- vapply(rownames(fac), function(v) !is.null(src$vars[[v]]) && src$vars[[v]]$kind != "numeric", NA)
     for (lab in labels) {
       hit <- which(is_factor & fac[, lab] > 0)
       if (length(hit)) {
@@ -254,7 +255,7 @@ db_design_columns <- function(spec, tt, alias, what, treatment = FALSE) {
       }
     }
   }
-  one_level <- vars_used[vapply(spec$vars[vars_used], function(v) v$kind == "factor" && length(v$levels) < 2L, NA)]
+  one_level <- vars_used[vapply(src$vars[vars_used], function(v) v$kind == "factor" && length(v$levels) < 2L, NA)]
   if (length(one_level) > 0L) {
     mlm_abort(c("The factor {.var {one_level}} has a single level in the rows used: it cannot be a predictor.",
                 i = "Remove it from the formula, or check {.arg subset} and the rows dropped for missing values."),
@@ -262,11 +263,11 @@ db_design_columns <- function(spec, tt, alias, what, treatment = FALSE) {
   }
   # a model frame for model.matrix(): every variable of the terms, in their order
   tt <- stats::delete.response(tt)
-  proto <- db_prototype_frame(spec, vapply(as.list(attr(tt, "variables"))[-1L], frame_name, ""))
+  proto <- db_prototype_frame(src, vapply(as.list(attr(tt, "variables"))[-1L], frame_name, ""))
   attr(proto, "terms") <- tt
   for (k in seq_along(labels)) {
     in_term <- rownames(fac)[fac[, labels[k]] > 0]
-    codings <- lapply(in_term, function(v) db_coding(spec, v, full = fac[v, labels[k]] == 2L, alias[[v]], proto, treatment))
+    codings <- lapply(in_term, function(v) db_coding(src, v, full = fac[v, labels[k]] == 2L, alias[[v]], proto, treatment))
     nm <- ""
     sq <- ""
     first <- TRUE
@@ -295,8 +296,8 @@ db_design_columns <- function(spec, tt, alias, what, treatment = FALSE) {
 # The coding columns of one variable: itself if numeric; for a factor,
 # CASE expressions giving each level's row of the contrast matrix (or
 # indicators of every level).
-db_coding <- function(spec, name, full, alias, proto, treatment = FALSE) {
-  v <- spec$vars[[name]]
+db_coding <- function(src, name, full, alias, proto, treatment = FALSE) {
+  v <- src$vars[[name]]
   if (v$kind == "numeric") return(list(names = name, sql = alias))
   f <- proto[[name]]
   if (v$kind == "logical") f <- factor(f, levels = c(FALSE, TRUE))
@@ -308,7 +309,7 @@ db_coding <- function(spec, name, full, alias, proto, treatment = FALSE) {
     stats::contrasts(f)
   }
   cn <- colnames(cm) %||% as.character(seq_len(ncol(cm)))
-  literal <- db_value(spec$con, v$level_values)
+  literal <- db_value(src$con, v$level_values)
   sql <- vapply(seq_len(ncol(cm)), function(j) {
     nz <- which(cm[, j] != 0)
     if (length(nz) == 0L) return("0.0")
@@ -324,30 +325,30 @@ db_coding <- function(spec, name, full, alias, proto, treatment = FALSE) {
 
 # Aliases of the model frame's columns in the generated SQL (internal
 # names, so that user names never need more than quoting once).
-db_aliases <- function(spec) {
-  nm <- names(spec$vars)
-  stats::setNames(vapply(seq_along(nm), function(i) db_ident(spec$con, paste0("mlm_v", i)), ""), nm)
+db_aliases <- function(src) {
+  nm <- names(src$vars)
+  stats::setNames(vapply(seq_along(nm), function(i) db_ident(src$con, paste0("mlm_v", i)), ""), nm)
 }
 
 # The columns of X and of each random-effect term as SQL over the model
 # frame, and the keys of each grouping factor.
-db_design <- function(spec) {
-  spec$alias <- db_aliases(spec)
-  fixed_terms <- stats::terms(spec$parsed$fixed)
-  X <- db_design_columns(spec, fixed_terms, spec$alias, "fixed-effect")
+db_design <- function(src) {
+  src$alias <- db_aliases(src)
+  fixed_terms <- stats::terms(src$parsed$fixed)
+  X <- db_design_columns(src, fixed_terms, src$alias, "fixed-effect")
   X$terms <- fixed_terms
   X$xlevels <- stats::.getXlevels(fixed_terms, X$proto)
   X$proto <- NULL
-  spec$X <- X
-  spec$random <- lapply(spec$parsed$random, function(r) db_random_term(spec, r))
-  spec
+  src$X <- X
+  src$random <- lapply(src$parsed$random, function(r) db_random_term(src, r))
+  src
 }
 
 # One random-effect term: its grouping keys (columns of the model frame)
 # and the SQL of its columns of Z.
-db_random_term <- function(spec, r) {
+db_random_term <- function(src, r) {
   label <- r$label
-  frame_names <- names(spec$vars)
+  frame_names <- names(src$vars)
   key_names <- if (label %in% frame_names) label else if (is_interaction_of_names(r$group, frame_names)) {
     interaction_names(r$group)
   } else {
@@ -355,77 +356,73 @@ db_random_term <- function(spec, r) {
                 i = "Use a column of the table, or an interaction of columns such as {.code a:b}."),
               "mlmfit_error_formula")
   }
-  bad <- key_names[vapply(spec$vars[key_names], function(v) v$kind == "numeric" && !is.name(v$expr), NA)]
+  bad <- key_names[vapply(src$vars[key_names], function(v) v$kind == "numeric" && !is.name(v$expr), NA)]
   if (length(bad)) {
     mlm_abort(c("The grouping factor {.code {label}} is computed ({.code {bad}}): a database fit groups by columns.",
                 i = "Compute the grouping column in the table first."),
               "mlmfit_error_formula")
   }
-  tt <- stats::terms(stats::as.formula(call("~", r$lhs), env = spec$formula_env))
-  Z <- db_design_columns(spec, tt, spec$alias, "random-effect")
+  tt <- stats::terms(stats::as.formula(call("~", r$lhs), env = src$formula_env))
+  Z <- db_design_columns(src, tt, src$alias, "random-effect")
   if (length(Z$names) == 0L) {
     mlm_abort("The random-effect term {.code ({deparse1(r$lhs)} | ...)} has no columns.", "mlmfit_error_formula")
   }
   list(label = label, lhs = r$lhs, group_expr = r$group, lme4_order = r$lme4_order, keys = key_names,
-       key_kinds = vapply(spec$vars[key_names], `[[`, "", "kind"), colnames = Z$names, z_sql = unname(Z$sql),
+       key_kinds = vapply(src$vars[key_names], `[[`, "", "kind"), colnames = Z$names, z_sql = unname(Z$sql),
        q = length(Z$names))
 }
 
-# The layout of the random-effect terms once the levels of each grouping
-# factor are known (the part of build_re_terms() that needs no rows): terms
-# ordered by number of levels, most first; terms on one factor merged into
-# one block; the theta template, its starting values and bounds.
-db_re_layout <- function(random, levels) {
-  n_levels <- vapply(random, function(t) length(levels[[t$label]]), numeric(1))
-  lme4_order <- vapply(seq_along(random), function(i) as.numeric(random[[i]]$lme4_order %||% i), numeric(1))
-  terms <- random[order(-n_levels, lme4_order)]
-  labels <- vapply(terms, `[[`, "", "label")
-  block_labels <- unique(labels)
-  blocks <- lapply(block_labels, function(lab) {
-    list(label = lab, levels = levels[[lab]], n_levels = length(levels[[lab]]), q = 0L, colnames = character(),
-         z_sql = character(), keys = terms[[match(lab, labels)]]$keys,
-         key_kinds = terms[[match(lab, labels)]]$key_kinds, terms = integer())
+# The model spec (spec.R) of a fit to a database table, without rows:
+# the same description of the model as an in-memory spec (names, levels,
+# contrasts, the random-effect layout with its theta template, family), and
+# in `db` how to read its rows in SQL. `cp`: the cross-products and what
+# they found (db_cross_products()); `family`: glmm()'s checked family.
+db_model_spec <- function(src, cp, formula, parsed, family = NULL) {
+  X <- src$X
+  keep <- cp$keep
+  layout <- cp$layout
+  frame_terms <- stats::terms(parsed$frame)
+  classes <- vapply(src$vars, function(v) switch(v$kind, numeric = "numeric", logical = "logical",
+                                                  matrix = "nmatrix.2", if (v$ordered) "ordered" else "factor"), "")
+  attr(frame_terms, "dataClasses") <- classes
+  attr(frame_terms, "predvars") <- attr(frame_terms, "variables")
+  db <- src[intersect(c("con", "backend", "source_sql", "formula_env", "columns", "vars", "alias", "weights_sql",
+                        "offset_sql", "subset_sql", "complete_sql", "na_action", "glmm_y_sql", "glmm_pw_sql"), names(src))]
+  db$response <- src$response$name
+  db$x_sql <- X$sql[keep]
+  db$blocks <- lapply(layout$blocks, function(b) {
+    tms <- cp$raw_terms[layout$order[b$terms]]
+    list(keys = tms[[1L]]$keys, z_sql = unlist(lapply(tms, `[[`, "z_sql")), key_values = cp$key_values[[b$label]])
   })
-  names(blocks) <- block_labels
-  theta_total <- 0L
-  display <- make.unique(labels, sep = ".")
-  for (t in seq_along(terms)) {
-    tm <- terms[[t]]
-    b <- match(tm$label, block_labels)
-    q <- tm$q
-    tm$n_levels <- blocks[[b]]$n_levels
-    tm$block <- b
-    tm$block_cols <- blocks[[b]]$q + seq_len(q)
-    tm$theta <- theta_total + seq_len(q * (q + 1L) / 2L)
-    tm$theta_names <- theta_names(tm$label, tm$colnames)
-    tm$display <- display[t]
-    theta_total <- theta_total + length(tm$theta)
-    blocks[[b]]$q <- blocks[[b]]$q + q
-    blocks[[b]]$colnames <- c(blocks[[b]]$colnames, tm$colnames)
-    blocks[[b]]$z_sql <- c(blocks[[b]]$z_sql, tm$z_sql)
-    blocks[[b]]$terms <- c(blocks[[b]]$terms, t)
-    terms[[t]] <- tm
-  }
-  theta0 <- numeric(theta_total)
-  lower <- numeric(theta_total)
-  theta_nm <- character(theta_total)
-  for (b in seq_along(blocks)) {
-    q <- blocks[[b]]$q
-    idx <- matrix(-1L, q, q)
-    for (t in blocks[[b]]$terms) {
-      tm <- terms[[t]]
-      k <- 0L
-      for (c in seq_len(tm$q)) for (r in c:tm$q) {
-        k <- k + 1L
-        pos <- tm$theta[k]
-        idx[tm$block_cols[r], tm$block_cols[c]] <- pos - 1L
-        theta0[pos] <- if (r == c) 1 else 0
-        lower[pos] <- if (r == c) 0 else -Inf
-        theta_nm[pos] <- tm$theta_names[k]
-      }
-    }
-    blocks[[b]]$theta_index <- idx
-  }
-  names(theta0) <- theta_nm
-  list(terms = terms, blocks = blocks, theta0 = theta0, lower = lower)
+  db$n_subset <- cp$n_subset
+  db$method <- "aggregates"
+  db$re_tables <- new.env(parent = emptyenv())  # temporary tables of random effects made for lazy tables
+  db$queries <- NULL
+  spec <- list(
+    formula = formula, fixed_formula = parsed$fixed, response_name = deparse1(parsed$response), n = cp$xp$n,
+    fixed = list(names = X$names[keep], terms = X$terms, frame_terms = frame_terms, xlevels = X$xlevels,
+                 contrasts = X$contrasts, assign = X$assign[keep], dropped = cp$dropped,
+                 intercept_col = match("(Intercept)", X$names[keep], nomatch = 0L)),
+    re = list(terms = layout$terms, blocks = layout$blocks),
+    theta = layout$theta,
+    family = family,
+    residual = NULL,
+    db = db,
+    rows = NULL
+  )
+  class(spec) <- "mlmfit_spec"
+  validate_model_spec(spec)
+}
+
+# The queries a fit sent, recorded in its spec (show_query(), explain()).
+db_with_queries <- function(spec, log) {
+  spec$db$queries <- db_log_table(log)
+  spec
+}
+
+# The names of the columns of Z of a random-effect term with left-hand side
+# `lhs` (as in-memory re_columns() names them).
+db_term_colnames <- function(db, lhs) {
+  db_design_columns(db, stats::terms(stats::as.formula(call("~", lhs), env = db$formula_env)), db$alias,
+                    "random-effect")$names
 }

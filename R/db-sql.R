@@ -1,75 +1,99 @@
-# The SQL of a database fit, from the spec: the model frame (the rows that
-# pass `subset` and have no missing value, with one column per variable of
-# the model), the design (the columns of X centred as the in-memory path
-# centres them, the response minus the offset, the columns of Z and the
-# grouping keys) and the aggregate expressions whose values are the
-# cross-products of [Z X y]'W[Z X y].
+# The SQL of a database fit, from its database part (`src`, db-spec.R):
+# the model frame (the rows that pass `subset` and have no missing value,
+# one column per variable of the model), the design over it (each distinct
+# column of [X y] and Z once, shifted by an approximate centre, and the
+# grouping keys), and the aggregates whose values are the sums from which
+# the cross-products of [Z X y]'W[Z X y] follow (db-crossprod.R).
 
-# The model frame. complete_flag: keep incomplete rows and add a column
-# mlm_complete (1.0 or 0.0), to count them in the same pass.
-db_frame_sql <- function(spec, complete_flag = FALSE) {
-  con <- spec$con
-  vars <- Filter(function(v) !is.null(v$sql), spec$vars)  # not cbind(): its parts are variables
-  select <- paste(vapply(vars, `[[`, "", "sql"), "AS", spec$alias[names(vars)])
+# The model frame: the rows that pass `subset` (and, unless incomplete =
+# TRUE, have no missing value), with the variables under their aliases,
+# the weights (mlm_w) and the offset (mlm_o).
+db_frame_sql <- function(src, incomplete = FALSE) {
+  con <- src$con
+  vars <- Filter(function(v) !is.null(v$sql), src$vars)  # not cbind(): its parts are variables
+  select <- paste(vapply(vars, `[[`, "", "sql"), "AS", src$alias[names(vars)])
   select <- c(select,
-              if (!is.null(spec$weights_sql)) paste(spec$weights_sql, "AS", db_ident(con, "mlm_w")),
-              if (!is.null(spec$offset_sql)) paste(spec$offset_sql, "AS", db_ident(con, "mlm_o")))
-  where <- spec$subset_sql
-  if (complete_flag) {
-    select <- c(select, paste0("CASE WHEN ", spec$complete_sql, " THEN 1.0 ELSE 0.0 END AS ",
-                               db_ident(con, "mlm_complete")))
-    # a computed variable missing where the columns it reads are not: an
-    # undefined value (NaN in R, e.g. log(-1)), which is refused, not dropped
-    for (i in db_computed_variables(spec)) {
-      v <- vars[[i]]
-      inputs <- intersect(expression_vars(v$inner), spec$columns$names)
-      cond <- paste(c(paste(v$sql, "IS NULL"), paste(spec$columns$key_sql[inputs], "IS NOT NULL")), collapse = " AND ")
-      select <- c(select, paste0("CASE WHEN ", cond, " THEN 1.0 ELSE 0.0 END AS ", db_ident(con, paste0("mlm_nan", i))))
-    }
-  } else {
-    where <- c(where, spec$complete_sql)
-  }
-  paste0("SELECT ", paste(select, collapse = ",\n  "), "\nFROM (", spec$source_sql, ") ", db_ident(con, "mlm_source"),
+              if (!is.null(src$weights_sql)) paste(src$weights_sql, "AS", db_ident(con, "mlm_w")),
+              if (!is.null(src$offset_sql)) paste(src$offset_sql, "AS", db_ident(con, "mlm_o")))
+  where <- c(src$subset_sql, if (!incomplete) src$complete_sql)
+  paste0("SELECT ", paste(select, collapse = ",\n  "), "\nFROM (", src$source_sql, ") ", db_ident(con, "mlm_source"),
          if (length(where)) paste0("\nWHERE (", paste(where, collapse = ")\n  AND ("), ")"))
 }
 
-# Names of the design's columns: b<j> for the columns of X (j = 1..p) and
-# b<p+1> for the response minus the offset; z<f>_<a> for column a of block
-# f; k<f>_<i> for key i of block f; w for the weights.
-db_b_name <- function(j) paste0("mlm_b", j)
-db_z_name <- function(f, a) paste0("mlm_z", f, "_", a)
-db_k_name <- function(f, i) paste0("mlm_k", f, "_", i)
-
-# The design over the model frame. center: NULL (no centring), or the
-# length p + 1 vector of the in-memory path (the intercept's entry 0).
-# blocks: list of list(keys = frame variable names, z_sql = SQL of Z's
-# columns over the frame).
-db_design_sql <- function(spec, blocks, center = NULL, frame_sql = db_frame_sql(spec), x_sql = spec$X$sql) {
-  con <- spec$con
-  p <- length(x_sql)
-  response <- spec$alias[[spec$response$name]]
-  if (!is.null(spec$offset_sql)) response <- paste0(response, " - ", db_ident(con, "mlm_o"))
-  b_sql <- c(unname(x_sql), response)
-  if (!is.null(center)) {
-    shift <- center != 0
-    b_sql[shift] <- paste0(b_sql[shift], " - ", db_number(center[shift]))
-  }
-  select <- paste(b_sql, "AS", db_ident(con, db_b_name(seq_len(p + 1L))))
-  for (f in seq_along(blocks)) {
-    blk <- blocks[[f]]
-    select <- c(select, paste(blk$z_sql, "AS", db_ident(con, db_z_name(f, seq_along(blk$z_sql)))),
-                paste(spec$alias[blk$keys], "AS", db_ident(con, db_k_name(f, seq_along(blk$keys)))))
-  }
-  if (!is.null(spec$weights_sql)) select <- c(select, db_ident(con, "mlm_w"))
-  if (!is.null(frame_sql)) {
-    return(paste0("SELECT ", paste(select, collapse = ",\n  "), "\nFROM (", frame_sql, ") ", db_ident(con, "mlm_frame")))
-  }
-  select
+# The response minus the offset, over the frame.
+db_response_sql <- function(src) {
+  r <- src$alias[[src$response$name]]
+  if (!is.null(src$offset_sql)) r <- paste0(r, " - ", db_ident(src$con, "mlm_o"))
+  r
 }
 
-# SUM of a product of design columns (quoted names or SQL), times the
-# weights; a column "1.0" is left out of the product, and the sum of no
-# factor is the (weighted) count, cast to double.
+# What the sums are taken over: `vars`, the distinct columns of [X y] and Z
+# (SQL over the frame; a column of ones is not a variable), and where each
+# column of X (x), the response (y) and each column of Z of each block (z)
+# is among them (0: the constant 1). `blocks`: per block, keys (frame
+# variables of its grouping factor) and z_sql.
+db_sum_plan <- function(x_sql, response_sql, blocks) {
+  cols <- c(unname(x_sql), response_sql, unlist(lapply(blocks, `[[`, "z_sql")))
+  vars <- unique(cols[cols != "1.0"])
+  index <- function(sql) ifelse(sql == "1.0", 0L, match(sql, vars))
+  list(vars = vars, x = index(unname(x_sql)), y = index(response_sql),
+       z = lapply(blocks, function(b) index(b$z_sql)), keys = lapply(blocks, `[[`, "keys"))
+}
+
+# Names of the sums of products of variables i and j (i <= j; products
+# with the constant 1 are the sums of the variables, always taken).
+db_pair_names <- function(i, j) {
+  grid <- expand.grid(i = i, j = j)
+  grid <- grid[grid$i > 0 & grid$j > 0, , drop = FALSE]
+  if (nrow(grid) == 0L) return(character())
+  unique(paste0(pmin(grid$i, grid$j), "_", pmax(grid$i, grid$j)))
+}
+
+# The products a query needs: within each block (Z'Z, [X y]'Z and y'y),
+# of [X y] with itself (when xx), and between the blocks f and g of each
+# pair in `between` (a list of c(f, g)).
+db_plan_pairs <- function(plan, blocks = seq_along(plan$z), xx = TRUE, between = list()) {
+  b <- c(plan$x, plan$y)
+  out <- character()
+  # (y, y) in every query: the spread of the response within levels
+  for (f in blocks) out <- c(out, db_pair_names(plan$z[[f]], plan$z[[f]]), db_pair_names(b, plan$z[[f]]),
+                             db_pair_names(plan$y, plan$y))
+  if (xx) out <- c(out, db_pair_names(b, b))
+  for (fg in between) out <- c(out, db_pair_names(plan$z[[fg[1L]]], plan$z[[fg[2L]]]))
+  unique(out)
+}
+
+# The design over the frame: variable i (shifted by shift[i]) as mlm_v<i>,
+# each grouping key as mlm_k<i> (keys: frame variable names), the weights
+# (mlm_w, from the frame's column `weight`) and the frame's columns
+# `carry` as they are.
+db_design_sql <- function(src, plan, shift, keys, frame_sql = db_frame_sql(src), weight = "mlm_w",
+                          carry = character()) {
+  con <- src$con
+  v <- ifelse(shift == 0, plan$vars, paste0(plan$vars, " - ", db_number(shift)))
+  select <- c(paste(v, "AS", db_ident(con, paste0("mlm_v", seq_along(v)))),
+              if (length(keys)) paste(src$alias[keys], "AS", db_ident(con, paste0("mlm_k", seq_along(keys)))),
+              if (!is.null(src$weights_sql)) paste(db_ident(con, weight), "AS", db_ident(con, "mlm_w")),
+              if (length(carry)) db_ident(con, carry))
+  paste0("SELECT ", paste(select, collapse = ",\n  "), "\nFROM (", frame_sql, ") ", db_ident(con, "mlm_frame"))
+}
+
+# The aggregates of a query: the count of rows (n), the sum of the weights
+# (w, weighted fits), of each variable in `vars` (l<i>, times the weights)
+# and of each product in `pairs` (p<i>_<j>).
+db_sum_aggregates <- function(con, vars, pairs, weighted) {
+  v <- function(i) db_ident(con, paste0("mlm_v", i))
+  w <- if (weighted) db_ident(con, "mlm_w")
+  sum_of <- function(...) paste0("SUM(", paste(c(w, ...), collapse = " * "), ")")
+  ij <- strsplit(pairs, "_", fixed = TRUE)
+  c(n = db_cast_double(con, "COUNT(*)"), if (weighted) c(w = paste0("SUM(", w, ")")),
+    if (length(vars)) stats::setNames(vapply(vars, function(i) sum_of(v(i)), ""), paste0("l", vars)),
+    if (length(pairs)) stats::setNames(vapply(ij, function(x) sum_of(v(x[1L]), v(x[2L])), ""), paste0("p", pairs)))
+}
+
+# SUM of a product of columns (quoted names or SQL), times the weights; a
+# column "1.0" is left out of the product, and the sum of no factor is the
+# (weighted) count, cast to double.
 db_sum_product <- function(con, factors, weighted) {
   factors <- factors[factors != "1.0"]
   if (weighted) factors <- c(db_ident(con, "mlm_w"), factors)
@@ -77,58 +101,15 @@ db_sum_product <- function(con, factors, weighted) {
   paste0("SUM(", paste(factors, collapse = " * "), ")")
 }
 
-# The aggregates of one block, per level: the lower triangle of Z'WZ
-# (d_a_b), [X y]'WZ (c_j_a, j = 1..p+1), the count of rows, and for blocks
-# with an intercept the range of the response (for the check that it is
-# constant within every level).
-db_block_aggregates <- function(con, f, blk, p, weighted, intercept_col = 0L, response_range = FALSE) {
-  q <- length(blk$z_sql)
-  z <- db_z_refs(con, f, blk)
-  b <- db_b_refs(con, p, intercept_col)
-  out <- c(n = db_cast_double(con, "COUNT(*)"))
-  for (bb in seq_len(q)) for (a in bb:q) out[paste0("d_", a, "_", bb)] <- db_sum_product(con, c(z[a], z[bb]), weighted)
-  for (a in seq_len(q)) for (j in seq_len(p + 1L)) out[paste0("c_", j, "_", a)] <- db_sum_product(con, c(b[j], z[a]), weighted)
-  if (response_range) {
-    out["r_min"] <- paste0("MIN(", b[p + 1L], ")")
-    out["r_max"] <- paste0("MAX(", b[p + 1L], ")")
-  }
-  out
-}
-
-# The aggregates of the lower triangle of [X y]'W[X y] (x_j_k, j >= k).
-db_xx_aggregates <- function(con, p, weighted, intercept_col = 0L) {
-  b <- db_b_refs(con, p, intercept_col)
-  out <- character()
-  for (k in seq_len(p + 1L)) for (j in k:(p + 1L)) out[paste0("x_", j, "_", k)] <- db_sum_product(con, c(b[j], b[k]), weighted)
-  out
-}
-
-# Z_f' W Z_g for the pairs of levels of blocks f and g that occur together.
-db_pair_aggregates <- function(con, f, blk_f, g, blk_g, weighted) {
-  zf <- db_z_refs(con, f, blk_f)
-  zg <- db_z_refs(con, g, blk_g)
-  out <- character()
-  for (b in seq_along(zg)) for (a in seq_along(zf)) out[paste0("p_", a, "_", b)] <- db_sum_product(con, c(zf[a], zg[b]), weighted)
-  out
-}
-
-db_block_keys <- function(con, f, blk) {
-  stats::setNames(db_ident(con, db_k_name(f, seq_along(blk$keys))), paste0("key", seq_along(blk$keys)))
-}
-
-# The design's columns as factors of products: constant columns (the
-# intercept of X, intercepts of Z) as the literal 1.0, which products omit.
-db_b_refs <- function(con, p, intercept_col = 0L) {
-  b <- db_ident(con, db_b_name(seq_len(p + 1L)))
-  if (intercept_col > 0L) b[intercept_col] <- "1.0"
-  b
-}
-
-db_z_refs <- function(con, f, blk) {
-  vapply(seq_along(blk$z_sql), function(a) if (blk$z_sql[a] == "1.0") "1.0" else db_ident(con, db_z_name(f, a)), "")
-}
-
 # Variables computed from columns (not a column itself, nor a factor of one).
-db_computed_variables <- function(spec) {
-  which(vapply(spec$vars, function(v) v$kind == "numeric" && is.call(v$inner), logical(1)))
+db_computed_variables <- function(src) {
+  which(vapply(src$vars, function(v) v$kind == "numeric" && is.call(v$inner), logical(1)))
+}
+
+# The first rows of a query (dbplyr writes the clause each database
+# understands: LIMIT, TOP, FETCH FIRST).
+db_first_rows_sql <- function(con, sql, n) {
+  as.character(dbplyr::sql_query_select(con, dbplyr::sql("*"),
+                                        dbplyr::sql(paste0("(", sql, ") ", db_ident(con, "mlm_sample"))),
+                                        limit = n))
 }

@@ -37,8 +37,8 @@ full_rank_columns <- function(X, tol = 1e-7) {
 # A model matrix of the fixed part from the fit's frame with the given
 # contrasts (NULL: treatment contrasts for every factor).
 remake_fixed_design <- function(fit, treatment = TRUE) {
-  tt <- fit$terms
-  mf <- fit$frame
+  tt <- spec_fixed_terms(fit)
+  mf <- spec_frame(fit)
   ctr <- NULL
   if (treatment) {
     vars <- all.vars(stats::delete.response(tt))
@@ -50,29 +50,29 @@ remake_fixed_design <- function(fit, treatment = TRUE) {
 }
 
 # The matrices the hypotheses are built from: the fit's X, X with
-# treatment contrasts (when the fit's coding differs), the overparametrised
-# columns of each term (rd = FALSE: none), the classes of the variables,
-# and the column of ones. A fit to a
-# database table gives rows with the same cross-products instead
-# (db_type3_matrices()): the hypotheses depend on X only through them.
+# treatment contrasts (when the fit's coding differs), the columns of each
+# term with every level of its factors (rd = FALSE: none), and the column
+# of ones. The hypotheses depend on these only through their
+# cross-products: a fit to a database table gives rows with the same
+# cross-products instead (db_type3_matrices()).
 type3_matrices <- function(fit, treatment, rd = TRUE) {
-  if (inherits(fit, "mlmfit_db")) return(db_type3_matrices(fit, treatment, rd))
-  mf <- fit$frame
-  labels <- if (rd) attr(fit$terms, "term.labels") else character()
-  list(X = fit$X, X_treatment = if (!treatment) remake_fixed_design(fit, treatment = TRUE),
+  if (!is.null(spec_db(fit))) return(db_type3_matrices(fit, treatment, rd))
+  mf <- spec_frame(fit)
+  labels <- if (rd) attr(spec_fixed_terms(fit), "term.labels") else character()
+  list(X = spec_X(fit), X_treatment = if (!treatment) remake_fixed_design(fit, treatment = TRUE),
        rd = lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf)),
-       data_classes = attr(attr(mf, "terms"), "dataClasses"), ones = 1)
+       ones = 1)
 }
 
 type3_contrasts <- function(fit) {
-  tt <- fit$terms
+  tt <- spec_fixed_terms(fit)
   labels <- attr(tt, "term.labels")
   has_int <- attr(tt, "intercept") > 0
-  codings <- unlist(fit$contrasts)
+  data_classes <- attr(spec_frame_terms(fit), "dataClasses")
+  codings <- unlist(spec_contrasts(fit))
   treatment <- length(codings) > 0L && all(vapply(codings, function(x) identical(x, "contr.treatment"), logical(1)))
   m <- type3_matrices(fit, treatment)
   Xorig <- m$X
-  data_classes <- m$data_classes
   if (treatment) {
     X <- Xorig
   } else {

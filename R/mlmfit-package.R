@@ -17,7 +17,6 @@
   s3_register("lme4::ngrps", "mlmfit", ngrps.mlmfit)
   # lme4's refit() generic too, and the methods emmeans looks up.
   s3_register("lme4::refit", "mlmfit_lmm", refit.mlmfit_lmm)
-  s3_register("lme4::refit", "mlmfit_lmm_structured", refit.mlmfit_lmm_structured)
   s3_register("emmeans::recover_data", "mlmfit_lmm", recover_data.mlmfit_lmm)
   s3_register("emmeans::emm_basis", "mlmfit_lmm", emm_basis.mlmfit_lmm)
   register_ecosystem_methods()
@@ -25,6 +24,6 @@
   s3_register("dplyr::show_query", "mlmfit_db", show_query_mlmfit_db)
   s3_register("dplyr::explain", "mlmfit_db", explain_mlmfit_db)
   s3_register("lme4::refit", "mlmfit_db", refit.mlmfit_db)
-  s3_register("emmeans::recover_data", "mlmfit_db", function(object, ...) db_needs_rows("emmeans"))
+  s3_register("emmeans::recover_data", "mlmfit_db", function(object, ...) refuse_without_rows(object, "emmeans"))
   invisible()
 }

@@ -180,9 +180,9 @@ apply_na_action <- function(mf, na.action) {
 
 # Build the model frame with the caller's data, subset, weights, offset and
 # na.action, then the checked ingredients of the fixed part.
-lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("numeric", "any")) {
+lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("numeric", "any"), data = NULL) {
   response <- match.arg(response)
-  data <- if (is.null(mc$data)) environment(parsed$frame) else eval(mc$data, caller_env)
+  if (is.null(data)) data <- if (is.null(mc$data)) environment(parsed$frame) else eval(mc$data, caller_env)
   if (!is.environment(data)) {
     data <- as_model_data(data)
     if (nrow(data) == 0L) {
@@ -284,9 +284,7 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   alias <- aliased_columns(X)
   if (length(alias) > 0L) {
     dropped <- colnames(X)[alias]
-    mlm_inform(c("The fixed-effect model matrix is rank deficient: dropping {length(dropped)} column{?s} that {?is a/are} linear combination{?s} of the others.",
-                 i = "Dropped: {.var {dropped}}."),
-               "mlmfit_message_rank")
+    inform_dropped_columns(dropped)
     keep <- setdiff(seq_len(ncol(X)), alias)
     assign <- attr(X, "assign")[keep]
     contr <- attr(X, "contrasts")
@@ -298,6 +296,12 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   list(frame = mf, y = y, X = X, weights = weights, offset = offset, terms = fixed_terms,
        xlevels = stats::.getXlevels(fixed_terms, mf), dropped = dropped, intercept_col = intercept_col,
        data = data)
+}
+
+inform_dropped_columns <- function(dropped) {
+  mlm_inform(c("The fixed-effect model matrix is rank deficient: dropping {length(dropped)} column{?s} that {?is a/are} linear combination{?s} of the others.",
+               i = "Dropped: {.var {dropped}}."),
+             "mlmfit_message_rank")
 }
 
 # model.matrix() with its refusals turned into classed errors: a factor
@@ -332,26 +336,35 @@ fixed_model_matrix <- function(terms, mf) {
 # no estimate exists. Two cases can be recognised before fitting: a
 # constant response (with an intercept), and a response constant within
 # every level of a factor with a random intercept.
-check_response_varies <- function(model, re, response_name) {
-  r <- if (is.null(model$offset)) model$y else model$y - model$offset
-  yname <- deparse1(response_name)
-  if (!is.null(model$offset)) yname <- paste(yname, "- offset")
+check_response_varies <- function(spec) {
+  offset <- spec_offset(spec)
+  y <- spec_y(spec)
+  r <- if (is.null(offset)) y else y - offset
+  yname <- spec_response_name(spec)
+  if (!is.null(offset)) yname <- paste(yname, "- offset")
   rng <- range(r)
-  if (rng[1L] == rng[2L] && model$intercept_col > 0L) {
-    mlm_abort(c("The response {.var {yname}} has the same value ({signif(r[1L], 6)}) in every row used: there is nothing to model.",
-                i = "Check that the formula's response is the intended variable."),
-              "mlmfit_error_response", variable = yname)
-  }
-  for (b in re$blocks) {
-    if (!any(vapply(b$refs, is.null, logical(1)))) next
-    if (constant_within(r, b$factor)) {
-      mlm_abort(c("The response {.var {yname}} is constant within every level of {.var {b$label}}.",
-                  x = "The random intercept for {.var {b$label}} reproduces it exactly: the residual variance is zero and the likelihood has no maximum.",
-                  i = "It is a property of {.var {b$label}}: analyse one row per level of {.var {b$label}} (for example with {.fn lm}), or check that the response is the intended variable."),
-                "mlmfit_error_response", variable = yname, group = b$label)
-    }
+  if (rng[1L] == rng[2L] && spec_intercept_col(spec) > 0L) refuse_constant_response(yname, r[1L])
+  z <- spec_rows(spec)$z
+  for (b in names(re_blocks(spec))) {
+    if (!any(vapply(z[[b]], is.null, logical(1)))) next
+    if (constant_within(r, block_factor(spec, b))) refuse_constant_within(yname, b)
   }
   invisible()
+}
+
+# The two refusals, wherever the response was found constant (in memory,
+# or from a database's sums).
+refuse_constant_response <- function(yname, value) {
+  mlm_abort(c("The response {.var {yname}} has the same value ({signif(value, 6)}) in every row used: there is nothing to model.",
+              i = "Check that the formula's response is the intended variable."),
+            "mlmfit_error_response", variable = yname)
+}
+
+refuse_constant_within <- function(yname, b) {
+  mlm_abort(c("The response {.var {yname}} is constant within every level of {.var {b}}.",
+              x = "The random intercept for {.var {b}} reproduces it exactly: the residual variance is zero and the likelihood has no maximum.",
+              i = "It is a property of {.var {b}}: analyse one row per level of {.var {b}} (for example with {.fn lm}), or check that the response is the intended variable."),
+            "mlmfit_error_response", variable = yname, group = b)
 }
 
 # Is r the same within every level of the factor g? The first rows settle
@@ -370,19 +383,24 @@ constant_within <- function(r, g) {
 # Then sigma is zero, the likelihood unbounded and the estimates arbitrary.
 residual_vanishes <- function(engine) {
   xx <- engine$xp$XX
+  if (is.null(xx)) return(FALSE)
   yy <- xx[nrow(xx), ncol(xx)]
   is.finite(engine$pwrss) && yy > 0 && engine$pwrss <= 1e-12 * yy
 }
 
 # Why the deviance could not be evaluated, for the error message.
-explain_failed_fit <- function(model) {
-  r <- if (is.null(model$offset)) model$y else model$y - model$offset
-  X <- model$X
+explain_failed_fit <- function(spec) {
+  generic <- "Check that the response varies within groups beyond what the random effects describe, and look for predictors with extreme values."
+  if (is.null(as_spec(spec)$rows)) return(generic)
+  offset <- spec_offset(spec)
+  y <- spec_y(spec)
+  r <- if (is.null(offset)) y else y - offset
+  X <- spec_X(spec)
   if (ncol(X) > 0L) {
     res <- qr.resid(qr(X), r)
     if (max(abs(res)) <= 1e-10 * max(abs(r), 1e-300)) {
       return("The response is an exact linear function of the fixed effects: the residuals are zero.")
     }
   }
-  "Check that the response varies within groups beyond what the random effects describe, and look for predictors with extreme values."
+  generic
 }

@@ -112,6 +112,24 @@ expect_xp_equal <- function(db, mem, tol = 1e-10) {
   }
 }
 
+# Cross-products centred about the means `center` instead (exact algebra:
+# each centred column of [X y] moves by the change of its mean times the
+# intercept's column). Two paths that centre about means computed in
+# different ways (the in-memory path sums in one pass; the database's
+# means come from sums about nearby centres) are compared at one centre.
+xp_at_centre <- function(xp, center) {
+  if (length(xp$center) == 0L) return(xp)
+  ic <- xp$intercept_col + 1L
+  S <- diag(length(center))
+  S[ic, ] <- -(center - xp$center)
+  S[ic, ic] <- 1
+  xp$C1 <- crossprod(S, xp$C1)
+  xp$CR <- crossprod(S, xp$CR)
+  xp$XX <- crossprod(S, xp$XX %*% S)
+  xp$center <- center
+  xp
+}
+
 # A database fit equals the in-memory fit of the same rows: deviance within
 # 1e-8 relative; fixed effects, standard deviations and correlations within
 # 1e-6 relative (to the largest of each kind).

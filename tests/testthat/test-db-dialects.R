@@ -9,40 +9,39 @@ dialect_statements <- function(con, formula, sample, weights = NULL, subset = NU
   mc <- mc[!vapply(as.list(mc), is.null, NA)]
   parsed <- parse_mixed_formula(formula)
   tbl <- dbplyr::tbl_lazy(sample, con = con, name = "pupils")
-  spec <- db_model_spec(mc, parsed, tbl, environment(formula), stats::na.omit, sample = sample)
+  src <- db_source(mc, parsed, tbl, environment(formula), stats::na.omit, sample = sample)
   # levels as the database would report them
-  for (nm in db_design_variables(spec)) {
-    v <- spec$vars[[nm]]
+  for (nm in db_design_variables(src)) {
+    v <- src$vars[[nm]]
     if (v$kind != "factor") next
     vals <- sort(unique(stats::na.omit(sample[[as.character(v$inner)]])))
-    spec$vars[[nm]]$levels <- as.character(vals)
-    spec$vars[[nm]]$level_values <- vals
+    src$vars[[nm]]$levels <- as.character(vals)
+    src$vars[[nm]]$level_values <- vals
   }
-  spec <- db_design(spec)
-  labels <- vapply(spec$random, `[[`, "", "label")
-  blocks <- lapply(unique(labels), function(lab) {
-    tms <- spec$random[labels == lab]
-    list(label = lab, keys = tms[[1L]]$keys, z_sql = unlist(lapply(tms, `[[`, "z_sql")))
-  })
-  p <- length(spec$X$sql)
-  design <- db_design_sql(spec, blocks, center = c(0, rep(0.5, p)))
-  weighted <- !is.null(spec$weights_sql)
-  c(db_sums_sql(con, db_frame_sql(spec, complete_flag = TRUE), character(), db_moment_aggregates(spec)),
-    db_sums_sql(con, design, db_block_keys(con, 1L, blocks[[1L]]),
-                c(db_block_aggregates(con, 1L, blocks[[1L]], p, weighted, 1L, TRUE), db_xx_aggregates(con, p, weighted, 1L))),
-    if (length(blocks) > 1L) {
-      keys <- c(db_block_keys(con, 2L, blocks[[2L]]), db_block_keys(con, 1L, blocks[[1L]]))
-      names(keys) <- c("f1", "g1")
-      db_sums_sql(con, design, keys, db_pair_aggregates(con, 2L, blocks[[2L]], 1L, blocks[[1L]], weighted))
-    })
+  src <- db_design(src)
+  blocks <- db_raw_blocks(src$random)
+  plan <- db_sum_plan(src$X$sql, db_response_sql(src), blocks)
+  m <- length(plan$vars)
+  weighted <- !is.null(src$weights_sql)
+  keys <- unique(unlist(plan$keys))
+  between <- utils::combn(length(blocks), 2L, simplify = FALSE)
+  # the sums per combination of levels (with the checks of the weights),
+  # and of the fallback: per level of one factor, and per pair of levels
+  cells <- db_sums_query(src, plan, rep(0.5, m), keys, seq_len(m), db_plan_pairs(plan, between = between), weighted,
+                         if (weighted) db_weight_aggregates(src))
+  level <- db_sums_query(src, plan, rep(0.5, m), plan$keys[[1L]], seq_len(m), db_plan_pairs(plan, 1L), weighted)
+  pair <- db_sums_query(src, plan, rep(0.5, m), keys, sort(unique(unlist(plan$z))),
+                        db_plan_pairs(plan, integer(), FALSE, between), weighted)
+  sums <- unlist(lapply(list(cells, level, pair), function(q) db_sums_sql(con, q$design, q$keys, q$aggregates)))
+  c(sums, count = db_count_sql(src), sample = db_sample_sql(src, plan))
 }
 
 dialects <- function() {
-  list(hive_spark = list(con = dbplyr::simulate_hive(), double = "DOUBLE", log = "LN("),
-       snowflake = list(con = dbplyr::simulate_snowflake(), double = "DOUBLE", log = "LN("),
-       redshift = list(con = dbplyr::simulate_redshift(), double = "DOUBLE PRECISION", log = "LN("),
-       sql_server = list(con = dbplyr::simulate_mssql(), double = "FLOAT", log = "LOG("),
-       postgres = list(con = dbplyr::simulate_postgres(), double = "DOUBLE PRECISION", log = "LN("))
+  list(hive_spark = list(con = dbplyr::simulate_hive(), double = "DOUBLE", log = "LN(", first = "LIMIT 1000"),
+       snowflake = list(con = dbplyr::simulate_snowflake(), double = "DOUBLE", log = "LN(", first = "LIMIT 1000"),
+       redshift = list(con = dbplyr::simulate_redshift(), double = "DOUBLE PRECISION", log = "LN(", first = "LIMIT 1000"),
+       sql_server = list(con = dbplyr::simulate_mssql(), double = "FLOAT", log = "LOG(", first = "TOP 1000"),
+       postgres = list(con = dbplyr::simulate_postgres(), double = "DOUBLE PRECISION", log = "LN(", first = "LIMIT 1000"))
 }
 
 test_that("the queries of a fit are written in each engine's dialect", {
@@ -53,8 +52,8 @@ test_that("the queries of a fit are written in each engine's dialect", {
   for (nm in names(dialects())) {
     dl <- dialects()[[nm]]
     sql <- dialect_statements(dl$con, f, d, weights = quote(w), subset = quote(region != 2))
-    all_sql <- paste(sql, collapse = "\n")
-    expect_length(sql, 3L)
+    all_sql <- paste(sql[names(sql) != "sample"], collapse = "\n")
+    expect_length(sql, 5L)
     # integer columns and counts cast to the engine's double type
     expect_true(grepl(paste0("AS ", dl$double, ")"), all_sql, fixed = TRUE), label = nm)
     # the formula's functions translated (log, the square written as a product)
@@ -66,6 +65,8 @@ test_that("the queries of a fit are written in each engine's dialect", {
     expect_true(grepl("GROUP BY", all_sql, fixed = TRUE), label = nm)
     # only the SQL every engine has: no LIMIT, no window functions, no CTEs
     expect_false(grepl("LIMIT|OVER \\(|WITH ", all_sql), label = nm)
+    # the first rows (approximate centres) in the engine's own words
+    expect_true(grepl(dl$first, sql[["sample"]], fixed = TRUE), label = nm)
   }
 })
 

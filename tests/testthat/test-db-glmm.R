@@ -55,7 +55,7 @@ for (backend in c("SQLite", "PostgreSQL")) test_that(paste("binomial and Poisson
   )
   for (m in models) {
     fits <- eval(bquote(fit_mem_db(.(m), d, tb)))
-    expect_identical(fits$db$db$method, "compressed")
+    expect_identical(spec_db(fits$db)$method, "compressed")
     expect_glmm_equal(fits$db, fits$mem)
   }
   # methods on the compressed fit: the rows in the database
@@ -84,8 +84,8 @@ for (backend in c("SQLite", "PostgreSQL")) test_that(paste("PIRLS with one query
   tb <- db_tbl(con, "d")
   withr::local_options(mlmfit.db_compress_max_rows = 10)
   bin <- fit_mem_db(glmm(yx ~ x + s + (1 | g), data = DATA, family = binomial), d, tb)
-  expect_identical(bin$db$db$method, "pirls")
-  expect_gt(bin$db$db$passes, 10)
+  expect_identical(spec_db(bin$db)$method, "pirls")
+  expect_gt(fit_optinfo(bin$db)$pirls_passes, 10)
   expect_glmm_equal(bin$db, bin$mem, dev_tol = 1e-6)
   expect_equal(sqrt(diag(vcov(bin$db))), sqrt(diag(vcov(bin$mem))), tolerance = 1e-4)
   expect_equal(ranef(bin$db)$g[[1]], ranef(bin$mem)$g[[1]], tolerance = 1e-5)

@@ -25,7 +25,7 @@ for (backend in c("SQLite", "PostgreSQL")) {
     tb <- db_tbl(con, "pupils")
     for (nm in names(db_models)) {
       fits <- eval(bquote(fit_mem_db(.(db_models[[nm]]), d, tb)))
-      expect_xp_equal(fits$db$xp, fits$mem$xp)
+      expect_xp_equal(fit_xp(fits$db), fit_xp(fits$mem))
       expect_db_fit_equal(fits$db, fits$mem)
       expect_equal(ngrps(fits$db), ngrps(fits$mem))
     }
@@ -38,7 +38,7 @@ for (backend in c("SQLite", "PostgreSQL")) {
     con <- local_db(list(pupils = d), backend)
     tb <- db_tbl(con, "pupils")
     fits <- fit_mem_db(lmm(y ~ x + ses + (1 | school) + (1 | hood), data = DATA), d, tb)
-    expect_xp_equal(fits$db$xp, fits$mem$xp)
+    expect_xp_equal(fit_xp(fits$db), fit_xp(fits$mem))
     expect_db_fit_equal(fits$db, fits$mem)
     expect_equal(nobs(fits$db), nrow(d) - 9)
     expect_output(print(fits$db), "9 dropped for missing values")
@@ -55,19 +55,60 @@ test_that("factor(x) keeps a level seen only in rows with missing values, whose 
   tb <- db_tbl(con, "pupils")
   expect_message(fits <- fit_mem_db(lmm(y ~ x + factor(ses) + (1 | school), data = DATA), d, tb),
                  class = "mlmfit_message_rank")
-  expect_identical(fits$db$dropped, "factor(ses)other")
-  expect_identical(fits$db$dropped, fits$mem$dropped)
+  expect_identical(spec_dropped(fits$db), "factor(ses)other")
+  expect_identical(spec_dropped(fits$db), spec_dropped(fits$mem))
   expect_db_fit_equal(fits$db, fits$mem)
 })
 
-test_that("the aggregate queries use each grouping factor once and each pair of them once", {
+test_that("one aggregate query sums per combination of levels; with too many combinations, one per factor and per pair", {
   skip_if_no_db()
   d <- db_pupils(16, 500)
   con <- local_db(list(pupils = d))
-  fit <- lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = db_tbl(con, "pupils"))
-  q <- fit$db$queries$what
-  expect_equal(sum(grepl("^counting rows", q)), 1)
+  tb <- db_tbl(con, "pupils")
+  mem <- lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = d)
+  fit <- lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = tb)
+  q <- spec_db(fit)$queries$what
+  expect_equal(sum(grepl("^summing per combination of levels", q)), 1)
+  expect_equal(sum(grepl("^counting the rows", q)), 1)
+  expect_equal(sum(grepl("^summing per (level|pair)", q)), 0)
+  expect_output(dplyr::show_query(fit), "GROUP BY")
+  expect_xp_equal(fit_xp(fit), fit_xp(mem))
+  split <- withr::with_options(list(mlmfit.db_max_cells = 10),
+                               lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = tb))
+  q <- spec_db(split)$queries$what
   expect_equal(sum(grepl("^summing per level", q)), 3)
   expect_equal(sum(grepl("^summing per pair", q)), 3)
-  expect_output(dplyr::show_query(fit), "GROUP BY")
+  expect_xp_equal(fit_xp(split), fit_xp(mem))
+  expect_db_fit_equal(split, mem)
+})
+
+test_that("the sums keep their digits for badly scaled columns and a table whose first rows are far from the mean", {
+  skip_if_no_db()
+  d <- db_pupils(17, 2000)
+  # means of 1e6 to 1e8 with spreads of 1 to 3
+  d$x <- 1e6 + d$x
+  d$z <- 1e7 + d$z
+  d$y <- 1e8 + d$y
+  # a first row 1000 units away: with approximate centres from the first
+  # row alone, x is more than 30 standard deviations from its centre and is
+  # summed again about its mean
+  d$x[1] <- d$x[1] + 1000
+  # 15 significant digits, which every driver writes to the database exactly
+  for (v in c("x", "z", "y")) d[[v]] <- as.numeric(sprintf("%.15g", d[[v]]))
+  for (backend in db_backends()) {
+    con <- local_db(list(pupils = d), backend)
+    tb <- db_tbl(con, "pupils")
+    for (first_rows in c(1000, 1)) {
+      fits <- withr::with_options(list(mlmfit.db_sample_rows = first_rows),
+                                  fit_mem_db(lmm(y ~ x + z + (1 + z | school) + (1 | hood), data = DATA), d, tb))
+      mem <- fit_xp(fits$mem)
+      db <- fit_xp(fits$db)
+      # the means agree to the rounding of the in-memory path's one-pass sums
+      centred <- mem$center != 0
+      expect_lte(max(abs(db$center - mem$center)[centred] / abs(mem$center)[centred]), 1e-12)
+      expect_xp_equal(xp_at_centre(db, mem$center), mem)
+      expect_db_fit_equal(fits$db, fits$mem)
+      expect_identical(any(grepl("about the exact means", spec_db(fits$db)$queries$what)), first_rows == 1)
+    }
+  }
 })
