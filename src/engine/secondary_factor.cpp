@@ -259,7 +259,10 @@ void SecondaryFactor::compute_selected_inverse() {
     // then the product (about 2/3 m^3 operations, no second m x m matrix).
     invert_lower_in_place(S_);
     lower_transpose_product_in_place(S_);
+    // Both triangles, so that a column of S^{-1} is contiguous.
+    S_.triangularView<Eigen::StrictlyUpper>() = S_.transpose();
     holds_factor_ = false;
+    ++inverse_generation_;
     return;
   }
   // Takahashi's recurrences on L D L': entries of the inverse on the
@@ -282,10 +285,11 @@ void SecondaryFactor::compute_selected_inverse() {
     for (int a = Lp[j]; a < Lp[j + 1]; ++a) s += Lx[a] * sp_->inv_lower[a];
     sp_->inv_diag[j] = 1.0 / D[j] - s;
   }
+  ++inverse_generation_;
 }
 
 double SecondaryFactor::inverse_entry(Index row, Index col) const {
-  if (dense_) return row >= col ? S_(row, col) : S_(col, row);
+  if (dense_) return S_(row, col);
   return sp_->inverse_permuted(sp_->perm[row], sp_->perm[col]);
 }
 
