@@ -5,6 +5,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "dense_kernels.h"
 #include "small_dense.h"
 
 namespace mlm {
@@ -351,8 +352,7 @@ void BlockedCholesky::subtract_fill_dense() {
   const Index m = xp.m;
   double* S = sec_.values();
   if (fill_ == FillMethod::dense) {
-    Eigen::Map<Eigen::MatrixXd> Sm(S, m, m);
-    Sm.selfadjointView<Eigen::Lower>().rankUpdate(Gd_, -1.0);
+    dense::subtract_gram(S, m, Gd_.data(), Gd_.cols());
     return;
   }
   const int q1 = xp.q1;
@@ -399,7 +399,8 @@ void BlockedCholesky::compute_all_q() const {
   q_all_.assign(xp.r1_vals.size(), 0.0);
   const Eigen::MatrixXd& Sinv = sec_.dense_matrix();
   if (fill_ == FillMethod::dense) {
-    const Eigen::MatrixXd Qd = Sinv * Gd_;
+    Eigen::MatrixXd Qd(m, Gd_.cols());
+    dense::multiply(Sinv.data(), m, Gd_.data(), Gd_.cols(), Qd.data());
     for (Index j = 0; j < xp.k1; ++j)
       for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
         const Index s = xp.r1_row[e];
