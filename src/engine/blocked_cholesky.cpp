@@ -356,6 +356,19 @@ void BlockedCholesky::subtract_fill_dense() {
     return;
   }
   const int q1 = xp.q1;
+  if (all_scalar_) {  // one coordinate per level and per entry: no block offsets
+    const Index* row = xp.r1_row.data();
+    const double* G = LR1_.data();
+    for (Index sb = 0; sb < xp.n_sec; ++sb) {
+      double* Scol = S + sb * m;
+      for (Index k = by_sec_ptr_[sb]; k < by_sec_ptr_[sb + 1]; ++k) {
+        const Index eb = by_sec_entry_[k], end = xp.r1_ptr[by_sec_level_[k] + 1];
+        const double g = G[eb];
+        for (Index ea = eb; ea < end; ++ea) Scol[row[ea]] -= G[ea] * g;
+      }
+    }
+    return;
+  }
   for (Index sb = 0; sb < xp.n_sec; ++sb) {
     const int qb = xp.q_of(sb);
     double* Scol = S + xp.sec_start[sb] * m;
@@ -409,6 +422,18 @@ void BlockedCholesky::compute_all_q() const {
         for (int k = 0; k < q1; ++k)
           for (int r = 0; r < q; ++r) Q[r + k * q] = Qd(xp.sec_start[s] + r, j * q1 + k);
       }
+  } else if (all_scalar_) {
+    const Index* row = xp.r1_row.data();
+    const double* G = LR1_.data();
+    double* Q = q_all_.data();
+    for (Index sb = 0; sb < xp.n_sec; ++sb) {
+      const double* Zcol = Sinv.data() + sb * m;
+      for (Index k = by_sec_ptr_[sb]; k < by_sec_ptr_[sb + 1]; ++k) {
+        const Index eb = by_sec_entry_[k], j = by_sec_level_[k];
+        const double g = G[eb];
+        for (Index ea = xp.r1_ptr[j]; ea < xp.r1_ptr[j + 1]; ++ea) Q[ea] += Zcol[row[ea]] * g;
+      }
+    }
   } else {
     for (Index sb = 0; sb < xp.n_sec; ++sb) {
       const int qb = xp.q_of(sb);
