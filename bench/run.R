@@ -11,6 +11,7 @@
 #   Rscript bench/run.R --only=insteval,crossed_1e7 --blas=reference --no-memory
 # Options: --only=case,... --blas=reference,openblas --peers=lme4,lme4_cran,glmmTMB,nlme
 #   --slow-limit=seconds (a peer fit slower than this is not repeated; 60)
+#   --peer-limit=seconds (a peer fit still running after this is abandoned; 600)
 #   --no-memory --no-scaling --out=file
 args <- commandArgs(trailingOnly = TRUE)
 opt <- function(name, default = NULL) {
@@ -26,6 +27,7 @@ quick <- isTRUE(opt("quick"))
 only <- opt("only", "all")
 blas_wanted <- strsplit(opt("blas", "reference,openblas"), ",")[[1]]
 out_file <- opt("out", file.path(bench_dir, if (quick) "results-quick.md" else "results.md"))
+peer_limit <- as.numeric(opt("peer-limit", "600"))
 do_memory <- !quick && !isTRUE(opt("no-memory"))
 do_scaling <- !quick && !isTRUE(opt("no-scaling")) && only == "all"
 openblas_dir <- normalizePath(file.path(bench_dir, ".peers", "openblas", "usr", "lib", "x86_64-linux-gnu",
@@ -48,7 +50,7 @@ run_suite <- function(blas) {
   }
   rds <- tempfile(fileext = ".rds")
   suite_args <- c(shQuote(file.path(bench_dir, "suite.R")), rds, only, if (quick) "--quick",
-                  grep("^--(peers|slow-limit)=", args, value = TRUE))
+                  grep("^--(peers|slow-limit|peer-limit)=", args, value = TRUE))
   status <- system2(rscript, suite_args, env = env)
   if (status != 0L || !file.exists(rds)) stop("the suite under ", blas, " BLAS failed")
   readRDS(rds)
@@ -76,7 +78,9 @@ peer_names <- c("lme4", "lme4_cran", "glmmTMB", "nlme")
 # The time cell of a peer: median, with the number of runs when only one.
 time_cell <- function(r, pkg) {
   if (!pkg %in% names(r$median)) return("–")
-  if (!is.null(r$errors[[pkg]]) && is.na(r$median[[pkg]])) return("failed")
+  if (!is.null(r$errors[[pkg]]) && is.na(r$median[[pkg]])) {
+    return(if (grepl("time limit", r$errors[[pkg]])) sprintf("> %g s", peer_limit) else "failed")
+  }
   cell <- fmt_t(r$median[[pkg]])
   if (pkg != "mlmfit" && r$runs[[pkg]] == 1L && !identical(r$label, "")) cell <- paste0(cell, "¹")
   cell
@@ -140,7 +144,8 @@ lines <- c(
   "Times are medians of runs alternating between the packages (lmer, glmmTMB and lme: REML fits; glmer and",
   "glmmTMB: Laplace). The current lme4 from CRAN runs in a worker process with its own library (it cannot share",
   sprintf("a process with Debian's lme4); it is timed inside the worker. ¹ one run only (a peer fit slower than %g s", ref$slow_limit),
-  "is not repeated). `deviance` is mlmfit's criterion (REML criterion or -2 log-likelihood) minus the lowest of the",
+  sprintf("is not repeated); a peer fit still running after %g s is abandoned.", peer_limit),
+  "`deviance` is mlmfit's criterion (REML criterion or -2 log-likelihood) minus the lowest of the",
   "peers' (negative: mlmfit found a lower optimum); `agree` means within 1e-4 or lower, the contract of DESIGN.md.",
   "")
 if (!is.null(suites[["reference"]])) {

@@ -28,6 +28,9 @@ peers_wanted <- strsplit(opt("peers", "lme4,lme4_cran,glmmTMB,nlme"), ",")[[1]]
 # A peer whose first fit of a case takes longer than this is not repeated
 # (its median is that one fit): the full suite would otherwise take hours.
 slow_limit <- as.numeric(opt("slow-limit", "60"))
+# A peer fit still running after this many seconds is abandoned (at R's
+# next interrupt check) and reported as slower than the limit.
+peer_limit <- as.numeric(opt("peer-limit", "600"))
 peer_lib <- normalizePath(file.path(bench_dir, ".peers", "lib"), mustWork = FALSE)
 
 suppressPackageStartupMessages({
@@ -60,10 +63,13 @@ quietly <- function(expr) suppressMessages(suppressWarnings(expr))
 # One timed run: elapsed seconds, criterion and the fit (or error).
 run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
   if (pkg == "lme4_cran") {
-    return(parallel::clusterCall(worker, function(case_name, pkg, nsim) {
+    return(parallel::clusterCall(worker, function(case_name, pkg, nsim, limit) {
       case <- bench_cases[[case_name]]
       data <- .GlobalEnv$.bench_data
       invisible(gc())
+      setTimeLimit(elapsed = limit, transient = TRUE)
+      on.exit(setTimeLimit(elapsed = Inf))
+      t0 <- proc.time()[["elapsed"]]
       res <- tryCatch({
         if (identical(case$kind, "bootstrap")) {
           fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data)))
@@ -73,11 +79,17 @@ run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
           t <- system.time(fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data))))[["elapsed"]]
           list(time = t, criterion = criterion(fit))
         }
-      }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e)))
+      }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e),
+                                  timed_out = proc.time()[["elapsed"]] - t0 >= 0.99 * limit))
       res
-    }, attr(case, "name"), "lme4_cran", nsim)[[1]])
+    }, attr(case, "name"), "lme4_cran", nsim, peer_limit)[[1]])
   }
   invisible(gc())
+  if (pkg != "mlmfit") {
+    setTimeLimit(elapsed = peer_limit, transient = TRUE)
+    on.exit(setTimeLimit(elapsed = Inf))
+  }
+  t0 <- proc.time()[["elapsed"]]
   tryCatch({
     if (identical(case$kind, "bootstrap")) {
       t <- system.time(quietly(bootstrap_with(pkg, fit0, nsim)))[["elapsed"]]
@@ -86,7 +98,8 @@ run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
       t <- system.time(fit <- quietly(fit_with(pkg, case, data)))[["elapsed"]]
       list(time = t, criterion = criterion(fit), fit = fit)
     }
-  }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e)))
+  }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e),
+                              timed_out = pkg != "mlmfit" && proc.time()[["elapsed"]] - t0 >= 0.99 * peer_limit))
 }
 
 median_time <- function(x) if (all(is.na(x))) NA_real_ else stats::median(x, na.rm = TRUE)
@@ -171,7 +184,7 @@ for (name in names(cases)) {
       res <- run_once(pkg, case, data, fit0[[pkg]], nsim)
       times[[pkg]] <- c(times[[pkg]], res$time)
       if (!is.na(res$criterion)) crit[[pkg]] <- res$criterion
-      if (!is.null(res$error)) errors[[pkg]] <- res$error
+      if (!is.null(res$error)) errors[[pkg]] <- if (isTRUE(res$timed_out)) "time limit" else res$error
       if (pkg == "mlmfit" && !is.null(res$fit)) fit_m <- res$fit
     }
   }
