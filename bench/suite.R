@@ -56,7 +56,7 @@ if ("lme4_cran" %in% peers_wanted) {
   }
 }
 worker_lme4 <- if (is.null(worker)) NA_character_ else
-  parallel::clusterCall(worker, function() format(utils::packageVersion("lme4")))[[1]]
+  parallel::clusterCall(worker, function() utils::packageDescription("lme4")$Version)[[1]]
 
 quietly <- function(expr) suppressMessages(suppressWarnings(expr))
 
@@ -198,9 +198,9 @@ for (name in names(cases)) {
   invisible(gc())
 }
 if (!is.null(worker)) parallel::stopCluster(worker)
-versions <- c(mlmfit = format(utils::packageVersion("mlmfit")), lme4 = format(utils::packageVersion("lme4")),
-              lme4_cran = worker_lme4, glmmTMB = format(utils::packageVersion("glmmTMB")),
-              nlme = format(utils::packageVersion("nlme")))
+version_of <- function(p) utils::packageDescription(p)$Version
+versions <- c(mlmfit = version_of("mlmfit"), lme4 = version_of("lme4"), lme4_cran = worker_lme4,
+              glmmTMB = version_of("glmmTMB"), nlme = version_of("nlme"))
 saveRDS(list(results = results, blas = extSoftVersion()[["BLAS"]], versions = versions, quick = quick,
              slow_limit = slow_limit), out_file)
 message("wrote ", out_file)
