@@ -183,7 +183,7 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
   if (xp.m > 0) {
     // L_R1 = T_f' A_R1 T1 L1^{-T}, block by block, with M = T1 L1^{-T}
     // formed once per primary level (no division per entry).
-    double* M = tmp + q1 * q1;
+    double* M = work_.data() + work_.size() - q1 * q1;  // clear of tmp (q x q1 at most qmax^2)
     for (Index j = 0; j < xp.k1; ++j) {
       std::copy(T1, T1 + q1 * q1, M);
       small::solve_right_lower_transpose(M, q1, q1, L1_.data() + j * q1 * q1);

@@ -5,7 +5,8 @@
 # against lme4 (deviance, fixed effects, components, modes and conditional
 # variances, which read the selected inverse through the same fill
 # structures) and the analytic gradient against finite differences of the
-# deviance, with random intercepts and with random slopes on both factors.
+# deviance, with random intercepts and with random slopes on one or both
+# factors.
 
 crossed_data <- function(persons, items, per_person, seed) {
   set.seed(seed)
@@ -49,7 +50,9 @@ expect_cond_var_agrees <- function(fit, ref) {
 }
 
 for (design in c("full_crossing", "sparse_crossing")) {
-  for (formula in c(y ~ x + (1 | person) + (1 | item), y ~ x + (x | person) + (x | item))) {
+  formulas <- c(y ~ x + (1 | person) + (1 | item), y ~ x + (x | person) + (x | item),
+                y ~ x + (1 | person) + (x | item))  # more columns in the secondary factor than in the primary
+  for (formula in formulas) {
     test_that(paste("a dense Schur complement with", design, "fits as lme4 does:", deparse(formula)), {
       skip_if_not_installed("lme4")
       data <- get(design)
