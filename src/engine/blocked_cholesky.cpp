@@ -546,22 +546,34 @@ void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<doubl
         }
     }
   }
+  // C = I + sum_a G_a' Q_a, then M_jj = L^{-T} C L^{-1} and
+  // M(a, j) = -Q_a L^{-1}: plain loops, the blocks being tiny.
   Eigen::MatrixXd C = Eigen::MatrixXd::Identity(q1, q1);
   for (Index a = e0; a < e1; ++a) {
     const int qa = xp.q_of(xp.r1_row[a]);
-    Eigen::Map<const Eigen::MatrixXd> Ga(LR1_.data() + xp.r1_off[a], qa, q1);
-    Eigen::Map<const Eigen::MatrixXd> Qa(Q.data() + xp.r1_off[a] - base, qa, q1);
-    C.noalias() += Ga.transpose() * Qa;
+    const double* Ga = LR1_.data() + xp.r1_off[a];
+    const double* Qa = Q.data() + xp.r1_off[a] - base;
+    for (int l = 0; l < q1; ++l)
+      for (int k = 0; k < q1; ++k) {
+        double v = 0.0;
+        for (int r = 0; r < qa; ++r) v += Ga[r + k * qa] * Qa[r + l * qa];
+        C(k, l) += v;
+      }
   }
   Eigen::MatrixXd Linv = Eigen::MatrixXd::Identity(q1, q1);
-  Eigen::Map<const Eigen::MatrixXd> L(L1_.data() + j * q1 * q1, q1, q1);
-  L.triangularView<Eigen::Lower>().solveInPlace(Linv);
+  for (int c = 0; c < q1; ++c) small::solve_lower(L1_.data() + j * q1 * q1, q1, Linv.col(c).data());
   Mjj.noalias() = Linv.transpose() * C * Linv;
+  const double* Li = Linv.data();
   for (Index a = e0; a < e1; ++a) {
     const int qa = xp.q_of(xp.r1_row[a]);
-    Eigen::Map<const Eigen::MatrixXd> Qa(Q.data() + xp.r1_off[a] - base, qa, q1);
-    Eigen::Map<Eigen::MatrixXd> Ma(Mej.data() + xp.r1_off[a] - base, qa, q1);
-    Ma.noalias() = -Qa * Linv;
+    const double* Qa = Q.data() + xp.r1_off[a] - base;
+    double* Ma = Mej.data() + xp.r1_off[a] - base;
+    for (int c = 0; c < q1; ++c)
+      for (int r = 0; r < qa; ++r) {
+        double v = 0.0;
+        for (int k = c; k < q1; ++k) v += Qa[r + k * qa] * Li[k + c * q1];  // L^{-1} is lower triangular
+        Ma[r + c * qa] = -v;
+      }
   }
 }
 
