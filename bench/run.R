@@ -12,7 +12,8 @@
 # Options: --only=case,... --blas=reference,openblas --peers=lme4,lme4_cran,glmmTMB,nlme
 #   --slow-limit=seconds (a peer fit slower than this is not repeated; 60)
 #   --peer-limit=seconds (a peer fit still running after this is abandoned; 600)
-#   --no-memory --no-scaling --out=file
+#   --clock=cpu (CPU seconds instead of elapsed ones, OpenBLAS on one thread: for a busy machine)
+#   --max-reps=N (at most N runs per case) --no-memory --no-scaling --out=file
 args <- commandArgs(trailingOnly = TRUE)
 opt <- function(name, default = NULL) {
   hit <- grep(paste0("^--", name, "(=|$)"), args, value = TRUE)
@@ -28,6 +29,7 @@ only <- opt("only", "all")
 blas_wanted <- strsplit(opt("blas", "reference,openblas"), ",")[[1]]
 out_file <- opt("out", file.path(bench_dir, if (quick) "results-quick.md" else "results.md"))
 peer_limit <- as.numeric(opt("peer-limit", "600"))
+cpu_clock <- identical(opt("clock", "elapsed"), "cpu")
 do_memory <- !quick && !isTRUE(opt("no-memory"))
 do_scaling <- !quick && !isTRUE(opt("no-scaling")) && only == "all"
 openblas_dir <- normalizePath(file.path(bench_dir, ".peers", "openblas", "usr", "lib", "x86_64-linux-gnu",
@@ -47,6 +49,7 @@ run_suite <- function(blas) {
       return(NULL)
     }
     env <- paste0("R_LD_LIBRARY_PATH=", openblas_dir, ":", R.home("lib"), ":/usr/lib/x86_64-linux-gnu")
+    if (cpu_clock) env <- c(env, "OPENBLAS_NUM_THREADS=1")
   }
   rds <- tempfile(fileext = ".rds")
   # mlmfit calls no BLAS: the cases it fits alone are not run again.
@@ -54,7 +57,7 @@ run_suite <- function(blas) {
   if (blas == "openblas") cases <- Filter(function(nm) length(bench_cases[[nm]]$peers) > 0L, cases)
   if (!length(cases)) return(NULL)
   suite_args <- c(shQuote(file.path(bench_dir, "suite.R")), rds, paste(cases, collapse = ","), if (quick) "--quick",
-                  grep("^--(peers|slow-limit|peer-limit)=", args, value = TRUE))
+                  grep("^--(peers|slow-limit|peer-limit|clock|max-reps)=", args, value = TRUE))
   status <- system2(rscript, suite_args, env = env)
   if (status != 0L || !file.exists(rds)) stop("the suite under ", blas, " BLAS failed")
   readRDS(rds)
@@ -145,6 +148,7 @@ lines <- c(
           mem_total, R.version.string, versions[["mlmfit"]]),
   sprintf("Load average (1, 5, 15 min) at the start: %s; at the end: %s.", load_start, load_average()),
   "",
+  if (cpu_clock) "Times are CPU seconds (user + system), not elapsed ones: the machine was busy; OpenBLAS ran on one thread." else "Times are elapsed seconds.",
   "Times are medians of runs alternating between the packages (lmer, glmmTMB and lme: REML fits; glmer and",
   "glmmTMB: Laplace). The current lme4 from CRAN runs in a worker process with its own library (it cannot share",
   sprintf("a process with Debian's lme4); it is timed inside the worker. ¹ one run only (a peer fit slower than %g s", ref$slow_limit),
@@ -157,7 +161,8 @@ if (!is.null(suites[["reference"]])) {
              time_table(suites[["reference"]]), "")
 }
 if (!is.null(suites[["openblas"]])) {
-  lines <- c(lines, sprintf("## OpenBLAS (%s, Debian's libopenblas0-pthread, all cores)", basename(suites[["openblas"]]$blas)), "",
+  lines <- c(lines, sprintf("## OpenBLAS (%s, Debian's libopenblas0-pthread, %s)", basename(suites[["openblas"]]$blas),
+                            if (cpu_clock) "one thread" else "all cores"), "",
              time_table(suites[["openblas"]]), "")
 }
 lines <- c(lines, "## The floor of each mlmfit fit", "",

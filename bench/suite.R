@@ -31,6 +31,12 @@ slow_limit <- as.numeric(opt("slow-limit", "60"))
 # A peer fit still running after this many seconds is abandoned (at R's
 # next interrupt check) and reported as slower than the limit.
 peer_limit <- as.numeric(opt("peer-limit", "600"))
+# --clock=cpu times user + system CPU seconds instead of elapsed ones (for
+# a busy machine; run.R then keeps OpenBLAS to one thread); --max-reps caps
+# the runs per case.
+cpu_clock <- identical(opt("clock", "elapsed"), "cpu")
+max_reps <- as.integer(opt("max-reps", "1000"))
+seconds <- function(st) if (cpu_clock) st[["user.self"]] + st[["sys.self"]] else st[["elapsed"]]
 peer_lib <- normalizePath(file.path(bench_dir, ".peers", "lib"), mustWork = FALSE)
 
 suppressPackageStartupMessages({
@@ -63,7 +69,8 @@ quietly <- function(expr) suppressMessages(suppressWarnings(expr))
 # One timed run: elapsed seconds, criterion and the fit (or error).
 run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
   if (pkg == "lme4_cran") {
-    return(parallel::clusterCall(worker, function(case_name, pkg, nsim, limit) {
+    return(parallel::clusterCall(worker, function(case_name, pkg, nsim, limit, cpu_clock) {
+      seconds <- function(st) if (cpu_clock) st[["user.self"]] + st[["sys.self"]] else st[["elapsed"]]
       case <- bench_cases[[case_name]]
       data <- .GlobalEnv$.bench_data
       invisible(gc())
@@ -73,16 +80,16 @@ run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
       res <- tryCatch({
         if (identical(case$kind, "bootstrap")) {
           fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data)))
-          t <- system.time(suppressMessages(suppressWarnings(bootstrap_with(pkg, fit, nsim))))[["elapsed"]]
+          t <- seconds(system.time(suppressMessages(suppressWarnings(bootstrap_with(pkg, fit, nsim)))))
           list(time = t, criterion = NA_real_)
         } else {
-          t <- system.time(fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data))))[["elapsed"]]
+          t <- seconds(system.time(fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data)))))
           list(time = t, criterion = criterion(fit))
         }
       }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e),
                                   timed_out = proc.time()[["elapsed"]] - t0 >= 0.99 * limit))
       res
-    }, attr(case, "name"), "lme4_cran", nsim, peer_limit)[[1]])
+    }, attr(case, "name"), "lme4_cran", nsim, peer_limit, cpu_clock)[[1]])
   }
   invisible(gc())
   if (pkg != "mlmfit") {
@@ -92,10 +99,10 @@ run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
   t0 <- proc.time()[["elapsed"]]
   tryCatch({
     if (identical(case$kind, "bootstrap")) {
-      t <- system.time(quietly(bootstrap_with(pkg, fit0, nsim)))[["elapsed"]]
+      t <- seconds(system.time(quietly(bootstrap_with(pkg, fit0, nsim))))
       list(time = t, criterion = NA_real_)
     } else {
-      t <- system.time(fit <- quietly(fit_with(pkg, case, data)))[["elapsed"]]
+      t <- seconds(system.time(fit <- quietly(fit_with(pkg, case, data))))
       list(time = t, criterion = criterion(fit), fit = fit)
     }
   }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e),
@@ -176,7 +183,7 @@ for (name in names(cases)) {
   crit <- setNames(rep(NA_real_, length(pkgs)), pkgs)
   errors <- list()
   fit_m <- NULL
-  reps <- if (quick) min(case$reps, 2L) else case$reps
+  reps <- min(if (quick) min(case$reps, 2L) else case$reps, max_reps)
   for (r in seq_len(reps)) {
     order <- if (r %% 2L == 1L) pkgs else rev(pkgs)  # alternate who goes first
     for (pkg in order) {
@@ -202,5 +209,5 @@ version_of <- function(p) utils::packageDescription(p)$Version
 versions <- c(mlmfit = version_of("mlmfit"), lme4 = version_of("lme4"), lme4_cran = worker_lme4,
               glmmTMB = version_of("glmmTMB"), nlme = version_of("nlme"))
 saveRDS(list(results = results, blas = extSoftVersion()[["BLAS"]], versions = versions, quick = quick,
-             slow_limit = slow_limit), out_file)
+             slow_limit = slow_limit, cpu_clock = cpu_clock), out_file)
 message("wrote ", out_file)
