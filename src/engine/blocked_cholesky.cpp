@@ -122,7 +122,7 @@ void BlockedCholesky::choose_fill_method() {
   const bool dense_fits = dense_doubles <= std::max(4.0 * static_cast<double>(xp.r1_vals.size()), 1e6);
   if (dense_fits && 0.1 * dense_madds < 1.0 * pair_madds) {
     fill_ = FillMethod::dense;
-    Gd_.setZero(xp.m, xp.k1 * xp.q1);
+    Gd_.set_zero(xp.m, xp.k1 * xp.q1);
     return;
   }
   fill_ = FillMethod::gather;
@@ -410,9 +410,10 @@ void BlockedCholesky::compute_all_q() const {
   const Index m = xp.m;
   const int q1 = xp.q1;
   q_all_.assign(xp.r1_vals.size(), 0.0);
-  const Eigen::MatrixXd& Sinv = sec_.dense_matrix();
+  const AlignedMatrix& Sinv = sec_.dense_matrix();
   if (fill_ == FillMethod::dense) {
-    Eigen::MatrixXd Qd(m, Gd_.cols());
+    AlignedMatrix Qd;
+    Qd.set_zero(m, Gd_.cols());
     dense::multiply(Sinv.data(), m, Gd_.data(), Gd_.cols(), Qd.data());
     for (Index j = 0; j < xp.k1; ++j)
       for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {

@@ -102,7 +102,7 @@ class BlockedCholesky {
   // Gather: the entries of L_R1 by secondary level (ascending primary
   // level), each with its primary level.
   std::vector<Index> by_sec_ptr_, by_sec_entry_, by_sec_level_;
-  Eigen::MatrixXd Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix
+  AlignedMatrix Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix
   mutable std::vector<double> q_all_;  // like xp.r1_vals: Q of each entry
   mutable long q_generation_ = -1;     // selected inverse that q_all_ belongs to
   Eigen::MatrixXd W_;    // (p+1) x m

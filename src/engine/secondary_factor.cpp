@@ -151,7 +151,7 @@ void SecondaryFactor::set_pattern(Index m, const EntryVisitor& for_each_entry) {
     }
   }
   if (dense_) {
-    S_.setZero(m, m);
+    S_.set_zero(m, m);
   } else {
     const auto& idx = sp_->ldlt.permutationP().indices();
     sp_->perm.assign(idx.data(), idx.data() + m);
@@ -172,7 +172,7 @@ double* SecondaryFactor::values() { return dense_ ? S_.data() : sp_->S.valuePtr(
 
 void SecondaryFactor::zero() {
   if (dense_)
-    S_.setZero();
+    S_.set_zero();
   else
     std::fill(sp_->S.valuePtr(), sp_->S.valuePtr() + sp_->S.nonZeros(), 0.0);
 }
@@ -201,7 +201,7 @@ bool SecondaryFactor::factor(double& log_det) {
 
 void SecondaryFactor::half_solve(Eigen::MatrixXd& B) const {
   if (dense_) {
-    S_.triangularView<Eigen::Lower>().solveInPlace(B);
+    S_.map().triangularView<Eigen::Lower>().solveInPlace(B);
     return;
   }
   B = sp_->ldlt.permutationP() * B;
@@ -211,7 +211,7 @@ void SecondaryFactor::half_solve(Eigen::MatrixXd& B) const {
 
 void SecondaryFactor::half_solve_transpose(Eigen::VectorXd& v) const {
   if (dense_) {
-    S_.triangularView<Eigen::Lower>().transpose().solveInPlace(v);
+    S_.map().transpose().triangularView<Eigen::Upper>().solveInPlace(v);
     return;
   }
   v = sp_->inv_sqrt_d.asDiagonal() * v;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "aligned_matrix.h"
 #include "model_data.h"
 
 namespace mlm {
@@ -54,7 +55,7 @@ class SecondaryFactor {
   long inverse_generation() const { return inverse_generation_; }
   // Dense storage (column-major m x m): S before factor(), after a selected
   // inverse all of S^{-1} (both triangles).
-  const Eigen::MatrixXd& dense_matrix() const { return S_; }
+  const AlignedMatrix& dense_matrix() const { return S_; }
 
  private:
   struct Sparse;
@@ -62,7 +63,7 @@ class SecondaryFactor {
   Index m_ = 0;
   bool holds_factor_ = false;
   long inverse_generation_ = 0;
-  Eigen::MatrixXd S_;  // dense storage (lower triangle): S, its factor, or its inverse
+  AlignedMatrix S_;  // dense storage (lower triangle): S, its factor, or its inverse
   std::unique_ptr<Sparse> sp_;
 };
 
