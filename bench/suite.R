@@ -113,7 +113,8 @@ median_time <- function(x) if (all(is.na(x))) NA_real_ else stats::median(x, na.
 
 # Seconds per call of f(), repeated until the total is long enough for
 # the clock (bench::hires_time when installed, else proc.time).
-clock <- if (requireNamespace("bench", quietly = TRUE)) function() as.numeric(bench::hires_time()) else
+clock <- if (cpu_clock) function() sum(proc.time()[c("user.self", "sys.self")]) else
+  if (requireNamespace("bench", quietly = TRUE)) function() as.numeric(bench::hires_time()) else
   function() proc.time()[["elapsed"]]
 per_call <- function(f, min_time = 0.1) {
   n <- 1L
