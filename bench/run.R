@@ -154,7 +154,7 @@ lines <- c(
   sprintf("a process with Debian's lme4); it is timed inside the worker. ¹ one run only (a peer fit slower than %g s", ref$slow_limit),
   sprintf("is not repeated); a peer fit still running after %g s is abandoned.", peer_limit),
   "`deviance` is mlmfit's criterion (REML criterion or -2 log-likelihood) minus the lowest of the",
-  "peers' (negative: mlmfit found a lower optimum); `agree` means within 1e-4 or lower, the contract of DESIGN.md.",
+  "peers' (negative: mlmfit found a lower optimum); `agree` means within 1e-4 or lower, mlmfit's accuracy contract with lme4.",
   "")
 if (!is.null(suites[["reference"]])) {
   lines <- c(lines, sprintf("## Reference BLAS (%s)", basename(suites[["reference"]]$blas)), "",
