@@ -28,13 +28,14 @@ sparse_crossing <- crossed_data(persons = 400, items = 260, per_person = 12, see
 
 expect_gradient_matches_differences <- function(fit) {
   ns <- asNamespace("mlmfit")
-  tpl <- ns$engine_templates(fit$re)
-  theta <- fit$theta * 0.8 + 0.05 * (fit$lower == 0)  # away from the optimum, inside the bounds
-  g <- ns$lmm_gradient_cpp(fit$xp, tpl, theta, fit$REML)
+  spec <- ns$fit_spec(fit)
+  xp <- ns$fit_xp(fit)
+  theta <- unname(fit$theta) * 0.8 + 0.05 * (spec$theta$lower == 0)  # away from the optimum, inside the bounds
+  g <- ns$engine_deviance(spec, theta, fit$REML, xp, gradient = TRUE)$gradient[, 1]
   h <- 1e-5
   fd <- vapply(seq_along(theta), function(k) {
     e <- replace(numeric(length(theta)), k, h)
-    d <- ns$lmm_deviance_cpp(fit$xp, tpl, cbind(theta + e, theta - e), fit$REML)
+    d <- ns$engine_deviance(spec, cbind(theta + e, theta - e), fit$REML, xp)$deviance
     (d[1] - d[2]) / (2 * h)
   }, numeric(1))
   expect_lt(max(abs(g - fd)), 1e-5 * max(1, max(abs(fd))))
