@@ -24,18 +24,20 @@ per_call <- function(f, min_time = 0.3) {
 }
 cost <- function(label, formula, data) {
   fit_time <- system.time(fit <- lmm(formula, data))
-  tpl <- ns$engine_templates(fit$re)
-  th <- fit$theta
+  spec <- ns$fit_spec(fit)
+  xp <- ns$fit_xp(fit)
+  th <- unname(fit$theta)
   k <- 6L
   nearby <- matrix(th, length(th), k) * rep(1 + 0.001 * seq_len(k), each = length(th))
-  t1 <- per_call(function() ns$lmm_deviance_cpp(fit$xp, tpl, matrix(th, ncol = 1L), TRUE))
-  tk <- per_call(function() ns$lmm_deviance_cpp(fit$xp, tpl, nearby, TRUE))
-  tg <- per_call(function() ns$lmm_gradient_cpp(fit$xp, tpl, th, TRUE))
+  t1 <- per_call(function() ns$engine_deviance(spec, matrix(th, ncol = 1L), TRUE, xp))
+  tk <- per_call(function() ns$engine_deviance(spec, nearby, TRUE, xp))
+  tg <- per_call(function() ns$engine_deviance(spec, matrix(th, ncol = 1L), TRUE, xp, gradient = TRUE))
   cat(sprintf("%-9s fit %.2f s CPU (%d evaluations); evaluation %.1f ms, gradient +%.1f ms, set-up %.1f ms\n",
               label, fit_time[["user.self"]] + fit_time[["sys.self"]], fit$optinfo$evals, 1e3 * (tk - t1) / (k - 1L),
               1e3 * (tg - t1), 1e3 * (t1 - (tk - t1) / (k - 1L))))
   cat(sprintf("          deviance %.10f, gradient %s\n", deviance(fit),
-              paste(signif(ns$lmm_gradient_cpp(fit$xp, tpl, th, TRUE), 6), collapse = " ")))
+              paste(signif(ns$engine_deviance(spec, matrix(th, ncol = 1L), TRUE, xp, gradient = TRUE)$gradient, 6),
+                    collapse = " ")))
 }
 cat("dense kernels:", if (nzchar(Sys.getenv("MLMFIT_NO_AVX2"))) "baseline (MLMFIT_NO_AVX2 set)" else "AVX2/FMA where the CPU has them", "\n")
 cost("InstEval", bench_cases$insteval$formula, bench_cases$insteval$data(FALSE))

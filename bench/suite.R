@@ -64,6 +64,7 @@ if ("lme4_cran" %in% peers_wanted) {
 worker_lme4 <- if (is.null(worker)) NA_character_ else
   parallel::clusterCall(worker, function() utils::packageDescription("lme4")$Version)[[1]]
 
+`%||%` <- function(a, b) if (is.null(a)) b else a
 quietly <- function(expr) suppressMessages(suppressWarnings(expr))
 
 # One timed run: elapsed seconds, criterion and the fit (or error).
@@ -133,34 +134,30 @@ per_call <- function(f, min_time = 0.1) {
 # gradient's extra cost; what the fit used (optinfo).
 floor_of <- function(fit, case) {
   ns <- asNamespace("mlmfit")
-  blocks <- fit$re$blocks
-  codes <- lapply(blocks, function(b) b$factor)
-  cols <- unlist(lapply(blocks, function(b) Filter(function(r) is.double(r) && length(r) > 1L, b$refs)), recursive = FALSE)
-  y <- as.double(fit$y)
-  pass <- per_call(function() data_pass(fit$X, y, codes, cols))
-  th <- fit$theta
+  spec <- ns$fit_spec(fit)
+  rows <- spec$rows
+  codes <- lapply(rows$groups, function(g) g)
+  cols <- unlist(lapply(rows$z, function(zb) Filter(function(r) is.double(r) && length(r) > 1L, zb)), recursive = FALSE)
+  X <- rows$X
+  y <- as.double(rows$y)
+  pass <- per_call(function() data_pass(X, y, codes, cols))
+  th <- unname(fit$theta)
   grad <- passes <- NA_real_
   evals <- fit$optinfo$evals
   k <- 6L
   nearby <- function(p) matrix(p, length(p), k) * rep(1 + 0.001 * seq_len(k), each = length(p))
   if (inherits(fit, "mlmfit_glmm")) {
-    setup <- ns$glmm_engine_setup(fit)
-    one <- function(t) ns$glmm_evaluate_cpp(setup$X, setup$y, setup$weights, setup$offset, as.double(fit$eta),
-                                            setup$intercept_col - 1L, setup$blocks, as.double(t), as.double(fit$beta),
-                                            setup$family, setup$nAGQ, setup$control)
-    per_eval <- per_call(function() one(th * 1.001))
+    per_eval <- per_call(function() ns$engine_evaluate_glmm(spec, th * 1.001, fit$beta, fit$eta, fit$nAGQ, fit$control))
     passes <- fit$optinfo$pirls_passes
-  } else if (inherits(fit, "mlmfit_lmm_structured")) {
-    params <- c(th, fit$residual$psi)
-    t1 <- per_call(function() ns$residual_structure_deviance(fit, matrix(params, ncol = 1L)))
-    tk <- per_call(function() ns$residual_structure_deviance(fit, nearby(params)))
-    per_eval <- max(tk - t1, 0) / (k - 1L)
   } else {
-    tpl <- ns$engine_templates(fit$re)
-    t1 <- per_call(function() ns$lmm_deviance_cpp(fit$xp, tpl, matrix(th, ncol = 1L), fit$REML))
-    tk <- per_call(function() ns$lmm_deviance_cpp(fit$xp, tpl, nearby(th), fit$REML))
+    xp <- if (inherits(fit, "mlmfit_lmm_structured")) NULL else ns$fit_xp(fit)
+    params <- if (is.null(xp)) c(th, unname(ns$fit_psi(fit))) else th
+    t1 <- per_call(function() ns$engine_deviance(spec, matrix(params, ncol = 1L), fit$REML, xp))
+    tk <- per_call(function() ns$engine_deviance(spec, nearby(params), fit$REML, xp))
     per_eval <- max(tk - t1, 0) / (k - 1L)
-    grad <- max(per_call(function() ns$lmm_gradient_cpp(fit$xp, tpl, th, fit$REML)) - t1, 0)
+    if (!is.null(xp)) {
+      grad <- max(per_call(function() ns$engine_deviance(spec, matrix(th, ncol = 1L), fit$REML, xp, gradient = TRUE)) - t1, 0)
+    }
   }
   list(pass = pass, eval = per_eval, gradient = grad, evals = evals, passes = passes)
 }
