@@ -58,7 +58,7 @@ if ("--case" %in% args) {
   t_fit <- system.time(fit <- suppressMessages(lmm(f, data = tb)))[["elapsed"]]
   mem1 <- vmhwm_mb()
   scan2 <- scan()
-  q <- fit$db$queries
+  q <- mlmfit:::spec_db(fit)$queries
   cat(sprintf("RESULT\t%s\t%s\t%.0f\t%d\t%.3f\t%.3f\t%.1f\t%d\t%.3f\t%.10g\n", backend, model, nobs(fit),
               as.integer(max(ngrps(fit))), t_fit, min(scan1, scan2), mem1 - mem0, nrow(q), sum(q$seconds),
               deviance(fit)))
@@ -129,7 +129,7 @@ for (backend in backends) {
                      stdout = TRUE, stderr = TRUE, env = c(paste0("MLMFIT_PG_PORT=", Sys.getenv("MLMFIT_PG_PORT"))))
       line <- grep("^RESULT", out, value = TRUE)
       if (!length(line)) {
-        writeLines(out)
+        writeLines(c(out, paste("exit status:", if (is.null(attr(out, "status"))) 0 else attr(out, "status"))))
         stop("the case ", backend, " ", model, " ", n, " failed")
       }
       f <- strsplit(line, "\t")[[1L]][-1L]
