@@ -8,9 +8,11 @@
 #' "table")` on any DBI connection (a table, a view, or a query built with
 #' dplyr verbs), as `data`. The model is fitted where the data live: the
 #' database computes the cross-products of the model matrices with a few
-#' aggregate queries (one `GROUP BY` per grouping factor, one per pair of
-#' grouping factors whose levels occur together), and only these sums, a
-#' few numbers per group, come to R. The engine then fits the model exactly
+#' aggregate queries (one `GROUP BY` over every grouping factor at once, a
+#' group per combination of levels that occurs; or, when those are too
+#' many, one per grouping factor and one per pair of grouping factors
+#' whose levels occur together), and only these sums, a few numbers per
+#' group, come to R. The engine then fits the model exactly
 #' as it fits one in memory: the estimates equal those of an in-memory fit
 #' of the same rows.
 #'
@@ -49,8 +51,9 @@
 #' the connection, which these lazy tables join; it lasts as long as the
 #' connection.
 #'
-#' Refused with an error of class `mlmfit_error_database_rows`, because they
-#' need every row in memory: `simulate()`, `refit()`, `parametric_bootstrap()`
+#' Refused with an error of class `mlmfit_error_database_rows` (which also
+#' has the class `mlmfit_error_no_rows` of every refusal of a model kept
+#' without its rows), because they need every row in memory: `simulate()`, `refit()`, `parametric_bootstrap()`
 #' and `confint(method = "boot")`, Kenward-Roger degrees of freedom,
 #' `hatvalues()`, `cooks.distance()`, `plot()` of the fit, `augment()`,
 #' `weights()`, emmeans, lme4 objects (`as_lmerMod()`, `getME()`), and
@@ -62,8 +65,12 @@
 #' The SQL is generated from the model (quoted names, constants written
 #' with 17 significant digits, counts and integer columns cast to the
 #' database's double type) and uses only `SELECT`, `CASE`, `SUM`, `MIN`,
-#' `MAX`, `COUNT` and `GROUP BY`, with the user's expressions translated by
-#' dbplyr. It is tested on SQLite and PostgreSQL, and its translation with
+#' `MAX`, `COUNT` and `GROUP BY`, and reads the first 1,000 rows in the
+#' database's own words (`LIMIT`, `TOP`), with the user's expressions
+#' translated by dbplyr. Each column is summed shifted by the mean of
+#' those first rows, so that no sum loses digits to a large mean; the
+#' centred cross-products follow by exact algebra (a column whose first
+#' rows were far from its mean is summed again about the exact mean). It is tested on SQLite and PostgreSQL, and its translation with
 #' dbplyr's simulated Hive (Spark SQL), Snowflake, Redshift and SQL Server
 #' connections; DuckDB uses the PostgreSQL dialect of dbplyr.
 #' `dplyr::show_query(fit)` prints the queries a fit sent, with their times;
@@ -89,7 +96,8 @@
 #' the fit ends), and the variance parameters and fixed effects are
 #' optimised over these deviances as the in-memory engine's second stage
 #' does. This takes a few hundred passes over the table (`print()` shows
-#' how many); it needs the logit or log link, and profile intervals are
+#' how many; about 350 for a binomial model with a random intercept and
+#' three fixed effects); it needs the logit or log link, and profile intervals are
 #' refused (Wald intervals work). Gamma and negative binomial models are
 #' refused.
 #'
