@@ -151,6 +151,7 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
     }
   }
   bool fresh = true;  // B carries no curvature information yet
+  int stalled = 0;     // steps in a row that gained no more than the noise
 
   for (res.iterations = 1; res.iterations <= ctl.max_iter; ++res.iterations) {
     // Variables held at their bound by a gradient pointing outwards.
@@ -178,7 +179,7 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       for (Eigen::Index a = 0; a < nf; ++a) d[fr[a]] = df[a];
       pred = -0.5 * gf.dot(df);
     }
-    if (pred <= ctl.f_tol * (1.0 + std::fabs(fx))) {
+    if (pred <= std::max(ctl.f_tol * (1.0 + std::fabs(fx)), ctl.f_noise)) {
       res.converged = true;
       break;
     }
@@ -256,9 +257,14 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
         fresh = false;
       }
     }
+    stalled = ctl.f_noise > 0.0 && fx - fn <= ctl.f_noise ? stalled + 1 : 0;
     x = xn;
     fx = fn;
     g = gn;
+    if (stalled >= 3) {  // progress below the resolution of f
+      res.converged = true;
+      break;
+    }
   }
   if (res.iterations > ctl.max_iter) res.message = "the maximum number of iterations was reached";
   res.x = x;
@@ -282,27 +288,6 @@ void restrict_to(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const std::
   for (Eigen::Index a = 0; a < nf; ++a) {
     gf[a] = g[fr[a]];
     for (Eigen::Index b = 0; b < nf; ++b) Hf(a, b) = H(fr[a], fr[b]);
-  }
-}
-
-void check_optimum(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const Eigen::VectorXd& x,
-                   const Eigen::VectorXd& lower, std::vector<std::string>& warnings) {
-  if (H.size() == 0) return;
-  const std::vector<Eigen::Index> fr = free_set(x, g, lower);
-  if (fr.empty()) return;
-  Eigen::MatrixXd Hf;
-  Eigen::VectorXd gf;
-  restrict_to(H, g, fr, Hf, gf);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Hf);
-  const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
-  if (eig.eigenvalues().minCoeff() < -1e-6 * std::max(emax, 1.0)) {
-    warnings.push_back("the Hessian of the deviance is not positive definite at the optimum: "
-                       "the fit may be at a saddle point");
-  } else if (eig.eigenvalues().minCoeff() > 1e-10 * std::max(emax, 1.0)) {
-    const double step = Hf.ldlt().solve(gf).cwiseAbs().maxCoeff();
-    if (step > 1e-3)
-      warnings.push_back("the optimiser stopped with a Newton step of size " + std::to_string(step) +
-                         " left: the fit may not have converged");
   }
 }
 
