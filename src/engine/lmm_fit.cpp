@@ -205,6 +205,7 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   ++o.descent.evals;
   to_theta_units(scale, o);
   res.theta = o.x;
+  res.theta_scale = scale;
   res.optim = o.descent;
   res.gradient = o.gradient;
   res.hessian = o.hessian;

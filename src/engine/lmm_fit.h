@@ -49,6 +49,7 @@ struct LmmResult {
   Eigen::MatrixXd hessian;   // likewise; empty when not computed
   std::vector<std::string> warnings;
   RayShape ray = RayShape::rising;  // the deviance along the ray of theta beyond the optimum
+  Eigen::VectorXd theta_scale;      // the natural unit of each entry of theta (theta_scales)
 };
 
 // The profiled deviance as a function of theta (+Inf where undefined).

@@ -88,6 +88,9 @@ class OptimumSearch {
     return check_optimum(hessian_, gradient_, x_, space_, noise_, warnings);
   }
   bool recover(OptimumCheck failed);
+  // The check that is reported (exhausted: the last recovery found no
+  // lower point).
+  OptimumCheck final_check(bool exhausted, std::vector<std::string>* warnings);
   OptimumResult result();
 
  private:
@@ -127,7 +130,11 @@ class OptimumSearch {
     }
     return t.cwiseMax(space_.lower);
   }
-  Eigen::VectorXd direction_of_negative_curvature() const;
+  // The eigenvector of the smallest eigenvalue of the Hessian on the free
+  // parameters (embedded in all parameters), the eigenvalue and the
+  // largest absolute eigenvalue; false without a Hessian.
+  bool least_curvature(Eigen::VectorXd& v, double& lambda, double& largest) const;
+  bool flat_along(const Eigen::VectorXd& v);
 
   const Criterion& crit_;
   const ParameterSpace& space_;
@@ -286,17 +293,53 @@ void OptimumSearch::polish() {
   }
 }
 
-// The eigenvector of the most negative eigenvalue of the Hessian on the
-// free parameters, embedded in all parameters.
-Eigen::VectorXd OptimumSearch::direction_of_negative_curvature() const {
+bool OptimumSearch::least_curvature(Eigen::VectorXd& v, double& lambda, double& largest) const {
+  if (hessian_.rows() != n_ || gradient_.size() != n_) return false;
   const std::vector<Eigen::Index> fr = free_set(x_, gradient_, space_.lower);
+  if (fr.empty()) return false;
   Eigen::MatrixXd Hf;
   Eigen::VectorXd gf;
   restrict_to(hessian_, gradient_, fr, Hf, gf);
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Hf);
-  Eigen::VectorXd v = Eigen::VectorXd::Zero(n_);
+  if (eig.info() != Eigen::Success) return false;
+  v = Eigen::VectorXd::Zero(n_);
   for (std::size_t a = 0; a < fr.size(); ++a) v[fr[a]] = eig.eigenvectors()(static_cast<Eigen::Index>(a), 0);
-  return v;
+  lambda = eig.eigenvalues()[0];
+  largest = eig.eigenvalues().cwiseAbs().maxCoeff();
+  return true;
+}
+
+// Does the criterion stay within flat_change over flat_step natural units
+// along v, one way or the other (the other may meet a bound)?
+bool OptimumSearch::flat_along(const Eigen::VectorXd& v) {
+  double size = 0.0;
+  for (Eigen::Index i = 0; i < n_; ++i) size = std::max(size, std::fabs(v[i]) * space_.unit_of(i));
+  if (!(size > 0.0)) return false;
+  const double change = std::max(OptimumThresholds::flat_change, noise_);
+  for (double sign : {1.0, -1.0}) {
+    const Eigen::VectorXd t = (x_ + sign * OptimumThresholds::flat_step / size * v).cwiseMax(space_.lower);
+    if ((t - x_).cwiseAbs().maxCoeff() == 0.0) continue;
+    if (std::fabs(value_(t) - f_) <= change) return true;
+  }
+  return false;
+}
+
+// The check that is reported. A point where the check failed but no new
+// descent (from the point itself, along the direction of negative
+// curvature, from the diagonal ray) could lower the criterion is a minimum
+// within the criterion's resolution: the Hessian from differences erred
+// along a direction where the criterion is (nearly) flat, as on the ridge
+// of a model whose parameters are not all identified (a compound-symmetry
+// correlation and a random intercept on the same groups) or of a
+// parameter that tends to its limit (a CAR(1) correlation near zero).
+OptimumCheck OptimumSearch::final_check(bool exhausted, std::vector<std::string>* warnings) {
+  const OptimumCheck c = check(nullptr);
+  if (exhausted && (c == OptimumCheck::saddle || c == OptimumCheck::step_left)) {
+    Eigen::VectorXd v;
+    double lambda = 0.0, largest = 0.0;
+    return least_curvature(v, lambda, largest) && flat_along(v) ? OptimumCheck::flat : OptimumCheck::minimum;
+  }
+  return check(warnings);
 }
 
 // After a failed check, new descents: from the lowest point along the
@@ -307,8 +350,9 @@ Eigen::VectorXd OptimumSearch::direction_of_negative_curvature() const {
 // basin). True when one of them lowered the criterion.
 bool OptimumSearch::recover(OptimumCheck failed) {
   std::vector<Eigen::VectorXd> starts;
-  if (failed == OptimumCheck::saddle) {
-    const Eigen::VectorXd v = direction_of_negative_curvature();
+  Eigen::VectorXd v;
+  double lambda = 0.0, largest = 0.0;
+  if (failed == OptimumCheck::saddle && least_curvature(v, lambda, largest)) {
     Eigen::VectorXd best;
     double fbest = f_;
     // Steps from large to small: the curvature may turn within a short
@@ -353,19 +397,25 @@ OptimumResult reach_optimum(const Criterion& criterion, const Eigen::VectorXd& s
   search.settle_boundary();
   search.probe_for_better_basins();
   search.retry_singular_from_identity();
-  OptimumCheck check = OptimumCheck::not_checked;
+  bool exhausted = false;  // no new descent could lower the criterion
   if (search.can_polish()) {
     search.polish();
-    check = search.check(nullptr);
+    OptimumCheck check = search.check(nullptr);
     for (int k = 0; k < control.max_recoveries && (check == OptimumCheck::saddle || check == OptimumCheck::step_left);
          ++k) {
-      if (!search.recover(check)) break;
+      if (!search.recover(check)) {
+        exhausted = true;
+        break;
+      }
       search.polish();
       check = search.check(nullptr);
     }
   }
+  std::vector<std::string> warnings;
+  const OptimumCheck final = search.final_check(exhausted, &warnings);
   OptimumResult out = search.result();
-  out.check = search.check(&out.warnings);
+  out.check = final;
+  out.warnings = warnings;
   if (!out.descent.converged && !out.descent.message.empty())
     out.warnings.push_back("the optimiser did not converge: " + out.descent.message);
   return out;

@@ -19,7 +19,10 @@
 //   definite and no Newton step left;
 // * recovery: where the check fails (a saddle point, a point short of the
 //   minimum), new descents along the direction of negative curvature and
-//   from other starts; a warning only when they fail too.
+//   from other starts; a warning only when they kept finding lower points
+//   without reaching a point that passes the check (where none of them
+//   finds a lower point, the point is a minimum within the criterion's
+//   resolution and the Hessian erred along a flat direction).
 //
 // The criterion's rounding noise grows with its size (a deviance of 3e7 is
 // resolved to about 1e-7), so no decrease smaller than that noise is
@@ -61,6 +64,12 @@ struct OptimumThresholds {
   // A Newton step larger than this (in the parameters' natural units) that
   // would lower the criterion beyond its noise: not converged.
   static constexpr double step_left = 1e-3;
+  // Along the direction of least curvature, a step of flat_step natural
+  // units either way that changes the criterion by less than flat_change:
+  // the parameters are not identified along it (a standard error of ~100
+  // natural units or more).
+  static constexpr double flat_step = 0.1;
+  static constexpr double flat_change = 1e-6;
 };
 
 // The rounding noise of a criterion of value f.
@@ -109,8 +118,12 @@ struct OptimumControl {
   int max_recoveries = 3;       // new descents after a failed convergence check
 };
 
-// How the convergence check ended.
-enum class OptimumCheck { not_checked, minimum, saddle, step_left };
+// How the convergence check ended: a minimum; a saddle point or a point
+// short of the minimum (warned: new descents kept improving but did not
+// get there); a minimum where the Hessian from differences failed the
+// check along a flat direction (no new descent could lower the
+// criterion; not warned).
+enum class OptimumCheck { not_checked, minimum, saddle, step_left, flat };
 
 struct OptimumResult {
   Eigen::VectorXd x;

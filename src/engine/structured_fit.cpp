@@ -154,6 +154,7 @@ StructuredResult fit_at_covariate(const ModelData& data, const ResidualSpec& spe
   out.fit.hessian = o.hessian;
   out.fit.warnings = o.warnings;
   out.fit.theta = co.theta(o.x);
+  out.fit.theta_scale = co.scale;
   out.psi = co.psi(o.x);
   out.classes = dev.whitened().uses_classes();
   out.n_classes = dev.whitened().n_classes();
