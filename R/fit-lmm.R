@@ -86,9 +86,11 @@
 #' @param variance Optional variance function of the residuals, made by
 #'   [nlme::varIdent()] (`form = ~ 1 | stratum`: one standard deviation per
 #'   stratum), [nlme::varPower()] (`form = ~ v`: standard deviation
-#'   proportional to `|v|^power`) or [nlme::varExp()] (`form = ~ v`:
-#'   proportional to `exp(expon * v)`). Without `form`, `varPower()` and
-#'   `varExp()` take the fitted values `X beta + Z b` as `v` (nlme's default
+#'   proportional to `|v|^power`), [nlme::varExp()] (`form = ~ v`:
+#'   proportional to `exp(expon * v)`) or [nlme::varConstPower()]
+#'   (`form = ~ v`: proportional to `const + |v|^power`). Without `form`,
+#'   `varPower()`, `varExp()` and `varConstPower()` take the fitted values
+#'   `X beta + Z b` as `v` (nlme's default
 #'   `form = ~ fitted(.)`): as [nlme::lme()] does, the fit alternates with
 #'   updates of `v` to its fitted values until the parameters change by less
 #'   than a relative 1e-6, and the last fit's fitted values are kept as the
@@ -149,6 +151,7 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
       engine$fitted <- linear_predictor_cpp(model$X, model$offset, engine_blocks(re), engine$beta, engine$b)
     }
     fit <- add_residual_structure(new_lmm(engine, model, re, mc, formula, parsed, REML, control), engine, residual)
+    report_unbounded_variance_function(fit)
   } else {
     engine <- engine_call(lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
                                       engine_blocks(re), re$theta0, re$lower, REML, control))

@@ -156,3 +156,40 @@ test_that("varPower() and varExp() on the fitted values iterate with the fit as 
   ci <- confint(fit, parm = "expon", method = "profile")
   expect_true(all(is.finite(ci)))
 })
+
+test_that("varConstPower() agrees with nlme, and says so where the likelihood has no finite maximum", {
+  skip_if_not_installed("nlme")
+  # nlme reaches its iteration limit where the constant grows without bound
+  # (a warning with returnObject = TRUE)
+  lme_fit <- function(fixed, data, random, weights, reml) {
+    suppressWarnings(nlme::lme(fixed, data, random = random, weights = weights, method = if (reml) "REML" else "ML",
+                               control = nlme::lmeControl(returnObject = TRUE)))
+  }
+  dz <- as.data.frame(nlme::Dialyzer)
+  for (reml in c(TRUE, FALSE)) {
+    for (form in list(~ pressure, ~ fitted(.))) {
+      vf <- nlme::varConstPower(form = form)
+      fit <- expect_silent(lmm(rate ~ (pressure + I(pressure^2)) * QB + (1 | Subject), dz, variance = vf, REML = reml))
+      ref <- lme_fit(rate ~ (pressure + I(pressure^2)) * QB, nlme::Dialyzer, ~ 1 | Subject, vf, reml)
+      expect_gt(as.numeric(logLik(fit)) - as.numeric(logLik(ref)), -1e-3)
+      expect_equal(attr(logLik(fit), "df"), attr(logLik(ref), "df"))
+      expect_named(residual_parameters(fit), c("const", "power"))
+    }
+  }
+  # the multiplier is const + |v|^power
+  fit <- lmm(rate ~ (pressure + I(pressure^2)) * QB + (1 | Subject), dz, variance = nlme::varConstPower(form = ~ pressure))
+  par <- residual_parameters(fit)
+  expect_equal(unname(residuals(fit, type = "pearson")),
+               unname(residuals(fit) / (par[["const"]] + abs(dz$pressure)^par[["power"]])), tolerance = 1e-8)
+  # with a random slope (Dialyzer, BodyWeight) the constant grows without
+  # bound and sigma shrinks: a warning, not a silent answer, at a
+  # likelihood as high as where nlme stops
+  bw <- as.data.frame(nlme::BodyWeight)
+  expect_warning(fit <- lmm(weight ~ Time * Diet + (Time | Rat), bw, variance = nlme::varConstPower(form = ~ Time)),
+                 class = "mlmfit_warning_convergence")
+  ref <- lme_fit(weight ~ Time * Diet, nlme::BodyWeight, ~ Time | Rat, nlme::varConstPower(form = ~ Time), TRUE)
+  expect_gt(as.numeric(logLik(fit)) - as.numeric(logLik(ref)), -1e-3)
+  expect_warning(lmm(rate ~ (pressure + I(pressure^2)) * QB + (pressure | Subject), dz,
+                     variance = nlme::varConstPower(form = ~ pressure)),
+                 class = "mlmfit_warning_convergence")
+})
