@@ -191,23 +191,25 @@ plot_pooling <- function(fit, groups = NULL) {
 # The points and the three lines of each chosen group.
 pooling_lines <- function(fit, groups) {
   check_lmm_fit(fit)
-  if (length(fit$re$blocks) != 1L) {
+  blocks <- re_blocks(fit)
+  if (length(blocks) != 1L) {
     mlm_abort(c("{.fn plot_pooling} needs a model with one grouping factor.",
-                x = "This one has {length(fit$re$blocks)}: {.var {names(fit$re$blocks)}}."),
+                x = "This one has {length(blocks)}: {.var {names(blocks)}}."),
               "mlmfit_error_argument")
   }
-  X <- fit$X
+  X <- spec_X(fit)
+  frame <- spec_frame(fit)
   x_name <- setdiff(colnames(X), "(Intercept)")
-  if (length(x_name) != 1L || !"(Intercept)" %in% colnames(X) || !x_name %in% names(fit$frame) ||
-      !is.numeric(fit$frame[[x_name]])) {
+  if (length(x_name) != 1L || !"(Intercept)" %in% colnames(X) || !x_name %in% names(frame) ||
+      !is.numeric(frame[[x_name]])) {
     mlm_abort(c("{.fn plot_pooling} needs a model with an intercept and one numeric predictor, as in {.code y ~ x + (x | g)}.",
                 x = "The fixed effects are {.var {colnames(X)}}."),
               "mlmfit_error_argument")
   }
-  blk <- fit$re$blocks[[1L]]
-  g <- blk$factor
-  x <- fit$frame[[x_name]]
-  y <- fit$y
+  blk <- blocks[[1L]]
+  g <- block_factor(fit, 1L)
+  x <- frame[[x_name]]
+  y <- spec_y(fit)
   sizes <- tabulate(g, nlevels(g))
   if (is.null(groups)) {
     if (nlevels(g) <= 12L) {
@@ -252,5 +254,5 @@ pooling_lines <- function(fit, groups) {
   keep <- as.character(g) %in% groups
   points <- data.frame(group = as.character(g[keep]), x_value = x[keep], y_value = y[keep], stringsAsFactors = FALSE)
   points$group_label <- factor(label_of[points$group], levels = label_of)
-  list(points = points, lines = lines, x_name = x_name, y_name = deparse1(fit$formula[[2L]]))
+  list(points = points, lines = lines, x_name = x_name, y_name = spec_response_name(fit))
 }
