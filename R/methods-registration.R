@@ -19,6 +19,9 @@ register_ecosystem_methods <- function() {
   s3_register("emmeans::emm_basis", "mlmfit_glmm", emm_basis.mlmfit_glmm)
   s3_register("lattice::dotplot", "ranef.mlmfit", dotplot.ranef.mlmfit)
   s3_register("lattice::qqmath", "ranef.mlmfit", qqmath.ranef.mlmfit)
+  for (generic in c("xyplot", "densityplot", "splom")) {
+    s3_register(paste0("lattice::", generic), "mlmfit_profile", get(paste0(generic, ".mlmfit_profile")))
+  }
   # through the bridge to lme4 (methods-via-lme4.R)
   s3_register("parameters::model_parameters", "mlmfit", parameters_model_parameters)
   for (generic in c("Anova", "linearHypothesis", "vif")) {

@@ -1,10 +1,11 @@
 # lme4's lattice pictures of a fit, drawn by lme4's own methods: the
 # caterpillar plot and normal QQ plot of the conditional modes
-# (dotplot/qqmath of ranef(condVar = TRUE)), and the diagnostic plot of
-# plot.merMod() for a formula such as resid(.) ~ fitted(.) | g. mlmfit's
-# ranef() has lme4's layout (data frames with "postVar"), and every
-# function these methods call on a fit (residuals, fitted, sigma,
-# getData) has a method for mlmfit's fits.
+# (dotplot/qqmath of ranef(condVar = TRUE)), the diagnostic plot of
+# plot.merMod() for a formula such as resid(.) ~ fitted(.) | g, and the
+# pictures of a profile (xyplot, densityplot, splom). mlmfit's ranef() and
+# profile() have lme4's layout (data frames with "postVar"; a "thpr" data
+# frame with its splines), and every function these methods call on a fit
+# (residuals, fitted, sigma, getData) has a method for mlmfit's fits.
 
 #' lme4's lattice plots of a fit
 #'
@@ -22,6 +23,11 @@
 #'   [glmm()], `plot(fit)` draws Pearson residuals against fitted values
 #'   (lme4's default picture).
 #'
+#' * `lattice::xyplot()`, `densityplot()` and `splom()` of [profile()]'s
+#'   result draw lme4's pictures of a profile: zeta against each parameter
+#'   (with the limits of 50, 80, 90, 95 and 99% intervals), the profile
+#'   densities, and the pairs of profile traces.
+#'
 #' `getData()` (nlme's generic) returns the rows of the data used by the fit.
 #'
 #' @param x A fit, or the result of [ranef()] on a fit.
@@ -37,6 +43,9 @@
 #' lattice::dotplot(ranef(fit, condVar = TRUE))
 #' lattice::qqmath(ranef(fit, condVar = TRUE))
 #' plot(fit, resid(.) ~ fitted(.) | Subject)
+#' pr <- profile(fit)
+#' lattice::xyplot(pr)
+#' lattice::splom(pr)
 NULL
 
 require_lattice_lme4 <- function(what) {
@@ -62,6 +71,22 @@ qqmath.ranef.mlmfit <- function(x, data, ...) {
   require_lattice_lme4("{.fn qqmath} of random effects")
   lattice::qqmath(as_ranef_mer(x), data, ...)
 }
+
+# lme4's pictures of a profile: the profile has lme4's layout.
+lme4_profile_plot <- function(name, x, ...) {
+  require_lattice_lme4(paste0("{.fn ", name, "} of a profile"))
+  method <- utils::getS3method(name, "thpr", envir = asNamespace("lme4"))
+  method(x, ...)
+}
+
+#' @rdname mlmfit-lattice
+xyplot.mlmfit_profile <- function(x, data = NULL, ...) lme4_profile_plot("xyplot", x, data = data, ...)
+
+#' @rdname mlmfit-lattice
+densityplot.mlmfit_profile <- function(x, data = NULL, ...) lme4_profile_plot("densityplot", x, data = data, ...)
+
+#' @rdname mlmfit-lattice
+splom.mlmfit_profile <- function(x, data = NULL, ...) lme4_profile_plot("splom", x, data = data, ...)
 
 # lme4's plot.merMod() on the fit itself.
 plot_merMod_formula <- function(x, form, ...) {
