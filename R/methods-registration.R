@@ -6,6 +6,9 @@ register_ecosystem_methods <- function() {
   for (generic in c("getME", "isREML", "isLMM", "isGLMM")) {
     s3_register(paste0("lme4::", generic), "mlmfit", get(paste0(generic, ".mlmfit")))
   }
+  # lme4's bootMer() refits through lme4's generic (refit.mlmfit_lmm is
+  # registered in .onLoad)
+  s3_register("lme4::refit", "mlmfit_glmm", refit.mlmfit_glmm)
   insight <- c("find_formula", "get_statistic", "get_df", "find_algorithm", "is_converged",
                "get_loglikelihood", "get_variance", "get_predicted", "find_random", "find_weights", "n_obs",
                "get_data", "find_parameters", "get_parameters", "get_deviance", "get_intercept")
