@@ -53,7 +53,11 @@
 #' @importFrom stats influence
 #' @export
 influence.mlmfit <- function(model, groups, data, maxfun = NULL, do.coef = TRUE, ncores = 1L, start = NULL, ...) {
-  refuse_residual_structure(model, "deletion refits")
+  if (is_structured(model)) {
+    mlm_abort(c("{.fn influence} is not available for fits with a residual {.arg correlation} or {.arg variance} structure.",
+                i = "Refit the model without the observations of interest with {.fn update} and compare the estimates."),
+              "mlmfit_error_residual_structure")
+  }
   if (length(list(...)) > 0L) {
     mlm_warn("{.fn influence} ignores the argument{?s} {.arg {names(list(...))}}.", "mlmfit_warning_argument")
   }
