@@ -123,12 +123,15 @@ insight_get_predicted <- function(x, data = NULL, predict = "expectation", ci = 
   link_scale <- identical(predict, "link")
   args <- list(x, newdata = if (is.null(data)) NULL else newdata, re.form = if (conditional) NULL else NA)
   if (inherits(x, "mlmfit_glmm")) args$type <- "link"
-  eta <- unname(as.vector(do.call(stats::predict, args)))
+  # one value per observation of the fit, as insight gives for lme4's
+  # na.exclude fits (predict() pads the rows left out with NA)
+  own_rows <- function(v) unname(as.vector(if (is.null(data)) fitted_rows_only(x, v) else v))
+  eta <- own_rows(do.call(stats::predict, args))
   linkinv <- if (inherits(x, "mlmfit_glmm")) family(x)$linkinv else identity
   out <- if (link_scale) eta else linkinv(eta)
   ci_data <- NULL
   if (!is.null(ci) && !conditional) {
-    se <- unname(predict(x, newdata = args$newdata, re.form = NA, se.fit = TRUE)$se.fit)
+    se <- own_rows(predict(x, newdata = args$newdata, re.form = NA, se.fit = TRUE)$se.fit)
     df <- insight_get_df(x, type = "wald")
     q <- if (is.finite(df)) stats::qt((1 + ci) / 2, df) else stats::qnorm((1 + ci) / 2)
     lo <- eta - q * se
@@ -157,7 +160,7 @@ insight_n_obs <- function(x, ...) nobs(x)
 
 insight_get_data <- function(x, effects = "all", source = "environment", verbose = TRUE, ...) {
   effects <- match.arg(effects, c("all", "fixed", "random"))
-  data <- getData.mlmfit(x)
+  data <- fit_data_rows(x)
   vars <- switch(effects,
                  all = all.vars(stats::formula(x)),
                  fixed = all.vars(spec_fixed_formula(x)),
@@ -174,6 +177,15 @@ performance_r2 <- function(model, ci = NULL, tolerance = 1e-05, ...) {
 }
 
 performance_check_singularity <- function(x, tolerance = 1e-05, ...) is_singular(x, tol = tolerance)
+
+# check_model() draws Cook's distances, which a fit with a residual
+# structure does not have (see hatvalues()); performance would only say
+# that the class is not implemented.
+performance_check_model <- function(x, ...) {
+  mlm_abort(c("{.fn performance::check_model} needs leverages and Cook's distances, which a fit with a residual {.arg correlation} or {.arg variance} structure does not have.",
+              i = "Inspect {.code residuals(fit, type = \"normalized\")} (nlme's normalized residuals) against {.code fitted(fit)}."),
+            "mlmfit_error_residual_structure")
+}
 
 # performance's summary of a merMod fit reads the model only through
 # generics (AIC, r2(), icc(), RMSE, sigma), which all work on these fits.

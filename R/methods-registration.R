@@ -18,6 +18,8 @@ register_ecosystem_methods <- function() {
   for (generic in c("r2", "check_singularity", "model_performance")) {
     s3_register(paste0("performance::", generic), "mlmfit", get(paste0("performance_", generic)))
   }
+  s3_register("performance::check_model", "mlmfit_lmm_structured", performance_check_model)
+  s3_register("insight::ellipsis_info", "mlmfit", insight_ellipsis_info)
   s3_register("emmeans::recover_data", "mlmfit_glmm", recover_data.mlmfit_lmm)
   s3_register("emmeans::emm_basis", "mlmfit_glmm", emm_basis.mlmfit_glmm)
   s3_register("lattice::dotplot", "ranef.mlmfit", dotplot.ranef.mlmfit)

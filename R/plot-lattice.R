@@ -28,7 +28,9 @@
 #'   (with the limits of 50, 80, 90, 95 and 99% intervals), the profile
 #'   densities, and the pairs of profile traces.
 #'
-#' `getData()` (nlme's generic) returns the rows of the data used by the fit.
+#' `getData()` (nlme's generic) returns the rows of the data used by the fit
+#' (with those `na.exclude` left out, whose fitted values and residuals are
+#' `NA`).
 #'
 #' @param x A fit, or the result of [ranef()] on a fit.
 #' @param form A formula, as for lme4's `plot.merMod()`.
@@ -111,10 +113,18 @@ plot.mlmfit_glmm <- function(x, form = resid(., type = "pearson") ~ fitted(.), .
 #' @importFrom nlme getData
 #' @method getData mlmfit
 #' @export
-getData.mlmfit <- function(object) {
+getData.mlmfit <- function(object) fit_data_rows(object, excluded = TRUE)
+
+# The rows of the data the fit used: with `excluded`, also those na.exclude
+# left out (one row per value of fitted() and residuals(), as lme4's
+# plot() of a formula needs).
+fit_data_rows <- function(object, excluded = FALSE) {
   frame <- spec_frame(object)
   data <- tryCatch(eval(fit_call(object)$data, environment(spec_formula(object))), error = function(e) NULL)
   if (!is.data.frame(data)) return(as.data.frame(frame))
-  if (nrow(data) != nobs(object)) data <- data[rownames(data) %in% rownames(frame), , drop = FALSE]
+  keep <- rownames(frame)
+  omit <- attr(frame, "na.action")
+  if (excluded && inherits(omit, "exclude")) keep <- c(keep, names(omit))
+  if (nrow(data) != length(keep)) data <- data[rownames(data) %in% keep, , drop = FALSE]
   data
 }

@@ -221,10 +221,10 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
   out$.resid <- unname(res)
   # no leverages for fits with a residual structure (see hatvalues())
   if (!inherits(x, "mlmfit_lmm_structured")) {
-    out$.hat <- unname(stats::hatvalues(x))
-    out$.cooksd <- unname(stats::cooks.distance(x))
+    out$.hat <- unname(fitted_rows_only(x, stats::hatvalues(x)))
+    out$.cooksd <- unname(fitted_rows_only(x, stats::cooks.distance(x)))
   }
-  out$.fixed <- unname(predict(x, re.form = NA))
+  out$.fixed <- unname(fitted_rows_only(x, predict(x, re.form = NA)))
   out$.mu <- fitted
   out$.offset <- spec_offset(x) %||% rep(0, n)
   out$.sqrtXwt <- sqrt(w)
@@ -268,8 +268,7 @@ NULL
 #' @rdname lmm-influence
 #' @export
 hatvalues.mlmfit_lmm <- function(model, ...) {
-  h <- engine_leverages(fit_spec(model), fit_theta(model))
-  stats::setNames(h, rownames(spec_frame(model)))
+  observation_vector(model, engine_leverages(fit_spec(model), fit_theta(model)))
 }
 
 #' @rdname lmm-influence
