@@ -17,8 +17,35 @@
 #' of freedom for linear mixed models unless Satterthwaite's or
 #' Kenward-Roger's are asked for, z for GLMMs), and the variance
 #' decomposition of Nakagawa, Johnson and Schielzeth (2017) (see [icc()]).
+#' Rows left out by `na.action = na.exclude` are left out as for lme4's
+#' fits (one value per observation of the fit).
+#'
+#' `performance::compare_performance()` and performance's `test_*()`
+#' functions (`test_likelihoodratio()`, `test_performance()`, ...) gather
+#' their models with insight's `ellipsis_info()` and then keep only the
+#' model classes insight lists. When the first model is a fit from mlmfit,
+#' its method hands every fit on as its lme4 object ([as_lmerMod()],
+#' [as_glmerMod()]; lme4's model matrices are built once per fit), so the
+#' table is that of the lme4 fits, with "lmerMod" or "glmerMod" in its
+#' `Model` column. Put a fit from mlmfit first: after another package's
+#' model, performance drops it as unsupported (with a warning, or an error
+#' when one model is left).
+#'
+#' `insight::find_statistic()` is not supported: it is no generic and
+#' accepts only the classes it lists, so it stops with "The entered object
+#' is not a model object" (never a wrong answer). The name of the statistic
+#' is the `"statistic"` attribute of `insight::get_statistic(fit)`
+#' ("t-statistic" for fits from [lmm()], "z-statistic" for fits from
+#' [glmm()], as for lme4's).
+#'
 #' Fits with a residual `correlation` or `variance` structure are supported
-#' where the method does not need lme4's matrices.
+#' where the method does not need lme4's objects: insight's accessors,
+#' `icc()`, `r2()` and `model_performance()` (with the residual variance of
+#' the reference stratum, as insight takes it for `nlme::lme` fits),
+#' `ggpredict()`. The calls that need lme4's objects (`model_parameters()`,
+#' `tab_model()`, `plot_model()`, `compare_performance()`) and
+#' `check_model()` (which needs leverages) stop with an error of class
+#' `mlmfit_error_residual_structure`.
 #'
 #' @param x,model A fit from [lmm()] or [glmm()].
 #' @param ... Passed on, or unused.

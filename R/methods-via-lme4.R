@@ -16,7 +16,10 @@
 #' results are those of the lme4 method at mlmfit's estimates (the same
 #' numbers as for the lme4 fit of the same model, to the accuracy of the
 #' two fits), at the cost of building lme4's model matrices once per call.
-#' Fits with a residual structure are refused (lme4 has no such model).
+#' Fits with a residual structure are refused with an error of class
+#' `mlmfit_error_residual_structure` (lme4 has no such model).
+#' `performance::compare_performance()` takes the same way (see
+#' [mlmfit-insight]).
 #'
 #' @param model,mod A fit from [lmm()] or [glmm()].
 #' @param focal.predictors,predictor Passed to the effects package.

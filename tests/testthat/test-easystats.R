@@ -168,6 +168,11 @@ test_that("compare_performance() gives the table of the lme4 fits; find_statisti
   expect_identical(names(a), names(b))
   num <- vapply(b, is.numeric, TRUE)
   expect_equal(a[num], b[num], tolerance = 1e-4, ignore_attr = TRUE)
+  # performance's test_*() functions gather the models the same way
+  a <- suppressMessages(suppressWarnings(performance::test_likelihoodratio(m2, m1)))
+  b <- suppressMessages(suppressWarnings(performance::test_likelihoodratio(l2, l1)))
+  expect_equal(a$Chi2, b$Chi2, tolerance = 1e-4)
+  expect_equal(a$p, b$p, tolerance = 1e-3)
   cb <- test_fit("cbpp")
   g1 <- cb$mlm
   g0 <- glmm(cbind(incidence, size - incidence) ~ 1 + (1 | herd), lme4::cbpp, binomial)

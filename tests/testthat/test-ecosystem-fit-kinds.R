@@ -154,11 +154,41 @@ test_that("fits with a residual structure: the tools that read nlme's fits give 
   }
   lrt <- 2 * (as.numeric(stats::logLik(ml(distance ~ age + Sex))) - as.numeric(stats::logLik(ml(distance ~ age))))
   expect_equal(drop1(f, test = "Chisq")["Sex", "LRT"], lrt, tolerance = 1e-4)
+  small <- lmm(distance ~ age + (1 | Subject), nlme::Orthodont, variance = nlme::varIdent(form = ~ 1 | Sex))
+  expect_equal(add1(small, ~ . + Sex, test = "Chisq")["Sex", "LRT"], lrt, tolerance = 1e-4)
+  expect_equal(extractAIC(f)[2L], stats::AIC(ml(distance ~ age + Sex)), tolerance = 1e-6)
+  r <- performance::r2(f)
+  v <- c(vf$var.fixed, vf$var.intercept[[1L]], vf$var.residual)
+  expect_equal(unname(r$R2_marginal), v[1L] / sum(v), tolerance = 1e-10)
+  expect_equal(unname(r$R2_conditional), sum(v[1:2]) / sum(v), tolerance = 1e-10)
   expect_identical(lme4::isSingular(f), FALSE)
 })
 
+test_that("car's linearHypothesis() and vif(), lattice's dotplot() and sjPlot's table on glmm fits are lme4's", {
+  skip_if_not_installed("car")
+  skip_if_not_installed("lattice")
+  po <- test_fit("poisson")
+  expect_equal(car::linearHypothesis(po$mlm, "x = 0.3")$Chisq, car::linearHypothesis(po$lme4, "x = 0.3")$Chisq,
+               tolerance = 0.02)
+  set.seed(14)
+  cbpp <- transform(lme4::cbpp, z = as.numeric(period) + stats::rnorm(56, sd = 0.5))
+  two <- glmm(cbind(incidence, size - incidence) ~ period + z + (1 | herd), cbpp, binomial)
+  two_lme4 <- lme4::glmer(cbind(incidence, size - incidence) ~ period + z + (1 | herd), cbpp, binomial)
+  expect_equal(car::vif(two), car::vif(two_lme4), tolerance = 0.02)
+  cb <- test_fit("cbpp")
+  d1 <- lattice::dotplot(ranef(cb$mlm, condVar = TRUE))$herd
+  d2 <- lattice::dotplot(lme4::ranef(cb$lme4, condVar = TRUE))$herd
+  expect_equal(d1$panel.args, d2$panel.args, tolerance = 2e-3)
+  expect_identical(d1$y.limits, d2$y.limits)
+  skip_unless_full_tests()
+  skip_if_not_installed("sjPlot")
+  tab <- sjPlot::tab_model(cb$mlm)
+  ref <- sjPlot::tab_model(as_glmerMod(cb$mlm))
+  expect_identical(gsub("\\s", "", tab$page.content), gsub("\\s", "", ref$page.content))
+})
+
 test_that("fits with a residual structure: tools that need lme4's objects or leverages refuse them clearly", {
-  skip_if_not_installed("performance")
+  for (pkg in c("performance", "parameters", "car", "effects", "sjPlot")) skip_if_not_installed(pkg)
   f <- test_fit("orthodont_varident")$mlm
   ss <- test_fit("sleepstudy")$mlm
   refused <- list(
@@ -166,6 +196,7 @@ test_that("fits with a residual structure: tools that need lme4's objects or lev
     function() car::Anova(f),
     function() car::linearHypothesis(f, "age = 0"),
     function() car::vif(f),
+    function() sjPlot::plot_model(f),
     function() effects::allEffects(f),
     function() performance::compare_performance(f, ss),
     function() performance::check_model(f),
@@ -173,6 +204,5 @@ test_that("fits with a residual structure: tools that need lme4's objects or lev
     function() hatvalues(f))
   for (call in refused) expect_error(call(), class = "mlmfit_error_residual_structure")
   # sjPlot wraps the refusal in an error of its own
-  skip_if_not_installed("sjPlot")
   expect_error(sjPlot::tab_model(f), "residual `correlation` or `variance` structure")
 })
