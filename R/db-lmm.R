@@ -34,7 +34,9 @@
 #' the scaled residuals are computed in the database), `fixef()`, `vcov()`,
 #' `ranef()` with conditional variances, `coef()`, `VarCorr()`, `sigma()`,
 #' `logLik()`, `AIC()`, `BIC()`, `deviance()`, `nobs()`, `ngrps()`,
-#' `is_singular()`, `confint()` (`"Wald"` and `"profile"`), `anova()` of one
+#' `is_singular()`, `confint()` (`"Wald"` and `"profile"`), `profile()`
+#' (lme4's profile object; for a GLMM, that of the fit to a compressed
+#' table), `anova()` of one
 #' fit (type III F tests; their contrasts come from one more aggregate
 #' query) and of several (likelihood-ratio tests; REML fits are refitted by
 #' ML from their cross-products), `ranova()` (each reduced model is fitted
@@ -53,8 +55,10 @@
 #'
 #' Refused with an error of class `mlmfit_error_database_rows` (which also
 #' has the class `mlmfit_error_no_rows` of every refusal of a model kept
-#' without its rows), because they need every row in memory: `simulate()`, `refit()`, `parametric_bootstrap()`
-#' and `confint(method = "boot")`, Kenward-Roger degrees of freedom,
+#' without its rows), because they need every row in memory: `simulate()`,
+#' `refit()`, `parametric_bootstrap()`, `confint(method = "boot")` and
+#' `lme4::bootMer()`, `influence()` (deletion refits), Kenward-Roger degrees
+#' of freedom,
 #' `hatvalues()`, `cooks.distance()`, `plot()` of the fit, `augment()`,
 #' `weights()`, emmeans, lme4 objects (`as_lmerMod()`, `getME()`), and
 #' the teaching summaries `icc()`, `r2()`, `pve()` and `plot_pooling()`

@@ -49,6 +49,21 @@ confint.mlmfit_db <- function(object, parm, level = 0.95, method = c("profile", 
   NextMethod()
 }
 
+# profile() as confint(method = "profile"): from the cross-products for a
+# linear mixed model; for a GLMM, the profile of the fit to the distinct
+# rows of a compressed table (the same likelihood up to a constant),
+# refused after PIRLS in the database.
+#' @export
+profile.mlmfit_db <- function(fitted, ...) {
+  if (inherits(fitted, "mlmfit_glmm")) {
+    if (!identical(spec_db(fitted)$method, "compressed")) {
+      refuse_without_rows(fitted, "The likelihood profile of a GLMM fitted by PIRLS in the database")
+    }
+    return(stats::profile(db_compressed_fit(fitted), ...))
+  }
+  NextMethod()
+}
+
 #' @export
 update.mlmfit_db <- function(object, formula., ..., evaluate = TRUE) {
   dots <- list(...)
@@ -78,6 +93,8 @@ cooks.distance.mlmfit_db <- function(model, ...) refuse_without_rows(model, "coo
 plot.mlmfit_db <- function(x, ...) refuse_without_rows(x, "plot() of the fit")
 #' @export
 augment.mlmfit_db <- function(x, ...) refuse_without_rows(x, "augment()")
+#' @export
+influence.mlmfit_db <- function(model, ...) refuse_without_rows(model, "influence() (refits without each observation or group)")
 
 # The quantiles of the scaled (Pearson) residuals that summary() shows,
 # computed in the database: one sort (a window function numbers the

@@ -71,6 +71,8 @@ for (backend in c("SQLite", "PostgreSQL")) test_that(paste("binomial and Poisson
                tolerance = 1e-9)
   expect_equal(confint(fits$db, method = "Wald"), confint(fits$mem, method = "Wald"), tolerance = 1e-6)
   expect_equal(confint(fits$db, parm = "fb"), confint(fits$mem, parm = "fb"), tolerance = 1e-5)
+  # lme4's profile object, from the fit to the distinct rows
+  expect_equal(confint(profile(fits$db, which = "fb")), confint(profile(fits$mem, which = "fb")), tolerance = 1e-5)
   expect_output(print(fits$db), "2 dropped for missing values")
   expect_error(simulate(fits$db), class = "mlmfit_error_database_rows")
 })
@@ -97,6 +99,7 @@ for (backend in c("SQLite", "PostgreSQL")) test_that(paste("PIRLS with one query
   expect_false(any(grepl("^mlmfit_", DBI::dbGetQuery(con, if (backend == "SQLite")
     "SELECT name FROM sqlite_temp_master" else "SELECT relname AS name FROM pg_class WHERE relnamespace = pg_my_temp_schema()")$name)))
   expect_output(dplyr::show_query(pois$db), "PIRLS pass")
+  expect_error(profile(pois$db), class = "mlmfit_error_database_rows")
   expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial(link = "probit")), class = "mlmfit_error_family")
   expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial, nAGQ = 3), class = "mlmfit_error_nagq")
 })

@@ -138,6 +138,8 @@ test_that("what needs the rows in memory is refused with a classed error", {
   expect_error(icc(f$db), class = rows)
   expect_error(r2(f$db), class = rows)
   expect_error(augment(f$db), class = rows)
+  expect_error(influence(f$db), class = rows)
+  expect_error(influence(f$db, groups = "school"), class = rows)
   expect_error(predict(f$db, newdata = f$tb, se.fit = TRUE), class = rows)
   skip_if_not_installed("emmeans")
   expect_error(emmeans::recover_data(f$db), class = rows)
@@ -154,4 +156,17 @@ test_that("anova of types I and II equal the in-memory tables; lme4 objects are 
   skip_if_not_installed("lme4")
   expect_error(as_lmerMod(f$db), class = "mlmfit_error_database_rows")
   expect_error(lme4::getME(f$db, "X"), class = "mlmfit_error_database_rows")
+  expect_error(lme4::bootMer(f$db, fixef, nsim = 2), class = "mlmfit_error_database_rows")
+})
+
+test_that("profile() of a database fit is lme4's profile object of the in-memory fit", {
+  skip_if_no_db()
+  f <- db_fixture()
+  fits <- fit_mem_db(lmm(y ~ x + sex + (1 | school), data = DATA), f$d, f$tb)
+  p_db <- profile(fits$db)
+  p_mem <- profile(fits$mem)
+  expect_s3_class(p_db, "thpr")
+  expect_equal(as.data.frame(p_db), as.data.frame(p_mem), tolerance = 1e-5)
+  expect_equal(confint(p_db, parm = c(".sig01", "x", "sexm")), confint(p_mem, parm = c(".sig01", "x", "sexm")),
+               tolerance = 1e-5)
 })
