@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "start_values.h"
+
 
 namespace mlm {
 
@@ -26,6 +28,21 @@ struct CompensatedSum {
   double value() const { return sum + c; }
 };
 
+// The rounding noise of a sum of deviance residuals: each is a difference
+// of terms of size about pw (1 + |y|)(1 + |eta|) (y log y and y eta for
+// Poisson counts, eta for binomial ones), rounded independently, so the
+// sum's error is about eps times the root sum of their squares (times 4
+// for the several roundings in each).
+struct RoundingNoise {
+  double sum_sq = 0.0;
+  void add(double scale) { sum_sq += scale * scale; }
+  double value() const { return 4.0 * std::numeric_limits<double>::epsilon() * std::sqrt(sum_sq); }
+};
+
+inline double rounding_scale(double eta, double y, double pw) {
+  return pw * (1.0 + std::fabs(y)) * (1.0 + std::fabs(eta));
+}
+
 void complete_lower(double* A, int q) {
   for (int b = 0; b < q; ++b)
     for (int a = 0; a < b; ++a) A[a + b * q] = A[b + a * q];
@@ -43,6 +60,7 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
   pattern.offset = nullptr;
   if (!joint_) pattern.p = 0;
   xp_ = build_cross_products(pattern);
+  theta_units_ = theta_scales(xp_, tpl_);
   const int p = joint_ ? d_.p : 0;
   if (joint_ && d_.intercept_col >= 0) {
     // Centring X by constants is an exact reparametrisation that keeps
@@ -68,7 +86,7 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
       const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
       double ss = 0.0;
       for (Index i = 0; i < d_.n; ++i) ss += (x[i] - mu) * (x[i] - mu);
-      ridge_[c] = 1e-12 * std::max(ss, 1.0);
+      ridge_[c] = ss > 0.0 ? 1e-12 * ss : 1e-12;  // relative to the column: the same on any scale
     }
   }
   sys_.reset(new BlockedCholesky(xp_, tpl_));
@@ -204,29 +222,33 @@ double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd
   std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
   if (xp_.CR.size() > 0) xp_.CR.setZero();
   const bool centred = xp_.center.size() > 0;
+  // The working response leaves out offset + X beta: the solution is then
+  // the increment of beta, free of the cancellation between X'Wz and
+  // X'WX beta that large linear predictors would cause.
+  if (from_start)
+    xp_beta_.setZero(d_.p);
+  else
+    xp_beta_ = beta;
 
   const Index chunk = chunk_.rows();
-  std::vector<double> eta(chunk), sw(chunk), z1(q1), tdev(chunk), tw(chunk), twres(chunk);
+  std::vector<double> eta(chunk), zb(chunk), sw(chunk), z1(q1), tdev(chunk), tw(chunk), twres(chunk);
   std::vector<std::vector<double>> zsec(nf_);
   std::vector<Index> lev(nf_);
   for (int f = 0; f < nf_; ++f) zsec[f].resize(d_.blocks[f + 1].q);
   CompensatedSum dev;
+  RoundingNoise noise;
 
   for (Index start = 0; start < n; start += chunk) {
     const Index len = std::min(chunk, n - start);
+    // eta = offset + X beta + Z b, with Z b (the part of the working
+    // response that is not an increment) kept apart.
     if (from_start) {
-      for (Index i = 0; i < len; ++i) eta[i] = start_eta_[start + i];
-    } else {
-      if (joint_) {
-        for (Index i = 0; i < len; ++i) eta[i] = d_.offset ? d_.offset[start + i] : 0.0;
-        for (int c = 0; c < d_.p; ++c) {
-          const double* x = d_.X + static_cast<Index>(c) * n + start;
-          const double bc = beta[c];
-          for (Index i = 0; i < len; ++i) eta[i] += x[i] * bc;
-        }
-      } else {
-        for (Index i = 0; i < len; ++i) eta[i] = eta_fixed_[start + i];
+      for (Index i = 0; i < len; ++i) {
+        eta[i] = start_eta_[start + i];
+        zb[i] = eta[i] - (d_.offset ? d_.offset[start + i] : 0.0);
       }
+    } else {
+      std::fill(zb.begin(), zb.begin() + len, 0.0);
       for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
         const FactorBlock& F = d_.blocks[f];
         const Eigen::MatrixXd& bf = b[f];
@@ -235,9 +257,15 @@ double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd
           const double* col = F.cols[a] ? F.cols[a] + start : nullptr;
           for (Index i = 0; i < len; ++i) {
             const double v = bf(a, codes[i] - F.code_base);
-            eta[i] += col ? col[i] * v : v;
+            zb[i] += col ? col[i] * v : v;
           }
         }
+      }
+      for (Index i = 0; i < len; ++i) eta[i] = (d_.offset ? d_.offset[start + i] : 0.0) + zb[i];
+      for (int c = 0; c < d_.p; ++c) {
+        const double* x = d_.X + static_cast<Index>(c) * n + start;
+        const double bc = beta[c];
+        for (Index i = 0; i < len; ++i) eta[i] += x[i] * bc;
       }
     }
 
@@ -247,10 +275,10 @@ double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd
     double dev_chunk = 0.0;
     for (Index i = 0; i < len; ++i) {
       dev_chunk += tdev[i];
+      noise.add(rounding_scale(eta[i], d_.y[start + i], d_.weights ? d_.weights[start + i] : 1.0));
       const double s = std::sqrt(tw[i]);
-      const double base = d_.offset ? d_.offset[start + i] : 0.0;
       sw[i] = s;
-      chunk_(i, p) = s * (eta[i] - base + twres[i]);
+      chunk_(i, p) = s * (zb[i] + twres[i]);
     }
     if (!std::isfinite(dev_chunk)) return kInf;
     dev.add(dev_chunk);
@@ -334,6 +362,7 @@ double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd
     const int q = d_.blocks[f + 1].q;
     for (Index l = 0; l < d_.blocks[f + 1].n_levels; ++l) complete_lower(xp_.rr_diag.data() + diag_off_[f] + l * q * q, q);
   }
+  dev_noise_ = noise.value();
   return dev.value();
 }
 
@@ -354,6 +383,7 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
   std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
   if (xp_.CR.size() > 0) xp_.CR.setZero();
   CompensatedSum dev, yy;
+  RoundingNoise noise;
   const double* y = d_.y;
   const double* pw = d_.weights;
   const double* ef = eta_fixed_.data();
@@ -385,6 +415,7 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
         const Index j = codes[i] - base;
         const double z = col ? col[i] : 1.0;
         dev_chunk += tdev[k];
+        noise.add(rounding_scale(etav[k], y[i], pw ? pw[i] : 1.0));
         const double w = tw[k];
         const double yt = zbv[k] + twres[k];
         const double wz = w * z;
@@ -398,6 +429,7 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
       if (d_.check_interrupt && (start / chunk) % 128 == 127) d_.check_interrupt();
     }
     xp_.XX(0, 0) = yy.value() + 1.0;
+    dev_noise_ = noise.value();
     return dev.value();
   }
 
@@ -430,6 +462,7 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
     for (Index i = start; i < end; ++i) {
       const Index k = i - start;
       dev_chunk += tdev[k];
+      noise.add(rounding_scale(etav[k], y[i], pw ? pw[i] : 1.0));
       const double w = tw[k];
       const double yt = zbv[k] + twres[k];
       yy_chunk += w * yt * yt;
@@ -473,6 +506,7 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
     if (d_.check_interrupt && (start / chunk) % 128 == 127) d_.check_interrupt();
   }
   xp_.XX(0, 0) = yy.value() + 1.0;
+  dev_noise_ = noise.value();
   for (Index j = 0; j < xp_.k1; ++j) complete_lower(xp_.D1.data() + j * q1 * q1, q1);
   for (int f = 0; f < nf_; ++f) {
     const int q = d_.blocks[f + 1].q;
@@ -501,7 +535,92 @@ PirlsResult Pirls::factor_here(const Eigen::VectorXd& theta) {
   return res;
 }
 
+// The modes where the last factorisation was made, with its determinants.
+PirlsResult Pirls::at_modes(PirlsResult res, double dev) const {
+  res.ok = true;
+  res.dev = dev;
+  res.ussq = ussq(u_);
+  res.ldL2 = sys_->log_det_L();
+  res.ldRX2 = joint_ ? sys_->log_det_RX() : 0.0;
+  return res;
+}
+
+// How far a change of beta moves the linear predictor, per unit of each
+// column (joint mode), so that steps in beta are judged on the scale of
+// the predictor they multiply.
+Eigen::VectorXd Pirls::column_scales() const {
+  Eigen::VectorXd col_scale(d_.p);
+  for (int c = 0; c < d_.p; ++c) {
+    const double* x = d_.X + static_cast<Index>(c) * d_.n;
+    const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
+    double m = 0.0;
+    for (Index i = 0; i < d_.n; i += std::max<Index>(1, d_.n / 4096)) m = std::max(m, std::fabs(x[i] - mu));
+    col_scale[c] = std::max(m, 1e-8);
+  }
+  return col_scale;
+}
+
+// The Newton (Gauss-Newton) candidate from the current factorisation, and
+// the largest change of a mode it makes (of the linear predictor per unit
+// of a column, for beta).
+double Pirls::newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
+                               const Eigen::VectorXd& col_scale) const {
+  Solution sol = sys_->solve();
+  double step = 0.0;
+  for (std::size_t f = 0; f < u_.size(); ++f) {
+    cand_u[f] = std::move(sol.u[f]);
+    step = std::max(step, (cand_u[f] - u_[f]).cwiseAbs().maxCoeff());
+  }
+  if (joint_) {
+    // The solution is the increment of beta (see pass_joint), centred.
+    Eigen::VectorXd delta = sol.beta;
+    if (xp_.center.size() > 0) {
+      const int ic = xp_.intercept_col;
+      double shift = 0.0;
+      for (int c = 0; c < d_.p; ++c)
+        if (c != ic) shift -= xp_.center[c] * delta[c];
+      delta[ic] += shift;
+    }
+    cand_beta = xp_beta_ + delta;
+    step = std::max(step, ((cand_beta - beta_).cwiseAbs().array() * col_scale.array()).sum());
+  }
+  return step;
+}
+
+// The penalised deviance may rise by rounding alone: by a relative 1e-11,
+// or by the rounding noise of the sum of deviance residuals where that is
+// larger (large counts, whose residuals are small differences of large terms).
+double Pirls::pdev_slack(double pdev) const { return std::max(1e-11 * (1.0 + std::fabs(pdev)), dev_noise_); }
+
+// PIRLS from the current modes; where that fails (modes left far away by
+// an evaluation at a distant theta), again from the starting linear
+// predictors (joint mode) or from u = 0 (u alone). A failed run leaves the
+// modes of the last successful one, so that one bad evaluation does not
+// spoil the next.
 PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
+  PirlsResult res = iterate(theta, ctl);
+  if (!res.ok && has_modes_) {
+    if (joint_ && start_eta_.size() == d_.n) {
+      has_modes_ = false;
+    } else {
+      for (auto& m : u_) m.setZero();
+    }
+    PirlsResult again = iterate(theta, ctl);
+    again.passes += res.passes;
+    res = again;
+  }
+  if (res.ok) {
+    good_u_ = u_;
+    if (joint_) good_beta_ = beta_;
+  } else if (!good_u_.empty()) {
+    u_ = good_u_;
+    if (joint_) beta_ = good_beta_;
+    has_modes_ = true;
+  }
+  return res;
+}
+
+PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
   set_theta(theta);
   PirlsResult res;
   const bool from_start = !has_modes_ && start_eta_.size() == d_.n;
@@ -516,51 +635,17 @@ PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
   const std::size_t nfac = tpl_.size();
   std::vector<Eigen::MatrixXd> cand_u(nfac), cand_b(nfac);
   Eigen::VectorXd cand_beta = beta_;
-
-  // Scale of each fixed-effect column: a change of beta matters by the
-  // change of the linear predictor it makes.
-  Eigen::VectorXd col_scale;
-  if (joint_) {
-    col_scale.resize(d_.p);
-    for (int c = 0; c < d_.p; ++c) {
-      const double* x = d_.X + static_cast<Index>(c) * d_.n;
-      const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
-      double m = 0.0;
-      for (Index i = 0; i < d_.n; i += std::max<Index>(1, d_.n / 4096)) m = std::max(m, std::fabs(x[i] - mu));
-      col_scale[c] = std::max(m, 1e-8);
-    }
-  }
+  const Eigen::VectorXd col_scale = joint_ ? column_scales() : Eigen::VectorXd();
+  const char* not_pd = "the penalised least-squares system is not positive definite";
 
   for (res.iterations = 0; res.iterations < ctl.max_iter; ++res.iterations) {
     if (!sys_->factor(theta)) {
-      res.message = "the penalised least-squares system is not positive definite";
+      res.message = not_pd;
       return res;
     }
-    Solution sol = sys_->solve();
-    double step = 0.0;
-    for (std::size_t f = 0; f < nfac; ++f) {
-      cand_u[f] = sol.u[f];
-      if (have_modes) step = std::max(step, (cand_u[f] - u_[f]).cwiseAbs().maxCoeff());
-    }
-    if (joint_) {
-      cand_beta = sol.beta;
-      if (xp_.center.size() > 0) {
-        const int ic = xp_.intercept_col;
-        double shift = 0.0;
-        for (int c = 0; c < d_.p; ++c)
-          if (c != ic) shift -= xp_.center[c] * cand_beta[c];
-        cand_beta[ic] += shift;
-      }
-      if (have_modes) step = std::max(step, ((cand_beta - beta_).cwiseAbs().array() * col_scale.array()).sum());
-    }
-    if (have_modes && step <= ctl.tol) {
-      res.ok = true;
-      res.dev = dev_cur;
-      res.ussq = ussq(u_);
-      res.ldL2 = sys_->log_det_L();
-      res.ldRX2 = joint_ ? sys_->log_det_RX() : 0.0;
-      return res;
-    }
+    const double step = newton_candidate(cand_u, cand_beta, col_scale);
+    if (have_modes && step <= ctl.tol) return at_modes(res, dev_cur);
+
     // Step halving until the penalised deviance does not rise.
     bool accepted = false;
     double dev_new = kInf, pdev_new = kInf;
@@ -569,7 +654,7 @@ PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
       dev_new = pass(cand_b, cand_beta, false);
       ++res.passes;
       pdev_new = dev_new + ussq(cand_u);
-      if (std::isfinite(pdev_new) && (pdev_new <= pdev_cur + 1e-11 * (1.0 + std::fabs(pdev_cur)) || !have_modes)) {
+      if (std::isfinite(pdev_new) && (!have_modes || pdev_new <= pdev_cur + pdev_slack(pdev_cur))) {
         accepted = true;
         break;
       }
@@ -594,31 +679,40 @@ PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
       }
     }
     if (!accepted) {
+      if (have_modes && step <= 1e-6) {
+        // A small step that no halving makes pay: its effect is lost in
+        // the rounding of the deviance, and the modes are as accurate as
+        // the arithmetic allows.
+        if (!sys_->factor(theta)) {
+          res.message = not_pd;
+          return res;
+        }
+        return at_modes(res, dev_cur);
+      }
       res.message = have_modes ? "step halving failed to reduce the penalised deviance"
                                : "the first step from the starting values leaves the domain of the link function";
       return res;
     }
+    // A small step that changed the penalised deviance by no more than its
+    // rounding noise: the modes are at the resolution of the arithmetic.
     // Far into the iterations with the penalised deviance no longer
-    // changing: estimates drifting off to infinity (separation) or modes
-    // at the resolution of the arithmetic. Stop, as lme4 does.
-    const bool stalled = res.iterations >= 30 && std::fabs(pdev_cur - pdev_new) <= 1e-10 * (1.0 + std::fabs(pdev_new));
+    // changing: estimates drifting off to infinity (separation). Stop
+    // there, as lme4 does.
+    const double change = std::fabs(pdev_cur - pdev_new);
+    const bool at_noise = have_modes && step <= 1e-6 && change <= pdev_slack(pdev_new);
+    const bool stalled = res.iterations >= 30 && change <= 10.0 * pdev_slack(pdev_new);
     u_ = cand_u;
     if (joint_) beta_ = cand_beta;
     have_modes = true;
     has_modes_ = true;
     dev_cur = dev_new;
     pdev_cur = pdev_new;
-    if (stalled) {
+    if (at_noise || stalled) {
       if (!sys_->factor(theta)) {
-        res.message = "the penalised least-squares system is not positive definite";
+        res.message = not_pd;
         return res;
       }
-      res.ok = true;
-      res.dev = dev_cur;
-      res.ussq = ussq(u_);
-      res.ldL2 = sys_->log_det_L();
-      res.ldRX2 = joint_ ? sys_->log_det_RX() : 0.0;
-      return res;
+      return at_modes(res, dev_cur);
     }
   }
   res.message = "PIRLS did not converge in " + std::to_string(ctl.max_iter) + " iterations";

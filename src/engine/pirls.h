@@ -61,10 +61,17 @@ class Pirls {
   // rule for the standard normal density (lme4's glmerAGQ).
   double agq_deviance(const Eigen::VectorXd& z, const Eigen::VectorXd& w, double ldL2);
 
+  // The natural unit of each entry of theta: 1 / (root mean square of its
+  // random-effect column), so that theta / unit is the standard deviation
+  // of the linear predictor that the entry contributes (theta_scales).
+  const Eigen::VectorXd& theta_units() const { return theta_units_; }
+
   const Eigen::VectorXd& beta() const { return beta_; }
   const std::vector<Eigen::MatrixXd>& u() const { return u_; }
   std::vector<Eigen::MatrixXd> b() const;  // Lambda u per factor
   BlockedCholesky& system() { return *sys_; }
+  // Rounding noise of the sum of deviance residuals at the last evaluation.
+  double deviance_noise() const { return dev_noise_; }
   // (R_X'R_X)^{-1} in the original parametrisation (joint mode, after a factorisation).
   Eigen::MatrixXd unscaled_vcov() const;
   // offset + X beta + Z b at the current modes.
@@ -77,7 +84,13 @@ class Pirls {
                     bool from_start);
   template <class Kernel>
   double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
+  PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control);
   void find_secondary_positions();
+  PirlsResult at_modes(PirlsResult res, double dev) const;
+  Eigen::VectorXd column_scales() const;
+  double newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
+                          const Eigen::VectorXd& col_scale) const;
+  double pdev_slack(double pdev) const;
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
   ModelData d_;
@@ -96,7 +109,12 @@ class Pirls {
   bool has_modes_ = false;
   Eigen::VectorXd beta_;
   std::vector<Eigen::MatrixXd> u_;
+  std::vector<Eigen::MatrixXd> good_u_;  // the modes of the last successful run
+  Eigen::VectorXd good_beta_;
   Eigen::VectorXd ridge_;         // joint: added to the diagonal of X'WX
+  Eigen::VectorXd theta_units_;
+  double dev_noise_ = 0.0;        // rounding noise of the deviance of the last pass
+  Eigen::VectorXd xp_beta_;       // joint: the beta of the last pass (its working response leaves out X beta)
   Eigen::MatrixXd chunk_;         // sqrt(w) [X - centre, working response], a block of rows
 };
 
