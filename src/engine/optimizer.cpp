@@ -182,6 +182,10 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       res.converged = true;
       break;
     }
+    // A step longer than max_step in some coordinate is shortened (the
+    // convergence test above keeps the full step's prediction).
+    const double longest = d.cwiseAbs().maxCoeff();
+    if (longest > ctl.max_step) d *= ctl.max_step / longest;
     if (res.evals > ctl.max_evals) {
       res.message = "the maximum number of evaluations was reached";
       break;

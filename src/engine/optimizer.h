@@ -6,6 +6,7 @@
 
 #include <Eigen/Dense>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ struct OptimControl {
   int max_iter = 1000;
   double f_tol = 1e-12;      // stop when the predicted decrease is below f_tol * (1 + |f|)
   double step_rel = 1e-5;    // finite-difference step, relative to |x| + 0.1
+  double max_step = std::numeric_limits<double>::infinity();  // longest step in any coordinate
 };
 
 struct OptimResult {
