@@ -90,6 +90,7 @@ structured_residual_zeta <- function(fit_ml, j, base) {
   est <- psi[[j]]
   engine <- fit_ml$residual$engine
   engine$psi_free[j] <- FALSE
+  engine$covariate_fitted <- FALSE  # a profile holds a covariate of fitted values
   function(value) {
     psi[j] <- value
     engine$psi0 <- as.double(psi)
@@ -127,7 +128,7 @@ structured_fixed_effect_zeta <- function(fit_ml, j, base) {
   function(value) {
     r <- tryCatch(lmm_fit_residual_cpp(Xr, fit_ml$y, fit_ml$prior_weights, offset + value * xj, ic, blocks,
                                        as.double(theta), fit_ml$lower, FALSE, control,
-                                       residual_engine_at(fit_ml, psi)),
+                                       residual_engine_at(fit_ml, psi, hold_covariate = TRUE)),
                   error = function(e) NULL)
     if (is.null(r) || !is.finite(r$deviance)) return(NA_real_)
     theta <<- r$theta

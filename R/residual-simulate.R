@@ -48,10 +48,13 @@ correlate_residual_draws <- function(object, z) {
   s * e
 }
 
-# The engine's residual specification with the optimiser started at psi.
-residual_engine_at <- function(object, psi = object$residual$psi) {
+# The engine's residual specification with the optimiser started at psi;
+# with hold_covariate, a covariate of fitted values stays at the fit's
+# (profiles) instead of iterating with the refit.
+residual_engine_at <- function(object, psi = object$residual$psi, hold_covariate = FALSE) {
   eng <- object$residual$engine
   eng$psi0 <- as.double(psi)
+  if (hold_covariate) eng$covariate_fitted <- FALSE
   eng
 }
 

@@ -60,9 +60,9 @@ check_residual_arguments <- function(correlation, variance) {
     form <- stats::formula(variance)
     if (cls != "varIdent") {
       rhs <- nlme::getCovariateFormula(form)[[2L]]
-      if ("fitted" %in% all.names(rhs) || "." %in% all.vars(rhs)) {
-        mlm_abort(c("{.fn {cls}} needs a covariate: its default {.code form = ~ fitted(.)} is not supported.",
-                    i = "Write the covariate, e.g. {.code {cls}(form = ~ age)}."),
+      if (!is_fitted_covariate(rhs) && ("fitted" %in% all.names(rhs) || "." %in% all.vars(rhs))) {
+        mlm_abort(c("The covariate {.code {deparse1(rhs)}} of {.fn {cls}} is not supported.",
+                    i = "Use the fitted values as they are ({.code {cls}(form = ~ fitted(.))}, the default) or a variable, e.g. {.code {cls}(form = ~ age)}."),
                   "mlmfit_error_residual_structure")
       }
       if (!is.null(nlme::getGroupsFormula(form))) {
@@ -73,6 +73,12 @@ check_residual_arguments <- function(correlation, variance) {
     }
   }
   invisible()
+}
+
+# nlme's default covariate of varPower() and varExp(): the fitted values,
+# X beta + Z b, which the engine iterates with the fit as nlme::lme does.
+is_fitted_covariate <- function(rhs) {
+  is.call(rhs) && identical(rhs[[1L]], as.name("fitted")) && length(rhs) == 2L && identical(rhs[[2L]], as.name("."))
 }
 
 # The model-frame formula with the variables of the structures added, so
@@ -265,7 +271,8 @@ variance_part <- function(obj, mf, env) {
                 reference = ref, psi0 = unname(psi0), free = !others %in% names(fixed), names = others))
   }
   rhs <- nlme::getCovariateFormula(form)[[2L]]
-  covariate <- structure_covariate(rhs, mf, env, what)
+  fitted <- is_fitted_covariate(rhs)
+  covariate <- if (!fitted) structure_covariate(rhs, mf, env, what)
   if (kind == "power" && any(covariate == 0)) {
     mlm_abort(c("The covariate {.code {deparse1(rhs)}} of {.fn varPower} is zero for some observations: their variance would be zero.",
                 i = "Use {.fn varExp}, or shift the covariate."),
@@ -275,7 +282,7 @@ variance_part <- function(obj, mf, env) {
   fixed <- attr(obj, "fixed")
   psi0 <- if (length(fixed)) fixed[[1L]] else if (length(value)) value[[1L]] else 0
   list(kind = kind, class = cls, label = variance_labels[[kind]], formula = form, covariate = covariate,
-       psi0 = psi0, free = !length(fixed), names = if (kind == "power") "power" else "expon")
+       fitted = fitted, psi0 = psi0, free = !length(fixed), names = if (kind == "power") "power" else "expon")
 }
 
 # The residual structure of a model: the parts and the engine's description.
@@ -292,6 +299,7 @@ build_residual_structure <- function(correlation, variance, mf, re, env, control
     stratum = if (!is.null(var) && var$kind == "ident") as.integer(var$strata) - 1L else NULL,
     n_strata = if (!is.null(var) && var$kind == "ident") nlevels(var$strata) else 1L,
     covariate = if (!is.null(var) && var$kind != "ident") var$covariate else NULL,
+    covariate_fitted = isTRUE(var$fitted),
     psi0 = as.double(c(cor$psi0, var$psi0)),
     psi_free = c(cor$free, var$free),
     method = control$residual_method %||% "auto"
@@ -334,6 +342,12 @@ add_residual_structure <- function(fit, engine, structure) {
   res$free <- structure$engine$psi_free
   res$whitening <- engine$whitening
   res$log_det <- engine$log_det_R
+  if (!is.null(engine$covariate)) {
+    # the fitted values the last fit used as covariate: every later
+    # evaluation holds it (refits iterate it again)
+    res$variance$covariate <- engine$covariate
+    res$engine$covariate <- engine$covariate
+  }
   names(res$psi) <- names(natural_residual_parameters(res))
   fit$residual <- res
   class(fit) <- c("mlmfit_lmm_structured", class(fit))
@@ -528,7 +542,12 @@ residual_structure_newdata <- function(object, newdata) {
       }
       out$s <- c(1, par)[k]
     } else {
-      v <- structure_covariate(nlme::getCovariateFormula(var$formula)[[2L]], newdata, env, paste0(var$class, "()"))
+      rhs <- nlme::getCovariateFormula(var$formula)[[2L]]
+      v <- if (isTRUE(var$fitted)) {
+        stats::predict(object, newdata = newdata)
+      } else {
+        structure_covariate(rhs, newdata, env, paste0(var$class, "()"))
+      }
       out$s <- if (var$kind == "power") abs(v)^par[[1L]] else exp(par[[1L]] * v)
     }
   }

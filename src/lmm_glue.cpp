@@ -188,7 +188,8 @@ List result_to_r(const mlm::LmmResult& res) {
       Named("evals") = res.optim.evals, Named("iterations") = res.optim.iterations,
       Named("converged") = res.optim.converged, Named("message") = res.optim.message,
       Named("gradient") = Rcpp::wrap(res.gradient), Named("hessian") = Rcpp::wrap(res.hessian),
-      Named("warnings") = Rcpp::wrap(res.warnings), Named("ray") = ray_name(res.ray));
+      Named("warnings") = Rcpp::wrap(res.warnings), Named("ray") = ray_name(res.ray),
+      Named("theta_scale") = Rcpp::wrap(res.theta_scale));
   return out;
 }
 

@@ -22,8 +22,10 @@ namespace {
 // variance = "none" | "ident" | "power" | "exp", order (1-based observation
 // numbers in group order), group_start (0-based, n_groups + 1), time (double
 // or NULL), stratum (0-based integer or NULL), n_strata, covariate (double or
-// NULL), psi0, psi_free, method = "auto" | "classes" | "pass").
-mlm::ResidualSpec spec_from(const List& r, mlm::Index n) {
+// NULL), covariate_fitted (optional: the covariate is the fitted values; a
+// fit iterates it, other entry points use `covariate`), psi0, psi_free,
+// method = "auto" | "classes" | "pass").
+mlm::ResidualSpec spec_from(const List& r, mlm::Index n, bool for_fit = false) {
   mlm::ResidualSpec s;
   const std::string cor = Rcpp::as<std::string>(r["correlation"]);
   const std::string var = Rcpp::as<std::string>(r["variance"]);
@@ -61,7 +63,13 @@ mlm::ResidualSpec spec_from(const List& r, mlm::Index n) {
     s.covariate = REAL(cov);
   }
   if (s.variance == mlm::VarianceKind::ident && !s.stratum) Rcpp::stop("internal: varIdent needs strata");
-  if ((s.variance == mlm::VarianceKind::power || s.variance == mlm::VarianceKind::exponential) && !s.covariate)
+  s.covariate_from_fitted = for_fit && r.containsElementNamed("covariate_fitted") &&
+                            Rcpp::as<bool>(r["covariate_fitted"]);
+  if (s.covariate_from_fitted && s.variance != mlm::VarianceKind::power &&
+      s.variance != mlm::VarianceKind::exponential)
+    Rcpp::stop("internal: only varPower and varExp take the fitted values as covariate");
+  if ((s.variance == mlm::VarianceKind::power || s.variance == mlm::VarianceKind::exponential) && !s.covariate &&
+      !s.covariate_from_fitted)
     Rcpp::stop("internal: the variance function needs a covariate");
   return s;
 }
@@ -77,13 +85,14 @@ mlm::WhiteningMethod method_from(const List& r) {
 
 // One call per fit with a residual structure: the optimisation over theta
 // and the residual parameters, the solution at the optimum and the
-// whitened cross-products there (fitted values: linear_predictor_cpp).
+// whitened cross-products there (fitted values: linear_predictor_cpp); for
+// a covariate from the fitted values, the covariate of the last fit.
 // [[Rcpp::export(rng = false)]]
 List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col,
                           const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml,
                           const List& control, const List& residual) {
   mlm::ModelData d = mlm_glue::model_data_from(X, y, weights, offset, intercept_col, blocks);
-  mlm::ResidualSpec spec = spec_from(residual, d.n);
+  mlm::ResidualSpec spec = spec_from(residual, d.n, true);
   mlm::StructuredOptions opt;
   opt.lmm = mlm_glue::options_from(control, reml);
   opt.method = method_from(residual);
@@ -103,6 +112,10 @@ List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SE
   out["whitening"] = List::create(Named("classes") = res.classes, Named("n_classes") = res.n_classes,
                                   Named("storage") = res.class_storage);
   if (std::isfinite(res.fit.at.deviance)) out["xp"] = mlm_glue::cross_products_to_r(res.xp);
+  if (spec.covariate_from_fitted) {
+    out["covariate"] = Rcpp::wrap(res.covariate);
+    out["covariate_updates"] = res.covariate_updates;
+  }
   return out;
 }
 

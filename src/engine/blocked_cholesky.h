@@ -66,6 +66,16 @@ class BlockedCholesky {
   // coordinates, primary first.
   Eigen::MatrixXd back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const;
   void fill_templates(const Eigen::VectorXd& theta);
+  // The steps of deviance_gradient() (deviance_gradient.cpp).
+  Eigen::Index z_coordinate(Index secondary_level) const;
+  Eigen::MatrixXd apply_AZZ(const Eigen::MatrixXd& V) const;
+  void stack_modes(const Solution& sol, Eigen::VectorXd& u, Eigen::VectorXd& b) const;
+  Eigen::VectorXd weighted_residual_on_Z(const Eigen::VectorXd& beta, const Eigen::VectorXd& b) const;
+  void reml_corrections(Eigen::MatrixXd& Vt, Eigen::MatrixXd& K) const;
+  std::vector<double> diagonal_blocks_of_H() const;
+  void add_reml_corrections(const Eigen::MatrixXd& Vt, const Eigen::MatrixXd& K, std::vector<double>& H) const;
+  Eigen::VectorXd assemble_gradient(const std::vector<double>& H, const Eigen::VectorXd& rZ,
+                                    const Eigen::VectorXd& u, bool reml, int n_theta) const;
   void set_up_secondary();
   template <class F>
   void for_each_schur_block(F&& f) const;

@@ -33,6 +33,9 @@ struct ResidualSpec {
   const int* stratum = nullptr;  // varIdent: 0-based stratum; stratum 0 is the reference
   int n_strata = 1;
   const double* covariate = nullptr;  // varPower, varExp
+  // The covariate is the fitted values (nlme's form = ~ fitted(.)): the fit
+  // supplies it (structured_fit.h).
+  bool covariate_from_fitted = false;
 
   Index n_groups() const { return static_cast<Index>(group_start.size()) - 1; }
   Index max_group_size() const;
