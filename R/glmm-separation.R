@@ -150,5 +150,15 @@ check_separation_after <- function(fit, action) {
   if (!(any(scaled > 5) || max(abs(fit$eta)) > 20)) return(invisible(NULL))
   found <- separation_certificate(fit$X, fit$y, fit$prior_weights, fit$offset, fit$family, dist)
   if (length(found) > 0L) separation_found(found, action, dist)
-  invisible(NULL)
+  invisible(found)
+}
+
+# Under separation the likelihood has no maximum: the Hessian where the
+# search stopped describes that point only, while the covariance given
+# theta shows the standard errors of the separated effects running off, as
+# glm's do.
+covariance_under_separation <- function(fit) {
+  fit$vcov <- fit$vcov_unscaled
+  fit$vcov_method <- "conditional"
+  fit
 }

@@ -132,7 +132,8 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
               "mlmfit_error_fit")
   }
   fit <- new_glmm(engine, model, resp, re, mc, formula, parsed, fam, nAGQ, control)
-  if (length(separated) == 0L) check_separation_after(fit, control$separation)
+  if (length(separated) == 0L) separated <- check_separation_after(fit, control$separation)
+  if (length(separated) > 0L) fit <- covariance_under_separation(fit)
   report_glmm_problems(fit)
   fit
 }

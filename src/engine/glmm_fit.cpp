@@ -4,6 +4,9 @@
 #include <cmath>
 #include <limits>
 
+#include "lmm_fit.h"
+#include "optimum.h"
+
 namespace mlm {
 
 namespace {
@@ -11,9 +14,9 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // The criterion that PIRLS results are judged by.
-class Criterion {
+class PirlsCriterion {
  public:
-  Criterion(const GlmFamily& fam, int n_agq, Eigen::VectorXd z, Eigen::VectorXd w)
+  PirlsCriterion(const GlmFamily& fam, int n_agq, Eigen::VectorXd z, Eigen::VectorXd w)
       : fam_(fam), n_agq_(n_agq), z_(std::move(z)), w_(std::move(w)) {}
 
   // nAGQ <= 1: lme4's Laplace value ldL2 + ||u||^2 + aic; nAGQ > 1:
@@ -30,152 +33,69 @@ class Criterion {
   Eigen::VectorXd z_, w_;
 };
 
-// The free coordinates: those not held at their lower bound.
-std::vector<Eigen::Index> free_coordinates(const Eigen::VectorXd& x, const Eigen::VectorXd& lower) {
-  std::vector<Eigen::Index> fr;
-  for (Eigen::Index i = 0; i < x.size(); ++i)
-    if (!(x[i] <= lower[i])) fr.push_back(i);
-  return fr;
-}
-
-// Where theta's entries sit in the relative covariance factors: the
-// diagonal entries bounded below by zero (the deviance is even in each of
-// them at zero, so zero is a stationary point whatever the data) and, for
-// each, the entries below it in its column (whose sign is arbitrary while
-// the diagonal entry is zero) and those left of it in its row (which with
-// it make up the standard deviation of its random effect).
-struct ThetaLayout {
-  std::vector<Eigen::Index> diagonal;
-  std::vector<std::vector<Eigen::Index>> below, left;
-  std::vector<std::vector<Eigen::Index>> below_diagonal;  // the diagonal entry of the row of each entry below
-};
-
-ThetaLayout theta_layout(const std::vector<CovTemplate>& tpl, const Eigen::VectorXd& lower) {
-  ThetaLayout layout;
+// theta's layout for the rules at an optimum (optimum.h), with the entries
+// left of each diagonal one in its row (for the probes of perfect
+// correlations), in natural units.
+ParameterSpace glmm_theta_space(const std::vector<CovTemplate>& tpl, const Eigen::VectorXd& lower_phi) {
+  ParameterSpace space = theta_space(tpl, lower_phi);
+  space.left.assign(lower_phi.size(), {});
   for (const CovTemplate& t : tpl)
-    for (int c = 0; c < t.q; ++c) {
-      const int k = t.theta_index[c + c * t.q];
-      if (k < 0 || lower[k] != 0.0) continue;
-      std::vector<Eigen::Index> below, left, below_diagonal;
-      for (int r = c + 1; r < t.q; ++r)
-        if (t.theta_index[r + c * t.q] >= 0) {
-          below.push_back(t.theta_index[r + c * t.q]);
-          below_diagonal.push_back(t.theta_index[r + r * t.q]);
-        }
-      for (int a = 0; a < c; ++a)
-        if (t.theta_index[c + a * t.q] >= 0) left.push_back(t.theta_index[c + a * t.q]);
-      layout.diagonal.push_back(k);
-      layout.below.push_back(std::move(below));
-      layout.left.push_back(std::move(left));
-      layout.below_diagonal.push_back(std::move(below_diagonal));
+    for (int r = 0; r < t.q; ++r) {
+      const int k = t.theta_index[r + r * t.q];
+      if (k < 0) continue;
+      for (int c = 0; c < r; ++c)
+        if (t.theta_index[r + c * t.q] >= 0) space.left[k].push_back(t.theta_index[r + c * t.q]);
     }
-  return layout;
+  return space;
 }
 
-// Diagonal entries of theta (the first coordinates of x, in natural units)
-// that end just above zero are set to zero when that does not raise f.
-void settle_boundary(const Objective& f, const ThetaLayout& layout, double tol, Eigen::VectorXd& x, double& fx) {
-  for (Eigen::Index k : layout.diagonal) {
-    if (!(x[k] > 0.0 && x[k] < tol)) continue;
-    Eigen::VectorXd t = x;
-    t[k] = 0.0;
-    const double ft = f(t);
-    if (ft <= fx + 1e-8) {
-      x = t;
-      fx = std::min(fx, ft);
-    }
-  }
+// The same space with p more parameters (the whitened fixed effects of
+// stage 2), unbounded and without structure.
+ParameterSpace with_fixed_effects(ParameterSpace space, int p) {
+  const Eigen::Index nt = space.lower.size();
+  Eigen::VectorXd lower = Eigen::VectorXd::Constant(nt + p, -kInf);
+  lower.head(nt) = space.lower;
+  space.lower = lower;
+  space.role.resize(nt + p, ParameterRole::other);
+  space.below.resize(nt + p);
+  space.left.resize(nt + p);
+  return space;
 }
 
-// Points that may lie in a better basin than the optimum x: from each zero
-// diagonal entry of theta, a few steps inside (with both signs of the rest
-// of its column); where evaluations are cheap, also each nonzero diagonal
-// entry with its column at zero (a boundary better than an interior
-// minimum), and its random effect perfectly correlated with an earlier one
-// of its term (the diagonal entry at zero, the standard deviation moved to
-// one entry of its row, either sign). Returns the best point and its value
-// (x and fx when none is better by a relative 1e-9).
-double probe_basins(const Objective& f, const ThetaLayout& layout, bool thorough, const Eigen::VectorXd& x, double fx,
-                    Eigen::VectorXd& best) {
-  best = x;
-  double fbest = fx;
-  auto consider = [&](const Eigen::VectorXd& t) {
-    const double ft = f(t);
-    if (ft < fbest - 1e-9 * (1.0 + std::fabs(fbest))) {
-      best = t;
-      fbest = ft;
-    }
-  };
-  for (std::size_t a = 0; a < layout.diagonal.size(); ++a) {
-    const Eigen::Index k = layout.diagonal[a];
-    const std::vector<Eigen::Index>& below = layout.below[a];
-    if (x[k] == 0.0) {
-      for (int sign : {1, -1}) {
-        if (sign < 0 && below.empty()) continue;
-        Eigen::VectorXd t = x;
-        if (sign < 0)
-          for (Eigen::Index j : below) t[j] = -t[j];
-        for (double h : {1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0}) {
-          t[k] = h;
-          consider(t);
-        }
-        if (!thorough) continue;
-        // The same with the random effects of the rows below perfectly
-        // correlated with this one: their standard deviations moved into
-        // this column.
-        Eigen::VectorXd c = x;
-        bool moved = false;
-        for (std::size_t b = 0; b < below.size(); ++b) {
-          const Eigen::Index j = below[b], dj = layout.below_diagonal[a][b];
-          if (dj < 0 || x[dj] == 0.0) continue;
-          c[j] = sign * std::sqrt(x[j] * x[j] + x[dj] * x[dj]);
-          c[dj] = 0.0;
-          moved = true;
-        }
-        if (!moved) continue;
-        for (double h : {1e-3, 1e-2, 0.1, 1.0}) {
-          c[k] = h;
-          consider(c);
-        }
-      }
-    } else if (thorough) {
-      Eigen::VectorXd t = x;
-      t[k] = 0.0;
-      for (Eigen::Index j : below) t[j] = 0.0;
-      consider(t);
-      const std::vector<Eigen::Index>& left = layout.left[a];
-      double sd2 = x[k] * x[k];
-      for (Eigen::Index j : left) sd2 += x[j] * x[j];
-      for (Eigen::Index j : left)
-        for (int sign : {1, -1}) {
-          Eigen::VectorXd c = x;
-          c[k] = 0.0;
-          for (Eigen::Index i : left) c[i] = 0.0;
-          c[j] = sign * std::sqrt(sd2);
-          consider(c);
-        }
-    }
+// Gradient and Hessian of f at x by central differences with steps h,
+// 1 + 2n + n(n - 1) evaluations (the mixed differences along e_i + e_j
+// reuse the pure ones; 1 + 2n for the diagonal only). Central differences
+// across a bound of theta are
+// valid: the deviance is smooth in the entries of the relative covariance
+// factor, whatever their sign.
+void central_differences(const Objective& f, const Eigen::VectorXd& x, double fx, const Eigen::VectorXd& h,
+                         Eigen::VectorXd& g, Eigen::MatrixXd& H, bool diagonal_only = false) {
+  const Eigen::Index n = x.size();
+  g.resize(n);
+  H.setZero(n, n);
+  Eigen::VectorXd xt = x;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    xt[i] = x[i] + h[i];
+    const double fp = f(xt);
+    xt[i] = x[i] - h[i];
+    const double fm = f(xt);
+    xt[i] = x[i];
+    g[i] = (fp - fm) / (2.0 * h[i]);
+    H(i, i) = (fp - 2.0 * fx + fm) / (h[i] * h[i]);
   }
-  return fbest;
-}
-
-// The projected quasi-Newton search, restarted from where it stopped until
-// a restart gains nothing: its stopping rule trusts a curvature model that
-// a few wild steps (far into a region where PIRLS struggles) can spoil, and
-// a restart measures the curvature afresh by central differences.
-OptimResult minimize_restarted(const Objective& f, const Eigen::VectorXd& x0, const Eigen::VectorXd& lower,
-                               const OptimControl& control) {
-  OptimResult res = minimize_bounded(f, x0, lower, control);
-  for (int restart = 0; restart < 4 && std::isfinite(res.f); ++restart) {
-    OptimResult again = minimize_bounded(f, res.x, lower, control);
-    again.evals += res.evals;
-    again.iterations += res.iterations;
-    const bool gained = again.f < res.f - control.f_tol * (1.0 + std::fabs(res.f));
-    if (again.f <= res.f) res = again;
-    else res.evals = again.evals;
-    if (!gained) break;
-  }
-  return res;
+  for (Eigen::Index i = 0; i < n && !diagonal_only; ++i)
+    for (Eigen::Index j = 0; j < i; ++j) {
+      xt[i] = x[i] + h[i];
+      xt[j] = x[j] + h[j];
+      const double fpp = f(xt);
+      xt[i] = x[i] - h[i];
+      xt[j] = x[j] - h[j];
+      const double fmm = f(xt);
+      xt[i] = x[i];
+      xt[j] = x[j];
+      H(i, j) = H(j, i) =
+          (fpp + fmm - 2.0 * fx) / (2.0 * h[i] * h[j]) - 0.5 * (H(i, i) * h[i] / h[j] + H(j, j) * h[j] / h[i]);
+    }
 }
 
 // One GLMM fit, step by step (see glmm_fit.h): the objects both stages
@@ -189,78 +109,89 @@ class GlmmFitter {
   bool theta_only_result();
   bool whiten();
   bool optimise_theta_and_beta();
-  void derivatives_at_optimum();
+  void covariance_from_hessian();
   bool result();
 
  private:
+  void tick();
   double stage1_criterion(const Eigen::VectorXd& phi);
-  double stage2_criterion(const Eigen::VectorXd& z);
-  Eigen::VectorXd to_x(const Eigen::VectorXd& z) const { return x0_ + S_ * z; }
-  Eigen::VectorXd to_z(const Eigen::VectorXd& x) const { return S_.triangularView<Eigen::Lower>().solve(x - x0_); }
-  double stage2_from_modes(const Eigen::VectorXd& z);
-  void keep_modes() { u_at_z_ = uonly_.u(); }
-  void settle_optimum(const Objective& f, const Eigen::VectorXd& lower, Eigen::VectorXd& x, double& fx,
-                      const std::function<bool(const Eigen::VectorXd&, double&, Eigen::VectorXd&)>& reoptimise);
-  void derivatives(const Eigen::VectorXd& z, double fz, const std::vector<Eigen::Index>& fr, Eigen::VectorXd& g,
-                   Eigen::MatrixXd& H, bool diagonal_only);
-  bool newton_stage2();
-  void quasi_newton_stage2();
-  void newton_polish(const std::vector<Eigen::Index>& fr);
-  void covariance_from_hessian(const std::vector<Eigen::Index>& fr);
+  double stage2_criterion(const Eigen::VectorXd& y);
+  Eigen::VectorXd to_x(const Eigen::VectorXd& y) const;
+  bool stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H);
+  bool stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H,
+                          bool diagonal_only = false);
+  bool newton_descent(Eigen::VectorXd& y, double& f);
+  Eigen::VectorXd stage2_steps() const;
+  OptimumControl optimum_control(bool polish) const;
   bool fail(const std::string& what);
 
   const ModelData& d_;
-  const GlmFamily& fam_;
   const GlmmOptions& opt_;
   GlmmResult& res_;
   const Eigen::Index nt_;
   const int p_;
-  const ThetaLayout layout_;
   Eigen::VectorXd gz_, gw_;  // Gauss-Hermite rule (nAGQ > 1)
-  Criterion laplace_, criterion_;
+  PirlsCriterion laplace_, criterion_;
   Pirls joint_, uonly_;
-  Eigen::VectorXd units_;       // natural unit of each entry of theta
-  Eigen::VectorXd lower_phi_;   // lower bounds of theta in natural units
-  bool thorough_;               // evaluations cheap enough for the extra probes
+  Eigen::VectorXd units_;  // natural unit of each entry of theta
+  ParameterSpace space_;   // of phi = theta / units
+  bool thorough_;          // evaluations cheap enough for the extra probes
   int calls_ = 0;
   std::string last_pirls_message_;
+  // The modes at the lowest criterion so far: every evaluation starts
+  // PIRLS there (most evaluations are near it), so that a probe far away
+  // neither slows nor changes the evaluations after it.
+  struct Anchor {
+    bool have = false;
+    double f = kInf;
+    std::vector<Eigen::MatrixXd> u;
+    Eigen::VectorXd beta;
+  };
+  Anchor anchor1_, anchor2_;
+  // The last evaluation of each stage: asked again at the same point (the
+  // start of a search, the result), its value without a new PIRLS run.
+  struct LastEvaluation {
+    Eigen::VectorXd at;
+    double f = kInf;
+  };
+  LastEvaluation last1_, last2_;
 
   // Stage 1: theta in natural units, phi = theta / units.
   Eigen::VectorXd phi_;
   double f1_ = kInf;
+  Eigen::VectorXd phi_steps_;  // difference steps: a thousandth of the curvature's scale
 
-  // Stage 2: x = (phi, beta) = x0 + S z, S lower triangular.
-  Eigen::VectorXd x0_, lowz_, z_;
-  Eigen::MatrixXd S_;
+  // Stage 2: y = (phi, gamma), beta = beta1 + L gamma with L L' the
+  // conditional covariance of beta at the stage-1 optimum.
+  Eigen::VectorXd beta1_;
+  Eigen::MatrixXd L_;
+  Eigen::VectorXd y_;
   double f2_ = kInf;
-  std::vector<Eigen::MatrixXd> u_at_z_;  // the modes at z_: every evaluation near z starts there
   PirlsResult last_;
-  bool newton_ = false;
-  bool have_derivs_ = false;  // g_ and H_ are the derivatives at z_ over all coordinates
   Eigen::VectorXd g_;
   Eigen::MatrixXd H_;
+  bool hessian_identifies_ = false;  // the convergence check found a minimum with no flat direction
 };
 
 GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vector<CovTemplate>& tpl,
                        const Eigen::VectorXd& lower, const GlmmOptions& opt, GlmmResult& res)
     : d_(d),
-      fam_(fam),
       opt_(opt),
       res_(res),
       nt_(lower.size()),
       p_(d.p),
-      layout_(theta_layout(tpl, lower)),
       laplace_(fam, 1, Eigen::VectorXd(), Eigen::VectorXd()),
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
       uonly_(d, fam, tpl, false) {
   if (opt.n_agq > 1) {
     gauss_hermite(opt.n_agq, gz_, gw_);
-    criterion_ = Criterion(fam, opt.n_agq, gz_, gw_);
+    criterion_ = PirlsCriterion(fam, opt.n_agq, gz_, gw_);
   }
   units_ = joint_.theta_units();
-  lower_phi_ = lower.cwiseQuotient(units_);
-  thorough_ = static_cast<double>(d.n) * static_cast<double>(std::max<Eigen::Index>(nt_, 1)) <= 2e5;
+  space_ = glmm_theta_space(tpl, lower.cwiseQuotient(units_));
+  // Small data, cheap evaluations: the data whose deviance has several basins.
+  thorough_ = static_cast<double>(d.n) * static_cast<double>(std::max<Eigen::Index>(nt_, 1)) <= 3e4;
 }
 
 bool GlmmFitter::fail(const std::string& what) {
@@ -268,100 +199,204 @@ bool GlmmFitter::fail(const std::string& what) {
   return false;
 }
 
+void GlmmFitter::tick() {
+  ++res_.evals;
+  if (opt_.check_interrupt && (++calls_ & 7) == 0) opt_.check_interrupt();
+}
+
 // The nAGQ = 0 criterion at theta = phi * units: beta and u at their joint
 // conditional modes, the Laplace formula.
 double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
-  ++res_.evals;
-  if (opt_.check_interrupt && (++calls_ & 7) == 0) opt_.check_interrupt();
+  if (last1_.at.size() == phi.size() && last1_.at == phi) return last1_.f;  // the state is still that of phi
+  tick();
+  if (anchor1_.have) {
+    joint_.set_u(anchor1_.u);
+    joint_.set_beta(anchor1_.beta);
+  }
   PirlsResult r = joint_.run(phi.cwiseProduct(units_), opt_.pirls);
   res_.pirls_passes += r.passes;
   if (!r.ok) last_pirls_message_ = r.message;
-  return laplace_(joint_, r);
+  const double f = laplace_(joint_, r);
+  if (f < anchor1_.f) anchor1_ = {true, f, joint_.u(), joint_.beta()};
+  last1_ = {phi, f};
+  return f;
 }
 
-// The criterion (Laplace or quadrature) at x = x0 + S z: u at its
+Eigen::VectorXd GlmmFitter::to_x(const Eigen::VectorXd& y) const {
+  Eigen::VectorXd x(nt_ + p_);
+  x.head(nt_) = y.head(nt_);
+  x.tail(p_) = beta1_ + L_ * y.tail(p_);
+  return x;
+}
+
+// The criterion (Laplace or quadrature) at y = (phi, gamma): u at its
 // conditional mode given theta and beta.
-double GlmmFitter::stage2_criterion(const Eigen::VectorXd& z) {
-  ++res_.evals;
-  if (opt_.check_interrupt && (++calls_ & 7) == 0) opt_.check_interrupt();
-  const Eigen::VectorXd x = to_x(z);
+double GlmmFitter::stage2_criterion(const Eigen::VectorXd& y) {
+  if (last2_.at.size() == y.size() && last2_.at == y) return last2_.f;  // the state is still that of y
+  tick();
+  const Eigen::VectorXd x = to_x(y);
+  if (anchor2_.have) uonly_.set_u(anchor2_.u);
   uonly_.set_beta(x.tail(p_));
   last_ = uonly_.run(x.head(nt_).cwiseProduct(units_), opt_.pirls);
   res_.pirls_passes += last_.passes;
   if (!last_.ok) last_pirls_message_ = last_.message;
-  return criterion_(uonly_, last_);
+  const double f = criterion_(uonly_, last_);
+  if (f < anchor2_.f) anchor2_ = {true, f, uonly_.u(), Eigen::VectorXd()};
+  last2_ = {y, f};
+  return f;
 }
 
-// The stage-2 criterion with PIRLS started from the modes at z_, so that
-// nearby evaluations (differences, line searches) see one smooth function.
-double GlmmFitter::stage2_from_modes(const Eigen::VectorXd& z) {
-  uonly_.set_u(u_at_z_);
-  return stage2_criterion(z);
+// Derivatives by central differences (every evaluation starts PIRLS from
+// the modes at the lowest point, so that the differences see one smooth
+// function).
+bool GlmmFitter::stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+  f = stage1_criterion(phi);
+  if (!std::isfinite(f)) return false;
+  Eigen::VectorXd h(nt_);
+  for (Eigen::Index i = 0; i < nt_; ++i) h[i] = 1e-3 * (std::fabs(phi[i]) + 0.1);
+  central_differences([this](const Eigen::VectorXd& t) { return stage1_criterion(t); }, phi, f, h, g, H);
+  return g.allFinite() && H.allFinite();
 }
 
-// What happens at an optimum x of f (theta first, in natural units): the
-// boundary rule, then up to three rounds of probes for a better basin,
-// each followed by a new optimisation from the best point probed.
-void GlmmFitter::settle_optimum(
-    const Objective& f, const Eigen::VectorXd& lower, Eigen::VectorXd& x, double& fx,
-    const std::function<bool(const Eigen::VectorXd&, double&, Eigen::VectorXd&)>& reoptimise) {
-  settle_boundary(f, layout_, opt_.boundary_tol, x, fx);
-  for (int round = 0; round < 3 && std::isfinite(fx); ++round) {
-    Eigen::VectorXd best;
-    const double fbest = probe_basins(f, layout_, thorough_, x, fx, best);
-    if (!(fbest < fx)) break;
-    Eigen::VectorXd again;
-    double fagain = kInf;
-    if (reoptimise(best, fagain, again) && fagain < fbest) {
-      x = again.cwiseMax(lower);
-      fx = fagain;
-    } else {
-      x = best;
-      fx = fbest;
-    }
-    settle_boundary(f, layout_, opt_.boundary_tol, x, fx);
+bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H,
+                                    bool diagonal_only) {
+  f = stage2_criterion(y);
+  if (!std::isfinite(f)) return false;
+  const Eigen::VectorXd h = stage2_steps();
+  // After a Newton step of at most a thousandth of a standard error the
+  // Hessian has not changed beyond its own accuracy, and the gradient is
+  // what the quadratic model predicts: no new differences.
+  if (H_.rows() == y.size() && y_.size() == y.size() && ((y - y_).cwiseQuotient(h).cwiseAbs().maxCoeff() <= 0.2)) {
+    g = g_ + H_ * (y - y_);
+    H = H_;
+  } else {
+    central_differences([this](const Eigen::VectorXd& t) { return stage2_criterion(t); }, y, f, h, g, H,
+                        diagonal_only);
   }
+  if (!g.allFinite() || !H.allFinite()) return false;
+  if (!diagonal_only) {
+    y_ = y;
+    g_ = g;
+    H_ = H;
+  }
+  return true;
+}
+
+// Difference steps of 1/200 of a standard error: far above the noise of
+// the criterion, close enough for its cubic terms not to matter.
+Eigen::VectorXd GlmmFitter::stage2_steps() const {
+  Eigen::VectorXd h = Eigen::VectorXd::Constant(nt_ + p_, 5e-3);
+  h.head(nt_) = phi_steps_;
+  return h;
+}
+
+// Newton's method on the stage-2 criterion from the stage-1 point: in
+// coordinates measured in standard errors the deviance is nearly quadratic
+// with unit curvature and the start is close, so two or three steps
+// converge (the first with the curvature along each axis only: the cross
+// terms are small there, and the full Hessian is worth its n^2 evaluations
+// near the optimum). True when it converged: the rules at the optimum
+// start there. It stops near a bound of theta or at a step that fails,
+// and the quasi-Newton descent of reach_optimum goes on from there.
+bool GlmmFitter::newton_descent(Eigen::VectorXd& y, double& f) {
+  const Eigen::Index np = nt_ + p_;
+  if (np > opt_.max_hessian_params) return false;
+  for (int it = 0; it < 10; ++it) {
+    for (Eigen::Index i = 0; i < nt_; ++i)
+      if (std::isfinite(space_.lower[i]) && (y[i] - space_.lower[i]) * 5e-3 < 0.5 * phi_steps_[i]) return false;
+    Eigen::VectorXd g;
+    Eigen::MatrixXd H;
+    const bool diagonal_only = it == 0 && np > 2;
+    if (!stage2_derivatives(y, f, g, H, diagonal_only)) return false;
+    Eigen::LLT<Eigen::MatrixXd> llt(H);
+    if (llt.info() != Eigen::Success) return false;
+    const Eigen::VectorXd dy = -llt.solve(g);
+    const double decrement = -0.5 * g.dot(dy);
+    if (!(decrement > opt_.optim.f_tol * (1.0 + std::fabs(f)))) return !diagonal_only;
+    double t = 1.0;  // at most half way to a bound of theta
+    for (Eigen::Index i = 0; i < nt_; ++i)
+      if (y[i] + dy[i] < space_.lower[i]) t = std::min(t, 0.5 * (y[i] - space_.lower[i]) / (-dy[i]));
+    bool accepted = false;
+    for (int ls = 0; ls < 20; ++ls) {
+      const Eigen::VectorXd yt = y + t * dy;
+      const double ft = stage2_criterion(yt);
+      if (std::isfinite(ft) && ft <= f - 1e-4 * t * decrement) {
+        y = yt;
+        f = ft;
+        accepted = true;
+        break;
+      }
+      t *= 0.5;
+    }
+    if (!accepted) return false;
+    ++res_.stage2.iterations;
+    // A full step of a thousandth of a standard error: converged.
+    if (!diagonal_only && decrement < 1e-6 && t == 1.0) return true;
+  }
+  return false;
+}
+
+OptimumControl GlmmFitter::optimum_control(bool polish) const {
+  OptimumControl c;
+  c.optim = opt_.optim;
+  c.optim.f_noise = std::max(c.optim.f_noise, joint_.deviance_noise());
+  c.boundary_tol = opt_.boundary_tol;
+  c.max_hessian_params = opt_.max_hessian_params;
+  c.polish = polish;
+  c.thorough = thorough_;
+  // Standard deviations of the linear predictor beyond a few units: a GLMM
+  // optimum there is found by the descent itself, and PIRLS works
+  // hardest there.
+  c.probe_reach = 3.0;
+  c.correlation_probes = true;
+  c.far_probe = false;  // a GLMM deviance does not fall without limit as the variances grow
+  return c;
 }
 
 // Stage 1: theta alone, beta and u at their joint conditional modes.
 bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta0) {
   joint_.set_start_eta(eta_start);
-  const Eigen::VectorXd phi0 = theta0.cwiseQuotient(units_).cwiseMax(lower_phi_);
+  const Eigen::VectorXd phi0 = theta0.cwiseQuotient(units_).cwiseMax(space_.lower);
   PirlsResult first = joint_.run(phi0.cwiseProduct(units_), opt_.pirls);
   res_.pirls_passes += first.passes;
   if (!first.ok) {
     res_.error = "PIRLS failed at the starting values: " + first.message;
     return false;
   }
-  Objective f1 = [this](const Eigen::VectorXd& phi) { return stage1_criterion(phi); };
+  Criterion c;
+  c.value = [this](const Eigen::VectorXd& phi) { return stage1_criterion(phi); };
+  c.exact_gradient = false;
+  // The Newton polish and the convergence check where stage 1 is the fit
+  // (nAGQ = 0) or evaluations are cheap; otherwise stage 2 does both.
+  const bool polish = opt_.n_agq == 0 ? opt_.hessian : thorough_;
+  if (polish)
+    c.derivatives = [this](const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+      return stage1_derivatives(phi, f, g, H);
+    };
+  OptimumControl oc = optimum_control(polish);
   // Stage 1 only gives starting values when stage 2 follows: a loose
   // tolerance saves evaluations that stage 2 would make redundant.
-  OptimControl c1 = opt_.optim;
-  if (opt_.n_agq > 0) c1.f_tol = std::max(c1.f_tol, 1e-7);
+  // (The search sees the criterion minus its value at the start: the
+  // tolerance is made relative to the criterion itself.)
+  if (opt_.n_agq > 0) oc.optim.f_tol = std::max(oc.optim.f_tol, 1e-7 * (1.0 + std::fabs(laplace_(joint_, first))));
   // Steps of at most one natural unit: a standard deviation of the linear
   // predictor several units away from the last is where PIRLS struggles
   // and the curvature model learns nothing useful.
-  c1.max_step = 1.0;
-  res_.stage1 = minimize_restarted(f1, phi0, lower_phi_, c1);
-  if (!std::isfinite(res_.stage1.f)) return fail("the deviance is not finite at the starting values");
-  phi_ = res_.stage1.x;
-  f1_ = res_.stage1.f;
-  settle_optimum(f1, lower_phi_, phi_, f1_, [&](const Eigen::VectorXd& from, double& f, Eigen::VectorXd& at) {
-    OptimResult again = minimize_restarted(f1, from, lower_phi_, c1);
-    res_.stage1.iterations += again.iterations;
-    res_.stage1.evals += again.evals;
-    at = again.x;
-    f = again.f;
-    return std::isfinite(again.f);
-  });
+  oc.optim.max_step = 1.0;
+  OptimumResult r = reach_optimum(c, phi0, space_, oc);
+  res_.stage1 = r.descent;
+  res_.stage1.evals = res_.evals;
+  if (!std::isfinite(r.f)) return fail("the deviance is not finite at the starting values");
+  phi_ = r.x;
+  f1_ = r.f;
+  if (opt_.n_agq == 0) res_.warnings = r.warnings;
   return true;
 }
 
 // nAGQ = 0: the stage-1 optimum is the fit.
 bool GlmmFitter::theta_only_result() {
-  if (!res_.stage1.converged && !res_.stage1.message.empty())
-    res_.warnings.push_back("the optimiser did not converge: " + res_.stage1.message);
   const Eigen::VectorXd theta = phi_.cwiseProduct(units_);
+  last1_ = LastEvaluation();
   PirlsResult r = joint_.run(theta, opt_.pirls);
   res_.pirls_passes += r.passes;
   if (!r.ok) {
@@ -381,316 +416,140 @@ bool GlmmFitter::theta_only_result() {
   return true;
 }
 
-// Coordinates for stage 2 in which the deviance is nearly quadratic with
-// unit curvature: phi scaled by the curvature of the stage-1 criterion
-// along each axis, beta by the Cholesky factor of its conditional
-// covariance at the stage-1 optimum.
+// The coordinates of stage 2: beta whitened by the Cholesky factor of its
+// conditional covariance at the stage-1 optimum (its units: standard
+// errors, whatever the scale of the predictors); the difference steps of
+// phi from the curvature of the stage-1 criterion along each axis.
 bool GlmmFitter::whiten() {
-  {
-    PirlsResult r = joint_.run(phi_.cwiseProduct(units_), opt_.pirls);
-    res_.pirls_passes += r.passes;
-    if (!r.ok) {
-      res_.error = "PIRLS failed at the stage-1 optimum: " + r.message;
-      return false;
-    }
+  last1_ = LastEvaluation();
+  PirlsResult r = joint_.run(phi_.cwiseProduct(units_), opt_.pirls);
+  res_.pirls_passes += r.passes;
+  if (!r.ok) {
+    res_.error = "PIRLS failed at the stage-1 optimum: " + r.message;
+    return false;
   }
-  const Eigen::VectorXd beta1 = joint_.beta();
-  u_at_z_ = joint_.u();
+  beta1_ = joint_.beta();
+  const std::vector<Eigen::MatrixXd> u1 = joint_.u();
   const Eigen::MatrixXd V1 = joint_.unscaled_vcov();
-  const Eigen::Index np = nt_ + p_;
-  S_ = Eigen::MatrixXd::Zero(np, np);
+  phi_steps_.resize(nt_);
   for (Eigen::Index i = 0; i < nt_; ++i) {
     const double h = 1e-3 * (std::fabs(phi_[i]) + 0.1);
     Eigen::VectorXd t = phi_;
-    double curv;
-    if (phi_[i] - h >= lower_phi_[i]) {
-      t[i] = phi_[i] + h;
-      const double fp = stage1_criterion(t);
-      t[i] = phi_[i] - h;
-      const double fm = stage1_criterion(t);
-      curv = (fp - 2.0 * f1_ + fm) / (h * h);
-    } else {
-      t[i] = phi_[i] + h;
-      const double f1p = stage1_criterion(t);
-      t[i] = phi_[i] + 2.0 * h;
-      const double f2p = stage1_criterion(t);
-      curv = (f2p - 2.0 * f1p + f1_) / (h * h);
-    }
-    S_(i, i) = (std::isfinite(curv) && curv > 1e-8) ? std::sqrt(2.0 / curv) : std::max(0.1, std::fabs(phi_[i]));
+    t[i] = phi_[i] + h;
+    const double fp = stage1_criterion(t);
+    t[i] = phi_[i] - h;  // across a bound too: the criterion is smooth in theta
+    const double fm = stage1_criterion(t);
+    const double curv = (fp - 2.0 * f1_ + fm) / (h * h);
+    const double se = (std::isfinite(curv) && curv > 1e-8) ? std::sqrt(2.0 / curv) : std::max(0.1, std::fabs(phi_[i]));
+    phi_steps_[i] = 5e-3 * se;
   }
+  L_ = Eigen::MatrixXd::Identity(p_, p_);
   if (p_ > 0) {
     Eigen::LLT<Eigen::MatrixXd> llt(V1);
     if (llt.info() == Eigen::Success && llt.matrixL().toDenseMatrix().diagonal().minCoeff() > 0.0)
-      S_.bottomRightCorner(p_, p_) = llt.matrixL();
-    else
-      S_.bottomRightCorner(p_, p_) = Eigen::MatrixXd::Identity(p_, p_);
+      L_ = llt.matrixL();
   }
-  x0_.resize(np);
-  x0_ << phi_, beta1;
-  lowz_.resize(np);
-  for (Eigen::Index i = 0; i < np; ++i)
-    lowz_[i] = (i < nt_ && std::isfinite(lower_phi_[i])) ? (lower_phi_[i] - x0_[i]) / S_(i, i) : -kInf;
+  anchor2_ = {true, kInf, u1, Eigen::VectorXd()};
   return true;
-}
-
-// Gradient and Hessian by central differences over the coordinates fr,
-// 1 + 2n + n(n - 1) evaluations (the mixed differences along e_i + e_j
-// reuse the pure ones), each started from the modes at z.
-void GlmmFitter::derivatives(const Eigen::VectorXd& z, double fz, const std::vector<Eigen::Index>& fr,
-                             Eigen::VectorXd& g, Eigen::MatrixXd& H, bool diagonal_only) {
-  const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-  const double h = 5e-3;
-  g.resize(nf);
-  H.setZero(nf, nf);
-  Eigen::VectorXd zt = z;
-  for (Eigen::Index a = 0; a < nf; ++a) {
-    const Eigen::Index i = fr[a];
-    zt[i] = z[i] + h;
-    const double fp = stage2_from_modes(zt);
-    zt[i] = z[i] - h;
-    const double fm = stage2_from_modes(zt);
-    zt[i] = z[i];
-    g[a] = (fp - fm) / (2.0 * h);
-    H(a, a) = (fp - 2.0 * fz + fm) / (h * h);
-  }
-  for (Eigen::Index a = 0; a < nf && !diagonal_only; ++a)
-    for (Eigen::Index c = 0; c < a; ++c) {
-      const Eigen::Index i = fr[a], j = fr[c];
-      zt[i] = z[i] + h;
-      zt[j] = z[j] + h;
-      const double fpp = stage2_from_modes(zt);
-      zt[i] = z[i] - h;
-      zt[j] = z[j] - h;
-      const double fmm = stage2_from_modes(zt);
-      zt[i] = z[i];
-      zt[j] = z[j];
-      H(a, c) = H(c, a) = (fpp + fmm - 2.0 * fz) / (2.0 * h * h) - 0.5 * (H(a, a) + H(c, c));
-    }
-  uonly_.set_u(u_at_z_);
-}
-
-// Newton's method on finite-difference derivatives: in the whitened
-// coordinates the deviance is nearly quadratic and the stage-1 point is
-// close, so two or three steps converge. False when a step fails (the
-// quasi-Newton search takes over).
-bool GlmmFitter::newton_stage2() {
-  const Eigen::Index np = nt_ + p_;
-  std::vector<Eigen::Index> all(np);
-  for (Eigen::Index i = 0; i < np; ++i) all[i] = i;
-  for (int it = 0; it < 10; ++it) {
-    // The first step uses the curvature along each axis only (2n
-    // evaluations): the whitening makes the cross terms small, and the
-    // full Hessian is worth its n^2 evaluations only near the optimum.
-    const bool diagonal_only = it == 0 && np > 2;
-    derivatives(z_, f2_, all, g_, H_, diagonal_only);
-    have_derivs_ = !diagonal_only;
-    Eigen::LLT<Eigen::MatrixXd> llt(H_);
-    if (llt.info() != Eigen::Success) return false;
-    const Eigen::VectorXd dz = -llt.solve(g_);
-    const double decrement = -0.5 * g_.dot(dz);
-    if (!(decrement > opt_.optim.f_tol * (1.0 + std::fabs(f2_)))) {
-      if (diagonal_only) {
-        derivatives(z_, f2_, all, g_, H_, false);
-        have_derivs_ = true;
-      }
-      return true;
-    }
-    double t = 1.0;
-    for (Eigen::Index i = 0; i < nt_; ++i)
-      if (std::isfinite(lowz_[i]) && z_[i] + dz[i] < lowz_[i]) t = std::min(t, 0.5 * (z_[i] - lowz_[i]) / (-dz[i]));
-    bool accepted = false;
-    for (int ls = 0; ls < 20 && !accepted; ++ls, t *= 0.5) {
-      const Eigen::VectorXd zt = z_ + t * dz;
-      const double ft = stage2_from_modes(zt);
-      if (std::isfinite(ft) && ft <= f2_ - 1e-4 * t * decrement) {
-        z_ = zt;
-        f2_ = ft;
-        keep_modes();
-        accepted = true;
-        // After a full step this small (a thousandth of a standard error)
-        // the Hessian has not changed beyond its own accuracy, and the
-        // gradient is what the quadratic model predicts.
-        if (!diagonal_only && decrement < 1e-6 && t == 1.0) {
-          g_ += H_ * dz;
-          ++res_.stage2.iterations;
-          return true;
-        }
-      }
-    }
-    if (!accepted) return false;
-    ++res_.stage2.iterations;
-    have_derivs_ = false;
-  }
-  return true;
-}
-
-// The projected quasi-Newton search, from z_, when Newton's method cannot
-// be used (near a bound of theta) or failed.
-void GlmmFitter::quasi_newton_stage2() {
-  Objective f2 = [this](const Eigen::VectorXd& z) { return stage2_criterion(z); };
-  OptimControl c2 = opt_.optim;
-  c2.step_rel = 1e-4;
-  const int iterations = res_.stage2.iterations;
-  res_.stage2 = minimize_restarted(f2, z_, lowz_, c2);
-  res_.stage2.iterations += iterations;
-  z_ = res_.stage2.x;
-  f2_ = stage2_from_modes(z_);
-  keep_modes();
-  have_derivs_ = false;
 }
 
 // Stage 2: theta and beta together, u at its conditional mode, on the
-// Laplace or quadrature criterion.
+// Laplace or quadrature criterion; the Newton polish gives the Hessian
+// for the covariance of the fixed effects.
 bool GlmmFitter::optimise_theta_and_beta() {
-  z_ = Eigen::VectorXd::Zero(nt_ + p_);
-  uonly_.set_u(u_at_z_);
-  f2_ = stage2_criterion(z_);
-  if (!std::isfinite(f2_)) return fail("the deviance is not finite at the stage-1 estimates");
-  keep_modes();
-  newton_ = nt_ + p_ <= opt_.max_hessian_params;
-  for (Eigen::Index i = 0; i < nt_; ++i)
-    if (std::isfinite(lowz_[i]) && z_[i] - lowz_[i] < 0.5) newton_ = false;
-  if (newton_) newton_ = newton_stage2();
-  res_.stage2.converged = newton_;
-  if (!newton_) quasi_newton_stage2();
-  if (!std::isfinite(f2_)) return fail("the deviance is not finite at the optimum");
-
-  // The boundary rule and the probes, on theta in natural units.
-  Objective fx = [this](const Eigen::VectorXd& x) { return stage2_from_modes(to_z(x)); };
-  Eigen::VectorXd lower_x = Eigen::VectorXd::Constant(nt_ + p_, -kInf);
-  lower_x.head(nt_) = lower_phi_;
-  Eigen::VectorXd x = to_x(z_);
-  for (Eigen::Index i = 0; i < nt_; ++i)
-    if (z_[i] <= lowz_[i]) x[i] = lower_phi_[i];  // exactly on the bound
-  const Eigen::VectorXd x_before = x;
-  double fbefore = f2_;
-  settle_optimum(fx, lower_x, x, fbefore, [&](const Eigen::VectorXd& from, double& f, Eigen::VectorXd& at) {
-    OptimControl c2 = opt_.optim;
-    c2.step_rel = 1e-4;
-    Objective f2 = [this](const Eigen::VectorXd& z) { return stage2_criterion(z); };
-    OptimResult again = minimize_restarted(f2, to_z(from).cwiseMax(lowz_), lowz_, c2);
-    res_.stage2.iterations += again.iterations;
-    res_.stage2.evals += again.evals;
-    if (!again.converged) res_.stage2.message = again.message;
-    at = to_x(again.x);
-    f = again.f;
-    return std::isfinite(again.f);
-  });
-  if (x != x_before) {
-    z_ = to_z(x).cwiseMax(lowz_);
-    for (Eigen::Index i = 0; i < nt_; ++i)
-      if (x[i] <= lower_phi_[i]) z_[i] = lowz_[i];
-    f2_ = stage2_criterion(z_);
-    keep_modes();
-    have_derivs_ = false;
-    newton_ = false;
-  }
-  if (!std::isfinite(f2_)) return fail("the deviance is not finite at the optimum");
+  const Eigen::Index np = nt_ + p_;
+  Criterion c;
+  c.value = [this](const Eigen::VectorXd& y) { return stage2_criterion(y); };
+  c.exact_gradient = false;
+  c.derivatives = [this](const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+    return stage2_derivatives(y, f, g, H);
+  };
+  const bool polish = opt_.hessian && np <= opt_.max_hessian_params;
+  OptimumControl oc = optimum_control(polish);
+  oc.optim.step_rel = 1e-4;
+  Eigen::VectorXd y0 = Eigen::VectorXd::Zero(np);
+  y0.head(nt_) = phi_;
+  const int evals_before = res_.evals;
+  double f0 = kInf;
+  oc.start_at_minimum = newton_descent(y0, f0);
+  OptimumResult r = reach_optimum(c, y0, with_fixed_effects(space_, p_), oc);
+  const int newton_steps = res_.stage2.iterations;
+  res_.stage2 = r.descent;
+  res_.stage2.iterations += newton_steps;
+  res_.stage2.evals = res_.evals - evals_before;
+  if (!std::isfinite(r.f)) return fail("the deviance is not finite at the optimum");
+  y_ = r.x;
+  f2_ = r.f;
+  g_ = r.gradient;
+  H_ = r.hessian;
+  hessian_identifies_ = r.check == OptimumCheck::minimum;
+  for (const std::string& w : r.warnings) res_.warnings.push_back(w);
   return true;
 }
 
-// One Newton step on the free coordinates polishes an optimum found by the
-// quasi-Newton search (or moved by the boundary rule).
-void GlmmFitter::newton_polish(const std::vector<Eigen::Index>& fr) {
-  Eigen::LLT<Eigen::MatrixXd> llt(H_);
-  if (llt.info() != Eigen::Success) return;
-  const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-  const Eigen::VectorXd dz = -llt.solve(g_);
-  Eigen::VectorXd zt = z_;
-  for (Eigen::Index a = 0; a < nf; ++a) zt[fr[a]] = std::max(z_[fr[a]] + dz[a], lowz_[fr[a]]);
-  const double ft = stage2_from_modes(zt);
-  if (!(ft < f2_)) return;
-  Eigen::VectorXd moved(nf);
-  for (Eigen::Index a = 0; a < nf; ++a) moved[a] = zt[fr[a]] - z_[fr[a]];
-  g_ += H_ * moved;  // the gradient the quadratic model predicts there
-  z_ = zt;
-  f2_ = ft;
-  keep_modes();
-}
-
 // The covariance of the fixed effects from the Hessian of the deviance in
-// (theta, beta) (as glmer's default), the convergence check (the Newton
-// decrement that remains), and the derivatives in the original
-// coordinates.
-void GlmmFitter::covariance_from_hessian(const std::vector<Eigen::Index>& fr) {
+// (theta, beta) on the free parameters (glmer's default), and the
+// derivatives in theta and beta (NaN for theta at a bound).
+void GlmmFitter::covariance_from_hessian() {
   const Eigen::Index np = nt_ + p_;
+  if (H_.rows() != np || g_.size() != np) return;
+  Eigen::VectorXd lower = Eigen::VectorXd::Constant(np, -kInf);
+  lower.head(nt_) = space_.lower;
+  const std::vector<Eigen::Index> fr = free_set(y_, g_, lower);
   const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(H_);
-  const double emax = std::max(eig.eigenvalues().cwiseAbs().maxCoeff(), 1.0);
-  if (!(eig.eigenvalues().minCoeff() > 1e-8 * emax)) {
-    res_.warnings.push_back(
-        "the Hessian of the deviance is not positive definite at the optimum: some parameters are not "
-        "identified by the data (for example a random-effect variance, or a fixed effect with perfect "
-        "prediction)");
-  } else {
-    const Eigen::VectorXd step = H_.llt().solve(g_);
-    const double decrement = 0.5 * g_.dot(step);
-    if (decrement > 1e-3)
-      res_.warnings.push_back("the optimiser stopped where the deviance may still fall by " +
-                              std::to_string(decrement) + ": the fit may not have converged");
-    // Covariance of (phi, beta) in z, mapped to x = x0 + S z.
-    Eigen::MatrixXd Sf(np, nf);
-    for (Eigen::Index a = 0; a < nf; ++a) Sf.col(a) = S_.col(fr[a]);
-    const Eigen::MatrixXd Vz = 2.0 * H_.llt().solve(Eigen::MatrixXd::Identity(nf, nf));
-    const Eigen::MatrixXd Vx = Sf * Vz * Sf.transpose();
-    if (p_ > 0) res_.vcov_hessian = Vx.bottomRightCorner(p_, p_);
+  Eigen::MatrixXd Hf;
+  Eigen::VectorXd gf;
+  restrict_to(H_, g_, fr, Hf, gf);
+  // y = M x: phi = theta / units, gamma = L^{-1} (beta - beta1)
+  Eigen::MatrixXd M = Eigen::MatrixXd::Zero(np, np);
+  for (Eigen::Index i = 0; i < nt_; ++i) M(i, i) = 1.0 / units_[i];
+  if (p_ > 0) M.bottomRightCorner(p_, p_) = L_.triangularView<Eigen::Lower>().solve(Eigen::MatrixXd::Identity(p_, p_));
+  Eigen::MatrixXd Mf(nf, np);
+  for (Eigen::Index a = 0; a < nf; ++a) Mf.row(a) = M.row(fr[a]);
+  Eigen::LLT<Eigen::MatrixXd> llt(Hf);
+  // Along a flat direction (parameters the data do not identify, such as a
+  // fixed effect under separation) the inverse Hessian is an artefact of
+  // where the search stopped: the covariance given theta is reported instead.
+  if (hessian_identifies_ && llt.info() == Eigen::Success && p_ > 0) {
+    // Covariance of y on the free parameters, mapped to beta = beta1 + L gamma.
+    const Eigen::MatrixXd Vy = 2.0 * llt.solve(Eigen::MatrixXd::Identity(nf, nf));
+    Eigen::MatrixXd Vg = Eigen::MatrixXd::Zero(p_, p_);
+    std::vector<Eigen::Index> gamma_at;
+    for (Eigen::Index a = 0; a < nf; ++a)
+      if (fr[a] >= nt_) gamma_at.push_back(a);
+    if (static_cast<int>(gamma_at.size()) == p_) {
+      for (int i = 0; i < p_; ++i)
+        for (int j = 0; j < p_; ++j) Vg(i, j) = Vy(gamma_at[i], gamma_at[j]);
+      res_.vcov_hessian = L_ * Vg * L_.transpose();
+    }
   }
-  // Derivatives in theta and beta (theta at a bound: NaN): x = (phi, beta),
-  // theta = units * phi.
   const double nan = std::numeric_limits<double>::quiet_NaN();
   res_.hessian = Eigen::MatrixXd::Constant(np, np, nan);
   res_.gradient = Eigen::VectorXd::Constant(np, nan);
-  Eigen::MatrixXd Sff(nf, nf);
+  // d/dx = M' d/dy on the free parameters
+  Eigen::MatrixXd Mff(nf, nf);
   for (Eigen::Index a = 0; a < nf; ++a)
-    for (Eigen::Index c = 0; c < nf; ++c) Sff(a, c) = S_(fr[a], fr[c]);
-  Eigen::FullPivLU<Eigen::MatrixXd> lu(Sff);
-  if (!lu.isInvertible()) return;
-  Eigen::VectorXd per_unit = Eigen::VectorXd::Ones(nf);  // d phi / d theta
-  for (Eigen::Index a = 0; a < nf; ++a)
-    if (fr[a] < nt_) per_unit[a] = 1.0 / units_[fr[a]];
-  const Eigen::MatrixXd Si = lu.inverse() * per_unit.asDiagonal();
-  const Eigen::MatrixXd Hx = Si.transpose() * H_ * Si;
-  const Eigen::VectorXd gx = Si.transpose() * g_;
+    for (Eigen::Index b = 0; b < nf; ++b) Mff(a, b) = M(fr[a], fr[b]);
+  const Eigen::MatrixXd Hx = Mff.transpose() * Hf * Mff;
+  const Eigen::VectorXd gx = Mff.transpose() * gf;
   for (Eigen::Index a = 0; a < nf; ++a) {
     res_.gradient[fr[a]] = gx[a];
-    for (Eigen::Index c = 0; c < nf; ++c) res_.hessian(fr[a], fr[c]) = Hx(a, c);
+    for (Eigen::Index b = 0; b < nf; ++b) res_.hessian(fr[a], fr[b]) = Hx(a, b);
   }
-}
-
-// Derivatives at the optimum: the Hessian gives the covariance of beta
-// that accounts for theta's uncertainty, and the Newton decrement checks
-// convergence.
-void GlmmFitter::derivatives_at_optimum() {
-  const Eigen::Index np = nt_ + p_;
-  std::vector<Eigen::Index> all(np);
-  for (Eigen::Index i = 0; i < np; ++i) all[i] = i;
-  const std::vector<Eigen::Index> fr = have_derivs_ ? all : free_coordinates(z_, lowz_);
-  const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-  if (opt_.hessian && nf > 0 && nf <= opt_.max_hessian_params) {
-    if (!have_derivs_) {
-      derivatives(z_, f2_, fr, g_, H_, false);
-      newton_polish(fr);
-    }
-    covariance_from_hessian(fr);
-  }
-  if (!newton_ && !res_.stage2.converged && !res_.stage2.message.empty())
-    res_.warnings.push_back("the optimiser did not converge: " + res_.stage2.message);
 }
 
 // The state at the optimum: modes, determinants, the covariance of beta
 // given theta, the linear predictor.
 bool GlmmFitter::result() {
-  const double fz = stage2_from_modes(z_);
-  if (!std::isfinite(fz)) {
+  const double f = stage2_criterion(y_);
+  if (!std::isfinite(f)) {
     res_.error = "the deviance is not finite at the optimum";
     return false;
   }
-  const Eigen::VectorXd x = to_x(z_);
+  const Eigen::VectorXd x = to_x(y_);
   res_.theta = x.head(nt_).cwiseProduct(units_);
-  for (Eigen::Index i = 0; i < nt_; ++i)
-    if (z_[i] <= lowz_[i]) res_.theta[i] = lower_phi_[i] * units_[i];
   res_.beta = x.tail(p_);
-  res_.criterion = fz;
+  res_.criterion = f;
   res_.at = last_;
   res_.u = uonly_.u();
   res_.b = uonly_.b();
@@ -746,7 +605,7 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
     return res;
   }
   if (!fit.whiten() || !fit.optimise_theta_and_beta()) return res;
-  fit.derivatives_at_optimum();
+  fit.covariance_from_hessian();
   fit.result();
   return res;
 }
@@ -757,7 +616,7 @@ GlmmResult evaluate_glmm(const ModelData& d, const GlmFamily& fam, const std::ve
   GlmmResult res;
   Eigen::VectorXd gz, gw;
   if (opt.n_agq > 1) gauss_hermite(opt.n_agq, gz, gw);
-  const Criterion criterion(fam, opt.n_agq, gz, gw);
+  const PirlsCriterion criterion(fam, opt.n_agq, gz, gw);
   Pirls joint(d, fam, tpl, true);
   joint.set_start_eta(eta_start);
   PirlsResult r = joint.run(theta, opt.pirls);
