@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cross_product_scatter.h"
 #include "start_values.h"
 
 
@@ -43,12 +44,19 @@ inline double rounding_scale(double eta, double y, double pw) {
   return pw * (1.0 + std::fabs(y)) * (1.0 + std::fabs(eta));
 }
 
-void complete_lower(double* A, int q) {
-  for (int b = 0; b < q; ++b)
-    for (int a = 0; a < b; ++a) A[a + b * q] = A[b + a * q];
-}
-
 }  // namespace
+
+// The scratch arrays of one chunk of a pass.
+struct Pirls::PassScratch {
+  std::vector<double> eta, zb, dev, sw, wres;
+  explicit PassScratch(Index n) : eta(n), zb(n), dev(n), sw(n), wres(n) {}
+};
+
+// What a pass sums over all observations.
+struct Pirls::PassSums {
+  CompensatedSum dev;
+  RoundingNoise noise;
+};
 
 Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint)
     : d_(data), fam_(family), tpl_(templates), joint_(joint) {
@@ -62,45 +70,25 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
   xp_ = build_cross_products(pattern);
   theta_units_ = theta_scales(xp_, tpl_);
   const int p = joint_ ? d_.p : 0;
-  if (joint_ && d_.intercept_col >= 0) {
-    // Centring X by constants is an exact reparametrisation that keeps
-    // X'WX well conditioned; the working response is left as it is.
-    xp_.center = Eigen::VectorXd::Zero(p + 1);
-    for (int c = 0; c < p; ++c) {
-      if (c == d_.intercept_col) continue;
-      const double* x = d_.X + static_cast<Index>(c) * d_.n;
-      double s = 0.0;
-      for (Index i = 0; i < d_.n; ++i) s += x[i];
-      xp_.center[c] = s / static_cast<double>(d_.n);
-    }
-    xp_.intercept_col = d_.intercept_col;
-  }
   if (joint_) {
-    // A ridge far below the arithmetic's noise in any fit whose estimates
-    // exist keeps X'WX positive definite when weights vanish (estimates
-    // drifting to infinity under separation), so that such fits end with
-    // a diagnosis rather than a failed factorisation.
-    ridge_.resize(p);
-    for (int c = 0; c < p; ++c) {
-      const double* x = d_.X + static_cast<Index>(c) * d_.n;
-      const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
-      double ss = 0.0;
-      for (Index i = 0; i < d_.n; ++i) ss += (x[i] - mu) * (x[i] - mu);
-      ridge_[c] = ss > 0.0 ? 1e-12 * ss : 1e-12;  // relative to the column: the same on any scale
-    }
+    centre_fixed_effects();
+    set_ridge();
   }
   sys_.reset(new BlockedCholesky(xp_, tpl_));
   nf_ = static_cast<int>(d_.blocks.size()) - 1;
+  std::vector<int> sec_q;
   Index lev = 0, coord = 0, doff = 0;
   for (int f = 0; f < nf_; ++f) {
     const FactorBlock& F = d_.blocks[f + 1];
     first_level_.push_back(lev);
     first_coord_.push_back(coord);
     diag_off_.push_back(doff);
+    sec_q.push_back(F.q);
     lev += F.n_levels;
     coord += F.n_levels * F.q;
     doff += F.n_levels * F.q * F.q;
   }
+  layout_ = ScatterLayout(d_.blocks[0].q, sec_q, p);
   find_secondary_positions();
   T_.resize(tpl_.size());
   u_.resize(tpl_.size());
@@ -110,7 +98,40 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
   }
   beta_.setZero(d_.p);
   eta_fixed_.setZero(d_.n);
-  chunk_.resize(1024, p + 1);
+  chunk_.resize(joint_ ? 1024 : 4096, p + 1);
+}
+
+// Centring X by constants is an exact reparametrisation that keeps X'WX
+// well conditioned (joint mode, X with an intercept).
+void Pirls::centre_fixed_effects() {
+  if (d_.intercept_col < 0) return;
+  const int p = d_.p;
+  xp_.center = Eigen::VectorXd::Zero(p + 1);
+  for (int c = 0; c < p; ++c) {
+    if (c == d_.intercept_col) continue;
+    const double* x = d_.X + static_cast<Index>(c) * d_.n;
+    double s = 0.0;
+    for (Index i = 0; i < d_.n; ++i) s += x[i];
+    xp_.center[c] = s / static_cast<double>(d_.n);
+  }
+  xp_.intercept_col = d_.intercept_col;
+}
+
+// A ridge far below the arithmetic's noise in any fit whose estimates
+// exist keeps X'WX positive definite when weights vanish (estimates
+// drifting to infinity under separation), so that such fits end with a
+// diagnosis rather than a failed factorisation. Relative to each column's
+// sum of squares: the same on any scale of the predictors.
+void Pirls::set_ridge() {
+  const int p = d_.p;
+  ridge_.resize(p);
+  for (int c = 0; c < p; ++c) {
+    const double* x = d_.X + static_cast<Index>(c) * d_.n;
+    const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
+    double ss = 0.0;
+    for (Index i = 0; i < d_.n; ++i) ss += (x[i] - mu) * (x[i] - mu);
+    ridge_[c] = ss > 0.0 ? 1e-12 * ss : 1e-12;
+  }
 }
 
 // Where each observation's contributions to the off-diagonal blocks of
@@ -190,7 +211,8 @@ double Pirls::ussq(const std::vector<Eigen::MatrixXd>& u) const {
 // One pass: the sum of deviance residuals at the candidate (or at the
 // starting linear predictors), and the cross-products of the next Newton
 // step: sqrt(w) [Z, X - centre, z] with working weights w and working
-// response z (for u alone, z excludes offset + X beta). +Inf when the
+// response z (Z b plus the working residual: offset and X beta are left
+// out, so that the solution for beta is its increment). +Inf when the
 // linear predictor leaves the domain of the link.
 double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start) {
   if (fam_.dist == Dist::binomial && fam_.link == Link::logit) {
@@ -205,15 +227,7 @@ double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd&
   return joint_ ? pass_joint(k, b, beta, from_start) : pass_u(k, b, from_start);
 }
 
-template <class Kernel>
-double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
-                         bool from_start) {
-  const Index n = d_.n;
-  const int p = joint_ ? d_.p : 0;
-  const int P = p + 1;
-  const FactorBlock& F1 = d_.blocks[0];
-  const int q1 = F1.q;
-  const int npairs = nf_ * (nf_ - 1) / 2;
+void Pirls::clear_cross_products() {
   xp_.D1.setZero();
   xp_.C1.setZero();
   xp_.XX.setZero();
@@ -221,298 +235,223 @@ double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd
   std::fill(xp_.rr_vals.begin(), xp_.rr_vals.end(), 0.0);
   std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
   if (xp_.CR.size() > 0) xp_.CR.setZero();
-  const bool centred = xp_.center.size() > 0;
-  // The working response leaves out offset + X beta: the solution is then
-  // the increment of beta, free of the cancellation between X'Wz and
-  // X'WX beta that large linear predictors would cause.
+}
+
+// Z b for the observations start .. start + len - 1, column by column.
+void Pirls::random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const {
+  std::fill(zb, zb + len, 0.0);
+  for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
+    const FactorBlock& F = d_.blocks[f];
+    const Eigen::MatrixXd& bf = b[f];
+    const int* codes = F.codes + start;
+    for (int a = 0; a < F.q; ++a) {
+      const double* col = F.cols[a] ? F.cols[a] + start : nullptr;
+      for (Index i = 0; i < len; ++i) {
+        const double v = bf(a, codes[i] - F.code_base);
+        zb[i] += col ? col[i] * v : v;
+      }
+    }
+  }
+}
+
+// The deviance residuals of a chunk into the sums, and sqrt(w) with the
+// weighted working response (column p of B); false if not finite.
+bool Pirls::chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const {
+  double dev = 0.0;
+  for (Index i = 0; i < len; ++i) {
+    dev += s.dev[i];
+    sums.noise.add(rounding_scale(s.eta[i], d_.y[start + i], d_.weights ? d_.weights[start + i] : 1.0));
+    B(i, p) = s.sw[i] * (s.zb[i] + s.wres[i]);
+  }
+  if (!std::isfinite(dev)) return false;
+  sums.dev.add(dev);
+  return true;
+}
+
+// Every block of a chunk of sqrt(w)-weighted rows [Z, B] through the one
+// accumulator of the engine (cross_product_scatter.h), [X z]'[X z] apart.
+void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B) {
+  const int P = static_cast<int>(B.cols());
+  const FactorBlock& F1 = d_.blocks[0];
+  const int q1 = F1.q;
+  ScatterTargets t(layout_);
+  std::vector<double> row(layout_.dim());
+  for (Index i = 0; i < len; ++i) {
+    const Index obs = start + i;
+    for (int f = 0; f <= nf_; ++f) {
+      const FactorBlock& F = d_.blocks[f];
+      for (int a = 0; a < F.q; ++a) row[layout_.offset(f) + a] = sw[i] * (F.cols[a] ? F.cols[a][obs] : 1.0);
+    }
+    for (int c = 0; c < P; ++c) row[layout_.Q() + c] = B(i, c);
+    const Index j = F1.codes[obs] - F1.code_base;
+    t.D1 = xp_.D1.data() + j * q1 * q1;
+    t.C1 = xp_.C1.data() + j * q1 * P;
+    for (int f = 0; f < nf_; ++f) {
+      const FactorBlock& F = d_.blocks[f + 1];
+      const Index l = F.codes[obs] - F.code_base;
+      t.D[f] = xp_.rr_diag.data() + diag_off_[f] + l * F.q * F.q;
+      t.CR[f] = xp_.CR.data() + (first_coord_[f] + l * F.q) * P;
+      t.R1[f] = xp_.r1_vals.data() + r1_pos_[obs * nf_ + f];
+    }
+    for (int k = 0; k < layout_.n_pairs(); ++k) t.RR[k] = xp_.rr_vals.data() + rr_pos_[obs * layout_.n_pairs() + k];
+    scatter_row(layout_, row.data(), t);
+  }
+}
+
+// One scalar term, the commonest model: Z'WZ and [X z]'WZ column by column
+// of the chunk, reading it in memory order.
+void Pirls::scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B) {
+  const FactorBlock& F1 = d_.blocks[0];
+  const int P = static_cast<int>(B.cols());
+  const double* zc = F1.cols[0] ? F1.cols[0] + start : nullptr;
+  const int* codes = F1.codes + start;
+  const int cb = F1.code_base;
+  double* D = xp_.D1.data();
+  for (Index i = 0; i < len; ++i) {
+    const double zs = sw[i] * (zc ? zc[i] : 1.0);
+    sw[i] = zs;
+    D[codes[i] - cb] += zs * zs;
+  }
+  double* C = xp_.C1.data();
+  for (int c = 0; c < P; ++c) {
+    const double* bc = B.data() + static_cast<Index>(c) * B.rows();
+    for (Index i = 0; i < len; ++i) C[(codes[i] - cb) * P + c] += sw[i] * bc[i];
+  }
+}
+
+// The pass for beta and u together.
+template <class Kernel>
+double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
+                         bool from_start) {
+  const Index n = d_.n;
+  const int p = d_.p;
+  clear_cross_products();
   if (from_start)
-    xp_beta_.setZero(d_.p);
+    xp_beta_.setZero(p);
   else
     xp_beta_ = beta;
-
+  const bool centred = xp_.center.size() > 0;
+  const bool scalar = d_.blocks[0].q == 1 && nf_ == 0;
   const Index chunk = chunk_.rows();
-  std::vector<double> eta(chunk), zb(chunk), sw(chunk), z1(q1), tdev(chunk), tw(chunk), twres(chunk);
-  std::vector<std::vector<double>> zsec(nf_);
-  std::vector<Index> lev(nf_);
-  for (int f = 0; f < nf_; ++f) zsec[f].resize(d_.blocks[f + 1].q);
-  CompensatedSum dev;
-  RoundingNoise noise;
-
+  PassScratch s(chunk);
+  PassSums sums;
   for (Index start = 0; start < n; start += chunk) {
     const Index len = std::min(chunk, n - start);
-    // eta = offset + X beta + Z b, with Z b (the part of the working
-    // response that is not an increment) kept apart.
+    // eta = offset + X beta + Z b, with Z b kept apart (the working
+    // response); from the start, all of eta but the offset counts as Z b.
     if (from_start) {
       for (Index i = 0; i < len; ++i) {
-        eta[i] = start_eta_[start + i];
-        zb[i] = eta[i] - (d_.offset ? d_.offset[start + i] : 0.0);
+        s.eta[i] = start_eta_[start + i];
+        s.zb[i] = s.eta[i] - (d_.offset ? d_.offset[start + i] : 0.0);
       }
     } else {
-      std::fill(zb.begin(), zb.begin() + len, 0.0);
-      for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
-        const FactorBlock& F = d_.blocks[f];
-        const Eigen::MatrixXd& bf = b[f];
-        const int* codes = F.codes + start;
-        for (int a = 0; a < F.q; ++a) {
-          const double* col = F.cols[a] ? F.cols[a] + start : nullptr;
-          for (Index i = 0; i < len; ++i) {
-            const double v = bf(a, codes[i] - F.code_base);
-            zb[i] += col ? col[i] * v : v;
-          }
-        }
-      }
-      for (Index i = 0; i < len; ++i) eta[i] = (d_.offset ? d_.offset[start + i] : 0.0) + zb[i];
-      for (int c = 0; c < d_.p; ++c) {
+      random_part(start, len, b, s.zb.data());
+      for (Index i = 0; i < len; ++i) s.eta[i] = (d_.offset ? d_.offset[start + i] : 0.0) + s.zb[i];
+      for (int c = 0; c < p; ++c) {
         const double* x = d_.X + static_cast<Index>(c) * n + start;
         const double bc = beta[c];
-        for (Index i = 0; i < len; ++i) eta[i] += x[i] * bc;
+        for (Index i = 0; i < len; ++i) s.eta[i] += x[i] * bc;
       }
     }
-
-    if (!chunk_terms(kernel, eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, tdev.data(),
-                     tw.data(), twres.data()))
+    if (!chunk_terms(kernel, s.eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, s.dev.data(),
+                     s.sw.data(), s.wres.data()))
       return kInf;
-    double dev_chunk = 0.0;
-    for (Index i = 0; i < len; ++i) {
-      dev_chunk += tdev[i];
-      noise.add(rounding_scale(eta[i], d_.y[start + i], d_.weights ? d_.weights[start + i] : 1.0));
-      const double s = std::sqrt(tw[i]);
-      sw[i] = s;
-      chunk_(i, p) = s * (zb[i] + twres[i]);
-    }
-    if (!std::isfinite(dev_chunk)) return kInf;
-    dev.add(dev_chunk);
+    for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);  // the working weights' roots
+    if (!chunk_sums(start, len, s, chunk_, p, sums)) return kInf;
     for (int c = 0; c < p; ++c) {
       const double* x = d_.X + static_cast<Index>(c) * n + start;
       const double mu = centred ? xp_.center[c] : 0.0;
-      for (Index i = 0; i < len; ++i) chunk_(i, c) = sw[i] * (x[i] - mu);
+      for (Index i = 0; i < len; ++i) chunk_(i, c) = s.sw[i] * (x[i] - mu);
     }
     xp_.XX.selfadjointView<Eigen::Lower>().rankUpdate(chunk_.topRows(len).transpose());
-
-    if (q1 == 1 && nf_ == 0) {
-      // One scalar term: Z'WZ and [X z]'WZ column by column of the block,
-      // reading it in memory order.
-      const double* zc = F1.cols[0] ? F1.cols[0] + start : nullptr;
-      const int* codes = F1.codes + start;
-      const int cb = F1.code_base;
-      double* D = xp_.D1.data();
-      for (Index i = 0; i < len; ++i) {
-        const double zs = sw[i] * (zc ? zc[i] : 1.0);
-        sw[i] = zs;
-        D[codes[i] - cb] += zs * zs;
-      }
-      double* C = xp_.C1.data();
-      for (int c = 0; c < P; ++c) {
-        const double* bc = chunk_.data() + static_cast<Index>(c) * chunk;
-        for (Index i = 0; i < len; ++i) C[(codes[i] - cb) * P + c] += sw[i] * bc[i];
-      }
-      if (d_.check_interrupt && (start / chunk) % 512 == 511) d_.check_interrupt();
-      continue;
-    }
-
-    for (Index i = 0; i < len; ++i) {
-      const Index obs = start + i;
-      const double s = sw[i];
-      const Index j = F1.codes[obs] - F1.code_base;
-      for (int a = 0; a < q1; ++a) z1[a] = s * (F1.cols[a] ? F1.cols[a][obs] : 1.0);
-      double* D = xp_.D1.data() + j * q1 * q1;
-      for (int bb = 0; bb < q1; ++bb)
-        for (int a = bb; a < q1; ++a) D[a + bb * q1] += z1[a] * z1[bb];
-      for (int a = 0; a < q1; ++a) {
-        double* C = xp_.C1.data() + (j * q1 + a) * P;
-        for (int c = 0; c < P; ++c) C[c] += z1[a] * chunk_(i, c);
-      }
-      for (int f = 0; f < nf_; ++f) {
-        const FactorBlock& F = d_.blocks[f + 1];
-        const int q = F.q;
-        const Index l = F.codes[obs] - F.code_base;
-        lev[f] = first_level_[f] + l;
-        std::vector<double>& z = zsec[f];
-        for (int a = 0; a < q; ++a) z[a] = s * (F.cols[a] ? F.cols[a][obs] : 1.0);
-        double* Dd = xp_.rr_diag.data() + diag_off_[f] + l * q * q;
-        for (int bb = 0; bb < q; ++bb)
-          for (int a = bb; a < q; ++a) Dd[a + bb * q] += z[a] * z[bb];
-        for (int a = 0; a < q; ++a) {
-          double* C = xp_.CR.data() + (first_coord_[f] + l * q + a) * P;
-          for (int c = 0; c < P; ++c) C[c] += z[a] * chunk_(i, c);
-        }
-        double* R1 = xp_.r1_vals.data() + r1_pos_[obs * nf_ + f];
-        for (int bb = 0; bb < q1; ++bb)
-          for (int a = 0; a < q; ++a) R1[a + bb * q] += z[a] * z1[bb];
-        for (int g = 0; g < f; ++g) {
-          const int qg = d_.blocks[g + 1].q;
-          double* RR = xp_.rr_vals.data() + rr_pos_[obs * npairs + f * (f - 1) / 2 + g];
-          const std::vector<double>& zg = zsec[g];
-          for (int bb = 0; bb < qg; ++bb)
-            for (int a = 0; a < q; ++a) RR[a + bb * q] += z[a] * zg[bb];
-        }
-      }
-    }
+    if (scalar)
+      scatter_chunk_scalar(start, len, s.sw, chunk_);
+    else
+      scatter_chunk(start, len, s.sw, chunk_);
     if (d_.check_interrupt && (start / chunk) % 512 == 511) d_.check_interrupt();
   }
-
   xp_.XX.triangularView<Eigen::StrictlyUpper>() = xp_.XX.transpose();
   // The last diagonal entry only sets the penalised residual sum of
   // squares, which PIRLS does not use; keeping it away from zero keeps
   // the factorisation defined when the working response fits exactly.
   xp_.XX(p, p) += 1.0;
   for (int c = 0; c < p; ++c) xp_.XX(c, c) += ridge_[c];
-  for (Index j = 0; j < xp_.k1; ++j) complete_lower(xp_.D1.data() + j * q1 * q1, q1);
-  for (int f = 0; f < nf_; ++f) {
-    const int q = d_.blocks[f + 1].q;
-    for (Index l = 0; l < d_.blocks[f + 1].n_levels; ++l) complete_lower(xp_.rr_diag.data() + diag_off_[f] + l * q * q, q);
-  }
-  dev_noise_ = noise.value();
-  return dev.value();
+  dev_noise_ = sums.noise.value();
+  return sums.dev.value();
 }
 
 // The pass for u alone (beta fixed): the cross-products need only Z'WZ,
-// Z'W z and z'W z, accumulated with the weights themselves (no square
-// roots, no dense rank update). A single scalar random-effect term, the
-// commonest model, gets a loop of its own.
+// Z'W z and z'W z. A single scalar random-effect term gets a loop of its
+// own, with the weights themselves (no square roots).
 template <class Kernel>
 double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start) {
   const Index n = d_.n;
-  const FactorBlock& F1 = d_.blocks[0];
-  const int q1 = F1.q;
-  const int npairs = nf_ * (nf_ - 1) / 2;
-  xp_.D1.setZero();
-  xp_.C1.setZero();
-  std::fill(xp_.rr_diag.begin(), xp_.rr_diag.end(), 0.0);
-  std::fill(xp_.rr_vals.begin(), xp_.rr_vals.end(), 0.0);
-  std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
-  if (xp_.CR.size() > 0) xp_.CR.setZero();
-  CompensatedSum dev, yy;
-  RoundingNoise noise;
-  const double* y = d_.y;
-  const double* pw = d_.weights;
+  clear_cross_products();
+  const bool scalar = d_.blocks[0].q == 1 && nf_ == 0;
   const double* ef = eta_fixed_.data();
-  const Index chunk = 4096;
-  std::vector<double> etav(chunk), zbv(chunk), tdev(chunk), tw(chunk), twres(chunk);
-
-  if (nf_ == 0 && q1 == 1) {
-    const double* col = F1.cols[0];
-    const int* codes = F1.codes;
-    const int base = F1.code_base;
-    const double* b1 = b[0].data();
-    double* D = xp_.D1.data();
-    double* C = xp_.C1.data();
-    for (Index start = 0; start < n; start += chunk) {
-      const Index end = std::min(n, start + chunk);
-      const Index len = end - start;
-      for (Index i = start; i < end; ++i) {
-        const double z = col ? col[i] : 1.0;
-        const double zb = from_start ? start_eta_[i] - ef[i] : z * b1[codes[i] - base];
-        zbv[i - start] = zb;
-        etav[i - start] = ef[i] + zb;
-      }
-      if (!chunk_terms(kernel, etav.data(), y + start, pw ? pw + start : nullptr, len, tdev.data(), tw.data(),
-                       twres.data()))
-        return kInf;
-      double dev_chunk = 0.0, yy_chunk = 0.0;
-      for (Index k = 0; k < len; ++k) {
-        const Index i = start + k;
-        const Index j = codes[i] - base;
-        const double z = col ? col[i] : 1.0;
-        dev_chunk += tdev[k];
-        noise.add(rounding_scale(etav[k], y[i], pw ? pw[i] : 1.0));
-        const double w = tw[k];
-        const double yt = zbv[k] + twres[k];
-        const double wz = w * z;
-        D[j] += wz * z;
-        C[j] += wz * yt;
-        yy_chunk += w * yt * yt;
-      }
-      if (!std::isfinite(dev_chunk)) return kInf;
-      dev.add(dev_chunk);
-      yy.add(yy_chunk);
-      if (d_.check_interrupt && (start / chunk) % 128 == 127) d_.check_interrupt();
-    }
-    xp_.XX(0, 0) = yy.value() + 1.0;
-    dev_noise_ = noise.value();
-    return dev.value();
-  }
-
-  std::vector<double> z1(q1), zw(q1);
-  std::vector<std::vector<double>> zsec(nf_);
-  std::vector<Index> lev(nf_);
-  for (int f = 0; f < nf_; ++f) zsec[f].resize(d_.blocks[f + 1].q);
+  const Index chunk = chunk_.rows();
+  PassScratch s(chunk);
+  PassSums sums;
+  CompensatedSum yy;
   for (Index start = 0; start < n; start += chunk) {
-    const Index end = std::min(n, start + chunk);
-    const Index len = end - start;
-    for (Index i = start; i < end; ++i) {
-      double zb = 0.0;
-      if (from_start) {
-        zb = start_eta_[i] - ef[i];
-      } else {
-        for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
-          const FactorBlock& F = d_.blocks[f];
-          const Index l = F.codes[i] - F.code_base;
-          const double* bl = b[f].data() + l * F.q;
-          for (int a = 0; a < F.q; ++a) zb += (F.cols[a] ? F.cols[a][i] : 1.0) * bl[a];
-        }
-      }
-      zbv[i - start] = zb;
-      etav[i - start] = ef[i] + zb;
+    const Index len = std::min(chunk, n - start);
+    if (from_start) {
+      for (Index i = 0; i < len; ++i) s.zb[i] = start_eta_[start + i] - ef[start + i];
+    } else if (scalar) {
+      const FactorBlock& F1 = d_.blocks[0];
+      const double* col = F1.cols[0];
+      const double* b1 = b[0].data();
+      for (Index i = 0; i < len; ++i)
+        s.zb[i] = (col ? col[start + i] : 1.0) * b1[F1.codes[start + i] - F1.code_base];
+    } else {
+      random_part(start, len, b, s.zb.data());
     }
-    if (!chunk_terms(kernel, etav.data(), y + start, pw ? pw + start : nullptr, len, tdev.data(), tw.data(),
-                     twres.data()))
+    for (Index i = 0; i < len; ++i) s.eta[i] = ef[start + i] + s.zb[i];
+    if (!chunk_terms(kernel, s.eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, s.dev.data(),
+                     s.sw.data(), s.wres.data()))
       return kInf;
-    double dev_chunk = 0.0, yy_chunk = 0.0;
-    for (Index i = start; i < end; ++i) {
-      const Index k = i - start;
-      dev_chunk += tdev[k];
-      noise.add(rounding_scale(etav[k], y[i], pw ? pw[i] : 1.0));
-      const double w = tw[k];
-      const double yt = zbv[k] + twres[k];
-      yy_chunk += w * yt * yt;
-      const Index j = F1.codes[i] - F1.code_base;
-      for (int a = 0; a < q1; ++a) {
-        z1[a] = F1.cols[a] ? F1.cols[a][i] : 1.0;
-        zw[a] = w * z1[a];
-      }
-      double* D = xp_.D1.data() + j * q1 * q1;
-      for (int bb = 0; bb < q1; ++bb)
-        for (int a = bb; a < q1; ++a) D[a + bb * q1] += zw[a] * z1[bb];
-      double* C = xp_.C1.data() + j * q1;
-      for (int a = 0; a < q1; ++a) C[a] += zw[a] * yt;
-      for (int f = 0; f < nf_; ++f) {
-        const FactorBlock& F = d_.blocks[f + 1];
-        const int q = F.q;
-        const Index l = F.codes[i] - F.code_base;
-        lev[f] = first_level_[f] + l;
-        std::vector<double>& z = zsec[f];
-        for (int a = 0; a < q; ++a) z[a] = F.cols[a] ? F.cols[a][i] : 1.0;
-        double* Dd = xp_.rr_diag.data() + diag_off_[f] + l * q * q;
-        for (int bb = 0; bb < q; ++bb)
-          for (int a = bb; a < q; ++a) Dd[a + bb * q] += w * z[a] * z[bb];
-        double* CR = xp_.CR.data() + first_coord_[f] + l * q;
-        for (int a = 0; a < q; ++a) CR[a] += w * z[a] * yt;
-        double* R1 = xp_.r1_vals.data() + r1_pos_[i * nf_ + f];
-        for (int bb = 0; bb < q1; ++bb)
-          for (int a = 0; a < q; ++a) R1[a + bb * q] += z[a] * zw[bb];
-        for (int g = 0; g < f; ++g) {
-          const int qg = d_.blocks[g + 1].q;
-          double* RR = xp_.rr_vals.data() + rr_pos_[i * npairs + f * (f - 1) / 2 + g];
-          const std::vector<double>& zg = zsec[g];
-          for (int bb = 0; bb < qg; ++bb)
-            for (int a = 0; a < q; ++a) RR[a + bb * q] += w * z[a] * zg[bb];
-        }
-      }
+    double yy_chunk = 0.0;
+    if (scalar) {
+      if (!scalar_u_sums(start, len, s, sums, yy_chunk)) return kInf;
+    } else {
+      for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);
+      if (!chunk_sums(start, len, s, chunk_, 0, sums)) return kInf;
+      for (Index i = 0; i < len; ++i) yy_chunk += chunk_(i, 0) * chunk_(i, 0);
+      scatter_chunk(start, len, s.sw, chunk_);
     }
-    if (!std::isfinite(dev_chunk)) return kInf;
-    dev.add(dev_chunk);
     yy.add(yy_chunk);
     if (d_.check_interrupt && (start / chunk) % 128 == 127) d_.check_interrupt();
   }
-  xp_.XX(0, 0) = yy.value() + 1.0;
-  dev_noise_ = noise.value();
-  for (Index j = 0; j < xp_.k1; ++j) complete_lower(xp_.D1.data() + j * q1 * q1, q1);
-  for (int f = 0; f < nf_; ++f) {
-    const int q = d_.blocks[f + 1].q;
-    for (Index l = 0; l < d_.blocks[f + 1].n_levels; ++l) complete_lower(xp_.rr_diag.data() + diag_off_[f] + l * q * q, q);
+  xp_.XX(0, 0) = yy.value() + 1.0;  // see pass_joint
+  dev_noise_ = sums.noise.value();
+  return sums.dev.value();
+}
+
+// One scalar term, u alone: D += w z^2, C += w z (Z b + working residual).
+bool Pirls::scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy) {
+  const FactorBlock& F1 = d_.blocks[0];
+  const double* col = F1.cols[0];
+  const int* codes = F1.codes;
+  const int base = F1.code_base;
+  double* D = xp_.D1.data();
+  double* C = xp_.C1.data();
+  double dev = 0.0;
+  for (Index k = 0; k < len; ++k) {
+    const Index i = start + k;
+    const Index j = codes[i] - base;
+    const double z = col ? col[i] : 1.0;
+    dev += s.dev[k];
+    sums.noise.add(rounding_scale(s.eta[k], d_.y[i], d_.weights ? d_.weights[i] : 1.0));
+    const double w = s.sw[k];
+    const double yt = s.zb[k] + s.wres[k];
+    const double wz = w * z;
+    D[j] += wz * z;
+    C[j] += wz * yt;
+    yy += w * yt * yt;
   }
-  return dev.value();
+  if (!std::isfinite(dev)) return false;
+  sums.dev.add(dev);
+  return true;
 }
 
 PirlsResult Pirls::factor_here(const Eigen::VectorXd& theta) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "blocked_cholesky.h"
+#include "cross_product_scatter.h"
 #include "cross_products.h"
 #include "glm_family.h"
 #include "model_data.h"
@@ -78,12 +79,22 @@ class Pirls {
   Eigen::VectorXd linear_predictor() const;
 
  private:
+  struct PassScratch;
+  struct PassSums;
   double pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start);
   template <class Kernel>
   double pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
                     bool from_start);
   template <class Kernel>
   double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
+  void clear_cross_products();
+  void random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const;
+  bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
+  void scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
+  void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
+  bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
+  void centre_fixed_effects();
+  void set_ridge();
   PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control);
   void find_secondary_positions();
   PirlsResult at_modes(PirlsResult res, double dev) const;
@@ -98,6 +109,7 @@ class Pirls {
   std::vector<CovTemplate> tpl_;
   bool joint_;
   CrossProducts xp_;
+  ScatterLayout layout_;          // the rows [Z X z] of the per-observation scatter
   std::unique_ptr<BlockedCholesky> sys_;
   int nf_ = 0;                    // secondary factors
   std::vector<Index> r1_pos_;     // per observation and secondary factor: offset of its Z_R'WZ1 block
