@@ -58,6 +58,14 @@ struct Pirls::PassSums {
   RoundingNoise noise;
 };
 
+// The modes a Newton step proposes, and the deviance there.
+struct Pirls::Candidate {
+  std::vector<Eigen::MatrixXd> u, b;
+  Eigen::VectorXd beta;
+  double dev = kInf, pdev = kInf;
+  Candidate(std::size_t factors, const Eigen::VectorXd& beta0) : u(factors), b(factors), beta(beta0) {}
+};
+
 Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint)
     : d_(data), fam_(family), tpl_(templates), joint_(joint) {
   // The sparsity pattern of the cross-products depends on the design only:
@@ -559,6 +567,53 @@ PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
   return res;
 }
 
+// The candidate modes of a Newton step, halved towards the current modes
+// until the penalised deviance does not rise beyond its rounding (from
+// the start, with no modes to fall back on, the full step or nothing).
+bool Pirls::halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes) {
+  const std::size_t nfac = tpl_.size();
+  for (int h = 0; h <= max_halvings; ++h) {
+    for (std::size_t f = 0; f < nfac; ++f) c.b[f] = T_[f] * c.u[f];
+    c.dev = pass(c.b, c.beta, false);
+    ++passes;
+    c.pdev = c.dev + ussq(c.u);
+    if (std::isfinite(c.pdev) && (!have_modes || c.pdev <= pdev_cur + pdev_slack(pdev_cur))) return true;
+    if (!have_modes) return false;
+    for (std::size_t f = 0; f < nfac; ++f) c.u[f] = 0.5 * (c.u[f] + u_[f]);
+    if (joint_) c.beta = 0.5 * (c.beta + beta_);
+  }
+  return false;
+}
+
+// The first step from the starting means left the domain of the link:
+// restart from the intercept-only model (beta = link of the mean, u = 0)
+// and let step halving keep the iterates inside. False when that is not
+// possible either.
+bool Pirls::restart_from_intercept(double& dev_cur, int& passes) {
+  if (!joint_ || d_.intercept_col < 0) return false;
+  beta_.setZero();
+  beta_[d_.intercept_col] = fam_.eta_mean;
+  for (auto& m : u_) m.setZero();
+  dev_cur = pass(b(), beta_, false);
+  ++passes;
+  if (!std::isfinite(dev_cur)) return false;
+  has_modes_ = true;
+  return true;
+}
+
+// Converged at the current modes: the factorisation there and its determinants.
+PirlsResult Pirls::converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev) {
+  if (!sys_->factor(theta)) {
+    res.message = "the penalised least-squares system is not positive definite";
+    return res;
+  }
+  return at_modes(res, dev);
+}
+
+// Penalised iteratively reweighted least squares at theta: Newton
+// (Gauss-Newton) steps from the current modes, each halved until the
+// penalised deviance does not rise, until no mode moves by more than the
+// tolerance, or until the steps are lost in the rounding of the deviance.
 PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
   set_theta(theta);
   PirlsResult res;
@@ -571,63 +626,26 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     return res;
   }
   bool have_modes = !from_start;
-  const std::size_t nfac = tpl_.size();
-  std::vector<Eigen::MatrixXd> cand_u(nfac), cand_b(nfac);
-  Eigen::VectorXd cand_beta = beta_;
+  Candidate c(tpl_.size(), beta_);
   const Eigen::VectorXd col_scale = joint_ ? column_scales() : Eigen::VectorXd();
-  const char* not_pd = "the penalised least-squares system is not positive definite";
 
   for (res.iterations = 0; res.iterations < ctl.max_iter; ++res.iterations) {
     if (!sys_->factor(theta)) {
-      res.message = not_pd;
+      res.message = "the penalised least-squares system is not positive definite";
       return res;
     }
-    const double step = newton_candidate(cand_u, cand_beta, col_scale);
+    const double step = newton_candidate(c.u, c.beta, col_scale);
     if (have_modes && step <= ctl.tol) return at_modes(res, dev_cur);
-
-    // Step halving until the penalised deviance does not rise.
-    bool accepted = false;
-    double dev_new = kInf, pdev_new = kInf;
-    for (int h = 0; h <= ctl.max_halvings; ++h) {
-      for (std::size_t f = 0; f < nfac; ++f) cand_b[f] = T_[f] * cand_u[f];
-      dev_new = pass(cand_b, cand_beta, false);
-      ++res.passes;
-      pdev_new = dev_new + ussq(cand_u);
-      if (std::isfinite(pdev_new) && (!have_modes || pdev_new <= pdev_cur + pdev_slack(pdev_cur))) {
-        accepted = true;
-        break;
-      }
-      if (!have_modes) break;  // no previous modes to fall back on
-      for (std::size_t f = 0; f < nfac; ++f) cand_u[f] = 0.5 * (cand_u[f] + u_[f]);
-      if (joint_) cand_beta = 0.5 * (cand_beta + beta_);
-    }
-    if (!accepted && !have_modes && joint_ && d_.intercept_col >= 0) {
-      // The first step from the starting means left the domain of the
-      // link: restart from the intercept-only model (beta = link of the
-      // mean, u = 0) and let step halving keep the iterates inside.
-      beta_.setZero();
-      beta_[d_.intercept_col] = fam_.eta_mean;
-      for (std::size_t f = 0; f < nfac; ++f) u_[f].setZero();
-      dev_cur = pass(b(), beta_, false);
-      ++res.passes;
-      pdev_cur = dev_cur;
-      if (std::isfinite(pdev_cur)) {
+    if (!halve_until_no_rise(c, have_modes, pdev_cur, ctl.max_halvings, res.passes)) {
+      if (!have_modes && restart_from_intercept(dev_cur, res.passes)) {
+        pdev_cur = dev_cur;
         have_modes = true;
-        has_modes_ = true;
         continue;
       }
-    }
-    if (!accepted) {
-      if (have_modes && step <= 1e-6) {
-        // A small step that no halving makes pay: its effect is lost in
-        // the rounding of the deviance, and the modes are as accurate as
-        // the arithmetic allows.
-        if (!sys_->factor(theta)) {
-          res.message = not_pd;
-          return res;
-        }
-        return at_modes(res, dev_cur);
-      }
+      // A small step that no halving makes pay: its effect is lost in the
+      // rounding of the deviance, and the modes are as accurate as the
+      // arithmetic allows.
+      if (have_modes && step <= 1e-6) return converged_here(res, theta, dev_cur);
       res.message = have_modes ? "step halving failed to reduce the penalised deviance"
                                : "the first step from the starting values leaves the domain of the link function";
       return res;
@@ -637,22 +655,16 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     // Far into the iterations with the penalised deviance no longer
     // changing: estimates drifting off to infinity (separation). Stop
     // there, as lme4 does.
-    const double change = std::fabs(pdev_cur - pdev_new);
-    const bool at_noise = have_modes && step <= 1e-6 && change <= pdev_slack(pdev_new);
-    const bool stalled = res.iterations >= 30 && change <= 10.0 * pdev_slack(pdev_new);
-    u_ = cand_u;
-    if (joint_) beta_ = cand_beta;
+    const double change = std::fabs(pdev_cur - c.pdev);
+    const bool at_noise = have_modes && step <= 1e-6 && change <= pdev_slack(c.pdev);
+    const bool stalled = res.iterations >= 30 && change <= 10.0 * pdev_slack(c.pdev);
+    u_ = c.u;
+    if (joint_) beta_ = c.beta;
     have_modes = true;
     has_modes_ = true;
-    dev_cur = dev_new;
-    pdev_cur = pdev_new;
-    if (at_noise || stalled) {
-      if (!sys_->factor(theta)) {
-        res.message = not_pd;
-        return res;
-      }
-      return at_modes(res, dev_cur);
-    }
+    dev_cur = c.dev;
+    pdev_cur = c.pdev;
+    if (at_noise || stalled) return converged_here(res, theta, dev_cur);
   }
   res.message = "PIRLS did not converge in " + std::to_string(ctl.max_iter) + " iterations";
   return res;

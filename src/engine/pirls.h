@@ -81,6 +81,7 @@ class Pirls {
  private:
   struct PassScratch;
   struct PassSums;
+  struct Candidate;
   double pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start);
   template <class Kernel>
   double pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
@@ -96,6 +97,9 @@ class Pirls {
   void centre_fixed_effects();
   void set_ridge();
   PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control);
+  bool halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes);
+  bool restart_from_intercept(double& dev_cur, int& passes);
+  PirlsResult converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev);
   void find_secondary_positions();
   PirlsResult at_modes(PirlsResult res, double dev) const;
   Eigen::VectorXd column_scales() const;
