@@ -378,10 +378,12 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
   // tolerance saves evaluations that stage 2 would make redundant.
   // (The search sees the criterion minus its value at the start: the
   // tolerance is made relative to the criterion itself.)
-  if (opt_.n_agq > 0) oc.optim.f_tol = std::max(oc.optim.f_tol, 1e-7 * (1.0 + std::fabs(laplace_(joint_, first))));
+  if (opt_.n_agq > 0) oc.optim.f_tol = std::max(oc.optim.f_tol, 1e-9 * (1.0 + std::fabs(laplace_(joint_, first))));
   // Steps of at most one natural unit: a standard deviation of the linear
   // predictor several units away from the last is where PIRLS struggles
-  // and the curvature model learns nothing useful.
+  // and the curvature model learns nothing useful (near a bound, where the
+  // deviance is flat in a standard deviation, the first quasi-Newton step
+  // would otherwise go hundreds of units out).
   oc.optim.max_step = 1.0;
   OptimumResult r = reach_optimum(c, phi0, space_, oc);
   res_.stage1 = r.descent;
@@ -467,6 +469,7 @@ bool GlmmFitter::optimise_theta_and_beta() {
   const bool polish = opt_.hessian && np <= opt_.max_hessian_params;
   OptimumControl oc = optimum_control(polish);
   oc.optim.step_rel = 1e-4;
+  oc.optim.max_step = 1.0;  // natural units of theta, standard errors of beta
   Eigen::VectorXd y0 = Eigen::VectorXd::Zero(np);
   y0.head(nt_) = phi_;
   const int evals_before = res_.evals;
