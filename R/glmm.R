@@ -146,8 +146,10 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
 #'   `tolerance * (1 + |deviance|)`.
 #' @param step Relative step of the finite differences of the first stage.
 #' @param boundary_tol A variance parameter (diagonal entry of the relative
-#'   covariance factor) that ends below this is tried at zero and kept there
-#'   when the deviance does not rise (lme4's `boundary.tol`).
+#'   covariance factor, in units of 1 / root mean square of its random-effect
+#'   column) that ends below this is tried at zero and kept there when the
+#'   deviance does not rise (lme4's `boundary.tol`; the same rule and default
+#'   as [lmm_control()]).
 #' @param pirls_tol PIRLS stops when no conditional mode moves by more than
 #'   this.
 #' @param pirls_max_iter Largest number of PIRLS iterations per evaluation.
@@ -164,7 +166,7 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
 #' @examples
 #' glmm_control(separation = "warning")
 #' @export
-glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-5,
+glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-3,
                          pirls_tol = 1e-11, pirls_max_iter = 100L, hessian = TRUE, cond_var = TRUE,
                          separation = c("error", "warning")) {
   separation <- match.arg(separation)
