@@ -77,3 +77,7 @@ lmm_residual_terms_cpp <- function(X, y, weights, offset, intercept_col, blocks,
     .Call(`_mlmfit_lmm_residual_terms_cpp`, X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml, with_vcov)
 }
 
+blocked_cholesky_parts_cpp <- function(xp_r, blocks, theta, reml) {
+    .Call(`_mlmfit_blocked_cholesky_parts_cpp`, xp_r, blocks, theta, reml)
+}
+

@@ -126,7 +126,11 @@ residuals.mlmfit_lmm <- function(object, type = c("response", "pearson", "workin
 
 #' @rdname lmm-accessors
 #' @export
-formula.mlmfit <- function(x, ...) x$formula
+formula.mlmfit <- function(x, ...) {
+  # stats::step() replaces the formula by the fixed-effect terms
+  if (length(find_bars(x$formula[[3L]])) == 0L) return(with_random_terms(x$formula, x))
+  x$formula
+}
 
 #' @rdname lmm-accessors
 #' @export

@@ -20,5 +20,6 @@
   s3_register("lme4::refit", "mlmfit_lmm_structured", refit.mlmfit_lmm_structured)
   s3_register("emmeans::recover_data", "mlmfit_lmm", recover_data.mlmfit_lmm)
   s3_register("emmeans::emm_basis", "mlmfit_lmm", emm_basis.mlmfit_lmm)
+  register_ecosystem_methods()
   invisible()
 }

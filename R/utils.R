@@ -31,6 +31,7 @@ engine_call <- function(expr) {
 # Register an S3 method on a generic of a package in Suggests, now if it is
 # loaded and otherwise when it loads.
 s3_register <- function(generic, class, method) {
+  force(method)  # registration may run later: a promise would see a changed loop variable
   pieces <- strsplit(generic, "::", fixed = TRUE)[[1L]]
   package <- pieces[[1L]]
   name <- pieces[[2L]]

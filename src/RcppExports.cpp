@@ -335,6 +335,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// blocked_cholesky_parts_cpp
+List blocked_cholesky_parts_cpp(const List& xp_r, const List& blocks, const Rcpp::NumericVector& theta, bool reml);
+RcppExport SEXP _mlmfit_blocked_cholesky_parts_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    rcpp_result_gen = Rcpp::wrap(blocked_cholesky_parts_cpp(xp_r, blocks, theta, reml));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 12},
@@ -356,6 +369,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_residual_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_residual_evaluate_cpp, 11},
     {"_mlmfit_lmm_residual_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_residual_deviance_cpp, 10},
     {"_mlmfit_lmm_residual_terms_cpp", (DL_FUNC) &_mlmfit_lmm_residual_terms_cpp, 11},
+    {"_mlmfit_blocked_cholesky_parts_cpp", (DL_FUNC) &_mlmfit_blocked_cholesky_parts_cpp, 4},
     {NULL, NULL, 0}
 };
 

@@ -19,7 +19,7 @@ using Rcpp::NumericVector;
 namespace {
 
 // residual: list(correlation = "none" | "ar1" | "car1" | "comp_symm",
-// variance = "none" | "ident" | "power" | "exp", order (1-based observation
+// variance = "none" | "ident" | "power" | "exp" | "const_power", order (1-based observation
 // numbers in group order), group_start (0-based, n_groups + 1), time (double
 // or NULL), stratum (0-based integer or NULL), n_strata, covariate (double or
 // NULL), covariate_fitted (optional: the covariate is the fitted values; a
@@ -38,6 +38,7 @@ mlm::ResidualSpec spec_from(const List& r, mlm::Index n, bool for_fit = false) {
   else if (var == "ident") s.variance = mlm::VarianceKind::ident;
   else if (var == "power") s.variance = mlm::VarianceKind::power;
   else if (var == "exp") s.variance = mlm::VarianceKind::exponential;
+  else if (var == "const_power") s.variance = mlm::VarianceKind::const_power;
   else Rcpp::stop("internal: unknown variance function '%s'", var);
   Rcpp::IntegerVector order = r["order"];
   NumericVector starts = r["group_start"];
@@ -65,11 +66,12 @@ mlm::ResidualSpec spec_from(const List& r, mlm::Index n, bool for_fit = false) {
   if (s.variance == mlm::VarianceKind::ident && !s.stratum) Rcpp::stop("internal: varIdent needs strata");
   s.covariate_from_fitted = for_fit && r.containsElementNamed("covariate_fitted") &&
                             Rcpp::as<bool>(r["covariate_fitted"]);
-  if (s.covariate_from_fitted && s.variance != mlm::VarianceKind::power &&
-      s.variance != mlm::VarianceKind::exponential)
-    Rcpp::stop("internal: only varPower and varExp take the fitted values as covariate");
-  if ((s.variance == mlm::VarianceKind::power || s.variance == mlm::VarianceKind::exponential) && !s.covariate &&
-      !s.covariate_from_fitted)
+  const bool takes_covariate = s.variance == mlm::VarianceKind::power ||
+                               s.variance == mlm::VarianceKind::exponential ||
+                               s.variance == mlm::VarianceKind::const_power;
+  if (s.covariate_from_fitted && !takes_covariate)
+    Rcpp::stop("internal: only varPower, varExp and varConstPower take the fitted values as covariate");
+  if (takes_covariate && !s.covariate && !s.covariate_from_fitted)
     Rcpp::stop("internal: the variance function needs a covariate");
   return s;
 }

@@ -14,5 +14,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   r-cran-ggplot2 r-cran-performance \
   r-cran-generics r-cran-lmertest r-cran-pbkrtest r-cran-broom.mixed r-cran-emmeans \
   r-cran-estimability r-cran-tibble r-cran-boot \
+  r-cran-insight r-cran-parameters r-cran-car r-cran-effects r-cran-lattice r-cran-ggeffects r-cran-sjplot \
   >/dev/null
 echo "mlmfit: dependencies installed"

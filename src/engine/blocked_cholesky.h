@@ -44,6 +44,9 @@ class BlockedCholesky {
   bool holds_factor() const { return factored_ && (xp_.m == 0 || sec_.holds_factor()); }
   // A rough count of the floating-point operations of one factor() call.
   double flops_per_factor() const;
+  // Is the Schur complement of the secondary factors held dense (false:
+  // sparse; true also when there are no secondary factors)?
+  bool dense_schur() const { return xp_.m == 0 || sec_.dense(); }
 
   // After factor():
   Solution solve() const;

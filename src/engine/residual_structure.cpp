@@ -17,6 +17,7 @@ int ResidualSpec::n_variance_parameters() const {
     case VarianceKind::ident: return n_strata - 1;
     case VarianceKind::power:
     case VarianceKind::exponential: return 1;
+    case VarianceKind::const_power: return 2;
   }
   return 0;
 }
@@ -61,6 +62,11 @@ bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, Re
       out.delta.assign(1, psi[k++]);
       if (!std::isfinite(out.delta[0])) return false;
       break;
+    case VarianceKind::const_power:  // nlme: psi = (log(const), power)
+      out.delta.assign({std::exp(psi[k]), psi[k + 1]});
+      k += 2;
+      if (!(out.delta[0] > 0.0 && std::isfinite(out.delta[0]) && std::isfinite(out.delta[1]))) return false;
+      break;
   }
   return true;
 }
@@ -71,6 +77,7 @@ double variance_multiplier(const ResidualSpec& spec, const ResidualParameters& p
     case VarianceKind::ident: return par.delta[spec.stratum[i]];
     case VarianceKind::power: return std::pow(std::fabs(spec.covariate[i]), par.delta[0]);
     case VarianceKind::exponential: return std::exp(par.delta[0] * spec.covariate[i]);
+    case VarianceKind::const_power: return par.delta[0] + std::pow(std::fabs(spec.covariate[i]), par.delta[1]);
   }
   return 1.0;
 }

@@ -191,19 +191,21 @@ StructuredResult fit_with_fitted_covariate(const ModelData& data, const Residual
   ResidualSpec at = spec;
   at.covariate_from_fitted = false;
   at.covariate = covariate.data();
-  const int k_var = spec.n_correlation_parameters();  // the variance function's parameter
+  // The first fit holds the variance function with its power (or
+  // exponent) at 0: the same multiplier for every observation.
+  const int k_var = spec.n_correlation_parameters();  // the variance function's first parameter
+  const int k_power = spec.variance == VarianceKind::const_power ? k_var + 1 : k_var;
   Eigen::VectorXd psi_unit = psi0;
-  psi_unit[k_var] = 0.0;
+  psi_unit[k_power] = 0.0;
   std::vector<bool> free_unit = psi_free;
-  free_unit[k_var] = false;
+  for (int k = k_var; k < k_var + spec.n_variance_parameters(); ++k) free_unit[k] = false;
   StructuredResult res = fit_at_covariate(data, at, templates, theta0, lower, psi_unit, free_unit, opt);
   int evals = res.fit.optim.evals;
 
   StructuredOptions warm = opt;
   warm.lmm.moment_start = false;
   Eigen::VectorXd psi_start = psi0, theta_start = res.fit.theta;
-  for (Eigen::Index k = 0; k < psi0.size(); ++k)
-    if (k != k_var) psi_start[k] = res.psi[k];
+  for (Eigen::Index k = 0; k < k_var; ++k) psi_start[k] = res.psi[k];  // the correlation's
   Eigen::VectorXd before(theta_start.size() + psi_start.size());
   before << theta_start, psi_start;
   for (int update = 0; std::isfinite(res.fit.at.deviance); ++update) {

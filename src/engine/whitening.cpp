@@ -554,6 +554,9 @@ double WhitenedCrossProducts::log_det_at() const {
       break;
     case VarianceKind::power: ld += 2.0 * par_.delta[0] * sum_log_abs_cov_; break;
     case VarianceKind::exponential: ld += 2.0 * par_.delta[0] * sum_cov_; break;
+    case VarianceKind::const_power:  // no sufficient statistic: a sum over the observations
+      for (Index i = 0; i < d_.n; ++i) ld += 2.0 * std::log(variance_multiplier(s, par_, i));
+      break;
   }
   if (s.correlation == CorrelationKind::ar1 || s.correlation == CorrelationKind::car1) {
     for (std::size_t c = 0; c < gap_value_.size(); ++c) {

@@ -13,7 +13,7 @@ test_that("predict, simulate, refit, confint and tidy refuse bad input", {
   expect_error(confint(fit, parm = 99), class = "mlmfit_error_argument")
   expect_error(parametric_bootstrap(fit, nsim = -1), class = "mlmfit_error_argument")
   expect_error(parametric_bootstrap(fit, nsim = 5, cores = 0), class = "mlmfit_error_argument")
-  expect_error(anova(fit, type = "II"), class = "mlmfit_error_argument")
+  expect_error(anova(fit, type = "IV"), class = "mlmfit_error_argument")
   expect_error(ranova(lm(math ~ homework, nels88)), class = "mlmfit_error_argument")
   expect_error(tidy(fit, conf.int = TRUE, conf.method = "magic"))
   expect_error(augment(fit, data = nels88[1:3, ]), class = "mlmfit_error_argument")

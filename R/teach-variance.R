@@ -69,7 +69,19 @@ is_nested_in <- function(g, h) {
 #' 2017, and `performance::icc()`). The ICCs are "adjusted": the variance
 #' explained by fixed effects is left out of the total.
 #'
-#' @param fit A fit from [lmm()].
+#' For a fit from [glmm()] the variances are on the latent (link) scale
+#' (Nakagawa, Johnson and Schielzeth 2017): the residual variance is the
+#' distribution-specific variance (\eqn{\pi^2/3} for the logit link, 1 for
+#' probit, \eqn{\pi^2/6} for cloglog; for counts with a log link
+#' \eqn{\ln(1 + 1/\lambda)} by the lognormal approximation or
+#' \eqn{1/\lambda} by the delta method, \eqn{\lambda} the mean of the
+#' model without predictors, plus \eqn{1/\theta} for a negative binomial)
+#' plus the variance of observation-level random effects, as in
+#' `performance::icc()`.
+#'
+#' @param fit A fit from [lmm()] or [glmm()].
+#' @param approximation For count GLMMs with a log link: `"lognormal"`
+#'   (default, performance's) or `"delta"`.
 #' @return A data frame of class `mlmfit_icc` with one row per grouping
 #'   factor: `group`, `variance`, `icc` and `correlation`; the residual
 #'   variance is in the attribute `"residual_variance"`.
@@ -87,10 +99,13 @@ is_nested_in <- function(g, h) {
 #' # three levels: nurses in wards in hospitals
 #' icc(lmm(stress ~ 1 + (1 | hospital) + (1 | hospital:ward), nurses))
 #' @export
-icc <- function(fit) {
-  check_lmm_fit(fit)
+icc <- function(fit, approximation = c("lognormal", "delta")) {
+  approximation <- match.arg(approximation)
+  latent <- latent_variances(fit, approximation)
   v <- random_variances(fit)
-  resid <- sigma(fit)^2
+  # observation-level terms of a GLMM are overdispersion: part of the residual
+  v <- v[vapply(names(v), function(g) fit$re$blocks[[g]]$n_levels < nobs(fit), logical(1))]
+  resid <- latent$var.residual
   total <- sum(v) + resid
   factors <- lapply(fit$re$blocks[names(v)], function(b) b$factor)
   shared <- vapply(names(v), function(g) {
@@ -100,12 +115,13 @@ icc <- function(fit) {
   out <- data.frame(group = names(v), variance = unname(v), icc = unname(v) / total,
                     correlation = unname(shared) / total, stringsAsFactors = FALSE)
   structure(out, class = c("mlmfit_icc", "data.frame"), residual_variance = resid,
-            random_slopes = has_random_slopes(fit))
+            random_slopes = has_random_slopes(fit), latent = inherits(fit, "mlmfit_glmm"))
 }
 
 #' @export
 print.mlmfit_icc <- function(x, digits = 3, ...) {
-  cat("Intraclass correlation (residual variance ", format(attr(x, "residual_variance"), digits = digits), ")\n", sep = "")
+  scale <- if (isTRUE(attr(x, "latent"))) "latent-scale residual variance " else "residual variance "
+  cat("Intraclass correlation (", scale, format(attr(x, "residual_variance"), digits = digits), ")\n", sep = "")
   if (isTRUE(attr(x, "random_slopes"))) {
     cat("Random slopes: group variances averaged over the observations.\n")
   }
@@ -135,6 +151,12 @@ print.mlmfit_icc <- function(x, digits = 3, ...) {
 #'   level-2 measure is given for models with one grouping factor; `n` is the
 #'   harmonic mean of the group sizes unless `group_size` is given.
 #'
+#' For a fit from [glmm()], `marginal` and `conditional` are on the latent
+#' scale with the variances of [icc()] (`performance::r2_nakagawa()`'s);
+#' Snijders and Bosker's measures are `NA` (they are defined for linear
+#' models). For count models the mean of the null model (intercept and the
+#' fit's random effects) is needed: `r2()` fits it unless given as `null`.
+#'
 #' The empty model is fitted by `r2()` (with the same rows, weights, offset
 #' and estimation method as `fit`) unless it is passed as `null`.
 #'
@@ -144,9 +166,11 @@ print.mlmfit_icc <- function(x, digits = 3, ...) {
 #' `level1` and `level2` are therefore `NA`; compute them from the
 #' random-intercept model with the same fixed effects, as the authors advise.
 #'
-#' @param fit A fit from [lmm()].
+#' @param fit A fit from [lmm()] or [glmm()].
 #' @param null Optional: the empty model fitted to the same data, e.g.
 #'   `lmm(y ~ 1 + (1 | g), data)`. Fitted by `r2()` when not given.
+#' @param approximation For count GLMMs with a log link: `"lognormal"`
+#'   (default) or `"delta"` (see [icc()]).
 #' @param group_size Group size `n` for the level-2 measure; by default the
 #'   harmonic mean of the group sizes.
 #' @return A named numeric vector of class `mlmfit_r2`: `marginal`,
@@ -162,7 +186,15 @@ print.mlmfit_icc <- function(x, digits = 3, ...) {
 #' fit <- lmm(math ~ homework + meanses + (1 | schid), nels88)
 #' r2(fit)
 #' @export
-r2 <- function(fit, null = NULL, group_size = NULL) {
+r2 <- function(fit, null = NULL, group_size = NULL, approximation = c("lognormal", "delta")) {
+  approximation <- match.arg(approximation)
+  if (inherits(fit, "mlmfit_glmm")) {
+    lv <- latent_variances(fit, approximation, null = null)
+    total <- lv$var.fixed + lv$var.random + lv$var.residual
+    return(structure(c(marginal = lv$var.fixed / total, conditional = (lv$var.fixed + lv$var.random) / total,
+                       level1 = NA_real_, level2 = NA_real_),
+                     class = "mlmfit_r2", random_slopes = has_random_slopes(fit), latent = TRUE))
+  }
   check_lmm_fit(fit)
   vf <- stats::var(as.vector(fit$X %*% fit$beta))
   vu <- sum(random_variances(fit))
@@ -219,12 +251,15 @@ fit_empty_model <- function(fit) {
 #' @export
 print.mlmfit_r2 <- function(x, digits = 3, ...) {
   v <- unclass(x)
-  cat("R-squared of a linear mixed model\n")
+  latent <- isTRUE(attr(x, "latent"))
+  cat(if (latent) "R-squared of a generalized linear mixed model (latent scale)\n" else "R-squared of a linear mixed model\n")
   cat("  Nakagawa & Schielzeth  marginal:", format(v[["marginal"]], digits = digits),
       "  conditional:", format(v[["conditional"]], digits = digits), "\n")
   cat("  Snijders & Bosker      level 1: ", format(v[["level1"]], digits = digits),
       "  level 2:    ", format(v[["level2"]], digits = digits), "\n")
-  if (isTRUE(attr(x, "random_slopes"))) {
+  if (latent) {
+    cat("  (Snijders & Bosker's measures are for linear mixed models.)\n")
+  } else if (isTRUE(attr(x, "random_slopes"))) {
     cat("  (Snijders & Bosker's measures are for random-intercept models: fit one to get them.)\n")
   } else if (!is.null(attr(x, "group_size"))) {
     cat("  (level 2 for groups of", format(attr(x, "group_size"), digits = digits), "observations)\n")

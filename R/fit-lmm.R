@@ -86,8 +86,15 @@
 #' @param variance Optional variance function of the residuals, made by
 #'   [nlme::varIdent()] (`form = ~ 1 | stratum`: one standard deviation per
 #'   stratum), [nlme::varPower()] (`form = ~ v`: standard deviation
-#'   proportional to `|v|^power`) or [nlme::varExp()] (`form = ~ v`:
-#'   proportional to `exp(expon * v)`).
+#'   proportional to `|v|^power`), [nlme::varExp()] (`form = ~ v`:
+#'   proportional to `exp(expon * v)`) or [nlme::varConstPower()]
+#'   (`form = ~ v`: proportional to `const + |v|^power`). Without `form`,
+#'   `varPower()`, `varExp()` and `varConstPower()` take the fitted values
+#'   `X beta + Z b` as `v` (nlme's default
+#'   `form = ~ fitted(.)`): as [nlme::lme()] does, the fit alternates with
+#'   updates of `v` to its fitted values until the parameters change by less
+#'   than a relative 1e-6, and the last fit's fitted values are kept as the
+#'   covariate (refits and bootstraps iterate again; profiles hold them).
 #' @return An object of class `c("mlmfit_lmm", "mlmfit")`, with methods for
 #'   [print()], [summary()], [fixef()], [ranef()], [coef()], [VarCorr()],
 #'   [vcov()], [sigma()], [logLik()], [AIC()], [BIC()], [deviance()],
@@ -144,6 +151,7 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
       engine$fitted <- linear_predictor_cpp(model$X, model$offset, engine_blocks(re), engine$beta, engine$b)
     }
     fit <- add_residual_structure(new_lmm(engine, model, re, mc, formula, parsed, REML, control), engine, residual)
+    report_unbounded_variance_function(fit)
   } else {
     engine <- engine_call(lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
                                       engine_blocks(re), re$theta0, re$lower, REML, control))
@@ -157,7 +165,10 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
 #'
 #' @param max_evals Largest number of deviance evaluations.
 #' @param tolerance Convergence tolerance: the optimiser stops when the
-#'   decrease it predicts for the deviance is below `tolerance * (1 + |deviance|)`.
+#'   decrease it predicts for the deviance (measured from its value at the
+#'   start) is below `tolerance * (1 + |change|)`, or below the rounding
+#'   noise of the deviance (about `1e-13 * |deviance|`, so that fits of
+#'   millions of rows stop where the deviance cannot resolve more).
 #' @param step Relative step of the finite differences used for gradients.
 #' @param boundary_tol Diagonal entries of the relative covariance factor
 #'   below this are tried at zero (a singular fit) and kept there when the

@@ -3,8 +3,8 @@
 
 #' Analysis of variance for mixed models
 #'
-#' With one fit, `anova()` gives a type III F test of each fixed-effect
-#' term, with Satterthwaite's or Kenward-Roger's denominator degrees of
+#' With one fit, `anova()` gives a type III (or, with `type`, type II or
+#' sequential type I) F test of each fixed-effect term, with Satterthwaite's or Kenward-Roger's denominator degrees of
 #' freedom (the table of `lmerTest::anova()`: sums of squares, mean
 #' squares, numerator and denominator df, F value and p-value). With
 #' `ddf = "none"` the F statistics are referred to an F distribution with
@@ -34,7 +34,8 @@
 #'
 #' @param object A fit from [lmm()].
 #' @param ... Further fits to compare with `object`.
-#' @param type Type of hypotheses for one fit: only type III (`"III"` or `3`).
+#' @param type Type of hypotheses for one fit: `"III"` (default), `"II"` or
+#'   `"I"` (or 3, 2, 1), as lmerTest's `anova()` defines them.
 #' @param ddf Denominator degrees of freedom: `"Satterthwaite"` (default),
 #'   `"Kenward-Roger"` (REML fits only) or `"none"`.
 #' @param refit For several fits: refit REML fits by ML? `NULL` (default):
@@ -74,27 +75,15 @@ anova.mlmfit <- function(object, ..., type = "III", ddf = "Satterthwaite", refit
   if (length(dots) > 0L) {
     mlm_warn("Arguments that are not fits were ignored: {.arg {names(dots)}}.", "mlmfit_warning_argument")
   }
-  type <- as.character(type)
-  if (!type %in% c("III", "3")) {
-    mlm_abort(c("Only type III tests are available.", i = "Use {.code type = \"III\"}."), "mlmfit_error_argument")
-  }
+  type <- match_anova_type(type)
   ddf <- match_ddf(ddf)
   if (!inherits(object, "mlmfit_lmm")) ddf <- "none"
-  type3_table(object, ddf)
+  anova_type_table(object, ddf, type)
 }
 
-type3_table <- function(fit, ddf) {
-  Ls <- type3_contrasts(fit)
-  basis <- ddf_basis(fit, ddf)
-  cols <- c("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")
-  rows <- lapply(Ls, function(L) {
-    if (nrow(L) == 0L) return(stats::setNames(rep(NA_real_, 6L), cols))
-    f_test(fit, L, ddf, basis)
-  })
-  tab <- as.data.frame(do.call(rbind, rows), check.names = FALSE)
-  if (length(rows) == 0L) tab <- as.data.frame(matrix(numeric(), 0L, 6L, dimnames = list(NULL, cols)), check.names = FALSE)
-  rownames(tab) <- names(Ls)
-  structure(tab, heading = paste("Type III Analysis of Variance Table with", ddf_label(ddf)),
+anova_type_table <- function(fit, ddf, type = "III") {
+  Ls <- anova_contrasts(fit, type)
+  structure(contrast_f_table(fit, Ls, ddf), heading = paste("Type", type, "Analysis of Variance Table with", ddf_label(ddf)),
             hypotheses = Ls, class = c("anova", "data.frame"))
 }
 

@@ -40,7 +40,9 @@ qq_points <- function(y, panel) {
 #' for the residuals, the line through the quartiles for the QQ plots.
 #'
 #' @param x A fit from [lmm()].
-#' @param which Panels to draw: any of `"fitted"`, `"qq"` and `"ranef"`.
+#' @param which Panels to draw: any of `"fitted"`, `"qq"` and `"ranef"`;
+#'   or a formula such as `resid(.) ~ fitted(.) | g`, for lme4's lattice
+#'   picture (see [mlmfit-lattice]).
 #' @param ... Unused.
 #' @return A ggplot object.
 #' @seealso [plot.ranef.mlmfit()] for intervals around the random effects,
@@ -51,6 +53,7 @@ qq_points <- function(y, panel) {
 #' plot(fit, which = "qq")
 #' @export
 plot.mlmfit_lmm <- function(x, which = c("fitted", "qq", "ranef"), ...) {
+  if (inherits(which, "formula")) return(plot_merMod_formula(x, which, ...))
   require_ggplot2("{.fn plot}")
   which <- match.arg(which, several.ok = TRUE)
   r <- residuals(x, type = "pearson", scaled = TRUE)

@@ -1,6 +1,6 @@
 # Residual correlation and variance structures for lmm(): nlme's corStruct
 # objects (corAR1, corCAR1, corCompSymm) and varFunc objects (varIdent,
-# varPower, varExp) turned into what the engine needs: residual groups, the
+# varPower, varExp, varConstPower) turned into what the engine needs: residual groups, the
 # order of observations within them, times, strata, covariates and starting
 # values of the parameters on nlme's unconstrained scale.
 #
@@ -12,7 +12,7 @@
 # nlme's constructors, so that `library(mlmfit)` alone lets users write
 # `correlation = corAR1(form = ~ 1 | g)`.
 
-#' @importFrom nlme corAR1 corCAR1 corCompSymm varIdent varPower varExp
+#' @importFrom nlme corAR1 corCAR1 corCompSymm varIdent varPower varExp varConstPower
 #' @export
 nlme::corAR1
 #' @export
@@ -26,14 +26,17 @@ nlme::varPower
 #' @export
 nlme::varExp
 #' @export
+nlme::varConstPower
+#' @export
 nlme::getVarCov
 
 supported_correlations <- c(corAR1 = "ar1", corCAR1 = "car1", corCompSymm = "comp_symm")
-supported_variances <- c(varIdent = "ident", varPower = "power", varExp = "exp")
+supported_variances <- c(varIdent = "ident", varPower = "power", varExp = "exp", varConstPower = "const_power")
 correlation_labels <- c(ar1 = "AR(1)", car1 = "Continuous AR(1)", comp_symm = "Compound symmetry")
 variance_labels <- c(ident = "Different standard deviations per stratum",
                      power = "Power of variance covariate",
-                     exp = "Exponential of variance covariate")
+                     exp = "Exponential of variance covariate",
+                     const_power = "Constant plus power of variance covariate")
 
 # Refuse anything but the supported constructors, before the model frame is built.
 check_residual_arguments <- function(correlation, variance) {
@@ -53,7 +56,7 @@ check_residual_arguments <- function(correlation, variance) {
                 "mlmfit_error_residual_structure")
     }
     if (!inherits(variance, "varFunc") || !cls %in% names(supported_variances)) {
-      mlm_abort(c("{.arg variance} must be made by {.fn nlme::varIdent}, {.fn nlme::varPower} or {.fn nlme::varExp}.",
+      mlm_abort(c("{.arg variance} must be made by {.fn nlme::varIdent}, {.fn nlme::varPower}, {.fn nlme::varExp} or {.fn nlme::varConstPower}.",
                   x = "It is of class {.cls {class(variance)}}."),
                 "mlmfit_error_residual_structure")
     }
@@ -75,7 +78,7 @@ check_residual_arguments <- function(correlation, variance) {
   invisible()
 }
 
-# nlme's default covariate of varPower() and varExp(): the fitted values,
+# nlme's default covariate of varPower(), varExp() and varConstPower(): the fitted values,
 # X beta + Z b, which the engine iterates with the fit as nlme::lme does.
 is_fitted_covariate <- function(rhs) {
   is.call(rhs) && identical(rhs[[1L]], as.name("fitted")) && length(rhs) == 2L && identical(rhs[[2L]], as.name("."))
@@ -278,11 +281,32 @@ variance_part <- function(obj, mf, env) {
                 i = "Use {.fn varExp}, or shift the covariate."),
               "mlmfit_error_residual_structure", variable = deparse1(rhs))
   }
-  value <- as.vector(unclass(obj))
-  fixed <- attr(obj, "fixed")
-  psi0 <- if (length(fixed)) fixed[[1L]] else if (length(value)) value[[1L]] else 0
+  start <- variance_function_start(obj, kind)
   list(kind = kind, class = cls, label = variance_labels[[kind]], formula = form, covariate = covariate,
-       fitted = fitted, psi0 = psi0, free = !length(fixed), names = if (kind == "power") "power" else "expon")
+       fitted = fitted, psi0 = start$psi0, free = start$free, names = start$names)
+}
+
+# Starting values (nlme's unconstrained scale) of a varPower(), varExp() or
+# varConstPower() object, which parameters are held fixed, and their names.
+# varConstPower starts as nlme starts it: const 0.1, power 0.
+variance_function_start <- function(obj, kind) {
+  fixed <- attr(obj, "fixed")
+  if (kind != "const_power") {
+    value <- as.vector(unclass(obj))
+    psi0 <- if (length(fixed)) fixed[[1L]] else if (length(value)) value[[1L]] else 0
+    return(list(psi0 = psi0, free = !length(fixed), names = if (kind == "power") "power" else "expon"))
+  }
+  names <- c("const", "power")
+  given <- lapply(names, function(nm) {
+    v <- if (!is.null(fixed[[nm]])) fixed[[nm]] else unclass(obj)[[nm]]
+    if (length(v)) as.numeric(v)[[1L]] else NULL
+  })
+  const <- given[[1L]] %||% 0.1
+  if (!(const > 0)) {
+    mlm_abort("The constant of {.fn varConstPower} must be positive.", "mlmfit_error_residual_structure")
+  }
+  list(psi0 = c(log(const), given[[2L]] %||% 0), free = vapply(names, function(nm) is.null(fixed[[nm]]), logical(1)),
+       names = names)
 }
 
 # The residual structure of a model: the parts and the engine's description.
@@ -327,7 +351,7 @@ natural_residual_parameters <- function(res, psi = res$psi) {
   }
   if (!is.null(var <- res$variance)) {
     x <- psi[k + seq_along(var$names)]
-    val <- if (var$kind == "ident") exp(x) else x
+    val <- switch(var$kind, ident = exp(x), const_power = c(exp(x[[1L]]), x[[2L]]), x)
     out <- c(out, stats::setNames(val, var$names))
   }
   out
@@ -394,11 +418,12 @@ residuals.mlmfit_lmm_structured <- function(object, type = c("response", "pearso
 #' `Phi` for [nlme::corAR1()] and [nlme::corCAR1()] (the correlation of
 #' observations one time unit apart), `Rho` for [nlme::corCompSymm()], the
 #' standard-deviation ratio of each non-reference stratum for
-#' [nlme::varIdent()], `power` for [nlme::varPower()] and `expon` for
-#' [nlme::varExp()]. With `unconstrained = TRUE` the same parameters on the
-#' unconstrained scale the optimiser uses (nlme's `coef(..., unconstrained
-#' = TRUE)`): `log((1 + Phi) / (1 - Phi))`, `qlogis(Phi)`, the log ratio of
-#' standard deviations, and so on.
+#' [nlme::varIdent()], `power` for [nlme::varPower()], `expon` for
+#' [nlme::varExp()], `const` and `power` for [nlme::varConstPower()]. With
+#' `unconstrained = TRUE` the same parameters on the unconstrained scale the
+#' optimiser uses (nlme's `coef(..., unconstrained = TRUE)`):
+#' `log((1 + Phi) / (1 - Phi))`, `qlogis(Phi)`, the log ratio of standard
+#' deviations, `log(const)`, and so on.
 #'
 #' @param object A fit from [lmm()].
 #' @param unconstrained Report on the optimiser's unconstrained scale.
@@ -427,6 +452,39 @@ n_residual_parameters <- function(object) {
   if (is.null(object$residual)) 0L else sum(object$residual$free)
 }
 
+# varConstPower()'s constant next to |v|^power decides the model: far below
+# it the fit is varPower()'s (a boundary, like a zero variance); far above
+# it, with sigma shrinking, the likelihood rises towards a limit that no
+# finite parameters reach (the constant and the power drift together). On
+# nlme's data sets the fits with a maximum have ratios up to about 30, the
+# drifting ones above 1e4. Either is said, not returned silently.
+report_unbounded_variance_function <- function(fit) {
+  var <- fit$residual$variance
+  if (is.null(var) || var$kind != "const_power") return(invisible())
+  par <- natural_residual_parameters(fit$residual)[var$names]
+  ratio <- par[["const"]] / stats::median(abs(var$covariate)^par[["power"]])
+  if (!is.finite(ratio)) return(invisible())
+  if (ratio < 1e-8) {
+    mlm_inform(c("The constant of {.fn varConstPower} is estimated as zero: the fit is that of {.fn varPower}.",
+                 i = "Fit {.fn varPower} instead: it has one parameter fewer."),
+               "mlmfit_message_singular")
+  } else if (ratio > 1e3) {
+    mlm_warn(c("The constant of {.fn varConstPower} grows without bound: the likelihood rises towards a limit that no finite parameters reach, and the estimates are not a maximum.",
+               i = "Use {.fn varExp} or {.fn varPower} for this variance, or fix the power."),
+             "mlmfit_warning_convergence")
+  }
+  invisible()
+}
+
+# The standard-deviation multiplier of a variance function of a covariate
+# at its natural parameters.
+variance_multiplier <- function(kind, par, v) {
+  switch(kind,
+    power = abs(v)^par[[1L]],
+    exp = exp(par[[1L]] * v),
+    const_power = par[[1L]] + abs(v)^par[[2L]])
+}
+
 # Standard-deviation multiplier of each observation: the variance function
 # at the estimates divided by the square root of the prior weight.
 residual_sd_multipliers <- function(object) {
@@ -437,8 +495,7 @@ residual_sd_multipliers <- function(object) {
     par <- natural_residual_parameters(object$residual)[var$names]
     s <- switch(var$kind,
       ident = c(1, par)[as.integer(var$strata)],
-      power = abs(var$covariate)^par[[1L]],
-      exp = exp(par[[1L]] * var$covariate))
+      variance_multiplier(var$kind, par, var$covariate))
   }
   if (!is.null(object$prior_weights)) s <- s / sqrt(object$prior_weights)
   unname(s)
@@ -548,7 +605,7 @@ residual_structure_newdata <- function(object, newdata) {
       } else {
         structure_covariate(rhs, newdata, env, paste0(var$class, "()"))
       }
-      out$s <- if (var$kind == "power") abs(v)^par[[1L]] else exp(par[[1L]] * v)
+      out$s <- variance_multiplier(var$kind, par, v)
     }
   }
   if (!is.null(cor <- res$correlation)) {

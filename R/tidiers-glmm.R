@@ -1,0 +1,42 @@
+# augment() for glmm() fits with broom.mixed's columns for glmer fits.
+
+#' @rdname lmm-tidiers
+#' @param type.predict For `augment()` of a GLMM with `newdata`: `"link"`
+#'   (default, as broom.mixed) or `"response"`.
+#' @details For a fit from [glmm()], `augment()` gives broom.mixed's columns
+#'   for glmer fits: `.fitted` and `.fixed` on the link scale, `.resid`
+#'   (deviance residuals), `.mu` (fitted means), `.offset`, `.sqrtXwt`
+#'   (square roots of the working weights), `.sqrtrwt` (of the prior
+#'   weights over the variance function), `.weights` (prior weights),
+#'   `.wtres` (Pearson residuals) and `.eta`; leverages and Cook's distances
+#'   are not given (lme4 warns that its GLMM hat matrix may not make sense).
+#' @method augment mlmfit_glmm
+#' @export
+augment.mlmfit_glmm <- function(x, data = stats::model.frame(x), newdata = NULL, type.predict = c("link", "response"),
+                                ...) {
+  type.predict <- match.arg(type.predict)
+  if (!is.null(newdata)) {
+    out <- as.data.frame(newdata)
+    out$.fitted <- unname(predict(x, newdata = newdata, type = type.predict, ...))
+    return(as_tidy_frame(out))
+  }
+  out <- as.data.frame(data)
+  n <- nobs(x)
+  if (nrow(out) != n) {
+    mlm_abort("{.arg data} must have one row per observation of the fit ({n}).", "mlmfit_error_argument")
+  }
+  w <- x$prior_weights %||% rep(1, n)
+  mu <- unname(as.vector(x$fitted))
+  eta <- unname(as.vector(x$eta))
+  out$.fitted <- eta
+  out$.resid <- unname(residuals(x, type = "deviance"))
+  out$.fixed <- unname(predict(x, re.form = NA, type = "link"))
+  out$.mu <- mu
+  out$.offset <- x$offset %||% rep(0, n)
+  out$.sqrtXwt <- sqrt(x$working_weights)
+  out$.sqrtrwt <- sqrt(w / x$family$variance(mu))
+  out$.weights <- w
+  out$.wtres <- unname(residuals(x, type = "pearson"))
+  out$.eta <- eta
+  as_tidy_frame(out)
+}
