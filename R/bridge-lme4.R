@@ -55,7 +55,7 @@ as_lmerMod <- function(fit) {
   }
   refuse_residual_structure(fit, "lme4 objects")
   pieces <- lme4_pieces(fit)
-  devfun <- in_lme4(lme4::mkLmerDevfun, list(pieces$fr, pieces$X, pieces$reTrms, REML = isTRUE(fit$REML),
+  devfun <- in_lme4(lme4::mkLmerDevfun, list(pieces$fr, pieces$X, pieces$reTrms, REML = fit_reml(fit),
                                               start = pieces$theta, control = lme4::lmerControl()))
   devfun(pieces$theta)
   opt <- merMod_optimum(pieces$theta, deviance(fit))
@@ -84,18 +84,20 @@ as_glmerMod <- function(fit) {
   # estimates takes log|L| from the weights of PIRLS's last-but-one step and
   # can differ in the fourth decimal.
   deviance <- -2 * as.numeric(stats::logLik(fit))
-  if (fit$nAGQ == 0L) {
+  nagq <- fit_nagq(fit)
+  if (nagq == 0L) {
     opt <- merMod_optimum(pieces$theta, deviance)
   } else {
-    devfun <- lme4::updateGlmerDevfun(devfun, pieces$reTrms, nAGQ = fit$nAGQ)
-    par <- c(pieces$theta, unname(fit$beta))
+    devfun <- lme4::updateGlmerDevfun(devfun, pieces$reTrms, nAGQ = nagq)
+    par <- c(pieces$theta, unname(fixef(fit)))
     devfun(par)
     opt <- merMod_optimum(par, deviance)
     rho$resp$setOffset(rho$baseOffset)
-    hess <- fit$optinfo$hessian
-    if (length(hess) > 0L && all(is.finite(hess)) && identical(fit$vcov_method, "hessian")) {
-      ord <- c(pieces$theta_order, length(pieces$theta) + seq_along(fit$beta))
-      attr(opt, "derivs") <- list(gradient = unname(fit$optinfo$gradient)[ord], Hessian = unname(hess)[ord, ord])
+    optinfo <- fit_optinfo(fit)
+    hess <- optinfo$hessian
+    if (length(hess) > 0L && all(is.finite(hess)) && identical(fit_vcov_method(fit), "hessian")) {
+      ord <- c(pieces$theta_order, length(pieces$theta) + seq_along(fixef(fit)))
+      attr(opt, "derivs") <- list(gradient = unname(optinfo$gradient)[ord], Hessian = unname(hess)[ord, ord])
     }
   }
   lme4::mkMerMod(rho, opt, pieces$reTrms, pieces$fr, mc = lme4_call(fit, "glmer"))
@@ -132,10 +134,11 @@ merMod_optimum <- function(par, fval) {
 # The family as lme4 knows it (a negative binomial as MASS's family with
 # the estimated size, as glmer.nb() returns it).
 lme4_family <- function(fit) {
-  if (identical(fit$family_info$dist, "negative_binomial")) {
-    return(MASS::negative.binomial(theta = fit$family_info$nb_size, link = fit$family$link))
+  fam <- spec_family(fit)
+  if (identical(fam$dist, "negative_binomial")) {
+    return(MASS::negative.binomial(theta = fam$nb_size, link = fam$link))
   }
-  fit$family
+  fam$family
 }
 
 # lme4's frame, fixed-effect matrix and random-effect terms for the model
@@ -143,7 +146,7 @@ lme4_family <- function(fit) {
 lme4_pieces <- function(fit) {
   require_lme4(if (inherits(fit, "mlmfit_glmm")) "{.fn as_glmerMod}" else "{.fn as_lmerMod}")
   fr <- lme4_frame(fit)
-  bars <- lme4::findbars(lme4::expandDoubleVerts(fit$formula))
+  bars <- lme4::findbars(lme4::expandDoubleVerts(spec_formula(fit)))
   reTrms <- tryCatch(lme4::mkReTrms(bars, fr),
                      error = function(e) {
                        mlm_abort(c("lme4 could not rebuild the random-effect terms from the model frame.",
@@ -152,17 +155,19 @@ lme4_pieces <- function(fit) {
                                  "mlmfit_error_bridge")
                      })
   order <- merMod_term_match(fit, reTrms$cnms)
-  theta_order <- unlist(lapply(order, function(t) fit$re$terms[[t]]$theta))
-  X <- fit$X
-  list(fr = fr, X = X, reTrms = reTrms, theta = unname(fit$theta[theta_order]), theta_order = theta_order)
+  terms <- re_terms(fit)
+  theta_order <- unlist(lapply(order, function(t) terms[[t]]$theta))
+  list(fr = fr, X = spec_X(fit), reTrms = reTrms, theta = unname(fit_theta(fit)[theta_order]),
+       theta_order = theta_order)
 }
 
 # For each of lme4's terms (grouping factor and columns), the matching term
 # of the fit: the two packages order terms alike, but match them by content.
 merMod_term_match <- function(fit, cnms) {
-  used <- logical(length(fit$re$terms))
+  terms <- re_terms(fit)
+  used <- logical(length(terms))
   vapply(seq_along(cnms), function(i) {
-    hit <- which(!used & vapply(fit$re$terms, function(tm) {
+    hit <- which(!used & vapply(terms, function(tm) {
       identical(tm$label, names(cnms)[i]) && identical(tm$colnames, cnms[[i]])
     }, logical(1)))
     if (length(hit) == 0L) {
@@ -179,9 +184,11 @@ merMod_term_match <- function(fit, cnms) {
 # formula, and the variables of the fixed and random parts (with their
 # "predvars", so that predict(newdata) on the merMod works as for lme4).
 lme4_frame <- function(fit) {
-  fr <- fit$frame
+  fr <- spec_frame(fit)
+  formula <- spec_formula(fit)
+  fixed_formula <- spec_fixed_formula(fit)
   tt <- attr(fr, "terms")
-  attr(fr, "formula") <- fit$formula
+  attr(fr, "formula") <- formula
   vars <- as.list(attr(tt, "variables"))[-1L]
   predvars <- as.list(attr(tt, "predvars") %||% attr(tt, "variables"))[-1L]
   keys <- vapply(vars, deparse1, "")
@@ -189,11 +196,11 @@ lme4_frame <- function(fit) {
     want <- vapply(as.list(attr(stats::terms(formula), "variables"))[-1L], deparse1, "")
     as.call(c(quote(list), predvars[match(want, keys)]))
   }
-  attr(tt, "predvars.fixed") <- subset_vars(fit$fixed_formula)
-  attr(tt, "varnames.fixed") <- vapply(as.list(attr(stats::terms(fit$fixed_formula), "variables"))[-1L], deparse1, "")
-  random <- stats::reformulate(c("1", vapply(lme4::findbars(fit$formula), function(b) {
+  attr(tt, "predvars.fixed") <- subset_vars(fixed_formula)
+  attr(tt, "varnames.fixed") <- vapply(as.list(attr(stats::terms(fixed_formula), "variables"))[-1L], deparse1, "")
+  random <- stats::reformulate(c("1", vapply(lme4::findbars(formula), function(b) {
     paste(deparse1(b[[2L]]), "+", deparse1(b[[3L]]))
-  }, "")), response = fit$formula[[2L]])
+  }, "")), response = formula[[2L]])
   attr(tt, "predvars.random") <- subset_vars(random)
   attr(fr, "terms") <- tt
   fr
@@ -201,12 +208,12 @@ lme4_frame <- function(fit) {
 
 # The call of the equivalent lme4 fit.
 lme4_call <- function(fit, fun) {
-  mc <- fit$call
+  mc <- fit_call(fit)
   keep <- intersect(names(mc), c("", "formula", "data", "REML", "family", "nAGQ", "weights", "offset", "subset",
                                  "na.action"))
   mc <- mc[c(1L, match(keep[keep != ""], names(mc)))]
   mc[[1L]] <- call("::", as.name("lme4"), as.name(fun))
-  mc$formula <- fit$formula
+  mc$formula <- spec_formula(fit)
   if (fun == "glmer") mc$family <- lme4_family(fit)
   mc
 }

@@ -37,36 +37,67 @@
 #' lmm(math ~ 1 + (1 | schid), nels88, REML = FALSE)
 "nels88"
 
-#' Two classrooms: pretest and posttest (simulated)
+#' Two classrooms: pretest and posttest (constructed)
 #'
 #' The data of the two-classrooms lesson: does a pretest predict a posttest
 #' when the students come from two classes whose mean posttest differs? 60
-#' students, 30 in each of two classrooms. Separate regressions give
-#' intercepts near 70 and 60 with slopes near 0.2; the regression that
-#' ignores the classrooms gives an intercept near 65 and residuals that are
-#' mostly positive in one class and negative in the other.
+#' students, 30 in each of two classrooms. The lesson's own data were never
+#' published, so these were **constructed** so that every number the lesson
+#' prints comes out of them, to the digits it prints:
 #'
-#' The lesson's own data were never published, so these are **simulated**
-#' (by `data-raw/twoclassrooms.R`, seed 308): `pretest` is drawn from a
-#' normal distribution with mean 50 and SD 14 and rounded; `posttest` is
-#' 70 (class1) or 60 (class2), plus 0.2 times the centred pretest, plus
-#' normal noise with SD 10.9, rounded. The seed is the first from 1 upward
-#' for which the lesson's rounded figures hold (separate intercepts 70 and
-#' 60, collapsed intercept 65, all slopes 0.2).
+#' * the regression that ignores the classrooms: intercept 65, slope 0.2,
+#'   \eqn{R^2} = .055, residual SD 11.9, mean residual +4.9 in `class1` and
+#'   -4.9 in `class2`;
+#' * the regression with a classroom dummy: 70 + 0.2 pretest - 10 class,
+#'   \eqn{R^2} = .22, residual SD 10.9;
+#' * one regression per classroom: intercepts 70 and 60, slopes 0.2;
+#' * the random-intercept model `posttest ~ (1 | classroom.d) + pretest.c`
+#'   by REML: classroom variance 44.72 (SD 6.688), residual variance 118.52
+#'   (SD 10.887), intercept 65.0333 (SE 4.9333, t 13.182), slope of
+#'   `pretest.c` 0.2089 (SE 0.1036, t 2.017).
 #'
-#' @format A data frame with 60 rows and 4 columns:
+#' **How.** Both classrooms have the same mean pretest (50), and each has 30
+#' students. Then every one of these numbers is a closed-form function of
+#' five statistics: the mean posttest \eqn{\bar y}, the difference \eqn{D}
+#' of the two classroom means of posttest, and the pooled within-classroom
+#' sums of squares and products \eqn{W_{xx}}, \eqn{W_{xy}}, \eqn{W_{yy}}.
+#' The slope is \eqn{W_{xy}/W_{xx}} in every model; the REML residual
+#' variance is the within-classroom residual sum of squares
+#' \eqn{W_{yy} - W_{xy}^2/W_{xx}} over 57 degrees of freedom; the variance of
+#' a classroom mean, \eqn{\sigma^2/30 + \tau^2}, is estimated by
+#' \eqn{D^2/2}; the intercept is \eqn{\bar y} with standard error \eqn{D/2};
+#' the slope's standard error is \eqn{\sqrt{\sigma^2/W_{xx}}}. The printed
+#' numbers thus fix a small window for each statistic; the data are drawn
+#' at random (pretest in whole points, posttest to three decimals) and
+#' adjusted to a point inside every window. Whole-number posttest scores
+#' cannot reproduce the lesson: their mean would be 3902/60, and the
+#' intercept's t value would print as 13.183 rather than 13.182.
+#' `data-raw/twoclassrooms.R` (in the package sources) does the construction
+#' and checks every number.
+#'
+#' The lesson's figures sit close to rounding boundaries (the classroom
+#' variance, 44.7248, is 0.0002 below the point where it would print as
+#' 44.73), so a fitter must find the REML optimum to about six significant
+#' digits to print them; [lmm()] and `lme4::lmer()` both do.
+#'
+#' @format A data frame with 60 rows and 5 columns:
 #' \describe{
 #'   \item{classroom}{factor, `class1` or `class2`}
-#'   \item{pretest}{pretest score (points)}
-#'   \item{pretest.c}{`pretest` centred at its grand mean (`pretest - mean(pretest)`)}
-#'   \item{posttest}{posttest score (points)}
+#'   \item{classroom.d}{dummy code of the classroom: 0 = `class1`, 1 = `class2` (the lesson's grouping variable)}
+#'   \item{pretest}{pretest score (whole points; mean 50 in each classroom)}
+#'   \item{pretest.c}{`pretest` centred at its grand mean: `pretest - 50`}
+#'   \item{posttest}{posttest score (three decimals)}
 #' }
-#' @source Simulated; see Details and `data-raw/twoclassrooms.R`.
+#' @source Constructed; see Details and `data-raw/twoclassrooms.R`.
+#' @seealso `vignette("two-classrooms", package = "mlmfit")`
 #' @examples
-#' # separate regressions, then the random-intercept model
-#' coef(lm(posttest ~ pretest.c, twoclassrooms, subset = classroom == "class1"))
-#' coef(lm(posttest ~ pretest.c, twoclassrooms, subset = classroom == "class2"))
-#' lmm(posttest ~ pretest.c + (1 | classroom), twoclassrooms)
+#' # the lesson's random-intercept model: 44.72, 118.52, 65.0333, 0.2089
+#' fit <- lmm(posttest ~ (1 | classroom.d) + pretest.c, twoclassrooms)
+#' VarCorr(fit)
+#' fixef(fit)
+#' # the regression that ignores the classrooms: R-squared .055, SD 11.9
+#' collapsed <- lm(posttest ~ pretest.c, twoclassrooms)
+#' c(summary(collapsed)$r.squared, sigma(collapsed))
 "twoclassrooms"
 
 #' Junior School Project: mathematics and English in 49 London schools
@@ -176,3 +207,88 @@
 #' fixef(fit)
 #' deviance(fit)
 "popular"
+
+#' High School and Beyond: mathematics achievement in 160 schools
+#'
+#' Raudenbush and Bryk's example: 7185 students in 160 US high schools (90
+#' public, 70 Catholic) with their mathematics achievement and
+#' socio-economic status (SES), and school characteristics joined to every
+#' student. Built from `nlme::MathAchieve` (students) and
+#' `nlme::MathAchSchool` (schools).
+#'
+#' `meanses` is the school file's mean SES (`MEANSES`), and `cses` is SES
+#' centred at it: `ses - meanses`. This is the centring of the lecture notes
+#' that the High School and Beyond vignette follows, and it reproduces
+#' every figure they print. The school file's mean lies 0.006 above the
+#' mean SES of the sampled students of each school (0.0055 to 0.0065), so
+#' `cses` averages -0.006 within every school; centring at the sample
+#' means instead (as `center_within(hsb$ses, hsb$school)` does, and as
+#' `mlmRev::Hsb82` and Raudenbush and Bryk's Table 4.5 do) moves the
+#' intercepts by about 0.006 times the SES slope: 12.11 in the notes, 12.13
+#' in the book.
+#'
+#' @format A data frame with 7185 rows and 12 columns:
+#' \describe{
+#'   \item{school}{school identifier (factor, 160 levels)}
+#'   \item{minority}{factor: is the student from an ethnic minority? `No`, `Yes`}
+#'   \item{sex}{factor: `Male`, `Female`}
+#'   \item{ses}{socio-economic status of the student's family (standardised)}
+#'   \item{mathach}{mathematics achievement score (the outcome)}
+#'   \item{meanses}{mean SES of the school (the school file's `MEANSES`)}
+#'   \item{cses}{`ses - meanses`: the student's SES relative to the school}
+#'   \item{sector}{factor: `Public` or `Catholic` school}
+#'   \item{size}{number of students enrolled in the school}
+#'   \item{pracad}{proportion of the school's students on the academic track}
+#'   \item{disclim}{disciplinary climate of the school (a scale)}
+#'   \item{himinty}{1 if more than 40 percent of the school's students are from minorities, else 0}
+#' }
+#' @source `MathAchieve` and `MathAchSchool` of the nlme package; built by
+#'   `data-raw/hsb.R`.
+#' @references Raudenbush, S. W. and Bryk, A. S. (2002). *Hierarchical Linear
+#'   Models: Applications and Data Analysis Methods*, 2nd ed. Thousand Oaks:
+#'   Sage.
+#' @seealso `vignette("hsb", package = "mlmfit")`
+#' @examples
+#' # the empty model: grand mean 12.64, variances 8.61 (schools) and 39.15
+#' fit <- lmm(mathach ~ 1 + (1 | school), hsb)
+#' VarCorr(fit)
+#' icc(fit)
+"hsb"
+
+#' Nurses planning to leave their jobs (simulated, London hospitals design)
+#'
+#' A simulated stand-in for the survey of nurses in London hospitals used by
+#' multilevel lecture notes (Barron 2018) to introduce multilevel logistic
+#' regression: 1389 nurses in 18 hospitals, and whether each plans to leave
+#' the job within three years. The survey's data are not public, so these
+#' data are **simulated** with the design the notes describe and with the
+#' notes' `glmer` estimates as the true values: log-odds of leaving
+#' \eqn{3.02 - 0.75\,\mathrm{fam} - 0.93\,\mathrm{valued} - 0.05\,\mathrm{age}
+#' + 0.28\,\mathrm{male} - 0.73\,\mathrm{outer} + u_h}, with hospital
+#' effects \eqn{u_h \sim N(0, 0.18^2)}. Hospitals have 45 to 125 nurses;
+#' nine are in inner and nine in outer London. Ages are drawn around 36
+#' (19 to 64), except for four records of age 18 that the notes' model
+#' leaves out with `subset = age > 18` (leaving 1385 nurses); about one nurse
+#' in eight is male. A fit to these data estimates the truth, not the notes'
+#' numbers: they come from other data.
+#'
+#' @format A data frame with 1389 rows and 7 columns:
+#' \describe{
+#'   \item{HOSPITAL}{hospital (factor, 18 levels)}
+#'   \item{INN_OUT}{factor: `Inner London` or `Outer London` (a hospital-level variable)}
+#'   \item{leave}{factor: does the nurse plan to leave within three years? `no`, `yes` (the outcome)}
+#'   \item{fam}{factor: family responsibilities, `no` or `yes`}
+#'   \item{valued}{factor: does the nurse feel valued at work? `no` or `yes`}
+#'   \item{age}{age in years}
+#'   \item{sex}{factor: `female` or `male`}
+#' }
+#' @source Simulated by `data-raw/nurseturnover.R` (seed 1).
+#' @seealso `vignette("nurse-turnover", package = "mlmfit")`
+#' @examples
+#' fit <- glmm(leave ~ fam + valued + age + sex + INN_OUT + (1 | HOSPITAL), nurseturnover,
+#'             family = binomial, subset = age > 18)
+#' fixef(fit)
+#' # intraclass correlation on the latent scale
+#' s2 <- VarCorr(fit)$HOSPITAL[1, 1]
+#' s2 / (s2 + pi^2 / 3)
+"nurseturnover"

@@ -143,22 +143,15 @@ separation_certificate <- function(X, y, weights, offset, family, dist) {
 # After the fit: estimates far out on the scale of the linear predictor are
 # checked for a separating direction.
 check_separation_after <- function(fit, action) {
-  dist <- fit$family_info$dist
-  if (is.null(outcome_classes(fit$y, fit$prior_weights, dist))) return(invisible(NULL))
-  sds <- apply(fit$X, 2L, stats::sd)
-  scaled <- abs(fit$beta) * ifelse(sds > 0, sds, 1)
-  if (!(any(scaled > 5) || max(abs(fit$eta)) > 20)) return(invisible(NULL))
-  found <- separation_certificate(fit$X, fit$y, fit$prior_weights, fit$offset, fit$family, dist)
-  if (length(found) > 0L) separation_found(found, action, dist)
+  fam <- spec_family(fit)
+  y <- spec_y(fit)
+  w <- spec_weights(fit)
+  if (is.null(outcome_classes(y, w, fam$dist))) return(invisible(NULL))
+  X <- spec_X(fit)
+  sds <- apply(X, 2L, stats::sd)
+  scaled <- abs(fixef(fit)) * ifelse(sds > 0, sds, 1)
+  if (!(any(scaled > 5) || max(abs(fit_eta(fit))) > 20)) return(invisible(NULL))
+  found <- separation_certificate(X, y, w, spec_offset(fit), fam$family, fam$dist)
+  if (length(found) > 0L) separation_found(found, action, fam$dist)
   invisible(found)
-}
-
-# Under separation the likelihood has no maximum: the Hessian where the
-# search stopped describes that point only, while the covariance given
-# theta shows the standard errors of the separated effects running off, as
-# glm's do.
-covariance_under_separation <- function(fit) {
-  fit$vcov <- fit$vcov_unscaled
-  fit$vcov_method <- "conditional"
-  fit
 }

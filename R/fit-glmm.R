@@ -56,11 +56,11 @@
 #'   [predict()] (`type = "link"` or `"response"`), [residuals()] (types
 #'   deviance, pearson, working, response), [simulate()], [summary()] with z
 #'   tests, [logLik()], [AIC()], [BIC()], [deviance()] and [confint()]
-#'   (profile-likelihood, Wald or bootstrap intervals: [confint.mlmfit_glmm()]).
+#'   (profile-likelihood, Wald or bootstrap intervals: [confint.mlmfit()]).
 #' @references Bates, D., Maechler, M., Bolker, B. and Walker, S. (2015).
 #'   Fitting linear mixed-effects models using lme4. *Journal of
 #'   Statistical Software* 67(1), 1-48. \doi{10.18637/jss.v067.i01}
-#' @seealso [glmm_control()], [predict.mlmfit_glmm()], [lmm()].
+#' @seealso [glmm_control()], [predict.mlmfit()], [lmm()].
 #' @examples
 #' nels88$pass <- nels88$math >= 50
 #' fit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
@@ -84,57 +84,31 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
   if (!inherits(control, "glmm_control")) {
     mlm_abort("{.arg control} must come from {.fn glmm_control}.", "mlmfit_error_argument")
   }
-  parsed <- parse_mixed_formula(formula)
-  model <- lmm_model_frame(mc, parsed, parent.frame(), na.action, response = "any")
-  yname <- deparse1(parsed$response)
-  resp <- glmm_response(model$y, model$weights, fam, yname)
-  re <- build_re_terms(parsed$random, model$frame, model$X, environment(formula), allow_n = TRUE)
-  if (nAGQ > 1L && (length(re$blocks) != 1L || re$blocks[[1L]]$q != 1L)) {
+  spec <- model_spec(formula, mc, parent.frame(), na.action, family = fam)
+  blocks <- re_blocks(spec)
+  if (nAGQ > 1L && (length(blocks) != 1L || blocks[[1L]]$q != 1L)) {
     mlm_abort(c("Adaptive Gauss-Hermite quadrature ({.code nAGQ > 1}) needs a single scalar random effect, such as {.code (1 | group)}.",
-                x = "This model has {length(re$terms)} random-effect term{?s} with {sum(vapply(re$blocks, function(b) b$q, 1))} random effect{?s} per group.",
+                x = "This model has {length(re_terms(spec))} random-effect term{?s} with {sum(vapply(blocks, function(b) b$q, 1))} random effect{?s} per group.",
                 i = "Use {.code nAGQ = 1} (the Laplace approximation)."),
               "mlmfit_error_nagq")
   }
-  separated <- check_separation(model$X, resp$y, resp$weights, fam$dist, model$intercept_col, control$separation,
-                                attr(model$terms, "term.labels"), model$xlevels)
-  mustart <- glmm_mustart(resp$y, resp$weights, fam$dist)
-  eta_start <- fam$family$linkfun(mustart)
-  engine_family <- glmm_engine_family(fam, resp$y, resp$weights, mustart, resp$trials)
-  blocks <- engine_blocks(re)
-  if (fam$dist == "negative_binomial" && is.na(fam$nb_size)) {
-    # The size by the profile likelihood (lme4's glmer.nb): a Poisson fit
-    # gives the means from which a first size is estimated; the engine then
-    # searches log(size) three units either side of it, widening if needed.
-    pois <- glmm_family(stats::poisson(link = fam$link))
-    pois_engine <- engine_call(glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
-                                            model$intercept_col - 1L, blocks, re$theta0, re$lower,
-                                            glmm_engine_family(pois, resp$y, resp$weights, mustart), nAGQ,
-                                            utils::modifyList(control, list(hessian = FALSE, cond_var = FALSE))))
-    if (!is.null(pois_engine$error)) {
-      mlm_abort(c("The Poisson model that starts the negative binomial fit failed: {pois_engine$error}."),
-                "mlmfit_error_fit")
-    }
-    size0 <- nb_theta_ml(resp$y, pois$family$linkinv(pois_engine$eta), resp$weights)
-    engine <- engine_call(glmm_nb_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(pois_engine$eta),
-                                          model$intercept_col - 1L, blocks, as.double(pois_engine$theta), re$lower,
-                                          engine_family, nAGQ, control, log(size0) - 3, log(size0) + 3))
-    if (is.null(engine$error)) fam <- glmm_family(negative_binomial(engine$nb_size, link = fam$link))
-  } else {
-    engine <- engine_call(glmm_fit_cpp(model$X, resp$y, resp$weights, model$offset, as.double(eta_start),
-                                       model$intercept_col - 1L, blocks, re$theta0, re$lower, engine_family,
-                                       nAGQ, control))
-  }
+  X <- spec_X(spec)
+  separated <- check_separation(X, spec_y(spec), spec_weights(spec), fam$dist, spec_intercept_col(spec),
+                                control$separation, attr(spec_fixed_terms(spec), "term.labels"), spec_xlevels(spec))
+  engine <- engine_fit(spec, control, nAGQ = nAGQ)
   if (!is.null(engine$error)) {
-    found <- separation_certificate(model$X, resp$y, resp$weights, model$offset, fam$family, fam$dist)
+    found <- separation_certificate(X, spec_y(spec), spec_weights(spec), spec_offset(spec), fam$family, fam$dist)
     if (length(found) > 0L) separation_found(found, "error", fam$dist)
     mlm_abort(c("The model could not be fitted: {engine$error}.",
                 i = "Check for predictors with extreme scales (rescale them), groups or categories in which every outcome is the same, or simplify the random effects."),
               "mlmfit_error_fit")
   }
-  fit <- new_glmm(engine, model, resp, re, mc, formula, parsed, fam, nAGQ, control)
+  if (!is.null(engine$nb_size)) spec <- spec_with_family(spec, negative_binomial(engine$nb_size, link = fam$link))
+  fit <- new_glmm_fit(spec, engine, mc, nAGQ, control)
   if (length(separated) == 0L) separated <- check_separation_after(fit, control$separation)
   if (length(separated) > 0L) fit <- covariance_under_separation(fit)
-  report_glmm_problems(fit)
+  report_convergence(fit_optinfo(fit)$warnings)
+  report_singular(fit)
   fit
 }
 
@@ -170,91 +144,45 @@ glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, bou
                          pirls_tol = 1e-11, pirls_max_iter = 100L, hessian = TRUE, cond_var = TRUE,
                          separation = c("error", "warning")) {
   separation <- match.arg(separation)
-  structure(list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
-                 boundary_tol = as.double(boundary_tol), pirls_tol = as.double(pirls_tol),
-                 pirls_max_iter = as.integer(pirls_max_iter), hessian = isTRUE(hessian),
-                 cond_var = isTRUE(cond_var), separation = separation),
+  structure(c(optimizer_settings(max_evals, tolerance, step, boundary_tol, cond_var),
+              list(pirls_tol = as.double(pirls_tol), pirls_max_iter = as.integer(pirls_max_iter),
+                   hessian = isTRUE(hessian), separation = separation)),
             class = "glmm_control")
 }
 
-# Assemble the fit object from the engine's answer; the fields of an lmm()
-# fit keep their meaning, so the shared methods work on both.
-new_glmm <- function(engine, model, resp, re, mc, formula, parsed, fam, nAGQ, control) {
-  X <- model$X
-  n <- nrow(X)
-  p <- ncol(X)
-  family <- fam$family
-  rn <- rownames(model$frame)
-  beta <- stats::setNames(as.vector(engine$beta), colnames(X))
-  theta <- stats::setNames(as.vector(engine$theta), names(re$theta0))
-  eta <- as.vector(engine$eta)
-  mu <- family$linkinv(eta)
-  w <- if (is.null(resp$weights)) rep(1, n) else resp$weights
-  y <- resp$y
-  var_mu <- family$variance(mu)
-  mu_eta <- family$mu.eta(eta)
-  wrss <- sum(w * (y - mu)^2 / var_mu)
-  use_sc <- fam$dist == "Gamma"
-  sigma <- if (use_sc) sqrt((wrss + engine$ussq) / n) else 1
-  aic <- glmm_aic(fam, y, resp$weights, mu, resp$trials)
-  criterion <- if (nAGQ > 1L) engine$criterion else engine$ldL2 + engine$ussq + aic
-
-  vc_unscaled <- engine$vcov_unscaled
-  dimnames(vc_unscaled) <- list(colnames(X), colnames(X))
-  vc <- vc_unscaled * sigma^2
-  vcov_method <- "conditional"
-  if (length(engine$vcov_hessian) > 0L && all(is.finite(engine$vcov_hessian))) {
-    vc <- engine$vcov_hessian
-    dimnames(vc) <- list(colnames(X), colnames(X))
-    vcov_method <- "hessian"
-  }
-  b <- Map(function(bm, blk) {
-    dimnames(bm) <- list(blk$colnames, blk$levels)
-    bm
-  }, engine$b, re$blocks)
-  names(b) <- names(re$blocks)
-  u <- Map(function(um, blk) {
-    dimnames(um) <- list(blk$colnames, blk$levels)
-    um
-  }, engine$u, re$blocks)
-  names(u) <- names(re$blocks)
-  cond_var <- engine$cond_var
-  if (length(cond_var) > 0L) {
-    cond_var <- lapply(cond_var, function(a) a * sigma^2)
-    names(cond_var) <- names(re$blocks)
-  }
-  hess <- engine$hessian
-  if (length(hess) > 0L) dimnames(hess) <- list(c(names(theta), colnames(X)), c(names(theta), colnames(X)))
-  grad <- engine$gradient
-  if (length(grad) > 0L) names(grad) <- c(names(theta), colnames(X))
-
-  fit <- list(
-    call = mc, formula = formula, fixed_formula = parsed$fixed, REML = FALSE,
-    frame = model$frame, X = X, y = y, response = model$y, response_kind = resp$kind,
-    response_levels = resp$levels, trials = resp$trials,
-    prior_weights = resp$weights, offset = model$offset,
-    terms = model$terms, xlevels = model$xlevels, contrasts = attr(X, "contrasts"), dropped = model$dropped,
-    re = re, theta = theta, lower = re$lower,
-    beta = beta, vcov = vc, vcov_unscaled = vc_unscaled * sigma^2, vcov_method = vcov_method,
-    sigma = sigma, use_sc = use_sc, b = b, u = u, cond_var = cond_var,
-    devcomp = list(criterion = criterion, ldL2 = engine$ldL2, ldRX2 = engine$ldRX2, drsum = engine$dev,
-                   ussq = engine$ussq, wrss = wrss, pwrss = wrss + engine$ussq, aic = aic, n = n, p = p),
-    fitted = stats::setNames(mu, rn), eta = stats::setNames(eta, rn),
-    working_weights = w * mu_eta^2 / var_mu,
-    family = family, family_info = fam, nAGQ = nAGQ,
-    optinfo = c(engine$optinfo, list(hessian = hess, gradient = grad)), control = control
-  )
-  class(fit) <- c("mlmfit_glmm", "mlmfit")
+# Under separation the likelihood has no maximum: the Hessian where the
+# search stopped describes that point only, while the covariance given
+# theta shows the standard errors of the separated effects running off, as
+# glm's do.
+covariance_under_separation <- function(fit) {
+  fit$vcov <- fit_vcov_unscaled(fit) * fit_sigma(fit)^2
+  fit$vcov_method <- "conditional"
   fit
 }
 
-# Convergence and boundary problems, in words a user can act on.
-report_glmm_problems <- function(fit) {
-  for (w in fit$optinfo$warnings) {
-    mlm_warn(c("Convergence: {w}.",
-               i = "Check the estimates; rescaling predictors (centring, standardising) or a simpler random-effect structure often helps."),
-             "mlmfit_warning_convergence")
+# The fit object of a GLMM from the engine's answer (engine.R), which holds
+# everything at the optimum: the means, sigma and the criterion included.
+new_glmm_fit <- function(spec, engine, call, nAGQ, control) {
+  p_names <- spec_x_names(spec)
+  par_names <- c(names(theta_start(spec)), p_names)
+  vc_unscaled <- engine$vcov_unscaled
+  dimnames(vc_unscaled) <- list(p_names, p_names)
+  vc <- vc_unscaled * engine$sigma^2
+  vcov_method <- "conditional"
+  if (length(engine$vcov_hessian) > 0L && all(is.finite(engine$vcov_hessian))) {
+    vc <- engine$vcov_hessian
+    dimnames(vc) <- list(p_names, p_names)
+    vcov_method <- "hessian"
   }
-  report_singular(fit)
+  hess <- engine$hessian
+  if (length(hess) > 0L) dimnames(hess) <- list(par_names, par_names)
+  grad <- engine$gradient
+  if (length(grad) > 0L) names(grad) <- par_names
+  fields <- c(list(spec = spec, call = call, control = control, REML = FALSE), engine_estimates(spec, engine), list(
+    vcov = vc, fitted = as.vector(engine$mu), devcomp = engine$devcomp,
+    optinfo = c(engine$optinfo, list(hessian = hess, gradient = grad)), xp = NULL,
+    nAGQ = nAGQ, u = per_block(engine$u, spec), eta = as.vector(engine$eta),
+    working_weights = as.vector(engine$working_weights), vcov_unscaled = vc_unscaled, vcov_method = vcov_method
+  ))
+  new_mlmfit(fields, c("mlmfit_glmm", "mlmfit"))
 }
-

@@ -129,34 +129,17 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
   if (!inherits(control, "lmm_control")) {
     mlm_abort("{.arg control} must come from {.fn lmm_control}.", "mlmfit_error_argument")
   }
-  parsed <- parse_mixed_formula(formula)
-  structured <- !is.null(correlation) || !is.null(variance)
-  if (structured) {
-    check_residual_arguments(correlation, variance)
-    parsed$frame <- add_structure_variables(parsed$frame, correlation, variance)
-  }
-  model <- lmm_model_frame(mc, parsed, parent.frame(), na.action)
-  re <- build_re_terms(parsed$random, model$frame, model$X, environment(formula))
-  n <- nrow(model$frame)
-  if (REML && ncol(model$X) >= n) {
-    mlm_abort("There are {ncol(model$X)} fixed effects for {n} observations: REML needs more observations than fixed effects.",
+  spec <- model_spec(formula, mc, parent.frame(), na.action, correlation = correlation, variance = variance,
+                     residual_method = control$residual_method)
+  n <- spec_nobs(spec)
+  p <- length(spec_x_names(spec))
+  if (REML && p >= n) {
+    mlm_abort("There are {p} fixed effects for {n} observations: REML needs more observations than fixed effects.",
               "mlmfit_error_identifiability")
   }
-  check_response_varies(model, re, parsed$response)
-  if (structured) {
-    residual <- build_residual_structure(correlation, variance, model$frame, re, environment(formula), control)
-    engine <- engine_call(lmm_fit_residual_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
-                                               engine_blocks(re), re$theta0, re$lower, REML, control, residual$engine))
-    if (is.finite(engine$deviance)) {
-      engine$fitted <- linear_predictor_cpp(model$X, model$offset, engine_blocks(re), engine$beta, engine$b)
-    }
-    fit <- add_residual_structure(new_lmm(engine, model, re, mc, formula, parsed, REML, control), engine, residual)
-    report_unbounded_variance_function(fit)
-  } else {
-    engine <- engine_call(lmm_fit_cpp(model$X, model$y, model$weights, model$offset, model$intercept_col - 1L,
-                                      engine_blocks(re), re$theta0, re$lower, REML, control))
-    fit <- new_lmm(engine, model, re, mc, formula, parsed, REML, control)
-  }
+  check_response_varies(spec)
+  fit <- new_lmm_fit(spec, engine_fit(spec, control, REML), mc, REML, control)
+  report_unbounded_variance_function(fit)
   report_singular(fit)
   fit
 }
@@ -185,19 +168,71 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
 #' @export
 lmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-3,
                         cond_var = TRUE, residual_method = c("auto", "classes", "pass")) {
-  structure(list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
-                 boundary_tol = as.double(boundary_tol), cond_var = isTRUE(cond_var),
-                 residual_method = match.arg(residual_method)),
+  structure(c(optimizer_settings(max_evals, tolerance, step, boundary_tol, cond_var),
+              list(residual_method = match.arg(residual_method))),
             class = "lmm_control")
 }
 
-# Assemble the fit object from the engine's answer.
-new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
-  X <- model$X
-  n <- nrow(X)
-  p <- ncol(X)
+# The settings of the optimiser and of its tests at the optimum that
+# lmm_control() and glmm_control() share, in the form the engine reads.
+optimizer_settings <- function(max_evals, tolerance, step, boundary_tol, cond_var) {
+  list(max_evals = as.integer(max_evals), f_tol = as.double(tolerance), step_rel = as.double(step),
+       boundary_tol = as.double(boundary_tol), cond_var = isTRUE(cond_var))
+}
+
+# The fit object of a linear mixed model (with or without a residual
+# structure) from the engine's answer: a fit, a refit or an evaluation at
+# given parameters (then `engine$theta` and, with a structure, `engine$psi`
+# are the parameters). Refuses answers that are not estimates, and reports
+# convergence problems.
+new_lmm_fit <- function(spec, engine, call, REML, control) {
+  check_lmm_engine_answer(spec, engine)
+  spec <- spec_with_fitted_covariate(spec, engine)
+  report_convergence(engine$optinfo$warnings)
+  p_names <- spec_x_names(spec)
+  vc <- engine$vcov
+  dimnames(vc) <- list(p_names, p_names)
+  fields <- c(list(spec = spec, call = call, control = control, REML = REML), engine_estimates(spec, engine), list(
+    vcov = vc, fitted = as.vector(engine$fitted),
+    devcomp = list(criterion = engine$deviance, ld_L2 = engine$ld_L2, ld_RX2 = engine$ld_RX2, pwrss = engine$pwrss,
+                   n = spec_nobs(spec), p = length(p_names), sum_log_weights = engine$xp$sum_log_weights),
+    optinfo = engine$optinfo %||% list(warnings = character()), xp = engine$xp
+  ))
+  class <- c("mlmfit_lmm", "mlmfit")
+  if (!is.null(res <- spec_residual(spec))) {
+    fields$psi <- stats::setNames(as.vector(engine$psi), residual_parameter_names(res))
+    fields$log_det_R <- engine$log_det_R
+    fields$whitening <- engine$whitening
+    class <- c("mlmfit_lmm_structured", class)
+  }
+  new_mlmfit(fields, class)
+}
+
+# The estimates every engine answer holds, named: theta, beta, sigma, the
+# conditional modes and their conditional variances.
+engine_estimates <- function(spec, engine) {
+  list(theta = stats::setNames(as.vector(engine$theta), names(theta_start(spec))),
+       beta = stats::setNames(as.vector(engine$beta), spec_x_names(spec)), sigma = engine$sigma,
+       b = per_block(engine$b, spec), cond_var = per_block(engine$cond_var, spec))
+}
+
+# The engine's pieces per block (conditional modes: q x levels matrices;
+# conditional variances: q x q x levels arrays), named by block, with the
+# blocks' columns and levels as dimnames of the matrices.
+per_block <- function(pieces, spec) {
+  if (length(pieces) == 0L) return(list())
+  blocks <- re_blocks(spec)
+  out <- Map(function(x, blk) {
+    if (length(dim(x)) == 2L) dimnames(x) <- list(blk$colnames, blk$levels)
+    x
+  }, pieces, blocks)
+  stats::setNames(out, names(blocks))
+}
+
+# An engine answer that is not an estimate is refused, saying why.
+check_lmm_engine_answer <- function(spec, engine) {
   if (!is.finite(engine$deviance)) {
-    mlm_abort(c("The model could not be fitted: the deviance is not finite.", i = explain_failed_fit(model)),
+    mlm_abort(c("The model could not be fitted: the deviance is not finite.", i = explain_failed_fit(spec)),
               "mlmfit_error_fit")
   }
   if (identical(engine$optinfo$ray, "flat")) {
@@ -207,33 +242,8 @@ new_lmm <- function(engine, model, re, mc, formula, parsed, REML, control) {
   }
   if (residual_vanishes(engine) || identical(engine$optinfo$ray, "falling")) {
     mlm_abort(c("The model reproduces the response exactly: the residual variance is estimated as zero and the likelihood has no maximum.",
-                i = explain_failed_fit(model)),
+                i = explain_failed_fit(spec)),
               "mlmfit_error_fit")
   }
-  beta <- stats::setNames(as.vector(engine$beta), colnames(X))
-  vc <- engine$vcov
-  dimnames(vc) <- list(colnames(X), colnames(X))
-  theta <- stats::setNames(as.vector(engine$theta), names(re$theta0))
-  b <- Map(function(bm, blk) {
-    dimnames(bm) <- list(blk$colnames, blk$levels)
-    bm
-  }, engine$b, re$blocks)
-  names(b) <- names(re$blocks)
-  cond_var <- engine$cond_var
-  if (length(cond_var) > 0L) names(cond_var) <- names(re$blocks)
-  for (w in engine$optinfo$warnings) mlm_warn(c("Convergence: {w}."), "mlmfit_warning_convergence")
-
-  fit <- list(
-    call = mc, formula = formula, fixed_formula = parsed$fixed, REML = REML,
-    frame = model$frame, X = X, y = model$y, prior_weights = model$weights, offset = model$offset,
-    terms = model$terms, xlevels = model$xlevels, contrasts = attr(X, "contrasts"), dropped = model$dropped,
-    re = re, theta = theta, lower = re$lower,
-    beta = beta, vcov = vc, sigma = engine$sigma, b = b, cond_var = cond_var,
-    devcomp = list(deviance = engine$deviance, ld_L2 = engine$ld_L2, ld_RX2 = engine$ld_RX2,
-                   pwrss = engine$pwrss, n = n, p = p, sum_log_weights = engine$xp$sum_log_weights),
-    fitted = engine$fitted,
-    xp = engine$xp, optinfo = engine$optinfo, control = control
-  )
-  class(fit) <- c("mlmfit_lmm", "mlmfit")
-  fit
+  invisible()
 }

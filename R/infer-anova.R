@@ -87,32 +87,6 @@ anova_type_table <- function(fit, ddf, type = "III") {
             hypotheses = Ls, class = c("anova", "data.frame"))
 }
 
-# The ML version of a REML fit, re-optimised from its stored cross-products.
-refit_ml <- function(fit) {
-  if (!isTRUE(fit$REML)) return(fit)
-  # A residual structure's parameters must be re-estimated too: its
-  # cross-products depend on them, so refit by the structured engine.
-  if (inherits(fit, "mlmfit_lmm_structured")) {
-    engine <- engine_call(structured_engine_fit(fit, fit$y, REML = FALSE))
-    return(structured_fit_from_engine(fit, engine, REML = FALSE))
-  }
-  engine <- lmm_refit_xp_cpp(fit$xp, engine_templates(fit$re), fit$theta, fit$lower, FALSE, fit$control)
-  fit_from_engine(fit, engine, REML = FALSE)
-}
-
-# A fit object for the same data and model from a new engine result.
-fit_from_engine <- function(fit, engine, REML = fit$REML, y = fit$y) {
-  model <- list(frame = fit$frame, X = fit$X, y = y, weights = fit$prior_weights, offset = fit$offset,
-                terms = fit$terms, xlevels = fit$xlevels, dropped = fit$dropped)
-  if (is.null(engine$fitted)) {
-    engine$fitted <- linear_predictor_cpp(fit$X, fit$offset, engine_blocks(fit$re), engine$beta, engine$b)
-  }
-  if (is.null(engine$xp)) engine$xp <- fit$xp
-  mc <- fit$call
-  if (!identical(REML, fit$REML)) mc$REML <- REML
-  new_lmm(engine, model, fit$re, mc, fit$formula, list(fixed = fit$fixed_formula), REML, fit$control)
-}
-
 same_fixed_effects <- function(models) {
   X1 <- stats::model.matrix(models[[1L]])
   all(vapply(models[-1L], function(m) {
@@ -135,7 +109,7 @@ lrt_table <- function(models, model_names, refit) {
   }
   if (anyDuplicated(model_names) || any(nchar(model_names) > 200L)) model_names <- paste0("MODEL", seq_along(models))
   names(models) <- model_names
-  is_reml <- vapply(models, function(m) inherits(m, "mlmfit_lmm") && isTRUE(m$REML), logical(1))
+  is_reml <- vapply(models, function(m) inherits(m, "mlmfit_lmm") && fit_reml(m), logical(1))
   if (is.null(refit)) refit <- any(is_reml) && (!all(is_reml) || !same_fixed_effects(models))
   if (isTRUE(refit) && any(is_reml)) {
     mlm_inform("Refitting {cli::qty(sum(is_reml))}model{?s} {.val {model_names[is_reml]}} with ML (instead of REML): REML criteria of models with different fixed effects cannot be compared.",

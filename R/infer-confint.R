@@ -1,31 +1,43 @@
 # confint(): Wald, profile-likelihood and parametric-bootstrap intervals
-# for the variance parameters and the fixed effects, laid out as lme4's.
+# for the variance parameters and the fixed effects of every kind of fit,
+# laid out as lme4's.
 
-#' Confidence intervals for a linear mixed model
+#' Confidence intervals for a mixed model
 #'
 #' Intervals for the variance parameters (standard deviations and
 #' correlations of the random effects, and the residual standard
 #' deviation, named as lme4 names them: `.sig01`, ..., `.sigma`, or
 #' `sd_(Intercept)|group`, ... with `oldNames = FALSE`) and for the fixed
-#' effects:
+#' effects. A [glmm()] fit has no residual standard deviation, except the
+#' scale `.sigma` of a Gamma model; its fixed effects' limits are on the
+#' scale of the linear predictor (exponentiate the limits of a logit model
+#' for odds ratios).
 #'
-#' * `"profile"` (default): profile-likelihood intervals, from the ML
-#'   deviance as in lme4 (a REML fit is refitted by ML first). Each limit
-#'   is found by root finding on the signed square root of the deviance
-#'   rise, with the other parameters re-optimised from the stored
-#'   cross-products (no pass over the data).
+#' * `"profile"` (default): profile-likelihood intervals, as lme4's. Each
+#'   parameter is held at values on either side of its estimate while all
+#'   the others are re-optimised; the limits are where the signed square
+#'   root of the rise of the deviance crosses the normal quantiles, found by
+#'   root finding. A linear mixed model is profiled on its ML deviance (a
+#'   REML fit is refitted by ML first), from the stored cross-products (no
+#'   pass over the data). A [glmm()] fit is profiled on the approximate
+#'   deviance it minimised (Laplace, or adaptive Gauss-Hermite for
+#'   `nAGQ > 1`): a fixed effect is held by moving its column into the
+#'   offset and refitting in the engine, a variance parameter on the
+#'   standard-deviation/correlation scale while the other parameters are
+#'   optimised by [stats::nlminb()], each step an evaluation of the deviance
+#'   by the engine. Not available for `nAGQ = 0` fits (refit with
+#'   `nAGQ = 1`) or Gamma models.
 #' * `"Wald"`: estimate plus or minus a normal quantile times the standard
-#'   error, for the fixed effects only (`NA` for the variance parameters),
-#'   as lme4.
-#' * `"boot"`: a parametric bootstrap: `nsim` responses are simulated from
-#'   the fitted model and the model is refitted to each; intervals are
-#'   percentile intervals (or `"basic"` or `"norm"`, see `boot.type`). With
-#'   the same `seed` the simulated responses are those of
-#'   `lme4::bootMer()`. Each refit recomputes only the parts of the
-#'   cross-products that involve the response and starts at the estimates.
-#'   Failed refits are left out with a warning; when more than a tenth
-#'   fail, `confint()` stops with an error of class
-#'   `mlmfit_error_bootstrap` rather than report intervals from the rest.
+#'   error from [vcov()], for the fixed effects only (`NA` for the variance
+#'   parameters), as lme4.
+#' * `"boot"`: a parametric bootstrap ([parametric_bootstrap()]): `nsim`
+#'   responses are simulated from the fitted model and the model is refitted
+#'   to each; intervals are percentile intervals (or `"basic"` or `"norm"`,
+#'   see `boot.type`). With the same `seed` the simulated responses of an
+#'   [lmm()] fit are those of `lme4::bootMer()`. Failed refits are left out
+#'   with a warning; when more than a tenth fail, `confint()` stops with an
+#'   error of class `mlmfit_error_bootstrap` rather than report intervals
+#'   from the rest.
 #'
 #' For a fit with a residual `correlation` or `variance` structure, the
 #' free parameters of the structure (e.g. `Phi`, on the natural scale, as
@@ -38,7 +50,7 @@
 #' fixed effects given the estimated variance parameters, as nlme's) and
 #' `NA` for the variance parameters.
 #'
-#' @param object A fit from [lmm()].
+#' @param object A fit from [lmm()] or [glmm()].
 #' @param parm Parameters: names or indices, or `"theta_"` (variance
 #'   parameters) or `"beta_"` (fixed effects); all by default.
 #' @param level Confidence level.
@@ -60,42 +72,30 @@
 #' confint(fit, method = "Wald")
 #' confint(fit)                    # profile likelihood
 #' confint(fit, method = "boot", nsim = 200, seed = 1)
+#'
+#' nels88$pass <- nels88$math >= 50
+#' gfit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
+#' confint(gfit)
+#' exp(confint(gfit, parm = "beta_", method = "Wald"))   # odds ratios
 #' @export
-confint.mlmfit_lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
-                        seed = NULL, boot.type = c("perc", "basic", "norm"), cores = 1L, progress = TRUE,
-                        oldNames = TRUE, ...) {
+confint.mlmfit <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
+                           seed = NULL, boot.type = c("perc", "basic", "norm"), cores = 1L, progress = TRUE,
+                           oldNames = TRUE, ...) {
   method <- match.arg(method)
   boot.type <- match.arg(boot.type)
   check_level(level)
-  vnames <- c(sdcor_names(object$re, old_names = oldNames), names(residual_parameters(object)))
-  all_names <- c(vnames, names(object$beta))
-  nvp <- length(vnames)
-  which <- confint_which(parm, all_names, nvp, length(object$beta))
+  all_names <- parameter_names(object, oldNames)
+  p <- length(fixef(object))
+  nvp <- length(all_names) - p
+  which <- confint_which(parm, all_names, nvp, p)
   a <- (1 + c(-level, level)) / 2
   cols <- paste(format(100 * a, trim = TRUE, scientific = FALSE, digits = 3), "%")
   out <- switch(method,
     Wald = wald_limits(object, nvp, a)[which, , drop = FALSE],
-    profile = profile_intervals(object, which, level),
-    boot = {
-      est <- parametric_bootstrap(object, nsim, seed = seed, cores = cores, progress = progress)
-      t0 <- c(theta_to_sdcor(object$re, object$theta, object$sigma), residual_parameters(object), object$beta)
-      check_bootstrap_failures(est, nsim)
-      t(vapply(which, function(w) bootstrap_interval(est[, w], t0[w], level, boot.type), numeric(2)))
-    })
+    profile = profile_intervals(object, which, level, all_names[which]),
+    boot = bootstrap_limits(parametric_bootstrap(object, nsim, seed = seed, cores = cores, progress = progress),
+                            which, level, boot.type))
   matrix(out, ncol = 2L, dimnames = list(all_names[which], cols))
-}
-
-# Intervals from the refits that succeeded are biased when many failed
-# (failures are not random): refuse beyond a tenth; parametric_bootstrap()
-# has warned of any failure.
-check_bootstrap_failures <- function(est, nsim, max_share = 0.1) {
-  n_failed <- attr(est, "n_failed") %||% sum(!stats::complete.cases(est))
-  if (n_failed > max_share * nsim) {
-    mlm_abort(c("{n_failed} of {nsim} bootstrap refits failed: too many for trustworthy intervals.",
-                i = "Inspect the refits with {.fn parametric_bootstrap} (failed ones are rows of {.val NA}), or use {.code method = \"profile\"}."),
-              "mlmfit_error_bootstrap")
-  }
-  invisible(n_failed)
 }
 
 # Positions of the parameters `parm` (names, indices, "theta_" or "beta_")
@@ -126,6 +126,7 @@ confint_which <- function(parm, all_names, nvp, p) {
 # Wald limits at probabilities a: the fixed effects from vcov(), NA for the
 # nvp variance parameters (as lme4).
 wald_limits <- function(object, nvp, a) {
-  se <- sqrt(diag(object$vcov))
-  rbind(matrix(NA_real_, nvp, 2L), cbind(object$beta, object$beta) + se %o% stats::qnorm(a))
+  beta <- fixef(object)
+  se <- sqrt(diag(vcov(object)))
+  rbind(matrix(NA_real_, nvp, 2L), cbind(beta, beta) + se %o% stats::qnorm(a))
 }

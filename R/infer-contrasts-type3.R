@@ -37,8 +37,8 @@ full_rank_columns <- function(X, tol = 1e-7) {
 # A model matrix of the fixed part from the fit's frame with the given
 # contrasts (NULL: treatment contrasts for every factor).
 remake_fixed_design <- function(fit, treatment = TRUE) {
-  tt <- fit$terms
-  mf <- fit$frame
+  tt <- spec_fixed_terms(fit)
+  mf <- spec_frame(fit)
   ctr <- NULL
   if (treatment) {
     vars <- all.vars(stats::delete.response(tt))
@@ -50,12 +50,13 @@ remake_fixed_design <- function(fit, treatment = TRUE) {
 }
 
 type3_contrasts <- function(fit) {
-  tt <- fit$terms
+  tt <- spec_fixed_terms(fit)
   labels <- attr(tt, "term.labels")
-  Xorig <- fit$X
+  Xorig <- spec_X(fit)
   has_int <- attr(tt, "intercept") > 0
-  data_classes <- attr(attr(fit$frame, "terms"), "dataClasses")
-  codings <- unlist(fit$contrasts)
+  mf <- spec_frame(fit)
+  data_classes <- attr(spec_frame_terms(fit), "dataClasses")
+  codings <- unlist(spec_contrasts(fit))
   treatment <- length(codings) > 0L && all(vapply(codings, function(x) identical(x, "contr.treatment"), logical(1)))
   if (treatment) {
     X <- Xorig
@@ -66,7 +67,6 @@ type3_contrasts <- function(fit) {
     X <- X[, keep, drop = FALSE]
     attr(X, "assign") <- asg
   }
-  mf <- fit$frame
   rd <- lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf))
   rdX <- do.call(cbind, rd)
   if (has_int) rdX <- cbind(`(Intercept)` = 1, rdX)

@@ -8,9 +8,9 @@
 
 # The parameters gamma as (block, column a, column b) of the engine's
 # blocks, in the order of the terms.
-kr_parameters <- function(re) {
+kr_parameters <- function(x) {
   out <- list()
-  for (tm in re$terms) {
+  for (tm in re_terms(x)) {
     q <- tm$q
     for (c in seq_len(q)) for (r in c:q) out[[length(out) + 1L]] <- c(tm$block, tm$block_cols[r], tm$block_cols[c])
   }
@@ -30,20 +30,19 @@ kenward_roger_basis <- function(fit, max_component = getOption("mlmfit.kr_max_co
                 i = "Use {.code ddf = \"Satterthwaite\"} (it accounts for the structure's parameters) or {.code ddf = \"none\"}."),
               "mlmfit_error_ddf")
   }
-  if (!fit$REML) {
+  if (!fit_reml(fit)) {
     mlm_abort(c("Kenward-Roger's method needs a REML fit.",
                 i = "Refit with {.code REML = TRUE}, or use {.code ddf = \"Satterthwaite\"}."),
               "mlmfit_error_ddf")
   }
-  Tm <- lapply(relative_factors(fit$re, fit$theta), unname)
-  terms <- kenward_roger_terms_cpp(fit$X, fit$prior_weights, engine_blocks(fit$re), Tm, fit$sigma^2,
-                                   kr_parameters(fit$re), max_component)
+  terms <- engine_kenward_roger_terms(fit_spec(fit), fit_theta(fit), fit_sigma(fit)^2, kr_parameters(fit),
+                                     max_component)
   if (!is.null(terms$error)) {
     mlm_abort(c("Kenward-Roger's method is too large for this model: {terms$error}.",
                 i = "Use {.code ddf = \"Satterthwaite\"}, or raise {.code options(mlmfit.kr_max_component = )}."),
               "mlmfit_error_ddf")
   }
-  Phi <- unname(fit$vcov)
+  Phi <- unname(vcov(fit))
   P <- terms$P
   ng <- length(P)
   Q <- function(i, j) terms$Q[[i + (j - 1L) * ng]]
@@ -64,8 +63,8 @@ kenward_roger_basis <- function(fit, max_component = getOption("mlmfit.kr_max_co
   }
   U <- (U + t(U)) / 2
   PhiA <- Phi + 2 * Phi %*% U %*% Phi
-  dimnames(PhiA) <- dimnames(fit$vcov)
-  list(vcov = fit$vcov, vcov_adjusted = PhiA, P = P, W = W)
+  dimnames(PhiA) <- dimnames(vcov(fit))
+  list(vcov = vcov(fit), vcov_adjusted = PhiA, P = P, W = W)
 }
 
 pseudo_inverse <- function(A, tol = sqrt(.Machine$double.eps)) {

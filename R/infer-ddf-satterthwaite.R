@@ -13,22 +13,29 @@ satterthwaite_basis <- function(fit) {
     mlm_abort("Satterthwaite's degrees of freedom are available for linear mixed models from {.fn lmm}.",
               "mlmfit_error_ddf")
   }
-  theta <- unname(fit$theta)
-  sigma <- fit$sigma
-  p <- length(fit$beta)
+  sigma <- fit_sigma(fit)
+  p <- length(fixef(fit))
   n <- nobs(fit)
-  n_eff <- if (fit$REML) n - p else n
-  f <- function(thetas) {
-    tm <- deviance_terms(fit, thetas, with_vcov = TRUE)
-    g <- tm$ld_L2 + if (fit$REML) tm$ld_RX2 else 0
-    rbind(g, tm$pwrss, matrix(tm$vcov, nrow = p * p))
-  }
+  reml <- fit_reml(fit)
+  n_eff <- if (reml) n - p else n
   # With a residual structure its free parameters join theta (the whitened
-  # cross-products, log |R| and vcov(beta) depend on them): one engine
-  # evaluation per point.
-  if (inherits(fit, "mlmfit_lmm_structured")) {
-    theta <- c(theta, unname(fit$residual$psi[fit$residual$free]))
-    f <- structured_vcov_terms(fit)
+  # cross-products, log |R| and vcov(beta) depend on them).
+  spec <- fit_spec(fit)
+  res <- spec_residual(spec)
+  k_theta <- length(fit_theta(fit))
+  free <- if (is.null(res)) integer() else which(res$free)
+  theta <- unname(c(fit_theta(fit), fit_psi(fit)[free]))
+  f <- function(params) {
+    params <- as.matrix(params)
+    full <- params[seq_len(k_theta), , drop = FALSE]
+    if (!is.null(res)) {
+      psi <- matrix(fit_psi(fit), length(fit_psi(fit)), ncol(params))
+      psi[free, ] <- params[k_theta + seq_along(free), ]
+      full <- rbind(full, psi)
+    }
+    tm <- engine_deviance_terms(spec, full, reml, xp = fit_xp(fit), with_vcov = TRUE)
+    g <- tm$ld_L2 + (if (reml) tm$ld_RX2 else 0) + tm$log_det_R
+    rbind(g, tm$pwrss, matrix(tm$vcov, nrow = p * p))
   }
   k <- length(theta)
   # four Richardson levels for the usual few parameters; two when there are
@@ -45,7 +52,7 @@ satterthwaite_basis <- function(fit) {
   U <- matrix(d$value[-(1:2)], p, p)
   jac <- c(lapply(seq_len(k), function(i) sigma^2 * matrix(d$jacobian[-(1:2), i], p, p)),
            list(2 * sigma * U))
-  list(vcov = fit$vcov, vcov_varpar = 2 * h_inv, jacobian = jac, hessian = H,
+  list(vcov = vcov(fit), vcov_varpar = 2 * h_inv, jacobian = jac, hessian = H,
        n_negative = sum(eig$values < -1e-8))
 }
 

@@ -26,13 +26,14 @@ ddf_label <- function(ddf) {
 # The basis of the chosen method, computed once per request.
 ddf_basis <- function(fit, ddf) {
   switch(ddf, Satterthwaite = satterthwaite_basis(fit), `Kenward-Roger` = kenward_roger_basis(fit),
-         none = list(vcov = fit$vcov))
+         none = list(vcov = vcov(fit)))
 }
 
 # Estimate, standard error and df of each row of L (df Inf for "none").
 linear_combination_tests <- function(fit, L, ddf, basis = ddf_basis(fit, ddf)) {
-  L <- matrix(L, ncol = length(fit$beta))
-  est <- drop(L %*% fit$beta)
+  beta <- fixef(fit)
+  L <- matrix(L, ncol = length(beta))
+  est <- drop(L %*% beta)
   res <- lapply(seq_len(nrow(L)), function(i) {
     switch(ddf, Satterthwaite = satterthwaite_1d(basis, L[i, ]), `Kenward-Roger` = kenward_roger_1d(basis, L[i, ]),
            none = list(var = sum(L[i, ] * (basis$vcov %*% L[i, ])), df = Inf))
@@ -43,10 +44,10 @@ linear_combination_tests <- function(fit, L, ddf, basis = ddf_basis(fit, ddf)) {
 
 # The fixed-effects table of summary(): lmerTest's columns.
 fixed_effects_table <- function(fit, ddf) {
-  beta <- fit$beta
+  beta <- fixef(fit)
   p <- length(beta)
   if (ddf == "none") {
-    se <- sqrt(diag(fit$vcov))
+    se <- sqrt(diag(vcov(fit)))
     z <- beta / se
     return(cbind(Estimate = beta, `Std. Error` = se, `z value` = z, `Pr(>|z|)` = 2 * stats::pnorm(-abs(z))))
   }
@@ -61,26 +62,28 @@ fixed_effects_table <- function(fit, ddf) {
 # F test of the hypothesis L beta = 0 (L of full row rank after removing
 # redundant rows): lmerTest's columns.
 f_test <- function(fit, L, ddf, basis) {
-  sigma <- fit$sigma %||% 1  # fits without a scale parameter (GLMMs): Wald tests
+  sigma <- fit_sigma(fit)
+  beta <- fixef(fit)
+  V <- vcov(fit)
   if (ddf == "Kenward-Roger") {
     # an orthonormal basis of the hypotheses (the test does not depend on it)
-    VL <- L %*% fit$vcov %*% t(L)
+    VL <- L %*% V %*% t(L)
     eig <- eigen(VL, symmetric = TRUE)
     pos <- eig$values > max(sqrt(.Machine$double.eps) * eig$values[1L], 0)
     L <- crossprod(eig$vectors[, pos, drop = FALSE], L)
-    r <- kenward_roger_md(basis, L, fit$beta)
+    r <- kenward_roger_md(basis, L, beta)
     ms <- r$F_unscaled * sigma^2
     return(c(`Sum Sq` = ms * r$ndf, `Mean Sq` = ms, NumDF = r$ndf, DenDF = r$ddf, `F value` = r$F,
              `Pr(>F)` = stats::pf(r$F, r$ndf, r$ddf, lower.tail = FALSE)))
   }
   if (ddf == "Satterthwaite") {
-    r <- satterthwaite_md(basis, L, fit$beta)
+    r <- satterthwaite_md(basis, L, beta)
   } else {
-    VL <- L %*% fit$vcov %*% t(L)
+    VL <- L %*% V %*% t(L)
     eig <- eigen(VL, symmetric = TRUE)
     pos <- eig$values > max(sqrt(.Machine$double.eps) * eig$values[1L], 0)
     PL <- crossprod(eig$vectors[, pos, drop = FALSE], L)
-    r <- list(F = sum(drop(PL %*% fit$beta)^2 / eig$values[pos]) / sum(pos), ndf = sum(pos), ddf = Inf)
+    r <- list(F = sum(drop(PL %*% beta)^2 / eig$values[pos]) / sum(pos), ndf = sum(pos), ddf = Inf)
   }
   ms <- r$F * sigma^2
   c(`Sum Sq` = ms * r$ndf, `Mean Sq` = ms, NumDF = r$ndf, DenDF = r$ddf, `F value` = r$F,

@@ -1,14 +1,343 @@
-# Profile-likelihood confidence limits. As lme4 does, profiles use the ML
-# deviance (a REML fit is first refitted by ML): for each parameter, the
-# signed square root of the rise of the deviance when the parameter is held
-# at a value and all others are optimised,
+# Profile-likelihood confidence limits, for every kind of fit. For each
+# parameter, the signed square root of the rise of the deviance when the
+# parameter is held at a value and all others are re-optimised,
 #   zeta(v) = sign(v - estimate) sqrt(d(v) - d(estimate)),
-# and the limits are where zeta crosses the normal quantiles. Fixed
-# effects are profiled by moving the coefficient's column into the offset
-# algebraically in the stored cross-products; variance parameters (standard
-# deviations, correlations and the residual SD) by optimising the deviance
-# in theta and sigma over the other variance parameters. No pass over the
-# data is needed.
+# and the limits are where zeta crosses the normal quantiles, found by
+# root finding. As lme4 does, linear mixed models are profiled on the ML
+# deviance (a REML fit is first refitted by ML), GLMMs on the approximate
+# deviance their fit minimised (Laplace or adaptive Gauss-Hermite).
+#
+# How a parameter is held depends on the parameter, not on the kind of fit:
+# * a variance parameter (standard deviation, correlation, sigma) on lme4's
+#   scale, with the others re-optimised by nlminb: for linear mixed models
+#   the ML deviance in theta, sigma and the structure's parameters from the
+#   engine's deviance pieces (many points per call), for GLMMs the engine's
+#   approximate deviance in theta and beta;
+# * a fixed effect by moving its column into the offset and refitting (for
+#   a linear mixed model without a residual structure, algebraically in the
+#   stored cross-products: no pass over the data);
+# * a parameter of a residual structure by holding it in the engine's refit.
+
+# Profile confidence limits for the parameters `which` (positions on
+# confint()'s scale: variance parameters, then fixed effects; `names` for
+# messages).
+profile_intervals <- function(fit, which, level, names) {
+  setup <- if (inherits(fit, "mlmfit_glmm")) glmm_profile_setup(fit) else lmm_profile_setup(fit)
+  z <- stats::qnorm((1 + level) / 2)
+  out <- matrix(NA_real_, length(which), 2L)
+  for (k in seq_along(which)) {
+    par <- setup$parameter(which[k])
+    lim <- c(if (par$est <= par$lower) par$lower else profile_limit(par, -z, setup$tol, names[k]),
+             if (par$est >= par$upper) par$upper else profile_limit(par, z, setup$tol, names[k]))
+    out[k, ] <- par$natural(lim)
+  }
+  out
+}
+
+# A profile limit, or NA with a warning when the search fails.
+profile_limit <- function(par, target, tol, name) {
+  tryCatch(
+    zeta_crossing(par$zeta, par$est, target, par$step, par$lower, par$upper, tol = tol(par$step)),
+    error = function(e) {
+      mlm_warn("The profile of {.val {name}} could not be followed to its {if (target < 0) 'lower' else 'upper'} limit: {conditionMessage(e)}",
+               "mlmfit_warning_profile")
+      NA_real_
+    })
+}
+
+# One parameter of a profile: its estimate, zeta, first step, bounds and
+# the map of its limits to the scale they are reported on.
+profile_parameter <- function(est, zeta, step, lower = -Inf, upper = Inf, natural = identity) {
+  list(est = unname(est), zeta = zeta, step = unname(step), lower = lower, upper = upper, natural = natural)
+}
+
+# zeta of a parameter held at a value while the others (x) are re-optimised
+# by nlminb, each value started where the last one ended: objective(x,
+# value) and optionally gradient(x, value); with `scale`, in coordinates
+# (x - start) / scale.
+optimised_zeta <- function(objective, start, lower, upper, est, base, control, gradient = NULL, scale = NULL) {
+  current <- start
+  est <- unname(est)
+  function(value) {
+    f <- function(x) {
+      d <- objective(x, value)
+      if (is.finite(d)) d else 1e100
+    }
+    if (length(current) == 0L) {
+      d <- f(numeric())
+    } else if (is.null(scale)) {
+      opt <- stats::nlminb(current, f, gradient = if (!is.null(gradient)) function(x) gradient(x, value),
+                           lower = lower, upper = upper, control = control)
+      d <- opt$objective
+      if (d < 1e99) current <<- opt$par
+    } else {
+      s <- pmin(pmax(current, lower), upper)
+      opt <- stats::nlminb(numeric(length(s)), function(z) f(s + scale * z), lower = (lower - s) / scale,
+                           upper = (upper - s) / scale, control = control)
+      d <- opt$objective
+      if (d < 1e99) current <<- s + scale * opt$par
+    }
+    if (d >= 1e99) return(NA_real_)
+    sign(value - est) * sqrt(max(0, d - base))
+  }
+}
+
+# zeta of a parameter held by a refit: refit_at(value, start) gives the
+# deviance and the start of the next refit (NULL when it fails).
+refit_zeta <- function(est, base, refit_at) {
+  start <- NULL
+  est <- unname(est)
+  function(value) {
+    r <- refit_at(value, start)
+    if (is.null(r) || !is.finite(r$deviance)) return(NA_real_)
+    start <<- r$start
+    sign(value - est) * sqrt(max(0, r$deviance - base))
+  }
+}
+
+# Linear mixed models, with or without a residual structure: the ML fit,
+# and its parameters on confint()'s scale (sdcor, sigma, free residual
+# parameters on the unconstrained scale, then the fixed effects).
+lmm_profile_setup <- function(fit) {
+  fit_ml <- refit_ml(fit)
+  spec <- fit_spec(fit_ml)
+  res <- spec_residual(spec)
+  theta <- fit_theta(fit_ml)
+  psi <- fit_psi(fit_ml)
+  k_sd <- length(theta) + 1L
+  free <- if (is.null(res)) integer() else which(res$free)
+  nvp <- k_sd + length(free)
+  sdcor <- theta_to_sdcor(fit_ml, theta, fit_sigma(fit_ml))
+  par_hat <- c(sdcor, psi[free])
+  bounds <- sdcor_bounds(fit_ml)
+  # the structure's parameters on the unconstrained scale, kept finite
+  lower <- c(bounds$lower, rep(-50, length(free)))
+  upper <- c(bounds$upper, rep(50, length(free)))
+  base <- deviance(fit_ml)
+  beta <- fixef(fit_ml)
+  se <- sqrt(diag(vcov(fit_ml)))
+  control <- utils::modifyList(fit_control(fit_ml), list(cond_var = FALSE))
+  dev_at <- ml_deviance_function(fit_ml)
+  parameter <- function(w) {
+    if (w <= k_sd) {
+      step <- if (bounds$lower[w] == -1) 0.05 else 0.1 * max(par_hat[w], 1e-3 * sdcor[k_sd])
+      zeta <- variance_zeta(dev_at, w, par_hat, lower, upper, base, k_sd, with_gradient = !is.null(res))
+      return(profile_parameter(par_hat[w], zeta, step, lower[w], upper[w]))
+    }
+    if (w <= nvp) {
+      j <- free[w - k_sd]
+      natural <- function(v) vapply(v, function(x) {
+        p <- psi
+        p[j] <- x
+        unname(natural_residual_parameters(res, p)[j])
+      }, numeric(1))
+      held <- function(value, start) {
+        start <- start %||% list(theta = theta, psi = psi)
+        start$psi[j] <- value
+        r <- tryCatch(engine_fit(spec_hold_residual_parameter(spec, j, value), control, REML = FALSE, start = start),
+                      error = function(e) NULL)
+        if (is.null(r)) return(NULL)
+        list(deviance = r$deviance, start = list(theta = r$theta, psi = as.vector(r$psi)))
+      }
+      return(profile_parameter(par_hat[w], refit_zeta(par_hat[w], base, held), 0.25, lower[w], upper[w], natural))
+    }
+    j <- w - nvp
+    profile_parameter(beta[j], refit_zeta(beta[j], base, lmm_coefficient_held(fit_ml, j, control)), se[j])
+  }
+  list(parameter = parameter, tol = function(step) 1e-8 * max(abs(step), 1e-12))
+}
+
+# A linear mixed model refitted by ML with fixed effect j held at a value:
+# from the cross-products (the column moved into the offset algebraically),
+# or by the engine in full with a residual structure.
+lmm_coefficient_held <- function(fit_ml, j, control) {
+  spec <- fit_spec(fit_ml)
+  if (is.null(spec_residual(spec))) {
+    metadata <- spec_without_rows(spec)
+    return(function(value, start) {
+      r <- engine_refit_xp(metadata, xp_fix_coefficient(fit_xp(fit_ml), j, value), start %||% fit_theta(fit_ml),
+                           FALSE, control)
+      list(deviance = r$deviance, start = r$theta)
+    })
+  }
+  function(value, start) {
+    start <- start %||% list(theta = fit_theta(fit_ml), psi = fit_psi(fit_ml))
+    r <- tryCatch(engine_fit(spec_hold_covariate(spec_fix_coefficient(spec, j, value)), control, REML = FALSE,
+                             start = start),
+                  error = function(e) NULL)
+    if (is.null(r)) return(NULL)
+    list(deviance = r$deviance, start = list(theta = r$theta, psi = as.vector(r$psi)))
+  }
+}
+
+# -2 log-likelihood of an ML fit at columns of variance parameters on
+# confint()'s scale: (sdcor of the random effects, sigma, free residual
+# parameters on the unconstrained scale); Inf outside the parameter space.
+# All columns in one call of the engine.
+ml_deviance_function <- function(fit_ml) {
+  spec <- fit_spec(fit_ml)
+  res <- spec_residual(spec)
+  k_sd <- length(fit_theta(fit_ml)) + 1L
+  psi_hat <- fit_psi(fit_ml)
+  free <- if (is.null(res)) integer() else which(res$free)
+  n <- nobs(fit_ml)
+  xp <- fit_xp(fit_ml)
+  to_theta <- sdcor_to_theta_map(fit_ml)
+  function(pars) {
+    pars <- as.matrix(pars)
+    sigma <- pars[k_sd, ]
+    ok <- is.finite(sigma) & sigma > 0
+    out <- rep(Inf, ncol(pars))
+    if (!any(ok)) return(out)
+    full <- vapply(which(ok), function(c) {
+      theta <- to_theta(pars[seq_len(k_sd), c])
+      if (is.null(res)) return(theta)
+      psi <- psi_hat
+      psi[free] <- pars[k_sd + seq_along(free), c]
+      c(theta, psi)
+    }, numeric(k_sd - 1L + length(psi_hat)))
+    tm <- engine_deviance_terms(spec, matrix(full, ncol = sum(ok)), REML = FALSE, xp = xp)
+    s2 <- sigma[ok]^2
+    d <- tm$ld_L2 + tm$pwrss / s2 + n * log(2 * pi * s2) + tm$log_det_R
+    d[!tm$ok] <- Inf
+    out[ok] <- d
+    out
+  }
+}
+
+# zeta of variance parameter i of par_hat (see ml_deviance_function): the
+# others, sigma and a structure's parameters included, re-optimised; with a
+# residual structure by central-difference gradients (all points of a
+# gradient in one call of the engine, which costs a pass over the data).
+variance_zeta <- function(dev_at, i, par_hat, lower, upper, base, k_sd, with_gradient) {
+  lo <- lower[-i]
+  up <- upper[-i]
+  # keep sigma strictly positive in the search
+  if (i != k_sd) lo[if (i < k_sd) k_sd - 1L else k_sd] <- 1e-10 * par_hat[k_sd]
+  full <- function(X, value) {
+    P <- matrix(par_hat, length(par_hat), ncol(X))
+    P[-i, ] <- X
+    P[i, ] <- value
+    P
+  }
+  gradient <- function(x, value) {
+    h <- 1e-6 * pmax(abs(x), 0.1)
+    # stay inside the bounds: one-sided where a bound is near
+    hp <- pmin(h, up - x)
+    hm <- pmin(h, x - lo)
+    hp[hp <= 0] <- 0
+    hm[hm <= 0] <- 0
+    k <- length(x)
+    d <- dev_at(full(cbind(x + diag(hp, k), x - diag(hm, k)), value))
+    g <- (d[seq_len(k)] - d[k + seq_len(k)]) / (hp + hm)
+    g[!is.finite(g)] <- 0
+    g
+  }
+  objective <- function(x, value) {
+    p <- par_hat
+    p[-i] <- x
+    p[i] <- value
+    dev_at(p)
+  }
+  optimised_zeta(objective, par_hat[-i], lo, up, par_hat[i], base,
+                 control = list(eval.max = 2000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-10),
+                 gradient = if (with_gradient) gradient)
+}
+
+# GLMMs: the approximate deviance of the fit, its variance parameters on
+# lme4's sdcor scale (no sigma) and its fixed effects.
+glmm_profile_setup <- function(fit) {
+  nagq <- fit_nagq(fit)
+  if (nagq == 0L) {
+    mlm_abort(c("Profile intervals need a fit by the Laplace approximation or adaptive quadrature.",
+                x = "This fit used {.code nAGQ = 0}, whose criterion is not a likelihood of the fixed effects.",
+                i = "Refit with {.code nAGQ = 1}, or use {.code method = \"Wald\"} or {.code \"boot\"}."),
+              "mlmfit_error_argument")
+  }
+  if (has_scale(fit)) {
+    mlm_abort(c("Profile intervals are not available for {.field {family(fit)$family}} models, whose scale is estimated apart from the approximate deviance.",
+                i = "Use {.code method = \"Wald\"} or {.code method = \"boot\"}."),
+              "mlmfit_error_argument")
+  }
+  spec <- fit_spec(fit)
+  control <- utils::modifyList(fit_control(fit), list(hessian = FALSE, cond_var = FALSE))
+  theta <- fit_theta(fit)
+  beta <- fixef(fit)
+  eta_hat <- fit_eta(fit)
+  lower_theta <- theta_lower(fit)
+  criterion_at <- function(th, b, eta_start = eta_hat) glmm_criterion_at(spec, th, b, eta_start, nagq, control)
+  base <- criterion_at(theta, beta)
+  if (!is.finite(base)) {
+    mlm_abort("The approximate deviance could not be evaluated at the estimates.", "mlmfit_error_fit")
+  }
+  nv <- length(theta)
+  p <- length(beta)
+  sdc <- theta_to_sdcor(fit, theta, 1)[seq_len(nv)]
+  bounds <- sdcor_bounds(fit)
+  lay <- theta_layout(fit)
+  to_theta <- sdcor_to_theta_map(fit)
+  se_beta <- sqrt(diag(vcov(fit)))
+  # Standard errors of theta from the Hessian of the deviance (2 H^-1),
+  # for the first steps of the search along the standard deviations that
+  # equal a theta.
+  se_theta <- rep(NA_real_, nv)
+  H <- fit_optinfo(fit)$hessian
+  if (length(H) > 0L && all(is.finite(H))) {
+    V <- tryCatch(2 * solve(H), error = function(e) NULL)
+    if (!is.null(V)) se_theta <- sqrt(pmax(diag(V)[seq_len(nv)], 0))
+  }
+  parameter <- function(w) {
+    if (w <= nv) {
+      lo <- bounds$lower[w]
+      step <- if (lo == -1) {
+        0.05
+      } else if (lay$row[w] == 1L && lay$col[w] == 1L && is.finite(se_theta[w]) && se_theta[w] > 0) {
+        se_theta[w]
+      } else {
+        0.1 * max(sdc[w], 1e-3)
+      }
+      # the other variance parameters and the fixed effects, in coordinates
+      # scaled by their standard errors
+      others_lower <- c(bounds$lower[seq_len(nv)][-w], rep(-Inf, p))
+      others_upper <- c(bounds$upper[seq_len(nv)][-w], rep(Inf, p))
+      se_b <- if (all(is.finite(se_beta) & se_beta > 0)) se_beta else rep(1, p)
+      scale <- c(ifelse(bounds$lower[seq_len(nv)][-w] < 0, 0.1, pmax(0.1 * abs(sdc[-w]), 0.02)), se_b)
+      objective <- function(x, value) {
+        s <- sdc
+        s[w] <- value
+        s[-w] <- x[seq_len(nv - 1L)]
+        criterion_at(to_theta(c(s, 1)), x[nv - 1L + seq_len(p)])
+      }
+      zeta <- optimised_zeta(objective, c(sdc[-w], unname(beta)), others_lower, others_upper, sdc[w], base,
+                             control = list(eval.max = 5000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-9),
+                             scale = scale)
+      return(profile_parameter(sdc[w], zeta, step, lo, bounds$upper[w]))
+    }
+    j <- w - nv
+    held <- function(value, start) {
+      start <- start %||% list(theta = glmm_profile_theta_start(theta, lower_theta), eta = eta_hat)
+      r <- engine_fit(spec_fix_coefficient(spec, j, value), control, nAGQ = nagq, start = start)
+      if (!is.null(r$error)) return(NULL)
+      list(deviance = r$devcomp$criterion,
+           start = list(theta = glmm_profile_theta_start(r$theta, lower_theta), eta = as.vector(r$eta)))
+    }
+    step <- if (is.finite(se_beta[j]) && se_beta[j] > 0) se_beta[j] else 0.1 * max(abs(beta[j]), 1)
+    profile_parameter(beta[j], refit_zeta(beta[j], base, held), step)
+  }
+  list(parameter = parameter, tol = function(step) 1e-5 * step)
+}
+
+# The approximate deviance of a GLMM at theta and beta.
+glmm_criterion_at <- function(spec, theta, beta, eta_start, nAGQ, control) {
+  r <- engine_evaluate_glmm(spec, theta, beta, eta_start, nAGQ, control)
+  if (!is.null(r$error) || !is.finite(r$devcomp$criterion)) return(Inf)
+  r$devcomp$criterion
+}
+
+# A start for theta away from the boundary, where the optimiser can move.
+glmm_profile_theta_start <- function(theta, lower) {
+  ifelse(lower == 0 & abs(theta) < 1e-3, 0.1, theta)
+}
 
 # Cross-products without centring (X and y as they are).
 xp_uncentre <- function(xp) {
@@ -44,60 +373,6 @@ xp_fix_coefficient <- function(xp, j, value) {
   xp
 }
 
-# zeta for fixed effect j of an ML fit.
-fixed_effect_zeta <- function(fit_ml, j) {
-  base <- deviance(fit_ml)
-  est <- unname(fit_ml$beta[j])
-  tpl <- engine_templates(fit_ml$re)
-  start <- fit_ml$theta
-  function(value) {
-    xp <- xp_fix_coefficient(fit_ml$xp, j, value)
-    r <- lmm_refit_xp_cpp(xp, tpl, start, fit_ml$lower, FALSE, fit_ml$control)
-    if (is.finite(r$deviance)) start <<- r$theta
-    sign(value - est) * sqrt(max(0, r$deviance - base))
-  }
-}
-
-# zeta for variance parameter i (in the sdcor scale, sigma last) of an ML fit.
-variance_parameter_zeta <- function(fit_ml, i) {
-  re <- fit_ml$re
-  est_all <- theta_to_sdcor(re, fit_ml$theta, fit_ml$sigma)
-  base <- deviance(fit_ml)
-  bounds <- sdcor_bounds(re)
-  n <- nobs(fit_ml)
-  slw <- fit_ml$devcomp$sum_log_weights
-  dev_at <- function(par) {
-    sigma <- par[length(par)]
-    if (!(sigma > 0)) return(Inf)
-    tm <- deviance_terms(fit_ml, sdcor_to_theta(re, par))
-    if (!tm$ok) return(Inf)
-    deviance_theta_sigma(tm, sigma, n, 0, FALSE, slw)
-  }
-  others <- est_all[-i]
-  lo <- bounds$lower[-i]
-  up <- bounds$upper[-i]
-  # keep standard deviations strictly positive in the search (sigma must be)
-  lo[length(lo)] <- if (i == length(est_all)) lo[length(lo)] else 1e-10 * est_all[length(est_all)]
-  function(value) {
-    par <- est_all
-    obj <- function(x) {
-      par[-i] <- x
-      par[i] <- value
-      d <- dev_at(par)
-      if (is.finite(d)) d else 1e100
-    }
-    if (length(others)) {
-      opt <- stats::nlminb(others, obj, lower = lo, upper = up,
-                           control = list(eval.max = 2000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-10))
-      if (opt$objective < 1e99) others <<- opt$par
-      d <- opt$objective
-    } else {
-      d <- obj(numeric())
-    }
-    sign(value - est_all[i]) * sqrt(max(0, d - base))
-  }
-}
-
 # The value where zeta crosses `target`, searching from the estimate in
 # the direction of target's sign with steps that double, within bounds.
 zeta_crossing <- function(zeta, est, target, step, lower = -Inf, upper = Inf, max_doublings = 40L,
@@ -125,38 +400,4 @@ zeta_crossing <- function(zeta, est, target, step, lower = -Inf, upper = Inf, ma
     h <- 2 * h
   }
   NA_real_
-}
-
-# Profile confidence limits for the parameters `which` (names on the
-# sdcor-then-fixed scale of confint()).
-profile_intervals <- function(fit, which, level) {
-  if (inherits(fit, "mlmfit_lmm_structured")) return(structured_profile_intervals(fit, which, level))
-  fit_ml <- refit_ml(fit)
-  re <- fit_ml$re
-  nvp <- length(fit_ml$theta) + 1L
-  sdcor <- theta_to_sdcor(re, fit_ml$theta, fit_ml$sigma)
-  bounds <- sdcor_bounds(re)
-  z <- stats::qnorm((1 + level) / 2)
-  se <- sqrt(diag(fit_ml$vcov))
-  out <- matrix(NA_real_, length(which), 2L)
-  for (k in seq_along(which)) {
-    w <- which[k]
-    if (w <= nvp) {
-      est <- sdcor[w]
-      zeta <- variance_parameter_zeta(fit_ml, w)
-      step <- if (bounds$lower[w] == -1) 0.05 else 0.1 * max(est, 1e-3 * sdcor[nvp])
-      lo <- bounds$lower[w]
-      up <- bounds$upper[w]
-    } else {
-      j <- w - nvp
-      est <- unname(fit_ml$beta[j])
-      zeta <- fixed_effect_zeta(fit_ml, j)
-      step <- se[j]
-      lo <- -Inf
-      up <- Inf
-    }
-    out[k, 1L] <- if (est <= lo) lo else zeta_crossing(zeta, est, -z, step, lo, up)
-    out[k, 2L] <- if (est >= up) up else zeta_crossing(zeta, est, z, step, lo, up)
-  }
-  out
 }

@@ -51,7 +51,7 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
   if (!inherits(model, "mlmfit_lmm")) {
     mlm_abort("{.fn ranova} needs a fit from {.fn lmm}.", "mlmfit_error_argument")
   }
-  parsed <- parse_mixed_formula(model$formula)
+  parsed <- parse_mixed_formula(spec_formula(model))
   fixed_rhs <- parsed$fixed[[3L]]
   bars <- lapply(parsed$random, function(r) call("|", r$lhs, r$group))
   bar_text <- vapply(bars, deparse1, "")
@@ -61,7 +61,7 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
     # from (0 + x | g) beside (1 | g): the model has it once (as lme4)
     terms <- terms[!duplicated(vapply(terms, deparse1, ""))]
     rhs <- Reduce(function(a, b) call("+", a, b), c(list(fixed_rhs), terms))
-    stats::as.formula(call("~", parsed$response, rhs), env = environment(model$formula))
+    stats::as.formula(call("~", parsed$response, rhs), env = environment(spec_formula(model)))
   }
   full <- build(seq_along(bars))
   candidates <- list()
@@ -96,7 +96,7 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
                   i = "Remove rows with missing values from the data before fitting."),
                 "mlmfit_error_anova")
     }
-    rows[[length(rows) + 1L]] <- if (inherits(fit, "lm")) stats::logLik(fit, REML = model$REML) else stats::logLik(fit)
+    rows[[length(rows) + 1L]] <- if (inherits(fit, "lm")) stats::logLik(fit, REML = fit_reml(model)) else stats::logLik(fit)
   }
   npar <- vapply(rows, function(l) attr(l, "df"), numeric(1))
   ll <- vapply(rows, as.numeric, numeric(1))
@@ -113,8 +113,8 @@ ranova <- function(model, reduce.terms = TRUE, ...) {
 # The same call with another formula, evaluated where the user's data can
 # be found; lm() when the formula has no random-effect term left.
 refit_formula <- function(model, formula, env) {
-  call <- model$call
-  eval_env <- if (!is.null(call$data) && !exists_in(call$data, env)) environment(model$formula) else env
+  call <- fit_call(model)
+  eval_env <- if (!is.null(call$data) && !exists_in(call$data, env)) environment(spec_formula(model)) else env
   if (length(find_bars(formula[[3L]])) == 0L && inherits(model, "mlmfit_lmm_structured")) {
     return(gls_without_random_effects(model, formula, eval_env))
   }

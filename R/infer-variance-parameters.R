@@ -1,41 +1,49 @@
-# The variance parameters of a fit in the scales inference needs: theta
-# (the engine's relative covariance factors), the standard deviations and
+# The parameters of a fit in the scales inference needs: theta (the
+# engine's relative covariance factors) and the standard deviations and
 # correlations of each random-effect term with the residual SD (lme4's
-# "sdcor" scale), and the deviance as a function of theta and sigma
-# separately (Bates et al. 2015, eq. 34), evaluated from the stored
-# cross-products without a pass over the data.
+# "sdcor" scale), with the names and bounds confint() uses; and numerical
+# derivatives for Satterthwaite's degrees of freedom.
 
-# ld_L2, ld_RX2, pwrss (and the covariance of beta per unit sigma^2) at each
-# column of thetas.
-deviance_terms <- function(fit, thetas, with_vcov = FALSE) {
-  thetas <- as.matrix(thetas)
-  storage.mode(thetas) <- "double"
-  lmm_deviance_terms_cpp(fit$xp, engine_templates(fit$re), thetas, with_vcov)
+# The parameters inference reports, for every kind of fit: the variance
+# parameters on lme4's scale (standard deviations and correlations of each
+# random-effect term, sigma where the model has a residual scale, and the
+# free parameters of a residual structure on their natural scale), then the
+# fixed effects. Names: lme4's old ones (.sig01, ..., .sigma) or its
+# descriptive ones, then the structure's (Phi, ...) and the columns of X.
+variance_parameter_names <- function(fit, old_names = TRUE) {
+  nm <- sdcor_names(fit, old_names)
+  if (!has_scale(fit)) nm <- nm[-length(nm)]
+  c(nm, names(residual_parameters(fit)))
 }
 
-# -2 log-likelihood (REML criterion when reml) at theta and sigma, given
-# deviance_terms() at theta: lme4's deviance before sigma is profiled out.
-deviance_theta_sigma <- function(terms, sigma, n, p, reml, sum_log_weights = 0) {
-  s2 <- sigma^2
-  dev <- terms$ld_L2 + terms$pwrss / s2 + n * log(2 * pi * s2) - sum_log_weights
-  if (reml) dev <- dev + terms$ld_RX2 - p * log(2 * pi * s2)
-  dev
+variance_parameter_values <- function(fit, theta = fit_theta(fit), sigma = fit_sigma(fit), psi = fit_psi(fit)) {
+  v <- theta_to_sdcor(fit, theta, sigma)
+  if (!has_scale(fit)) v <- v[-length(v)]
+  res <- spec_residual(fit)
+  if (!is.null(res)) v <- c(v, natural_residual_parameters(res, psi)[res$free])
+  v
 }
+
+parameter_names <- function(fit, old_names = TRUE) c(variance_parameter_names(fit, old_names), names(fixef(fit)))
+parameter_values <- function(fit) stats::setNames(c(variance_parameter_values(fit), fixef(fit)), parameter_names(fit))
 
 # For each theta position: its term, row and column within the term.
-theta_layout <- function(re) {
-  k <- length(re$theta0)
+theta_layout <- function(x) {
+  terms <- re_terms(x)
+  k <- length(theta_start(x))
   out <- data.frame(term = integer(k), row = integer(k), col = integer(k))
-  for (t in seq_along(re$terms)) {
-    q <- re$terms[[t]]$q
-    pos <- re$terms[[t]]$theta
-    k <- 0L
-    for (c in seq_len(q)) for (r in c:q) {
-      k <- k + 1L
-      out[pos[k], ] <- c(t, r, c)
-    }
+  for (t in seq_along(terms)) {
+    lay <- theta_layout_term(terms[[t]])
+    out[terms[[t]]$theta, ] <- cbind(t, lay$row, lay$col)
   }
   out
+}
+
+# Row and column within one term of each of its theta entries (lme4's
+# order: the lower triangle column by column).
+theta_layout_term <- function(term) {
+  q <- term$q
+  list(row = sequence(q:1, from = seq_len(q)), col = rep.int(seq_len(q), q:1))
 }
 
 # Lower-triangular factor of a covariance matrix that tolerates zero
@@ -58,62 +66,66 @@ chol_lower_semidefinite <- function(S) {
 
 # theta and sigma -> standard deviations (diagonal positions) and
 # correlations (off-diagonal positions) in theta's order, then sigma.
-theta_to_sdcor <- function(re, theta, sigma) {
+theta_to_sdcor <- function(x, theta, sigma) {
   out <- numeric(length(theta))
-  for (tm in re$terms) {
-    q <- tm$q
-    Tt <- matrix(0, q, q)
-    k <- 0L
-    for (c in seq_len(q)) for (r in c:q) {
-      k <- k + 1L
-      Tt[r, c] <- theta[tm$theta[k]]
-    }
+  Tb <- relative_factors(x, theta)
+  for (tm in re_terms(x)) {
+    Tt <- Tb[[tm$block]][tm$block_cols, tm$block_cols, drop = FALSE]
     S <- sigma^2 * tcrossprod(Tt)
     sd <- sqrt(diag(S))
-    k <- 0L
-    for (c in seq_len(q)) for (r in c:q) {
-      k <- k + 1L
-      out[tm$theta[k]] <- if (r == c) sd[r] else if (sd[r] > 0 && sd[c] > 0) S[r, c] / (sd[r] * sd[c]) else 0
-    }
+    lay <- theta_layout_term(tm)
+    r <- lay$row
+    c <- lay$col
+    cor <- ifelse(sd[r] > 0 & sd[c] > 0, S[cbind(r, c)] / (sd[r] * sd[c]), 0)
+    out[tm$theta] <- ifelse(r == c, sd[r], cor)
   }
   c(out, sigma)
 }
 
 # The inverse: standard deviations and correlations (and sigma last) -> theta.
-sdcor_to_theta <- function(re, sdcor) {
-  k_theta <- length(sdcor) - 1L
-  sigma <- sdcor[k_theta + 1L]
-  theta <- numeric(k_theta)
-  for (tm in re$terms) {
-    q <- tm$q
-    sd <- numeric(q)
-    R <- diag(q)
-    k <- 0L
-    for (c in seq_len(q)) for (r in c:q) {
-      k <- k + 1L
-      v <- sdcor[tm$theta[k]]
-      if (r == c) sd[r] <- v else R[r, c] <- R[c, r] <- v
+sdcor_to_theta <- function(x, sdcor) sdcor_to_theta_map(x)(sdcor)
+
+# The same as a function of sdcor, with the layout of each term worked out
+# once (profiles evaluate it thousands of times).
+sdcor_to_theta_map <- function(x) {
+  terms <- lapply(re_terms(x), function(tm) {
+    lay <- theta_layout_term(tm)
+    off <- lay$row != lay$col
+    list(q = tm$q, theta = tm$theta, diag = lay$row == lay$col, lower = cbind(lay$row, lay$col),
+         off_lower = cbind(lay$row, lay$col)[off, , drop = FALSE], off_upper = cbind(lay$col, lay$row)[off, , drop = FALSE],
+         off = off)
+  })
+  k_theta <- length(theta_start(x))
+  function(sdcor) {
+    sigma <- sdcor[k_theta + 1L]
+    theta <- numeric(k_theta)
+    for (tm in terms) {
+      v <- sdcor[tm$theta]
+      sd <- v[tm$diag]
+      if (tm$q == 1L) {
+        theta[tm$theta] <- abs(sd) / sigma
+        next
+      }
+      R <- diag(tm$q)
+      R[tm$off_lower] <- v[tm$off]
+      R[tm$off_upper] <- v[tm$off]
+      theta[tm$theta] <- (chol_lower_semidefinite(R * tcrossprod(sd)) / sigma)[tm$lower]
     }
-    Lt <- chol_lower_semidefinite(R * tcrossprod(sd)) / sigma
-    k <- 0L
-    for (c in seq_len(q)) for (r in c:q) {
-      k <- k + 1L
-      theta[tm$theta[k]] <- Lt[r, c]
-    }
+    theta
   }
-  theta
 }
 
 # Names of the variance parameters on the sdcor scale: lme4's old names
 # (.sig01, ..., .sigma) or its descriptive ones (sd_(Intercept)|Subject,
 # cor_Days.(Intercept)|Subject, sigma).
-sdcor_names <- function(re, old_names = TRUE) {
-  k <- length(re$theta0)
+sdcor_names <- function(x, old_names = TRUE) {
+  k <- length(theta_start(x))
   if (old_names) return(c(sprintf(".sig%02d", seq_len(k)), ".sigma"))
-  lay <- theta_layout(re)
+  lay <- theta_layout(x)
+  terms <- re_terms(x)
   nm <- character(k)
   for (i in seq_len(k)) {
-    tm <- re$terms[[lay$term[i]]]
+    tm <- terms[[lay$term[i]]]
     nm[i] <- if (lay$row[i] == lay$col[i]) {
       paste0("sd_", tm$colnames[lay$row[i]], "|", tm$label)
     } else {
@@ -124,8 +136,8 @@ sdcor_names <- function(re, old_names = TRUE) {
 }
 
 # Lower and upper bounds of each sdcor parameter.
-sdcor_bounds <- function(re) {
-  lay <- theta_layout(re)
+sdcor_bounds <- function(x) {
+  lay <- theta_layout(x)
   diag_pos <- lay$row == lay$col
   list(lower = c(ifelse(diag_pos, 0, -1), 0), upper = c(ifelse(diag_pos, Inf, 1), Inf))
 }

@@ -51,28 +51,28 @@ NULL
 
 #' @rdname lmm-accessors
 #' @export
-fixef.mlmfit <- function(object, ...) object$beta
+fixef.mlmfit <- function(object, ...) fit_beta(object)
 
 #' @rdname lmm-accessors
 #' @export
-vcov.mlmfit <- function(object, ...) object$vcov
+vcov.mlmfit <- function(object, ...) fit_vcov(object)
 
 #' @rdname lmm-accessors
 #' @export
-sigma.mlmfit_lmm <- function(object, ...) object$sigma
+sigma.mlmfit_lmm <- function(object, ...) fit_sigma(object)
 
-n_covariance_parameters <- function(object) length(object$theta) + n_residual_parameters(object)
+n_covariance_parameters <- function(object) length(fit_theta(object)) + n_residual_parameters(object)
 
 #' @rdname lmm-accessors
 #' @export
 logLik.mlmfit_lmm <- function(object, REML = NULL, ...) {
   val <- -0.5 * deviance.mlmfit_lmm(object, REML = REML)
   structure(val, nobs = nobs(object), nall = nobs(object),
-            df = length(object$beta) + n_covariance_parameters(object) + 1L, class = "logLik")
+            df = length(fit_beta(object)) + n_covariance_parameters(object) + 1L, class = "logLik")
 }
 
 ml_deviance_at_estimates <- function(object) {
-  dc <- object$devcomp
+  dc <- fit_devcomp(object)
   n <- dc$n
   dc$ld_L2 + n * (1 + log(2 * pi * dc$pwrss / n)) - dc$sum_log_weights
 }
@@ -80,17 +80,18 @@ ml_deviance_at_estimates <- function(object) {
 #' @rdname lmm-accessors
 #' @export
 deviance.mlmfit_lmm <- function(object, REML = NULL, ...) {
-  if (is.null(REML)) REML <- object$REML
-  if (isTRUE(REML) && !object$REML) {
+  fitted_reml <- fit_reml(object)
+  if (is.null(REML)) REML <- fitted_reml
+  if (isTRUE(REML) && !fitted_reml) {
     mlm_abort("The REML criterion of an ML fit is not available; refit with {.code REML = TRUE}.",
               "mlmfit_error_argument")
   }
-  if (isTRUE(REML) || !object$REML) object$devcomp$deviance else ml_deviance_at_estimates(object)
+  if (isTRUE(REML) || !fitted_reml) fit_devcomp(object)$criterion else ml_deviance_at_estimates(object)
 }
 
 #' @rdname lmm-accessors
 #' @export
-nobs.mlmfit <- function(object, ...) nrow(object$X)
+nobs.mlmfit <- function(object, ...) spec_nobs(object)
 
 #' Number of levels of each grouping factor
 #'
@@ -105,52 +106,55 @@ ngrps <- function(object, ...) UseMethod("ngrps")
 #' @rdname ngrps
 #' @export
 ngrps.mlmfit <- function(object, ...) {
-  vapply(object$re$blocks, function(b) as.integer(b$n_levels), integer(1))
+  vapply(re_blocks(object), function(b) as.integer(b$n_levels), integer(1))
 }
 
 #' @rdname lmm-accessors
 #' @export
 fitted.mlmfit <- function(object, ...) {
-  stats::naresid(attr(object$frame, "na.action"), stats::setNames(object$fitted, rownames(object$frame)))
+  observation_vector(object, fit_fitted(object))
 }
 
 #' @rdname lmm-accessors
 #' @export
 residuals.mlmfit_lmm <- function(object, type = c("response", "pearson", "working", "deviance"), scaled = FALSE, ...) {
   type <- match.arg(type)
-  r <- object$y - object$fitted
-  if (type %in% c("pearson", "deviance") && !is.null(object$prior_weights)) r <- r * sqrt(object$prior_weights)
-  if (scaled) r <- r / object$sigma
-  stats::naresid(attr(object$frame, "na.action"), stats::setNames(as.vector(r), rownames(object$frame)))
+  r <- spec_y(object) - fit_fitted(object)
+  w <- spec_weights(object)
+  if (type %in% c("pearson", "deviance") && !is.null(w)) r <- r * sqrt(w)
+  if (scaled) r <- r / fit_sigma(object)
+  observation_vector(object, r)
 }
 
 #' @rdname lmm-accessors
 #' @export
-formula.mlmfit <- function(x, ...) {
-  # stats::step() replaces the formula by the fixed-effect terms
-  if (length(find_bars(x$formula[[3L]])) == 0L) return(with_random_terms(x$formula, x))
-  x$formula
-}
+formula.mlmfit <- function(x, ...) spec_formula(x)
 
 #' @rdname lmm-accessors
 #' @export
-model.frame.mlmfit <- function(formula, ...) formula$frame
+model.frame.mlmfit <- function(formula, ...) spec_frame(formula)
 
 #' @rdname lmm-accessors
 #' @export
-model.matrix.mlmfit <- function(object, ...) object$X
+model.matrix.mlmfit <- function(object, ...) spec_X(object)
 
 #' @rdname lmm-accessors
 #' @export
-terms.mlmfit <- function(x, ...) x$terms
+terms.mlmfit <- function(x, ...) spec_fixed_terms(x)
 
 #' @rdname lmm-accessors
 #' @export
 weights.mlmfit <- function(object, ...) {
-  w <- object$prior_weights
-  if (is.null(w)) w <- rep(1, nobs(object))
-  stats::setNames(w, rownames(object$frame))
+  w <- spec_weights(object) %||% rep(1, nobs(object))
+  stats::setNames(w, rownames(spec_frame(object)))
 }
 
 #' @export
-getCall.mlmfit <- function(x, ...) x$call
+getCall.mlmfit <- function(x, ...) fit_call(x)
+
+# One value per observation of the fit, named by the rows of the model
+# frame, with NA in the rows na.exclude dropped (fitted values, residuals).
+observation_vector <- function(fit, values) {
+  frame <- spec_frame(fit)
+  stats::naresid(attr(frame, "na.action"), stats::setNames(as.vector(values), rownames(frame)))
+}

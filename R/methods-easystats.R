@@ -36,7 +36,7 @@ insight_find_formula <- function(x, verbose = TRUE, ...) {
   bars <- find_bars(f[[3L]])
   random <- lapply(bars, function(b) stats::as.formula(call("~", b), env = environment(f)))
   if (length(random) == 1L) random <- random[[1L]]
-  out <- list(conditional = x$fixed_formula, random = random)
+  out <- list(conditional = spec_fixed_formula(x), random = random)
   structure(out, class = c("insight_formula", "list"))
 }
 
@@ -46,12 +46,12 @@ insight_find_formula <- function(x, verbose = TRUE, ...) {
 family.mlmfit_lmm <- function(object, ...) stats::gaussian()
 
 insight_find_statistic <- function(x, ...) {
-  if (inherits(x, "mlmfit_lmm") || isTRUE(x$use_sc)) "t-statistic" else "z-statistic"
+  if (has_scale(x)) "t-statistic" else "z-statistic"
 }
 
 insight_get_statistic <- function(x, ...) {
-  beta <- x$beta
-  out <- data.frame(Parameter = names(beta), Statistic = unname(beta / sqrt(diag(x$vcov))),
+  beta <- fixef(x)
+  out <- data.frame(Parameter = names(beta), Statistic = unname(beta / sqrt(diag(vcov(x)))),
                     stringsAsFactors = FALSE)
   attr(out, "statistic") <- insight_find_statistic(x)
   out
@@ -73,16 +73,17 @@ insight_get_df <- function(x, type = "residual", ...) {
          satterthwaite = , kenward = , `kenward-roger` = , kr = {
            if (!inherits(x, "mlmfit_lmm")) return(Inf)
            ddf <- if (type == "satterthwaite") "Satterthwaite" else "Kenward-Roger"
-           stats::setNames(fixed_effects_table(x, ddf)[, "df"], names(x$beta))
+           stats::setNames(fixed_effects_table(x, ddf)[, "df"], names(fixef(x)))
          })
 }
 
 insight_find_algorithm <- function(x, ...) {
-  list(algorithm = if (isTRUE(x$REML) && inherits(x, "mlmfit_lmm")) "REML" else "ML", optimizer = "mlmfit")
+  list(algorithm = if (fit_reml(x)) "REML" else "ML", optimizer = "mlmfit")
 }
 
 insight_is_converged <- function(x, tolerance = 0.001, ...) {
-  structure(length(x$optinfo$warnings) == 0L, gradient = x$optinfo$gradient)
+  optinfo <- fit_optinfo(x)
+  structure(length(optinfo$warnings) == 0L, gradient = optinfo$gradient)
 }
 
 insight_get_loglikelihood <- function(x, estimator = NULL, REML = FALSE, check_response = FALSE, verbose = TRUE, ...) {
@@ -123,14 +124,11 @@ insight_get_predicted <- function(x, data = NULL, predict = "expectation", ci = 
   args <- list(x, newdata = if (is.null(data)) NULL else newdata, re.form = if (conditional) NULL else NA)
   if (inherits(x, "mlmfit_glmm")) args$type <- "link"
   eta <- unname(as.vector(do.call(stats::predict, args)))
-  linkinv <- if (inherits(x, "mlmfit_glmm")) x$family$linkinv else identity
+  linkinv <- if (inherits(x, "mlmfit_glmm")) family(x)$linkinv else identity
   out <- if (link_scale) eta else linkinv(eta)
   ci_data <- NULL
   if (!is.null(ci) && !conditional) {
-    tt <- stats::delete.response(x$terms)
-    mf <- stats::model.frame(tt, newdata, xlev = x$xlevels, na.action = stats::na.pass)
-    X <- stats::model.matrix(tt, mf, contrasts.arg = x$contrasts)[, names(x$beta), drop = FALSE]
-    se <- sqrt(rowSums((X %*% x$vcov) * X))
+    se <- unname(predict(x, newdata = args$newdata, re.form = NA, se.fit = TRUE)$se.fit)
     df <- insight_get_df(x, type = "wald")
     q <- if (is.finite(df)) stats::qt((1 + ci) / 2, df) else stats::qnorm((1 + ci) / 2)
     lo <- eta - q * se
@@ -151,7 +149,7 @@ insight_find_random <- function(x, split_nested = FALSE, flatten = FALSE) {
 }
 
 insight_find_weights <- function(x, ...) {
-  w <- x$call$weights
+  w <- fit_call(x)$weights
   if (is.null(w)) NULL else deparse1(w)
 }
 
@@ -162,9 +160,10 @@ insight_get_data <- function(x, effects = "all", source = "environment", verbose
   data <- getData.mlmfit(x)
   vars <- switch(effects,
                  all = all.vars(stats::formula(x)),
-                 fixed = all.vars(x$fixed_formula),
+                 fixed = all.vars(spec_fixed_formula(x)),
                  random = insight_find_random(x, split_nested = TRUE, flatten = TRUE))
-  extra <- c(all.vars(x$call$weights %||% quote(NULL)), all.vars(x$call$offset %||% quote(NULL)))
+  call <- fit_call(x)
+  extra <- c(all.vars(call$weights %||% quote(NULL)), all.vars(call$offset %||% quote(NULL)))
   data[intersect(unique(c(vars, extra)), names(data))]
 }
 
@@ -185,7 +184,7 @@ performance_model_performance <- function(model, ...) {
 
 insight_find_parameters <- function(x, effects = c("all", "fixed", "random"), flatten = FALSE, ...) {
   effects <- match.arg(effects)
-  out <- list(conditional = names(x$beta))
+  out <- list(conditional = names(fixef(x)))
   if (effects != "fixed") out$random <- lapply(ranef(x, condVar = FALSE), names)
   if (effects == "random") out <- out["random"]
   if (flatten) unique(unlist(out)) else out
@@ -197,7 +196,8 @@ insight_get_parameters <- function(x, effects = c("fixed", "random"), ...) {
     attr(d, "postVar") <- NULL
     d
   }))
-  data.frame(Parameter = names(x$beta), Estimate = unname(x$beta), stringsAsFactors = FALSE)
+  beta <- fixef(x)
+  data.frame(Parameter = names(beta), Estimate = unname(beta), stringsAsFactors = FALSE)
 }
 
 # As insight for lme4 fits: the ML deviance of a linear mixed model, minus
@@ -206,4 +206,7 @@ insight_get_deviance <- function(x, ...) {
   if (inherits(x, "mlmfit_lmm")) deviance(x, REML = FALSE) else -2 * as.numeric(stats::logLik(x))
 }
 
-insight_get_intercept <- function(x, ...) if ("(Intercept)" %in% names(x$beta)) x$beta[["(Intercept)"]] else NA
+insight_get_intercept <- function(x, ...) {
+  beta <- fixef(x)
+  if ("(Intercept)" %in% names(beta)) beta[["(Intercept)"]] else NA
+}

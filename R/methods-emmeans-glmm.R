@@ -9,6 +9,6 @@ emm_basis.mlmfit_glmm <- function(object, trms, xlev, grid, vcov., ...) {
   } else {
     emm_basis.mlmfit_lmm(object, trms, xlev, grid, vcov. = vcov., lmer.df = "asymptotic")
   }
-  basis$misc <- emmeans::.std.link.labels(object$family, basis$misc)
+  basis$misc <- emmeans::.std.link.labels(family(object), basis$misc)
   basis
 }

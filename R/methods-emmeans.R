@@ -32,10 +32,11 @@ NULL
 
 #' @rdname lmm-emmeans
 recover_data.mlmfit_lmm <- function(object, ...) {
-  fcall <- object$call
-  fcall$formula <- object$formula
-  emmeans::recover_data(fcall, stats::delete.response(stats::terms(object)), attr(object$frame, "na.action"),
-                        frame = object$frame, ...)
+  fcall <- fit_call(object)
+  fcall$formula <- spec_formula(object)
+  frame <- spec_frame(object)
+  emmeans::recover_data(fcall, stats::delete.response(stats::terms(object)), attr(frame, "na.action"),
+                        frame = frame, ...)
 }
 
 #' @rdname lmm-emmeans
@@ -43,13 +44,14 @@ emm_basis.mlmfit_lmm <- function(object, trms, xlev, grid, vcov., lmer.df, mode,
   method <- if (!missing(lmer.df)) lmer.df else if (!missing(mode)) mode else "satterthwaite"
   method <- match_ddf(method)
   m <- stats::model.frame(trms, grid, na.action = stats::na.pass, xlev = xlev)
-  X <- stats::model.matrix(trms, m, contrasts.arg = object$contrasts)
-  kept <- match(names(object$beta), colnames(X))
+  X <- stats::model.matrix(trms, m, contrasts.arg = spec_contrasts(object))
+  beta <- fixef(object)
+  kept <- match(names(beta), colnames(X))
   bhat <- rep(NA_real_, ncol(X))
-  bhat[kept] <- object$beta
+  bhat[kept] <- beta
   names(bhat) <- colnames(X)
   if (anyNA(bhat)) {
-    Xfull <- stats::model.matrix(trms, object$frame, contrasts.arg = object$contrasts)
+    Xfull <- stats::model.matrix(trms, spec_frame(object), contrasts.arg = spec_contrasts(object))
     nbasis <- estimability::nonest.basis(Xfull)
   } else {
     nbasis <- estimability::all.estble
@@ -60,7 +62,7 @@ emm_basis.mlmfit_lmm <- function(object, trms, xlev, grid, vcov., lmer.df, mode,
   } else if (method == "Kenward-Roger") {
     basis$vcov_adjusted
   } else {
-    object$vcov
+    vcov(object)
   }
   # emmeans keeps dffun without its environment: the df computation travels
   # in dfargs as a closure of this package.

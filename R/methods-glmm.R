@@ -47,70 +47,71 @@ logLik.mlmfit_glmm <- function(object, REML = NULL, ...) {
   if (isTRUE(REML)) {
     mlm_abort("A generalized linear mixed model has no REML criterion.", "mlmfit_error_argument")
   }
-  df <- length(object$beta) + length(object$theta) + as.integer(object$use_sc) +
-    as.integer(object$family_info$dist == "negative_binomial")
-  structure(-0.5 * object$devcomp$criterion, nobs = nobs(object), nall = nobs(object), df = df, class = "logLik")
+  df <- length(fit_beta(object)) + length(fit_theta(object)) + as.integer(has_scale(object)) +
+    as.integer(spec_family(object)$dist == "negative_binomial")
+  structure(-0.5 * fit_devcomp(object)$criterion, nobs = nobs(object), nall = nobs(object), df = df, class = "logLik")
 }
 
 #' @rdname glmm-methods
 #' @export
-deviance.mlmfit_glmm <- function(object, ...) object$devcomp$drsum
+deviance.mlmfit_glmm <- function(object, ...) fit_devcomp(object)$sum_dev_resid
 
 #' @rdname glmm-methods
 #' @export
 residuals.mlmfit_glmm <- function(object, type = c("deviance", "pearson", "working", "response"), scaled = FALSE, ...) {
   type <- match.arg(type)
-  y <- object$y
-  mu <- as.vector(object$fitted)
-  w <- if (is.null(object$prior_weights)) rep(1, length(y)) else object$prior_weights
-  fam <- object$family
+  y <- spec_y(object)
+  mu <- fit_fitted(object)
+  w <- spec_weights(object) %||% rep(1, length(y))
+  fam <- family(object)
   r <- switch(type,
     deviance = {
       d <- sqrt(pmax(fam$dev.resids(y, mu, w), 0))
       ifelse(y > mu, d, -d)
     },
     pearson = (y - mu) * sqrt(w / fam$variance(mu)),
-    working = (y - mu) / fam$mu.eta(as.vector(object$eta)),
+    working = (y - mu) / fam$mu.eta(fit_eta(object)),
     response = y - mu
   )
-  if (scaled) r <- r / object$sigma
-  stats::naresid(attr(object$frame, "na.action"), stats::setNames(r, rownames(object$frame)))
+  if (scaled) r <- r / fit_sigma(object)
+  observation_vector(object, r)
 }
 
 #' @rdname glmm-methods
 #' @export
-family.mlmfit_glmm <- function(object, ...) object$family
+family.mlmfit_glmm <- function(object, ...) spec_family(object)$family
 
 #' @rdname glmm-methods
 #' @export
-sigma.mlmfit_glmm <- function(object, ...) object$sigma
+sigma.mlmfit_glmm <- function(object, ...) fit_sigma(object)
 
 #' @rdname glmm-methods
 #' @export
 weights.mlmfit_glmm <- function(object, type = c("prior", "working"), ...) {
   type <- match.arg(type)
-  w <- if (type == "working") object$working_weights else object$prior_weights
+  w <- if (type == "working") fit_working_weights(object) else spec_weights(object)
   if (is.null(w)) w <- rep(1, nobs(object))
-  stats::setNames(w, rownames(object$frame))
+  stats::setNames(w, rownames(spec_frame(object)))
 }
 
 #' @rdname glmm-methods
 #' @export
 vcov.mlmfit_glmm <- function(object, use.hessian = NULL, ...) {
-  if (isFALSE(use.hessian)) return(object$vcov_unscaled)
-  if (isTRUE(use.hessian) && !identical(object$vcov_method, "hessian")) {
+  if (isFALSE(use.hessian)) return(fit_vcov_unscaled(object) * fit_sigma(object)^2)
+  if (isTRUE(use.hessian) && !identical(fit_vcov_method(object), "hessian")) {
     mlm_abort(c("The Hessian-based covariance is not available for this fit.",
                 i = "It is computed for {.code nAGQ >= 1} with {.code glmm_control(hessian = TRUE)} when the Hessian is positive definite."),
               "mlmfit_error_argument")
   }
-  object$vcov
+  fit_vcov(object)
 }
 
 glmm_title <- function(x) {
-  how <- if (x$nAGQ == 1L) {
+  nagq <- fit_nagq(x)
+  how <- if (nagq == 1L) {
     "(Laplace Approximation)"
   } else {
-    sprintf("(Adaptive Gauss-Hermite Quadrature, nAGQ = %d)", x$nAGQ)
+    sprintf("(Adaptive Gauss-Hermite Quadrature, nAGQ = %d)", nagq)
   }
   paste("Generalized linear mixed model fit by maximum likelihood", how, "['glmm']")
 }
@@ -120,7 +121,8 @@ print_glmm_header <- function(x) {
   w <- getOption("width")
   if (nchar(title) > w) title <- paste(strwrap(title, width = w - 2, exdent = 2), collapse = "\n")
   cat(title, "\n", sep = "")
-  cat(" Family: ", x$family$family, "  ( ", x$family$link, " )\n", sep = "")
+  fam <- family(x)
+  cat(" Family: ", fam$family, "  ( ", fam$link, " )\n", sep = "")
   print_call_lines(x)
 }
 
@@ -129,11 +131,6 @@ print_criteria <- function(tab, digits) {
   t4f <- format(t4)
   t4f["df.resid"] <- format(t4["df.resid"])
   print(t4f, quote = FALSE)
-}
-
-print_glmm_notes <- function(x) {
-  for (w in x$optinfo$warnings) cat("Convergence: ", w, "\n", sep = "")
-  if (is_singular(x)) cat("boundary (singular) fit: see ?is_singular\n")
 }
 
 #' @export
@@ -145,8 +142,8 @@ print.mlmfit_glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) 
   print_groups_line(x)
   cat("Fixed Effects:\n")
   print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
-  if (length(x$dropped) > 0L) cat("Fixed effects dropped as aliased:", paste(x$dropped, collapse = ", "), "\n")
-  print_glmm_notes(x)
+  print_dropped_note(x)
+  print_fit_notes(x)
   invisible(x)
 }
 
@@ -176,17 +173,19 @@ print.mlmfit_glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) 
 #' s$coefficients
 #' @export
 summary.mlmfit_glmm <- function(object, ...) {
-  se <- sqrt(diag(object$vcov))
-  z <- object$beta / se
-  coefs <- cbind(Estimate = object$beta, `Std. Error` = se, z, `Pr(>|z|)` = 2 * stats::pnorm(abs(z), lower.tail = FALSE))
-  colnames(coefs)[3L] <- if (object$use_sc) "t value" else "z value"
-  rownames(coefs) <- names(object$beta)
+  beta <- fixef(object)
+  se <- sqrt(diag(vcov(object)))
+  z <- beta / se
+  coefs <- cbind(Estimate = beta, `Std. Error` = se, z, `Pr(>|z|)` = 2 * stats::pnorm(abs(z), lower.tail = FALSE))
+  colnames(coefs)[3L] <- if (has_scale(object)) "t value" else "z value"
+  rownames(coefs) <- names(beta)
+  fam <- family(object)
   structure(list(
     fit = object, coefficients = coefs, varcor = VarCorr(object),
     residuals = residuals(object, type = "pearson", scaled = TRUE),
     ngrps = ngrps(object), nobs = nobs(object), AICtab = information_criteria(object),
-    family = object$family$family, link = object$family$link,
-    singular = is_singular(object), vcov = object$vcov
+    family = fam$family, link = fam$link,
+    singular = is_singular(object), vcov = vcov(object)
   ), class = "mlmfit_glmm_summary")
 }
 
@@ -199,13 +198,7 @@ print.mlmfit_glmm_summary <- function(x, digits = max(3, getOption("digits") - 3
   cat("\n")
   print_criteria(x$AICtab, 1)
   cat("\n")
-  cat("Scaled residuals: \n")
-  q <- zapsmall(stats::quantile(x$residuals, na.rm = TRUE), digits + 1L)
-  names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
-  print(q, digits = digits)
-  cat("\nRandom effects:\n")
-  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
-  print_groups_line(fit)
+  print_summary_components(x, digits)
   cat("\nFixed effects:\n")
   stats::printCoefmat(x$coefficients, digits = digits, signif.stars = signif.stars)
   p <- nrow(x$coefficients)
@@ -220,8 +213,6 @@ print.mlmfit_glmm_summary <- function(x, digits = max(3, getOption("digits") - 3
     cat("\nCorrelation of Fixed Effects:\n")
     print(out[-1L, -p, drop = FALSE], quote = FALSE)
   }
-  if (length(fit$dropped) > 0L) cat("\nFixed effects dropped as aliased:", paste(fit$dropped, collapse = ", "), "\n")
-  if (length(fit$optinfo$warnings) > 0L || x$singular) cat("\n")
-  print_glmm_notes(fit)
+  print_summary_notes(x)
   invisible(x)
 }

@@ -65,11 +65,11 @@ getME.mlmfit <- function(object, name, ...) {
   }
   lay <- merMod_layout(object)
   switch(name,
-    X = object$X,
+    X = spec_X(object),
     Z = Matrix::t(merMod_Zt(object, lay)),
     Zt = merMod_Zt(object, lay),
-    y = stats::setNames(as.vector(object$y), rownames(object$frame)),
-    mu = unname(as.vector(object$fitted)),
+    y = stats::setNames(spec_y(object), rownames(spec_frame(object))),
+    mu = fit_fitted(object),
     u = merMod_effects(object, lay, spherical = TRUE),
     b = Matrix::Matrix(merMod_effects(object, lay, spherical = FALSE), ncol = 1L, sparse = FALSE),
     Gp = lay$Gp,
@@ -85,26 +85,26 @@ getME.mlmfit <- function(object, name, ...) {
     }),
     sigma = stats::sigma(object),
     flist = lay$flist,
-    fixef = , beta = object$beta,
-    theta = object$theta[lay$theta_order],
-    REML = if (isTRUE(object$REML)) length(object$beta) else 0L,
-    is_REML = isTRUE(object$REML),
+    fixef = , beta = fixef(object),
+    theta = fit_theta(object)[lay$theta_order],
+    REML = if (fit_reml(object)) length(fixef(object)) else 0L,
+    is_REML = fit_reml(object),
     n_rtrms = length(lay$terms),
     n_rfacs = length(lay$flist),
     N = , n = nobs(object),
-    p = length(object$beta),
+    p = length(fixef(object)),
     q = lay$Gp[length(lay$Gp)],
     p_i = stats::setNames(lay$q, lay$bar_names),
     l_i = vapply(lay$flist, nlevels, 1L),
     q_i = stats::setNames(lay$q * lay$n_levels, lay$bar_names),
     k = length(lay$terms),
     m_i = stats::setNames(lay$q * (lay$q + 1) / 2, lay$bar_names),
-    m = length(object$theta),
+    m = length(fit_theta(object)),
     cnms = lay$cnms,
     devcomp = merMod_devcomp(object, lay),
-    offset = object$offset %||% rep(0, nobs(object)),
-    lower = stats::setNames(object$lower[lay$theta_order], names(object$theta)[lay$theta_order]),
-    glmer.nb.theta = if (identical(object$family_info$dist, "negative_binomial")) object$family_info$nb_size else NULL
+    offset = spec_offset(object) %||% rep(0, nobs(object)),
+    lower = stats::setNames(theta_lower(object)[lay$theta_order], names(fit_theta(object))[lay$theta_order]),
+    glmer.nb.theta = if (identical(spec_family(object)$dist, "negative_binomial")) spec_family(object)$nb_size else NULL
   )
 }
 
@@ -117,12 +117,12 @@ getme_via_lme4 <- c("Ztlist", "mmList", "Tp", "L", "A", "RX", "RZX", "devfun")
 # The random-effect terms in lme4's order, with what lme4 derives from them.
 merMod_layout <- function(fit) {
   ord <- lme4_term_order(fit)
-  terms <- fit$re$terms[ord]
+  terms <- re_terms(fit)[ord]
   q <- vapply(terms, function(tm) as.integer(tm$q), integer(1))
   n_levels <- vapply(terms, function(tm) as.integer(tm$n_levels), integer(1))
   groups <- vapply(terms, function(tm) tm$label, "")
   unique_groups <- unique(groups)
-  flist <- lapply(unique_groups, function(g) fit$re$blocks[[g]]$factor)
+  flist <- lapply(unique_groups, function(g) block_factor(fit, g))
   names(flist) <- unique_groups
   attr(flist, "assign") <- match(groups, unique_groups)
   list(order = ord, terms = terms, q = q, n_levels = n_levels, groups = groups, Gp = c(0L, cumsum(q * n_levels)),
@@ -137,14 +137,14 @@ merMod_Zt <- function(fit, lay) {
   n <- nobs(fit)
   pieces <- lapply(seq_along(lay$terms), function(t) {
     tm <- lay$terms[[t]]
-    Z <- re_term_columns(fit, tm)
-    g <- as.integer(fit$re$blocks[[tm$block]]$factor)
+    Z <- term_z(fit, tm)
+    g <- as.integer(block_factor(fit, tm$block))
     rows <- lay$Gp[t] + (rep(g, lay$q[t]) - 1L) * lay$q[t] + rep(seq_len(lay$q[t]), each = n)
     list(i = rows, j = rep(seq_len(n), lay$q[t]), x = as.vector(Z))
   })
   Matrix::sparseMatrix(i = unlist(lapply(pieces, `[[`, "i")), j = unlist(lapply(pieces, `[[`, "j")),
                        x = unlist(lapply(pieces, `[[`, "x")), dims = c(lay$Gp[length(lay$Gp)], n),
-                       dimnames = list(merMod_effect_names(fit, lay), rownames(fit$frame)))
+                       dimnames = list(merMod_effect_names(fit, lay), rownames(spec_frame(fit))))
 }
 
 merMod_effect_names <- function(fit, lay) {
@@ -180,12 +180,12 @@ merMod_Lind <- function(fit, lay) merMod_Lambdat_pattern(fit, lay)$ind
 
 merMod_Lambdat <- function(fit, lay) {
   pat <- merMod_Lambdat_pattern(fit, lay)
-  theta <- unname(fit$theta[lay$theta_order])
+  theta <- unname(fit_theta(fit)[lay$theta_order])
   Matrix::sparseMatrix(i = pat$i, j = pat$j, x = theta[pat$ind], dims = c(pat$q, pat$q))
 }
 
 merMod_Tlist <- function(fit, lay) {
-  Tb <- relative_factors(fit$re, fit$theta)
+  Tb <- relative_factors(fit, fit_theta(fit))
   out <- lapply(lay$terms, function(tm) unname(Tb[[tm$block]][tm$block_cols, tm$block_cols, drop = FALSE]))
   stats::setNames(out, lay$groups)
 }
@@ -195,8 +195,9 @@ merMod_effects <- function(fit, lay, spherical) {
   Tl <- merMod_Tlist(fit, lay)
   unlist(lapply(seq_along(lay$terms), function(t) {
     tm <- lay$terms[[t]]
-    if (spherical && !is.null(fit$u)) return(as.vector(fit$u[[tm$block]][tm$block_cols, , drop = FALSE]))
-    b <- fit$b[[tm$block]][tm$block_cols, , drop = FALSE]
+    u <- fit_u(fit)
+    if (spherical && !is.null(u)) return(as.vector(u[[tm$block]][tm$block_cols, , drop = FALSE]))
+    b <- fit_b(fit)[[tm$block]][tm$block_cols, , drop = FALSE]
     if (!spherical) return(as.vector(b))
     # The penalised least-squares u: the least-norm solution of T u = b
     # (components outside the range of T are zero, as lme4's are).
@@ -206,28 +207,28 @@ merMod_effects <- function(fit, lay, spherical) {
 
 merMod_devcomp <- function(fit, lay) {
   glmm <- inherits(fit, "mlmfit_glmm")
-  dc <- fit$devcomp
+  dc <- fit_devcomp(fit)
   n <- nobs(fit)
-  p <- length(fit$beta)
+  p <- length(fixef(fit))
   ussq <- sum(merMod_effects(fit, lay, spherical = TRUE)^2)
   pwrss <- dc$pwrss
-  reml <- !glmm && isTRUE(fit$REML)
-  cmp <- c(ldL2 = if (glmm) dc$ldL2 else dc$ld_L2, ldRX2 = if (glmm) dc$ldRX2 else dc$ld_RX2,
-           wrss = pwrss - ussq, ussq = ussq, pwrss = pwrss, drsum = if (glmm) dc$drsum else NA,
-           REML = if (reml) dc$deviance else NA, dev = if (reml) NA else -2 * as.numeric(stats::logLik(fit)),
-           sigmaML = if (glmm && !isTRUE(fit$use_sc)) NA else sqrt(pwrss / n),
+  reml <- fit_reml(fit)
+  cmp <- c(ldL2 = dc$ld_L2, ldRX2 = dc$ld_RX2,
+           wrss = pwrss - ussq, ussq = ussq, pwrss = pwrss, drsum = if (glmm) dc$sum_dev_resid else NA,
+           REML = if (reml) dc$criterion else NA, dev = if (reml) NA else -2 * as.numeric(stats::logLik(fit)),
+           sigmaML = if (!has_scale(fit)) NA else sqrt(pwrss / n),
            sigmaREML = if (glmm) NA else sqrt(pwrss / (n - p)))
   if (glmm) cmp <- c(cmp, tolPwrss = 1e-7)
-  dims <- c(N = n, n = n, p = p, nmp = n - p, q = lay$Gp[length(lay$Gp)], nth = length(fit$theta),
-            nAGQ = if (glmm) fit$nAGQ else NULL, compDev = if (glmm) 1L else NULL,
-            useSc = as.integer(!glmm || isTRUE(fit$use_sc)), reTrms = length(lay$terms), spFe = 0L,
+  dims <- c(N = n, n = n, p = p, nmp = n - p, q = lay$Gp[length(lay$Gp)], nth = length(fit_theta(fit)),
+            nAGQ = if (glmm) fit_nagq(fit) else NULL, compDev = if (glmm) 1L else NULL,
+            useSc = as.integer(has_scale(fit)), reTrms = length(lay$terms), spFe = 0L,
             REML = if (reml) p else 0L, GLMM = as.integer(glmm), NLMM = 0L)
   storage.mode(dims) <- "integer"
   list(cmp = cmp, dims = dims)
 }
 
 #' @rdname lme4-extractors
-isREML.mlmfit <- function(x, ...) inherits(x, "mlmfit_lmm") && isTRUE(x$REML)
+isREML.mlmfit <- function(x, ...) fit_reml(x)
 
 #' @rdname lme4-extractors
 isLMM.mlmfit <- function(x, ...) inherits(x, "mlmfit_lmm")

@@ -43,7 +43,7 @@ NULL
 drop1.mlmfit <- function(object, scope, scale = 0, test = c("none", "Chisq", "F"), k = 2, trace = FALSE,
                          ddf = "Satterthwaite", ...) {
   test <- match.arg(test)
-  droppable <- stats::drop.scope(object$terms)
+  droppable <- stats::drop.scope(spec_fixed_terms(object))
   scope <- if (missing(scope)) droppable else scope_terms(scope, object)
   bad <- setdiff(scope, droppable)
   if (length(bad) > 0L) {
@@ -80,7 +80,7 @@ add1.mlmfit <- function(object, scope, scale = 0, test = c("none", "Chisq"), k =
   if (missing(scope) || is.null(scope)) {
     mlm_abort("{.arg scope} must name the terms to add, e.g. {.code ~ . + x}.", "mlmfit_error_argument")
   }
-  if (!is.character(scope)) scope <- stats::add.scope(object$terms, stats::terms(lme4_free_fixed(scope, object)))
+  if (!is.character(scope)) scope <- stats::add.scope(spec_fixed_terms(object), stats::terms(lme4_free_fixed(scope, object)))
   if (length(scope) == 0L) {
     mlm_abort("{.arg scope} adds no term that is not in the model already.", "mlmfit_error_argument")
   }
@@ -99,9 +99,9 @@ scope_terms <- function(scope, object) {
 
 # The fixed part of a scope formula (with `.` expanded against the fit).
 lme4_free_fixed <- function(scope, object) {
-  full <- stats::update.formula(object$fixed_formula, scope)
+  full <- stats::update.formula(spec_fixed_formula(object), scope)
   rhs <- drop_bars(full[[length(full)]]) %||% 1
-  stats::as.formula(call("~", rhs), env = environment(object$formula))
+  stats::as.formula(call("~", rhs), env = environment(spec_formula(object)))
 }
 
 # The model refitted with an updated formula, in the environment of the
@@ -169,36 +169,37 @@ match_anova_type <- function(type) {
 
 # Columns of X of each term (and the intercept).
 fixed_term_columns <- function(fit) {
-  tt <- fit$terms
-  fixed_term_map(attr(tt, "term.labels"), attr(tt, "intercept") > 0, attr(fit$X, "assign"))
+  tt <- spec_fixed_terms(fit)
+  fixed_term_map(attr(tt, "term.labels"), attr(tt, "intercept") > 0, spec_assign(fit))
 }
 
 # Each term's own coefficients (lmerTest's marginal hypotheses).
 marginal_contrasts <- function(fit) {
-  p <- ncol(fit$X)
-  I <- diag(p)
-  dimnames(I) <- list(colnames(fit$X), colnames(fit$X))
-  lapply(fixed_term_columns(fit)[attr(fit$terms, "term.labels")], function(cols) I[cols, , drop = FALSE])
+  x_names <- spec_x_names(fit)
+  I <- diag(length(x_names))
+  dimnames(I) <- list(x_names, x_names)
+  lapply(fixed_term_columns(fit)[attr(spec_fixed_terms(fit), "term.labels")], function(cols) I[cols, , drop = FALSE])
 }
 
 # Sequential (type I) hypotheses: rows of the Cholesky factor of X'X (the
 # unit-triangular factor of lmerTest, up to the scale of each row, which
 # does not change the tests).
 type1_contrasts <- function(fit) {
-  X <- fit$X
+  X <- spec_X(fit)
   R <- chol(crossprod(X))
   dimnames(R) <- list(colnames(X), colnames(X))
-  lapply(fixed_term_columns(fit)[attr(fit$terms, "term.labels")], function(cols) R[cols, , drop = FALSE])
+  lapply(fixed_term_columns(fit)[attr(spec_fixed_terms(fit), "term.labels")], function(cols) R[cols, , drop = FALSE])
 }
 
 # Type II hypotheses: a term contained in no other is tested by its own
 # coefficients; a term contained in others is tested after every term but
 # those (its columns and theirs placed last in the sequential factor).
 type2_contrasts <- function(fit) {
-  X <- fit$X
-  labels <- attr(fit$terms, "term.labels")
-  data_classes <- attr(attr(fit$frame, "terms"), "dataClasses")
-  contained_in <- term_containment(fit$terms, data_classes)
+  X <- spec_X(fit)
+  tt <- spec_fixed_terms(fit)
+  labels <- attr(tt, "term.labels")
+  data_classes <- attr(spec_frame_terms(fit), "dataClasses")
+  contained_in <- term_containment(tt, data_classes)
   map <- fixed_term_columns(fit)
   marginal <- marginal_contrasts(fit)
   out <- lapply(stats::setNames(labels, labels), function(term) {
@@ -246,7 +247,12 @@ update.mlmfit <- function(object, formula., ..., evaluate = TRUE) {
 
 # The formula with the random-effect terms of the fit added back.
 with_random_terms <- function(formula, fit) {
-  bars <- vapply(fit$re$terms, function(tm) paste0("(", deparse1(tm$lhs), " | ", deparse1(tm$group_expr), ")"), "")
+  bars <- random_term_text(fit)
   rhs <- paste(c(deparse1(formula[[3L]]), bars), collapse = " + ")
   stats::as.formula(paste(deparse1(formula[[2L]]), "~", rhs), env = environment(formula))
+}
+
+# The random-effect terms of the fit as they are written in a formula.
+random_term_text <- function(fit) {
+  vapply(re_terms(fit), function(tm) paste0("(", deparse1(tm$lhs), " | ", deparse1(tm$group_expr), ")"), "")
 }

@@ -1,13 +1,13 @@
-# Predictions for new data: the fixed-effect design of new rows and the
-# contribution of the random effects of the terms asked for. new_design()
-# is shared by the predict() methods of linear and generalised fits.
+# Predictions at the data of the fit or at new data: the fixed-effect
+# design of the rows and the contribution of the random effects of the
+# terms asked for (new_design()), for every kind of fit.
 
 # The fixed-effect terms of a fit with the "safe prediction" variables of
 # its model frame (poly(), scale(), ns() keep the data-dependent constants
 # of the fit).
 fixed_terms_for_prediction <- function(fit) {
-  tt <- stats::delete.response(fit$terms)
-  frame_tt <- attr(fit$frame, "terms")
+  tt <- stats::delete.response(spec_fixed_terms(fit))
+  frame_tt <- spec_frame_terms(fit)
   pv <- attr(frame_tt, "predvars")
   if (is.null(pv)) return(tt)
   fv <- vapply(as.list(attr(frame_tt, "variables"))[-1L], deparse1, "")
@@ -25,7 +25,8 @@ fixed_terms_for_prediction <- function(fit) {
 # without random-effect terms -> none, otherwise the terms of the fit with
 # the same grouping factor and columns.
 select_re_terms <- function(fit, re.form) {
-  all_terms <- seq_along(fit$re$terms)
+  terms <- re_terms(fit)
+  all_terms <- seq_along(terms)
   if (is.null(re.form)) return(all_terms)
   if (identical(re.form, NA) || (is.logical(re.form) && length(re.form) == 1L && is.na(re.form))) return(integer())
   if (!inherits(re.form, "formula")) {
@@ -35,15 +36,15 @@ select_re_terms <- function(fit, re.form) {
   rhs <- re.form[[length(re.form)]]
   if (length(find_bars(rhs)) == 0L) return(integer())
   wanted <- parse_mixed_formula(stats::as.formula(call("~", quote(.y), rhs), env = environment(re.form)))$random
-  fit_keys <- vapply(fit$re$terms, function(tm) paste(tm$label, paste(tm$colnames, collapse = "+"), sep = "|"), "")
+  fit_keys <- vapply(terms, function(tm) paste(tm$label, paste(tm$colnames, collapse = "+"), sep = "|"), "")
   out <- integer()
   for (w in wanted) {
-    cols <- tryCatch(re_columns(w$lhs, fit$frame, fit$X, environment(re.form))$names, error = function(e) NULL)
+    cols <- tryCatch(re_columns(w$lhs, spec_frame(fit), spec_X(fit), environment(re.form))$names, error = function(e) NULL)
     key <- paste(w$label, paste(cols, collapse = "+"), sep = "|")
     k <- match(key, fit_keys)
     if (is.na(k)) {
       mlm_abort(c("The term {.code ({deparse1(w$lhs)} | {w$label})} of {.arg re.form} is not a random-effect term of the model.",
-                  i = "The model's terms: {.code {vapply(fit$re$terms, function(tm) paste0('(', deparse1(tm$lhs), ' | ', tm$label, ')'), '')}}."),
+                  i = "The model's terms: {.code {vapply(terms, function(tm) paste0('(', deparse1(tm$lhs), ' | ', tm$label, ')'), '')}}."),
                 "mlmfit_error_argument")
     }
     out <- c(out, k)
@@ -72,7 +73,8 @@ grouping_values <- function(tm, newdata, env) {
 term_columns <- function(fit, tm, newdata, env) {
   f <- stats::as.formula(call("~", tm$lhs), env = env)
   vars <- all.vars(f)
-  xlev <- lapply(stats::setNames(vars, vars), function(v) if (is.factor(fit$frame[[v]])) levels(fit$frame[[v]]))
+  frame <- spec_frame(fit)
+  xlev <- lapply(stats::setNames(vars, vars), function(v) if (is.factor(frame[[v]])) levels(frame[[v]]))
   xlev <- xlev[!vapply(xlev, is.null, logical(1))]
   mf <- stats::model.frame(f, newdata, na.action = stats::na.pass, xlev = if (length(xlev)) xlev)
   Z <- stats::model.matrix(f, mf)
@@ -88,26 +90,27 @@ term_columns <- function(fit, tm, newdata, env) {
 #' `TRUE` and are an error otherwise.
 #' @noRd
 new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = FALSE, na.action = stats::na.pass) {
-  env <- environment(fit$formula)
+  env <- environment(spec_formula(fit))
+  terms <- re_terms(fit)
+  b <- fit_b(fit)
   terms_used <- select_re_terms(fit, re.form)
   if (is.null(newdata)) {
-    re <- numeric(nrow(fit$X))
-    if (length(terms_used)) {
-      for (t in terms_used) {
-        tm <- fit$re$terms[[t]]
-        blk <- fit$re$blocks[[tm$block]]
-        codes <- as.integer(blk$factor)
-        Z <- term_columns(fit, tm, fit$frame, env)
-        re <- re + rowSums(Z * t(fit$b[[tm$block]][tm$block_cols, codes, drop = FALSE]))
-      }
+    X <- spec_X(fit)
+    frame <- spec_frame(fit)
+    re <- numeric(nrow(X))
+    for (t in terms_used) {
+      tm <- terms[[t]]
+      codes <- as.integer(block_factor(fit, tm$block))
+      Z <- term_columns(fit, tm, frame, env)
+      re <- re + rowSums(Z * t(b[[tm$block]][tm$block_cols, codes, drop = FALSE]))
     }
-    return(list(X = fit$X, offset = fit$offset %||% numeric(nrow(fit$X)), re = re, na.action = NULL,
-                rownames = rownames(fit$frame)))
+    return(list(X = X, offset = spec_offset(fit) %||% numeric(nrow(X)), re = re, na.action = NULL,
+                rownames = rownames(frame)))
   }
   newdata <- as_model_data(newdata)
   # the rows na.action keeps, judged on every variable the prediction uses
   tt <- fixed_terms_for_prediction(fit)
-  needed <- c(all.vars(tt), unlist(lapply(fit$re$terms[terms_used], function(tm) c(all.vars(tm$lhs), all.vars(tm$group_expr)))))
+  needed <- c(all.vars(tt), unlist(lapply(terms[terms_used], function(tm) c(all.vars(tm$lhs), all.vars(tm$group_expr)))))
   needed <- unique(needed)
   # as model.frame(): names that newdata lacks are looked up in the
   # formula's environment and its enclosures (constants such as pi, user
@@ -127,42 +130,44 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
     omitted <- attr(vars_frame, "na.action")
     if (!is.null(omitted)) newdata <- newdata[-as.integer(omitted), , drop = FALSE]
   }
-  mf <- stats::model.frame(tt, newdata, na.action = stats::na.pass, xlev = fit$xlevels)
-  X <- stats::model.matrix(tt, mf, contrasts.arg = fit$contrasts)
-  X <- X[, names(fit$beta), drop = FALSE]
+  mf <- stats::model.frame(tt, newdata, na.action = stats::na.pass, xlev = spec_xlevels(fit))
+  X <- stats::model.matrix(tt, mf, contrasts.arg = spec_contrasts(fit))
+  X <- X[, spec_x_names(fit), drop = FALSE]
   offset <- numeric(nrow(X))
   if (!is.null(off <- attr(tt, "offset"))) {
     for (i in off) offset <- offset + eval(attr(tt, "variables")[[i + 1L]], newdata, env)
   }
+  blocks <- re_blocks(fit)
   re <- numeric(nrow(X))
   for (t in terms_used) {
-    tm <- fit$re$terms[[t]]
-    blk <- fit$re$blocks[[tm$block]]
+    tm <- terms[[t]]
     g <- grouping_values(tm, newdata, env)
-    idx <- match(g, blk$levels)
+    idx <- match(g, blocks[[tm$block]]$levels)
     new <- is.na(idx)
     if (any(new) && !allow.new.levels) {
       shown <- unique(g[new])
       mlm_abort(c("{.arg newdata} has {cli::qty(length(shown))}level{?s} of {.var {tm$label}} that the fit has not seen: {.val {utils::head(shown, 5)}}{if (length(shown) > 5) ' ...' else ''}.",
                   i = "Use {.code allow.new.levels = TRUE} to predict those rows at the population level for this term."),
-                "mlmfit_error_new_levels", variable = tm$label)
+                c("mlmfit_error_new_levels", "mlmfit_error_newdata"), variable = tm$label, levels = shown)
     }
     Z <- term_columns(fit, tm, newdata, env)
     B <- matrix(0, length(idx), length(tm$block_cols))
-    B[!new, ] <- t(fit$b[[tm$block]][tm$block_cols, idx[!new], drop = FALSE])
+    B[!new, ] <- t(b[[tm$block]][tm$block_cols, idx[!new], drop = FALSE])
     re <- re + rowSums(Z * B)
   }
   list(X = X, offset = offset, re = re, na.action = omitted, rownames = rownames(newdata))
 }
 
-#' Predictions from a linear mixed model
+#' Predictions from a mixed model
 #'
 #' Predictions at the data of the fit or at new data: by default
 #' conditional on all the random effects (the group-specific predictions);
 #' with `re.form = NA` (or `~0`) at the population level (fixed effects
 #' only); with a formula such as `~ (1 | school)` conditional on the
-#' random-effect terms named. As in lme4, offsets in new data come from
-#' `offset()` terms of the formula. Names in the formula that `newdata`
+#' random-effect terms named. For a fit from [glmm()], on the scale of the
+#' linear predictor (`type = "link"`, default) or of the response
+#' (`"response"`, e.g. probabilities). As in lme4, offsets in new data come
+#' from `offset()` terms of the formula. Names in the formula that `newdata`
 #' lacks are looked up where the formula was written, as [model.frame()]
 #' does (constants such as `pi`, objects and functions of the user); only
 #' names found in neither are reported missing.
@@ -172,20 +177,21 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
 #' random effects' conditional modes (BLUPs), with no adjustment for the
 #' residual correlation of new observations with observed ones.
 #'
-#' @param object A fit from [lmm()].
+#' @param object A fit from [lmm()] or [glmm()].
 #' @param newdata A data frame; by default the data of the fit.
 #' @param re.form Random effects to condition on: `NULL` (all), `NA` or
 #'   `~0` (none), or a formula of some of the model's random-effect terms.
 #' @param allow.new.levels If `TRUE`, levels of grouping factors that the
 #'   fit has not seen (and missing levels) get random effects of zero, i.e.
 #'   population-level predictions for that term; if `FALSE` they are an
-#'   error.
-#' @param type `"link"` or `"response"`: the same for a linear mixed model
-#'   (kept for compatibility with generalised fits).
+#'   error of class `mlmfit_error_new_levels`.
+#' @param type `"link"` or `"response"`: the scale of the linear predictor
+#'   or of the mean (the same for a linear mixed model).
 #' @param se.fit Also return standard errors of the fixed-effect part of
 #'   the predictions, `sqrt(diag(X V X'))` with `V = vcov(object)`: the
-#'   standard errors of population-level predictions. (They ignore the
-#'   uncertainty of the random effects.)
+#'   standard errors of population-level predictions, on the scale of the
+#'   linear predictor. (They ignore the uncertainty of the random effects.
+#'   For a [glmm()] fit they are refused with `type = "response"`.)
 #' @param random.only Return only the random-effect contribution.
 #' @param na.action What to do with rows of `newdata` with missing values:
 #'   [stats::na.pass] (default: predictions are `NA`), [stats::na.omit] or
@@ -202,21 +208,35 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
 #' predict(fit, nd, re.form = NA, se.fit = TRUE)
 #' # a school the fit has not seen gets the population-level prediction
 #' predict(fit, data.frame(homework = 2, schid = "new"), allow.new.levels = TRUE)
+#'
+#' nels88$pass <- nels88$math >= 50
+#' gfit <- glmm(pass ~ homework + (1 | schid), nels88, family = binomial)
+#' head(predict(gfit, type = "response"))
+#' new <- data.frame(homework = 0:3, schid = nels88$schid[1])
+#' predict(gfit, new, type = "response")
+#' predict(gfit, new, re.form = NA, type = "response")
 #' @export
-predict.mlmfit_lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
-                        type = c("link", "response"), se.fit = FALSE, random.only = FALSE,
-                        na.action = stats::na.pass, ...) {
+predict.mlmfit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+                           type = c("link", "response"), se.fit = FALSE, random.only = FALSE,
+                           na.action = stats::na.pass, ...) {
   type <- match.arg(type)
+  family <- spec_family(object)$family
+  response_scale <- type == "response" && !is.null(family)
+  if (se.fit && response_scale) {
+    mlm_abort(c("Standard errors of predictions on the response scale are not available.",
+                i = "Use {.code type = \"link\"} for standard errors on the scale of the linear predictor."),
+              "mlmfit_error_argument")
+  }
   if (is.null(newdata) && is.null(re.form) && !se.fit && !random.only) {
-    return(stats::napredict(attr(object$frame, "na.action"), stats::setNames(object$fitted, rownames(object$frame))))
+    pred <- if (!is.null(family) && type == "link") fit_eta(object) else fit_fitted(object)
+    return(observation_vector(object, pred))
   }
   d <- new_design(object, newdata, re.form, allow.new.levels, na.action)
-  fixed <- drop(d$X %*% object$beta) + d$offset
-  pred <- if (random.only) d$re else fixed + d$re
-  pred <- stats::setNames(as.vector(pred), d$rownames)
-  omit <- if (is.null(newdata)) attr(object$frame, "na.action") else d$na.action
+  eta <- if (random.only) d$re else drop(d$X %*% fixef(object)) + d$offset + d$re
+  pred <- stats::setNames(as.vector(if (response_scale) family$linkinv(eta) else eta), d$rownames)
+  omit <- if (is.null(newdata)) attr(spec_frame(object), "na.action") else d$na.action
   pred <- stats::napredict(omit, pred)
   if (!se.fit) return(pred)
-  se <- sqrt(rowSums((d$X %*% object$vcov) * d$X))
+  se <- sqrt(rowSums((d$X %*% vcov(object)) * d$X))
   list(fit = pred, se.fit = stats::napredict(omit, stats::setNames(se, d$rownames)))
 }

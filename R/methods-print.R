@@ -1,7 +1,7 @@
 # print() and summary(), laid out like lme4's so the two can be read side by side.
 
 fit_title <- function(x) {
-  paste0("Linear mixed model fit by ", if (x$REML) "REML" else "maximum likelihood", " ['lmm']")
+  paste0("Linear mixed model fit by ", if (fit_reml(x)) "REML" else "maximum likelihood", " ['lmm']")
 }
 
 print_header <- function(x) {
@@ -11,11 +11,12 @@ print_header <- function(x) {
 
 # Formula, data, weights, offset and subset of the call, as lme4 prints them.
 print_call_lines <- function(x) {
-  cat("Formula: ", deparse1(x$formula, collapse = " "), "\n", sep = "")
-  if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
-  if (!is.null(x$call$weights)) cat("Weights: ", deparse1(x$call$weights), "\n", sep = "")
-  if (!is.null(x$call$offset)) cat(" Offset: ", deparse1(x$call$offset), "\n", sep = "")
-  if (!is.null(x$call$subset)) cat(" Subset: ", deparse1(x$call$subset), "\n", sep = "")
+  cat("Formula: ", deparse1(spec_formula(x), collapse = " "), "\n", sep = "")
+  call <- fit_call(x)
+  if (!is.null(call$data)) cat("   Data: ", deparse1(call$data), "\n", sep = "")
+  if (!is.null(call$weights)) cat("Weights: ", deparse1(call$weights), "\n", sep = "")
+  if (!is.null(call$offset)) cat(" Offset: ", deparse1(call$offset), "\n", sep = "")
+  if (!is.null(call$subset)) cat(" Subset: ", deparse1(call$subset), "\n", sep = "")
 }
 
 information_criteria <- function(x) {
@@ -29,15 +30,10 @@ print_groups_line <- function(x) {
   cat("Number of obs: ", nobs(x), ", groups:  ", paste(names(ng), ng, sep = ", ", collapse = "; "), "\n", sep = "")
 }
 
-print_singular_note <- function(x) {
-  for (w in x$optinfo$warnings) cat("Convergence: ", w, "\n", sep = "")
-  if (is_singular(x)) cat("boundary (singular) fit: see ?is_singular\n")
-}
-
 #' @export
 print.mlmfit_lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
   print_header(x)
-  if (x$REML) {
+  if (fit_reml(x)) {
     cat("REML criterion at convergence: ", format(round(deviance(x), 4)), "\n", sep = "")
   } else {
     print(information_criteria(x), digits = digits + 2)
@@ -47,8 +43,8 @@ print.mlmfit_lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
   print_groups_line(x)
   cat("Fixed Effects:\n")
   print(fixef(x), digits = digits)
-  if (length(x$dropped) > 0L) cat("Fixed effects dropped as aliased:", paste(x$dropped, collapse = ", "), "\n")
-  print_singular_note(x)
+  print_dropped_note(x)
+  print_fit_notes(x)
   invisible(x)
 }
 
@@ -94,13 +90,14 @@ print.mlmfit_lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 summary.mlmfit_lmm <- function(object, ddf = "Satterthwaite", ...) {
   ddf <- match_ddf(ddf)
   coefs <- fixed_effects_table(object, ddf)
-  rownames(coefs) <- names(object$beta)
+  rownames(coefs) <- names(fixef(object))
+  reml <- fit_reml(object)
   structure(list(
     fit = object, coefficients = coefs, ddf = ddf, varcor = VarCorr(object),
     residuals = residuals(object, type = "pearson", scaled = TRUE),
-    ngrps = ngrps(object), nobs = nobs(object), REML = object$REML,
-    criterion = if (object$REML) c(REML = deviance(object)) else information_criteria(object),
-    singular = is_singular(object), vcov = object$vcov, residual_parameters = residual_parameters(object)
+    ngrps = ngrps(object), nobs = nobs(object), REML = reml,
+    criterion = if (reml) c(REML = deviance(object)) else information_criteria(object),
+    singular = is_singular(object), vcov = vcov(object), residual_parameters = residual_parameters(object)
   ), class = "mlmfit_lmm_summary")
 }
 
@@ -116,13 +113,7 @@ print.mlmfit_lmm_summary <- function(x, digits = max(3, getOption("digits") - 3)
     print(round(x$criterion, 1), digits = digits + 2)
     cat("\n")
   }
-  cat("Scaled residuals: \n")
-  q <- zapsmall(stats::quantile(x$residuals, na.rm = TRUE), digits + 1L)
-  names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
-  print(q, digits = digits)
-  cat("\nRandom effects:\n")
-  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
-  print_groups_line(fit)
+  print_summary_components(x, digits)
   cat("\nFixed effects", if (!is.null(x$ddf)) paste0(" (", ddf_label(x$ddf), ")"), ":\n", sep = "")
   stats::printCoefmat(x$coefficients, digits = digits, has.Pvalue = ncol(x$coefficients) >= 4L, ...)
   p <- nrow(x$coefficients)
@@ -137,8 +128,31 @@ print.mlmfit_lmm_summary <- function(x, digits = max(3, getOption("digits") - 3)
     cat("\nCorrelation of Fixed Effects:\n")
     print(out[-1L, -p, drop = FALSE], quote = FALSE, right = TRUE)
   }
-  if (length(fit$dropped) > 0L) cat("\nFixed effects dropped as aliased:", paste(fit$dropped, collapse = ", "), "\n")
-  if (length(fit$optinfo$warnings) > 0L || x$singular) cat("\n")
-  print_singular_note(fit)
+  print_summary_notes(x)
   invisible(x)
+}
+
+print_dropped_note <- function(x, lead = "") {
+  dropped <- spec_dropped(x)
+  if (length(dropped) > 0L) cat(lead, "Fixed effects dropped as aliased: ", paste(dropped, collapse = ", "), " \n", sep = "")
+}
+
+# The middle of a summary, as lme4 prints it: quantiles of the scaled
+# residuals, the variance components, the numbers of observations and groups.
+print_summary_components <- function(x, digits) {
+  cat("Scaled residuals: \n")
+  q <- zapsmall(stats::quantile(x$residuals, na.rm = TRUE), digits + 1L)
+  names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
+  print(q, digits = digits)
+  cat("\nRandom effects:\n")
+  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
+  print_groups_line(x$fit)
+}
+
+# The notes below a summary: aliased columns, convergence and the boundary.
+print_summary_notes <- function(x) {
+  fit <- x$fit
+  print_dropped_note(fit, lead = "\n ")
+  if (length(fit_optinfo(fit)$warnings) > 0L || x$singular) cat("\n")
+  print_fit_notes(fit)
 }

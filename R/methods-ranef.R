@@ -31,26 +31,30 @@ NULL
 #' @rdname lmm-ranef
 #' @export
 ranef.mlmfit <- function(object, condVar = TRUE, ...) {
-  out <- lapply(names(object$re$blocks), function(nm) {
-    blk <- object$re$blocks[[nm]]
-    bm <- object$b[[nm]]
+  blocks <- re_blocks(object)
+  terms <- re_terms(object)
+  b <- fit_b(object)
+  cond_var <- fit_cond_var(object)
+  out <- lapply(names(blocks), function(nm) {
+    blk <- blocks[[nm]]
+    bm <- b[[nm]]
     df <- as.data.frame(t(bm), optional = TRUE)
     names(df) <- blk$colnames
     rownames(df) <- blk$levels
-    if (condVar && length(object$cond_var) > 0L) {
-      cv <- object$cond_var[[nm]]
+    if (condVar && length(cond_var) > 0L) {
+      cv <- cond_var[[nm]]
       if (length(blk$terms) == 1L) {
         attr(df, "postVar") <- cv
       } else {
         attr(df, "postVar") <- stats::setNames(lapply(blk$terms, function(t) {
-          cols <- object$re$terms[[t]]$block_cols
+          cols <- terms[[t]]$block_cols
           cv[cols, cols, , drop = FALSE]
-        }), vapply(blk$terms, function(t) paste(object$re$terms[[t]]$colnames, collapse = ":"), ""))
+        }), vapply(blk$terms, function(t) paste(terms[[t]]$colnames, collapse = ":"), ""))
       }
     }
     df
   })
-  names(out) <- names(object$re$blocks)
+  names(out) <- names(blocks)
   structure(out, class = c("ranef.mlmfit", "list"))
 }
 
@@ -92,7 +96,7 @@ as.data.frame.ranef.mlmfit <- function(x, row.names = NULL, optional = FALSE, ..
 #' @rdname lmm-ranef
 #' @export
 coef.mlmfit <- function(object, ...) {
-  fe <- object$beta
+  fe <- fixef(object)
   re <- ranef(object, condVar = FALSE)
   out <- lapply(re, function(df) {
     res <- as.data.frame(matrix(fe, nrow(df), length(fe), byrow = TRUE, dimnames = list(rownames(df), names(fe))),

@@ -32,9 +32,10 @@ NULL
 #' @rdname lmm-varcorr
 #' @export
 VarCorr.mlmfit <- function(x, sigma = 1, ...) {
-  sc <- x$sigma
-  Tb <- relative_factors(x$re, x$theta)
-  out <- lapply(x$re$terms, function(tm) {
+  sc <- fit_sigma(x)
+  Tb <- relative_factors(x, fit_theta(x))
+  terms <- re_terms(x)
+  out <- lapply(terms, function(tm) {
     Tt <- Tb[[tm$block]][tm$block_cols, tm$block_cols, drop = FALSE]
     S <- sc^2 * tcrossprod(Tt)
     dimnames(S) <- list(tm$colnames, tm$colnames)
@@ -43,9 +44,9 @@ VarCorr.mlmfit <- function(x, sigma = 1, ...) {
     diag(corr) <- 1
     structure(S, stddev = sd, correlation = corr)
   })
-  names(out) <- vapply(x$re$terms, function(tm) tm$display, "")
+  names(out) <- vapply(terms, function(tm) tm$display, "")
   # Binomial and Poisson GLMMs have no residual scale (lme4's useSc).
-  structure(out, sc = sc, useSc = !isFALSE(x$use_sc), residual_structure = format_residual_structure(x$residual),
+  structure(out, sc = sc, useSc = has_scale(x), residual_structure = format_residual_structure(x),
             class = "VarCorr.mlmfit")
 }
 

@@ -17,7 +17,6 @@
   s3_register("lme4::ngrps", "mlmfit", ngrps.mlmfit)
   # lme4's refit() generic too, and the methods emmeans looks up.
   s3_register("lme4::refit", "mlmfit_lmm", refit.mlmfit_lmm)
-  s3_register("lme4::refit", "mlmfit_lmm_structured", refit.mlmfit_lmm_structured)
   s3_register("emmeans::recover_data", "mlmfit_lmm", recover_data.mlmfit_lmm)
   s3_register("emmeans::emm_basis", "mlmfit_lmm", emm_basis.mlmfit_lmm)
   register_ecosystem_methods()

@@ -150,9 +150,14 @@ plot.ranef.mlmfit <- function(x, level = 0.95, ...) {
 #' The picture behind multilevel models: for each group, the regression line
 #' fitted to that group alone (no pooling), the single line fitted to all
 #' groups together (complete pooling), and the line of the multilevel model
-#' (partial pooling). The multilevel line lies between the other two, closer
-#' to the group's own line when the group has many observations and closer
-#' to the common line when it has few: shrinkage.
+#' (partial pooling). The multilevel line lies between the other two: closer
+#' to the group's own line when the group's data determine that line well
+#' (many observations, spread over the predictor), closer to the common line
+#' when they determine it poorly. This is shrinkage.
+#'
+#' The lines span the range of the predictor over all the groups shown, and
+#' the vertical axis is the range of the data, so a group with two or three
+#' observations (whose own line can be very steep) stays readable.
 #'
 #' `fit` must have one grouping factor and one numeric predictor (as in
 #' `y ~ x + (1 | g)` or `y ~ x + (x | g)`).
@@ -175,6 +180,9 @@ plot_pooling <- function(fit, groups = NULL) {
     ggplot2::geom_point(alpha = 0.4) +
     ggplot2::geom_line(data = d$lines, ggplot2::aes(colour = approach, linetype = approach), linewidth = 0.8) +
     ggplot2::facet_wrap(~group_label) +
+    # the data's vertical range: a steep line of a small group is cut, not
+    # allowed to squash every panel
+    ggplot2::coord_cartesian(ylim = range(d$points$y_value)) +
     ggplot2::scale_colour_manual(values = c(`no pooling` = "#D55E00", `complete pooling` = "grey40",
                                             `partial pooling` = "#0072B2")) +
     ggplot2::labs(x = d$x_name, y = d$y_name, colour = NULL, linetype = NULL)
@@ -183,23 +191,25 @@ plot_pooling <- function(fit, groups = NULL) {
 # The points and the three lines of each chosen group.
 pooling_lines <- function(fit, groups) {
   check_lmm_fit(fit)
-  if (length(fit$re$blocks) != 1L) {
+  blocks <- re_blocks(fit)
+  if (length(blocks) != 1L) {
     mlm_abort(c("{.fn plot_pooling} needs a model with one grouping factor.",
-                x = "This one has {length(fit$re$blocks)}: {.var {names(fit$re$blocks)}}."),
+                x = "This one has {length(blocks)}: {.var {names(blocks)}}."),
               "mlmfit_error_argument")
   }
-  X <- fit$X
+  X <- spec_X(fit)
+  frame <- spec_frame(fit)
   x_name <- setdiff(colnames(X), "(Intercept)")
-  if (length(x_name) != 1L || !"(Intercept)" %in% colnames(X) || !x_name %in% names(fit$frame) ||
-      !is.numeric(fit$frame[[x_name]])) {
+  if (length(x_name) != 1L || !"(Intercept)" %in% colnames(X) || !x_name %in% names(frame) ||
+      !is.numeric(frame[[x_name]])) {
     mlm_abort(c("{.fn plot_pooling} needs a model with an intercept and one numeric predictor, as in {.code y ~ x + (x | g)}.",
                 x = "The fixed effects are {.var {colnames(X)}}."),
               "mlmfit_error_argument")
   }
-  blk <- fit$re$blocks[[1L]]
-  g <- blk$factor
-  x <- fit$frame[[x_name]]
-  y <- fit$y
+  blk <- blocks[[1L]]
+  g <- block_factor(fit, 1L)
+  x <- frame[[x_name]]
+  y <- spec_y(fit)
   sizes <- tabulate(g, nlevels(g))
   if (is.null(groups)) {
     if (nlevels(g) <= 12L) {
@@ -220,11 +230,13 @@ pooling_lines <- function(fit, groups) {
   }
   pooled <- stats::coef(stats::lm.fit(cbind(1, x), y))
   partial <- coef(fit)[[1L]]
+  # Every line spans the predictor's range over the groups shown, so that a
+  # group with few observations close together still shows three lines.
+  xr <- range(x[as.character(g) %in% groups])
   lines <- list()
   for (lev in groups) {
     keep <- g == lev
-    xr <- range(x[keep])
-    own <- if (sum(keep) >= 2L && diff(xr) > 0) stats::coef(stats::lm.fit(cbind(1, x[keep]), y[keep])) else c(NA, NA)
+    own <- if (sum(keep) >= 2L && diff(range(x[keep])) > 0) stats::coef(stats::lm.fit(cbind(1, x[keep]), y[keep])) else c(NA, NA)
     coefs <- rbind(`no pooling` = own, `complete pooling` = pooled,
                    `partial pooling` = c(partial[lev, "(Intercept)"], partial[lev, x_name]))
     for (a in rownames(coefs)) {
@@ -242,5 +254,5 @@ pooling_lines <- function(fit, groups) {
   keep <- as.character(g) %in% groups
   points <- data.frame(group = as.character(g[keep]), x_value = x[keep], y_value = y[keep], stringsAsFactors = FALSE)
   points$group_label <- factor(label_of[points$group], levels = label_of)
-  list(points = points, lines = lines, x_name = x_name, y_name = deparse1(fit$formula[[2L]]))
+  list(points = points, lines = lines, x_name = x_name, y_name = spec_response_name(fit))
 }

@@ -87,8 +87,9 @@ plot.mlmfit_glmm <- function(x, form = resid(., type = "pearson") ~ fitted(.), .
 #' @method getData mlmfit
 #' @export
 getData.mlmfit <- function(object) {
-  data <- tryCatch(eval(object$call$data, environment(object$formula)), error = function(e) NULL)
-  if (!is.data.frame(data)) return(as.data.frame(object$frame))
-  if (nrow(data) != nobs(object)) data <- data[rownames(data) %in% rownames(object$frame), , drop = FALSE]
+  frame <- spec_frame(object)
+  data <- tryCatch(eval(fit_call(object)$data, environment(spec_formula(object))), error = function(e) NULL)
+  if (!is.data.frame(data)) return(as.data.frame(frame))
+  if (nrow(data) != nobs(object)) data <- data[rownames(data) %in% rownames(frame), , drop = FALSE]
   data
 }

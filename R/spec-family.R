@@ -178,30 +178,29 @@ glmm_mustart <- function(y, weights, dist) {
   )
 }
 
-# What the engine needs to know about the family: the constant that turns
-# the sum of deviance residuals into -2 log-likelihood (R's family$aic()),
-# and for Gamma the sums its aic() uses.
-glmm_engine_family <- function(fam, y, weights, mu, trials = NULL) {
+# What the engine needs to know about the family besides its name and link
+# (the spec's family$constants): the constant that turns the sum of
+# deviance residuals into -2 log-likelihood (R's family$aic(), evaluated at
+# the starting means; it does not depend on the means for whole numbers of
+# successes or counts), for Gamma the sums its aic() uses, and the link of
+# the mean response (a safe linear predictor to restart from).
+family_constants <- function(spec) {
+  fam <- spec$family
+  y <- spec$rows$y
+  weights <- spec$rows$weights
   w <- if (is.null(weights)) rep(1, length(y)) else weights
   aic_const <- 0
   if (fam$dist != "Gamma" && !is.na(fam$nb_size)) {
+    mu <- glmm_mustart(y, weights, fam$dist)
+    n <- spec$rows$trials %||% rep(1, length(y))
     dev <- sum(fam$family$dev.resids(y, mu, w))
-    aic_const <- glmm_aic(fam, y, weights, mu, trials) - dev
+    aic_const <- suppressWarnings(fam$family$aic(y, n, mu, w, dev)) - dev
     if (!is.finite(aic_const)) aic_const <- 0
   }
   eta_mean <- suppressWarnings(fam$family$linkfun(sum(w * y) / sum(w)))
-  list(dist = fam$dist, link = fam$link, nb_size = if (is.na(fam$nb_size)) 1 else as.double(fam$nb_size),
-       aic_const = as.double(aic_const),
-       sum_weights = sum(w), sum_wt_log_y = if (fam$dist == "Gamma") sum(w * log(y)) else 0,
+  list(aic_const = as.double(aic_const), sum_weights = sum(w),
+       sum_wt_log_y = if (fam$dist == "Gamma") sum(w * log(y)) else 0,
        eta_mean = if (is.finite(eta_mean)) as.double(eta_mean) else 0)
-}
-
-# -2 log-likelihood of the conditional distribution at mu, as R's family$aic().
-glmm_aic <- function(fam, y, weights, mu, trials = NULL) {
-  w <- if (is.null(weights)) rep(1, length(y)) else weights
-  n <- if (!is.null(trials)) trials else rep(1, length(y))
-  dev <- sum(fam$family$dev.resids(y, mu, w))
-  suppressWarnings(fam$family$aic(y, n, mu, w, dev))
 }
 
 #' The negative binomial family

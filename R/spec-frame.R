@@ -332,23 +332,26 @@ fixed_model_matrix <- function(terms, mf) {
 # no estimate exists. Two cases can be recognised before fitting: a
 # constant response (with an intercept), and a response constant within
 # every level of a factor with a random intercept.
-check_response_varies <- function(model, re, response_name) {
-  r <- if (is.null(model$offset)) model$y else model$y - model$offset
-  yname <- deparse1(response_name)
-  if (!is.null(model$offset)) yname <- paste(yname, "- offset")
+check_response_varies <- function(spec) {
+  offset <- spec_offset(spec)
+  y <- spec_y(spec)
+  r <- if (is.null(offset)) y else y - offset
+  yname <- spec_response_name(spec)
+  if (!is.null(offset)) yname <- paste(yname, "- offset")
   rng <- range(r)
-  if (rng[1L] == rng[2L] && model$intercept_col > 0L) {
+  if (rng[1L] == rng[2L] && spec_intercept_col(spec) > 0L) {
     mlm_abort(c("The response {.var {yname}} has the same value ({signif(r[1L], 6)}) in every row used: there is nothing to model.",
                 i = "Check that the formula's response is the intended variable."),
               "mlmfit_error_response", variable = yname)
   }
-  for (b in re$blocks) {
-    if (!any(vapply(b$refs, is.null, logical(1)))) next
-    if (constant_within(r, b$factor)) {
-      mlm_abort(c("The response {.var {yname}} is constant within every level of {.var {b$label}}.",
-                  x = "The random intercept for {.var {b$label}} reproduces it exactly: the residual variance is zero and the likelihood has no maximum.",
-                  i = "It is a property of {.var {b$label}}: analyse one row per level of {.var {b$label}} (for example with {.fn lm}), or check that the response is the intended variable."),
-                "mlmfit_error_response", variable = yname, group = b$label)
+  z <- spec_rows(spec)$z
+  for (b in names(re_blocks(spec))) {
+    if (!any(vapply(z[[b]], is.null, logical(1)))) next
+    if (constant_within(r, block_factor(spec, b))) {
+      mlm_abort(c("The response {.var {yname}} is constant within every level of {.var {b}}.",
+                  x = "The random intercept for {.var {b}} reproduces it exactly: the residual variance is zero and the likelihood has no maximum.",
+                  i = "It is a property of {.var {b}}: analyse one row per level of {.var {b}} (for example with {.fn lm}), or check that the response is the intended variable."),
+                "mlmfit_error_response", variable = yname, group = b)
     }
   }
   invisible()
@@ -370,14 +373,17 @@ constant_within <- function(r, g) {
 # Then sigma is zero, the likelihood unbounded and the estimates arbitrary.
 residual_vanishes <- function(engine) {
   xx <- engine$xp$XX
+  if (is.null(xx)) return(FALSE)
   yy <- xx[nrow(xx), ncol(xx)]
   is.finite(engine$pwrss) && yy > 0 && engine$pwrss <= 1e-12 * yy
 }
 
 # Why the deviance could not be evaluated, for the error message.
-explain_failed_fit <- function(model) {
-  r <- if (is.null(model$offset)) model$y else model$y - model$offset
-  X <- model$X
+explain_failed_fit <- function(spec) {
+  offset <- spec_offset(spec)
+  y <- spec_y(spec)
+  r <- if (is.null(offset)) y else y - offset
+  X <- spec_X(spec)
   if (ncol(X) > 0L) {
     res <- qr.resid(qr(X), r)
     if (max(abs(res)) <= 1e-10 * max(abs(r), 1e-300)) {

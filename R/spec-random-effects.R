@@ -1,5 +1,6 @@
 # Random-effect terms: grouping factors, the columns of Z for each term, and
-# the covariance parametrisation theta. Terms are ordered by number of
+# the covariance parametrisation theta (the random-effect part of the model
+# spec, spec.R). Terms are ordered by number of
 # levels, most first (as lme4 orders them); terms on the same grouping
 # factor are merged into one engine block whose relative covariance factor
 # is block diagonal over the terms.
@@ -130,6 +131,9 @@ theta_names <- function(group, cols) {
   out
 }
 
+# The random-effect part of the model spec (see spec.R): the terms and the
+# blocks (metadata), the grouping factor and the columns of Z of each block
+# (rows), and the template of theta with its start and bounds.
 build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
   n <- nrow(mf)
   terms <- lapply(random, function(r) {
@@ -144,12 +148,12 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
 
   labels <- vapply(terms, function(t) t$label, character(1))
   block_labels <- unique(labels)
-  blocks <- lapply(block_labels, function(lab) {
-    g <- terms[[match(lab, labels)]]$factor
-    list(label = lab, factor = g, levels = levels(g), n_levels = nlevels(g), q = 0L,
-         colnames = character(), refs = list(), terms = integer())
-  })
-  names(blocks) <- block_labels
+  groups <- lapply(block_labels, function(lab) terms[[match(lab, labels)]]$factor)
+  names(groups) <- block_labels
+  blocks <- Map(function(label, g) {
+    list(label = label, levels = levels(g), n_levels = nlevels(g), q = 0L, colnames = character(), terms = integer())
+  }, block_labels, groups)
+  z <- lapply(blocks, function(b) list())
 
   theta_total <- 0L
   display <- make.unique(labels, sep = ".")
@@ -165,9 +169,10 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
     theta_total <- theta_total + length(tm$theta)
     blocks[[b]]$q <- blocks[[b]]$q + q
     blocks[[b]]$colnames <- c(blocks[[b]]$colnames, tm$colnames)
-    blocks[[b]]$refs <- c(blocks[[b]]$refs, tm$refs)
     blocks[[b]]$terms <- c(blocks[[b]]$terms, t)
+    z[[b]] <- c(z[[b]], tm$refs)
     tm$refs <- NULL
+    tm$factor <- NULL
     terms[[t]] <- tm
   }
 
@@ -195,8 +200,8 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
   }
   names(theta0) <- theta_nm
   check_re_identifiable(terms, blocks, n, allow_n)
-  check_re_columns(blocks, X)
-  list(terms = terms, blocks = blocks, theta0 = theta0, lower = lower)
+  check_re_columns(blocks, z, X)
+  list(terms = terms, blocks = blocks, groups = groups, z = z, theta = list(start = theta0, lower = lower))
 }
 
 # allow_n: a GLMM has no residual variance, so one random effect per
@@ -226,10 +231,11 @@ check_re_identifiable <- function(terms, blocks, n, allow_n = FALSE) {
 
 # A column of Z that is zero in every row leaves its variance without any
 # information in the data: refuse it rather than report an arbitrary value.
-check_re_columns <- function(blocks, X) {
-  for (b in blocks) {
-    for (k in seq_along(b$refs)) {
-      ref <- b$refs[[k]]
+check_re_columns <- function(blocks, z, X) {
+  for (i in seq_along(blocks)) {
+    b <- blocks[[i]]
+    for (k in seq_along(z[[i]])) {
+      ref <- z[[i]][[k]]
       if (is.null(ref) || !column_is_zero(X, ref)) next
       mlm_abort(c("The random-effect column {.var {b$colnames[k]}} for {.var {b$label}} is zero in every row used.",
                   i = "Its variance cannot be estimated: drop it from the random-effect term."),
@@ -246,29 +252,4 @@ column_is_zero <- function(X, ref) {
   head_rows <- seq_len(min(n, 2000L))
   if (any((if (of_X) X[head_rows, ref] else ref[head_rows]) != 0)) return(FALSE)
   all((if (of_X) X[, ref] else ref) == 0)
-}
-
-# The structure handed to the engine (one entry per block).
-engine_blocks <- function(re) {
-  lapply(re$blocks, function(b) {
-    list(codes = b$factor, n_levels = b$n_levels, q = b$q, cols = b$refs, theta_index = b$theta_index)
-  })
-}
-
-# The same without per-observation data: enough to evaluate the deviance
-# from stored cross-products.
-engine_templates <- function(re) {
-  lapply(re$blocks, function(b) list(q = b$q, theta_index = b$theta_index))
-}
-
-# T for each block at theta.
-relative_factors <- function(re, theta) {
-  lapply(re$blocks, function(b) {
-    idx <- b$theta_index
-    Tm <- matrix(0, b$q, b$q)
-    Tm[idx >= 0L] <- theta[idx[idx >= 0L] + 1L]
-    Tm[upper.tri(Tm)] <- 0
-    dimnames(Tm) <- list(b$colnames, b$colnames)
-    Tm
-  })
 }

@@ -48,7 +48,7 @@ fit_quantities <- function(fit) {
                      ifelse(is.na(vc$var2), paste0("sd ", vc$grp, " ", vc$var1),
                             paste0("cor ", vc$grp, " ", vc$var1, ", ", vc$var2)))
   ll <- stats::logLik(fit)
-  reml <- isTRUE(tryCatch(fit$REML, error = function(e) NULL)) ||
+  reml <- (inherits(fit, "mlmfit") && fit_reml(fit)) ||
     isTRUE(tryCatch(lme4_is_reml(fit), error = function(e) FALSE))
   dev_label <- if (reml) "REML criterion" else "deviance"
   c(stats::setNames(unname(fe), names(fe)),

@@ -16,14 +16,9 @@ latent_variances <- function(fit, approximation = "lognormal", null = NULL) {
   approximation <- match.arg(approximation, variance_approximations)
   n <- nobs(fit)
   vc <- VarCorr(fit)
-  per_term <- vapply(seq_along(fit$re$terms), function(k) {
-    Z <- re_term_columns(fit, fit$re$terms[[k]])
-    S <- unclass(vc[[k]])
-    attributes(S) <- list(dim = dim(S))
-    mean(rowSums((Z %*% S) * Z))
-  }, numeric(1))
+  per_term <- term_variances(fit)
   # Terms with one level per observation model overdispersion (GLMMs).
-  observation_level <- vapply(fit$re$terms, function(tm) tm$n_levels == n, logical(1))
+  observation_level <- vapply(re_terms(fit), function(tm) tm$n_levels == n, logical(1))
   distribution <- if (inherits(fit, "mlmfit_lmm")) sigma(fit)^2 else distribution_variance(fit, approximation, null)
   intercepts <- vapply(vc, function(S) if (colnames(S)[1L] == "(Intercept)") S[1L, 1L] else NA_real_, numeric(1))
   slopes <- unlist(lapply(names(vc), function(g) {
@@ -37,7 +32,7 @@ latent_variances <- function(fit, approximation = "lognormal", null = NULL) {
     if (ncol(R) < 2L || colnames(R)[1L] != "(Intercept)") return(NULL)
     stats::setNames(R[-1L, 1L], if (ncol(R) == 2L) g else paste(g, colnames(R)[-1L], sep = "."))
   }))
-  out <- list(var.fixed = stats::var(as.vector(fit$X %*% fit$beta)),
+  out <- list(var.fixed = stats::var(as.vector(spec_X(fit) %*% fixef(fit))),
               var.random = sum(per_term[!observation_level]),
               var.residual = distribution + sum(per_term[observation_level]),
               var.distribution = distribution,
@@ -54,8 +49,9 @@ refuse_unsupported_latent <- function(fit) {
               "mlmfit_error_argument")
   }
   if (!inherits(fit, "mlmfit_glmm")) return(invisible())
-  dist <- fit$family_info$dist
-  link <- fit$family$link
+  fam <- spec_family(fit)
+  dist <- fam$dist
+  link <- fam$link
   ok <- switch(dist, binomial = link %in% c("logit", "probit", "cloglog"),
                poisson = , negative_binomial = link %in% c("log", "sqrt"), Gamma = TRUE, FALSE)
   if (!ok) {
@@ -73,28 +69,30 @@ refuse_unsupported_latent <- function(fit) {
 # predictors), as performance computes it; 0.25 with a sqrt link; the
 # variance function at sigma for Gamma models.
 distribution_variance <- function(fit, approximation, null) {
-  dist <- fit$family_info$dist
-  link <- fit$family$link
+  fam <- spec_family(fit)
+  dist <- fam$dist
+  link <- fam$link
   if (dist == "binomial") return(switch(link, logit = pi^2 / 3, probit = 1, cloglog = pi^2 / 6))
-  if (dist == "Gamma") return(fit$family$variance(fit$sigma))
+  if (dist == "Gamma") return(fam$family$variance(fit_sigma(fit)))
   if (link == "sqrt") return(0.25)
   if (is.null(null)) null <- null_glmm(fit)
-  lambda <- exp(unname(null$beta[[1L]]))
-  cv2 <- 1 / lambda + if (dist == "negative_binomial") 1 / fit$family_info$nb_size else 0
+  lambda <- exp(unname(fixef(null)[[1L]]))
+  cv2 <- 1 / lambda + if (dist == "negative_binomial") 1 / fam$nb_size else 0
   if (approximation == "delta") cv2 else log1p(cv2)
 }
 
 # The null model of a count GLMM: intercept, the fit's random-effect terms
 # and offset, on the same rows.
 null_glmm <- function(fit) {
-  d <- fit$frame
+  d <- spec_frame(fit)
   y <- d[[1L]]
   d <- d[-1L]
   d$.y <- y
-  bars <- vapply(fit$re$terms, function(tm) paste0("(", deparse1(tm$lhs), " | ", deparse1(tm$group_expr), ")"), "")
-  f <- stats::as.formula(paste(".y ~ 1 +", paste(bars, collapse = " + ")), env = environment(fit$formula))
-  d$.o <- fit$offset %||% rep(0, nrow(d))
-  d$.w <- fit$prior_weights %||% rep(1, nrow(d))
-  family <- if (fit$family_info$dist == "negative_binomial") negative_binomial(link = fit$family$link) else fit$family
-  suppressMessages(glmm(f, d, family = family, offset = .o, weights = .w, control = fit$control))
+  f <- stats::as.formula(paste(".y ~ 1 +", paste(random_term_text(fit), collapse = " + ")),
+                         env = environment(spec_formula(fit)))
+  d$.o <- spec_offset(fit) %||% rep(0, nrow(d))
+  d$.w <- spec_weights(fit) %||% rep(1, nrow(d))
+  fam <- spec_family(fit)
+  family <- if (fam$dist == "negative_binomial") negative_binomial(link = fam$link) else fam$family
+  suppressMessages(glmm(f, d, family = family, offset = .o, weights = .w, control = fit_control(fit)))
 }

@@ -11,37 +11,31 @@ check_lmm_fit <- function(fit, arg = "fit") {
   }
 }
 
-# The n x q columns of Z for one random-effect term.
-re_term_columns <- function(fit, term) {
-  blk <- fit$re$blocks[[term$block]]
-  n <- nobs(fit)
-  cols <- lapply(blk$refs[term$block_cols], function(ref) {
-    if (is.null(ref)) rep(1, n) else if (is.integer(ref) && length(ref) == 1L) fit$X[, ref] else ref
-  })
-  Z <- do.call(cbind, cols)
-  colnames(Z) <- term$colnames
-  Z
-}
-
 # The variance each grouping factor contributes to an observation, averaged
 # over the observations: mean of z' Sigma z over the rows (the random
 # intercept variance when a factor has no random slopes). This is the
 # definition of Nakagawa, Johnson and Schielzeth (2017) that performance uses.
 random_variances <- function(fit) {
-  vc <- VarCorr(fit)
-  per_term <- vapply(seq_along(fit$re$terms), function(k) {
-    Z <- re_term_columns(fit, fit$re$terms[[k]])
-    S <- unclass(vc[[k]])
-    attributes(S) <- list(dim = dim(S))
-    mean(rowSums((Z %*% S) * Z))
-  }, numeric(1))
-  labels <- vapply(fit$re$terms, function(t) t$label, "")
+  per_term <- term_variances(fit)
+  labels <- vapply(re_terms(fit), function(t) t$label, "")
   groups <- unique(labels)
   stats::setNames(vapply(groups, function(g) sum(per_term[labels == g]), numeric(1)), groups)
 }
 
+# The same for each random-effect term.
+term_variances <- function(fit) {
+  vc <- VarCorr(fit)
+  terms <- re_terms(fit)
+  vapply(seq_along(terms), function(k) {
+    Z <- term_z(fit, terms[[k]])
+    S <- unclass(vc[[k]])
+    attributes(S) <- list(dim = dim(S))
+    mean(rowSums((Z %*% S) * Z))
+  }, numeric(1))
+}
+
 has_random_slopes <- function(fit) {
-  any(vapply(fit$re$terms, function(t) !identical(t$colnames, "(Intercept)"), logical(1)))
+  any(vapply(re_terms(fit), function(t) !identical(t$colnames, "(Intercept)"), logical(1)))
 }
 
 # Is factor g nested in factor h (each level of g inside one level of h)?
@@ -104,10 +98,11 @@ icc <- function(fit, approximation = c("lognormal", "delta")) {
   latent <- latent_variances(fit, approximation)
   v <- random_variances(fit)
   # observation-level terms of a GLMM are overdispersion: part of the residual
-  v <- v[vapply(names(v), function(g) fit$re$blocks[[g]]$n_levels < nobs(fit), logical(1))]
+  blocks <- re_blocks(fit)
+  v <- v[vapply(names(v), function(g) blocks[[g]]$n_levels < nobs(fit), logical(1))]
   resid <- latent$var.residual
   total <- sum(v) + resid
-  factors <- lapply(fit$re$blocks[names(v)], function(b) b$factor)
+  factors <- lapply(stats::setNames(names(v), names(v)), function(b) block_factor(fit, b))
   shared <- vapply(names(v), function(g) {
     containing <- vapply(names(v), function(h) h != g && is_nested_in(factors[[g]], factors[[h]]), logical(1))
     v[[g]] + sum(v[containing])
@@ -196,7 +191,7 @@ r2 <- function(fit, null = NULL, group_size = NULL, approximation = c("lognormal
                      class = "mlmfit_r2", random_slopes = has_random_slopes(fit), latent = TRUE))
   }
   check_lmm_fit(fit)
-  vf <- stats::var(as.vector(fit$X %*% fit$beta))
+  vf <- stats::var(as.vector(spec_X(fit) %*% fixef(fit)))
   vu <- sum(random_variances(fit))
   ve <- sigma(fit)^2
   total <- vf + vu + ve
@@ -210,7 +205,7 @@ r2 <- function(fit, null = NULL, group_size = NULL, approximation = c("lognormal
     null <- fit_empty_model(fit)
   } else {
     check_lmm_fit(null, "null")
-    if (nobs(null) != nobs(fit) || !isTRUE(all.equal(unname(null$y), unname(fit$y)))) {
+    if (nobs(null) != nobs(fit) || !isTRUE(all.equal(unname(spec_y(null)), unname(spec_y(fit))))) {
       mlm_abort(c("{.arg null} must be fitted to the same observations and response as {.arg fit}.",
                   i = "Fit it as {.code lmm(y ~ 1 + (1 | group), data)} with the data of {.arg fit}."),
                 "mlmfit_error_argument")
@@ -220,8 +215,8 @@ r2 <- function(fit, null = NULL, group_size = NULL, approximation = c("lognormal
   ve0 <- sigma(null)^2
   level1 <- 1 - (ve + vu) / (ve0 + sum(v0))
   level2 <- NA_real_
-  if (length(fit$re$blocks) == 1L && length(null$re$blocks) == 1L) {
-    g <- fit$re$blocks[[1L]]$factor
+  if (length(re_blocks(fit)) == 1L && length(re_blocks(null)) == 1L) {
+    g <- block_factor(fit, 1L)
     n <- group_size %||% (1 / mean(1 / tabulate(g, nlevels(g))))
     if (!is.numeric(n) || length(n) != 1L || !is.finite(n) || n <= 0) {
       mlm_abort("{.arg group_size} must be one positive number.", "mlmfit_error_argument")
@@ -236,16 +231,14 @@ r2 <- function(fit, null = NULL, group_size = NULL, approximation = c("lognormal
 # on the same rows, weights and offset (columns .w and .o of its data).
 utils::globalVariables(c(".w", ".o"))
 fit_empty_model <- function(fit) {
-  blocks <- fit$re$blocks
-  d <- data.frame(.y = fit$y)
-  for (k in seq_along(blocks)) d[[paste0(".g", k)]] <- blocks[[k]]$factor
-  d$.w <- fit$prior_weights %||% rep(1, nrow(d))
-  d$.o <- fit$offset %||% rep(0, nrow(d))
+  blocks <- re_blocks(fit)
+  d <- data.frame(.y = spec_y(fit))
+  for (k in seq_along(blocks)) d[[paste0(".g", k)]] <- block_factor(fit, k)
+  d$.w <- spec_weights(fit) %||% rep(1, nrow(d))
+  d$.o <- spec_offset(fit) %||% rep(0, nrow(d))
   rhs <- paste(sprintf("(1 | .g%d)", seq_along(blocks)), collapse = " + ")
   f <- stats::as.formula(paste(".y ~ 1 +", rhs), env = baseenv())
-  null <- lmm(f, d, REML = fit$REML, weights = .w, offset = .o, control = fit$control)
-  names(null$re$blocks) <- names(blocks)
-  null
+  lmm(f, d, REML = fit_reml(fit), weights = .w, offset = .o, control = fit_control(fit))
 }
 
 #' @export

@@ -20,21 +20,18 @@ augment.mlmfit_glmm <- function(x, data = stats::model.frame(x), newdata = NULL,
     out$.fitted <- unname(predict(x, newdata = newdata, type = type.predict, ...))
     return(as_tidy_frame(out))
   }
-  out <- as.data.frame(data)
+  out <- augment_data(x, data)
   n <- nobs(x)
-  if (nrow(out) != n) {
-    mlm_abort("{.arg data} must have one row per observation of the fit ({n}).", "mlmfit_error_argument")
-  }
-  w <- x$prior_weights %||% rep(1, n)
-  mu <- unname(as.vector(x$fitted))
-  eta <- unname(as.vector(x$eta))
+  w <- spec_weights(x) %||% rep(1, n)
+  mu <- fit_fitted(x)
+  eta <- fit_eta(x)
   out$.fitted <- eta
   out$.resid <- unname(residuals(x, type = "deviance"))
   out$.fixed <- unname(predict(x, re.form = NA, type = "link"))
   out$.mu <- mu
-  out$.offset <- x$offset %||% rep(0, n)
-  out$.sqrtXwt <- sqrt(x$working_weights)
-  out$.sqrtrwt <- sqrt(w / x$family$variance(mu))
+  out$.offset <- spec_offset(x) %||% rep(0, n)
+  out$.sqrtXwt <- sqrt(fit_working_weights(x))
+  out$.sqrtrwt <- sqrt(w / family(x)$variance(mu))
   out$.weights <- w
   out$.wtres <- unname(residuals(x, type = "pearson"))
   out$.eta <- eta

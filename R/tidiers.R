@@ -36,7 +36,7 @@ as_tidy_frame <- function(df) {
 #' `.mu`, `.offset`, `.sqrtXwt`, `.sqrtrwt`, `.weights` and `.wtres`, as
 #' broom.mixed does for lme4 fits. With `newdata`, it returns `newdata`
 #' with `.fitted` (and `.resid` when `newdata` has the response; see
-#' [predict.mlmfit_lmm()] for `re.form` and `allow.new.levels`).
+#' [predict.mlmfit()] for `re.form` and `allow.new.levels`).
 #'
 #' @param x A fit from [lmm()].
 #' @param effects Which parameters: any of `"fixed"`, `"ran_pars"`,
@@ -48,15 +48,15 @@ as_tidy_frame <- function(df) {
 #' @param conf.method For fixed effects and variance parameters:
 #'   `"Wald"` (default; t intervals with the model's df for fixed effects of
 #'   linear mixed models, none for variance parameters), `"profile"` or
-#'   `"boot"` (see [confint.mlmfit_lmm()]).
+#'   `"boot"` (see [confint.mlmfit()]).
 #' @param ddf.method Degrees of freedom of the fixed-effect tests:
 #'   `"Satterthwaite"` (default), `"Kenward-Roger"` or `"none"`.
 #' @param exponentiate Exponentiate fixed effects and their limits (for
 #'   log or logit links; unusual for a linear mixed model).
 #' @param data Data to augment (default: the model frame).
 #' @param newdata New data to predict for instead.
-#' @param ... Passed to [confint.mlmfit_lmm()] (e.g. `nsim`, `seed`) or to
-#'   [predict.mlmfit_lmm()] by `augment()`.
+#' @param ... Passed to [confint.mlmfit()] (e.g. `nsim`, `seed`) or to
+#'   [predict.mlmfit()] by `augment()`.
 #' @return A data frame (a tibble when the tibble package is installed).
 #' @name lmm-tidiers
 #' @examples
@@ -148,15 +148,17 @@ merge_rows <- function(a, b) {
 # Variance parameters in broom.mixed's order (lme4's lower-triangle order
 # within each term: theta's order), then the residual.
 ran_pars_frame <- function(x, scales, conf.int, ci, has_fixed, has_df) {
-  lay <- theta_layout(x$re)
-  sdcor <- theta_to_sdcor(x$re, x$theta, x$sigma)
+  lay <- theta_layout(x)
+  sigma <- fit_sigma(x)
+  sdcor <- theta_to_sdcor(x, fit_theta(x), sigma)
+  terms <- re_terms(x)
   vc <- VarCorr(x)
   k <- nrow(lay)
   term <- character(k)
   group <- character(k)
   est <- numeric(k)
   for (i in seq_len(k)) {
-    tm <- x$re$terms[[lay$term[i]]]
+    tm <- terms[[lay$term[i]]]
     S <- vc[[lay$term[i]]]
     r <- lay$row[i]
     c <- lay$col[i]
@@ -173,7 +175,7 @@ ran_pars_frame <- function(x, scales, conf.int, ci, has_fixed, has_df) {
   if (has_resid) {
     group <- c(group, "Residual")
     term <- c(term, paste0(if (scales == "sdcor") "sd__" else "var__", "Observation"))
-    est <- c(est, if (scales == "sdcor") x$sigma else x$sigma^2)
+    est <- c(est, if (scales == "sdcor") sigma else sigma^2)
   }
   rp <- data.frame(effect = "ran_pars", group = group, term = term, estimate = est, stringsAsFactors = FALSE)
   if (conf.int) {
@@ -194,7 +196,7 @@ glance.mlmfit <- function(x, ...) {
   ll <- stats::logLik(x)
   out <- data.frame(nobs = nobs(x), sigma = stats::sigma(x), logLik = as.numeric(ll), AIC = stats::AIC(x),
                     BIC = stats::BIC(x))
-  if (isTRUE(x$REML)) out$REMLcrit <- deviance(x) else out$deviance <- deviance(x)
+  if (fit_reml(x)) out$REMLcrit <- deviance(x) else out$deviance <- deviance(x)
   out$df.residual <- nobs(x) - attr(ll, "df")
   as_tidy_frame(out)
 }
@@ -206,18 +208,16 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
   if (!is.null(newdata)) {
     out <- as.data.frame(newdata)
     out$.fitted <- unname(predict(x, newdata = newdata, ...))
-    yname <- deparse1(x$formula[[2L]])
+    yname <- spec_response_name(x)
     if (yname %in% names(out) && is.numeric(out[[yname]])) out$.resid <- out[[yname]] - out$.fitted
     return(as_tidy_frame(out))
   }
-  out <- as.data.frame(data)
+  out <- augment_data(x, data)
   n <- nobs(x)
-  if (nrow(out) != n) {
-    mlm_abort("{.arg data} must have one row per observation of the fit ({n}).", "mlmfit_error_argument")
-  }
-  w <- x$prior_weights %||% rep(1, n)
-  res <- x$y - x$fitted
-  out$.fitted <- unname(x$fitted)
+  w <- spec_weights(x) %||% rep(1, n)
+  fitted <- fit_fitted(x)
+  res <- spec_y(x) - fitted
+  out$.fitted <- fitted
   out$.resid <- unname(res)
   # no leverages for fits with a residual structure (see hatvalues())
   if (!inherits(x, "mlmfit_lmm_structured")) {
@@ -225,13 +225,22 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
     out$.cooksd <- unname(stats::cooks.distance(x))
   }
   out$.fixed <- unname(predict(x, re.form = NA))
-  out$.mu <- unname(x$fitted)
-  out$.offset <- x$offset %||% rep(0, n)
+  out$.mu <- fitted
+  out$.offset <- spec_offset(x) %||% rep(0, n)
   out$.sqrtXwt <- sqrt(w)
   out$.sqrtrwt <- sqrt(w)
   out$.weights <- w
   out$.wtres <- unname(res * sqrt(w))
   as_tidy_frame(out)
+}
+
+# The data augment() adds columns to: one row per observation of the fit.
+augment_data <- function(x, data) {
+  out <- as.data.frame(data)
+  if (nrow(out) != nobs(x)) {
+    mlm_abort("{.arg data} must have one row per observation of the fit ({nobs(x)}).", "mlmfit_error_argument")
+  }
+  out
 }
 
 #' Leverages and Cook's distances of a linear mixed model
@@ -259,9 +268,8 @@ NULL
 #' @rdname lmm-influence
 #' @export
 hatvalues.mlmfit_lmm <- function(model, ...) {
-  Tm <- lapply(relative_factors(model$re, model$theta), unname)
-  h <- leverages_cpp(model$X, model$prior_weights, engine_blocks(model$re), Tm)
-  stats::setNames(h, rownames(model$frame))
+  h <- engine_leverages(fit_spec(model), fit_theta(model))
+  stats::setNames(h, rownames(spec_frame(model)))
 }
 
 #' @rdname lmm-influence
@@ -269,8 +277,8 @@ hatvalues.mlmfit_lmm <- function(model, ...) {
 cooks.distance.mlmfit_lmm <- function(model, ...) {
   h <- stats::hatvalues(model)
   r <- residuals(model, type = "pearson")
-  p <- ncol(model$X)
-  d <- (r / (1 - h))^2 * h / (model$sigma^2 * p)
+  p <- length(fixef(model))
+  d <- (r / (1 - h))^2 * h / (fit_sigma(model)^2 * p)
   d[is.infinite(d)] <- NaN
   d
 }

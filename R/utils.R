@@ -12,22 +12,6 @@ mlm_inform <- function(message, class = NULL, ..., .envir = parent.frame()) {
   cli::cli_inform(message, class = c(class, "mlmfit_message"), ..., .envir = .envir)
 }
 
-# A call into the engine: its refusals of sizes beyond its index range and
-# a failed allocation become classed errors; anything else passes through.
-engine_call <- function(expr) {
-  tryCatch(expr,
-    "std::length_error" = function(e) {
-      mlm_abort(c("The model is too large for the engine.", x = conditionMessage(e),
-                  i = "Use fewer levels or fewer crossed random-effect terms."),
-                "mlmfit_error_size")
-    },
-    "std::bad_alloc" = function(e) {
-      mlm_abort(c("There is not enough memory to fit the model.",
-                  i = "Free memory, or fit a model with fewer random effects."),
-                "mlmfit_error_memory")
-    })
-}
-
 # Register an S3 method on a generic of a package in Suggests, now if it is
 # loaded and otherwise when it loads.
 s3_register <- function(generic, class, method) {

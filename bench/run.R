@@ -113,7 +113,7 @@ lines <- c(
   "fresh process (R and C++ allocations alike); `data` is the size of the data frame.",
   "`deviance` is mlmfit's REML criterion (or -2 log-likelihood for GLMMs) minus lme4's (negative:",
   "mlmfit found a lower optimum);",
-  "`agree` means within 1e-4 or lower, the contract of DESIGN.md.",
+  "`agree` means within 1e-4 or lower (mlmfit's accuracy contract with lme4).",
   "",
   md_table(do.call(rbind, rows), c("model", "n", "mlmfit", "lme4", "lme4/mlmfit", "peak mem mlmfit", "peak mem lme4", "data", "deviance", "agree")))
 if (length(scaling)) {

@@ -12,44 +12,47 @@ Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
 // glmm_fit_cpp
-List glmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, const List& family, int n_agq, const List& control);
-RcppExport SEXP _mlmfit_glmm_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP eta_startSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP familySEXP, SEXP n_agqSEXP, SEXP controlSEXP) {
+List glmm_fit_cpp(const List& spec, SEXP theta_start, const NumericVector& eta_start, int n_agq, const List& control);
+RcppExport SEXP _mlmfit_glmm_fit_cpp(SEXP specSEXP, SEXP theta_startSEXP, SEXP eta_startSEXP, SEXP n_agqSEXP, SEXP controlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type theta_start(theta_startSEXP);
     Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
-    Rcpp::traits::input_parameter< const List& >::type family(familySEXP);
     Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
     Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(glmm_fit_cpp(X, y, weights, offset, eta_start, intercept_col, blocks, theta0, lower, family, n_agq, control));
+    rcpp_result_gen = Rcpp::wrap(glmm_fit_cpp(spec, theta_start, eta_start, n_agq, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// glmm_nb_fit_cpp
+List glmm_nb_fit_cpp(const List& spec, SEXP theta_start, const NumericVector& eta_start, int n_agq, const List& control, double log_size_lo, double log_size_hi);
+RcppExport SEXP _mlmfit_glmm_nb_fit_cpp(SEXP specSEXP, SEXP theta_startSEXP, SEXP eta_startSEXP, SEXP n_agqSEXP, SEXP controlSEXP, SEXP log_size_loSEXP, SEXP log_size_hiSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type theta_start(theta_startSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
+    Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    Rcpp::traits::input_parameter< double >::type log_size_lo(log_size_loSEXP);
+    Rcpp::traits::input_parameter< double >::type log_size_hi(log_size_hiSEXP);
+    rcpp_result_gen = Rcpp::wrap(glmm_nb_fit_cpp(spec, theta_start, eta_start, n_agq, control, log_size_lo, log_size_hi));
     return rcpp_result_gen;
 END_RCPP
 }
 // glmm_evaluate_cpp
-List glmm_evaluate_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start, int intercept_col, const List& blocks, const NumericVector& theta, const NumericVector& beta, const List& family, int n_agq, const List& control);
-RcppExport SEXP _mlmfit_glmm_evaluate_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP eta_startSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP thetaSEXP, SEXP betaSEXP, SEXP familySEXP, SEXP n_agqSEXP, SEXP controlSEXP) {
+List glmm_evaluate_cpp(const List& spec, const NumericVector& eta_start, const NumericVector& theta, const NumericVector& beta, int n_agq, const List& control);
+RcppExport SEXP _mlmfit_glmm_evaluate_cpp(SEXP specSEXP, SEXP eta_startSEXP, SEXP thetaSEXP, SEXP betaSEXP, SEXP n_agqSEXP, SEXP controlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
     Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
     Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< const NumericVector& >::type beta(betaSEXP);
-    Rcpp::traits::input_parameter< const List& >::type family(familySEXP);
     Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
     Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(glmm_evaluate_cpp(X, y, weights, offset, eta_start, intercept_col, blocks, theta, beta, family, n_agq, control));
+    rcpp_result_gen = Rcpp::wrap(glmm_evaluate_cpp(spec, eta_start, theta, beta, n_agq, control));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -63,312 +66,225 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// glmm_nb_fit_cpp
-List glmm_nb_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, const NumericVector& eta_start, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, const List& family, int n_agq, const List& control, double log_size_lo, double log_size_hi);
-RcppExport SEXP _mlmfit_glmm_nb_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP eta_startSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP familySEXP, SEXP n_agqSEXP, SEXP controlSEXP, SEXP log_size_loSEXP, SEXP log_size_hiSEXP) {
+// relative_factors_cpp
+List relative_factors_cpp(const List& spec, const NumericVector& theta);
+RcppExport SEXP _mlmfit_relative_factors_cpp(SEXP specSEXP, SEXP thetaSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
-    Rcpp::traits::input_parameter< const List& >::type family(familySEXP);
-    Rcpp::traits::input_parameter< int >::type n_agq(n_agqSEXP);
-    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    Rcpp::traits::input_parameter< double >::type log_size_lo(log_size_loSEXP);
-    Rcpp::traits::input_parameter< double >::type log_size_hi(log_size_hiSEXP);
-    rcpp_result_gen = Rcpp::wrap(glmm_nb_fit_cpp(X, y, weights, offset, eta_start, intercept_col, blocks, theta0, lower, family, n_agq, control, log_size_lo, log_size_hi));
-    return rcpp_result_gen;
-END_RCPP
-}
-// lmm_deviance_terms_cpp
-List lmm_deviance_terms_cpp(const List& xp_r, const List& blocks, const NumericMatrix& thetas, bool with_vcov);
-RcppExport SEXP _mlmfit_lmm_deviance_terms_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetasSEXP, SEXP with_vcovSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericMatrix& >::type thetas(thetasSEXP);
-    Rcpp::traits::input_parameter< bool >::type with_vcov(with_vcovSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_deviance_terms_cpp(xp_r, blocks, thetas, with_vcov));
-    return rcpp_result_gen;
-END_RCPP
-}
-// lmm_refit_response_cpp
-List lmm_refit_response_cpp(const NumericMatrix& X, const NumericVector& y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& xp_r, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
-RcppExport SEXP _mlmfit_lmm_refit_response_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP xp_rSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
-    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
-    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_refit_response_cpp(X, y, weights, offset, intercept_col, blocks, xp_r, theta0, lower, reml, control));
-    return rcpp_result_gen;
-END_RCPP
-}
-// lmm_refit_responses_cpp
-List lmm_refit_responses_cpp(const NumericMatrix& X, const NumericMatrix& Y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& xp_r, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
-RcppExport SEXP _mlmfit_lmm_refit_responses_cpp(SEXP XSEXP, SEXP YSEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP xp_rSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< const NumericMatrix& >::type Y(YSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
-    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
-    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_refit_responses_cpp(X, Y, weights, offset, intercept_col, blocks, xp_r, theta0, lower, reml, control));
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
+    rcpp_result_gen = Rcpp::wrap(relative_factors_cpp(spec, theta));
     return rcpp_result_gen;
 END_RCPP
 }
 // kenward_roger_terms_cpp
-List kenward_roger_terms_cpp(const NumericMatrix& X, SEXP weights, const List& blocks, const List& T, double sigma2, const Rcpp::IntegerMatrix& params, double max_component);
-RcppExport SEXP _mlmfit_kenward_roger_terms_cpp(SEXP XSEXP, SEXP weightsSEXP, SEXP blocksSEXP, SEXP TSEXP, SEXP sigma2SEXP, SEXP paramsSEXP, SEXP max_componentSEXP) {
+List kenward_roger_terms_cpp(const List& spec, const NumericVector& theta, double sigma2, const Rcpp::IntegerMatrix& params, double max_component);
+RcppExport SEXP _mlmfit_kenward_roger_terms_cpp(SEXP specSEXP, SEXP thetaSEXP, SEXP sigma2SEXP, SEXP paramsSEXP, SEXP max_componentSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const List& >::type T(TSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< double >::type sigma2(sigma2SEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerMatrix& >::type params(paramsSEXP);
     Rcpp::traits::input_parameter< double >::type max_component(max_componentSEXP);
-    rcpp_result_gen = Rcpp::wrap(kenward_roger_terms_cpp(X, weights, blocks, T, sigma2, params, max_component));
+    rcpp_result_gen = Rcpp::wrap(kenward_roger_terms_cpp(spec, theta, sigma2, params, max_component));
     return rcpp_result_gen;
 END_RCPP
 }
 // leverages_cpp
-NumericVector leverages_cpp(const NumericMatrix& X, SEXP weights, const List& blocks, const List& T);
-RcppExport SEXP _mlmfit_leverages_cpp(SEXP XSEXP, SEXP weightsSEXP, SEXP blocksSEXP, SEXP TSEXP) {
+NumericVector leverages_cpp(const List& spec, const NumericVector& theta);
+RcppExport SEXP _mlmfit_leverages_cpp(SEXP specSEXP, SEXP thetaSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const List& >::type T(TSEXP);
-    rcpp_result_gen = Rcpp::wrap(leverages_cpp(X, weights, blocks, T));
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
+    rcpp_result_gen = Rcpp::wrap(leverages_cpp(spec, theta));
     return rcpp_result_gen;
 END_RCPP
 }
 // lmm_fit_cpp
-List lmm_fit_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
-RcppExport SEXP _mlmfit_lmm_fit_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
+List lmm_fit_cpp(const List& spec, SEXP theta_start, bool reml, const List& control);
+RcppExport SEXP _mlmfit_lmm_fit_cpp(SEXP specSEXP, SEXP theta_startSEXP, SEXP remlSEXP, SEXP controlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type theta_start(theta_startSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_fit_cpp(X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control));
+    rcpp_result_gen = Rcpp::wrap(lmm_fit_cpp(spec, theta_start, reml, control));
     return rcpp_result_gen;
 END_RCPP
 }
 // lmm_refit_xp_cpp
-List lmm_refit_xp_cpp(const List& xp_r, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control);
-RcppExport SEXP _mlmfit_lmm_refit_xp_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP) {
+List lmm_refit_xp_cpp(const List& spec, const List& xp_r, SEXP theta_start, bool reml, const List& control);
+RcppExport SEXP _mlmfit_lmm_refit_xp_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP theta_startSEXP, SEXP remlSEXP, SEXP controlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
     Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type theta_start(theta_startSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_refit_xp_cpp(xp_r, blocks, theta0, lower, reml, control));
+    rcpp_result_gen = Rcpp::wrap(lmm_refit_xp_cpp(spec, xp_r, theta_start, reml, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// lmm_refit_response_cpp
+List lmm_refit_response_cpp(const List& spec, const List& xp_r, SEXP theta_start, bool reml, const List& control);
+RcppExport SEXP _mlmfit_lmm_refit_response_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP theta_startSEXP, SEXP remlSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type theta_start(theta_startSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_refit_response_cpp(spec, xp_r, theta_start, reml, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// lmm_refit_responses_cpp
+List lmm_refit_responses_cpp(const List& spec, const List& xp_r, const NumericMatrix& Y, SEXP theta_start, bool reml, const List& control);
+RcppExport SEXP _mlmfit_lmm_refit_responses_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP YSEXP, SEXP theta_startSEXP, SEXP remlSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type theta_start(theta_startSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_refit_responses_cpp(spec, xp_r, Y, theta_start, reml, control));
     return rcpp_result_gen;
 END_RCPP
 }
 // lmm_evaluate_cpp
-List lmm_evaluate_cpp(const List& xp_r, const List& blocks, const NumericVector& theta, bool reml, bool cond_var);
-RcppExport SEXP _mlmfit_lmm_evaluate_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetaSEXP, SEXP remlSEXP, SEXP cond_varSEXP) {
+List lmm_evaluate_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml, bool cond_var);
+RcppExport SEXP _mlmfit_lmm_evaluate_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetaSEXP, SEXP remlSEXP, SEXP cond_varSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
     Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
     Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< bool >::type cond_var(cond_varSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_evaluate_cpp(xp_r, blocks, theta, reml, cond_var));
+    rcpp_result_gen = Rcpp::wrap(lmm_evaluate_cpp(spec, xp_r, theta, reml, cond_var));
     return rcpp_result_gen;
 END_RCPP
 }
 // lmm_deviance_cpp
-NumericVector lmm_deviance_cpp(const List& xp_r, const List& blocks, const Rcpp::NumericMatrix& thetas, bool reml);
-RcppExport SEXP _mlmfit_lmm_deviance_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetasSEXP, SEXP remlSEXP) {
+List lmm_deviance_cpp(const List& spec, const List& xp_r, const NumericMatrix& thetas, bool reml, bool gradient);
+RcppExport SEXP _mlmfit_lmm_deviance_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetasSEXP, SEXP remlSEXP, SEXP gradientSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
     Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type thetas(thetasSEXP);
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type thetas(thetasSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_deviance_cpp(xp_r, blocks, thetas, reml));
+    Rcpp::traits::input_parameter< bool >::type gradient(gradientSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_deviance_cpp(spec, xp_r, thetas, reml, gradient));
     return rcpp_result_gen;
 END_RCPP
 }
-// lmm_gradient_cpp
-NumericVector lmm_gradient_cpp(const List& xp_r, const List& blocks, const NumericVector& theta, bool reml);
-RcppExport SEXP _mlmfit_lmm_gradient_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
+// lmm_deviance_terms_cpp
+List lmm_deviance_terms_cpp(const List& spec, const List& xp_r, const NumericMatrix& thetas, bool with_vcov);
+RcppExport SEXP _mlmfit_lmm_deviance_terms_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetasSEXP, SEXP with_vcovSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
     Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
-    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_gradient_cpp(xp_r, blocks, theta, reml));
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type thetas(thetasSEXP);
+    Rcpp::traits::input_parameter< bool >::type with_vcov(with_vcovSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_deviance_terms_cpp(spec, xp_r, thetas, with_vcov));
     return rcpp_result_gen;
 END_RCPP
 }
-// linear_predictor_cpp
-NumericVector linear_predictor_cpp(const Rcpp::NumericMatrix& X, SEXP offset, const List& blocks, const NumericVector& beta, const List& b);
-RcppExport SEXP _mlmfit_linear_predictor_cpp(SEXP XSEXP, SEXP offsetSEXP, SEXP blocksSEXP, SEXP betaSEXP, SEXP bSEXP) {
+// lmm_structured_fit_cpp
+List lmm_structured_fit_cpp(const List& spec, SEXP theta_start, SEXP psi_start, bool reml, const List& control);
+RcppExport SEXP _mlmfit_lmm_structured_fit_cpp(SEXP specSEXP, SEXP theta_startSEXP, SEXP psi_startSEXP, SEXP remlSEXP, SEXP controlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type beta(betaSEXP);
-    Rcpp::traits::input_parameter< const List& >::type b(bSEXP);
-    rcpp_result_gen = Rcpp::wrap(linear_predictor_cpp(X, offset, blocks, beta, b));
-    return rcpp_result_gen;
-END_RCPP
-}
-// lmm_fit_residual_cpp
-List lmm_fit_residual_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const NumericVector& theta0, const NumericVector& lower, bool reml, const List& control, const List& residual);
-RcppExport SEXP _mlmfit_lmm_fit_residual_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP theta0SEXP, SEXP lowerSEXP, SEXP remlSEXP, SEXP controlSEXP, SEXP residualSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta0(theta0SEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type lower(lowerSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type theta_start(theta_startSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type psi_start(psi_startSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
-    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_fit_residual_cpp(X, y, weights, offset, intercept_col, blocks, theta0, lower, reml, control, residual));
+    rcpp_result_gen = Rcpp::wrap(lmm_structured_fit_cpp(spec, theta_start, psi_start, reml, control));
     return rcpp_result_gen;
 END_RCPP
 }
-// lmm_residual_evaluate_cpp
-List lmm_residual_evaluate_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& residual, const NumericVector& theta, const NumericVector& psi, bool reml, bool cond_var);
-RcppExport SEXP _mlmfit_lmm_residual_evaluate_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP residualSEXP, SEXP thetaSEXP, SEXP psiSEXP, SEXP remlSEXP, SEXP cond_varSEXP) {
+// lmm_structured_evaluate_cpp
+List lmm_structured_evaluate_cpp(const List& spec, const NumericVector& theta, const NumericVector& psi, bool reml, bool cond_var);
+RcppExport SEXP _mlmfit_lmm_structured_evaluate_cpp(SEXP specSEXP, SEXP thetaSEXP, SEXP psiSEXP, SEXP remlSEXP, SEXP cond_varSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
     Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< const NumericVector& >::type psi(psiSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< bool >::type cond_var(cond_varSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_residual_evaluate_cpp(X, y, weights, offset, intercept_col, blocks, residual, theta, psi, reml, cond_var));
+    rcpp_result_gen = Rcpp::wrap(lmm_structured_evaluate_cpp(spec, theta, psi, reml, cond_var));
     return rcpp_result_gen;
 END_RCPP
 }
-// lmm_residual_deviance_cpp
-NumericVector lmm_residual_deviance_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& residual, const Rcpp::NumericMatrix& params, int n_theta, bool reml);
-RcppExport SEXP _mlmfit_lmm_residual_deviance_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP residualSEXP, SEXP paramsSEXP, SEXP n_thetaSEXP, SEXP remlSEXP) {
+// lmm_structured_deviance_cpp
+NumericVector lmm_structured_deviance_cpp(const List& spec, const NumericMatrix& params, bool reml);
+RcppExport SEXP _mlmfit_lmm_structured_deviance_cpp(SEXP specSEXP, SEXP paramsSEXP, SEXP remlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type params(paramsSEXP);
-    Rcpp::traits::input_parameter< int >::type n_theta(n_thetaSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type params(paramsSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_residual_deviance_cpp(X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml));
+    rcpp_result_gen = Rcpp::wrap(lmm_structured_deviance_cpp(spec, params, reml));
     return rcpp_result_gen;
 END_RCPP
 }
-// lmm_residual_terms_cpp
-Rcpp::NumericMatrix lmm_residual_terms_cpp(const Rcpp::NumericMatrix& X, SEXP y, SEXP weights, SEXP offset, int intercept_col, const List& blocks, const List& residual, const Rcpp::NumericMatrix& params, int n_theta, bool reml, bool with_vcov);
-RcppExport SEXP _mlmfit_lmm_residual_terms_cpp(SEXP XSEXP, SEXP ySEXP, SEXP weightsSEXP, SEXP offsetSEXP, SEXP intercept_colSEXP, SEXP blocksSEXP, SEXP residualSEXP, SEXP paramsSEXP, SEXP n_thetaSEXP, SEXP remlSEXP, SEXP with_vcovSEXP) {
+// lmm_structured_terms_cpp
+NumericMatrix lmm_structured_terms_cpp(const List& spec, const NumericMatrix& params, bool reml, bool with_vcov);
+RcppExport SEXP _mlmfit_lmm_structured_terms_cpp(SEXP specSEXP, SEXP paramsSEXP, SEXP remlSEXP, SEXP with_vcovSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type offset(offsetSEXP);
-    Rcpp::traits::input_parameter< int >::type intercept_col(intercept_colSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
-    Rcpp::traits::input_parameter< const List& >::type residual(residualSEXP);
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type params(paramsSEXP);
-    Rcpp::traits::input_parameter< int >::type n_theta(n_thetaSEXP);
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const NumericMatrix& >::type params(paramsSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< bool >::type with_vcov(with_vcovSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_residual_terms_cpp(X, y, weights, offset, intercept_col, blocks, residual, params, n_theta, reml, with_vcov));
+    rcpp_result_gen = Rcpp::wrap(lmm_structured_terms_cpp(spec, params, reml, with_vcov));
     return rcpp_result_gen;
 END_RCPP
 }
 // blocked_cholesky_parts_cpp
-List blocked_cholesky_parts_cpp(const List& xp_r, const List& blocks, const Rcpp::NumericVector& theta, bool reml);
-RcppExport SEXP _mlmfit_blocked_cholesky_parts_cpp(SEXP xp_rSEXP, SEXP blocksSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
+List blocked_cholesky_parts_cpp(const List& spec, const List& xp_r, const Rcpp::NumericVector& theta, bool reml);
+RcppExport SEXP _mlmfit_blocked_cholesky_parts_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
     Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const List& >::type blocks(blocksSEXP);
     Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
-    rcpp_result_gen = Rcpp::wrap(blocked_cholesky_parts_cpp(xp_r, blocks, theta, reml));
+    rcpp_result_gen = Rcpp::wrap(blocked_cholesky_parts_cpp(spec, xp_r, theta, reml));
     return rcpp_result_gen;
 END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
-    {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 12},
-    {"_mlmfit_glmm_evaluate_cpp", (DL_FUNC) &_mlmfit_glmm_evaluate_cpp, 12},
+    {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 5},
+    {"_mlmfit_glmm_nb_fit_cpp", (DL_FUNC) &_mlmfit_glmm_nb_fit_cpp, 7},
+    {"_mlmfit_glmm_evaluate_cpp", (DL_FUNC) &_mlmfit_glmm_evaluate_cpp, 6},
     {"_mlmfit_gauss_hermite_cpp", (DL_FUNC) &_mlmfit_gauss_hermite_cpp, 1},
-    {"_mlmfit_glmm_nb_fit_cpp", (DL_FUNC) &_mlmfit_glmm_nb_fit_cpp, 14},
-    {"_mlmfit_lmm_deviance_terms_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_terms_cpp, 4},
-    {"_mlmfit_lmm_refit_response_cpp", (DL_FUNC) &_mlmfit_lmm_refit_response_cpp, 11},
-    {"_mlmfit_lmm_refit_responses_cpp", (DL_FUNC) &_mlmfit_lmm_refit_responses_cpp, 11},
-    {"_mlmfit_kenward_roger_terms_cpp", (DL_FUNC) &_mlmfit_kenward_roger_terms_cpp, 7},
-    {"_mlmfit_leverages_cpp", (DL_FUNC) &_mlmfit_leverages_cpp, 4},
-    {"_mlmfit_lmm_fit_cpp", (DL_FUNC) &_mlmfit_lmm_fit_cpp, 10},
-    {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 6},
+    {"_mlmfit_relative_factors_cpp", (DL_FUNC) &_mlmfit_relative_factors_cpp, 2},
+    {"_mlmfit_kenward_roger_terms_cpp", (DL_FUNC) &_mlmfit_kenward_roger_terms_cpp, 5},
+    {"_mlmfit_leverages_cpp", (DL_FUNC) &_mlmfit_leverages_cpp, 2},
+    {"_mlmfit_lmm_fit_cpp", (DL_FUNC) &_mlmfit_lmm_fit_cpp, 4},
+    {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 5},
+    {"_mlmfit_lmm_refit_response_cpp", (DL_FUNC) &_mlmfit_lmm_refit_response_cpp, 5},
+    {"_mlmfit_lmm_refit_responses_cpp", (DL_FUNC) &_mlmfit_lmm_refit_responses_cpp, 6},
     {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 5},
-    {"_mlmfit_lmm_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_cpp, 4},
-    {"_mlmfit_lmm_gradient_cpp", (DL_FUNC) &_mlmfit_lmm_gradient_cpp, 4},
-    {"_mlmfit_linear_predictor_cpp", (DL_FUNC) &_mlmfit_linear_predictor_cpp, 5},
-    {"_mlmfit_lmm_fit_residual_cpp", (DL_FUNC) &_mlmfit_lmm_fit_residual_cpp, 11},
-    {"_mlmfit_lmm_residual_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_residual_evaluate_cpp, 11},
-    {"_mlmfit_lmm_residual_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_residual_deviance_cpp, 10},
-    {"_mlmfit_lmm_residual_terms_cpp", (DL_FUNC) &_mlmfit_lmm_residual_terms_cpp, 11},
+    {"_mlmfit_lmm_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_cpp, 5},
+    {"_mlmfit_lmm_deviance_terms_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_terms_cpp, 4},
+    {"_mlmfit_lmm_structured_fit_cpp", (DL_FUNC) &_mlmfit_lmm_structured_fit_cpp, 5},
+    {"_mlmfit_lmm_structured_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_structured_evaluate_cpp, 5},
+    {"_mlmfit_lmm_structured_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_structured_deviance_cpp, 3},
+    {"_mlmfit_lmm_structured_terms_cpp", (DL_FUNC) &_mlmfit_lmm_structured_terms_cpp, 4},
     {"_mlmfit_blocked_cholesky_parts_cpp", (DL_FUNC) &_mlmfit_blocked_cholesky_parts_cpp, 4},
     {NULL, NULL, 0}
 };

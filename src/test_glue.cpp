@@ -1,5 +1,5 @@
 // Test-only entry: the pieces of the blocked Cholesky factorisation at one
-// theta, from stored cross-products, so that the tests can compare them
+// theta, from a fit's spec and stored cross-products, so that the tests can compare them
 // with dense algebra on the same model (tests/testthat/test-blocked-cholesky.R).
 // Not used by the package's R code.
 #include <RcppEigen.h>
@@ -16,12 +16,13 @@ using Rcpp::Named;
 // gradient of the profiled deviance (REML or ML), and whether the Schur
 // complement was held dense.
 // [[Rcpp::export(rng = false)]]
-List blocked_cholesky_parts_cpp(const List& xp_r, const List& blocks, const Rcpp::NumericVector& theta, bool reml) {
-  mlm::CrossProducts xp = mlm_glue::cross_products_from_r(xp_r);
-  const std::vector<mlm::CovTemplate> tpl = mlm_glue::templates_from(blocks, theta.size());
-  mlm_glue::check_templates_match(xp, tpl);
-  mlm::BlockedCholesky sys(xp, tpl);
+List blocked_cholesky_parts_cpp(const List& spec, const List& xp_r, const Rcpp::NumericVector& theta, bool reml) {
+  const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec, mlm_glue::Rows::none);
+  const mlm::CrossProducts xp = mlm_glue::cross_products_from_r(xp_r, m);
   const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
+  mlm_glue::check_theta(m, th);
+  const std::vector<mlm::CovTemplate>& tpl = m.templates;
+  mlm::BlockedCholesky sys(xp, tpl);
   if (!sys.factor(th)) Rcpp::stop("the system is not positive definite at theta");
   const mlm::Solution sol = sys.solve();
   List u(sol.u.size()), b(sol.b.size());

@@ -4,3 +4,6 @@ library(mlmfit)
 fit <- lmm(math ~ homework + (1 + homework | schid), data = nels88)
 print(summary(fit))
 cat("\nTime for 100 fits of this model:", format(system.time(for (i in 1:100) lmm(math ~ homework + (1 + homework | schid), data = nels88))[["elapsed"]]), "seconds\n")
+lessons <- utils::vignette(package = "mlmfit")$results
+cat("\nThe lessons (vignette(\"<name>\", package = \"mlmfit\"), or browseVignettes(\"mlmfit\")):\n")
+cat(paste0("  ", format(lessons[, "Item"]), "  ", lessons[, "Title"]), sep = "\n")

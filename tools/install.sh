@@ -1,7 +1,20 @@
 #!/bin/sh
-# One command from a fresh clone: dependencies, the package, a demo fit.
+# One command from a fresh clone: the dependencies, then the package built
+# as a source tarball with its vignettes (R CMD build) and installed from
+# that tarball, as a user installing a released version gets it (so that
+# vignette(package = "mlmfit") and browseVignettes("mlmfit") list the
+# lessons), then a demo fit. R CMD INSTALL puts the package into R's first
+# library (set R_LIBS to choose another).
 set -e
 cd "$(dirname "$0")/.."
+root=$(pwd)
 sh tools/install-deps.sh
-MAKEFLAGS="${MAKEFLAGS:--j2}" R CMD INSTALL --no-test-load . >/tmp/mlmfit-install.log 2>&1 || { cat /tmp/mlmfit-install.log; exit 1; }
+build=$(mktemp -d)
+log="$build/install.log"
+export MAKEFLAGS="${MAKEFLAGS:--j2}"
+echo "mlmfit: building the source package with its vignettes (R CMD build)"
+(cd "$build" && R CMD build --no-manual "$root") >"$log" 2>&1 || { cat "$log"; exit 1; }
+echo "mlmfit: installing $(basename "$build"/mlmfit_*.tar.gz)"
+R CMD INSTALL --no-test-load "$build"/mlmfit_*.tar.gz >>"$log" 2>&1 || { cat "$log"; exit 1; }
+rm -rf "$build"
 Rscript tools/demo.R

@@ -5,10 +5,13 @@
 #
 # Usage: Rscript tools/run-tests.R [--sanitize] [filter]
 #
-# Besides the testthat suite, every help page's examples and every vignette
-# are run (each counts as one test: passed when it runs without error), so
-# that what users copy from the documentation keeps working. A filter runs
-# the matching test files only.
+# Tiers: by default the fast tier runs (for iterating: tests marked with
+# skip_unless_full_tests() are skipped, tests/testthat/helper-tiers.R);
+# with MLMFIT_TESTS=full (as .ci/run sets it) every test runs, and every
+# help page's examples and every vignette are run too (each counts as one
+# test: passed when it runs without error), so that what users copy from
+# the documentation keeps working. A filter runs the matching test files
+# only. Plots go to a null device: no Rplots.pdf is written.
 #
 # --sanitize builds the package with AddressSanitizer and
 # UndefinedBehaviorSanitizer (tools/sanitizer.mk) from a copy of the
@@ -48,6 +51,7 @@ install_into <- function(source, lib, env = character()) {
 
 run_suite <- function(lib) {
   .libPaths(c(lib, .libPaths()))
+  options(device = function(...) grDevices::pdf(file = NULL))
   suppressPackageStartupMessages(library(mlmfit, lib.loc = lib))
   library(testthat)
   results <- testthat::test_dir(file.path(root, "tests", "testthat"), filter = filter, package = "mlmfit",
@@ -56,7 +60,7 @@ run_suite <- function(lib) {
   df <- as.data.frame(results)
   failed <- sum(df$failed) + sum(df$error)
   passed <- sum(df$nb) - sum(df$failed) - sum(df$skipped)
-  if (is.null(filter) && !no_docs) {
+  if (is.null(filter) && !no_docs && identical(Sys.getenv("MLMFIT_TESTS"), "full")) {
     docs <- run_documentation()
     passed <- passed + docs[["passed"]]
     failed <- failed + docs[["failed"]]
@@ -149,7 +153,9 @@ if (!sanitize) {
 }
 
 # --sanitize
-cxx <- strsplit(trimws(system2(r_bin, c("CMD", "config", "CXX17"), stdout = TRUE)), " ")[[1L]][1L]
+# the compiler (without a compiler cache such as ccache in front of it)
+cxx_words <- strsplit(trimws(system2(r_bin, c("CMD", "config", "CXX17"), stdout = TRUE)), " +")[[1L]]
+cxx <- setdiff(cxx_words, c("ccache", "sccache"))[1L]
 libasan <- system2(cxx, "-print-file-name=libasan.so", stdout = TRUE)
 if (!file.exists(libasan)) {
   cat("The ASan runtime (libasan.so) of", cxx, "was not found: install gcc's libasan.\n")

@@ -1,6 +1,77 @@
+# Data sets the tests share, and the lme4 fits whose profile limits are
+# stored as fixtures (data-raw/lme4-profiles.R sources this file).
+
 # The teaching datasets of ../shared/data are shipped as package data.
 nels88_data <- function() {
   e <- new.env()
   utils::data("nels88", package = "mlmfit", envir = e)
   e$nels88
+}
+
+lme4_data <- function(name) {
+  e <- new.env()
+  utils::data(list = name, package = "lme4", envir = e)
+  e[[name]]
+}
+
+hsb82_data <- function() {
+  e <- new.env()
+  utils::data("Hsb82", package = "mlmRev", envir = e)
+  e$Hsb82
+}
+
+contraception_data <- function() {
+  e <- new.env()
+  utils::data("Contraception", package = "mlmRev", envir = e)
+  e$Contraception
+}
+
+# Simulated Poisson counts with exposures, 30 groups of 8.
+profile_poisson_data <- function() {
+  set.seed(2)
+  d <- data.frame(g = factor(rep(1:30, each = 8)), x = stats::rnorm(240), exposure = stats::runif(240, 1, 5))
+  d$y <- stats::rpois(240, d$exposure * exp(0.2 + 0.4 * d$x + stats::rnorm(30, sd = 0.5)[d$g]))
+  d
+}
+
+# The models whose lme4 profile limits the tests compare with (stored in
+# fixtures/lme4-profiles.csv): for each, the lme4 fit and the limits asked
+# of it; `quick` ones are recomputed by the full tier of the tests.
+lme4_profile_models <- function() {
+  profile <- function(fit) stats::confint(fit)
+  list(
+    sleepstudy = list(quick = TRUE, limits = profile,
+                      fit = function() lme4::lmer(Reaction ~ Days + (Days | Subject), lme4_data("sleepstudy"))),
+    nels88_ses = list(quick = TRUE, limits = profile,
+                      fit = function() lme4::lmer(math ~ homework + ses + (1 | schid), nels88_data())),
+    dyestuff2 = list(quick = TRUE, limits = profile,
+                     fit = function() lme4::lmer(Yield ~ 1 + (1 | Batch), lme4_data("Dyestuff2"))),
+    dyestuff_ml = list(quick = TRUE, limits = profile,
+                       fit = function() lme4::lmer(Yield ~ 1 + (1 | Batch), lme4_data("Dyestuff"), REML = FALSE)),
+    cbpp = list(quick = TRUE, limits = profile,
+                fit = function() lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp,
+                                             binomial)),
+    cbpp_period2_90 = list(quick = TRUE, limits = function(fit) stats::confint(fit, parm = "period2", level = 0.9),
+                           fit = function() lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                                                        lme4::cbpp, binomial)),
+    poisson_offset = list(quick = TRUE, limits = profile,
+                          fit = function() lme4::glmer(y ~ x + offset(log(exposure)) + (1 | g), profile_poisson_data(),
+                                                       poisson)),
+    laplace = list(quick = FALSE, limits = profile,
+                   fit = function() lme4::glmer(use ~ age + I(age^2) + urban + livch + (1 | district),
+                                                contraception_data(), binomial)),
+    agq9 = list(quick = FALSE, limits = profile,
+                fit = function() lme4::glmer(use ~ age + urban + (1 | district), contraception_data(), binomial,
+                                             nAGQ = 9L)),
+    slope = list(quick = FALSE, limits = profile,
+                 fit = function() lme4::glmer(use ~ age + urban + (urban | district), contraception_data(), binomial))
+  )
+}
+
+# lme4's profile limits of one of those models, from the fixture.
+lme4_profile_limits <- function(model) {
+  ref <- utils::read.csv(testthat::test_path("fixtures", "lme4-profiles.csv"), stringsAsFactors = FALSE)
+  ref <- ref[ref$model == model, ]
+  level <- if (model == "cbpp_period2_90") c("5 %", "95 %") else c("2.5 %", "97.5 %")
+  matrix(c(ref$lower, ref$upper), ncol = 2L, dimnames = list(ref$parameter, level))
 }

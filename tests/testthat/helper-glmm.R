@@ -20,26 +20,6 @@ expect_glmer_agreement <- function(fit, ref, dev_tol = 1e-3, fe_tol = 1e-3, vc_t
   invisible(TRUE)
 }
 
-# Fits shared by the glmm test files, made once per run.
-glmm_fixtures <- new.env()
-glmm_fixture <- function(name) {
-  if (!exists(name, envir = glmm_fixtures, inherits = FALSE)) {
-    fits <- switch(name,
-      cbpp = list(
-        mlm = glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial),
-        lme4 = lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial)),
-      contraception = {
-        data("Contraception", package = "mlmRev", envir = environment())
-        fm <- use ~ age + I(age^2) + urban + livch + (1 | district)
-        list(mlm = glmm(fm, Contraception, binomial),
-             lme4 = suppressWarnings(lme4::glmer(fm, Contraception, binomial)))
-      },
-      stop("unknown fixture ", name))
-    assign(name, fits, envir = glmm_fixtures)
-  }
-  get(name, envir = glmm_fixtures)
-}
-
 # The Laplace and adaptive Gauss-Hermite deviances of the cbpp model
 # computed from scratch, herd by herd: each herd's conditional mode by a
 # one-dimensional search, then lme4's formulas. Independent of the engine.

@@ -6,10 +6,11 @@
 # 1e-6 without the optimisers' differences (DESIGN.md allows 1e-3).
 at_lme4_estimates <- function(fit, ref) {
   theta <- unname(lme4::getME(ref, "theta"))
-  ev <- lmm_evaluate_cpp(fit$xp, engine_templates(fit$re), theta, fit$REML, TRUE)
+  spec <- fit_spec(fit)
+  ev <- engine_evaluate_lmm(spec, fit_xp(fit), theta, fit_reml(fit), cond_var = TRUE)
   ev$theta <- theta
-  ev$optinfo <- list(warnings = character())
-  fit_from_engine(fit, ev)
+  ev$xp <- fit_xp(fit)
+  new_lmm_fit(spec, ev, fit_call(fit), fit_reml(fit), fit_control(fit))
 }
 
 # Relative agreement of two numeric vectors, with an absolute floor.
@@ -25,16 +26,4 @@ expect_close <- function(object, expected, rel = 1e-3, abs = 1e-8, info = NULL) 
   err <- abs(object - expected)
   ok <- err <= pmax(rel * abs(expected), abs)
   testthat::expect_true(all(ok), info = paste(info, "max rel diff:", signif(max(err / pmax(abs(expected), abs)), 3)))
-}
-
-hsb82_data <- function() {
-  e <- new.env()
-  utils::data("Hsb82", package = "mlmRev", envir = e)
-  e$Hsb82
-}
-
-lme4_data <- function(name) {
-  e <- new.env()
-  utils::data(list = name, package = "lme4", envir = e)
-  e[[name]]
 }

@@ -5,6 +5,14 @@ teaching_dataset <- function(name) {
   e[[name]]
 }
 
+# A value reproduces a published figure when it rounds to the figure at
+# the digits printed ("0.24": two decimals).
+expect_printed <- function(value, printed) {
+  digits <- mlmfit:::printed_decimals(printed)
+  testthat::expect_equal(unname(round(value, digits)), round(as.numeric(printed), digits),
+                         label = paste("value rounded to", digits, "decimals"))
+}
+
 teaching_hsb82 <- function() {
   e <- new.env()
   utils::data("Hsb82", package = "mlmRev", envir = e)

@@ -8,26 +8,25 @@
 # level by level; then each secondary factor), centred as the engine
 # centres it: S = [Z Lambda, X, y]' W [Z Lambda, X, y] + diag(I, 0, 0).
 penalised_system <- function(fit, theta) {
-  xp <- fit$xp
-  blocks <- mlmfit:::engine_blocks(fit$re)
-  X <- fit$X
+  spec <- mlmfit:::fit_spec(fit)
+  xp <- mlmfit:::fit_xp(fit)
+  blocks <- mlmfit:::re_blocks(spec)
+  X <- mlmfit:::spec_X(spec)
   n <- nrow(X)
   p <- ncol(X)
-  w <- if (is.null(fit$prior_weights)) rep(1, n) else fit$prior_weights
-  y <- fit$y - if (is.null(fit$offset)) 0 else fit$offset
+  w <- mlmfit:::spec_weights(spec) %||% rep(1, n)
+  y <- mlmfit:::spec_y(spec) - (mlmfit:::spec_offset(spec) %||% 0)
   if (length(xp$center) > 0L) {
     for (c in setdiff(seq_len(p), xp$intercept_col + 1L)) X[, c] <- X[, c] - xp$center[[c]]
     y <- y - xp$center[[p + 1L]]
   }
-  Tm <- mlmfit:::relative_factors(fit$re, theta)
+  Tm <- mlmfit:::relative_factors(fit, theta)
   Z <- list()
   Lambda <- list()
   for (f in seq_along(blocks)) {
     b <- blocks[[f]]
-    cols <- vapply(b$cols, function(c) {
-      if (is.null(c)) rep(1, n) else if (is.integer(c) && length(c) == 1L) fit$X[, c] else c
-    }, numeric(n))
-    level <- as.integer(b$codes)
+    cols <- mlmfit:::block_z(spec, f)
+    level <- as.integer(mlmfit:::block_factor(spec, f))
     Z[[f]] <- Matrix::sparseMatrix(i = rep(seq_len(n), b$q), j = as.vector(outer((level - 1L) * b$q, seq_len(b$q), "+")),
                                    x = as.vector(cols), dims = c(n, b$n_levels * b$q))
     Lambda[[f]] <- kronecker(Matrix::Diagonal(b$n_levels), Matrix::Matrix(unname(Tm[[f]])))
@@ -83,7 +82,7 @@ diagonal_blocks <- function(M, blocks) {
 }
 
 expect_factor_matches_dense <- function(fit, theta, reml, gradient = TRUE) {
-  e <- mlmfit:::blocked_cholesky_parts_cpp(fit$xp, mlmfit:::engine_blocks(fit$re), theta, reml)
+  e <- mlmfit:::blocked_cholesky_parts_cpp(mlmfit:::fit_spec(fit), mlmfit:::fit_xp(fit), theta, reml)
   d <- dense_system(fit, theta)
   expect_equal(e$ld_L2, d$ld_L2, tolerance = 1e-10)
   expect_equal(e$ld_RX2, d$ld_RX2, tolerance = 1e-10)
@@ -108,8 +107,9 @@ expect_factor_matches_dense <- function(fit, theta, reml, gradient = TRUE) {
 # theta away from the optimum (so that every term of the gradient is
 # exercised): the estimate times 1.3 with the off-diagonal entries moved.
 away_from_optimum <- function(fit) {
-  th <- fit$theta * 1.3
-  th[fit$lower != 0] <- th[fit$lower != 0] + 0.2
+  th <- unname(mlmfit:::fit_theta(fit)) * 1.3
+  below <- mlmfit:::theta_lower(fit) != 0
+  th[below] <- th[below] + 0.2
   th
 }
 

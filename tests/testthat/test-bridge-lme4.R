@@ -4,7 +4,7 @@
 test_that("as_lmerMod() gives an lmerMod with mlmfit's estimates (sleepstudy, Hsb82, Penicillin)", {
   skip_if_not_installed("lme4")
   for (name in c("sleepstudy", "hsb", "penicillin")) {
-    fit <- ecosystem_fixture(name)$mlm
+    fit <- test_fit(name)$mlm
     m <- as_lmerMod(fit)
     expect_s4_class(m, "lmerMod")
     expect_equal(lme4::fixef(m), fixef(fit), tolerance = 1e-10)
@@ -19,14 +19,14 @@ test_that("as_lmerMod() gives an lmerMod with mlmfit's estimates (sleepstudy, Hs
     # lme4's own deviance function at mlmfit's theta gives mlmfit's criterion
     expect_equal(lme4::getME(m, "devfun")(lme4::getME(m, "theta")), deviance(fit), tolerance = 1e-8)
     # and the whole contract of DESIGN.md holds against the independent lme4 fit
-    expect_lme4_agreement(fit, ecosystem_fixture(name)$lme4, se_tol = 2e-3, vc_tol = 2e-3)
+    expect_lme4_agreement(fit, test_fit(name)$lme4, se_tol = 2e-3, vc_tol = 2e-3)
   }
 })
 
 test_that("as_glmerMod() gives a glmerMod with mlmfit's estimates (cbpp, Poisson with offset)", {
   skip_if_not_installed("lme4")
   for (name in c("cbpp", "poisson")) {
-    fit <- ecosystem_fixture(name)$mlm
+    fit <- test_fit(name)$mlm
     m <- as_glmerMod(fit)
     expect_s4_class(m, "glmerMod")
     expect_equal(lme4::fixef(m), fixef(fit), tolerance = 1e-10)
@@ -41,9 +41,9 @@ test_that("as_glmerMod() gives a glmerMod with mlmfit's estimates (cbpp, Poisson
     expect_equal(stats::deviance(m), deviance(fit), tolerance = 1e-6)
   }
   # lme4's predict() on new data uses the frame's variables
-  m <- as_glmerMod(ecosystem_fixture("poisson")$mlm)
-  nd <- ecosystem_fixture("poisson")$data[1:5, ]
-  expect_equal(unname(stats::predict(m, newdata = nd)), unname(predict(ecosystem_fixture("poisson")$mlm, newdata = nd)),
+  m <- as_glmerMod(test_fit("poisson")$mlm)
+  nd <- test_fit("poisson")$data[1:5, ]
+  expect_equal(unname(stats::predict(m, newdata = nd)), unname(predict(test_fit("poisson")$mlm, newdata = nd)),
                tolerance = 1e-8)
 })
 
@@ -52,8 +52,8 @@ test_that("the bridge refuses what lme4 cannot represent, with classed errors", 
   ar1 <- lmm(follicles ~ sin(2 * pi * Time) + (1 | Mare), nlme::Ovary, correlation = nlme::corAR1(form = ~ 1 | Mare))
   expect_error(as_lmerMod(ar1), class = "mlmfit_error_residual_structure")
   expect_error(lme4::getME(ar1, "Z"), class = "mlmfit_error_residual_structure")
-  expect_error(as_lmerMod(ecosystem_fixture("cbpp")$mlm), class = "mlmfit_error_argument")
-  expect_error(as_glmerMod(ecosystem_fixture("sleepstudy")$mlm), class = "mlmfit_error_argument")
+  expect_error(as_lmerMod(test_fit("cbpp")$mlm), class = "mlmfit_error_argument")
+  expect_error(as_glmerMod(test_fit("sleepstudy")$mlm), class = "mlmfit_error_argument")
 })
 
 test_that("lme4's getME() on mlmfit fits returns lme4's components", {
@@ -62,10 +62,10 @@ test_that("lme4's getME() on mlmfit fits returns lme4's components", {
              "flist", "beta", "theta", "REML", "is_REML", "n_rtrms", "n_rfacs", "N", "n", "p", "q", "p_i", "l_i",
              "q_i", "k", "m_i", "m", "cnms", "offset", "lower")
   dense <- function(x) if (methods::is(x, "Matrix")) as.matrix(x) else x
-  pen <- ecosystem_fixture("penicillin")
+  pen <- test_fit("penicillin")
   double_bar <- list(mlm = lmm(Reaction ~ Days + (Days || Subject), lme4::sleepstudy),
                      lme4 = lme4::lmer(Reaction ~ Days + (Days || Subject), lme4::sleepstudy))
-  for (fits in list(ecosystem_fixture("sleepstudy"), pen, double_bar, ecosystem_fixture("cbpp"))) {
+  for (fits in list(test_fit("sleepstudy"), pen, double_bar, test_fit("cbpp"))) {
     for (nm in names) {
       a <- dense(lme4::getME(fits$mlm, nm))
       b <- dense(lme4::getME(fits$lme4, nm))
@@ -86,18 +86,18 @@ test_that("lme4's getME() on mlmfit fits returns lme4's components", {
 
 test_that("isSingular(), isREML(), isLMM(), isGLMM(), REMLcrit() and extractAIC() agree with lme4", {
   skip_if_not_installed("lme4")
-  ss <- ecosystem_fixture("sleepstudy")
+  ss <- test_fit("sleepstudy")
   expect_identical(lme4::isSingular(ss$mlm), lme4::isSingular(ss$lme4))
   expect_true(lme4::isREML(ss$mlm))
   expect_true(lme4::isLMM(ss$mlm))
   expect_false(lme4::isGLMM(ss$mlm))
-  expect_true(lme4::isGLMM(ecosystem_fixture("cbpp")$mlm))
-  expect_false(lme4::isREML(ecosystem_fixture("cbpp")$mlm))
+  expect_true(lme4::isGLMM(test_fit("cbpp")$mlm))
+  expect_false(lme4::isREML(test_fit("cbpp")$mlm))
   expect_equal(mlmfit::REMLcrit(ss$mlm), lme4::REMLcrit(ss$lme4), tolerance = 1e-7)
   expect_equal(mlmfit::REMLcrit(ss$lme4), lme4::REMLcrit(ss$lme4))
-  expect_error(mlmfit::REMLcrit(ecosystem_fixture("cbpp")$mlm), class = "mlmfit_error_argument")
+  expect_error(mlmfit::REMLcrit(test_fit("cbpp")$mlm), class = "mlmfit_error_argument")
   expect_equal(extractAIC(ss$mlm), stats::extractAIC(ss$lme4), tolerance = 1e-7)
-  expect_equal(extractAIC(ecosystem_fixture("cbpp")$mlm), stats::extractAIC(ecosystem_fixture("cbpp")$lme4),
+  expect_equal(extractAIC(test_fit("cbpp")$mlm), stats::extractAIC(test_fit("cbpp")$lme4),
                tolerance = 1e-5)
   # a singular fit: a random slope with no variance
   d <- lme4::sleepstudy

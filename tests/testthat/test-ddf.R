@@ -23,7 +23,7 @@ test_that("sleepstudy: Satterthwaite and Kenward-Roger as lmerTest", {
     expect_lmertest_table(fit, ref, "Kenward-Roger")
   }
   # a balanced design: both methods give the textbook n - 1 = 17 df
-  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
+  fit <- test_fit("sleepstudy")$mlm
   expect_equal(unname(summary(fit)$coefficients[, "df"]), c(17, 17), tolerance = 1e-4)
   ml <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)
   expect_lmertest_table(ml, lmerTest::lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE),
@@ -71,7 +71,7 @@ test_that("Kenward-Roger adjusted covariance agrees with pbkrtest: one, crossed 
     ours <- kenward_roger_basis(fit)$vcov_adjusted
     theirs <- as.matrix(pbkrtest::vcovAdj(ref))
     expect_close(ours, theirs, rel = 2e-3, info = deparse1(fm))
-    p <- length(fit$beta)
+    p <- length(fixef(fit))
     df <- vapply(seq_len(p), function(j) kenward_roger_1d(kenward_roger_basis(fit), diag(p)[j, ])$df, 0)
     df_ref <- vapply(seq_len(p), function(j) pbkrtest::Lb_ddf(diag(p)[j, ], stats::vcov(ref), pbkrtest::vcovAdj(ref)), 0)
     expect_close(df, df_ref, rel = 1e-2, info = deparse1(fm))

@@ -5,7 +5,7 @@
 test_that("insight reads the parts of a fit as it reads the lme4 fit", {
   skip_if_not_installed("insight")
   for (name in c("sleepstudy", "penicillin", "cbpp", "poisson")) {
-    fits <- ecosystem_fixture(name)
+    fits <- test_fit(name)
     f <- fits$mlm
     m <- fits$lme4
     ff <- insight::find_formula(f)
@@ -35,7 +35,7 @@ test_that("insight reads the parts of a fit as it reads the lme4 fit", {
     expect_identical(names(vf), names(vm))
     expect_equal(vf, vm, tolerance = 2e-3)
   }
-  ss <- ecosystem_fixture("sleepstudy")
+  ss <- test_fit("sleepstudy")
   expect_equal(insight::get_df(ss$mlm, type = "satterthwaite"), insight::get_df(ss$lme4, type = "satterthwaite"),
                tolerance = 1e-3, ignore_attr = TRUE)
   expect_equal(insight::get_statistic(ss$mlm)$Statistic, insight::get_statistic(ss$lme4)$Statistic, tolerance = 1e-3)
@@ -44,7 +44,7 @@ test_that("insight reads the parts of a fit as it reads the lme4 fit", {
 test_that("performance's icc(), r2(), check_singularity() and model_performance() give lme4's numbers", {
   skip_if_not_installed("performance")
   for (name in c("sleepstudy", "hsb", "penicillin", "cbpp", "poisson")) {
-    fits <- ecosystem_fixture(name)
+    fits <- test_fit(name)
     # (performance warns that the Poisson mean is small: the approximation's caveat)
     expect_equal(unclass(performance::icc(fits$mlm)), unclass(suppressWarnings(performance::icc(fits$lme4))),
                  tolerance = 2e-3, ignore_attr = TRUE, info = name)
@@ -60,7 +60,7 @@ test_that("performance's icc(), r2(), check_singularity() and model_performance(
 
 test_that("icc() and r2() of glmm fits are performance's latent-scale values", {
   skip_if_not_installed("performance")
-  cb <- ecosystem_fixture("cbpp")
+  cb <- test_fit("cbpp")
   ref_icc <- performance::icc(cb$lme4)
   expect_equal(icc(cb$mlm)$icc, ref_icc$ICC_adjusted, tolerance = 2e-3)
   ref_r2 <- performance::r2_nakagawa(cb$lme4)
@@ -79,7 +79,7 @@ test_that("icc() and r2() of glmm fits are performance's latent-scale values", {
                                             binomial(link = "probit")))$ICC_adjusted, tolerance = 3e-3)
   # Poisson with an offset: lognormal approximation as performance, and the
   # delta method by hand from the null model's intercept
-  po <- ecosystem_fixture("poisson")
+  po <- test_fit("poisson")
   r_ln <- r2(po$mlm)
   ref <- suppressWarnings(performance::r2_nakagawa(po$lme4))
   expect_equal(r_ln[["marginal"]], unname(ref$R2_marginal), tolerance = 2e-3)
@@ -102,7 +102,7 @@ test_that("icc() and r2() of glmm fits are performance's latent-scale values", {
 test_that("parameters::model_parameters() gives the table of the lme4 fit", {
   skip_if_not_installed("parameters")
   for (name in c("sleepstudy", "cbpp")) {
-    fits <- ecosystem_fixture(name)
+    fits <- test_fit(name)
     a <- as.data.frame(suppressMessages(parameters::model_parameters(fits$mlm, effects = "fixed")))
     b <- as.data.frame(suppressMessages(parameters::model_parameters(fits$lme4, effects = "fixed")))
     expect_identical(a$Parameter, b$Parameter)
@@ -120,14 +120,14 @@ test_that("parameters::model_parameters() gives the table of the lme4 fit", {
 
 test_that("ggeffects::ggpredict() gives the lme4 fit's population-level predictions and intervals", {
   skip_if_not_installed("ggeffects")
-  ss <- ecosystem_fixture("sleepstudy")
+  ss <- test_fit("sleepstudy")
   a <- as.data.frame(ggeffects::ggpredict(ss$mlm, "Days"))
   b <- as.data.frame(ggeffects::ggpredict(ss$lme4, "Days"))
   expect_equal(a$x, b$x)
   expect_equal(a$predicted, b$predicted, tolerance = 1e-4)
   expect_equal(a$conf.low, b$conf.low, tolerance = 1e-4)
   expect_equal(a$conf.high, b$conf.high, tolerance = 1e-4)
-  cb <- ecosystem_fixture("cbpp")
+  cb <- test_fit("cbpp")
   a <- as.data.frame(ggeffects::ggpredict(cb$mlm, "period"))
   b <- as.data.frame(ggeffects::ggpredict(cb$lme4, "period"))
   expect_equal(a$predicted, b$predicted, tolerance = 1e-3)
@@ -141,7 +141,7 @@ test_that("sjPlot and check_model() work on fits (full tier: slow plots)", {
   skip_unless_full_tests()
   skip_if_not_installed("sjPlot")
   skip_if_not_installed("performance")
-  ss <- ecosystem_fixture("sleepstudy")
+  ss <- test_fit("sleepstudy")
   tab <- sjPlot::tab_model(ss$mlm)
   expect_s3_class(tab, "sjTable")
   # the table of the lme4 method at mlmfit's estimates (the lme4 fit's own
@@ -150,7 +150,7 @@ test_that("sjPlot and check_model() work on fits (full tier: slow plots)", {
   expect_identical(gsub("\\s", "", tab$page.content), gsub("\\s", "", ref$page.content))
   expect_match(tab$page.content, "251.41", fixed = TRUE)
   expect_s3_class(sjPlot::plot_model(ss$mlm), "ggplot")
-  expect_s3_class(sjPlot::plot_model(ecosystem_fixture("cbpp")$mlm, type = "re"), "ggplot")
+  expect_s3_class(sjPlot::plot_model(test_fit("cbpp")$mlm, type = "re"), "ggplot")
   cm <- performance::check_model(ss$mlm)
   expect_s3_class(cm, "check_model")
 })

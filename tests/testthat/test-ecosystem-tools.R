@@ -3,7 +3,7 @@
 
 test_that("car::Anova(), linearHypothesis() and vif() give the lme4 fit's numbers", {
   skip_if_not_installed("car")
-  hsb <- ecosystem_fixture("hsb")
+  hsb <- test_fit("hsb")
   for (type in c("II", "III")) {
     a <- car::Anova(hsb$mlm, type = type)
     b <- car::Anova(hsb$lme4, type = type)
@@ -12,7 +12,7 @@ test_that("car::Anova(), linearHypothesis() and vif() give the lme4 fit's number
     expect_equal(a$Df, b$Df)
   }
   # F tests with Kenward-Roger's df (pbkrtest, through car)
-  ss <- ecosystem_fixture("sleepstudy")
+  ss <- test_fit("sleepstudy")
   a <- car::Anova(ss$mlm, test.statistic = "F")
   b <- car::Anova(ss$lme4, test.statistic = "F")
   expect_equal(a$F, b$F, tolerance = 2e-3)
@@ -27,18 +27,18 @@ test_that("car::Anova(), linearHypothesis() and vif() give the lme4 fit's number
   expect_equal(v, car::vif(lme4::lmer(mAch ~ meanses + cses + sector + (1 | school), hsb$data)), tolerance = 1e-3)
   R <- stats::cov2cor(vcov(additive)[-1, -1])
   expect_equal(unname(v), unname(diag(solve(R))), tolerance = 1e-10)
-  cb <- ecosystem_fixture("cbpp")
+  cb <- test_fit("cbpp")
   expect_equal(car::Anova(cb$mlm)$Chisq, car::Anova(cb$lme4)$Chisq, tolerance = 0.03)
 })
 
 test_that("effects::allEffects() and Effect() give the lme4 fit's effects", {
   skip_if_not_installed("effects")
-  ss <- ecosystem_fixture("sleepstudy")
+  ss <- test_fit("sleepstudy")
   a <- as.data.frame(effects::allEffects(ss$mlm)[[1L]])
   b <- as.data.frame(effects::allEffects(ss$lme4)[[1L]])
   expect_equal(a$fit, b$fit, tolerance = 1e-4)
   expect_equal(a$lower, b$lower, tolerance = 1e-3)
-  cb <- ecosystem_fixture("cbpp")
+  cb <- test_fit("cbpp")
   a <- as.data.frame(effects::Effect("period", cb$mlm))
   b <- as.data.frame(effects::Effect("period", cb$lme4))
   expect_equal(a$fit, b$fit, tolerance = 1e-3)
@@ -47,7 +47,7 @@ test_that("effects::allEffects() and Effect() give the lme4 fit's effects", {
 
 test_that("emmeans() on a glmm fit back-transforms as for the glmer fit", {
   skip_if_not_installed("emmeans")
-  cb <- ecosystem_fixture("cbpp")
+  cb <- test_fit("cbpp")
   a <- as.data.frame(emmeans::emmeans(cb$mlm, ~ period, type = "response"))
   b <- as.data.frame(emmeans::emmeans(cb$lme4, ~ period, type = "response"))
   expect_identical(names(a), names(b))
@@ -65,7 +65,7 @@ test_that("emmeans() on a glmm fit back-transforms as for the glmer fit", {
 
 test_that("augment() of a glmm fit has broom.mixed's columns and values for glmer", {
   skip_if_not_installed("broom.mixed")
-  cb <- ecosystem_fixture("cbpp")
+  cb <- test_fit("cbpp")
   a <- augment(cb$mlm)
   b <- suppressWarnings(broom.mixed::augment(cb$lme4))
   cols <- c(".fitted", ".resid", ".fixed", ".mu", ".offset", ".sqrtXwt", ".sqrtrwt", ".weights", ".wtres", ".eta")
@@ -80,7 +80,7 @@ test_that("augment() of a glmm fit has broom.mixed's columns and values for glme
 test_that("dotplot() and qqmath() of ranef() and plot(fit, formula) draw lme4's pictures", {
   skip_if_not_installed("lattice")
   skip_if_not_installed("lme4")
-  ss <- ecosystem_fixture("sleepstudy")
+  ss <- test_fit("sleepstudy")
   d1 <- lattice::dotplot(ranef(ss$mlm, condVar = TRUE))$Subject
   d2 <- lattice::dotplot(lme4::ranef(ss$lme4, condVar = TRUE))$Subject
   expect_s3_class(d1, "trellis")
@@ -96,7 +96,7 @@ test_that("dotplot() and qqmath() of ranef() and plot(fit, formula) draw lme4's 
   expect_identical(names(p1$packet.sizes), names(p2$packet.sizes))
   p3 <- plot(ss$mlm, sqrt(abs(resid(.))) ~ fitted(.))
   expect_equal(p3$panel.args[[1L]]$y, sqrt(abs(unname(residuals(ss$mlm)))), tolerance = 1e-12)
-  cb <- ecosystem_fixture("cbpp")
+  cb <- test_fit("cbpp")
   g1 <- plot(cb$mlm)
   g2 <- plot(cb$lme4)
   expect_equal(g1$panel.args, g2$panel.args, tolerance = 1e-3)

@@ -65,7 +65,7 @@ test_that("a singular fit is reported, not an error, and agrees with lme4", {
   g <- suppressMessages(lme4::lmer(y ~ x + (1 | g), d, REML = FALSE))
   expect_true(is_singular(f))
   expect_equal(is_singular(f), lme4::isSingular(g))
-  expect_equal(unname(f$theta), 0)
+  expect_equal(unname(fit_theta(f)), 0)
   expect_lme4_agreement(f, g)
   expect_output(print(f), "singular")
   # With no random effect, beta is the least-squares fit and sigma the ML residual SD.
@@ -175,6 +175,6 @@ test_that("a zero diagonal of T is not taken for a minimum: the fit moves inside
   d$x <- rnorm(k * 5)
   f <- lmm(y ~ x + (0 + x | g), d)
   g <- lme4::lmer(y ~ x + (0 + x | g), d)
-  expect_gt(unname(f$theta), 0.01)
+  expect_gt(unname(fit_theta(f)), 0.01)
   expect_lme4_agreement(f, g)
 })

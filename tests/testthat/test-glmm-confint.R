@@ -22,26 +22,24 @@ expect_profile_agreement <- function(ours, theirs, fe_frac = 0.005, sd_frac = 0.
 
 test_that("profile intervals of cbpp agree with lme4's profile", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   ours <- confint(fits$mlm)
-  # lme4's profile changes the state of the glmer fit it profiles (its
-  # modes), so it gets a fit of its own, not the shared fixture
-  ref <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial)
-  theirs <- suppressMessages(stats::confint(ref))
+  theirs <- lme4_profile_limits("cbpp")
   expect_profile_agreement(ours, theirs)
   # the limits are where the deviance has risen by the chi-square quantile
   fit <- fits$mlm
-  setup <- glmm_engine_setup(fit)
-  base <- glmm_criterion_at(setup, fit$theta, fit$beta, as.vector(fit$eta))
-  expect_lt(abs(base - fit$devcomp$criterion), 1e-6)
-  zeta <- glmm_fixed_effect_zeta(fit, setup, 2L, base)
+  control <- utils::modifyList(fit_control(fit), list(hessian = FALSE, cond_var = FALSE))
+  base <- glmm_criterion_at(fit_spec(fit), fit_theta(fit), fixef(fit), fit_eta(fit), fit_nagq(fit), control)
+  expect_lt(abs(base - fit_devcomp(fit)$criterion), 1e-6)
+  setup <- glmm_profile_setup(fit)
+  zeta <- setup$parameter(1L + 2L)$zeta  # period2: the second fixed effect after one variance parameter
   expect_equal(zeta(ours["period2", 2L]), stats::qnorm(0.975), tolerance = 1e-4)
-  zeta <- glmm_variance_parameter_zeta(fit, setup, 1L, base)
+  zeta <- setup$parameter(1L)$zeta
   expect_equal(zeta(ours[".sig01", 1L]), -stats::qnorm(0.975), tolerance = 1e-4)
   # level, parm by name and by lme4's shorthands
   ci90 <- confint(fit, parm = "period2", level = 0.9)
   expect_identical(dimnames(ci90), list("period2", c("5 %", "95 %")))
-  expect_profile_agreement(ci90, suppressMessages(stats::confint(ref, parm = "period2", level = 0.9)))
+  expect_profile_agreement(ci90, lme4_profile_limits("cbpp_period2_90"))
   expect_gt(ci90[1L], ours["period2", 1L])
   expect_identical(rownames(confint(fit, parm = "theta_", method = "Wald")), ".sig01")
   expect_identical(rownames(confint(fit, parm = "beta_", method = "Wald")), names(fixef(fit)))
@@ -54,30 +52,12 @@ test_that("profile intervals of cbpp agree with lme4's profile", {
 
 test_that("profile intervals of a Poisson model with an offset agree with lme4's", {
   skip_if_not_installed("lme4")
-  set.seed(2)
-  d <- data.frame(g = factor(rep(1:30, each = 8)), x = stats::rnorm(240), exposure = stats::runif(240, 1, 5))
-  d$y <- stats::rpois(240, d$exposure * exp(0.2 + 0.4 * d$x + stats::rnorm(30, sd = 0.5)[d$g]))
-  fm <- y ~ x + offset(log(exposure)) + (1 | g)
-  fit <- glmm(fm, d, poisson)
-  ref <- lme4::glmer(fm, d, poisson)
-  expect_profile_agreement(confint(fit), suppressMessages(stats::confint(ref)))
+  fit <- glmm(y ~ x + offset(log(exposure)) + (1 | g), profile_poisson_data(), poisson)
+  expect_profile_agreement(confint(fit), lme4_profile_limits("poisson_offset"))
 })
 
-# lme4's profile limits on Contraception, computed by
-# data-raw/lme4-glmm-profiles.R (lme4 takes a minute or more per model).
-lme4_profile_limits <- function(model) {
-  ref <- utils::read.csv(test_path("fixtures", "lme4-glmm-profiles.csv"), stringsAsFactors = FALSE)
-  ref <- ref[ref$model == model, ]
-  matrix(c(ref$lower, ref$upper), ncol = 2L, dimnames = list(ref$parameter, c("2.5 %", "97.5 %")))
-}
-
-contraception_data <- function() {
-  e <- new.env()
-  utils::data("Contraception", package = "mlmRev", envir = e)
-  e$Contraception
-}
-
 test_that("profile intervals on Contraception agree with lme4's: Laplace and adaptive quadrature", {
+  skip_unless_full_tests()
   skip_if_not_installed("mlmRev")
   Contraception <- contraception_data()
   fit <- glmm(use ~ age + I(age^2) + urban + livch + (1 | district), Contraception, binomial)
@@ -87,6 +67,7 @@ test_that("profile intervals on Contraception agree with lme4's: Laplace and ada
 })
 
 test_that("profile intervals of a model with a random slope agree with lme4's", {
+  skip_unless_full_tests()
   skip_if_not_installed("mlmRev")
   Contraception <- contraception_data()
   fit <- glmm(use ~ age + urban + (urban | district), Contraception, binomial)
@@ -97,7 +78,7 @@ test_that("profile intervals of a model with a random slope agree with lme4's", 
 
 test_that("Wald intervals are lme4's Wald intervals", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   ci <- confint(fits$mlm, method = "Wald")
   expect_true(all(is.na(ci[".sig01", ])))
   se <- sqrt(diag(vcov(fits$mlm)))
@@ -109,10 +90,12 @@ test_that("Wald intervals are lme4's Wald intervals", {
 
 test_that("each bootstrap replicate is the glmm() fit of a simulated response", {
   skip_if_not_installed("lme4")
-  fit <- glmm_fixture("cbpp")$mlm
+  fit <- test_fit("cbpp")$mlm
   cbpp <- lme4::cbpp
   nsim <- 199L
-  est <- parametric_bootstrap(fit, nsim = nsim, seed = 11, progress = FALSE)
+  boot <- parametric_bootstrap(fit, nsim = nsim, seed = 11, progress = FALSE)
+  expect_s3_class(boot, "boot")
+  est <- boot$t
   expect_identical(dim(est), c(nsim, 5L))
   expect_identical(colnames(est), c(".sig01", names(fixef(fit))))
   sims <- simulate(fit, nsim = 2, seed = 11)
@@ -138,34 +121,36 @@ test_that("each bootstrap replicate is the glmm() fit of a simulated response", 
   expect_true(all(ratio > 0.6 & ratio < 1.6), info = paste(signif(ratio, 3), collapse = " "))
   # several cores give the same numbers
   skip_on_os("windows")
-  expect_equal(parametric_bootstrap(fit, nsim = 20, seed = 11, progress = FALSE, cores = 2L), est[1:20, ],
+  expect_equal(parametric_bootstrap(fit, nsim = 20, seed = 11, progress = FALSE, cores = 2L)$t, est[1:20, ],
                ignore_attr = TRUE)
 })
 
 test_that("failed bootstrap refits are left out and counted", {
   skip_if_not_installed("lme4")
-  fit <- glmm_fixture("cbpp")$mlm
+  fit <- test_fit("cbpp")$mlm
   calls <- 0L
-  failing <- function(setup, ysim) {
+  failing <- function(fit, ysim, control) {
     calls <<- calls + 1L
     if (calls %% 4L == 0L) {
       ysim[] <- NA  # the engine cannot fit a missing response
     }
-    glmm_refit_simulated(setup, ysim)
+    bootstrap_refit_one(fit, ysim, control)
   }
-  est <- glmm_parametric_bootstrap(fit, nsim = 12, seed = 3, cores = 1L, progress = FALSE, refit = failing)
-  expect_identical(which(!stats::complete.cases(est)), c(4L, 8L, 12L))
+  expect_warning(est <- run_parametric_bootstrap(fit, nsim = 12, seed = 3, cores = 1L, progress = FALSE,
+                                                 refit_one = failing),
+                 "3 of 12 bootstrap refits failed", class = "mlmfit_warning_bootstrap")
+  expect_identical(which(!stats::complete.cases(est$t)), c(4L, 8L, 12L))
   full <- parametric_bootstrap(fit, nsim = 12, seed = 3, progress = FALSE)
-  expect_equal(est[-c(4, 8, 12), ], full[-c(4, 8, 12), ], ignore_attr = TRUE)
+  expect_equal(est$t[-c(4, 8, 12), ], full$t[-c(4, 8, 12), ], ignore_attr = TRUE)
   t0 <- c(sqrt(VarCorr(fit)$herd[1L]), fixef(fit))
+  expect_equal(unname(est$t0), unname(t0))
   # A quarter failed: too many for intervals.
-  expect_error(suppressWarnings(glmm_bootstrap_limits(est, t0, 1:5, 0.95, "norm")),
-               class = "mlmfit_error_bootstrap")
-  # One in twelve: left out with a warning.
-  est[c(8, 12), ] <- full[c(8, 12), ]
-  expect_warning(ci <- glmm_bootstrap_limits(est, t0, 1:5, 0.95, "norm"),
-                 "1 of 12 bootstrap refits? failed", class = "mlmfit_warning_bootstrap")
-  ok <- est[stats::complete.cases(est), ]
+  expect_error(bootstrap_limits(est, 1:5, 0.95, "norm"), class = "mlmfit_error_bootstrap")
+  # One in twelve: left out, and counted.
+  est$t[c(8, 12), ] <- full$t[c(8, 12), ]
+  expect_identical(check_bootstrap_failures(est), 1L)
+  ci <- bootstrap_limits(est, 1:5, 0.95, "norm")
+  ok <- est$t[stats::complete.cases(est$t), ]
   sd2 <- stats::sd(ok[, 2L])
   bias2 <- mean(ok[, 2L]) - t0[2L]
   expect_equal(unname(ci[2L, ]), unname(t0[2L] - bias2 + c(-1, 1) * stats::qnorm(0.975) * sd2))
@@ -173,7 +158,7 @@ test_that("failed bootstrap refits are left out and counted", {
 
 test_that("confint of glmm fits refuses what it cannot do, in words", {
   skip_if_not_installed("lme4")
-  fit <- glmm_fixture("cbpp")$mlm
+  fit <- test_fit("cbpp")$mlm
   expect_error(confint(fit, parm = "nope"), class = "mlmfit_error_argument")
   expect_error(confint(fit, parm = 9), class = "mlmfit_error_argument")
   expect_error(confint(fit, level = 1.5), class = "mlmfit_error_argument")

@@ -4,7 +4,7 @@
 
 test_that("cbpp: binomial counts as cbind(successes, failures)", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   expect_glmer_agreement(fits$mlm, fits$lme4)
   expect_equal(deviance(fits$mlm), stats::deviance(fits$lme4), tolerance = 1e-3)
   expect_equal(AIC(fits$mlm), stats::AIC(fits$lme4), tolerance = 1e-5)
@@ -22,14 +22,14 @@ test_that("cbpp: proportions with the numbers of trials as weights give the same
   f <- glmm(prop ~ period + (1 | herd), cbpp, binomial, weights = size)
   g <- lme4::glmer(prop ~ period + (1 | herd), cbpp, binomial, weights = size)
   expect_glmer_agreement(f, g)
-  expect_equal(as.numeric(logLik(f)), as.numeric(logLik(glmm_fixture("cbpp")$mlm)), tolerance = 1e-8)
-  expect_equal(fixef(f), fixef(glmm_fixture("cbpp")$mlm), tolerance = 1e-6)
+  expect_equal(as.numeric(logLik(f)), as.numeric(logLik(test_fit("cbpp")$mlm)), tolerance = 1e-8)
+  expect_equal(fixef(f), fixef(test_fit("cbpp")$mlm), tolerance = 1e-6)
 })
 
 test_that("Contraception: Laplace and adaptive Gauss-Hermite quadrature with 9 points", {
   skip_if_not_installed("lme4")
   skip_if_not_installed("mlmRev")
-  fits <- glmm_fixture("contraception")
+  fits <- test_fit("contraception")
   expect_glmer_agreement(fits$mlm, fits$lme4)
   data("Contraception", package = "mlmRev", envir = environment())
   fm <- use ~ age + I(age^2) + urban + livch + (1 | district)
@@ -142,7 +142,7 @@ test_that("Gamma, inverse link: a first PIRLS step that leaves the domain (glmer
 test_that("a response given as 0/1, logical or two-level factor gives the same fit", {
   skip_if_not_installed("mlmRev")
   data("Contraception", package = "mlmRev", envir = environment())
-  ref <- glmm_fixture("contraception")$mlm
+  ref <- test_fit("contraception")$mlm
   Contraception$use01 <- as.numeric(Contraception$use == "Y")
   Contraception$uselgl <- Contraception$use == "Y"
   for (resp in c("use01", "uselgl")) {
@@ -170,7 +170,7 @@ test_that("negative binomial: known size as glmer, estimated size as glmer.nb", 
   f <- glmm(y ~ x + (1 | g), d, family = negative_binomial())
   g <- suppressWarnings(lme4::glmer.nb(y ~ x + (1 | g), d))
   expect_glmer_agreement(f, g)
-  expect_equal(f$family_info$nb_size, lme4::getME(g, "glmer.nb.theta"), tolerance = 2e-3)
+  expect_equal(spec_family(f)$nb_size, lme4::getME(g, "glmer.nb.theta"), tolerance = 2e-3)
   expect_match(family(f)$family, "^Negative Binomial\\(")
   expect_equal(sqrt(diag(vcov(f))), sqrt(diag(as.matrix(stats::vcov(g)))), tolerance = 2e-3)
 })

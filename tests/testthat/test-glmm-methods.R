@@ -3,9 +3,9 @@
 
 test_that("residuals of each type follow their definitions and agree with glmer's", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   f <- fits$mlm
-  y <- f$y
+  y <- spec_y(f)
   mu <- fitted(f)
   w <- weights(f)
   eta <- predict(f)
@@ -26,7 +26,7 @@ test_that("residuals of each type follow their definitions and agree with glmer'
 
 test_that("fitted values, ranef with conditional variances and coef agree with glmer", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   expect_equal(fitted(fits$mlm), fitted(fits$lme4), tolerance = 2e-3)
   r1 <- ranef(fits$mlm)
   r2 <- lme4::ranef(fits$lme4, condVar = TRUE)
@@ -38,7 +38,7 @@ test_that("fitted values, ranef with conditional variances and coef agree with g
 
 test_that("predict: link and response scales, new data, re.form and new levels", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   f <- fits$mlm
   g <- fits$lme4
   expect_equal(predict(f), predict(g), tolerance = 2e-3)
@@ -84,7 +84,7 @@ test_that("predict with a random slope and with offsets in new data", {
 
 test_that("simulate: the response in its own form, reproducible with a seed", {
   skip_if_not_installed("lme4")
-  f <- glmm_fixture("cbpp")$mlm
+  f <- test_fit("cbpp")$mlm
   s1 <- simulate(f, nsim = 2, seed = 10)
   s2 <- simulate(f, nsim = 2, seed = 10)
   expect_identical(s1, s2)
@@ -97,7 +97,7 @@ test_that("simulate: the response in its own form, reproducible with a seed", {
   se <- sqrt(fitted(f) * (1 - fitted(f)) / lme4::cbpp$size / 400)
   expect_true(all(abs(rowMeans(props) - fitted(f)) < 5 * se + 1e-12))
   # drawing new random effects spreads herd means more than keeping them
-  fc <- glmm_fixture("contraception")$mlm
+  fc <- test_fit("contraception")$mlm
   sb <- simulate(fc, nsim = 3, seed = 2)
   expect_true(all(vapply(sb, function(v) all(v %in% c(0, 1)), logical(1))) ||
                 all(vapply(sb, is.factor, logical(1))))
@@ -105,7 +105,7 @@ test_that("simulate: the response in its own form, reproducible with a seed", {
 
 test_that("summary: z tests and the layout of glmer's", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   s <- summary(fits$mlm)
   cf <- s$coefficients
   expect_identical(colnames(cf), c("Estimate", "Std. Error", "z value", "Pr(>|z|)"))
@@ -128,7 +128,7 @@ test_that("summary: z tests and the layout of glmer's", {
 
 test_that("shared methods: VarCorr, ngrps, nobs, formula, family, logLik", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   f <- fits$mlm
   vc <- as.data.frame(VarCorr(f))
   expect_identical(vc$grp, "herd")
@@ -150,7 +150,7 @@ test_that("shared methods: VarCorr, ngrps, nobs, formula, family, logLik", {
 
 test_that("confint: Wald intervals of the fixed effects, as lme4's Wald method", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   ci <- confint(fits$mlm, parm = "beta_", method = "Wald")
   se <- sqrt(diag(vcov(fits$mlm)))
   expect_equal(unname(ci[, 1]), unname(fixef(fits$mlm) - stats::qnorm(0.975) * se))
@@ -162,7 +162,7 @@ test_that("confint: Wald intervals of the fixed effects, as lme4's Wald method",
 
 test_that("random.only and na.exclude behave as in lme4", {
   skip_if_not_installed("lme4")
-  fits <- glmm_fixture("cbpp")
+  fits <- test_fit("cbpp")
   f <- fits$mlm
   expect_equal(predict(f, random.only = TRUE), predict(f) - predict(f, re.form = NA))
   expect_equal(predict(f, random.only = TRUE), predict(fits$lme4, random.only = TRUE), tolerance = 2e-3)

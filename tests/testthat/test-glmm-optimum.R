@@ -20,7 +20,7 @@ glmer_tight <- function(formula, data, family, ...) {
 expect_glmer_standard_errors <- function(fit, ref, tol = 1e-3) {
   se <- sqrt(diag(vcov(fit)))
   se_ref <- sqrt(diag(as.matrix(stats::vcov(ref))))
-  expect_identical(fit$vcov_method, "hessian")
+  expect_identical(fit_vcov_method(fit), "hessian")
   expect_equal(unname(se), unname(se_ref), tolerance = tol)
 }
 
@@ -32,7 +32,7 @@ test_that("a random-intercept variance is not left at zero (issue example, nAGQ 
     f <- glmm(y ~ x + (1 | g), d, family = binomial, nAGQ = nAGQ)
     g <- lme4::glmer(y ~ x + (1 | g), d, family = binomial, nAGQ = nAGQ)
     expect_lt(-2 * as.numeric(logLik(f)) - (-2 * as.numeric(logLik(g))), 1e-4)
-    expect_equal(unname(f$theta), unname(lme4::getME(g, "theta")), tolerance = 2e-3)
+    expect_equal(unname(fit_theta(f)), unname(lme4::getME(g, "theta")), tolerance = 2e-3)
   }
   expect_equal(-2 * as.numeric(logLik(glmm(y ~ x + (1 | g), d, family = binomial))), 242.1923, tolerance = 1e-6)
 })
@@ -59,7 +59,7 @@ check_small_variance_seeds <- function(seeds) {
       gap <- -2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g))
       expect_lt(gap, 1e-4, label = sprintf("%s seed %d: mlmfit's -2 log-likelihood minus glmer's", family, seed))
       if (lme4::getME(g, "theta") > 0.05) {
-        expect_gt(unname(f$theta), 0, label = sprintf("%s seed %d: the standard deviation", family, seed))
+        expect_gt(unname(fit_theta(f)), 0, label = sprintf("%s seed %d: the standard deviation", family, seed))
       }
     }
   }
@@ -83,7 +83,7 @@ test_that("PIRLS with large Poisson counts (log-means around 15), as glmer", {
     g <- suppressWarnings(lme4::glmer(y ~ x + (1 | g), d, family = poisson))  # glmer: "rescale variables?"
     expect_lt(-2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g)), 1e-4)
     expect_equal(fixef(f), lme4::fixef(g), tolerance = 1e-5)
-    expect_equal(unname(f$theta), unname(lme4::getME(g, "theta")), tolerance = 1e-3)
+    expect_equal(unname(fit_theta(f)), unname(lme4::getME(g, "theta")), tolerance = 1e-3)
   }
 })
 
@@ -114,20 +114,16 @@ test_that("predictors on scales from 1e-8 to 1e8: the fit of the unscaled model,
 test_that("fixed-effect standard errors agree with glmer's Hessian-based ones (cbpp, Contraception, Poisson)", {
   skip_if_not_installed("mlmRev")
   cbpp_formula <- cbind(incidence, size - incidence) ~ period + (1 | herd)
-  expect_glmer_standard_errors(glmm_fixture("cbpp")$mlm, glmer_tight(cbpp_formula, lme4::cbpp, binomial))
+  expect_glmer_standard_errors(test_fit("cbpp")$mlm, glmer_tight(cbpp_formula, lme4::cbpp, binomial))
   # glmer's default PIRLS tolerance gives about 1% smaller ones here
-  se_default <- sqrt(diag(as.matrix(stats::vcov(glmm_fixture("cbpp")$lme4))))
-  expect_gt(max(abs(sqrt(diag(vcov(glmm_fixture("cbpp")$mlm))) / se_default - 1)), 3e-3)
+  se_default <- sqrt(diag(as.matrix(stats::vcov(test_fit("cbpp")$lme4))))
+  expect_gt(max(abs(sqrt(diag(vcov(test_fit("cbpp")$mlm))) / se_default - 1)), 3e-3)
 
-  data("Contraception", package = "mlmRev", envir = environment())
   fm <- use ~ age + I(age^2) + urban + livch + (1 | district)
-  expect_glmer_standard_errors(glmm_fixture("contraception")$mlm, glmer_tight(fm, Contraception, binomial))
+  expect_glmer_standard_errors(test_fit("contraception")$mlm, glmer_tight(fm, contraception_data(), binomial))
 
-  set.seed(2)
-  d <- data.frame(grp = factor(sample(40, 800, TRUE)), expo = stats::runif(800, 0.5, 4), x = stats::rnorm(800))
-  d$y <- stats::rpois(800, d$expo * exp(0.3 + 0.5 * d$x + stats::rnorm(40, 0, 0.6)[d$grp]))
-  f <- glmm(y ~ x + offset(log(expo)) + (1 | grp), d, poisson)
-  expect_glmer_standard_errors(f, glmer_tight(y ~ x + offset(log(expo)) + (1 | grp), d, poisson))
+  fits <- test_fit("poisson")
+  expect_glmer_standard_errors(fits$mlm, glmer_tight(y ~ x + offset(log(exposure)) + (1 | g), fits$data, poisson))
 })
 
 test_that("a binary GLMM of a million rows stops at the noise floor of its deviance", {
@@ -142,8 +138,8 @@ test_that("a binary GLMM of a million rows stops at the noise floor of its devia
   p <- glmm(y ~ x1 + x2 + (1 | g), d[sample.int(n), ], binomial)
   expect_equal(as.numeric(logLik(p)), as.numeric(logLik(f)), tolerance = 1e-9)
   expect_equal(fixef(p), fixef(f), tolerance = 1e-5)
-  expect_equal(unname(p$theta), unname(f$theta), tolerance = 1e-4)
-  expect_lt(f$optinfo$evals, 200)
-  expect_lt(p$optinfo$evals, 200)
-  expect_length(f$optinfo$warnings, 0L)
+  expect_equal(unname(fit_theta(p)), unname(fit_theta(f)), tolerance = 1e-4)
+  expect_lt(fit_optinfo(f)$evals, 200)
+  expect_lt(fit_optinfo(p)$evals, 200)
+  expect_length(fit_optinfo(f)$warnings, 0L)
 })

@@ -119,9 +119,8 @@ test_that("several terms on one factor, factors in the random part, numeric grou
 
 test_that("conditional variances match lme4's condVar", {
   skip_if_not_installed("lme4")
-  data("sleepstudy", package = "lme4")
-  f <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-  g <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+  f <- test_fit("sleepstudy")$mlm
+  g <- test_fit("sleepstudy")$lme4
   a <- attr(ranef(f)$Subject, "postVar")
   b <- attr(lme4::ranef(g, condVar = TRUE)$Subject, "postVar")
   expect_equal(dim(a), dim(b))

@@ -96,36 +96,40 @@ test_that("a long fit can be interrupted (Ctrl-C) and leaves R usable", {
 
 test_that("malformed arguments to the engine are R errors, never reads out of bounds", {
   fit <- lmm(math ~ homework + (1 | schid), nels)
-  blocks <- mlmfit:::engine_blocks(fit$re)
-  templates <- mlmfit:::engine_templates(fit$re)
-  lp <- function(blocks, b = fit$b, beta = fit$beta) {
-    mlmfit:::linear_predictor_cpp(fit$X, NULL, blocks, beta, unname(b))
-  }
-  expect_equal(lp(blocks), unname(fitted(fit)), tolerance = 1e-12)
+  spec <- fit_spec(fit)
+  xp <- fit_xp(fit)
+  theta <- fit_theta(fit)
+  fitted_at <- function(spec) mlmfit:::lmm_evaluate_cpp(spec, xp, theta, TRUE, FALSE)$fitted
+  expect_equal(fitted_at(spec), unname(fitted(fit)), tolerance = 1e-12)
 
-  na_code <- blocks
-  na_code[[1]]$codes[3] <- NA
-  expect_error(lp(na_code), "no NA")
-  beyond <- blocks
-  beyond[[1]]$codes <- as.integer(beyond[[1]]$codes)
-  beyond[[1]]$codes[5] <- 24L  # 23 schools
-  expect_error(lp(beyond), "1..n_levels")
-  expect_error(lp(blocks, b = list(fit$b[[1]][, -1, drop = FALSE])), "q x levels")
-  expect_error(lp(blocks, beta = 1), "one value per column")
+  na_code <- spec
+  na_code$rows$groups[[1]][3] <- NA
+  expect_error(fitted_at(na_code), "no NA")
+  beyond <- spec
+  beyond$rows$groups[[1]] <- as.integer(beyond$rows$groups[[1]])
+  beyond$rows$groups[[1]][5] <- 24L  # 23 schools
+  expect_error(fitted_at(beyond), "1..n_levels")
+  no_columns <- spec
+  no_columns$rows$z[[1]] <- list()
+  expect_error(fitted_at(no_columns), "q columns")
+  outside_x <- spec
+  outside_x$rows$z[[1]] <- list(3L)  # X has two columns
+  expect_error(fitted_at(outside_x), "column reference out of range")
 
-  expect_error(mlmfit:::lmm_evaluate_cpp(fit$xp, templates, numeric(0), TRUE, FALSE), "outside theta")
-  bad_xp <- fit$xp
+  expect_error(mlmfit:::lmm_evaluate_cpp(spec, xp, numeric(0), TRUE, FALSE), "outside theta")
+  bad_xp <- xp
   bad_xp$D1 <- bad_xp$D1[, -1, drop = FALSE]
-  expect_error(mlmfit:::lmm_evaluate_cpp(bad_xp, templates, fit$theta, TRUE, FALSE), "inconsistent")
-  bad_xp <- fit$xp
+  expect_error(mlmfit:::lmm_evaluate_cpp(spec, bad_xp, theta, TRUE, FALSE), "inconsistent")
+  bad_xp <- xp
   bad_xp$r1_ptr <- bad_xp$r1_ptr[-1]
-  expect_error(mlmfit:::lmm_deviance_cpp(bad_xp, templates, matrix(fit$theta), TRUE), "inconsistent")
-  wrong_q <- templates
-  wrong_q[[1]]$q <- 2L
-  wrong_q[[1]]$theta_index <- matrix(c(0L, 1L, -1L, 2L), 2, 2)
-  expect_error(mlmfit:::lmm_evaluate_cpp(fit$xp, wrong_q, c(1, 0, 1), TRUE, FALSE), "do not match")
+  expect_error(mlmfit:::lmm_deviance_cpp(spec, bad_xp, matrix(theta), TRUE, FALSE), "inconsistent")
+  wrong_q <- spec_without_rows(spec)
+  wrong_q$re$blocks[[1]]$q <- 2L
+  wrong_q$re$blocks[[1]]$theta_index <- matrix(c(0L, 1L, -1L, 2L), 2, 2)
+  wrong_q$theta <- list(start = c(1, 0, 1), lower = c(0, -Inf, 0))
+  expect_error(mlmfit:::lmm_evaluate_cpp(wrong_q, xp, c(1, 0, 1), TRUE, FALSE), "do not match")
   # and the fit is still what it was
-  ev <- mlmfit:::lmm_evaluate_cpp(fit$xp, templates, fit$theta, TRUE, FALSE)
+  ev <- mlmfit:::lmm_evaluate_cpp(spec, xp, theta, TRUE, FALSE)
   expect_equal(ev$deviance, deviance(fit), tolerance = 1e-12)
 })
 
@@ -134,18 +138,15 @@ test_that("malformed arguments to the GLMM engine are R errors, and a well-forme
                      size = c(14, 12, 9, 5, 22, 18, 21, 22, 16, 16, 20, 10, 10, 9, 6, 18),
                      herd = factor(rep(1:4, each = 4)), period = factor(rep(1:4, 4)))
   fit <- suppressMessages(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial))
-  fam <- mlmfit:::glmm_engine_family(fit$family_info, fit$y, fit$prior_weights, fit$fitted, fit$trials)
-  blocks <- mlmfit:::engine_blocks(fit$re)
-  evaluate <- function(blocks = mlmfit:::engine_blocks(fit$re), eta = fit$eta, theta = fit$theta, beta = fit$beta) {
-    mlmfit:::glmm_evaluate_cpp(fit$X, fit$y, fit$prior_weights, NULL, unname(eta), 0L, blocks, theta, beta,
-                               fam, 1L, fit$control)
+  evaluate <- function(spec = fit_spec(fit), eta = fit_eta(fit), theta = fit_theta(fit), beta = fixef(fit)) {
+    mlmfit:::glmm_evaluate_cpp(spec, unname(eta), theta, beta, 1L, fit_control(fit))
   }
-  expect_equal(evaluate()$criterion, -2 * as.numeric(logLik(fit)), tolerance = 1e-6)
-  beyond <- blocks
-  beyond[[1]]$codes <- as.integer(beyond[[1]]$codes)
-  beyond[[1]]$codes[5] <- 5L  # 4 herds
+  expect_equal(evaluate()$devcomp$criterion, -2 * as.numeric(logLik(fit)), tolerance = 1e-6)
+  beyond <- fit_spec(fit)
+  beyond$rows$groups[[1]] <- as.integer(beyond$rows$groups[[1]])
+  beyond$rows$groups[[1]][5] <- 5L  # 4 herds
   expect_error(evaluate(beyond), "1..n_levels")
-  expect_error(evaluate(eta = fit$eta[-1]), "one value per observation")
-  expect_error(evaluate(beta = fit$beta[-1]), "one value per column")
+  expect_error(evaluate(eta = fit_eta(fit)[-1]), "one value per observation")
+  expect_error(evaluate(beta = fixef(fit)[-1]), "one value per column")
   expect_error(evaluate(theta = numeric(0)), "outside theta")
 })

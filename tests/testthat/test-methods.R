@@ -87,7 +87,7 @@ test_that("rank-deficient fixed effects are dropped with a message naming them",
   nels$hw2 <- 2 * nels$homework
   expect_message(f <- lmm(math ~ homework + hw2 + (1 | schid), nels), "hw2")
   expect_named(fixef(f), c("(Intercept)", "homework"))
-  expect_equal(f$dropped, "hw2")
+  expect_equal(spec_dropped(f), "hw2")
   skip_if_not_installed("lme4")
   g <- suppressMessages(lme4::lmer(math ~ homework + hw2 + (1 | schid), nels))
   expect_equal(unname(fixef(f)), unname(fixef(g)), tolerance = 1e-6)

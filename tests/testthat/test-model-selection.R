@@ -5,7 +5,7 @@
 test_that("anova(type = I, II, III) gives lmerTest's tables (Hsb82, sleepstudy)", {
   skip_if_not_installed("lmerTest")
   for (name in c("hsb", "sleepstudy")) {
-    fits <- ecosystem_fixture(name)
+    fits <- test_fit(name)
     ref <- lmerTest::as_lmerModLmerTest(fits$lme4)
     for (type in list("I", "II", "III", 1, 2, 3)) {
       a <- anova(fits$mlm, type = type)
@@ -18,14 +18,14 @@ test_that("anova(type = I, II, III) gives lmerTest's tables (Hsb82, sleepstudy)"
     }
   }
   # type I and type II differ where terms are not orthogonal
-  hsb <- ecosystem_fixture("hsb")$mlm
+  hsb <- test_fit("hsb")$mlm
   expect_false(isTRUE(all.equal(anova(hsb, type = 1)$`F value`, anova(hsb, type = 2)$`F value`)))
   expect_error(anova(hsb, type = "IV"), class = "mlmfit_error_argument")
 })
 
 test_that("type II tests of a glmm fit are Wald tests, as car::Anova() gives them", {
   skip_if_not_installed("car")
-  fits <- ecosystem_fixture("cbpp")
+  fits <- test_fit("cbpp")
   a <- anova(fits$mlm, type = 2)
   b <- car::Anova(as_glmerMod(fits$mlm), type = 2)
   expect_equal(a$`F value` * a$NumDF, b$Chisq, tolerance = 1e-8)
@@ -33,7 +33,7 @@ test_that("type II tests of a glmm fit are Wald tests, as car::Anova() gives the
 
 test_that("drop1() gives lme4's likelihood-ratio tests and lmerTest's F tests", {
   skip_if_not_installed("lmerTest")
-  Hsb82 <- ecosystem_fixture("hsb")$data
+  Hsb82 <- test_fit("hsb")$data
   fit <- lmm(mAch ~ meanses * cses + sector * cses + (cses | school), Hsb82)
   ref <- lme4::lmer(mAch ~ meanses * cses + sector * cses + (cses | school), Hsb82)
   a <- drop1(fit, test = "Chisq")
@@ -49,7 +49,7 @@ test_that("drop1() gives lme4's likelihood-ratio tests and lmerTest's F tests", 
   expect_equal(f$`F value`, g$`F value`, tolerance = 1e-3)
   expect_equal(f$DenDF, g$DenDF, tolerance = 2e-3)
   expect_error(drop1(fit, "cses"), class = "mlmfit_error_argument")  # contained in interactions
-  expect_error(drop1(ecosystem_fixture("cbpp")$mlm, test = "F"), class = "mlmfit_error_argument")
+  expect_error(drop1(test_fit("cbpp")$mlm, test = "F"), class = "mlmfit_error_argument")
   # a glmm: the likelihood-ratio test of period against glmer's
   cbpp <- lme4::cbpp
   g1 <- glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
@@ -59,7 +59,7 @@ test_that("drop1() gives lme4's likelihood-ratio tests and lmerTest's F tests", 
 
 test_that("add1() gives the likelihood-ratio tests of anova() between the ML fits, and step() selects by AIC", {
   skip_if_not_installed("lme4")
-  Hsb82 <- ecosystem_fixture("hsb")$data
+  Hsb82 <- test_fit("hsb")$data
   small <- lmm(mAch ~ meanses + (1 | school), Hsb82)
   a <- add1(small, ~ . + sector + cses, test = "Chisq")
   expect_identical(rownames(a), c("<none>", "sector", "cses"))

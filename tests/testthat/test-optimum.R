@@ -7,8 +7,8 @@
 # Refit stored cross-products (no pass over the data) from theta0: the
 # engine's entry for ML refits, here also a test seam for cross-products
 # changed in R.
-refit_cross_products <- function(fit, xp, theta0 = fit$theta, reml = fit$REML) {
-  mlmfit:::lmm_refit_xp_cpp(xp, mlmfit:::engine_blocks(fit$re), as.double(theta0), fit$lower, reml, lmm_control())
+refit_cross_products <- function(fit, xp, theta0 = mlmfit:::fit_theta(fit), reml = mlmfit:::fit_reml(fit)) {
+  mlmfit:::engine_refit_xp(mlmfit:::spec_without_rows(mlmfit:::fit_spec(fit)), xp, theta0, reml, lmm_control())
 }
 
 # Every block of the cross-products times `copies`: the cross-products of a
@@ -39,7 +39,7 @@ crossed_fit <- function() {
 test_that("the stopping rule respects the noise floor of a large deviance (crossed, 1e7 rows' cross-products)", {
   fit <- crossed_fit()
   # 2500 copies of 4000 rows: the cross-products of 1e7 rows, deviance ~ 2.8e7
-  big <- replicate_cross_products(fit$xp, 2500)
+  big <- replicate_cross_products(mlmfit:::fit_xp(fit), 2500)
   exact <- refit_cross_products(fit, big)
   expect_gt(exact$deviance, 2e7)
   expect_true(exact$optinfo$converged)
@@ -60,7 +60,8 @@ test_that("the stopping rule respects the noise floor of a large deviance (cross
 test_that("a fit started at its optimum stops at once, with exact or perturbed cross-products", {
   fit <- crossed_fit()
   set.seed(4)
-  for (xp in list(fit$xp, perturb_cross_products(fit$xp, 1e-13), perturb_cross_products(fit$xp, 1e-13))) {
+  xp0 <- mlmfit:::fit_xp(fit)
+  for (xp in list(xp0, perturb_cross_products(xp0, 1e-13), perturb_cross_products(xp0, 1e-13))) {
     r <- refit_cross_products(fit, xp)
     expect_true(r$optinfo$converged)
     expect_lt(r$optinfo$evals, 150)
@@ -75,7 +76,7 @@ test_that("a fit started at a stationary point that is not a minimum reaches lme
   ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
   # theta = 0 is stationary (the deviance is even in each column of T) and a
   # maximum along the variances here
-  r <- refit_cross_products(fit, fit$xp, theta0 = c(0, 0, 0))
+  r <- refit_cross_products(fit, mlmfit:::fit_xp(fit), theta0 = c(0, 0, 0))
   expect_equal(r$deviance, lme4::REMLcrit(ref), tolerance = 1e-8)
   expect_length(r$optinfo$warnings, 0L)
 })

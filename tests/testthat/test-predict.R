@@ -2,9 +2,8 @@
 # at_lme4_estimates()), so that optimiser differences do not enter.
 
 test_that("sleepstudy: conditional, population-level, subsets of terms, new levels", {
-  sleepstudy <- lme4_data("sleepstudy")
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
-  fit <- at_lme4_estimates(lmm(Reaction ~ Days + (Days | Subject), sleepstudy), ref)
+  ref <- test_fit("sleepstudy")$lme4
+  fit <- at_lme4_estimates(test_fit("sleepstudy")$mlm, ref)
   expect_close(predict(fit), predict(ref), rel = 0, abs = 1e-6)
   expect_identical(names(predict(fit)), names(predict(ref)))
   expect_close(predict(fit, re.form = NA), predict(ref, re.form = NA), rel = 0, abs = 1e-6)

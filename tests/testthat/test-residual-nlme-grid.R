@@ -143,7 +143,7 @@ test_that("varPower() and varExp() on the fitted values iterate with the fit as 
   ref <- nlme::lme(weight ~ Time * Diet, nlme::BodyWeight, random = ~ Time | Rat, weights = nlme::varPower())
   expect_nlme_agreement(fit, ref)
   # the covariate is the fitted values of the fit, X beta + Z b
-  expect_equal(fit$residual$variance$covariate, unname(fitted(fit)), tolerance = 1e-5)
+  expect_equal(mlmfit:::spec_residual(fit)$variance$covariate, unname(fitted(fit)), tolerance = 1e-5)
   expect_equal(unname(residuals(fit, type = "pearson")),
                unname(residuals(fit) / abs(fitted(fit))^residual_parameters(fit)[["power"]]), tolerance = 1e-5)
   O <- as.data.frame(nlme::Orthodont)
@@ -152,7 +152,7 @@ test_that("varPower() and varExp() on the fitted values iterate with the fit as 
                    method = "ML")
   expect_nlme_agreement(fit, ref)
   # refits iterate the covariate again; profiles hold it
-  expect_equal(deviance(refit(fit, fit$y)), deviance(fit), tolerance = 1e-6)
+  expect_equal(deviance(refit(fit, mlmfit:::spec_y(fit))), deviance(fit), tolerance = 1e-6)
   ci <- confint(fit, parm = "expon", method = "profile")
   expect_true(all(is.finite(ci)))
 })

@@ -16,7 +16,7 @@ test_that("AR(1) on Ovary agrees with nlme by REML and ML", {
     expect_nlme_agreement(fit, ref)
     expect_named(residual_parameters(fit), "Phi")
     # AR(1) with equal spacing: no pass over the data per evaluation
-    expect_true(fit$residual$whitening$classes)
+    expect_true(fit_whitening(fit)$classes)
   }
 })
 
@@ -28,7 +28,7 @@ test_that("CAR(1) on BodyWeight (random intercept and slope) agrees with nlme", 
                correlation = corCAR1(form = ~ Time | Rat), method = if (reml) "REML" else "ML")
     expect_nlme_agreement(fit, ref)
     # three distinct gaps (7, 1 and 6 days): seven pattern classes
-    expect_equal(fit$residual$whitening$n_classes, 7L)
+    expect_equal(fit_whitening(fit)$n_classes, 7L)
   }
 })
 
@@ -147,8 +147,8 @@ test_that("cross-products by pattern classes equal those of a pass over the data
     cor <- m[[2L]]
     a <- lmm(f, jsp, correlation = cor, control = lmm_control(residual_method = "classes"))
     b <- lmm(f, jsp, correlation = cor, control = lmm_control(residual_method = "pass"))
-    expect_true(a$residual$whitening$classes)
-    expect_false(b$residual$whitening$classes)
+    expect_true(fit_whitening(a)$classes)
+    expect_false(fit_whitening(b)$classes)
     expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
     expect_equal(fixef(a), fixef(b), tolerance = 1e-6)
     expect_equal(residual_parameters(a), residual_parameters(b), tolerance = 1e-5)
@@ -157,7 +157,7 @@ test_that("cross-products by pattern classes equal those of a pass over the data
     a <- lmm(distance ~ age * Sex + (1 | Subject), Orthodont, variance = varIdent(form = ~ 1 | Sex),
              correlation = cor, control = lmm_control(residual_method = "classes"))
     b <- update(a, control = lmm_control(residual_method = "pass"))
-    expect_true(a$residual$whitening$classes)
+    expect_true(fit_whitening(a)$classes)
     expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
   }
   # at other parameter values too, with strata that change within groups
@@ -167,18 +167,23 @@ test_that("cross-products by pattern classes equal those of a pass over the data
   fit <- lmm(math ~ year + (0 + year | school), jsp, correlation = corCompSymm(form = ~ 1 | school),
              variance = varIdent(form = ~ 1 | boy))
   params <- rbind(c(0.3, 0.5, 1), c(0.1, -1, 2), c(-0.2, 0.4, 0))
-  d_classes <- mlmfit:::residual_structure_deviance(fit, params, method = "classes")
-  d_pass <- mlmfit:::residual_structure_deviance(fit, params, method = "pass")
+  whitened_by <- function(method) {
+    spec <- fit_spec(fit)
+    spec$residual$engine$method <- method
+    spec
+  }
+  d_classes <- engine_deviance(whitened_by("classes"), params, fit_reml(fit))$deviance
+  d_pass <- engine_deviance(whitened_by("pass"), params, fit_reml(fit))$deviance
   expect_equal(d_classes, d_pass, tolerance = 1e-10)
   # and against the deviance from first principles
-  ev <- mlmfit:::residual_structure_evaluate(fit, theta = 0.3, psi = c(0.1, -0.2), REML = FALSE)
-  expect_equal(mlmfit:::residual_structure_deviance(fit, c(0.3, 0.1, -0.2), REML = FALSE), ev$deviance)
+  ev <- engine_evaluate_structured(fit_spec(fit), theta = 0.3, psi = c(0.1, -0.2), REML = FALSE)
+  expect_equal(engine_deviance(fit_spec(fit), c(0.3, 0.1, -0.2), REML = FALSE)$deviance, ev$deviance)
   rho <- local({ inf <- -1 / (max(table(jsp$school)) - 1); e <- exp(0.1); (e + inf) / (e + 1) })
   s <- ifelse(jsp$boy == "1", exp(-0.2), 1)
   same <- outer(jsp$school, jsp$school, "==")
   R <- (same * rho + diag(1 - rho, nrow(jsp))) * tcrossprod(s)
   V <- R + 0.3^2 * same * tcrossprod(jsp$year)
-  X <- fit$X
+  X <- spec_X(fit)
   Vi_X <- solve(V, X)
   beta <- solve(crossprod(X, Vi_X), crossprod(Vi_X, jsp$math))
   r <- jsp$math - drop(X %*% beta)
@@ -280,13 +285,13 @@ test_that("log |R| of the engine equals that of the residual covariance matrices
   n <- nobs(fit)
   V <- residual_covariance(fit, seq_len(n))
   ld <- as.numeric(determinant(V / sigma(fit)^2)$modulus)
-  expect_equal(fit$residual$log_det, ld, tolerance = 1e-8)
-  expect_equal(-fit$devcomp$sum_log_weights, ld, tolerance = 1e-8)
+  expect_equal(fit_log_det_R(fit), ld, tolerance = 1e-8)
+  expect_equal(-fit_devcomp(fit)$sum_log_weights, ld, tolerance = 1e-8)
   # and the ML deviance from first principles: y ~ N(X beta, Z G Z' + sigma^2 R)
   ml <- update(fit, REML = FALSE)
   Vm <- random_cov_all <- residual_covariance(ml, seq_len(n))
   for (r in split(seq_len(n), BodyWeight$Rat)) Vm[r, r] <- Vm[r, r] + mlmfit:::random_effect_covariance(ml, r)
-  res <- ml$y - drop(ml$X %*% fixef(ml))
+  res <- spec_y(ml) - drop(spec_X(ml) %*% fixef(ml))
   dev <- as.numeric(determinant(Vm)$modulus) + sum(res * solve(Vm, res)) + n * log(2 * pi)
   expect_equal(deviance(ml), dev, tolerance = 1e-8)
 })
@@ -333,7 +338,7 @@ test_that("summary, print and VarCorr show the structure as nlme does", {
 
 test_that("fits without a structure are unchanged", {
   fit <- lmm(distance ~ age + (1 | Subject), Orthodont)
-  expect_null(fit$residual)
+  expect_null(spec_residual(fit))
   expect_s3_class(fit, "mlmfit_lmm", exact = FALSE)
   expect_false(inherits(fit, "mlmfit_lmm_structured"))
   expect_length(residual_parameters(fit), 0L)

@@ -50,8 +50,8 @@ test_that("tidy() with profile intervals, and uncorrelated terms", {
 test_that("glance() and augment() as broom.mixed", {
   skip_if_not_installed("broom.mixed")
   sleepstudy <- lme4_data("sleepstudy")
-  fit <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy)
-  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+  fit <- test_fit("sleepstudy")$mlm
+  ref <- test_fit("sleepstudy")$lme4
   expect_frame_like(glance(fit), broom.mixed::glance(ref), rel = 1e-6)
   ml <- lmm(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)
   expect_frame_like(glance(ml), broom.mixed::glance(lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy,

@@ -1,0 +1,15 @@
+# The lme4 profile limits the tests compare with are stored in
+# fixtures/lme4-profiles.csv (data-raw/lme4-profiles.R), since lme4 takes
+# seconds to minutes per profile. The full tier recomputes the quicker ones
+# with the lme4 installed and checks that the fixture still holds them.
+
+test_that("the stored lme4 profile limits are those lme4 computes", {
+  skip_unless_full_tests()
+  skip_if_not_installed("lme4")
+  models <- lme4_profile_models()
+  for (name in names(models)[vapply(models, `[[`, logical(1), "quick")]) {
+    m <- models[[name]]
+    live <- suppressWarnings(suppressMessages(m$limits(m$fit())))
+    expect_equal(live, lme4_profile_limits(name), tolerance = 1e-6, info = name)
+  }
+})
