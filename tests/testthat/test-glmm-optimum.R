@@ -38,6 +38,23 @@ test_that("a random-intercept variance is not left at zero (issue example, nAGQ 
   expect_equal(-2 * as.numeric(logLik(glmm(y ~ x + (1 | g), d, family = binomial))), 242.1923, tolerance = 1e-6)
 })
 
+test_that("the nurse-turnover simulation with seed 3: the hospital variance is not left at zero, as glmer", {
+  # the simulation is the one that built the package's data (seed 1)
+  expect_identical(simulate_nurseturnover(1), nurseturnover)
+  d <- simulate_nurseturnover(3)
+  fm <- leave ~ fam + valued + age + sex + INN_OUT + (1 | HOSPITAL)
+  f <- glmm(fm, d, family = binomial, subset = age > 18)
+  g <- glmer_tight(fm, d[d$age > 18, ], binomial)
+  # glmm() used to stop at SD 0 with -2 log-likelihood 1701.50: zero is a
+  # stationary point of the deviance, and the first quasi-Newton step of
+  # stage 1 went past the bound
+  expect_equal(-2 * as.numeric(logLik(f)), 1696.6298, tolerance = 1e-5 / 1696.63)
+  expect_lt(-2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g)), 1e-4)
+  expect_equal(unname(fit_theta(f)), unname(lme4::getME(g, "theta")), tolerance = 1e-3)
+  expect_equal(fixef(f), lme4::fixef(g), tolerance = 1e-4)
+  expect_false(is_singular(f))
+})
+
 # Small binomial and Poisson data with a true standard deviation of 0.1 to
 # 0.5, where a quarter to a half of the seeds used to end at zero.
 small_variance_case <- function(seed, family) {
