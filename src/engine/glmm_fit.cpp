@@ -140,12 +140,15 @@ class GlmmFitter {
   std::string last_pirls_message_;
   // The modes at the lowest criterion so far: every evaluation starts
   // PIRLS there (most evaluations are near it), so that a probe far away
-  // neither slows nor changes the evaluations after it.
+  // neither slows nor changes the evaluations after it; from the same
+  // linear predictor where it can, whose pass it then need not repeat
+  // (PirlsPassState).
   struct Anchor {
     bool have = false;
     double f = kInf;
     std::vector<Eigen::MatrixXd> u;
     Eigen::VectorXd beta;
+    std::shared_ptr<const PirlsPassState> state;
   };
   Anchor anchor1_, anchor2_;
   // The last evaluation of each stage: asked again at the same point (the
@@ -212,12 +215,13 @@ double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
   if (anchor1_.have) {
     joint_.set_u(anchor1_.u);
     joint_.set_beta(anchor1_.beta);
+    joint_.set_start_state(anchor1_.state);
   }
   PirlsResult r = joint_.run(phi.cwiseProduct(units_), opt_.pirls);
   res_.pirls_passes += r.passes;
   if (!r.ok) last_pirls_message_ = r.message;
   const double f = laplace_(joint_, r);
-  if (f < anchor1_.f) anchor1_ = {true, f, joint_.u(), joint_.beta()};
+  if (f < anchor1_.f) anchor1_ = {true, f, joint_.u(), joint_.beta(), joint_.pass_state()};
   last1_ = {phi, f};
   return f;
 }
@@ -237,11 +241,12 @@ double GlmmFitter::stage2_criterion(const Eigen::VectorXd& y) {
   const Eigen::VectorXd x = to_x(y);
   if (anchor2_.have) uonly_.set_u(anchor2_.u);
   uonly_.set_beta(x.tail(p_));
+  uonly_.set_start_state(anchor2_.state);
   last_ = uonly_.run(x.head(nt_).cwiseProduct(units_), opt_.pirls);
   res_.pirls_passes += last_.passes;
   if (!last_.ok) last_pirls_message_ = last_.message;
   const double f = criterion_(uonly_, last_);
-  if (f < anchor2_.f) anchor2_ = {true, f, uonly_.u(), Eigen::VectorXd()};
+  if (f < anchor2_.f) anchor2_ = {true, f, uonly_.u(), Eigen::VectorXd(), uonly_.pass_state()};
   last2_ = {y, f};
   return f;
 }
@@ -451,7 +456,7 @@ bool GlmmFitter::whiten() {
     if (llt.info() == Eigen::Success && llt.matrixL().toDenseMatrix().diagonal().minCoeff() > 0.0)
       L_ = llt.matrixL();
   }
-  anchor2_ = {true, kInf, u1, Eigen::VectorXd()};
+  anchor2_ = {true, kInf, u1, Eigen::VectorXd(), nullptr};
   return true;
 }
 

@@ -181,10 +181,12 @@ void Pirls::find_secondary_positions() {
 void Pirls::set_start_eta(const Eigen::VectorXd& eta) {
   start_eta_ = eta;
   has_modes_ = false;
+  xp_at_modes_ = false;
 }
 
 void Pirls::set_beta(const Eigen::VectorXd& beta) {
   beta_ = beta;
+  xp_at_modes_ = false;
   if (!joint_) {
     const Index n = d_.n;
     for (Index i = 0; i < n; ++i) eta_fixed_[i] = d_.offset ? d_.offset[i] : 0.0;
@@ -200,9 +202,60 @@ void Pirls::set_beta(const Eigen::VectorXd& beta) {
 void Pirls::set_u(const std::vector<Eigen::MatrixXd>& u) {
   u_ = u;
   has_modes_ = true;
+  xp_at_modes_ = false;
 }
 
-void Pirls::set_theta(const Eigen::VectorXd& theta) { fill_relative_factors(tpl_, theta, T_); }
+void Pirls::set_theta(const Eigen::VectorXd& theta) {
+  fill_relative_factors(tpl_, theta, T_);
+  xp_at_modes_ = false;  // b = Lambda u has changed
+}
+
+void Pirls::set_start_state(std::shared_ptr<const PirlsPassState> state) { start_state_ = std::move(state); }
+
+std::shared_ptr<const PirlsPassState> Pirls::pass_state() const {
+  if (!last_run_ok_ || !xp_at_modes_) return nullptr;
+  auto s = std::make_shared<PirlsPassState>();
+  s->b = b();
+  s->beta = beta_;
+  s->xp_beta = xp_beta_;
+  s->dev_noise = dev_noise_;
+  s->dev = last_dev_;
+  s->D1 = xp_.D1;
+  s->C1 = xp_.C1;
+  s->XX = xp_.XX;
+  s->CR = xp_.CR;
+  s->rr_diag = xp_.rr_diag;
+  s->rr_vals = xp_.rr_vals;
+  s->r1_vals = xp_.r1_vals;
+  return s;
+}
+
+// The start state in place of the first pass of a run at the theta of T_:
+// the modes u = Lambda^{-1} b of its linear predictor and its sums. False
+// (nothing changed) where it does not apply.
+bool Pirls::restore_start_state(double& dev) {
+  const PirlsPassState* s = start_state_.get();
+  if (!s || s->b.size() != u_.size() || s->XX.rows() != xp_.XX.rows() || s->D1.size() != xp_.D1.size()) return false;
+  if (!joint_ && s->beta != beta_) return false;  // another linear predictor
+  for (std::size_t f = 0; f < T_.size(); ++f)
+    for (Index a = 0; a < T_[f].rows(); ++a)
+      if (!(T_[f](a, a) != 0.0) || !std::isfinite(T_[f](a, a))) return false;
+  for (std::size_t f = 0; f < T_.size(); ++f) u_[f] = T_[f].triangularView<Eigen::Lower>().solve(s->b[f]);
+  if (joint_) beta_ = s->beta;
+  xp_beta_ = s->xp_beta;
+  dev_noise_ = s->dev_noise;
+  xp_.D1 = s->D1;
+  xp_.C1 = s->C1;
+  xp_.XX = s->XX;
+  xp_.CR = s->CR;
+  xp_.rr_diag = s->rr_diag;
+  xp_.rr_vals = s->rr_vals;
+  xp_.r1_vals = s->r1_vals;
+  has_modes_ = true;
+  xp_at_modes_ = true;
+  dev = last_dev_ = s->dev;
+  return true;
+}
 
 std::vector<Eigen::MatrixXd> Pirls::b() const {
   std::vector<Eigen::MatrixXd> out(u_.size());
@@ -468,6 +521,8 @@ PirlsResult Pirls::factor_here(const Eigen::VectorXd& theta) {
   res.dev = pass(b(), beta_, false);
   res.passes = 1;
   res.ussq = ussq(u_);
+  xp_at_modes_ = true;
+  last_dev_ = res.dev;
   if (!std::isfinite(res.dev)) {
     res.message = "the linear predictor is outside the domain of the link function";
     return res;
@@ -545,17 +600,18 @@ double Pirls::pdev_slack(double pdev) const { return std::max(1e-11 * (1.0 + std
 // modes of the last successful one, so that one bad evaluation does not
 // spoil the next.
 PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
-  PirlsResult res = iterate(theta, ctl);
+  PirlsResult res = iterate(theta, ctl, true);
   if (!res.ok && has_modes_) {
     if (joint_ && start_eta_.size() == d_.n) {
       has_modes_ = false;
     } else {
       for (auto& m : u_) m.setZero();
     }
-    PirlsResult again = iterate(theta, ctl);
+    PirlsResult again = iterate(theta, ctl, false);
     again.passes += res.passes;
     res = again;
   }
+  last_run_ok_ = res.ok;
   if (res.ok) {
     good_u_ = u_;
     if (joint_) good_beta_ = beta_;
@@ -563,6 +619,7 @@ PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
     u_ = good_u_;
     if (joint_) beta_ = good_beta_;
     has_modes_ = true;
+    xp_at_modes_ = false;
   }
   return res;
 }
@@ -576,6 +633,7 @@ bool Pirls::halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, 
     for (std::size_t f = 0; f < nfac; ++f) c.b[f] = T_[f] * c.u[f];
     c.dev = pass(c.b, c.beta, false);
     ++passes;
+    xp_at_modes_ = false;  // until the candidate is taken
     c.pdev = c.dev + ussq(c.u);
     if (std::isfinite(c.pdev) && (!have_modes || c.pdev <= pdev_cur + pdev_slack(pdev_cur))) return true;
     if (!have_modes) return false;
@@ -598,6 +656,8 @@ bool Pirls::restart_from_intercept(double& dev_cur, int& passes) {
   ++passes;
   if (!std::isfinite(dev_cur)) return false;
   has_modes_ = true;
+  xp_at_modes_ = true;
+  last_dev_ = dev_cur;
   return true;
 }
 
@@ -614,12 +674,17 @@ PirlsResult Pirls::converged_here(PirlsResult res, const Eigen::VectorXd& theta,
 // (Gauss-Newton) steps from the current modes, each halved until the
 // penalised deviance does not rise, until no mode moves by more than the
 // tolerance, or until the steps are lost in the rounding of the deviance.
-PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
+PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl, bool use_start_state) {
   set_theta(theta);
   PirlsResult res;
   const bool from_start = !has_modes_ && start_eta_.size() == d_.n;
-  double dev_cur = pass(b(), beta_, from_start);
-  res.passes = 1;
+  double dev_cur = 0.0;
+  if (from_start || !use_start_state || !restore_start_state(dev_cur)) {
+    dev_cur = pass(b(), beta_, from_start);
+    res.passes = 1;
+    xp_at_modes_ = !from_start;
+    last_dev_ = dev_cur;
+  }
   double pdev_cur = from_start ? kInf : dev_cur + ussq(u_);
   if (!from_start && !std::isfinite(pdev_cur)) {
     res.message = "the penalised deviance is not finite at the starting values";
@@ -662,7 +727,9 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     if (joint_) beta_ = c.beta;
     have_modes = true;
     has_modes_ = true;
+    xp_at_modes_ = true;
     dev_cur = c.dev;
+    last_dev_ = dev_cur;
     pdev_cur = c.pdev;
     if (at_noise || stalled) return converged_here(res, theta, dev_cur);
   }

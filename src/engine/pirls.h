@@ -39,6 +39,21 @@ struct PirlsResult {
   double ldRX2 = 0.0; // joint mode only
 };
 
+// The cross-products and deviance of a pass at converged modes, with the
+// linear predictor they were formed at (b = Lambda u per factor, beta). The
+// working weights and response depend on the linear predictor only, not on
+// theta: a run at another theta that starts from the same b and beta
+// (u = Lambda(theta)^{-1} b) starts from these sums instead of a pass over
+// the data.
+struct PirlsPassState {
+  std::vector<Eigen::MatrixXd> b;
+  Eigen::VectorXd beta;     // joint: the modes' beta; u alone: the beta fixed in the linear predictor
+  Eigen::VectorXd xp_beta;  // joint: the beta the working response leaves out
+  double dev = 0.0, dev_noise = 0.0;
+  Eigen::MatrixXd D1, C1, XX, CR;
+  std::vector<double> rr_diag, rr_vals, r1_vals;
+};
+
 class Pirls {
  public:
   // joint: beta and u together (nAGQ = 0); otherwise u alone, beta fixed.
@@ -51,6 +66,13 @@ class Pirls {
   void set_beta(const Eigen::VectorXd& beta);  // original (uncentred) parametrisation
   void set_u(const std::vector<Eigen::MatrixXd>& u);
   void set_theta(const Eigen::VectorXd& theta);
+  // The next run starts from this state where it can (its beta is the
+  // current one, u alone; every diagonal entry of Lambda(theta) nonzero);
+  // otherwise from the current modes. Null: from the current modes.
+  void set_start_state(std::shared_ptr<const PirlsPassState> state);
+  // The state of the last pass when it was made at the current modes
+  // (after a successful run); null otherwise.
+  std::shared_ptr<const PirlsPassState> pass_state() const;
 
   // PIRLS to convergence at theta, from the current modes.
   PirlsResult run(const Eigen::VectorXd& theta, const PirlsControl& control);
@@ -96,7 +118,8 @@ class Pirls {
   bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
   void centre_fixed_effects();
   void set_ridge();
-  PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control);
+  PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control, bool use_start_state);
+  bool restore_start_state(double& dev);
   bool halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes);
   bool restart_from_intercept(double& dev_cur, int& passes);
   PirlsResult converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev);
@@ -130,6 +153,10 @@ class Pirls {
   Eigen::VectorXd ridge_;         // joint: added to the diagonal of X'WX
   Eigen::VectorXd theta_units_;
   double dev_noise_ = 0.0;        // rounding noise of the deviance of the last pass
+  bool xp_at_modes_ = false;      // the last pass was made at the current modes
+  double last_dev_ = 0.0;         // the deviance of that pass
+  bool last_run_ok_ = false;
+  std::shared_ptr<const PirlsPassState> start_state_;
   Eigen::VectorXd xp_beta_;       // joint: the beta of the last pass (its working response leaves out X beta)
   Eigen::MatrixXd chunk_;         // sqrt(w) [X - centre, working response], a block of rows
 };
