@@ -27,8 +27,21 @@ double ResidualParameters::lag_correlation(double gap) const {
   return std::pow(phi, gap);
 }
 
+namespace {
+
+// A correlation parameter beyond this on the unconstrained scale puts the
+// correlation within about 4e-9 of a limit where its matrix is singular
+// (|phi| = 1 for AR(1), rho = -1 / (m - 1) or 1 for compound symmetry): the
+// whitened cross-products lose their digits there, so the parameter space
+// ends before it. A likelihood that rises towards such a limit stops at
+// the edge.
+constexpr double kMaxCorrelationPsi = 20.0;
+
+}  // namespace
+
 bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, ResidualParameters& out) {
   if (psi.size() != spec.n_parameters()) return false;
+  if (spec.correlation != CorrelationKind::none && !(std::fabs(psi[0]) <= kMaxCorrelationPsi)) return false;
   int k = 0;
   switch (spec.correlation) {
     case CorrelationKind::none: out.phi = 0.0; break;
