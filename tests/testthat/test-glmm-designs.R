@@ -5,7 +5,8 @@
 # (the contract of DESIGN.md), and a refusal is one of mlmfit's classed
 # errors. The default tier runs 24 cases (about 15 s); the full tier 150
 # more from another seed. tools/glmm-designs.R runs any number and prints
-# the counts.
+# the counts. Where mlmfit's deviance is lower, glmer's deviance function
+# at mlmfit's estimates confirms it.
 skip_if_not_installed("lme4")
 
 run_design_cases <- function(seed, cases) {
@@ -23,6 +24,12 @@ run_design_cases <- function(seed, cases) {
       tally[["compared"]] <<- tally[["compared"]] + 1L
       if (r$gap < -1e-4) tally[["lower"]] <<- tally[["lower"]] + 1L
       expect_lt(r$gap, 1e-4, label = sprintf("mlmfit's -2 log-likelihood minus %s's", r$reference$source))
+      # a lower deviance is glmer's own at mlmfit's estimates
+      if (r$gap < -1e-6) {
+        dev <- -2 * as.numeric(logLik(r$mlmfit$value))
+        expect_lt(abs(dev - r$lower_confirmed_by_glmer), 1e-5,
+                  label = "mlmfit's -2 log-likelihood minus glmer's deviance function at mlmfit's estimates")
+      }
     })
   }
   tally
