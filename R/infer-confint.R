@@ -81,6 +81,7 @@
 confint.mlmfit <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
                            seed = NULL, boot.type = c("perc", "basic", "norm"), cores = 1L, progress = TRUE,
                            oldNames = TRUE, ...) {
+  warn_unused_dots(..., method = "confint")
   method <- match.arg(method)
   boot.type <- match.arg(boot.type)
   check_level(level)

@@ -40,6 +40,7 @@ refit <- function(object, newresp = NULL, ...) UseMethod("refit")
 #' @rdname refit
 #' @export
 refit.mlmfit_lmm <- function(object, newresp = NULL, ...) {
+  warn_unused_dots(..., method = "refit")
   y <- checked_new_response(object, newresp)
   spec <- spec_with_response(fit_spec(object), y)
   new_lmm_fit(spec, lmm_refit_engine(object, spec, new_response = TRUE), fit_call(object), fit_reml(object),

@@ -23,10 +23,11 @@ test_that("two terms on one factor and nested factors: re.form naming some terms
   fm <- Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)
   ref <- lme4::lmer(fm, sleepstudy)
   fit <- at_lme4_estimates(lmm(fm, sleepstudy), ref)
-  for (rf in list(~ (1 | Subject), ~ (0 + Days | Subject), NULL)) {
+  # (Days | Subject) names the columns of both terms, as lme4 reads it
+  for (rf in list(~ (1 | Subject), ~ (0 + Days | Subject), ~ (Days | Subject), NULL)) {
     expect_close(predict(fit, re.form = rf), predict(ref, re.form = rf), rel = 0, abs = 1e-6)
   }
-  expect_error(predict(fit, re.form = ~ (Days | Subject)), class = "mlmfit_error_argument")
+  expect_error(predict(fit, re.form = ~ (0 + I(Days^2) | Subject)), class = "mlmfit_error_argument")
 
   Pastes <- lme4_data("Pastes")
   ref <- lme4::lmer(strength ~ 1 + (1 | batch / cask), Pastes)
