@@ -22,8 +22,8 @@ as_model_data <- function(data) {
 
 # integer64 columns (bit64; a database's bigint) keep their values in the
 # bits of doubles, which model.matrix() would read as tiny numbers: they
-# become doubles, exactly (a value beyond 2^53 has no exact double and is
-# refused).
+# become doubles, exactly (values from 2^53 on may have no exact double and
+# are refused).
 convert_integer64 <- function(df) {
   is64 <- vapply(df, inherits, logical(1), "integer64")
   if (!any(is64)) return(df)
@@ -34,10 +34,10 @@ convert_integer64 <- function(df) {
   }
   for (nm in names(df)[is64]) {
     v <- df[[nm]]
-    d <- as.double(v)
-    if (any(abs(d) > 2^53, na.rm = TRUE)) {
+    d <- suppressWarnings(as.double(v))
+    if (any(abs(d) >= 2^53, na.rm = TRUE)) {
       shown <- shown_column_name(nm)
-      mlm_abort(c("{.var {shown}} is an {.cls integer64} with values beyond 2^53, which have no exact double.",
+      mlm_abort(c("{.var {shown}} is an {.cls integer64} with values of 2^53 or more, which may have no exact double.",
                   i = "Rescale it, or use it as a grouping factor via {.fn as.character}."),
                 "mlmfit_error_variable", variable = shown)
     }
