@@ -200,8 +200,7 @@ model.frame.mlmfit <- function(formula, fixed.only = FALSE, ...) {
   warn_unused_dots(..., method = "model.frame")
   frame <- spec_frame(formula)
   if (!isTRUE(fixed.only)) return(frame)
-  tt <- stats::delete.response(spec_fixed_terms(formula))
-  vars <- vapply(as.list(attr(tt, "variables"))[-1L], deparse1, "")
+  vars <- vapply(as.list(attr(spec_fixed_terms(formula), "variables"))[-1L], deparse1, "")
   frame[intersect(vars, names(frame))]
 }
 

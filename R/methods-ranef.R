@@ -16,7 +16,8 @@
 #' @param object A fit from [lmm()].
 #' @param condVar Attach conditional variances.
 #' @param drop Return a named vector instead of a one-column data frame
-#'   (with the conditional variances as attribute `"postVar"`), as lme4.
+#'   (with the conditional variances as a vector in attribute
+#'   `"postVar"`), as lme4.
 #' @param whichel Names of the grouping factors to return (all by default).
 #' @param x A `ranef.mlmfit` object.
 #' @param row.names,optional Ignored.
@@ -66,7 +67,8 @@ ranef.mlmfit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, .
     }
     if (drop && ncol(df) == 1L) {
       v <- stats::setNames(df[[1L]], rownames(df))
-      attr(v, "postVar") <- attr(df, "postVar")
+      pv <- attr(df, "postVar")
+      if (!is.null(pv)) attr(v, "postVar") <- drop(pv)
       return(v)
     }
     df
