@@ -5,13 +5,14 @@
 # bench/run.R starts this script with MALLOC_MMAP_THRESHOLD_ fixed, so that
 # glibc returns freed large blocks to the system instead of keeping them for
 # the next fit (a retained heap would hide the measured fit's peak).
-# Usage: Rscript bench/memory.R <case> <mlmfit|lme4> [n]
+# Usage: Rscript bench/memory.R <case> <mlmfit|lme4|lme4_cran|glmmTMB|nlme> [n]
 args <- commandArgs(trailingOnly = TRUE)
 source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE))), "cases.R"))
 case <- if (args[[1]] == "scaling") scaling_case(as.numeric(args[[3]])) else bench_cases[[args[[1]]]]
 pkg <- args[[2]]
-suppressPackageStartupMessages({ library(pkg, character.only = TRUE) })
-data <- case$data()
+if (pkg == "lme4_cran") .libPaths(c(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE))), ".peers", "lib"), .libPaths()))
+suppressPackageStartupMessages({ library(sub("_cran$", "", pkg), character.only = TRUE) })
+data <- case$data(FALSE)
 # Two warm-up fits load the packages' lazily loaded code: on the data
 # itself when they are small, otherwise on their first 5000 rows, so that
 # the memory the measured fit needs is not already held by the process.

@@ -1,9 +1,19 @@
-# The benchmark: mlmfit against lme4 in one R process, runs alternating
-# between the two, then peak memory of each in fresh processes.
-# Writes bench/results.md. Usage, from the package root:
-#   Rscript bench/run.R                  # the whole suite and the scaling table
-#   Rscript bench/run.R --only=hsb,insteval --no-scaling
-# mlmfit must be installed (R CMD INSTALL .).
+# The benchmark: mlmfit against lme4 1.1-31 (Debian), the current lme4 from
+# CRAN, glmmTMB and nlme, under the reference BLAS and OpenBLAS, with the
+# floor of each mlmfit fit, then peak memory in fresh processes. Writes
+# bench/results.md (copied into the README by tools/readme-bench.R).
+#
+# From the package root, once: Rscript bench/setup.R (the CRAN lme4 and
+# OpenBLAS into bench/.peers/; nothing system-wide), and mlmfit installed
+# (R CMD INSTALL --library=<lib> .; put <lib> in R_LIBS).
+#   Rscript bench/run.R                 # everything (see results.md for how long it took)
+#   Rscript bench/run.R --quick         # small data, 2 runs, no memory: checks the harness (~5 min)
+#   Rscript bench/run.R --only=insteval,crossed_1e7 --blas=reference --no-memory
+# Options: --only=case,... --blas=reference,openblas --peers=lme4,lme4_cran,glmmTMB,nlme
+#   --slow-limit=seconds (a peer fit slower than this is not repeated; 60)
+#   --peer-limit=seconds (a peer fit still running after this is abandoned; 600)
+#   --clock=cpu (CPU seconds instead of elapsed ones, OpenBLAS on one thread: for a busy machine)
+#   --max-reps=N (at most N runs per case) --no-memory --no-scaling --out=file
 args <- commandArgs(trailingOnly = TRUE)
 opt <- function(name, default = NULL) {
   hit <- grep(paste0("^--", name, "(=|$)"), args, value = TRUE)
@@ -13,112 +23,207 @@ opt <- function(name, default = NULL) {
 }
 bench_dir <- dirname(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)))
 source(file.path(bench_dir, "cases.R"))
-suppressPackageStartupMessages({ library(mlmfit); library(lme4) })
-only <- opt("only")
-cases <- if (is.null(only)) bench_cases else bench_cases[strsplit(only, ",")[[1]]]
-out_file <- opt("out", file.path(bench_dir, "results.md"))
+`%||%` <- function(a, b) if (is.null(a)) b else a
+quick <- isTRUE(opt("quick"))
+only <- opt("only", "all")
+blas_wanted <- strsplit(opt("blas", "reference,openblas"), ",")[[1]]
+out_file <- opt("out", file.path(bench_dir, if (quick) "results-quick.md" else "results.md"))
+peer_limit <- as.numeric(opt("peer-limit", "600"))
+cpu_clock <- identical(opt("clock", "elapsed"), "cpu")
+do_memory <- !quick && !isTRUE(opt("no-memory"))
+do_scaling <- !quick && !isTRUE(opt("no-scaling")) && only == "all"
+openblas_dir <- normalizePath(file.path(bench_dir, ".peers", "openblas", "usr", "lib", "x86_64-linux-gnu",
+                                        "openblas-pthread"), mustWork = FALSE)
+rscript <- file.path(R.home("bin"), "Rscript")
+started <- Sys.time()
+load_average <- function() paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
+load_start <- load_average()
 
-time_case <- function(case) {
-  data <- case$data()
-  pkgs <- if (isFALSE(case$lme4)) "mlmfit" else c("mlmfit", "lme4")
-  times <- setNames(vector("list", length(pkgs)), pkgs)
-  fits <- list()
-  for (r in seq_len(case$reps)) {
-    order <- if (r %% 2L == 1L) pkgs else rev(pkgs)  # alternate who goes first
-    for (pkg in order) {
-      invisible(gc())
-      t <- system.time(fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data))))[["elapsed"]]
-      times[[pkg]] <- c(times[[pkg]], t)
-      fits[[pkg]] <- fit
+# One suite run per BLAS, each in its own process. Debian's R puts
+# R_LD_LIBRARY_PATH before LD_LIBRARY_PATH, so OpenBLAS is chosen there.
+run_suite <- function(blas) {
+  env <- character()
+  if (blas == "openblas") {
+    if (!file.exists(file.path(openblas_dir, "libblas.so.3"))) {
+      message("no OpenBLAS in ", openblas_dir, " (run Rscript bench/setup.R): skipped")
+      return(NULL)
     }
+    env <- paste0("R_LD_LIBRARY_PATH=", openblas_dir, ":", R.home("lib"), ":/usr/lib/x86_64-linux-gnu")
+    if (cpu_clock) env <- c(env, "OPENBLAS_NUM_THREADS=1")
   }
-  dev <- vapply(fits, criterion, numeric(1))
-  list(median = vapply(times, stats::median, numeric(1)), deviance = dev, n = nrow(data))
+  rds <- tempfile(fileext = ".rds")
+  # mlmfit calls no BLAS: the cases it fits alone are not run again.
+  cases <- if (only == "all") names(bench_cases) else strsplit(only, ",")[[1]]
+  if (blas == "openblas") cases <- Filter(function(nm) length(bench_cases[[nm]]$peers) > 0L, cases)
+  if (!length(cases)) return(NULL)
+  suite_args <- c(shQuote(file.path(bench_dir, "suite.R")), rds, paste(cases, collapse = ","), if (quick) "--quick",
+                  grep("^--(peers|slow-limit|peer-limit|clock|max-reps)=", args, value = TRUE))
+  status <- system2(rscript, suite_args, env = env)
+  if (status != 0L || !file.exists(rds)) stop("the suite under ", blas, " BLAS failed")
+  readRDS(rds)
+}
+suites <- list()
+for (b in blas_wanted) {
+  message("== suite under ", b, " BLAS")
+  s <- run_suite(b)
+  if (!is.null(s)) suites[[b]] <- s
 }
 
 memory_case <- function(name, pkg, n = NULL) {
-  res <- system2(file.path(R.home("bin"), "Rscript"),
-                 c(shQuote(file.path(bench_dir, "memory.R")), name, pkg, if (!is.null(n)) format(n, scientific = FALSE)),
+  res <- system2(rscript, c(shQuote(file.path(bench_dir, "memory.R")), name, pkg,
+                            if (!is.null(n)) format(n, scientific = FALSE)),
                  stdout = TRUE, stderr = FALSE, env = "MALLOC_MMAP_THRESHOLD_=131072")
-  vals <- as.numeric(strsplit(utils::tail(res, 1L), " ")[[1]])
+  vals <- suppressWarnings(as.numeric(strsplit(utils::tail(res, 1L), " ")[[1]]))
   if (length(vals) != 2L) c(NA, NA) else vals
 }
 
-fmt_t <- function(x) ifelse(is.na(x), "–", ifelse(x < 0.1, sprintf("%.1f ms", 1000 * x), sprintf("%.2f s", x)))
+fmt_t <- function(x) ifelse(is.na(x), "–", ifelse(x < 1e-3, sprintf("%.0f µs", 1e6 * x),
+                     ifelse(x < 0.1, sprintf("%.1f ms", 1000 * x), ifelse(x < 100, sprintf("%.2f s", x), sprintf("%.0f s", x)))))
 fmt_mb <- function(x) ifelse(is.na(x), "–", ifelse(x < 10, sprintf("%.1f MB", pmax(x, 0)), sprintf("%.0f MB", x)))
+peer_names <- c("lme4", "lme4_cran", "glmmTMB", "nlme")
 
-load_average <- function() paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
-load_start <- load_average()
-rows <- list()
-for (name in names(cases)) {
-  case <- cases[[name]]
-  message("timing ", name)
-  tm <- time_case(case)
-  mem <- if (isTRUE(opt("no-memory"))) list(mlmfit = c(NA, NA), lme4 = c(NA, NA)) else {
-    message("memory ", name)
-    list(mlmfit = memory_case(name, "mlmfit"),
-         lme4 = if (isFALSE(case$lme4)) c(NA, NA) else memory_case(name, "lme4"))
+# The time cell of a peer: median, with the number of runs when only one.
+time_cell <- function(r, pkg) {
+  if (!pkg %in% names(r$median)) return("–")
+  if (!is.null(r$errors[[pkg]]) && is.na(r$median[[pkg]])) {
+    return(if (grepl("time limit", r$errors[[pkg]])) sprintf("> %g s", peer_limit) else "failed")
   }
-  lme4_t <- if ("lme4" %in% names(tm$median)) tm$median[["lme4"]] else NA
-  ddev <- if (is.na(lme4_t)) NA else tm$deviance[["mlmfit"]] - tm$deviance[["lme4"]]
-  rows[[name]] <- data.frame(
-    model = case$label, n = tm$n, mlmfit = fmt_t(tm$median[["mlmfit"]]), lme4 = fmt_t(lme4_t),
-    ratio = if (is.na(lme4_t)) "–" else sprintf("%.1fx", lme4_t / tm$median[["mlmfit"]]),
-    mem_mlmfit = fmt_mb(mem$mlmfit[1]), mem_lme4 = fmt_mb(mem$lme4[1]),
-    data = fmt_mb(mem$mlmfit[2]),
-    deviance = if (is.na(ddev)) sprintf("%.2f", tm$deviance[["mlmfit"]]) else sprintf("%+.1e", ddev),
-    agree = if (is.na(ddev)) "–" else if (ddev <= 1e-4) "yes" else "NO",
-    stringsAsFactors = FALSE)
-  print(rows[[name]])
+  cell <- fmt_t(r$median[[pkg]])
+  if (pkg != "mlmfit" && r$runs[[pkg]] == 1L && !identical(r$label, "")) cell <- paste0(cell, "¹")
+  cell
+}
+ratio_cell <- function(r) {
+  peers <- intersect(peer_names, names(r$median))
+  t <- r$median[peers]
+  if (!length(peers) || all(is.na(t))) return("–")
+  best <- min(t, na.rm = TRUE)
+  sprintf("%.1fx (%s)", best / r$median[["mlmfit"]], display_name(names(t)[which.min(t)]))
+}
+display_name <- function(pkg) c(lme4 = "lme4 1.1", lme4_cran = "lme4 2", glmmTMB = "glmmTMB", nlme = "nlme")[[pkg]]
+dev_cells <- function(r) {
+  peers <- intersect(peer_names, names(r$criterion))
+  crit <- r$criterion[peers]
+  if (!length(peers) || all(is.na(crit)) || is.na(r$criterion[["mlmfit"]])) return(c("–", "–"))
+  d <- r$criterion[["mlmfit"]] - min(crit, na.rm = TRUE)
+  c(sprintf("%+.1e", d), if (d <= 1e-4) "yes" else "NO")
 }
 
-scaling <- list()
-if (!isTRUE(opt("no-scaling"))) {
-  for (n in scaling_sizes) {
-    case <- scaling_case(n)
-    message("scaling ", n)
-    tm <- time_case(case)
-    mem_m <- memory_case("scaling", "mlmfit", n)
-    mem_l <- if (case$lme4) memory_case("scaling", "lme4", n) else c(NA, NA)
-    lt <- if ("lme4" %in% names(tm$median)) tm$median[["lme4"]] else NA
-    scaling[[length(scaling) + 1L]] <- data.frame(
-      n = format(n, big.mark = ",", scientific = FALSE), groups = format(max(100, n / 100), big.mark = ",", scientific = FALSE),
-      mlmfit = fmt_t(tm$median[["mlmfit"]]), lme4 = fmt_t(lt),
-      ratio = if (is.na(lt)) "–" else sprintf("%.1fx", lt / tm$median[["mlmfit"]]),
-      mem_mlmfit = fmt_mb(mem_m[1]), mem_lme4 = fmt_mb(mem_l[1]), data = fmt_mb(mem_m[2]))
-    print(scaling[[length(scaling)]])
-  }
-}
-
-md_table <- function(df, header) {
+md_table <- function(rows, header) {
   c(paste0("| ", paste(header, collapse = " | "), " |"),
     paste0("|", paste(rep("---", length(header)), collapse = "|"), "|"),
-    apply(df, 1, function(r) paste0("| ", paste(gsub("|", "\\|", trimws(r), fixed = TRUE), collapse = " | "), " |")))
+    vapply(rows, function(r) paste0("| ", paste(gsub("|", "\\|", r, fixed = TRUE), collapse = " | "), " |"), ""))
 }
+versions <- suites[[1]]$versions
+peer_header <- c(sprintf("lme4 %s", versions[["lme4"]]), sprintf("lme4 %s (CRAN)", versions[["lme4_cran"]]),
+                 sprintf("glmmTMB %s", versions[["glmmTMB"]]), sprintf("nlme %s", versions[["nlme"]]))
+
+time_table <- function(s) {
+  md_table(lapply(s$results, function(r) c(r$label, format(r$n, big.mark = ","), time_cell(r, "mlmfit"),
+                                           vapply(peer_names, function(p) time_cell(r, p), ""),
+                                           ratio_cell(r), dev_cells(r))),
+           c("model", "n", "mlmfit", peer_header, "fastest peer / mlmfit", "deviance", "agree"))
+}
+floor_table <- function(s) {
+  rows <- lapply(Filter(function(r) !is.null(r$floor) && is.null(r$floor$error), s$results), function(r) {
+    f <- r$floor
+    tm <- r$median[["mlmfit"]]
+    c(r$label, fmt_t(tm), fmt_t(f$pass), sprintf("%.0f", tm / f$pass), fmt_t(f$eval), fmt_t(f$gradient),
+      as.character(f$evals), if (is.na(f$passes)) "–" else as.character(f$passes),
+      sprintf("%.0f%%", 100 * f$evals * f$eval / tm))
+  })
+  md_table(rows, c("model", "mlmfit", "one pass over the data", "fit / pass", "one evaluation", "gradient (extra)",
+                   "evaluations", "PIRLS passes", "evaluations x cost / fit"))
+}
+
 cpu <- unique(sub(".*: ", "", grep("model name", readLines("/proc/cpuinfo"), value = TRUE)))
 mem_total <- sub(" +", " ", sub("MemTotal: *", "", grep("MemTotal", readLines("/proc/meminfo"), value = TRUE)))
+ref <- suites[["reference"]] %||% suites[[1]]
 lines <- c(
-  "# Benchmark: mlmfit against lme4",
+  "# Benchmark: mlmfit against lme4, glmmTMB and nlme",
   "",
-  sprintf("Run on %s with `Rscript bench/run.R%s`.", format(Sys.time(), "%Y-%m-%d"), if (length(args)) paste0(" ", paste(args, collapse = " ")) else ""),
-  sprintf("Machine: %s, %d cores, %s RAM; %s; mlmfit %s, lme4 %s; BLAS %s.",
-          paste(cpu, collapse = "; "), parallel::detectCores(), mem_total, R.version.string,
-          utils::packageVersion("mlmfit"), utils::packageVersion("lme4"), basename(extSoftVersion()[["BLAS"]])),
-  "",
+  sprintf("Run on %s with `Rscript bench/run.R%s` (%.0f minutes).", format(started, "%Y-%m-%d"),
+          if (length(args)) paste0(" ", paste(args, collapse = " ")) else "",
+          as.numeric(difftime(Sys.time(), started, units = "mins"))),
+  sprintf("Machine: %s, %d cores, %s RAM; %s; mlmfit %s.", paste(cpu, collapse = "; "), parallel::detectCores(),
+          mem_total, R.version.string, versions[["mlmfit"]]),
   sprintf("Load average (1, 5, 15 min) at the start: %s; at the end: %s.", load_start, load_average()),
   "",
-  "Times are medians of runs alternating between the packages in one R process (lmer: REML fits;",
-  "glmer: Laplace).",
-  "Peak memory is the rise of the process's resident-set high-water mark during one fit, in a",
-  "fresh process (R and C++ allocations alike); `data` is the size of the data frame.",
-  "`deviance` is mlmfit's REML criterion (or -2 log-likelihood for GLMMs) minus lme4's (negative:",
-  "mlmfit found a lower optimum);",
-  "`agree` means within 1e-4 or lower (mlmfit's accuracy contract with lme4).",
-  "",
-  md_table(do.call(rbind, rows), c("model", "n", "mlmfit", "lme4", "lme4/mlmfit", "peak mem mlmfit", "peak mem lme4", "data", "deviance", "agree")))
-if (length(scaling)) {
-  lines <- c(lines, "", "## Scaling: `y ~ x + (x | g)`, n/100 groups", "",
-             md_table(do.call(rbind, scaling), c("n", "groups", "mlmfit", "lme4", "lme4/mlmfit", "peak mem mlmfit", "peak mem lme4", "data")))
+  if (cpu_clock) "Times are CPU seconds (user + system), not elapsed ones: the machine was busy; OpenBLAS ran on one thread." else "Times are elapsed seconds.",
+  "Times are medians of runs alternating between the packages (lmer, glmmTMB and lme: REML fits; glmer and",
+  "glmmTMB: Laplace). The current lme4 from CRAN runs in a worker process with its own library (it cannot share",
+  sprintf("a process with Debian's lme4); it is timed inside the worker. ¹ one run only (a peer fit slower than %g s", ref$slow_limit),
+  sprintf("is not repeated); a peer fit still running after %g s is abandoned.", peer_limit),
+  "`deviance` is mlmfit's criterion (REML criterion or -2 log-likelihood) minus the lowest of the",
+  "peers' (negative: mlmfit found a lower optimum); `agree` means within 1e-4 or lower, mlmfit's accuracy contract with lme4.",
+  "")
+if (!is.null(suites[["reference"]])) {
+  lines <- c(lines, sprintf("## Reference BLAS (%s)", basename(suites[["reference"]]$blas)), "",
+             time_table(suites[["reference"]]), "")
 }
+if (!is.null(suites[["openblas"]])) {
+  lines <- c(lines, sprintf("## OpenBLAS (%s, Debian's libopenblas0-pthread, %s)", basename(suites[["openblas"]]$blas),
+                            if (cpu_clock) "one thread" else "all cores"), "",
+             time_table(suites[["openblas"]]), "")
+}
+lines <- c(lines, "## The floor of each mlmfit fit", "",
+           "Measured in the same process as the timings (reference BLAS). One pass: reading X, y and the codes and",
+           "columns of Z once (bench/floor.cpp). One evaluation: the profiled deviance at a nearby theta from the",
+           "stored cross-products (linear models), one PIRLS to convergence from the fitted linear predictor",
+           "(GLMMs: one engine call, whose set-up dominates on small data), or the deviance with the residual",
+           "structure (which whitens the data per evaluation). The",
+           "gradient column is the extra cost of the analytic gradient over an evaluation. Evaluations and PIRLS",
+           "passes are what the fit reported in `optinfo` (for linear models `evaluations` counts every",
+           "deviance evaluation, some of them with a gradient). The last column is the share of the fit that",
+           "the evaluations explain at the cost of one without gradient.", "",
+           floor_table(ref), "")
+
+lines <- c(lines, "## Reference: MixedModels.jl (published, not run here)", "",
+           "MixedModels.jl cannot run on this machine. Its own benchmark report (JuliaStats/MixedModels.jl,",
+           "`docs/src/benchmarks.md`: MixedModels.jl on Julia 1.0.0, 2 Oct 2018, Intel Core i5-3570 @ 3.40GHz,",
+           "maximum likelihood fits) gives:", "",
+           md_table(list(c("InstEval `1 + service + (1|s) + (1|d) + (1|dept:service)`", "73,421", "2.00 s"),
+                         c("InstEval `1 + service * dept + (1|s) + (1|d)`", "73,421", "1.25 s"),
+                         c("MovieLens 1M `1 + (1|user) + (1|movie)` (crossed, 6,040 x 3,706)", "1,000,209", "36.7 s")),
+                    c("model", "n", "MixedModels.jl")), "")
+
+if (do_memory) {
+  mem_rows <- list()
+  for (name in names(ref$results)) {
+    case <- bench_cases[[name]]
+    if (identical(case$kind, "bootstrap")) next
+    message("memory ", name)
+    m <- memory_case(name, "mlmfit")
+    l <- if ("lme4" %in% case$peers) memory_case(name, "lme4") else c(NA, NA)
+    mem_rows[[name]] <- c(case$label, fmt_mb(m[1]), fmt_mb(l[1]), fmt_mb(m[2]))
+  }
+  lines <- c(lines, "## Peak memory", "",
+             "The rise of the process's resident-set high-water mark during one fit, in a fresh process (R and C++",
+             "allocations alike); `data` is the size of the data frame.", "",
+             md_table(mem_rows, c("model", "mlmfit", sprintf("lme4 %s", versions[["lme4"]]), "data")), "")
+}
+
+if (do_scaling) {
+  sc_rows <- list()
+  for (n in scaling_sizes) {
+    message("scaling ", n)
+    rds <- tempfile(fileext = ".rds")
+    status <- system2(rscript, c(shQuote(file.path(bench_dir, "suite.R")), rds, paste0("scaling:", n), "--peers=lme4"))
+    if (status != 0L) next
+    r <- readRDS(rds)$results[[1]]
+    mem_m <- if (do_memory) memory_case("scaling", "mlmfit", n) else c(NA, NA)
+    mem_l <- if (do_memory && n <= 1e6) memory_case("scaling", "lme4", n) else c(NA, NA)
+    lt <- if ("lme4" %in% names(r$median)) r$median[["lme4"]] else NA
+    sc_rows[[length(sc_rows) + 1L]] <- c(format(n, big.mark = ",", scientific = FALSE),
+      format(max(100, n / 100), big.mark = ",", scientific = FALSE), fmt_t(r$median[["mlmfit"]]), fmt_t(lt),
+      if (is.na(lt)) "–" else sprintf("%.1fx", lt / r$median[["mlmfit"]]), fmt_mb(mem_m[1]), fmt_mb(mem_l[1]),
+      fmt_mb(mem_m[2]))
+  }
+  lines <- c(lines, "## Scaling: `y ~ x + (x | g)`, n/100 groups", "",
+             md_table(sc_rows, c("n", "groups", "mlmfit", sprintf("lme4 %s", versions[["lme4"]]), "lme4/mlmfit",
+                                 "peak mem mlmfit", "peak mem lme4", "data")), "")
+}
+lines[3] <- sprintf("Run on %s with `Rscript bench/run.R%s` (%.0f minutes).", format(started, "%Y-%m-%d"),
+                    if (length(args)) paste0(" ", paste(args, collapse = " ")) else "",
+                    as.numeric(difftime(Sys.time(), started, units = "mins")))
 writeLines(lines, out_file)
 message("wrote ", out_file)

@@ -67,6 +67,12 @@ class BlockedCholesky {
   Eigen::MatrixXd back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const;
   void fill_templates(const Eigen::VectorXd& theta);
   void set_up_secondary();
+  void choose_fill_method();
+  // Subtract the fill L_R1 L_R1' from a dense S (gathered or dense method).
+  void subtract_fill_dense();
+  // Q of every entry of L_R1 at once (dense S only), kept until the next
+  // selected inverse: see inverse_blocks_for_level().
+  void compute_all_q() const;
   template <class F>
   void for_each_schur_block(F&& f) const;
   void assemble_schur();
@@ -86,10 +92,25 @@ class BlockedCholesky {
   std::vector<Index> diag_pos_;
   std::vector<Index> diag_pos_off_;
   std::vector<Index> block_pos_;
+  // How the fill L_R1 L_R1' enters S, chosen once by cost (see
+  // choose_fill_method()): pair by pair in the fixed pattern (sparse S);
+  // gathered column block by column block into a dense S, each column of S
+  // staying in cache (sparse L_R1); or as one dense rank update when L_R1 is
+  // mostly full (secondary levels that meet most primary levels).
+  enum class FillMethod { scatter, gather, dense };
+  FillMethod fill_ = FillMethod::scatter;
+  // Gather: the entries of L_R1 by secondary level (ascending primary
+  // level), each with its primary level.
+  std::vector<Index> by_sec_ptr_, by_sec_entry_, by_sec_level_;
+  AlignedMatrix Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix
+  mutable std::vector<double> q_all_;  // like xp.r1_vals: Q of each entry
+  mutable long q_generation_ = -1;     // selected inverse that q_all_ belongs to
   Eigen::MatrixXd W_;    // (p+1) x m
   Eigen::MatrixXd Y_;    // m x (p+1): half-solved W'
   Eigen::MatrixXd LXX_;  // (p+1) x (p+1), lower
   std::vector<double> work_;
+  bool all_scalar_ = false;         // every term a random intercept (q = 1)
+  std::vector<double> sec_scale_;   // all_scalar_: T of each secondary level
 
   double ld_L2_ = 0.0, ld_RX2_ = 0.0, pwrss_ = 0.0;
   bool factored_ = false;

@@ -1,5 +1,7 @@
 #include "secondary_factor.h"
 
+#include "dense_kernels.h"
+
 #include <Eigen/Sparse>
 #include <Eigen/SparseCholesky>
 #include <algorithm>
@@ -16,41 +18,6 @@ namespace {
 constexpr Index kAlwaysDense = 200;
 constexpr Index kNeverDense = 4000;
 constexpr double kDenseFill = 0.25;
-// A (lower triangular) := A^{-1}, recursively by halves:
-// [A11 0; A21 A22]^{-1} = [A11^{-1} 0; -A22^{-1} A21 A11^{-1}  A22^{-1}].
-void invert_lower_in_place(Eigen::Ref<Eigen::MatrixXd> A) {
-  const Index n = A.rows();
-  if (n <= 48) {
-    Eigen::MatrixXd I = Eigen::MatrixXd::Identity(n, n);
-    A.triangularView<Eigen::Lower>().solveInPlace(I);
-    A = I.triangularView<Eigen::Lower>();
-    return;
-  }
-  const Index h = n / 2;
-  invert_lower_in_place(A.topLeftCorner(h, h));
-  invert_lower_in_place(A.bottomRightCorner(n - h, n - h));
-  Eigen::MatrixXd T = A.bottomLeftCorner(n - h, h) * A.topLeftCorner(h, h).triangularView<Eigen::Lower>();
-  A.bottomLeftCorner(n - h, h).noalias() = -(A.bottomRightCorner(n - h, n - h).triangularView<Eigen::Lower>() * T);
-}
-
-// Lower triangle of A := lower triangle of L' L, L the lower triangle of A:
-// [A11 0; A21 A22]' [A11 0; A21 A22] = [A11'A11 + A21'A21, .; A22'A21, A22'A22].
-void lower_transpose_product_in_place(Eigen::Ref<Eigen::MatrixXd> A) {
-  const Index n = A.rows();
-  if (n <= 48) {
-    const Eigen::MatrixXd L = A.triangularView<Eigen::Lower>();
-    const Eigen::MatrixXd P = L.transpose() * L;
-    A.triangularView<Eigen::Lower>() = P;
-    return;
-  }
-  const Index h = n / 2;
-  lower_transpose_product_in_place(A.topLeftCorner(h, h));
-  A.topLeftCorner(h, h).selfadjointView<Eigen::Lower>().rankUpdate(A.bottomLeftCorner(n - h, h).transpose());
-  A.bottomLeftCorner(n - h, h) =
-      A.bottomRightCorner(n - h, n - h).triangularView<Eigen::Lower>().transpose() * A.bottomLeftCorner(n - h, h);
-  lower_transpose_product_in_place(A.bottomRightCorner(n - h, n - h));
-}
-
 // Eigen's sparse matrices and its LDL' store positions as int: refuse a
 // structure whose pattern, ordering workspace or factor would not fit.
 constexpr Index kIntLimit = std::numeric_limits<int>::max();
@@ -184,7 +151,7 @@ void SecondaryFactor::set_pattern(Index m, const EntryVisitor& for_each_entry) {
     }
   }
   if (dense_) {
-    S_.setZero(m, m);
+    S_.set_zero(m, m);
   } else {
     const auto& idx = sp_->ldlt.permutationP().indices();
     sp_->perm.assign(idx.data(), idx.data() + m);
@@ -205,7 +172,7 @@ double* SecondaryFactor::values() { return dense_ ? S_.data() : sp_->S.valuePtr(
 
 void SecondaryFactor::zero() {
   if (dense_)
-    S_.setZero();
+    S_.set_zero();
   else
     std::fill(sp_->S.valuePtr(), sp_->S.valuePtr() + sp_->S.nonZeros(), 0.0);
 }
@@ -214,8 +181,7 @@ bool SecondaryFactor::factor(double& log_det) {
   log_det = 0.0;
   holds_factor_ = false;
   if (dense_) {
-    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>, Eigen::Lower> llt(S_);
-    if (llt.info() != Eigen::Success) return false;
+    if (!dense::cholesky_lower(S_.data(), m_)) return false;
     for (Index i = 0; i < m_; ++i) log_det += 2.0 * std::log(S_(i, i));
     holds_factor_ = std::isfinite(log_det);
     return holds_factor_;
@@ -235,7 +201,7 @@ bool SecondaryFactor::factor(double& log_det) {
 
 void SecondaryFactor::half_solve(Eigen::MatrixXd& B) const {
   if (dense_) {
-    S_.triangularView<Eigen::Lower>().solveInPlace(B);
+    S_.map().triangularView<Eigen::Lower>().solveInPlace(B);
     return;
   }
   B = sp_->ldlt.permutationP() * B;
@@ -245,7 +211,7 @@ void SecondaryFactor::half_solve(Eigen::MatrixXd& B) const {
 
 void SecondaryFactor::half_solve_transpose(Eigen::VectorXd& v) const {
   if (dense_) {
-    S_.triangularView<Eigen::Lower>().transpose().solveInPlace(v);
+    S_.map().transpose().triangularView<Eigen::Upper>().solveInPlace(v);
     return;
   }
   v = sp_->inv_sqrt_d.asDiagonal() * v;
@@ -255,11 +221,10 @@ void SecondaryFactor::half_solve_transpose(Eigen::VectorXd& v) const {
 
 void SecondaryFactor::compute_selected_inverse() {
   if (dense_) {
-    // S^{-1} = L^{-T} L^{-1} in place of L: a blocked triangular inverse,
-    // then the product (about 2/3 m^3 operations, no second m x m matrix).
-    invert_lower_in_place(S_);
-    lower_transpose_product_in_place(S_);
+    // All of S^{-1} (both triangles, so that a column is contiguous).
+    dense::inverse_from_cholesky(S_.data(), m_);
     holds_factor_ = false;
+    ++inverse_generation_;
     return;
   }
   // Takahashi's recurrences on L D L': entries of the inverse on the
@@ -282,10 +247,11 @@ void SecondaryFactor::compute_selected_inverse() {
     for (int a = Lp[j]; a < Lp[j + 1]; ++a) s += Lx[a] * sp_->inv_lower[a];
     sp_->inv_diag[j] = 1.0 / D[j] - s;
   }
+  ++inverse_generation_;
 }
 
 double SecondaryFactor::inverse_entry(Index row, Index col) const {
-  if (dense_) return row >= col ? S_(row, col) : S_(col, row);
+  if (dense_) return S_(row, col);
   return sp_->inverse_permuted(sp_->perm[row], sp_->perm[col]);
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "aligned_matrix.h"
 #include "model_data.h"
 
 namespace mlm {
@@ -49,13 +50,20 @@ class SecondaryFactor {
   // inverted in place: solves need a new factor() afterwards.
   void compute_selected_inverse();
   double inverse_entry(Index row, Index col) const;
+  // Counts selected inverses, so that results derived from one can tell
+  // whether they are current.
+  long inverse_generation() const { return inverse_generation_; }
+  // Dense storage (column-major m x m): S before factor(), after a selected
+  // inverse all of S^{-1} (both triangles).
+  const AlignedMatrix& dense_matrix() const { return S_; }
 
  private:
   struct Sparse;
   bool dense_ = true;
   Index m_ = 0;
   bool holds_factor_ = false;
-  Eigen::MatrixXd S_;  // dense storage (lower triangle): S, its factor, or its inverse
+  long inverse_generation_ = 0;
+  AlignedMatrix S_;  // dense storage (lower triangle): S, its factor, or its inverse
   std::unique_ptr<Sparse> sp_;
 };
 
