@@ -157,6 +157,14 @@ test_that("every method reports the arguments it does not use", {
   expect_warning(ranova(lfit, bogus = 1), class = "mlmfit_warning_unused_argument")
   expect_warning(nlme::getVarCov(sfit, bogus = 1), class = "mlmfit_warning_unused_argument")
   expect_warning(drop1(lfit, bogus = 1), class = "mlmfit_warning_unused_argument")
+  # anova() takes fits in its dots; anything else there is reported, with one fit or several
+  expect_warning(anova(lfit, bogus = 1), "bogus", class = "mlmfit_warning_unused_argument")
+  lfit0 <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  expect_warning(tab <- anova(lfit0, lfit, bogus = 1), "bogus", class = "mlmfit_warning_unused_argument")
+  expect_identical(nrow(tab), 2L)
+  # the bootstrap's arguments with another method
+  expect_warning(ci <- confint(lfit, method = "Wald", nsim = 10), "nsim", class = "mlmfit_warning_unused_argument")
+  expect_identical(ci, confint(lfit, method = "Wald"))
   # an unnamed extra argument is reported too
   expect_warning(vcov(lfit, 2), "unnamed", class = "mlmfit_warning_unused_argument")
   # arguments of the generics are not extra: step() passes use.fallback to nobs()
