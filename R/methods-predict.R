@@ -243,7 +243,8 @@ linear_predictor <- function(fit, re.form = NULL) {
 #'   standard errors of population-level predictions, on the scale of the
 #'   linear predictor; with `type = "response"` on the scale of the mean by
 #'   the delta method (times `|d mu / d eta|`). They ignore the uncertainty
-#'   of the random effects.
+#'   of the random effects: with random effects in the predictions a
+#'   message (class `mlmfit_message_se_fixed_part`) says so.
 #' @param random.only Return only the random-effect contribution.
 #' @param na.action What to do with rows of `newdata` with missing values:
 #'   [stats::na.pass] (default: predictions are `NA`), [stats::na.omit] or
@@ -296,6 +297,16 @@ predict.mlmfit <- function(object, newdata = NULL, re.form = NULL, allow.new.lev
   if (!is.null(newdata)) omit <- d$na.action
   pred <- stats::napredict(omit, pred)
   if (!se.fit) return(pred)
+  if (random.only) {
+    mlm_abort(c("{.code se.fit = TRUE} gives standard errors of the fixed-effect part, which {.code random.only = TRUE} leaves out.",
+                i = "Use {.fn ranef} with {.code condVar = TRUE} for the conditional variances of the random effects."),
+              "mlmfit_error_argument")
+  }
+  if (length(re_selection(object, re.form)) > 0L) {
+    mlm_inform(c("The standard errors cover the fixed-effect part of the predictions only.",
+                 i = "The uncertainty of the random effects is not included; {.code re.form = NA} gives population-level predictions, to which they apply."),
+               "mlmfit_message_se_fixed_part")
+  }
   se <- sqrt(rowSums((d$X %*% vcov(object)) * d$X))
   # the delta method: the standard error of mu = linkinv(eta)
   if (response_scale) se <- se * abs(family$mu.eta(eta))

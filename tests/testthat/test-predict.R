@@ -157,6 +157,10 @@ test_that("predict(glmm, type = 'response', se.fit = TRUE): delta-method standar
   em <- as.data.frame(emmeans::emmeans(cb$lme4, ~ period, type = "response", vcov. = as.matrix(vcov(fit))))
   expect_close(p$fit, em$prob, rel = 1e-8)
   expect_close(p$se.fit, em$SE, rel = 1e-8)
+  # with the random effects in the predictions, a message says what the standard errors cover
+  expect_message(predict(fit, lme4::cbpp[1:3, ], se.fit = TRUE), class = "mlmfit_message_se_fixed_part")
+  expect_message(predict(fit, re.form = ~ (1 | herd), se.fit = TRUE), class = "mlmfit_message_se_fixed_part")
+  expect_error(predict(fit, random.only = TRUE, se.fit = TRUE), class = "mlmfit_error_argument")
   # link-scale standard errors are sqrt(diag(X V X'))
   X <- stats::model.matrix(~ period, nd)
   expect_close(link$se.fit, sqrt(diag(X %*% vcov(fit) %*% t(X))), rel = 1e-10)
