@@ -73,3 +73,7 @@ lmm_structured_terms_cpp <- function(spec, params, reml, with_vcov) {
     .Call(`_mlmfit_lmm_structured_terms_cpp`, spec, params, reml, with_vcov)
 }
 
+blocked_cholesky_parts_cpp <- function(spec, xp_r, theta, reml) {
+    .Call(`_mlmfit_blocked_cholesky_parts_cpp`, spec, xp_r, theta, reml)
+}
+

@@ -86,8 +86,15 @@
 #' @param variance Optional variance function of the residuals, made by
 #'   [nlme::varIdent()] (`form = ~ 1 | stratum`: one standard deviation per
 #'   stratum), [nlme::varPower()] (`form = ~ v`: standard deviation
-#'   proportional to `|v|^power`) or [nlme::varExp()] (`form = ~ v`:
-#'   proportional to `exp(expon * v)`).
+#'   proportional to `|v|^power`), [nlme::varExp()] (`form = ~ v`:
+#'   proportional to `exp(expon * v)`) or [nlme::varConstPower()]
+#'   (`form = ~ v`: proportional to `const + |v|^power`). Without `form`,
+#'   `varPower()`, `varExp()` and `varConstPower()` take the fitted values
+#'   `X beta + Z b` as `v` (nlme's default
+#'   `form = ~ fitted(.)`): as [nlme::lme()] does, the fit alternates with
+#'   updates of `v` to its fitted values until the parameters change by less
+#'   than a relative 1e-6, and the last fit's fitted values are kept as the
+#'   covariate (refits and bootstraps iterate again; profiles hold them).
 #' @return An object of class `c("mlmfit_lmm", "mlmfit")`, with methods for
 #'   [print()], [summary()], [fixef()], [ranef()], [coef()], [VarCorr()],
 #'   [vcov()], [sigma()], [logLik()], [AIC()], [BIC()], [deviance()],
@@ -132,6 +139,7 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
   }
   check_response_varies(spec)
   fit <- new_lmm_fit(spec, engine_fit(spec, control, REML), mc, REML, control)
+  report_unbounded_variance_function(fit)
   report_singular(fit)
   fit
 }
@@ -140,7 +148,10 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
 #'
 #' @param max_evals Largest number of deviance evaluations.
 #' @param tolerance Convergence tolerance: the optimiser stops when the
-#'   decrease it predicts for the deviance is below `tolerance * (1 + |deviance|)`.
+#'   decrease it predicts for the deviance (measured from its value at the
+#'   start) is below `tolerance * (1 + |change|)`, or below the rounding
+#'   noise of the deviance (about `1e-13 * |deviance|`, so that fits of
+#'   millions of rows stop where the deviance cannot resolve more).
 #' @param step Relative step of the finite differences used for gradients.
 #' @param boundary_tol Diagonal entries of the relative covariance factor
 #'   below this are tried at zero (a singular fit) and kept there when the
@@ -176,6 +187,7 @@ optimizer_settings <- function(max_evals, tolerance, step, boundary_tol, cond_va
 # convergence problems.
 new_lmm_fit <- function(spec, engine, call, REML, control) {
   check_lmm_engine_answer(spec, engine)
+  spec <- spec_with_fitted_covariate(spec, engine)
   report_convergence(engine$optinfo$warnings)
   p_names <- spec_x_names(spec)
   vc <- engine$vcov

@@ -8,7 +8,11 @@
 #'
 #' @param x A fit from [lmm()].
 #' @param tol Diagonal entries of the relative covariance factor below
-#'   `tol` count as zero (lme4 uses the same rule).
+#'   `tol` count as zero: lme4's rule, with each entry measured in the
+#'   natural unit of its random-effect column (one over the root mean square
+#'   of the column, prior weights included), so that the answer does not
+#'   depend on the units of the predictors or the scale of the weights. For
+#'   random intercepts without weights the unit is 1, as in lme4.
 #' @return `TRUE` or `FALSE`.
 #' @examples
 #' fit <- lmm(math ~ homework + (homework | schid), nels88)
@@ -20,10 +24,20 @@ is_singular <- function(x, tol = singular_tol) {
 
 # The boundary rule, written once: a diagonal entry of a relative covariance
 # factor T (a theta with lower bound 0) below tol is a variance estimated as
-# zero. lme4 uses the same rule (its isSingular(), tol = 1e-4).
+# zero. lme4 uses the same rule (its isSingular(), tol = 1e-4), on theta in
+# natural units here (lme4's units for intercepts without weights).
 singular_tol <- 1e-4
-theta_at_boundary <- function(fit, tol = singular_tol, theta = fit_theta(fit)) {
+theta_at_boundary <- function(fit, tol = singular_tol, theta = natural_theta(fit)) {
   theta_lower(fit) == 0 & abs(theta) < tol
+}
+
+# theta in the natural units the engine optimises in (as it is where the
+# engine did not report them: GLMM fits, fits saved by older versions).
+natural_theta <- function(fit) {
+  theta <- fit_theta(fit)
+  scale <- fit_optinfo(fit)$theta_scale
+  if (length(scale) != length(theta)) return(theta)
+  theta / scale
 }
 
 # Which parts of the random-effect structure sit on the boundary.

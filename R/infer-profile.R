@@ -162,7 +162,8 @@ lmm_coefficient_held <- function(fit_ml, j, control) {
   }
   function(value, start) {
     start <- start %||% list(theta = fit_theta(fit_ml), psi = fit_psi(fit_ml))
-    r <- tryCatch(engine_fit(spec_fix_coefficient(spec, j, value), control, REML = FALSE, start = start),
+    r <- tryCatch(engine_fit(spec_hold_covariate(spec_fix_coefficient(spec, j, value)), control, REML = FALSE,
+                             start = start),
                   error = function(e) NULL)
     if (is.null(r)) return(NULL)
     list(deviance = r$deviance, start = list(theta = r$theta, psi = as.vector(r$psi)))

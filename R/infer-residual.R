@@ -31,6 +31,10 @@ gls_without_random_effects <- function(model, formula, eval_env) {
       if (any(vfree)) args$value <- vpar[vfree]
       if (any(!vfree)) args$fixed <- vpar[!vfree]
       do.call(ctor, args)
+    } else if (vs$kind == "const_power") {
+      args <- c(list(form = vs$formula), as.list(vpar[vfree]))
+      if (any(!vfree)) args$fixed <- as.list(vpar[!vfree])
+      do.call(ctor, args)
     } else if (vfree) {
       ctor(value = unname(vpar), form = vs$formula)
     } else {

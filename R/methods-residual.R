@@ -47,11 +47,12 @@ structured_residual_values <- function(object, type, scaled) {
 #' `Phi` for [nlme::corAR1()] and [nlme::corCAR1()] (the correlation of
 #' observations one time unit apart), `Rho` for [nlme::corCompSymm()], the
 #' standard-deviation ratio of each non-reference stratum for
-#' [nlme::varIdent()], `power` for [nlme::varPower()] and `expon` for
-#' [nlme::varExp()]. With `unconstrained = TRUE` the same parameters on the
-#' unconstrained scale the optimiser uses (nlme's `coef(..., unconstrained
-#' = TRUE)`): `log((1 + Phi) / (1 - Phi))`, `qlogis(Phi)`, the log ratio of
-#' standard deviations, and so on.
+#' [nlme::varIdent()], `power` for [nlme::varPower()], `expon` for
+#' [nlme::varExp()], `const` and `power` for [nlme::varConstPower()]. With
+#' `unconstrained = TRUE` the same parameters on the unconstrained scale the
+#' optimiser uses (nlme's `coef(..., unconstrained = TRUE)`):
+#' `log((1 + Phi) / (1 - Phi))`, `qlogis(Phi)`, the log ratio of standard
+#' deviations, `log(const)`, and so on.
 #'
 #' @param object A fit from [lmm()].
 #' @param unconstrained Report on the optimiser's unconstrained scale.
@@ -92,8 +93,7 @@ residual_sd_multipliers <- function(object) {
     par <- fit_residual_natural(object)[var$names]
     s <- switch(var$kind,
       ident = c(1, par)[as.integer(var$strata)],
-      power = abs(var$covariate)^par[[1L]],
-      exp = exp(par[[1L]] * var$covariate))
+      variance_multiplier(var$kind, par, var$covariate))
   }
   w <- spec_weights(object)
   if (!is.null(w)) s <- s / sqrt(w)
@@ -198,8 +198,13 @@ residual_structure_newdata <- function(object, newdata) {
       }
       out$s <- c(1, par)[k]
     } else {
-      v <- structure_covariate(nlme::getCovariateFormula(var$formula)[[2L]], newdata, env, paste0(var$class, "()"))
-      out$s <- if (var$kind == "power") abs(v)^par[[1L]] else exp(par[[1L]] * v)
+      rhs <- nlme::getCovariateFormula(var$formula)[[2L]]
+      v <- if (isTRUE(var$fitted)) {
+        stats::predict(object, newdata = newdata)
+      } else {
+        structure_covariate(rhs, newdata, env, paste0(var$class, "()"))
+      }
+      out$s <- variance_multiplier(var$kind, par, v)
     }
   }
   if (!is.null(cor <- res$correlation)) {

@@ -1,6 +1,6 @@
 # Residual correlation and variance structures for lmm(): nlme's corStruct
 # objects (corAR1, corCAR1, corCompSymm) and varFunc objects (varIdent,
-# varPower, varExp) turned into what the engine needs: residual groups, the
+# varPower, varExp, varConstPower) turned into what the engine needs: residual groups, the
 # order of observations within them, times, strata, covariates and starting
 # values of the parameters on nlme's unconstrained scale.
 #
@@ -12,7 +12,7 @@
 # nlme's constructors, so that `library(mlmfit)` alone lets users write
 # `correlation = corAR1(form = ~ 1 | g)`.
 
-#' @importFrom nlme corAR1 corCAR1 corCompSymm varIdent varPower varExp
+#' @importFrom nlme corAR1 corCAR1 corCompSymm varIdent varPower varExp varConstPower
 #' @export
 nlme::corAR1
 #' @export
@@ -26,14 +26,17 @@ nlme::varPower
 #' @export
 nlme::varExp
 #' @export
+nlme::varConstPower
+#' @export
 nlme::getVarCov
 
 supported_correlations <- c(corAR1 = "ar1", corCAR1 = "car1", corCompSymm = "comp_symm")
-supported_variances <- c(varIdent = "ident", varPower = "power", varExp = "exp")
+supported_variances <- c(varIdent = "ident", varPower = "power", varExp = "exp", varConstPower = "const_power")
 correlation_labels <- c(ar1 = "AR(1)", car1 = "Continuous AR(1)", comp_symm = "Compound symmetry")
 variance_labels <- c(ident = "Different standard deviations per stratum",
                      power = "Power of variance covariate",
-                     exp = "Exponential of variance covariate")
+                     exp = "Exponential of variance covariate",
+                     const_power = "Constant plus power of variance covariate")
 
 # Refuse anything but the supported constructors, before the model frame is built.
 check_residual_arguments <- function(correlation, variance) {
@@ -53,16 +56,16 @@ check_residual_arguments <- function(correlation, variance) {
                 "mlmfit_error_residual_structure")
     }
     if (!inherits(variance, "varFunc") || !cls %in% names(supported_variances)) {
-      mlm_abort(c("{.arg variance} must be made by {.fn nlme::varIdent}, {.fn nlme::varPower} or {.fn nlme::varExp}.",
+      mlm_abort(c("{.arg variance} must be made by {.fn nlme::varIdent}, {.fn nlme::varPower}, {.fn nlme::varExp} or {.fn nlme::varConstPower}.",
                   x = "It is of class {.cls {class(variance)}}."),
                 "mlmfit_error_residual_structure")
     }
     form <- stats::formula(variance)
     if (cls != "varIdent") {
       rhs <- nlme::getCovariateFormula(form)[[2L]]
-      if ("fitted" %in% all.names(rhs) || "." %in% all.vars(rhs)) {
-        mlm_abort(c("{.fn {cls}} needs a covariate: its default {.code form = ~ fitted(.)} is not supported.",
-                    i = "Write the covariate, e.g. {.code {cls}(form = ~ age)}."),
+      if (!is_fitted_covariate(rhs) && ("fitted" %in% all.names(rhs) || "." %in% all.vars(rhs))) {
+        mlm_abort(c("The covariate {.code {deparse1(rhs)}} of {.fn {cls}} is not supported.",
+                    i = "Use the fitted values as they are ({.code {cls}(form = ~ fitted(.))}, the default) or a variable, e.g. {.code {cls}(form = ~ age)}."),
                   "mlmfit_error_residual_structure")
       }
       if (!is.null(nlme::getGroupsFormula(form))) {
@@ -73,6 +76,12 @@ check_residual_arguments <- function(correlation, variance) {
     }
   }
   invisible()
+}
+
+# nlme's default covariate of varPower(), varExp() and varConstPower(): the fitted values,
+# X beta + Z b, which the engine iterates with the fit as nlme::lme does.
+is_fitted_covariate <- function(rhs) {
+  is.call(rhs) && identical(rhs[[1L]], as.name("fitted")) && length(rhs) == 2L && identical(rhs[[2L]], as.name("."))
 }
 
 # The model-frame formula with the variables of the structures added, so
@@ -266,17 +275,39 @@ variance_part <- function(obj, mf, env) {
                 reference = ref, psi0 = unname(psi0), free = !others %in% names(fixed), names = others))
   }
   rhs <- nlme::getCovariateFormula(form)[[2L]]
-  covariate <- structure_covariate(rhs, mf, env, what)
+  fitted <- is_fitted_covariate(rhs)
+  covariate <- if (!fitted) structure_covariate(rhs, mf, env, what)
   if (kind == "power" && any(covariate == 0)) {
     mlm_abort(c("The covariate {.code {deparse1(rhs)}} of {.fn varPower} is zero for some observations: their variance would be zero.",
                 i = "Use {.fn varExp}, or shift the covariate."),
               "mlmfit_error_residual_structure", variable = deparse1(rhs))
   }
-  value <- as.vector(unclass(obj))
-  fixed <- attr(obj, "fixed")
-  psi0 <- if (length(fixed)) fixed[[1L]] else if (length(value)) value[[1L]] else 0
+  start <- variance_function_start(obj, kind)
   list(kind = kind, class = cls, label = variance_labels[[kind]], formula = form, covariate = covariate,
-       psi0 = psi0, free = !length(fixed), names = if (kind == "power") "power" else "expon")
+       fitted = fitted, psi0 = start$psi0, free = start$free, names = start$names)
+}
+
+# Starting values (nlme's unconstrained scale) of a varPower(), varExp() or
+# varConstPower() object, which parameters are held fixed, and their names.
+# varConstPower starts as nlme starts it: const 0.1, power 0.
+variance_function_start <- function(obj, kind) {
+  fixed <- attr(obj, "fixed")
+  if (kind != "const_power") {
+    value <- as.vector(unclass(obj))
+    psi0 <- if (length(fixed)) fixed[[1L]] else if (length(value)) value[[1L]] else 0
+    return(list(psi0 = psi0, free = !length(fixed), names = if (kind == "power") "power" else "expon"))
+  }
+  names <- c("const", "power")
+  given <- lapply(names, function(nm) {
+    v <- if (!is.null(fixed[[nm]])) fixed[[nm]] else unclass(obj)[[nm]]
+    if (length(v)) as.numeric(v)[[1L]] else NULL
+  })
+  const <- given[[1L]] %||% 0.1
+  if (!(const > 0)) {
+    mlm_abort("The constant of {.fn varConstPower} must be positive.", "mlmfit_error_residual_structure")
+  }
+  list(psi0 = c(log(const), given[[2L]] %||% 0), free = vapply(names, function(nm) is.null(fixed[[nm]]), logical(1)),
+       names = names)
 }
 
 # The residual structure of a model (the spec's residual): the parts, which
@@ -294,6 +325,7 @@ build_residual_structure <- function(correlation, variance, mf, groups, env, met
     stratum = if (!is.null(var) && var$kind == "ident") as.integer(var$strata) - 1L else NULL,
     n_strata = if (!is.null(var) && var$kind == "ident") nlevels(var$strata) else 1L,
     covariate = if (!is.null(var) && var$kind != "ident") var$covariate else NULL,
+    covariate_fitted = isTRUE(var$fitted),
     psi0 = as.double(c(cor$psi0, var$psi0)),
     psi_free = c(cor$free, var$free),
     method = method
@@ -324,8 +356,59 @@ natural_residual_parameters <- function(res, psi) {
   }
   if (!is.null(var <- res$variance)) {
     x <- psi[k + seq_along(var$names)]
-    val <- if (var$kind == "ident") exp(x) else x
+    val <- switch(var$kind, ident = exp(x), const_power = c(exp(x[[1L]]), x[[2L]]), x)
     out <- c(out, stats::setNames(val, var$names))
   }
   out
+}
+
+# The standard-deviation multiplier of a variance function of a covariate
+# at its natural parameters.
+variance_multiplier <- function(kind, par, v) {
+  switch(kind,
+    power = abs(v)^par[[1L]],
+    exp = exp(par[[1L]] * v),
+    const_power = par[[1L]] + abs(v)^par[[2L]])
+}
+
+# A covariate of fitted values (varPower() and the like without form): the
+# engine's fit iterated it; the spec keeps the last fit's, which every later
+# evaluation (profiles, Satterthwaite's derivatives, residuals) holds, while
+# refits iterate it again.
+spec_with_fitted_covariate <- function(spec, engine) {
+  if (is.null(engine$covariate)) return(spec)
+  spec$residual$variance$covariate <- as.vector(engine$covariate)
+  spec$residual$engine$covariate <- as.vector(engine$covariate)
+  spec
+}
+
+# The model with a covariate of fitted values held at the fit's (profiles:
+# the likelihood at the fit's covariate).
+spec_hold_covariate <- function(spec) {
+  if (!is.null(spec$residual)) spec$residual$engine$covariate_fitted <- FALSE
+  spec
+}
+
+# varConstPower()'s constant next to |v|^power decides the model: far below
+# it the fit is varPower()'s (a boundary, like a zero variance); far above
+# it, with sigma shrinking, the likelihood rises towards a limit that no
+# finite parameters reach (the constant and the power drift together). On
+# nlme's data sets the fits with a maximum have ratios up to about 30, the
+# drifting ones above 1e4. Either is said, not returned silently.
+report_unbounded_variance_function <- function(fit) {
+  var <- spec_residual(fit)$variance
+  if (is.null(var) || var$kind != "const_power") return(invisible())
+  par <- fit_residual_natural(fit)[var$names]
+  ratio <- par[["const"]] / stats::median(abs(var$covariate)^par[["power"]])
+  if (!is.finite(ratio)) return(invisible())
+  if (ratio < 1e-8) {
+    mlm_inform(c("The constant of {.fn varConstPower} is estimated as zero: the fit is that of {.fn varPower}.",
+                 i = "Fit {.fn varPower} instead: it has one parameter fewer."),
+               "mlmfit_message_singular")
+  } else if (ratio > 1e3) {
+    mlm_warn(c("The constant of {.fn varConstPower} grows without bound: the likelihood rises towards a limit that no finite parameters reach, and the estimates are not a maximum.",
+               i = "Use {.fn varExp} or {.fn varPower} for this variance, or fix the power."),
+             "mlmfit_warning_convergence")
+  }
+  invisible()
 }

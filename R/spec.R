@@ -258,7 +258,7 @@ spec_without_rows <- function(spec) {
 spec_hold_residual_parameter <- function(spec, j, value) {
   spec$residual$engine$psi_free[j] <- FALSE
   spec$residual$engine$psi0[j] <- value
-  spec
+  spec_hold_covariate(spec)
 }
 
 # The model with the family's size held at its estimate (refits of a

@@ -252,6 +252,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// blocked_cholesky_parts_cpp
+List blocked_cholesky_parts_cpp(const List& spec, const List& xp_r, const Rcpp::NumericVector& theta, bool reml);
+RcppExport SEXP _mlmfit_blocked_cholesky_parts_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    rcpp_result_gen = Rcpp::wrap(blocked_cholesky_parts_cpp(spec, xp_r, theta, reml));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 5},
@@ -272,6 +285,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_structured_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_structured_evaluate_cpp, 5},
     {"_mlmfit_lmm_structured_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_structured_deviance_cpp, 3},
     {"_mlmfit_lmm_structured_terms_cpp", (DL_FUNC) &_mlmfit_lmm_structured_terms_cpp, 4},
+    {"_mlmfit_blocked_cholesky_parts_cpp", (DL_FUNC) &_mlmfit_blocked_cholesky_parts_cpp, 4},
     {NULL, NULL, 0}
 };
 

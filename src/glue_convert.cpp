@@ -202,7 +202,7 @@ mlm::GlmFamily family_from_spec(const List& spec) {
 // time (double or NULL), stratum (0-based integer or NULL), n_strata,
 // covariate (double or NULL), psi0, psi_free, method = "auto" | "classes" |
 // "pass").
-mlm::ResidualSpec residual_from_spec(const List& spec, mlm::Index n) {
+mlm::ResidualSpec residual_from_spec(const List& spec, mlm::Index n, bool for_fit) {
   SEXP res = element_or_null(spec, "residual");
   if (Rf_isNull(res)) Rcpp::stop("internal: the spec has no residual structure");
   List r = List(res)["engine"];
@@ -218,6 +218,7 @@ mlm::ResidualSpec residual_from_spec(const List& spec, mlm::Index n) {
   else if (var == "ident") s.variance = mlm::VarianceKind::ident;
   else if (var == "power") s.variance = mlm::VarianceKind::power;
   else if (var == "exp") s.variance = mlm::VarianceKind::exponential;
+  else if (var == "const_power") s.variance = mlm::VarianceKind::const_power;
   else Rcpp::stop("internal: unknown variance function '%s'", var);
   IntegerVector order = r["order"];
   NumericVector starts = r["group_start"];
@@ -249,7 +250,16 @@ mlm::ResidualSpec residual_from_spec(const List& spec, mlm::Index n) {
     s.covariate = REAL(cov);
   }
   if (s.variance == mlm::VarianceKind::ident && !s.stratum) Rcpp::stop("internal: varIdent needs strata");
-  if ((s.variance == mlm::VarianceKind::power || s.variance == mlm::VarianceKind::exponential) && !s.covariate)
+  // A covariate of fitted values: a fit iterates it; every other call uses
+  // the covariate of the last fit.
+  s.covariate_from_fitted = for_fit && r.containsElementNamed("covariate_fitted") &&
+                            Rcpp::as<bool>(r["covariate_fitted"]);
+  const bool takes_covariate = s.variance == mlm::VarianceKind::power ||
+                               s.variance == mlm::VarianceKind::exponential ||
+                               s.variance == mlm::VarianceKind::const_power;
+  if (s.covariate_from_fitted && !takes_covariate)
+    Rcpp::stop("internal: only varPower, varExp and varConstPower take the fitted values as covariate");
+  if (takes_covariate && !s.covariate && !s.covariate_from_fitted)
     Rcpp::stop("internal: the variance function needs a covariate");
   if (static_cast<int>(residual_start(spec).size()) != s.n_parameters())
     Rcpp::stop("internal: psi0 must have one value per residual parameter");
@@ -362,7 +372,8 @@ List lmm_result_to_r(const mlm::LmmResult& res) {
       Named("evals") = res.optim.evals, Named("iterations") = res.optim.iterations,
       Named("converged") = res.optim.converged, Named("message") = res.optim.message,
       Named("gradient") = Rcpp::wrap(res.gradient), Named("hessian") = Rcpp::wrap(res.hessian),
-      Named("warnings") = Rcpp::wrap(res.warnings), Named("ray") = ray_name(res.ray));
+      Named("warnings") = Rcpp::wrap(res.warnings), Named("ray") = ray_name(res.ray),
+      Named("theta_scale") = Rcpp::wrap(res.theta_scale));
   return out;
 }
 

@@ -43,8 +43,9 @@ SpecModel model_from_spec(const Rcpp::List& spec, Rows rows = Rows::required);
 void check_theta(const SpecModel& m, const Eigen::VectorXd& theta);
 mlm::GlmFamily family_from_spec(const Rcpp::List& spec);
 // The residual structure of the spec (it reads the rows: residual groups,
-// times, strata and covariates).
-mlm::ResidualSpec residual_from_spec(const Rcpp::List& spec, mlm::Index n);
+// times, strata and covariates). for_fit: a covariate of fitted values is
+// iterated by the fit (elsewhere the covariate of the last fit is used).
+mlm::ResidualSpec residual_from_spec(const Rcpp::List& spec, mlm::Index n, bool for_fit = false);
 mlm::WhiteningMethod whitening_method(const Rcpp::List& spec);
 Eigen::VectorXd residual_start(const Rcpp::List& spec);
 std::vector<bool> residual_free(const Rcpp::List& spec);

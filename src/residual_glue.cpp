@@ -29,12 +29,13 @@ void check_params(const mlm_glue::SpecModel& m, const mlm::ResidualSpec& spec, c
 
 // One call per fit with a residual structure: the optimisation over theta
 // and the free residual parameters, the solution at the optimum, the fitted
-// values and the whitened cross-products there. theta_start and psi_start:
-// NULL for the spec's starts.
+// values and the whitened cross-products there (and, for a variance
+// covariate of fitted values, the covariate of the last fit). theta_start
+// and psi_start: NULL for the spec's starts.
 // [[Rcpp::export(rng = false)]]
 List lmm_structured_fit_cpp(const List& spec, SEXP theta_start, SEXP psi_start, bool reml, const List& control) {
   const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec);
-  const mlm::ResidualSpec rs = mlm_glue::residual_from_spec(spec, m.data.n);
+  const mlm::ResidualSpec rs = mlm_glue::residual_from_spec(spec, m.data.n, true);
   mlm::StructuredOptions opt;
   opt.lmm = mlm_glue::lmm_options_from(control, reml);
   opt.method = mlm_glue::whitening_method(spec);
@@ -59,6 +60,10 @@ List lmm_structured_fit_cpp(const List& spec, SEXP theta_start, SEXP psi_start, 
   if (std::isfinite(res.fit.at.deviance)) {
     out["fitted"] = mlm_glue::fitted_values(m, res.fit.at);
     out["xp"] = mlm_glue::cross_products_to_r(res.xp);
+  }
+  if (rs.covariate_from_fitted) {
+    out["covariate"] = Rcpp::wrap(res.covariate);
+    out["covariate_updates"] = res.covariate_updates;
   }
   return out;
 }

@@ -44,6 +44,9 @@ class BlockedCholesky {
   bool holds_factor() const { return factored_ && (xp_.m == 0 || sec_.holds_factor()); }
   // A rough count of the floating-point operations of one factor() call.
   double flops_per_factor() const;
+  // Is the Schur complement of the secondary factors held dense (false:
+  // sparse; true also when there are no secondary factors)?
+  bool dense_schur() const { return xp_.m == 0 || sec_.dense(); }
 
   // After factor():
   Solution solve() const;
@@ -66,6 +69,16 @@ class BlockedCholesky {
   // coordinates, primary first.
   Eigen::MatrixXd back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const;
   void fill_templates(const Eigen::VectorXd& theta);
+  // The steps of deviance_gradient() (deviance_gradient.cpp).
+  Eigen::Index z_coordinate(Index secondary_level) const;
+  Eigen::MatrixXd apply_AZZ(const Eigen::MatrixXd& V) const;
+  void stack_modes(const Solution& sol, Eigen::VectorXd& u, Eigen::VectorXd& b) const;
+  Eigen::VectorXd weighted_residual_on_Z(const Eigen::VectorXd& beta, const Eigen::VectorXd& b) const;
+  void reml_corrections(Eigen::MatrixXd& Vt, Eigen::MatrixXd& K) const;
+  std::vector<double> diagonal_blocks_of_H() const;
+  void add_reml_corrections(const Eigen::MatrixXd& Vt, const Eigen::MatrixXd& K, std::vector<double>& H) const;
+  Eigen::VectorXd assemble_gradient(const std::vector<double>& H, const Eigen::VectorXd& rZ,
+                                    const Eigen::VectorXd& u, bool reml, int n_theta) const;
   void set_up_secondary();
   void choose_fill_method();
   // Subtract the fill L_R1 L_R1' from a dense S (gathered or dense method).

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "cross_product_scatter.h"
+
 namespace mlm {
 
 void CrossProducts::finalize() {
@@ -87,25 +89,26 @@ std::string CrossProducts::inconsistency() const {
 
 namespace {
 
-// Sparse block accumulator keyed by a pair of level numbers; blocks are
-// created on first use and summed into afterwards.
-struct BlockAccumulator {
+// Sparse block storage keyed by a pair of level numbers; blocks are created
+// on first use and summed into afterwards. offset_of() returns offsets, not
+// pointers: a new block may move the values.
+struct BlockStore {
   std::unordered_map<std::uint64_t, Index> slot;  // key -> offset in vals
   std::vector<Index> row, col;
   std::vector<Index> off;
   std::vector<double> vals;
 
-  double* find_or_add(Index r, Index c, int size) {
+  Index offset_of(Index r, Index c, int size) {
     const std::uint64_t key = (static_cast<std::uint64_t>(c) << 32) ^ static_cast<std::uint64_t>(r);
     auto it = slot.find(key);
-    if (it != slot.end()) return vals.data() + it->second;
+    if (it != slot.end()) return it->second;
     const Index o = static_cast<Index>(vals.size());
     slot.emplace(key, o);
     row.push_back(r);
     col.push_back(c);
     off.push_back(o);
     vals.resize(vals.size() + size, 0.0);
-    return vals.data() + o;
+    return o;
   }
 
   // Entries ordered by (col, row), values copied in that order.
@@ -129,18 +132,11 @@ struct BlockAccumulator {
   }
 };
 
-}  // namespace
-
-CrossProducts build_cross_products(const ModelData& d) {
-  CrossProducts xp;
+// Weighted means of X and y - offset for centring (when X has an intercept
+// column) and the log of the product of the weights.
+void set_centring(const ModelData& d, CrossProducts& xp) {
   const Index n = d.n;
   const int p = d.p;
-  const int P = p + 1;
-  xp.n = n;
-  xp.p = p;
-  xp.intercept_col = d.intercept_col;
-
-  // Weighted means for centring, and the log of the weights' product.
   double sum_w = 0.0, sum_log_w = 0.0;
   for (Index i = 0; i < n; ++i) {
     const double w = d.weights ? d.weights[i] : 1.0;
@@ -148,75 +144,77 @@ CrossProducts build_cross_products(const ModelData& d) {
     if (d.weights) sum_log_w += std::log(w);
   }
   xp.sum_log_weights = sum_log_w;
-  Eigen::VectorXd center = Eigen::VectorXd::Zero(P);
-  if (d.intercept_col >= 0) {
-    for (int c = 0; c < p; ++c) {
-      if (c == d.intercept_col) continue;
-      const double* x = d.X + static_cast<Index>(c) * n;
-      double s = 0.0;
-      for (Index i = 0; i < n; ++i) s += (d.weights ? d.weights[i] : 1.0) * x[i];
-      center[c] = s / sum_w;
-    }
+  if (d.intercept_col < 0) return;
+  xp.center = Eigen::VectorXd::Zero(p + 1);
+  for (int c = 0; c < p; ++c) {
+    if (c == d.intercept_col) continue;
+    const double* x = d.X + static_cast<Index>(c) * n;
     double s = 0.0;
-    for (Index i = 0; i < n; ++i) {
-      const double yi = d.y[i] - (d.offset ? d.offset[i] : 0.0);
-      s += (d.weights ? d.weights[i] : 1.0) * yi;
-    }
-    center[p] = s / sum_w;
-    xp.center = center;
+    for (Index i = 0; i < n; ++i) s += (d.weights ? d.weights[i] : 1.0) * x[i];
+    xp.center[c] = s / sum_w;
   }
+  double s = 0.0;
+  for (Index i = 0; i < n; ++i) {
+    const double yi = d.y[i] - (d.offset ? d.offset[i] : 0.0);
+    s += (d.weights ? d.weights[i] : 1.0) * yi;
+  }
+  xp.center[p] = s / sum_w;
+}
 
+// The sizes of every block, zero-filled; the blocks between levels come
+// from the pass (only those that occur).
+void size_blocks(const ModelData& d, CrossProducts& xp) {
+  const int P = d.p + 1;
   const FactorBlock& F1 = d.blocks[0];
-  const int q1 = F1.q;
-  const Index k1 = F1.n_levels;
-  xp.k1 = k1;
-  xp.q1 = q1;
-  xp.D1 = Eigen::MatrixXd::Zero(q1, k1 * q1);
-  xp.C1 = Eigen::MatrixXd::Zero(P, k1 * q1);
+  xp.k1 = F1.n_levels;
+  xp.q1 = F1.q;
+  xp.D1 = Eigen::MatrixXd::Zero(xp.q1, xp.k1 * xp.q1);
+  xp.C1 = Eigen::MatrixXd::Zero(P, xp.k1 * xp.q1);
   xp.XX = Eigen::MatrixXd::Zero(P, P);
-
-  const int nf = static_cast<int>(d.blocks.size()) - 1;  // secondary factors
-  std::vector<Index> first_level(nf, 0), first_coord(nf, 0);
-  Index n_sec = 0, m = 0;
-  for (int f = 0; f < nf; ++f) {
-    const FactorBlock& F = d.blocks[f + 1];
+  Index n_sec = 0, m = 0, diag = 0;
+  for (std::size_t f = 1; f < d.blocks.size(); ++f) {
+    const FactorBlock& F = d.blocks[f];
     xp.sec_levels.push_back(F.n_levels);
     xp.sec_q.push_back(F.q);
-    first_level[f] = n_sec;
-    first_coord[f] = m;
     n_sec += F.n_levels;
     m += F.n_levels * F.q;
+    diag += F.n_levels * F.q * F.q;
   }
   // Blocks between levels are keyed by two 32-bit level numbers.
-  if (n_sec >= (Index(1) << 32) || k1 >= (Index(1) << 32))
+  if (n_sec >= (Index(1) << 32) || xp.k1 >= (Index(1) << 32))
     throw std::length_error("the random-effects structure is too large: more than 2^32 levels of grouping factors");
-  std::vector<Index> diag_off(nf, 0);
-  {
-    Index o = 0;
-    for (int f = 0; f < nf; ++f) {
-      diag_off[f] = o;
-      o += d.blocks[f + 1].n_levels * d.blocks[f + 1].q * d.blocks[f + 1].q;
-    }
-    xp.rr_diag.assign(o, 0.0);
-  }
+  xp.rr_diag.assign(diag, 0.0);
   xp.CR = Eigen::MatrixXd::Zero(P, m);
-  BlockAccumulator acc_r1, acc_rr;
+}
+
+// One pass over the observations, by chunks: [X y]'W[X y] by a rank update
+// of the chunk, every other block through the scatter of each weighted row.
+void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStore& rr) {
+  const Index n = d.n;
+  const int p = d.p, P = p + 1, q1 = xp.q1;
+  const int nf = static_cast<int>(d.blocks.size()) - 1;
+  const ScatterLayout L(q1, xp.sec_q, p);
+  ScatterTargets t(L);
+  std::vector<Index> first_level(nf, 0), first_coord(nf, 0), diag_off(nf, 0), lev(nf);
+  for (int f = 1; f < nf; ++f) {
+    const FactorBlock& F = d.blocks[f];
+    first_level[f] = first_level[f - 1] + F.n_levels;
+    first_coord[f] = first_coord[f - 1] + F.n_levels * F.q;
+    diag_off[f] = diag_off[f - 1] + F.n_levels * F.q * F.q;
+  }
+  const Eigen::VectorXd center = xp.center.size() ? xp.center : Eigen::VectorXd::Zero(P);
+  std::vector<Index> r1_at(nf), rr_at(L.n_pairs());
+  std::vector<double> row(L.dim());
 
   const Index chunk = 2048;
   Eigen::MatrixXd B(chunk, P);  // sqrt(w) [x - mean, y - offset - mean]
   Eigen::VectorXd sw(chunk);
-  std::vector<double> z1(q1), zf;
-  std::vector<std::vector<double>> zsec(nf);
-  std::vector<Index> lev(nf);
-  for (int f = 0; f < nf; ++f) zsec[f].resize(d.blocks[f + 1].q);
-
   for (Index start = 0; start < n; start += chunk) {
     const Index len = std::min(chunk, n - start);
     for (Index i = 0; i < len; ++i) sw[i] = d.weights ? std::sqrt(d.weights[start + i]) : 1.0;
     for (int c = 0; c < p; ++c) {
       const double* x = d.X + static_cast<Index>(c) * n + start;
-      const double mu = center[c];
-      for (Index i = 0; i < len; ++i) B(i, c) = sw[i] * (x[i] - mu);
+      for (Index i = 0; i < len; ++i) B(i, c) = sw[i] * (x[i] - center[c]);
     }
     for (Index i = 0; i < len; ++i) {
       const double yi = d.y[start + i] - (d.offset ? d.offset[start + i] : 0.0);
@@ -227,66 +225,53 @@ CrossProducts build_cross_products(const ModelData& d) {
     for (Index i = 0; i < len; ++i) {
       const Index obs = start + i;
       const double s = sw[i];
-      const Index j = F1.codes[obs] - F1.code_base;
-      for (int a = 0; a < q1; ++a) z1[a] = s * (F1.cols[a] ? F1.cols[a][obs] : 1.0);
-      double* D = xp.D1.data() + j * q1 * q1;
-      for (int b = 0; b < q1; ++b)
-        for (int a = b; a < q1; ++a) D[a + b * q1] += z1[a] * z1[b];
-      for (int a = 0; a < q1; ++a) {
-        double* C = xp.C1.data() + (j * q1 + a) * P;
-        for (int c = 0; c < P; ++c) C[c] += z1[a] * B(i, c);
+      for (int f = 0; f <= nf; ++f) {
+        const FactorBlock& F = d.blocks[f];
+        for (int a = 0; a < F.q; ++a) row[L.offset(f) + a] = s * (F.cols[a] ? F.cols[a][obs] : 1.0);
       }
+      for (int c = 0; c < P; ++c) row[L.Q() + c] = B(i, c);
+      const Index j = d.blocks[0].codes[obs] - d.blocks[0].code_base;
       for (int f = 0; f < nf; ++f) {
         const FactorBlock& F = d.blocks[f + 1];
-        const int q = F.q;
-        const Index l = F.codes[obs] - F.code_base;
-        lev[f] = first_level[f] + l;
-        std::vector<double>& z = zsec[f];
-        for (int a = 0; a < q; ++a) z[a] = s * (F.cols[a] ? F.cols[a][obs] : 1.0);
-        double* Dd = xp.rr_diag.data() + diag_off[f] + l * q * q;
-        for (int b = 0; b < q; ++b)
-          for (int a = b; a < q; ++a) Dd[a + b * q] += z[a] * z[b];
-        for (int a = 0; a < q; ++a) {
-          double* C = xp.CR.data() + (first_coord[f] + l * q + a) * P;
-          for (int c = 0; c < P; ++c) C[c] += z[a] * B(i, c);
-        }
-        double* R1 = acc_r1.find_or_add(lev[f], j, q * q1);
-        for (int b = 0; b < q1; ++b)
-          for (int a = 0; a < q; ++a) R1[a + b * q] += z[a] * z1[b];
-        for (int g = 0; g < f; ++g) {
-          const int qg = d.blocks[g + 1].q;
-          double* RR = acc_rr.find_or_add(lev[f], lev[g], q * qg);
-          const std::vector<double>& zg = zsec[g];
-          for (int b = 0; b < qg; ++b)
-            for (int a = 0; a < q; ++a) RR[a + b * q] += z[a] * zg[b];
-        }
+        lev[f] = first_level[f] + F.codes[obs] - F.code_base;
+        r1_at[f] = r1.offset_of(lev[f], j, F.q * q1);
+        for (int g = 0; g < f; ++g) rr_at[f * (f - 1) / 2 + g] = rr.offset_of(lev[f], lev[g], F.q * d.blocks[g + 1].q);
       }
+      // Pointers only now: a new block may have moved the stores' values.
+      t.D1 = xp.D1.data() + j * q1 * q1;
+      t.C1 = xp.C1.data() + j * q1 * P;
+      for (int f = 0; f < nf; ++f) {
+        const int q = d.blocks[f + 1].q;
+        const Index l = lev[f] - first_level[f];
+        t.D[f] = xp.rr_diag.data() + diag_off[f] + l * q * q;
+        t.CR[f] = xp.CR.data() + (first_coord[f] + l * q) * P;
+        t.R1[f] = r1.vals.data() + r1_at[f];
+      }
+      for (int k = 0; k < L.n_pairs(); ++k) t.RR[k] = rr.vals.data() + rr_at[k];
+      scatter_row(L, row.data(), t);
     }
     if (d.check_interrupt && (start / chunk) % 256 == 255) d.check_interrupt();
   }
-
-  // Symmetric completion of the lower triangles accumulated above.
   xp.XX.triangularView<Eigen::StrictlyUpper>() = xp.XX.transpose();
-  for (Index j = 0; j < k1; ++j) {
-    double* D = xp.D1.data() + j * q1 * q1;
-    for (int b = 0; b < q1; ++b)
-      for (int a = 0; a < b; ++a) D[a + b * q1] = D[b + a * q1];
-  }
-  for (int f = 0; f < nf; ++f) {
-    const int q = d.blocks[f + 1].q;
-    for (Index l = 0; l < d.blocks[f + 1].n_levels; ++l) {
-      double* Dd = xp.rr_diag.data() + diag_off[f] + l * q * q;
-      for (int b = 0; b < q; ++b)
-        for (int a = 0; a < b; ++a) Dd[a + b * q] = Dd[b + a * q];
-    }
-  }
+}
 
+}  // namespace
+
+CrossProducts build_cross_products(const ModelData& d) {
+  CrossProducts xp;
+  xp.n = d.n;
+  xp.p = d.p;
+  xp.intercept_col = d.intercept_col;
+  set_centring(d, xp);
+  size_blocks(d, xp);
+  BlockStore r1, rr;
+  accumulate(d, xp, r1, rr);
   std::vector<Index> r1_col;
-  acc_r1.sorted(xp.r1_row, r1_col, xp.r1_vals);
-  xp.r1_ptr.assign(k1 + 1, 0);
+  r1.sorted(xp.r1_row, r1_col, xp.r1_vals);
+  xp.r1_ptr.assign(xp.k1 + 1, 0);
   for (Index c : r1_col) ++xp.r1_ptr[c + 1];
-  for (Index j = 0; j < k1; ++j) xp.r1_ptr[j + 1] += xp.r1_ptr[j];
-  acc_rr.sorted(xp.rr_row, xp.rr_col, xp.rr_vals);
+  for (Index j = 0; j < xp.k1; ++j) xp.r1_ptr[j + 1] += xp.r1_ptr[j];
+  rr.sorted(xp.rr_row, xp.rr_col, xp.rr_vals);
   xp.finalize();
   return xp;
 }

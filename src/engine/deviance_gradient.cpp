@@ -11,6 +11,7 @@
 //   d r2 = -2 e'WZ dLambda u,  e = y - X beta - Z Lambda u,
 // with Z'We formed from the cross-products. No inverse of Lambda is used, so
 // the gradient is exact on the boundary (singular fits) too.
+#include <algorithm>
 #include <cmath>
 
 #include "blocked_cholesky.h"
@@ -52,99 +53,134 @@ void add_mult_at(const double* A, int rows, int k, const double* B, int cols, do
 
 }  // namespace
 
+// The steps of the gradient, on a factorisation (and, from
+// diagonal_blocks_of_H on, its selected inverse):
+//   1. the modes u and b = Lambda u and Z'We, for d r2;
+//   2. (REML) V' and K for the low-rank corrections, from the factor;
+//   3. the selected inverse, and the diagonal blocks H_jj of
+//      M^{-1} Lambda' A_ZZ (plus the REML corrections);
+//   4. the sums over levels for each entry of theta.
 Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
+  const Solution sol = solve();
+  Eigen::VectorXd u, b;
+  stack_modes(sol, u, b);
+  const Eigen::VectorXd rZ = weighted_residual_on_Z(sol.beta, b);
+  Eigen::MatrixXd Vt, K;
+  const bool reml_terms = reml && xp_.p > 0;
+  if (reml_terms) reml_corrections(Vt, K);  // needs the factor: before the selected inverse
+  if (xp_.m > 0) sec_.compute_selected_inverse();
+  std::vector<double> H = diagonal_blocks_of_H();
+  if (reml_terms) add_reml_corrections(Vt, K, H);
+  return assemble_gradient(H, rZ, u, reml, n_theta);
+}
+
+Eigen::Index BlockedCholesky::z_coordinate(Index s) const { return xp_.k1 * xp_.q1 + xp_.sec_start[s]; }
+
+// A_ZZ V for V (nz x r): the block-sparse product from the cross-products.
+Eigen::MatrixXd BlockedCholesky::apply_AZZ(const Eigen::MatrixXd& V) const {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
+  const Index nz = xp.k1 * q1 + xp.m;
+  const Eigen::Index r = V.cols();
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(nz, r);
+  for (Eigen::Index c = 0; c < r; ++c) {
+    const double* v = V.col(c).data();
+    double* o = out.col(c).data();
+    for (Index j = 0; j < xp.k1; ++j) {
+      add_mult(xp.D1.data() + j * q1 * q1, q1, q1, v + j * q1, 1, o + j * q1);
+      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+        const Index s = xp.r1_row[e];
+        const int q = xp.q_of(s);
+        const double* A = xp.r1_vals.data() + xp.r1_off[e];  // q x q1
+        add_mult_at(A, q1, q, v + z_coordinate(s), 1, o + j * q1);
+        add_mult(A, q, q1, v + j * q1, 1, o + z_coordinate(s));
+      }
+    }
+    for (Index s = 0; s < xp.n_sec; ++s) {
+      const int q = xp.q_of(s);
+      add_mult(xp.rr_diag.data() + xp.rr_diag_off[s], q, q, v + z_coordinate(s), 1, o + z_coordinate(s));
+    }
+    for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
+      const Index r0 = xp.rr_row[e], c0 = xp.rr_col[e];
+      const int qr = xp.q_of(r0), qc = xp.q_of(c0);
+      const double* A = xp.rr_vals.data() + xp.rr_off[e];  // qr x qc
+      add_mult(A, qr, qc, v + z_coordinate(c0), 1, o + z_coordinate(r0));
+      add_mult_at(A, qc, qr, v + z_coordinate(r0), 1, o + z_coordinate(c0));
+    }
+  }
+  return out;
+}
+
+// u and b = Lambda u as vectors over the Z coordinates (primary first).
+void BlockedCholesky::stack_modes(const Solution& sol, Eigen::VectorXd& u, Eigen::VectorXd& b) const {
+  const CrossProducts& xp = xp_;
+  const Index n1 = xp.k1 * xp.q1, nz = n1 + xp.m;
+  u.resize(nz);
+  b.resize(nz);
+  u.head(n1) = Eigen::Map<const Eigen::VectorXd>(sol.u[0].data(), n1);
+  b.head(n1) = Eigen::Map<const Eigen::VectorXd>(sol.b[0].data(), n1);
+  Index s = 0;
+  for (std::size_t f = 1; f < tpl_.size(); ++f)
+    for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s) {
+      u.segment(z_coordinate(s), xp.sec_q[f - 1]) = sol.u[f].col(l);
+      b.segment(z_coordinate(s), xp.sec_q[f - 1]) = sol.b[f].col(l);
+    }
+}
+
+// Z'W e = Z'W y - Z'W X beta - Z'WZ b.
+Eigen::VectorXd BlockedCholesky::weighted_residual_on_Z(const Eigen::VectorXd& beta, const Eigen::VectorXd& b) const {
+  const CrossProducts& xp = xp_;
+  const int p = xp.p;
+  const Index n1 = xp.k1 * xp.q1;
+  Eigen::VectorXd rZ(n1 + xp.m);
+  rZ.head(n1) = xp.C1.row(p).transpose() - xp.C1.topRows(p).transpose() * beta;
+  if (xp.m > 0) rZ.tail(xp.m) = xp.CR.row(p).transpose() - xp.CR.topRows(p).transpose() * beta;
+  rZ -= apply_AZZ(b).col(0);
+  return rZ;
+}
+
+// REML: the X block adds V'(V Lambda' A_ZZ - R_X^{-1} A_XZ) to each H_jj,
+// with V = R_X^{-1} L_XZ L_ZZ^{-1}; Vt = V' (nz x p), K the second factor
+// transposed.
+void BlockedCholesky::reml_corrections(Eigen::MatrixXd& Vt, Eigen::MatrixXd& K) const {
   const CrossProducts& xp = xp_;
   const int p = xp.p, q1 = xp.q1;
   const Index n1 = xp.k1 * q1, m = xp.m, nz = n1 + m;
-  const Solution sol = solve();
-
-  auto coord = [&](Index s) { return n1 + xp.sec_start[s]; };  // secondary level -> Z coordinate
-  auto Tsec = [&](Index s) { return T_[1 + xp.sec_fac[s]].data(); };
-
-  // A_ZZ * V for V (nz x r): the block-sparse product from the cross-products.
-  auto apply_AZZ = [&](const Eigen::MatrixXd& V) {
-    const Eigen::Index r = V.cols();
-    Eigen::MatrixXd out = Eigen::MatrixXd::Zero(nz, r);
-    for (Eigen::Index c = 0; c < r; ++c) {
-      const double* v = V.col(c).data();
-      double* o = out.col(c).data();
-      for (Index j = 0; j < xp.k1; ++j) {
-        add_mult(xp.D1.data() + j * q1 * q1, q1, q1, v + j * q1, 1, o + j * q1);
-        for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-          const Index s = xp.r1_row[e];
-          const int q = xp.q_of(s);
-          const double* A = xp.r1_vals.data() + xp.r1_off[e];  // q x q1
-          add_mult_at(A, q1, q, v + coord(s), 1, o + j * q1);
-          add_mult(A, q, q1, v + j * q1, 1, o + coord(s));
-        }
-      }
-      for (Index s = 0; s < xp.n_sec; ++s) {
-        const int q = xp.q_of(s);
-        add_mult(xp.rr_diag.data() + xp.rr_diag_off[s], q, q, v + coord(s), 1, o + coord(s));
-      }
-      for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
-        const Index r0 = xp.rr_row[e], c0 = xp.rr_col[e];
-        const int qr = xp.q_of(r0), qc = xp.q_of(c0);
-        const double* A = xp.rr_vals.data() + xp.rr_off[e];  // qr x qc
-        add_mult(A, qr, qc, v + coord(c0), 1, o + coord(r0));
-        add_mult_at(A, qc, qr, v + coord(r0), 1, o + coord(c0));
-      }
-    }
-    return out;
-  };
-
-  // Natural-coordinate u and b.
-  Eigen::VectorXd u(nz), b(nz);
-  u.head(n1) = Eigen::Map<const Eigen::VectorXd>(sol.u[0].data(), n1);
-  b.head(n1) = Eigen::Map<const Eigen::VectorXd>(sol.b[0].data(), n1);
-  {
-    Index s = 0;
-    for (std::size_t f = 1; f < tpl_.size(); ++f)
-      for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s) {
-        u.segment(coord(s), xp.sec_q[f - 1]) = sol.u[f].col(l);
-        b.segment(coord(s), xp.sec_q[f - 1]) = sol.b[f].col(l);
-      }
+  const Eigen::MatrixXd Rx = LXX_.topLeftCorner(p, p);
+  const Eigen::MatrixXd F1 = Rx.triangularView<Eigen::Lower>().solve(LX1_.topRows(p)).transpose();  // n1 x p
+  Eigen::MatrixXd FR(m, p);
+  if (m > 0) FR = Rx.triangularView<Eigen::Lower>().solve(Y_.leftCols(p).transpose()).transpose();
+  Vt = back_substitute(F1, FR);
+  Eigen::MatrixXd LVt(nz, p);  // Lambda V'
+  for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1) = T_[0] * Vt.middleRows(j * q1, q1);
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    const int q = xp.q_of(s);
+    LVt.middleRows(z_coordinate(s), q) = T_[1 + xp.sec_fac[s]] * Vt.middleRows(z_coordinate(s), q);
   }
+  K = apply_AZZ(LVt);  // (V Lambda' A_ZZ)'
+  Eigen::MatrixXd AXZ(p, nz);
+  AXZ.leftCols(n1) = xp.C1.topRows(p);
+  if (m > 0) AXZ.rightCols(m) = xp.CR.topRows(p);
+  K -= Rx.triangularView<Eigen::Lower>().solve(AXZ).transpose();
+}
 
-  // Z'W e = Z'W y - Z'W X beta - Z'WZ b.
-  Eigen::VectorXd rZ(nz);
-  rZ.head(n1) = xp.C1.row(p).transpose() - xp.C1.topRows(p).transpose() * sol.beta;
-  if (m > 0) rZ.tail(m) = xp.CR.row(p).transpose() - xp.CR.topRows(p).transpose() * sol.beta;
-  rZ -= apply_AZZ(b).col(0);
-
-  // REML: the X block adds V'(V Lambda' A_ZZ - R_X^{-1} A_XZ) to each H_jj,
-  // with V = R_X^{-1} L_XZ L_ZZ^{-1}.
-  // Needs the factor, so before the selected inverse overwrites it.
-  Eigen::MatrixXd Vt, K;
-  const bool reml_terms = reml && p > 0;
-  if (reml_terms) {
-    const Eigen::MatrixXd Rx = LXX_.topLeftCorner(p, p);
-    Eigen::MatrixXd F1 = Rx.triangularView<Eigen::Lower>().solve(LX1_.topRows(p)).transpose();  // n1 x p
-    Eigen::MatrixXd FR(m, p);
-    if (m > 0) FR = Rx.triangularView<Eigen::Lower>().solve(Y_.leftCols(p).transpose()).transpose();
-    Vt = back_substitute(F1, FR);  // nz x p
-    Eigen::MatrixXd LVt(nz, p);  // Lambda V'
-    for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1) = T_[0] * Vt.middleRows(j * q1, q1);
-    for (Index s = 0; s < xp.n_sec; ++s) {
-      const int q = xp.q_of(s);
-      LVt.middleRows(coord(s), q) = T_[1 + xp.sec_fac[s]] * Vt.middleRows(coord(s), q);
-    }
-    K = apply_AZZ(LVt);  // (V Lambda' A_ZZ)'
-    Eigen::MatrixXd AXZ(p, nz);
-    AXZ.leftCols(n1) = xp.C1.topRows(p);
-    if (m > 0) AXZ.rightCols(m) = xp.CR.topRows(p);
-    K -= Rx.triangularView<Eigen::Lower>().solve(AXZ).transpose();
-  }
-  if (m > 0) sec_.compute_selected_inverse();
-
-  // Diagonal blocks H_jj of M^{-1} Lambda' A_ZZ, primary levels then secondary.
+// Diagonal blocks H_jj of M^{-1} Lambda' A_ZZ, primary levels (q1 x q1
+// each) then secondary levels (laid out as rr_diag), from the selected
+// inverse.
+std::vector<double> BlockedCholesky::diagonal_blocks_of_H() const {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
   std::vector<double> H(static_cast<std::size_t>(xp.k1) * q1 * q1 + xp.rr_diag.size(), 0.0);
   const Index hsec = xp.k1 * q1 * q1;
-  std::vector<double> tmp(static_cast<std::size_t>(64) * 64), tmp2(tmp.size());
-  if (tmp.size() < static_cast<std::size_t>(q1) * q1) tmp.resize(q1 * q1), tmp2.resize(q1 * q1);
+  int qmax = q1;
+  for (int q : xp.sec_q) qmax = std::max(qmax, q);
+  std::vector<double> tmp(static_cast<std::size_t>(qmax) * qmax), tmp2(tmp.size());
   Eigen::MatrixXd Mjj;
   std::vector<double> Q, Mej;
   const double* T1 = T_[0].data();
+  auto Tsec = [&](Index s) { return T_[1 + xp.sec_fac[s]].data(); };
+  // Primary level j: M^{-1}(j, j) T1' A(j, j), and the blocks with its
+  // secondary levels s on both sides.
   for (Index j = 0; j < xp.k1; ++j) {
     inverse_blocks_for_level(j, Q, Mjj, Mej);
     double* Hj = H.data() + j * q1 * q1;
@@ -157,7 +193,6 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
       const double* A = xp.r1_vals.data() + xp.r1_off[e];  // A_ZZ(s, j), q x q1
       const double* Me = Mej.data() + xp.r1_off[e] - base;  // M^{-1}(s, j), q x q1
       // H_jj += M^{-1}(j, s) T_s' A(s, j)
-      if (tmp.size() < static_cast<std::size_t>(q) * q1) tmp.resize(q * q1), tmp2.resize(q * q1);
       small::mult_lower_transpose_left(Tsec(s), q, A, q1, tmp.data());
       add_mult_at(Me, q1, q, tmp.data(), q1, Hj);
       // H_ss += M^{-1}(s, j) T1' A(s, j)'
@@ -165,49 +200,61 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
       add_mult_bt(Me, q, q1, tmp2.data(), q, H.data() + hsec + xp.rr_diag_off[s]);
     }
   }
-  if (m > 0) {
-    Eigen::MatrixXd Z;
-    auto sinv = [&](Index ra, Index cb, int qa, int qb) {
-      Z.resize(qa, qb);
-      for (int c = 0; c < qb; ++c)
-        for (int r = 0; r < qa; ++r) Z(r, c) = sec_.inverse_entry(coord(ra) + r - n1, coord(cb) + c - n1);
-    };
-    for (Index s = 0; s < xp.n_sec; ++s) {
-      const int q = xp.q_of(s);
-      sinv(s, s, q, q);
-      small::mult_lower_transpose_left(Tsec(s), q, xp.rr_diag.data() + xp.rr_diag_off[s], q, tmp.data());
-      add_mult(Z.data(), q, q, tmp.data(), q, H.data() + hsec + xp.rr_diag_off[s]);
-    }
-    for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
-      const Index r0 = xp.rr_row[e], c0 = xp.rr_col[e];
-      const int qr = xp.q_of(r0), qc = xp.q_of(c0);
-      const double* A = xp.rr_vals.data() + xp.rr_off[e];  // A_ZZ(r0, c0), qr x qc
-      if (tmp.size() < static_cast<std::size_t>(qr) * qc) tmp.resize(qr * qc), tmp2.resize(qr * qc);
-      // H_c0 += Sinv(c0, r0) T_r0' A
-      small::mult_lower_transpose_left(Tsec(r0), qr, A, qc, tmp.data());
-      sinv(c0, r0, qc, qr);
-      add_mult(Z.data(), qc, qr, tmp.data(), qc, H.data() + hsec + xp.rr_diag_off[c0]);
-      // H_r0 += Sinv(r0, c0) T_c0' A'
-      small::mult_lower_right(A, qr, qc, Tsec(c0), tmp2.data());  // A T_c0 (qr x qc); T_c0' A' = (A T_c0)'
-      sinv(r0, c0, qr, qc);
-      add_mult_bt(Z.data(), qr, qc, tmp2.data(), qr, H.data() + hsec + xp.rr_diag_off[r0]);
-    }
+  if (xp.m == 0) return H;
+  // Secondary levels: S^{-1} blocks with their own diagonal blocks and the
+  // blocks between secondary levels.
+  Eigen::MatrixXd Z;
+  auto sinv = [&](Index ra, Index cb, int qa, int qb) {
+    Z.resize(qa, qb);
+    for (int c = 0; c < qb; ++c)
+      for (int r = 0; r < qa; ++r) Z(r, c) = sec_.inverse_entry(xp.sec_start[ra] + r, xp.sec_start[cb] + c);
+  };
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    const int q = xp.q_of(s);
+    sinv(s, s, q, q);
+    small::mult_lower_transpose_left(Tsec(s), q, xp.rr_diag.data() + xp.rr_diag_off[s], q, tmp.data());
+    add_mult(Z.data(), q, q, tmp.data(), q, H.data() + hsec + xp.rr_diag_off[s]);
   }
-
-  if (reml_terms) {
-    for (Index j = 0; j < xp.k1; ++j) {
-      Eigen::Map<Eigen::MatrixXd> Hj(H.data() + j * q1 * q1, q1, q1);
-      Hj.noalias() += Vt.middleRows(j * q1, q1) * K.middleRows(j * q1, q1).transpose();
-    }
-    for (Index s = 0; s < xp.n_sec; ++s) {
-      const int q = xp.q_of(s);
-      Eigen::Map<Eigen::MatrixXd> Hs(H.data() + hsec + xp.rr_diag_off[s], q, q);
-      Hs.noalias() += Vt.middleRows(coord(s), q) * K.middleRows(coord(s), q).transpose();
-    }
+  for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
+    const Index r0 = xp.rr_row[e], c0 = xp.rr_col[e];
+    const int qr = xp.q_of(r0), qc = xp.q_of(c0);
+    const double* A = xp.rr_vals.data() + xp.rr_off[e];  // A_ZZ(r0, c0), qr x qc
+    // H_c0 += Sinv(c0, r0) T_r0' A
+    small::mult_lower_transpose_left(Tsec(r0), qr, A, qc, tmp.data());
+    sinv(c0, r0, qc, qr);
+    add_mult(Z.data(), qc, qr, tmp.data(), qc, H.data() + hsec + xp.rr_diag_off[c0]);
+    // H_r0 += Sinv(r0, c0) T_c0' A'
+    small::mult_lower_right(A, qr, qc, Tsec(c0), tmp2.data());  // A T_c0 (qr x qc); T_c0' A' = (A T_c0)'
+    sinv(r0, c0, qr, qc);
+    add_mult_bt(Z.data(), qr, qc, tmp2.data(), qr, H.data() + hsec + xp.rr_diag_off[r0]);
   }
+  return H;
+}
 
-  // Assemble: d dev / d theta_k = d log det + n_eff d log r2.
-  const double n_eff = static_cast<double>(reml ? xp.n - p : xp.n);
+void BlockedCholesky::add_reml_corrections(const Eigen::MatrixXd& Vt, const Eigen::MatrixXd& K,
+                                           std::vector<double>& H) const {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
+  const Index hsec = xp.k1 * q1 * q1;
+  for (Index j = 0; j < xp.k1; ++j) {
+    Eigen::Map<Eigen::MatrixXd> Hj(H.data() + j * q1 * q1, q1, q1);
+    Hj.noalias() += Vt.middleRows(j * q1, q1) * K.middleRows(j * q1, q1).transpose();
+  }
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    const int q = xp.q_of(s);
+    Eigen::Map<Eigen::MatrixXd> Hs(H.data() + hsec + xp.rr_diag_off[s], q, q);
+    Hs.noalias() += Vt.middleRows(z_coordinate(s), q) * K.middleRows(z_coordinate(s), q).transpose();
+  }
+}
+
+// d dev / d theta_k = d log det + n_eff d log r2, summed over the levels
+// of the factor that theta_k belongs to.
+Eigen::VectorXd BlockedCholesky::assemble_gradient(const std::vector<double>& H, const Eigen::VectorXd& rZ,
+                                                   const Eigen::VectorXd& u, bool reml, int n_theta) const {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
+  const Index hsec = xp.k1 * q1 * q1;
+  const double n_eff = static_cast<double>(reml ? xp.n - xp.p : xp.n);
   Eigen::VectorXd grad = Eigen::VectorXd::Zero(n_theta);
   Index first_sec = 0;
   for (std::size_t f = 0; f < tpl_.size(); ++f) {
@@ -219,7 +266,7 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
         if (k < 0) continue;
         double ld = 0.0, r2 = 0.0;
         for (Index l = 0; l < levels; ++l) {
-          const Index start = f == 0 ? l * q1 : coord(first_sec + l);
+          const Index start = f == 0 ? l * q1 : z_coordinate(first_sec + l);
           const double* Hl = f == 0 ? H.data() + l * q1 * q1 : H.data() + hsec + xp.rr_diag_off[first_sec + l];
           ld += 2.0 * Hl[c + r * q];
           r2 -= 2.0 * rZ[start + r] * u[start + c];

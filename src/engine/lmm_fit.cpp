@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 
 #include "start_values.h"
@@ -98,229 +99,118 @@ LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplat
   return evaluation_from(dev, xp, reml, cond_var);
 }
 
-LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
-                  const Eigen::VectorXd& lower_theta, const LmmOptions& opt) {
-  ProfiledDeviance dev(xp, templates, opt.reml);
-  // A user interrupt is checked between evaluations: every one when an
-  // evaluation is costly (so that Ctrl-C answers within one evaluation),
-  // every 16th when it takes microseconds.
-  const int check_every = dev.system().flops_per_factor() > 1e6 ? 1 : 16;
-  int calls = 0;
-  auto interrupt = [&opt, &calls, check_every] {
-    if (opt.check_interrupt && ++calls % check_every == 0) opt.check_interrupt();
-  };
-  // The optimiser works on phi = theta / scale (natural units, see
-  // theta_scales), so that predictors on any scale give the same path.
-  const Eigen::VectorXd scale = theta_scales(xp, templates);
-  if (scale.size() != theta0.size()) throw std::invalid_argument("theta0 does not match the covariance templates");
-  const Eigen::VectorXd lower = lower_theta.cwiseQuotient(scale);
-  const Eigen::VectorXd start =
-      (opt.moment_start ? moment_start(xp, templates, theta0, scale) : theta0).cwiseQuotient(scale);
-  // The deviance relative to its value at the start: the units of y add a
-  // constant to the deviance, which must not change the convergence test.
-  double shift = dev(start.cwiseMax(lower).cwiseProduct(scale));
-  if (!std::isfinite(shift)) shift = 0.0;
-  Objective f = [&](const Eigen::VectorXd& ph) {
-    interrupt();
-    return dev(ph.cwiseProduct(scale)) - shift;
-  };
-  ObjectiveWithGradient fg = [&](const Eigen::VectorXd& ph, Eigen::VectorXd& g) {
-    interrupt();
-    const double v = dev.value_and_gradient(ph.cwiseProduct(scale), g);
-    if (g.size() == scale.size()) g = g.cwiseProduct(scale);
-    return v - shift;
-  };
-  LmmResult res;
-  res.optim = minimize_bounded(f, start, lower, opt.optim, fg);
-  Eigen::VectorXd theta = res.optim.x;  // phi until the end
-  double fmin = res.optim.f;
-  const Eigen::Index nt = theta.size();
-  int evals = 0;
-
-  // Boundary: a diagonal entry of T that the optimiser left just above zero
-  // is set to zero when that does not raise the deviance (a singular fit).
-  auto settle_boundary = [&] {
-    for (Eigen::Index i = 0; i < nt; ++i) {
-      if (lower[i] != 0.0 || theta[i] <= 0.0 || theta[i] >= opt.boundary_tol) continue;
-      Eigen::VectorXd t = theta;
-      t[i] = 0.0;
-      const double ft = f(t);
-      ++evals;
-      if (ft <= fmin + 1e-8) {
-        theta = t;
-        fmin = std::min(fmin, ft);
-      }
-    }
-  };
-  settle_boundary();
-
-  // The deviance need not be convex in theta, and a quasi-Newton method
-  // stops at the first stationary point. Where a better point may hide,
-  // each probed with a few evaluations; from the best one found the
-  // optimiser starts again:
-  // * inside from a zero diagonal entry of T: zero is a stationary point
-  //   whatever the data (the deviance is even in that column of T), and with
-  //   T(c, c) = 0 the sign of the rest of column c is arbitrary, so both
-  //   signs are probed;
-  // * far out (theta of 1000 natural units), where the deviance falls when
-  //   the model can reproduce the data (no minimum; see the ray test below).
-  // Where evaluations are cheap (small data, whose deviance is the one that
-  // has several basins), more thoroughly:
-  // * on the boundary, with a column of T set to zero (a singular fit better
-  //   than an interior local minimum);
-  // * on the diagonal ray, T = 0.1, 1 (lme4's start), 10 and 100 times I;
-  // * for a singular fit, a second optimisation from T = I (below).
-  const bool thorough = dev.system().flops_per_factor() < 1e7;
-  std::vector<std::vector<Eigen::Index>> below(nt);  // entries under each diagonal one
-  std::vector<bool> diagonal(nt, false);
+ParameterSpace theta_space(const std::vector<CovTemplate>& templates, const Eigen::VectorXd& lower) {
+  ParameterSpace space;
+  const Eigen::Index nt = lower.size();
+  space.lower = lower;
+  space.role.assign(nt, ParameterRole::off_diagonal);
+  space.below.assign(nt, {});
   for (const CovTemplate& tp : templates)
     for (int c = 0; c < tp.q; ++c) {
       const int k = tp.theta_index[c + c * tp.q];
-      if (k < 0) continue;
-      diagonal[k] = true;
-      for (int r = c + 1; r < tp.q; ++r)
-        if (tp.theta_index[r + c * tp.q] >= 0) below[k].push_back(tp.theta_index[r + c * tp.q]);
-    }
-  for (int round = 0; round < 3 && std::isfinite(fmin); ++round) {
-    Eigen::VectorXd best = theta;
-    double fbest = fmin;
-    auto consider = [&](const Eigen::VectorXd& t) {
-      const double ft = f(t);
-      ++evals;
-      if (ft < fbest - 1e-9 * (1.0 + std::fabs(fbest))) {
-        best = t;
-        fbest = ft;
-      }
-    };
-    Eigen::VectorXd far = theta;
-    for (Eigen::Index i = 0; i < nt; ++i) {
-      if (!diagonal[i]) continue;
-      far[i] = std::max(theta[i], 1e3);
-      if (lower[i] != 0.0) continue;
-      if (theta[i] == 0.0) {
-        for (int sign : {1, -1}) {
-          Eigen::VectorXd base = theta;
-          if (sign < 0) {
-            if (below[i].empty()) continue;
-            for (Eigen::Index k : below[i]) base[k] = -base[k];
-          }
-          for (double h : {1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
-            Eigen::VectorXd t = base;
-            t[i] = h;
-            consider(t);
-          }
-        }
-      } else if (thorough) {
-        Eigen::VectorXd t = theta;
-        t[i] = 0.0;
-        for (Eigen::Index k : below[i]) t[k] = 0.0;
-        consider(t);
+      if (k < 0 || k >= nt) continue;
+      space.role[k] = ParameterRole::diagonal;
+      for (int r = c + 1; r < tp.q; ++r) {
+        const int e = tp.theta_index[r + c * tp.q];
+        if (e >= 0 && e < nt) space.below[k].push_back(e);
       }
     }
-    if (round == 0) {
-      consider(far);
-      for (double d : {0.1, 1.0, 10.0, 100.0}) {
-        if (!thorough) break;
-        Eigen::VectorXd t = Eigen::VectorXd::Zero(nt);
-        for (Eigen::Index i = 0; i < nt; ++i)
-          if (diagonal[i]) t[i] = d;
-        consider(t.cwiseMax(lower));
-      }
-    }
-    if (!(fbest < fmin)) break;
-    OptimResult again = minimize_bounded(f, best, lower, opt.optim, fg);
-    evals += again.evals;
-    if (!(again.f < fmin)) break;
-    again.evals = res.optim.evals;
-    again.iterations += res.optim.iterations;
-    res.optim = again;
-    theta = again.x;
-    fmin = again.f;
-    settle_boundary();
-  }
+  return space;
+}
 
-  // A singular fit is where separate basins meet the boundary: where
-  // evaluations are cheap, optimise once more from T = I (lme4's start) and
-  // keep the better optimum.
-  bool singular = false;
-  for (Eigen::Index i = 0; i < nt; ++i) singular = singular || (diagonal[i] && lower[i] == 0.0 && theta[i] == 0.0);
-  if (thorough && singular && std::isfinite(fmin)) {
-    Eigen::VectorXd identity = Eigen::VectorXd::Zero(nt);
-    for (Eigen::Index i = 0; i < nt; ++i)
-      if (diagonal[i]) identity[i] = 1.0;
-    OptimResult again = minimize_bounded(f, identity.cwiseMax(lower), lower, opt.optim, fg);
-    evals += again.evals;
-    if (again.f < fmin - 1e-9 * (1.0 + std::fabs(fmin))) {
-      again.evals = res.optim.evals;
-      again.iterations += res.optim.iterations;
-      res.optim = again;
-      theta = again.x;
-      fmin = again.f;
-      settle_boundary();
-    }
-  }
+OptimumControl optimum_control(const LmmOptions& opt, double flops_per_evaluation, Eigen::Index n_params) {
+  OptimumControl c;
+  c.optim = opt.optim;
+  c.boundary_tol = opt.boundary_tol;
+  c.max_hessian_params = opt.max_hessian_params;
+  // The polish costs about 3 (n + 1) evaluations: skipped where that is
+  // more than the budget (deterministic, unlike a time limit).
+  c.polish = static_cast<double>(n_params + 1) * 3.0 * flops_per_evaluation <= opt.polish_flops;
+  // Small data, cheap evaluations: the data whose deviance has several basins.
+  c.thorough = flops_per_evaluation < 1e7;
+  return c;
+}
 
-  // Newton steps with a Hessian from differences of the analytic gradient:
-  // they confirm the optimum and tighten it where the quasi-Newton model
-  // was loose.
-  const double hessian_flops = static_cast<double>(nt + 1) * 3.0 * dev.system().flops_per_factor();
-  if (nt > 0 && nt <= opt.max_hessian_params && std::isfinite(fmin) && hessian_flops <= opt.polish_flops) {
-    for (int it = 0; it < 3; ++it) {
-      Eigen::VectorXd g;
-      fmin = fg(theta, g);
-      ++evals;
-      Eigen::MatrixXd H = fd_hessian_from_gradient(fg, theta, g, lower, 1e-5, &evals);
-      if (H.size() == 0) break;
-      res.gradient = g;
-      res.hessian = H;
-      const std::vector<Eigen::Index> fr = free_set(theta, g, lower);
-      if (fr.empty()) break;
-      const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-      Eigen::MatrixXd Hf;
-      Eigen::VectorXd gf;
-      restrict_to(H, g, fr, Hf, gf);
-      Eigen::LLT<Eigen::MatrixXd> llt(Hf);
-      if (llt.info() != Eigen::Success) break;
-      Eigen::VectorXd df = -llt.solve(gf);
-      if (-0.5 * gf.dot(df) < 1e-12 * (1.0 + std::fabs(fmin))) break;
-      Eigen::VectorXd t = theta;
-      for (Eigen::Index a = 0; a < nf; ++a) t[fr[a]] += df[a];
-      t = t.cwiseMax(lower);
-      const double ft = f(t);
-      ++evals;
-      if (!(ft < fmin)) break;
-      theta = t;
-      fmin = ft;
-    }
-    // Convergence check on the free parameters: the Newton step that remains.
-    check_optimum(res.hessian, res.gradient, theta, lower, res.warnings);
-  }
-  // At a minimum the deviance rises along the ray of theta. When the fixed
-  // and random effects can describe every observation it falls instead
-  // (sigma -> 0, no minimum at all); when the fixed effects absorb the
-  // random effects it stays flat (the variances are not identified).
-  if (std::isfinite(fmin) && theta.cwiseAbs().maxCoeff() > 0.0) {
-    const double far = f(theta * 10.0);
-    ++evals;
-    if (std::isfinite(far) && far < fmin - 1e-6)
-      res.ray = RayShape::falling;
-    else if (std::isfinite(far) && far <= fmin + 1e-6)
-      res.ray = RayShape::flat;
-  }
-  res.optim.evals += evals;
-  if (!res.optim.converged && !res.optim.message.empty())
-    res.warnings.push_back("the optimiser did not converge: " + res.optim.message);
+RayShape ray_shape(const Objective& deviance, const Eigen::VectorXd& phi, double f_min) {
+  const double size = phi.size() ? phi.cwiseAbs().maxCoeff() : 0.0;
+  if (!std::isfinite(f_min) || !(size > 0.0)) return RayShape::rising;
+  const double far = deviance(phi * std::max(10.0, 10.0 / size));
+  const double tol = std::max(1e-6, criterion_noise(f_min));
+  if (std::isfinite(far) && far < f_min - tol) return RayShape::falling;
+  if (std::isfinite(far) && far <= f_min + tol) return RayShape::flat;
+  return RayShape::rising;
+}
 
-  // Back to theta: theta = scale phi, d/dtheta = (d/dphi) / scale.
-  theta = theta.cwiseProduct(scale);
-  res.optim.x = theta;
-  res.optim.f += shift;
-  if (res.optim.gradient.size() == nt) res.optim.gradient = res.optim.gradient.cwiseQuotient(scale);
-  if (res.gradient.size() == nt) res.gradient = res.gradient.cwiseQuotient(scale);
-  if (res.hessian.rows() == nt)
-    res.hessian = scale.cwiseInverse().asDiagonal() * res.hessian * scale.cwiseInverse().asDiagonal();
-  res.theta = theta;
-  if (!std::isfinite(dev(theta))) {
+namespace {
+
+// A user interrupt is checked between evaluations: every one when an
+// evaluation is costly (so that Ctrl-C answers within one evaluation),
+// every 16th when it takes microseconds.
+std::function<void()> interrupt_checker(const std::function<void()>& check, double flops_per_evaluation) {
+  if (!check) return [] {};
+  const int every = flops_per_evaluation > 1e6 ? 1 : 16;
+  auto calls = std::make_shared<int>(0);
+  return [check, every, calls] {
+    if (++*calls % every == 0) check();
+  };
+}
+
+// The profiled deviance as a criterion of phi = theta / scale (natural
+// units, see theta_scales), so that predictors on any scale give the same
+// path, with its analytic gradient.
+Criterion natural_units_criterion(ProfiledDeviance& dev, const Eigen::VectorXd& scale,
+                                  const std::function<void()>& interrupt) {
+  Criterion c;
+  c.value = [&dev, scale, interrupt](const Eigen::VectorXd& phi) {
+    interrupt();
+    return dev(phi.cwiseProduct(scale));
+  };
+  c.value_and_gradient = [&dev, scale, interrupt](const Eigen::VectorXd& phi, Eigen::VectorXd& g) {
+    interrupt();
+    const double v = dev.value_and_gradient(phi.cwiseProduct(scale), g);
+    if (g.size() == scale.size()) g = g.cwiseProduct(scale);
+    return v;
+  };
+  return c;
+}
+
+// The optimum in natural units back to theta: theta = scale phi,
+// d/dtheta = (d/dphi) / scale.
+void to_theta_units(const Eigen::VectorXd& scale, OptimumResult& o) {
+  const Eigen::VectorXd inv = scale.cwiseInverse();
+  const Eigen::Index nt = scale.size();
+  o.x = o.x.cwiseProduct(scale);
+  o.descent.x = o.x;
+  if (o.descent.gradient.size() == nt) o.descent.gradient = o.descent.gradient.cwiseProduct(inv);
+  if (o.gradient.size() == nt) o.gradient = o.gradient.cwiseProduct(inv);
+  if (o.hessian.rows() == nt) o.hessian = inv.asDiagonal() * o.hessian * inv.asDiagonal();
+}
+
+}  // namespace
+
+LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
+                  const Eigen::VectorXd& lower, const LmmOptions& opt) {
+  ProfiledDeviance dev(xp, templates, opt.reml);
+  const double flops = dev.system().flops_per_factor();
+  const Eigen::VectorXd scale = theta_scales(xp, templates);
+  if (scale.size() != theta0.size()) throw std::invalid_argument("theta0 does not match the covariance templates");
+  const Criterion criterion = natural_units_criterion(dev, scale, interrupt_checker(opt.check_interrupt, flops));
+  const ParameterSpace space = theta_space(templates, lower.cwiseQuotient(scale));
+  const Eigen::VectorXd start =
+      (opt.moment_start ? moment_start(xp, templates, theta0, scale) : theta0).cwiseQuotient(scale);
+
+  OptimumResult o = reach_optimum(criterion, start, space, optimum_control(opt, flops, theta0.size()));
+  LmmResult res;
+  res.ray = ray_shape(criterion.value, o.x, o.f);
+  ++o.descent.evals;
+  to_theta_units(scale, o);
+  res.theta = o.x;
+  res.theta_scale = scale;
+  res.optim = o.descent;
+  res.gradient = o.gradient;
+  res.hessian = o.hessian;
+  res.warnings = o.warnings;
+  if (!std::isfinite(dev(res.theta))) {
     res.at.deviance = std::numeric_limits<double>::infinity();
     res.warnings.push_back("the deviance is not finite at the reported optimum");
     return res;

@@ -11,6 +11,7 @@
 #include "cross_products.h"
 #include "model_data.h"
 #include "optimizer.h"
+#include "optimum.h"
 
 namespace mlm {
 
@@ -35,9 +36,9 @@ struct LmmEvaluation {
   std::vector<Eigen::MatrixXd> cond_var;  // per factor: q x (q levels), including sigma^2
 };
 
-// The deviance at 10 theta compared with theta: rising at a minimum,
-// falling when there is no minimum (sigma -> 0), flat when the variances
-// are not identified.
+// The deviance far out along the ray of theta compared with theta: rising
+// at a minimum, falling when there is no minimum (sigma -> 0), flat when
+// the variances are not identified.
 enum class RayShape { rising, flat, falling };
 
 struct LmmResult {
@@ -48,6 +49,7 @@ struct LmmResult {
   Eigen::MatrixXd hessian;   // likewise; empty when not computed
   std::vector<std::string> warnings;
   RayShape ray = RayShape::rising;  // the deviance along the ray of theta beyond the optimum
+  Eigen::VectorXd theta_scale;      // the natural unit of each entry of theta (theta_scales)
 };
 
 // The profiled deviance as a function of theta (+Inf where undefined).
@@ -59,6 +61,9 @@ class ProfiledDeviance {
   // gradient where the deviance is undefined.
   double value_and_gradient(const Eigen::VectorXd& theta, Eigen::VectorXd& gradient);
   BlockedCholesky& system() { return sys_; }
+  // The cross-products changed (a new residual structure): forget the
+  // factorisation kept for an unchanged theta.
+  void forget() { last_theta_.resize(0); }
   // The deviance from the current factorisation.
   double from_factor() const;
 
@@ -73,8 +78,24 @@ class ProfiledDeviance {
 LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates,
                            const Eigen::VectorXd& theta, bool reml, bool cond_var);
 
+// Minimise the profiled deviance over theta from moment estimates (or
+// theta0), with the rules at an optimum (optimum.h) in natural units.
 LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
                   const Eigen::VectorXd& lower, const LmmOptions& options);
+
+// The entries of theta for the rules at an optimum: diagonal entries of T
+// and the entries below each, bounded by lower.
+ParameterSpace theta_space(const std::vector<CovTemplate>& templates, const Eigen::VectorXd& lower);
+
+// The rules' control for a fit whose evaluations cost about
+// flops_per_evaluation: the polish where it is within the budget, the
+// thorough probes where evaluations are cheap.
+OptimumControl optimum_control(const LmmOptions& options, double flops_per_evaluation, Eigen::Index n_params);
+
+// The deviance (a function of theta in natural units) along the ray of
+// phi beyond the optimum f_min, measured at least 10 natural units out (an
+// optimum near zero says nothing about the ray nearby).
+RayShape ray_shape(const Objective& deviance, const Eigen::VectorXd& phi, double f_min);
 
 // eta := offset + X beta + Z b, one pass over the data (beta in the original
 // parametrisation); eta has room for data.n values.

@@ -108,77 +108,182 @@ Eigen::MatrixXd fd_hessian_from_gradient(const ObjectiveWithGradient& fg, const 
   return 0.5 * (H + H.transpose());
 }
 
-OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, const Eigen::VectorXd& lower,
-                             const OptimControl& ctl, const ObjectiveWithGradient& fg) {
-  const Eigen::Index n = x0.size();
-  OptimResult res;
-  Eigen::VectorXd x = x0.cwiseMax(lower);
-  double fx = f(x);
-  res.evals = 1;
-  if (!std::isfinite(fx)) {
-    res.x = x;
-    res.f = fx;
-    res.message = "the objective is not finite at the starting values";
-    return res;
+namespace {
+
+// The state of the projected quasi-Newton search: the point, its value and
+// gradient, and the model B of the Hessian.
+class ProjectedBfgs {
+ public:
+  ProjectedBfgs(const Objective& f, const ObjectiveWithGradient& fg, const Eigen::VectorXd& lower,
+                const OptimControl& ctl, OptimResult& res)
+      : f_(f), fg_(fg), lower_(lower), ctl_(ctl), res_(res), n_(lower.size()) {}
+
+  // Value and gradient at the start, and the first model. False where the
+  // objective is not finite.
+  bool start(const Eigen::VectorXd& x0);
+  // The projected quasi-Newton direction on the free coordinates and the
+  // decrease it predicts.
+  void direction(Eigen::VectorXd& d, double& predicted);
+  // Backtracking along the projected path (values only); tries = the
+  // number of reductions of the step. False when no step decreased f.
+  bool line_search(const Eigen::VectorXd& d, double& alpha, Eigen::VectorXd& xn, double& fn, int& tries);
+  // A full step that gained about the linear prediction says the model's
+  // curvature is too high along d: go further while that keeps paying.
+  void extend(const Eigen::VectorXd& d, double predicted, double alpha, Eigen::VectorXd& xn, double& fn);
+  // Move to xn (value fn): its gradient, the BFGS update of the model.
+  void move_to(const Eigen::VectorXd& xn, double fn);
+  // Start the model again from steepest descent; false when it already was.
+  bool reset_model() {
+    if (fresh_) return false;
+    steepest_descent_model();
+    return true;
   }
-  if (n == 0) {
-    res.x = x;
-    res.f = fx;
-    res.converged = true;
-    return res;
+  const Eigen::VectorXd& x() const { return x_; }
+  double fx() const { return fx_; }
+  const Eigen::VectorXd& g() const { return g_; }
+
+ private:
+  void steepest_descent_model() {
+    B_ = Eigen::MatrixXd::Identity(n_, n_) * std::max(g_.cwiseAbs().maxCoeff(), 1e-8) / 0.5;
+    fresh_ = true;
   }
-  Eigen::VectorXd curv = Eigen::VectorXd::Constant(n, std::numeric_limits<double>::quiet_NaN());
-  Eigen::VectorXd g;
-  if (fg) {
-    fx = fg(x, g);
-    ++res.evals;
+  const Objective& f_;
+  const ObjectiveWithGradient& fg_;
+  const Eigen::VectorXd& lower_;
+  const OptimControl& ctl_;
+  OptimResult& res_;
+  const Eigen::Index n_;
+  Eigen::VectorXd x_, g_;
+  double fx_ = 0.0;
+  Eigen::MatrixXd B_;
+  bool scaled_ = false;  // B has been scaled to the curvature
+  bool fresh_ = true;    // B carries no curvature information yet
+};
+
+bool ProjectedBfgs::start(const Eigen::VectorXd& x0) {
+  x_ = x0.cwiseMax(lower_);
+  fx_ = f_(x_);
+  res_.evals = 1;
+  if (!std::isfinite(fx_) || n_ == 0) return std::isfinite(fx_);
+  Eigen::VectorXd curv = Eigen::VectorXd::Constant(n_, std::numeric_limits<double>::quiet_NaN());
+  if (fg_) {
+    fx_ = fg_(x_, g_);
+    ++res_.evals;
   } else {
-    g = fd_gradient(f, x, fx, lower, ctl.step_rel, &res.evals, &curv);
+    g_ = fd_gradient(f_, x_, fx_, lower_, ctl_.step_rel, &res_.evals, &curv);
   }
   // Start from the diagonal curvature the central differences measured, so
   // that the first steps are already scaled like Newton steps.
-  const double fallback = std::max(g.cwiseAbs().maxCoeff(), 1e-8) / 0.5;
-  Eigen::MatrixXd B = Eigen::MatrixXd::Identity(n, n) * fallback;
-  bool scaled = false;
-  {
-    double cmax = 0.0;
-    for (Eigen::Index i = 0; i < n; ++i)
-      if (std::isfinite(curv[i])) cmax = std::max(cmax, curv[i]);
-    if (cmax > 0.0) {
-      for (Eigen::Index i = 0; i < n; ++i)
-        B(i, i) = (std::isfinite(curv[i]) && curv[i] > 1e-6 * cmax) ? curv[i] : std::max(1e-6 * cmax, fallback * 1e-3);
-      scaled = true;
+  steepest_descent_model();
+  const double fallback = B_(0, 0);
+  double cmax = 0.0;
+  for (Eigen::Index i = 0; i < n_; ++i)
+    if (std::isfinite(curv[i])) cmax = std::max(cmax, curv[i]);
+  if (cmax > 0.0) {
+    for (Eigen::Index i = 0; i < n_; ++i)
+      B_(i, i) = (std::isfinite(curv[i]) && curv[i] > 1e-6 * cmax) ? curv[i] : std::max(1e-6 * cmax, fallback * 1e-3);
+    scaled_ = true;
+  }
+  return true;
+}
+
+void ProjectedBfgs::direction(Eigen::VectorXd& d, double& predicted) {
+  const std::vector<Eigen::Index> fr = free_set(x_, g_, lower_);
+  d = Eigen::VectorXd::Zero(n_);
+  predicted = 0.0;
+  if (fr.empty()) return;
+  Eigen::MatrixXd Bf;
+  Eigen::VectorXd gf;
+  restrict_to(B_, g_, fr, Bf, gf);
+  Eigen::LLT<Eigen::MatrixXd> llt(Bf);
+  Eigen::VectorXd df;
+  if (llt.info() == Eigen::Success) df = -llt.solve(gf);
+  if (llt.info() != Eigen::Success || !(gf.dot(df) < 0.0)) {
+    steepest_descent_model();
+    df = -gf / B_(0, 0);
+  }
+  for (std::size_t a = 0; a < fr.size(); ++a) d[fr[a]] = df[static_cast<Eigen::Index>(a)];
+  predicted = -0.5 * gf.dot(df);
+}
+
+bool ProjectedBfgs::line_search(const Eigen::VectorXd& d, double& alpha, Eigen::VectorXd& xn, double& fn,
+                                int& tries) {
+  alpha = 1.0;
+  for (tries = 0; tries < 60; ++tries) {
+    xn = (x_ + alpha * d).cwiseMax(lower_);
+    fn = f_(xn);
+    ++res_.evals;
+    const double dec = g_.dot(xn - x_);
+    if (std::isfinite(fn) && fn <= fx_ + 1e-4 * dec) return true;
+    double shrink = 0.1;
+    if (std::isfinite(fn) && dec < 0.0) {
+      // Minimiser of the quadratic through f(x), its slope and f(xn).
+      const double curv = fn - fx_ - dec;
+      if (curv > 0.0) shrink = std::min(0.5, std::max(0.1, -0.5 * dec / curv));
+    }
+    alpha *= shrink;
+  }
+  return false;
+}
+
+void ProjectedBfgs::extend(const Eigen::VectorXd& d, double predicted, double alpha, Eigen::VectorXd& xn,
+                           double& fn) {
+  for (int ext = 0; ext < 6 && fx_ - fn > 1.5 * predicted; ++ext) {
+    alpha *= 3.0;
+    const Eigen::VectorXd xt = (x_ + alpha * d).cwiseMax(lower_);
+    if ((xt - xn).cwiseAbs().maxCoeff() == 0.0) break;
+    const double ft = f_(xt);
+    ++res_.evals;
+    if (!(std::isfinite(ft) && ft < fn)) break;
+    xn = xt;
+    fn = ft;
+  }
+}
+
+void ProjectedBfgs::move_to(const Eigen::VectorXd& xn, double fn) {
+  Eigen::VectorXd gn;
+  if (fg_) {
+    fn = fg_(xn, gn);
+    ++res_.evals;
+  } else {
+    gn = fd_gradient(f_, xn, fn, lower_, ctl_.step_rel, &res_.evals);
+  }
+  const Eigen::VectorXd s = xn - x_;
+  const Eigen::VectorXd yv = gn - g_;
+  const double sy = s.dot(yv);
+  if (sy > 1e-12 * s.norm() * yv.norm() && sy > 0.0) {
+    if (!scaled_) {
+      B_ = Eigen::MatrixXd::Identity(n_, n_) * (yv.squaredNorm() / sy);
+      scaled_ = true;
+    }
+    const Eigen::VectorXd Bs = B_ * s;
+    const double sBs = s.dot(Bs);
+    if (sBs > 0.0) {
+      B_ += yv * yv.transpose() / sy - Bs * Bs.transpose() / sBs;
+      fresh_ = false;
     }
   }
-  bool fresh = true;  // B carries no curvature information yet
+  x_ = xn;
+  fx_ = fn;
+  g_ = gn;
+}
 
-  for (res.iterations = 1; res.iterations <= ctl.max_iter; ++res.iterations) {
-    // Variables held at their bound by a gradient pointing outwards.
-    std::vector<Eigen::Index> fr;
-    for (Eigen::Index i = 0; i < n; ++i)
-      if (!(x[i] <= lower[i] && g[i] > 0.0)) fr.push_back(i);
-    Eigen::VectorXd d = Eigen::VectorXd::Zero(n);
-    double pred = 0.0;
-    if (!fr.empty()) {
-      const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-      Eigen::MatrixXd Bf(nf, nf);
-      Eigen::VectorXd gf(nf);
-      for (Eigen::Index a = 0; a < nf; ++a) {
-        gf[a] = g[fr[a]];
-        for (Eigen::Index b = 0; b < nf; ++b) Bf(a, b) = B(fr[a], fr[b]);
-      }
-      Eigen::LLT<Eigen::MatrixXd> llt(Bf);
-      Eigen::VectorXd df;
-      if (llt.info() == Eigen::Success) df = -llt.solve(gf);
-      if (llt.info() != Eigen::Success || !(gf.dot(df) < 0.0)) {
-        B = Eigen::MatrixXd::Identity(n, n) * std::max(g.cwiseAbs().maxCoeff(), 1e-8) / 0.5;
-        fresh = true;
-        df = -gf / B(0, 0);
-      }
-      for (Eigen::Index a = 0; a < nf; ++a) d[fr[a]] = df[a];
-      pred = -0.5 * gf.dot(df);
-    }
-    if (pred <= ctl.f_tol * (1.0 + std::fabs(fx))) {
+}  // namespace
+
+OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, const Eigen::VectorXd& lower,
+                             const OptimControl& ctl, const ObjectiveWithGradient& fg) {
+  OptimResult res;
+  ProjectedBfgs search(f, fg, lower, ctl, res);
+  const bool finite = search.start(x0);
+  res.converged = finite && x0.size() == 0;
+  if (!finite) res.message = "the objective is not finite at the starting values";
+  int stalled = 0;  // steps in a row that gained no more than the noise
+  for (res.iterations = 1; finite && x0.size() > 0 && res.iterations <= ctl.max_iter; ++res.iterations) {
+    Eigen::VectorXd d, xn;
+    double predicted = 0.0, alpha = 1.0, fn = search.fx();
+    int tries = 0;
+    search.direction(d, predicted);
+    if (predicted <= std::max(ctl.f_tol * (1.0 + std::fabs(search.fx())), ctl.f_noise)) {
       res.converged = true;
       break;
     }
@@ -186,84 +291,26 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       res.message = "the maximum number of evaluations was reached";
       break;
     }
-
-    // Backtracking line search along the projected path (values only).
-    double alpha = 1.0;
-    Eigen::VectorXd xn, gn;
-    double fn = fx;
-    bool accepted = false;
-    int tries = 0;
-    for (; tries < 60; ++tries) {
-      xn = (x + alpha * d).cwiseMax(lower);
-      fn = f(xn);
-      ++res.evals;
-      const double dec = g.dot(xn - x);
-      if (std::isfinite(fn) && fn <= fx + 1e-4 * dec) {
-        accepted = true;
-        break;
-      }
-      double shrink = 0.1;
-      if (std::isfinite(fn) && dec < 0.0) {
-        // Minimiser of the quadratic through f(x), its slope and f(xn).
-        const double curv = fn - fx - dec;
-        if (curv > 0.0) shrink = std::min(0.5, std::max(0.1, -0.5 * dec / curv));
-      }
-      alpha *= shrink;
-    }
-    if (!accepted) {
-      if (!fresh) {  // retry from a steepest-descent model
-        B = Eigen::MatrixXd::Identity(n, n) * std::max(g.cwiseAbs().maxCoeff(), 1e-8) / 0.5;
-        fresh = true;
-        continue;
-      }
+    if (!search.line_search(d, alpha, xn, fn, tries)) {
+      if (search.reset_model()) continue;  // retry from a steepest-descent model
       // No decrease is possible at the resolution of the differences.
-      res.converged = pred <= 1e-6 * (1.0 + std::fabs(fx));
+      res.converged = predicted <= 1e-6 * (1.0 + std::fabs(search.fx()));
       if (!res.converged) res.message = "the line search could not decrease the objective";
       break;
     }
-    // A full step that gained about the linear prediction says the model's
-    // curvature is too high along d: go further while that keeps paying.
-    if (tries == 0) {
-      for (int ext = 0; ext < 6 && fx - fn > 1.5 * pred; ++ext) {
-        alpha *= 3.0;
-        const Eigen::VectorXd xt = (x + alpha * d).cwiseMax(lower);
-        if ((xt - xn).cwiseAbs().maxCoeff() == 0.0) break;
-        const double ft = f(xt);
-        ++res.evals;
-        if (!(std::isfinite(ft) && ft < fn)) break;
-        xn = xt;
-        fn = ft;
-      }
+    if (tries == 0) search.extend(d, predicted, alpha, xn, fn);
+    const double before = search.fx();
+    search.move_to(xn, fn);
+    stalled = ctl.f_noise > 0.0 && before - search.fx() <= ctl.f_noise ? stalled + 1 : 0;
+    if (stalled >= 3) {  // progress below the resolution of f
+      res.converged = true;
+      break;
     }
-    if (fg) {
-      fn = fg(xn, gn);
-      ++res.evals;
-    } else {
-      gn = fd_gradient(f, xn, fn, lower, ctl.step_rel, &res.evals);
-    }
-    const Eigen::VectorXd s = xn - x;
-    const Eigen::VectorXd yv = gn - g;
-    const double sy = s.dot(yv);
-    if (sy > 1e-12 * s.norm() * yv.norm() && sy > 0.0) {
-      if (!scaled) {
-        B = Eigen::MatrixXd::Identity(n, n) * (yv.squaredNorm() / sy);
-        scaled = true;
-      }
-      const Eigen::VectorXd Bs = B * s;
-      const double sBs = s.dot(Bs);
-      if (sBs > 0.0) {
-        B += yv * yv.transpose() / sy - Bs * Bs.transpose() / sBs;
-        fresh = false;
-      }
-    }
-    x = xn;
-    fx = fn;
-    g = gn;
   }
   if (res.iterations > ctl.max_iter) res.message = "the maximum number of iterations was reached";
-  res.x = x;
-  res.f = fx;
-  res.gradient = g;
+  res.x = search.x();
+  res.f = search.fx();
+  res.gradient = search.g();
   return res;
 }
 
@@ -282,27 +329,6 @@ void restrict_to(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const std::
   for (Eigen::Index a = 0; a < nf; ++a) {
     gf[a] = g[fr[a]];
     for (Eigen::Index b = 0; b < nf; ++b) Hf(a, b) = H(fr[a], fr[b]);
-  }
-}
-
-void check_optimum(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const Eigen::VectorXd& x,
-                   const Eigen::VectorXd& lower, std::vector<std::string>& warnings) {
-  if (H.size() == 0) return;
-  const std::vector<Eigen::Index> fr = free_set(x, g, lower);
-  if (fr.empty()) return;
-  Eigen::MatrixXd Hf;
-  Eigen::VectorXd gf;
-  restrict_to(H, g, fr, Hf, gf);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Hf);
-  const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
-  if (eig.eigenvalues().minCoeff() < -1e-6 * std::max(emax, 1.0)) {
-    warnings.push_back("the Hessian of the deviance is not positive definite at the optimum: "
-                       "the fit may be at a saddle point");
-  } else if (eig.eigenvalues().minCoeff() > 1e-10 * std::max(emax, 1.0)) {
-    const double step = Hf.ldlt().solve(gf).cwiseAbs().maxCoeff();
-    if (step > 1e-3)
-      warnings.push_back("the optimiser stopped with a Newton step of size " + std::to_string(step) +
-                         " left: the fit may not have converged");
   }
 }
 

@@ -1,7 +1,7 @@
 // Minimisation of a smooth function subject to lower bounds, by a projected
 // quasi-Newton (BFGS) method on an analytic gradient when one is given and
-// on finite-difference gradients otherwise, and the checks of an optimum
-// that both linear mixed model fits share.
+// on finite-difference gradients otherwise; the differences and helpers
+// that the rules at an optimum (optimum.h) use.
 #pragma once
 
 #include <Eigen/Dense>
@@ -15,6 +15,9 @@ struct OptimControl {
   int max_evals = 20000;
   int max_iter = 1000;
   double f_tol = 1e-12;      // stop when the predicted decrease is below f_tol * (1 + |f|)
+  // The rounding noise of f (absolute): no decrease below it is sought, and
+  // three steps in a row that gain less than it end the search.
+  double f_noise = 0.0;
   double step_rel = 1e-5;    // finite-difference step, relative to |x| + 0.1
 };
 
@@ -60,11 +63,5 @@ std::vector<Eigen::Index> free_set(const Eigen::VectorXd& x, const Eigen::Vector
 // H and g restricted to the coordinates fr.
 void restrict_to(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const std::vector<Eigen::Index>& fr,
                  Eigen::MatrixXd& Hf, Eigen::VectorXd& gf);
-
-// Convergence check at x on the free coordinates: a warning (appended to
-// warnings) when the Hessian is not positive definite or a Newton step of
-// more than 1e-3 remains.
-void check_optimum(const Eigen::MatrixXd& H, const Eigen::VectorXd& g, const Eigen::VectorXd& x,
-                   const Eigen::VectorXd& lower, std::vector<std::string>& warnings);
 
 }  // namespace mlm

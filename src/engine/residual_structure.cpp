@@ -17,6 +17,7 @@ int ResidualSpec::n_variance_parameters() const {
     case VarianceKind::ident: return n_strata - 1;
     case VarianceKind::power:
     case VarianceKind::exponential: return 1;
+    case VarianceKind::const_power: return 2;
   }
   return 0;
 }
@@ -26,8 +27,21 @@ double ResidualParameters::lag_correlation(double gap) const {
   return std::pow(phi, gap);
 }
 
+namespace {
+
+// A correlation parameter beyond this on the unconstrained scale puts the
+// correlation within about 4e-9 of a limit where its matrix is singular
+// (|phi| = 1 for AR(1), rho = -1 / (m - 1) or 1 for compound symmetry): the
+// whitened cross-products lose their digits there, so the parameter space
+// ends before it. A likelihood that rises towards such a limit stops at
+// the edge.
+constexpr double kMaxCorrelationPsi = 20.0;
+
+}  // namespace
+
 bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, ResidualParameters& out) {
   if (psi.size() != spec.n_parameters()) return false;
+  if (spec.correlation != CorrelationKind::none && !(std::fabs(psi[0]) <= kMaxCorrelationPsi)) return false;
   int k = 0;
   switch (spec.correlation) {
     case CorrelationKind::none: out.phi = 0.0; break;
@@ -61,6 +75,11 @@ bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, Re
       out.delta.assign(1, psi[k++]);
       if (!std::isfinite(out.delta[0])) return false;
       break;
+    case VarianceKind::const_power:  // nlme: psi = (log(const), power)
+      out.delta.assign({std::exp(psi[k]), psi[k + 1]});
+      k += 2;
+      if (!(out.delta[0] > 0.0 && std::isfinite(out.delta[0]) && std::isfinite(out.delta[1]))) return false;
+      break;
   }
   return true;
 }
@@ -71,6 +90,7 @@ double variance_multiplier(const ResidualSpec& spec, const ResidualParameters& p
     case VarianceKind::ident: return par.delta[spec.stratum[i]];
     case VarianceKind::power: return std::pow(std::fabs(spec.covariate[i]), par.delta[0]);
     case VarianceKind::exponential: return std::exp(par.delta[0] * spec.covariate[i]);
+    case VarianceKind::const_power: return par.delta[0] + std::pow(std::fabs(spec.covariate[i]), par.delta[1]);
   }
   return 1.0;
 }

@@ -3,7 +3,8 @@
 // define it. R is block diagonal over residual groups:
 //   R_g = S_g C_g S_g,
 // S_g diagonal with the standard-deviation multipliers of the variance
-// function (divided by the square roots of any prior weights), C_g the
+// function (|v|^power, exp(expon v), const + |v|^power, or one ratio per
+// stratum; divided by the square roots of any prior weights), C_g the
 // correlation matrix of the group (AR(1), continuous-time AR(1) or compound
 // symmetry). The parameters psi are unconstrained (nlme's parametrisation);
 // ResidualParameters holds them on their natural scale.
@@ -17,7 +18,7 @@
 namespace mlm {
 
 enum class CorrelationKind { none, ar1, car1, comp_symm };
-enum class VarianceKind { none, ident, power, exponential };
+enum class VarianceKind { none, ident, power, exponential, const_power };
 
 struct ResidualSpec {
   CorrelationKind correlation = CorrelationKind::none;
@@ -32,7 +33,10 @@ struct ResidualSpec {
   const double* time = nullptr;
   const int* stratum = nullptr;  // varIdent: 0-based stratum; stratum 0 is the reference
   int n_strata = 1;
-  const double* covariate = nullptr;  // varPower, varExp
+  const double* covariate = nullptr;  // varPower, varExp, varConstPower
+  // The covariate is the fitted values (nlme's form = ~ fitted(.)): the fit
+  // supplies it (structured_fit.h).
+  bool covariate_from_fitted = false;
 
   Index n_groups() const { return static_cast<Index>(group_start.size()) - 1; }
   Index max_group_size() const;
@@ -44,7 +48,9 @@ struct ResidualSpec {
 // psi on the natural scale.
 struct ResidualParameters {
   double phi = 0.0;           // AR(1), CAR(1): phi; compound symmetry: rho
-  std::vector<double> delta;  // varIdent: one per stratum (delta[0] = 1); varPower, varExp: one
+  // varIdent: one per stratum (delta[0] = 1); varPower, varExp: one;
+  // varConstPower: the constant and the power.
+  std::vector<double> delta;
   // Correlation of two observations `gap` apart (AR(1), CAR(1)).
   double lag_correlation(double gap) const;
 };

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+
+#include "start_values.h"
 
 namespace mlm {
 
@@ -11,15 +14,26 @@ StructuredDeviance::StructuredDeviance(const ModelData& data, const ResidualSpec
                                        double max_class_bytes)
     : white_(data, spec, method, max_class_bytes), dev_(white_.xp(), templates, reml) {}
 
+bool StructuredDeviance::set_psi(const Eigen::VectorXd& psi) {
+  if (psi_.size() == psi.size() && psi_ == psi) return psi_ok_;
+  dev_.forget();
+  psi_ = psi;
+  psi_ok_ = white_.update(psi);
+  return psi_ok_;
+}
+
 double StructuredDeviance::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& psi) {
-  constexpr double inf = std::numeric_limits<double>::infinity();
-  if (!white_.update(psi)) return inf;
-  // Factor directly rather than through ProfiledDeviance::operator(), which
-  // may keep its value for an unchanged theta: here the cross-products
-  // change with psi.
-  if (!dev_.system().factor(theta)) return inf;
-  const double d = dev_.from_factor();
-  return std::isfinite(d) ? d : inf;
+  if (!set_psi(psi)) return std::numeric_limits<double>::infinity();
+  return dev_(theta);
+}
+
+double StructuredDeviance::value_and_gradient(const Eigen::VectorXd& theta, const Eigen::VectorXd& psi,
+                                              Eigen::VectorXd& grad_theta) {
+  if (!set_psi(psi)) {
+    grad_theta.resize(0);
+    return std::numeric_limits<double>::infinity();
+  }
+  return dev_.value_and_gradient(theta, grad_theta);
 }
 
 LmmEvaluation evaluate_lmm_structured(WhitenedCrossProducts& white, const std::vector<CovTemplate>& templates,
@@ -35,138 +49,113 @@ LmmEvaluation evaluate_lmm_structured(WhitenedCrossProducts& white, const std::v
 
 namespace {
 
-// Minimise the deviance over x = (theta, free psi): projected quasi-Newton
-// on finite-difference gradients, diagonal entries of T tried at zero,
-// Newton steps on a finite-difference Hessian, and the convergence checks.
-// Gradients by differences: the whitened cross-products change with psi,
-// and the analytic gradient of the profiled deviance covers theta only.
-void optimize_once(const Objective& f, const Eigen::VectorXd& x0, const Eigen::VectorXd& lower,
-                   const LmmOptions& opt, LmmResult& res) {
-  res = LmmResult();
-  res.optim = minimize_bounded(f, x0, lower, opt.optim);
-  Eigen::VectorXd x = res.optim.x;
-  double fmin = f(x);
-  int evals = 1;
-  const Eigen::Index n = x.size();
-  for (Eigen::Index i = 0; i < n; ++i) {
-    if (lower[i] != 0.0 || x[i] <= 0.0 || x[i] >= opt.boundary_tol) continue;
-    Eigen::VectorXd t = x;
-    t[i] = 0.0;
-    const double ft = f(t);
-    ++evals;
-    if (ft <= fmin + 1e-8) {
-      x = t;
-      fmin = std::min(fmin, ft);
-    }
-  }
-  if (n > 0 && n <= opt.max_hessian_params && std::isfinite(fmin)) {
-    Eigen::MatrixXd Hf;
-    Eigen::VectorXd gf;
-    for (int it = 0; it < 5; ++it) {
-      res.gradient = fd_gradient(f, x, fmin, lower, opt.optim.step_rel, &evals);
-      res.hessian = fd_hessian(f, x, lower, 1e-4, &evals);
-      const std::vector<Eigen::Index> fr = free_set(x, res.gradient, lower);
-      if (fr.empty()) break;
-      restrict_to(res.hessian, res.gradient, fr, Hf, gf);
-      Eigen::LLT<Eigen::MatrixXd> llt(Hf);
-      if (llt.info() != Eigen::Success) break;
-      const Eigen::VectorXd step = -llt.solve(gf);
-      if (-0.5 * gf.dot(step) < 1e-13 * (1.0 + std::fabs(fmin))) break;
-      Eigen::VectorXd t = x;
-      for (std::size_t a = 0; a < fr.size(); ++a) t[fr[a]] += step[static_cast<Eigen::Index>(a)];
-      t = t.cwiseMax(lower);
-      const double ft = f(t);
-      ++evals;
-      if (!(ft < fmin)) break;
-      x = t;
-      fmin = ft;
-    }
-    check_optimum(res.hessian, res.gradient, x, lower, res.warnings);
-  }
-  res.optim.evals += evals;
-  if (!res.optim.converged && !res.optim.message.empty())
-    res.warnings.push_back("the optimiser did not converge: " + res.optim.message);
-  res.theta = x;
-}
-
-// The quasi-Newton method can stop at a stationary point that is not a
-// minimum: with AR(1) on times two units apart the likelihood depends on
-// phi^2 only, and phi = 0 (nlme's start) is a saddle point; likewise a
-// standard deviation at its bound 0. Where the finite-difference Hessian
-// at the end has a negative eigenvalue, step along its eigenvector and
-// optimise again from the lower point.
-void optimize(const Objective& f, const Eigen::VectorXd& x0, const Eigen::VectorXd& lower, const LmmOptions& opt,
-              LmmResult& res) {
-  optimize_once(f, x0, lower, opt, res);
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    const Eigen::Index n = res.theta.size();
-    if (res.hessian.rows() != n || n == 0 || !res.hessian.allFinite()) return;
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(res.hessian);
-    const double emax = eig.eigenvalues().cwiseAbs().maxCoeff();
-    if (!(eig.eigenvalues()[0] < -1e-6 * std::max(emax, 1.0))) return;
-    const Eigen::VectorXd v = eig.eigenvectors().col(0);
-    const double f0 = f(res.theta);
-    double best = f0;
-    Eigen::VectorXd start;
-    // Steps from large to small: the curvature may turn within a short
-    // distance (a standard deviation whose optimum is just off zero).
-    for (double t = 1.0; t > 3e-4; t *= 0.3) {
-      for (double sign : {1.0, -1.0}) {
-        const Eigen::VectorXd x = (res.theta + sign * t * v).cwiseMax(lower);
-        const double fx = f(x);
-        if (fx < best - 1e-8 * (1.0 + std::fabs(f0))) {
-          best = fx;
-          start = x;
-        }
-      }
-    }
-    if (start.size() == 0) return;
-    LmmResult again;
-    optimize_once(f, start, lower, opt, again);
-    if (!(f(again.theta) < f0)) return;
-    again.optim.evals += res.optim.evals + 15;
-    res = again;
-  }
-}
-
-}  // namespace
-
-StructuredResult fit_lmm_structured(const ModelData& data, const ResidualSpec& spec,
-                                    const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
-                                    const Eigen::VectorXd& lower, const Eigen::VectorXd& psi0,
-                                    const std::vector<bool>& psi_free, const StructuredOptions& opt) {
-  StructuredDeviance dev(data, spec, templates, opt.lmm.reml, opt.method, opt.max_class_bytes);
-  const Eigen::Index nt = theta0.size();
+// The optimiser's parameters x = (theta in natural units, free entries of
+// psi) and the way back.
+struct StructuredCoordinates {
+  Eigen::VectorXd scale;  // theta = scale phi
+  Eigen::VectorXd psi0;   // fixed entries of psi keep these values
   std::vector<Eigen::Index> free;
-  for (Eigen::Index k = 0; k < psi0.size(); ++k)
-    if (psi_free[k]) free.push_back(k);
-  const Eigen::Index nfree = static_cast<Eigen::Index>(free.size());
 
-  // The optimiser sees x = (theta, free entries of psi).
-  auto split = [&](const Eigen::VectorXd& x, Eigen::VectorXd& psi) {
-    psi = psi0;
-    for (Eigen::Index a = 0; a < nfree; ++a) psi[free[a]] = x[nt + a];
-  };
-  Eigen::VectorXd psi_work;
-  int calls = 0;
-  Objective f = [&](const Eigen::VectorXd& x) {
-    if (opt.lmm.check_interrupt && (++calls & 15) == 0) opt.lmm.check_interrupt();
-    split(x, psi_work);
-    return dev(x.head(nt), psi_work);
-  };
-  Eigen::VectorXd x0(nt + nfree), lo(nt + nfree);
-  x0.head(nt) = theta0;
-  lo.head(nt) = lower;
-  for (Eigen::Index a = 0; a < nfree; ++a) {
-    x0[nt + a] = psi0[free[a]];
-    lo[nt + a] = -std::numeric_limits<double>::infinity();
+  Eigen::Index n_theta() const { return scale.size(); }
+  Eigen::Index size() const { return scale.size() + static_cast<Eigen::Index>(free.size()); }
+  Eigen::VectorXd theta(const Eigen::VectorXd& x) const { return x.head(n_theta()).cwiseProduct(scale); }
+  Eigen::VectorXd psi(const Eigen::VectorXd& x) const {
+    Eigen::VectorXd p = psi0;
+    for (std::size_t a = 0; a < free.size(); ++a) p[free[a]] = x[n_theta() + static_cast<Eigen::Index>(a)];
+    return p;
   }
+  Eigen::VectorXd x(const Eigen::VectorXd& theta, const Eigen::VectorXd& psi) const {
+    Eigen::VectorXd out(size());
+    out.head(n_theta()) = theta.cwiseQuotient(scale);
+    for (std::size_t a = 0; a < free.size(); ++a) out[n_theta() + static_cast<Eigen::Index>(a)] = psi[free[a]];
+    return out;
+  }
+};
 
+// The deviance over x, with the analytic gradient in theta and central
+// differences in psi (the whitened cross-products change with psi).
+// Evaluations for the differences are counted in extra_evals.
+Criterion structured_criterion(StructuredDeviance& dev, const StructuredCoordinates& co, double step_rel,
+                               const std::function<void()>& check_interrupt, int& extra_evals) {
+  auto calls = std::make_shared<int>(0);
+  auto interrupt = [check_interrupt, calls] {
+    if (check_interrupt && (++*calls & 15) == 0) check_interrupt();
+  };
+  Criterion c;
+  c.value = [&dev, &co, interrupt](const Eigen::VectorXd& x) {
+    interrupt();
+    return dev(co.theta(x), co.psi(x));
+  };
+  const Objective value = c.value;
+  c.value_and_gradient = [&dev, &co, interrupt, value, step_rel, &extra_evals](const Eigen::VectorXd& x,
+                                                                                Eigen::VectorXd& g) {
+    interrupt();
+    const Eigen::Index nt = co.n_theta(), np = static_cast<Eigen::Index>(co.free.size());
+    Eigen::VectorXd gt;
+    const double f = dev.value_and_gradient(co.theta(x), co.psi(x), gt);
+    if (!std::isfinite(f) || gt.size() != nt) {
+      g.resize(0);
+      return f;
+    }
+    g.resize(nt + np);
+    g.head(nt) = gt.cwiseProduct(co.scale);
+    if (np > 0) {
+      Objective of_psi = [&x, &value](const Eigen::VectorXd& p) {
+        Eigen::VectorXd xt = x;
+        xt.tail(p.size()) = p;
+        return value(xt);
+      };
+      const Eigen::VectorXd unbounded = Eigen::VectorXd::Constant(np, -std::numeric_limits<double>::infinity());
+      g.tail(np) = fd_gradient(of_psi, x.tail(np), f, unbounded, step_rel, &extra_evals);
+    }
+    return f;
+  };
+  c.exact_gradient = co.free.empty();
+  return c;
+}
+
+// One fit at the spec's covariate: natural units and moment starting
+// values from the whitened cross-products at psi0, then the rules at an
+// optimum over (theta, psi) together.
+StructuredResult fit_at_covariate(const ModelData& data, const ResidualSpec& spec,
+                                  const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
+                                  const Eigen::VectorXd& lower, const Eigen::VectorXd& psi0,
+                                  const std::vector<bool>& psi_free, const StructuredOptions& opt) {
+  StructuredDeviance dev(data, spec, templates, opt.lmm.reml, opt.method, opt.max_class_bytes);
   StructuredResult out;
-  optimize(f, x0, lo, opt.lmm, out.fit);
-  const Eigen::VectorXd x = out.fit.theta;
-  split(x, out.psi);
-  out.fit.theta = x.head(nt);
+  StructuredCoordinates co;
+  co.psi0 = psi0;
+  for (Eigen::Index k = 0; k < psi0.size(); ++k)
+    if (psi_free[k]) co.free.push_back(k);
+  if (!dev.set_psi(psi0)) {
+    out.fit.at.deviance = std::numeric_limits<double>::infinity();
+    out.fit.warnings.push_back("the residual structure is not defined at its starting values");
+    return out;
+  }
+  co.scale = theta_scales(dev.whitened().xp(), templates);
+  const Eigen::VectorXd theta_start =
+      opt.lmm.moment_start ? moment_start(dev.whitened().xp(), templates, theta0, co.scale) : theta0;
+  const double flops = dev.profiled().system().flops_per_factor();
+  int difference_evals = 0;
+  const Criterion criterion =
+      structured_criterion(dev, co, opt.lmm.optim.step_rel, opt.lmm.check_interrupt, difference_evals);
+
+  ParameterSpace space = theta_space(templates, lower.cwiseQuotient(co.scale));
+  const Eigen::Index nt = co.n_theta(), n = co.size();
+  space.lower.conservativeResize(n);
+  space.lower.tail(n - nt).setConstant(-std::numeric_limits<double>::infinity());
+  space.role.resize(n, ParameterRole::other);
+  space.below.resize(n);
+
+  OptimumResult o = reach_optimum(criterion, co.x(theta_start, psi0), space, optimum_control(opt.lmm, flops, n));
+  out.fit.optim = o.descent;
+  out.fit.optim.evals += difference_evals;
+  out.fit.gradient = o.gradient;
+  out.fit.hessian = o.hessian;
+  out.fit.warnings = o.warnings;
+  out.fit.theta = co.theta(o.x);
+  out.fit.theta_scale = co.scale;
+  out.psi = co.psi(o.x);
   out.classes = dev.whitened().uses_classes();
   out.n_classes = dev.whitened().n_classes();
   out.class_storage = dev.whitened().class_storage();
@@ -179,6 +168,79 @@ StructuredResult fit_lmm_structured(const ModelData& data, const ResidualSpec& s
   out.log_det_R = dev.whitened().log_det();
   out.xp = dev.whitened().xp();
   return out;
+}
+
+double largest_relative_change(const Eigen::VectorXd& before, const Eigen::VectorXd& after) {
+  double m = 0.0;
+  for (Eigen::Index i = 0; i < after.size(); ++i)
+    m = std::max(m, std::fabs(before[i] - after[i]) / (after[i] == 0.0 ? 1.0 : std::fabs(after[i])));
+  return m;
+}
+
+// nlme's iteration for a variance covariate that is the fitted values: a
+// fit with the covariate held, the covariate set to that fit's fitted
+// values X beta + Z b, again, until the parameters change by less than the
+// tolerance. The first covariate comes from the fit without the variance
+// function (its parameter at 0 gives unit multipliers whatever the
+// covariate).
+StructuredResult fit_with_fitted_covariate(const ModelData& data, const ResidualSpec& spec,
+                                           const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
+                                           const Eigen::VectorXd& lower, const Eigen::VectorXd& psi0,
+                                           const std::vector<bool>& psi_free, const StructuredOptions& opt) {
+  std::vector<double> covariate(data.n, 1.0);
+  ResidualSpec at = spec;
+  at.covariate_from_fitted = false;
+  at.covariate = covariate.data();
+  // The first fit holds the variance function with its power (or
+  // exponent) at 0: the same multiplier for every observation.
+  const int k_var = spec.n_correlation_parameters();  // the variance function's first parameter
+  const int k_power = spec.variance == VarianceKind::const_power ? k_var + 1 : k_var;
+  Eigen::VectorXd psi_unit = psi0;
+  psi_unit[k_power] = 0.0;
+  std::vector<bool> free_unit = psi_free;
+  for (int k = k_var; k < k_var + spec.n_variance_parameters(); ++k) free_unit[k] = false;
+  StructuredResult res = fit_at_covariate(data, at, templates, theta0, lower, psi_unit, free_unit, opt);
+  int evals = res.fit.optim.evals;
+
+  StructuredOptions warm = opt;
+  warm.lmm.moment_start = false;
+  Eigen::VectorXd psi_start = psi0, theta_start = res.fit.theta;
+  for (Eigen::Index k = 0; k < k_var; ++k) psi_start[k] = res.psi[k];  // the correlation's
+  Eigen::VectorXd before(theta_start.size() + psi_start.size());
+  before << theta_start, psi_start;
+  for (int update = 0; std::isfinite(res.fit.at.deviance); ++update) {
+    if (update == opt.max_covariate_updates) {
+      res.fit.warnings.push_back("the variance covariate (the fitted values) did not settle in " +
+                                 std::to_string(update) + " updates");
+      break;
+    }
+    linear_predictor(data, res.fit.at.beta, res.fit.at.b, covariate.data());
+    res = fit_at_covariate(data, at, templates, theta_start, lower, psi_start, psi_free, warm);
+    if (!std::isfinite(res.fit.at.deviance)) break;
+    evals += res.fit.optim.evals;
+    res.fit.optim.evals = evals;
+    res.covariate_updates = update + 1;
+    Eigen::VectorXd after(before.size());
+    after << res.fit.theta, res.psi;
+    const bool settled = largest_relative_change(before, after) < opt.covariate_tolerance;
+    before = after;
+    theta_start = res.fit.theta;
+    psi_start = res.psi;
+    if (settled) break;
+  }
+  res.covariate = covariate;
+  return res;
+}
+
+}  // namespace
+
+StructuredResult fit_lmm_structured(const ModelData& data, const ResidualSpec& spec,
+                                    const std::vector<CovTemplate>& templates, const Eigen::VectorXd& theta0,
+                                    const Eigen::VectorXd& lower, const Eigen::VectorXd& psi0,
+                                    const std::vector<bool>& psi_free, const StructuredOptions& opt) {
+  if (spec.covariate_from_fitted)
+    return fit_with_fitted_covariate(data, spec, templates, theta0, lower, psi0, psi_free, opt);
+  return fit_at_covariate(data, spec, templates, theta0, lower, psi0, psi_free, opt);
 }
 
 }  // namespace mlm

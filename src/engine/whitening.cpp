@@ -50,52 +50,55 @@ WhitenedCrossProducts::WhitenedCrossProducts(const ModelData& data, const Residu
 }
 
 void WhitenedCrossProducts::set_up_layout() {
+  xp_.n = d_.n;
+  xp_.p = d_.p;
+  xp_.intercept_col = d_.intercept_col;
+  set_up_centring();
+  set_up_group_levels();
+  set_up_level_pairs();
+  set_up_values();
+}
+
+// Centring (an exact reparametrisation; see cross_products.h), by the
+// weighted means of the unwhitened columns.
+void WhitenedCrossProducts::set_up_centring() {
   const ModelData& d = d_;
-  const int p = d.p, P = p + 1;
-  xp_.n = d.n;
-  xp_.p = p;
-  xp_.intercept_col = d.intercept_col;
-
-  // Centring (an exact reparametrisation; see cross_products.h), by the
-  // weighted means of the unwhitened columns.
-  center_ = Eigen::VectorXd::Zero(P);
-  if (d.intercept_col >= 0) {
-    double sw = 0.0;
-    for (Index i = 0; i < d.n; ++i) sw += d.weights ? d.weights[i] : 1.0;
-    for (int c = 0; c <= p; ++c) {
-      if (c == d.intercept_col) continue;
-      double s = 0.0;
-      for (Index i = 0; i < d.n; ++i) {
-        const double v = c < p ? d.X[static_cast<Index>(c) * d.n + i] : d.y[i] - (d.offset ? d.offset[i] : 0.0);
-        s += (d.weights ? d.weights[i] : 1.0) * v;
-      }
-      center_[c] = s / sw;
+  const int p = d.p;
+  center_ = Eigen::VectorXd::Zero(p + 1);
+  if (d.intercept_col < 0) return;
+  double sw = 0.0;
+  for (Index i = 0; i < d.n; ++i) sw += d.weights ? d.weights[i] : 1.0;
+  for (int c = 0; c <= p; ++c) {
+    if (c == d.intercept_col) continue;
+    double s = 0.0;
+    for (Index i = 0; i < d.n; ++i) {
+      const double v = c < p ? d.X[static_cast<Index>(c) * d.n + i] : d.y[i] - (d.offset ? d.offset[i] : 0.0);
+      s += (d.weights ? d.weights[i] : 1.0) * v;
     }
-    xp_.center = center_;
+    center_[c] = s / sw;
   }
+  xp_.center = center_;
+}
 
+// The factors' sizes and the levels of each residual group; every
+// observation of the group must share them.
+void WhitenedCrossProducts::set_up_group_levels() {
+  const ModelData& d = d_;
   const FactorBlock& F1 = d.blocks[0];
   xp_.k1 = F1.n_levels;
   xp_.q1 = F1.q;
   nf_ = static_cast<int>(d.blocks.size()) - 1;
-  zoff_.assign(nf_ + 1, 0);
   std::vector<Index> first_level(nf_ + 1, 0);
-  Q_ = F1.q;
   Index n_sec = 0;
   for (int f = 1; f <= nf_; ++f) {
     const FactorBlock& F = d.blocks[f];
     xp_.sec_levels.push_back(F.n_levels);
     xp_.sec_q.push_back(F.q);
-    zoff_[f] = Q_;
-    Q_ += F.q;
     first_level[f] = n_sec;
     n_sec += F.n_levels;
   }
-  dim_ = Q_ + P;
-  n_pairs_ = nf_ * (nf_ - 1) / 2;
-
-  // The levels of each residual group; every observation of the group must
-  // share them.
+  layout_ = ScatterLayout(F1.q, xp_.sec_q, d.p);
+  n_pairs_ = layout_.n_pairs();
   const Index G = spec_.n_groups();
   lev1_.resize(G);
   sec_.resize(static_cast<std::size_t>(G) * nf_);
@@ -113,10 +116,13 @@ void WhitenedCrossProducts::set_up_layout() {
       if (!same) throw std::invalid_argument("a residual group spans several levels of a grouping factor");
     }
   }
+}
 
-  // Cross-product entries between secondary and primary levels, and between
-  // levels of different secondary factors, ordered as build_cross_products
-  // orders them: by column, then row.
+// Cross-product entries between secondary and primary levels, and between
+// levels of different secondary factors, ordered as build_cross_products
+// orders them (by column, then row), and the entries each group touches.
+void WhitenedCrossProducts::set_up_level_pairs() {
+  const Index G = spec_.n_groups();
   PairIndex r1, rr;
   for (Index g = 0; g < G; ++g)
     for (int f = 0; f < nf_; ++f) {
@@ -145,7 +151,13 @@ void WhitenedCrossProducts::set_up_layout() {
       for (int h = 0; h < f; ++h) rre_[g * n_pairs_ + pair++] = rr.find(sec_[g * nf_ + h], sec_[g * nf_ + f]);
     }
   }
+}
 
+// The blocks of xp_ sized, and the flat layout of all values: segments
+// padded to whole chunks, so that each chunk of a class lies in one array
+// of xp_ and an evaluation writes the sums straight there.
+void WhitenedCrossProducts::set_up_values() {
+  const int P = xp_.p + 1;
   const Index k1q1 = xp_.k1 * xp_.q1;
   Index rrd = 0, rrv = 0, r1v = 0;
   for (Index s = 0; s < xp_.n_sec; ++s) rrd += static_cast<Index>(xp_.q_of(s)) * xp_.q_of(s);
@@ -159,8 +171,6 @@ void WhitenedCrossProducts::set_up_layout() {
   xp_.rr_vals.assign(rrv, 0.0);
   xp_.r1_vals.assign(r1v, 0.0);
   xp_.CR.resize(P, xp_.m);
-  // Segments padded to whole chunks, so that each chunk of a class lies in
-  // one array of xp_ and an evaluation writes the sums straight there.
   auto pad = [](Index m) { return (m + kChunk - 1) / kChunk * kChunk; };
   off_C1_ = pad(xp_.D1.size());
   off_XX_ = off_C1_ + pad(xp_.C1.size());
@@ -287,45 +297,26 @@ void WhitenedCrossProducts::row(Index i, double* m) const {
   const double sw = d.weights ? std::sqrt(d.weights[i]) : 1.0;
   for (int f = 0; f <= nf_; ++f) {
     const FactorBlock& F = d.blocks[f];
-    for (int a = 0; a < F.q; ++a) m[zoff_[f] + a] = F.cols[a] ? sw * F.cols[a][i] : sw;
+    for (int a = 0; a < F.q; ++a) m[layout_.offset(f) + a] = F.cols[a] ? sw * F.cols[a][i] : sw;
   }
-  for (int c = 0; c < d.p; ++c) m[Q_ + c] = sw * (d.X[static_cast<Index>(c) * d.n + i] - center_[c]);
-  m[Q_ + d.p] = sw * (d.y[i] - (d.offset ? d.offset[i] : 0.0) - center_[d.p]);
+  const int Q = layout_.Q();
+  for (int c = 0; c < d.p; ++c) m[Q + c] = sw * (d.X[static_cast<Index>(c) * d.n + i] - center_[c]);
+  m[Q + d.p] = sw * (d.y[i] - (d.offset ? d.offset[i] : 0.0) - center_[d.p]);
 }
 
-void WhitenedCrossProducts::scatter(const double* G, Index g, double* v) const {
-  const int D = dim_, Q = Q_, P = d_.p + 1, q1 = xp_.q1;
-  auto at = [G, D](int r, int c) { return G[r + c * D]; };
-  const Index j = lev1_[g];
-  double* D1 = v + j * q1 * q1;
-  for (int b = 0; b < q1; ++b)
-    for (int a = 0; a < q1; ++a) D1[a + b * q1] += at(a, b);
-  double* C1 = v + off_C1_ + j * q1 * P;
-  for (int a = 0; a < q1; ++a)
-    for (int c = 0; c < P; ++c) C1[a * P + c] += at(Q + c, a);
-  double* XX = v + off_XX_;
-  for (int b = 0; b < P; ++b)
-    for (int a = 0; a < P; ++a) XX[a + b * P] += at(Q + a, Q + b);
-  int pair = 0;
+void WhitenedCrossProducts::scatter(const double* G, Index g, double* v, ScatterTargets& t) const {
+  const int P = layout_.P(), q1 = xp_.q1;
+  t.D1 = v + lev1_[g] * q1 * q1;
+  t.C1 = v + off_C1_ + lev1_[g] * q1 * P;
+  t.XX = v + off_XX_;
   for (int f = 0; f < nf_; ++f) {
     const Index s = sec_[g * nf_ + f];
-    const int q = xp_.sec_q[f], zo = zoff_[f + 1];
-    double* Dd = v + off_rrd_ + xp_.rr_diag_off[s];
-    for (int b = 0; b < q; ++b)
-      for (int a = 0; a < q; ++a) Dd[a + b * q] += at(zo + a, zo + b);
-    double* CR = v + off_CR_ + xp_.sec_start[s] * P;
-    for (int a = 0; a < q; ++a)
-      for (int c = 0; c < P; ++c) CR[a * P + c] += at(Q + c, zo + a);
-    double* R1 = v + off_r1_ + xp_.r1_off[r1e_[g * nf_ + f]];
-    for (int b = 0; b < q1; ++b)
-      for (int a = 0; a < q; ++a) R1[a + b * q] += at(zo + a, b);
-    for (int h = 0; h < f; ++h) {
-      const int qh = xp_.sec_q[h], zh = zoff_[h + 1];
-      double* RR = v + off_rrv_ + xp_.rr_off[rre_[g * n_pairs_ + pair++]];
-      for (int b = 0; b < qh; ++b)
-        for (int a = 0; a < q; ++a) RR[a + b * q] += at(zo + a, zh + b);
-    }
+    t.D[f] = v + off_rrd_ + xp_.rr_diag_off[s];
+    t.CR[f] = v + off_CR_ + xp_.sec_start[s] * P;
+    t.R1[f] = v + off_r1_ + xp_.r1_off[r1e_[g * nf_ + f]];
   }
+  for (int k = 0; k < n_pairs_; ++k) t.RR[k] = v + off_rrv_ + xp_.rr_off[rre_[g * n_pairs_ + k]];
+  scatter_matrix(layout_, G, t);
 }
 
 void WhitenedCrossProducts::unpack(const double* v) {
@@ -361,9 +352,10 @@ void WhitenedCrossProducts::build_classes() {
   Eigen::MatrixXd dense = Eigen::MatrixXd::Zero(n_values_, n_classes_);
   const int S = strata ? s.n_strata : 1;
 
-  const int D = dim_;
+  const int D = layout_.dim();
   const std::size_t DD = static_cast<std::size_t>(D) * D;
   std::vector<double> G(DD * n_classes_, 0.0);
+  ScatterTargets targets(layout_);
   std::vector<char> touched(n_classes_, 0);
   std::vector<double> cur(D), prev(D), diff(D), u(static_cast<std::size_t>(D) * S);
   std::vector<char> present(S);
@@ -417,7 +409,7 @@ void WhitenedCrossProducts::build_classes() {
     }
     for (int c = 0; c < n_classes_; ++c) {
       if (!touched[c]) continue;
-      scatter(G.data() + DD * c, g, dense.col(c).data());
+      scatter(G.data() + DD * c, g, dense.col(c).data(), targets);
       std::fill(G.begin() + DD * c, G.begin() + DD * (c + 1), 0.0);
       touched[c] = 0;
     }
@@ -504,7 +496,8 @@ double WhitenedCrossProducts::class_coefficient(const PatternClass& c) const {
 
 void WhitenedCrossProducts::pass(double* v) const {
   const ResidualSpec& s = spec_;
-  const int D = dim_;
+  const int D = layout_.dim();
+  ScatterTargets targets(layout_);
   const bool chain = s.correlation == CorrelationKind::ar1 || s.correlation == CorrelationKind::car1;
   const bool cs = s.correlation == CorrelationKind::comp_symm;
   std::fill(v, v + n_values_, 0.0);
@@ -547,7 +540,7 @@ void WhitenedCrossProducts::pass(double* v) const {
     }
     for (int c = 0; c < D; ++c)
       for (int r = c + 1; r < D; ++r) G[c + r * D] = G[r + c * D];
-    scatter(G.data(), g, v);
+    scatter(G.data(), g, v, targets);
   }
 }
 
@@ -561,6 +554,9 @@ double WhitenedCrossProducts::log_det_at() const {
       break;
     case VarianceKind::power: ld += 2.0 * par_.delta[0] * sum_log_abs_cov_; break;
     case VarianceKind::exponential: ld += 2.0 * par_.delta[0] * sum_cov_; break;
+    case VarianceKind::const_power:  // no sufficient statistic: a sum over the observations
+      for (Index i = 0; i < d_.n; ++i) ld += 2.0 * std::log(variance_multiplier(s, par_, i));
+      break;
   }
   if (s.correlation == CorrelationKind::ar1 || s.correlation == CorrelationKind::car1) {
     for (std::size_t c = 0; c < gap_value_.size(); ++c) {

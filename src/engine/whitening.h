@@ -27,6 +27,7 @@
 #include <map>
 #include <vector>
 
+#include "cross_product_scatter.h"
 #include "cross_products.h"
 #include "model_data.h"
 #include "residual_structure.h"
@@ -67,6 +68,10 @@ class WhitenedCrossProducts {
   };
 
   void set_up_layout();
+  void set_up_centring();
+  void set_up_group_levels();
+  void set_up_level_pairs();
+  void set_up_values();
   void set_up_gaps();
   bool classes_available() const;
   int stratum_of(Index i) const;
@@ -78,17 +83,17 @@ class WhitenedCrossProducts {
   double class_coefficient(const PatternClass& c) const;
   // Row of [Z X y] for observation i, centred, times sqrt(prior weight).
   void row(Index i, double* m) const;
-  // Add the dim x dim symmetric G of group g into the flat value vector.
-  void scatter(const double* G, Index g, double* values) const;
+  // Add the dim x dim symmetric G of group g into the flat value vector
+  // (t: the accumulator's work space).
+  void scatter(const double* G, Index g, double* values, ScatterTargets& t) const;
   void unpack(const double* values);
 
   const ModelData& d_;
   const ResidualSpec& spec_;
   ResidualParameters par_;
   CrossProducts xp_;  // layout fixed at construction, values set by update()
-  int nf_ = 0;        // secondary factors
-  int Q_ = 0, dim_ = 0;
-  std::vector<int> zoff_;  // offset of each factor's columns in a row (primary first)
+  int nf_ = 0;            // secondary factors
+  ScatterLayout layout_;  // the coordinates of a row: Z columns by factor, then [X y]
   Eigen::VectorXd center_;
 
   // Per residual group: the primary level, the secondary levels (global

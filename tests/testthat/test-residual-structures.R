@@ -351,7 +351,9 @@ test_that("bad structures are refused with classed errors", {
   f <- distance ~ age + (1 | Subject)
   expect_error(lmm(f, Orthodont, correlation = corSymm(form = ~ 1 | Subject)), class = "mlmfit_error_residual_structure")
   expect_error(lmm(f, Orthodont, correlation = ~ age), class = "mlmfit_error_residual_structure")
-  expect_error(lmm(f, Orthodont, variance = varPower()), class = "mlmfit_error_residual_structure")
+  # the fitted values are supported as they are (varPower()'s default), not transformed
+  expect_error(lmm(f, Orthodont, variance = varPower(form = ~ log(fitted(.)))),
+               class = "mlmfit_error_residual_structure")
   expect_error(lmm(f, Orthodont, variance = varIdent()), class = "mlmfit_error_residual_structure")
   expect_error(lmm(f, Orthodont, variance = varIdent(c(Girl = 2), form = ~ 1 | Sex)),
                class = "mlmfit_error_residual_structure")
