@@ -108,7 +108,7 @@ for (i in seq_len(design_cases)) {
 test_that("the design cases exercise fits and comparisons with lme4 and nlme", {
   skip_if(design_cases < 30L, "too few design cases for the tally")
   expect_gt(design_tally[["fitted"]], 0.7 * design_cases)
-  expect_gt(design_tally[["compared_lme4"]], 0.15 * design_cases)
+  expect_gt(design_tally[["compared_lme4"]], 0.1 * design_cases)
   expect_gt(design_tally[["compared_nlme"]], 0.1 * design_cases)
   cat("\ndesign fuzz (seed ", design_seed, ", ", design_cases, " cases): ",
       paste(names(design_tally), design_tally, sep = " = ", collapse = ", "), "\n", sep = "")
