@@ -256,7 +256,9 @@ terms.mlmfit <- function(x, fixed.only = TRUE, random.only = FALSE, ...) {
 #' @export
 weights.mlmfit <- function(object, ...) {
   warn_unused_dots(..., method = "weights")
-  observation_vector(object, spec_weights(object) %||% rep(1, nobs(object)))
+  # the rows of the fit, unpadded even with na.exclude, as lme4's (tools
+  # such as ggeffects read them so)
+  as.vector(spec_weights(object) %||% rep(1, nobs(object)))
 }
 
 #' @export
@@ -286,4 +288,12 @@ residual_df <- function(object) nobs(object) - attr(stats::logLik(object), "df")
 observation_vector <- function(fit, values, na_action = attr(spec_frame(fit), "na.action")) {
   frame <- spec_frame(fit)
   stats::naresid(na_action, stats::setNames(as.vector(values), rownames(frame)))
+}
+
+# The values of the observations of the fit alone, from a vector that
+# observation_vector() padded with NA for the rows na.exclude dropped
+# (augment() has one row per observation, as broom.mixed's).
+fitted_rows_only <- function(fit, values) {
+  omit <- attr(spec_frame(fit), "na.action")
+  if (inherits(omit, "exclude")) values[-omit] else values
 }

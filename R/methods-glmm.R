@@ -105,7 +105,7 @@ weights.mlmfit_glmm <- function(object, type = c("prior", "working"), ...) {
   warn_unused_dots(..., method = "weights")
   type <- match.arg(type)
   w <- if (type == "working") fit_working_weights(object) else spec_weights(object)
-  observation_vector(object, w %||% rep(1, nobs(object)))
+  as.vector(w %||% rep(1, nobs(object)))  # the rows of the fit, as lme4's
 }
 
 #' @rdname glmm-methods

@@ -249,7 +249,7 @@ augment_data <- function(x, data) {
   out
 }
 
-#' Leverages and Cook's distances of a linear mixed model
+#' Leverages and Cook's distances
 #'
 #' `hatvalues()` gives the diagonal of the hat matrix that maps the
 #' response to the conditional fitted values (fixed plus random effects),
@@ -261,9 +261,15 @@ augment_data <- function(x, data) {
 #' or `variance` structure, whose hat matrix this computation does not give
 #' (`augment()` then leaves out `.hat` and `.cooksd`).
 #'
-#' @param model A fit from [lmm()].
-#' @param ... Unused.
-#' @return A named numeric vector, one value per observation.
+#' For a fit from [glmm()] both are lme4's, computed by lme4's methods on
+#' [as_glmerMod()] of the fit (lme4 builds its model matrices), with lme4's
+#' warning that the hat matrix may not make sense for a GLMM;
+#' `performance::check_model()` reads them.
+#'
+#' @param model A fit from [lmm()] or [glmm()].
+#' @param ... Unused (glmm fits: passed to lme4's methods).
+#' @return A named numeric vector, one value per observation, `NA` for the
+#'   rows `na.action = na.exclude` left out (as lme4's).
 #' @examples
 #' fit <- lmm(math ~ homework + (homework | schid), nels88)
 #' summary(hatvalues(fit))
