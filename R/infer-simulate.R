@@ -63,6 +63,11 @@
 #'   of trials of a binomial model). By default 1, except for a binomial
 #'   response `cbind(successes, failures)` whose columns `newdata` has:
 #'   their sums.
+#' @param na.action With `newdata`: what to do with its rows with missing
+#'   values ([stats::na.pass], the default: `NA` draws; [stats::na.omit];
+#'   [stats::na.exclude]: `NA` rows kept). Without `newdata`, a function
+#'   given here says how to show the rows the fit dropped, as lme4:
+#'   `na.exclude` pads them with `NA`, `na.omit` leaves them out.
 #' @param ... Not used: other arguments are reported in a warning of class
 #'   `mlmfit_warning_unused_argument`.
 #' @return A data frame with one column per simulation (`sim_1`, `sim_2`,
@@ -85,7 +90,7 @@
 #' colMeans(simulate(gfit, nsim = 2, seed = 1))
 #' @export
 simulate.mlmfit <- function(object, nsim = 1, seed = NULL, re.form = NA, use.u = FALSE, newdata = NULL,
-                            allow.new.levels = FALSE, weights = NULL, ...) {
+                            allow.new.levels = FALSE, weights = NULL, na.action = stats::na.pass, ...) {
   warn_unused_dots(..., method = "simulate")
   nsim <- positive_count(nsim, "nsim")
   if (!missing(use.u)) {
@@ -100,10 +105,15 @@ simulate.mlmfit <- function(object, nsim = 1, seed = NULL, re.form = NA, use.u =
   if (!is.null(seed)) set.seed(seed)
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
   rng_state <- get(".Random.seed", envir = .GlobalEnv)
-  sims <- simulate_responses(object, nsim, re.form, newdata, allow.new.levels, weights)
+  sims <- simulate_responses(object, nsim, re.form, newdata, allow.new.levels, weights, na.action)
   rows <- attr(sims, "rownames")
-  # with na.exclude, NA in the rows of the data the fit dropped (as lme4)
-  omit <- if (is.null(newdata)) attr(spec_frame(object), "na.action")
+  # with na.exclude, NA in the rows the fit dropped (or newdata's rows with
+  # missing values); na.action given here says how to show the rows the
+  # fit dropped, as lme4 (bootMer() asks for na.exclude)
+  omit <- if (is.null(newdata)) attr(spec_frame(object), "na.action") else attr(sims, "omitted")
+  if (is.null(newdata) && !is.null(omit) && !missing(na.action)) {
+    class(omit) <- class(attr(na.action(NA), "na.action"))
+  }
   if (inherits(omit, "exclude")) rows <- names(stats::napredict(omit, stats::setNames(seq_along(rows), rows)))
   pad <- function(v) if (inherits(omit, "exclude")) stats::napredict(omit, v) else v
   val <- if (is.matrix(sims)) lapply(seq_len(nsim), function(s) pad(sims[, s])) else lapply(sims, pad)
@@ -117,10 +127,10 @@ simulate.mlmfit <- function(object, nsim = 1, seed = NULL, re.form = NA, use.u =
 # The random stream is used as lme4 uses it: the random effects of all
 # simulations, then all residuals (or the family's draws).
 simulate_responses <- function(fit, nsim, re.form = NA, newdata = NULL, allow.new.levels = FALSE,
-                               weights = NULL) {
+                               weights = NULL, na.action = stats::na.pass) {
   held <- held_terms(fit, re.form)
   drawn <- setdiff(lme4_term_order(fit), held)
-  d <- new_design(fit, newdata, if (length(held)) re.form else NA, allow.new.levels)
+  d <- new_design(fit, newdata, if (length(held)) re.form else NA, allow.new.levels, na.action)
   eta <- drop(d$X %*% fit_beta(fit)) + d$offset + d$re
   n <- length(eta)
   w <- simulation_weights(fit, d$newdata, weights, n)

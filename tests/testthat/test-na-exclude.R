@@ -57,6 +57,19 @@ test_that("lmm(): fitted, residuals, predict, hatvalues, cooks.distance and simu
   ref_omit <- lme4::lmer(Reaction ~ Days + (Days | Subject), d, weights = w)
   expect_identical(length(predict(fit_omit)), nobs(fit_omit))
   expect_identical(names(predict(fit_omit, na.action = na.exclude)), names(predict(ref_omit, na.action = na.exclude)))
+  # simulate() the same (lme4's bootMer() asks for na.exclude)
+  s_omit <- simulate(fit_omit, nsim = 2, seed = 1, na.action = na.exclude)
+  expect_identical(rownames(s_omit), rownames(simulate(ref_omit, nsim = 2, seed = 1, na.action = na.exclude)))
+  expect_identical(unname(which(is.na(s_omit$sim_1))), missing_rows)
+  expect_identical(nrow(simulate(fit, nsim = 1, seed = 1, na.action = na.omit)), nobs(fit))
+  # rows of newdata with a missing predictor (row 5; row 1 lacks only the
+  # response, which a simulation does not need): NA draws, dropped or padded
+  nd <- d[c(1, 2, 5, 7), ]
+  expect_identical(unname(is.na(simulate(fit, seed = 1, newdata = nd)$sim_1)), c(FALSE, FALSE, TRUE, FALSE))
+  expect_identical(rownames(simulate(fit, seed = 1, newdata = nd, na.action = na.omit)), c("1", "2", "7"))
+  s_nd <- simulate(fit, seed = 1, newdata = nd, na.action = na.exclude)
+  expect_identical(rownames(s_nd), rownames(nd))
+  expect_identical(is.na(s_nd$sim_1), c(FALSE, FALSE, TRUE, FALSE))
 })
 
 test_that("glmm(): the same padding as glmer's", {
