@@ -77,12 +77,18 @@
 model_spec <- function(formula, mc, caller_env, na.action, family = NULL, correlation = NULL, variance = NULL,
                        residual_method = "auto") {
   parsed <- parse_mixed_formula(formula)
+  data <- model_data(mc, caller_env, formula)
+  expanded <- expand_formula_dot(formula, data)
+  if (!identical(expanded, formula)) {
+    formula <- expanded
+    parsed <- parse_mixed_formula(formula)
+  }
   structured <- !is.null(correlation) || !is.null(variance)
   if (structured) {
     check_residual_arguments(correlation, variance)
     parsed$frame <- add_structure_variables(parsed$frame, correlation, variance)
   }
-  model <- lmm_model_frame(mc, parsed, caller_env, na.action, response = if (is.null(family)) "numeric" else "any")
+  model <- lmm_model_frame(mc, parsed, data, caller_env, na.action, response = if (is.null(family)) "numeric" else "any")
   response_name <- deparse1(parsed$response)
   y <- model$y
   weights <- model$weights
