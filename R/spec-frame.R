@@ -41,6 +41,9 @@ expression_vars <- function(expr) {
 
 check_variables_exist <- function(formula, data, extra_names = character(),
                                   class = "mlmfit_error_variable", what = NULL, env = environment(formula)) {
+  # all.vars() reads a superset of these variables, in C: when all of them
+  # are in data (the usual case) none is missing.
+  if (all(all.vars(formula) %in% names(data))) return(invisible())
   vars <- setdiff(expression_vars(formula[[length(formula)]]), extra_names)
   if (length(formula) == 3L) vars <- union(expression_vars(formula[[2L]]), vars)
   missing <- vars[!vapply(vars, function(v) v %in% names(data) || exists(v, envir = env), logical(1))]
@@ -233,7 +236,7 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
 
   # The response column itself (model.response() would copy it to name it).
   y <- mf[[1L]]
-  if (response == "numeric") {
+  if (response == "numeric" && (!is.numeric(y) || !is.null(dim(y)))) {
     yname <- deparse1(parsed$response)
     if (is.factor(y) || is.character(y) || is.logical(y)) {
       mlm_abort(c("The response {.var {yname}} is {.cls {class(y)[1]}}: {.fn lmm} models a numeric response.",
@@ -250,8 +253,8 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
                   i = "Convert it with {.fn as.numeric} if its values are meaningful numbers."),
                 "mlmfit_error_response", variable = yname)
     }
-    if (!is.double(y) || !is.null(attributes(y))) y <- as.double(y)
   }
+  if (response == "numeric" && (!is.double(y) || !is.null(attributes(y)))) y <- as.double(y)
 
   weights <- stats::model.weights(mf)
   if (!is.null(weights)) {

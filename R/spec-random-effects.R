@@ -97,7 +97,7 @@ interaction_factor <- function(vars) {
 # copies: NULL for a column of ones, an integer for a column of X, or a
 # numeric vector.
 re_columns <- function(lhs, mf, X, env) {
-  tt <- stats::terms(stats::as.formula(call("~", lhs), env = env))
+  tt <- stats::terms(formula_in(call("~", lhs), env))
   labels <- attr(tt, "term.labels")
   intercept <- attr(tt, "intercept") == 1L
   simple <- all(labels %in% names(mf)) &&
