@@ -4,7 +4,15 @@
 
 # The formula `x` (a call to `~`) with environment env: what evaluating the
 # call gives, without evaluating it (as.formula() deparses on the way).
-formula_in <- function(x, env) structure(x, class = "formula", .Environment = env)
+formula_in <- function(x, env) {
+  class(x) <- "formula"
+  attr(x, ".Environment") <- env
+  x
+}
+
+# deparse1(x) without deparse() for a name (the usual grouping factor or
+# response): deparse() writes a name as it is, without backticks.
+expr_label <- function(x) if (is.symbol(x)) as.character(x) else deparse1(x)
 
 is_bar <- function(x) is.call(x) && (identical(x[[1L]], as.name("|")) || identical(x[[1L]], as.name("||")))
 
@@ -147,7 +155,7 @@ parse_mixed_formula <- function(formula) {
         pc <- pieces[[k]]
         # lme4 lists nested factors innermost first: its order breaks ties
         # in the number of levels (build_re_terms).
-        random[[length(random) + 1L]] <- list(lhs = pc$lhs, group = pc$group, label = deparse1(pc$group),
+        random[[length(random) + 1L]] <- list(lhs = pc$lhs, group = pc$group, label = expr_label(pc$group),
                                               lme4_order = lme4_position + (length(groups) - j) * n_pieces + k)
       }
     }
