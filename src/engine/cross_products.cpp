@@ -233,7 +233,7 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
   const int nf = static_cast<int>(d.blocks.size()) - 1;
   const ScatterLayout L(q1, xp.sec_q, p);
   ScatterTargets t(L);
-  std::vector<Index> first_level(nf, 0), first_coord(nf, 0), diag_off(nf, 0), lev(nf);
+  std::vector<Index> first_level(nf, 0), first_coord(nf, 0), diag_off(nf, 0);
   for (int f = 1; f < nf; ++f) {
     const FactorBlock& F = d.blocks[f];
     first_level[f] = first_level[f - 1] + F.n_levels;
@@ -241,12 +241,18 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
     diag_off[f] = diag_off[f - 1] + F.n_levels * F.q * F.q;
   }
   const Eigen::VectorXd center = xp.center.size() ? xp.center : Eigen::VectorXd::Zero(P);
-  std::vector<Index> r1_at(nf), rr_at(L.n_pairs());
+  const int n_pairs = L.n_pairs();
   std::vector<double> row(L.dim());
 
   const Index chunk = 2048;
   Eigen::MatrixXd B(chunk, P);  // sqrt(w) [x - mean, y - offset - mean]
   Eigen::VectorXd sw(chunk);
+  // The blocks of each observation of the chunk, found first: the blocks
+  // between levels are spread over memory too large for the caches, and
+  // with their offsets known the values of later observations are fetched
+  // while earlier ones are added (the adds otherwise wait on each miss).
+  std::vector<Index> prim(chunk), lev(chunk * nf), r1_at(chunk * nf), rr_at(chunk * n_pairs);
+  constexpr Index ahead = 8;  // observations fetched ahead
   for (Index start = 0; start < n; start += chunk) {
     const Index len = std::min(chunk, n - start);
     for (Index i = 0; i < len; ++i) sw[i] = d.weights ? std::sqrt(d.weights[start + i]) : 1.0;
@@ -262,30 +268,42 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
 
     for (Index i = 0; i < len; ++i) {
       const Index obs = start + i;
+      const Index j = d.blocks[0].codes[obs] - d.blocks[0].code_base;
+      prim[i] = j;
+      Index* lv = lev.data() + i * nf;
+      for (int f = 0; f < nf; ++f) {
+        const FactorBlock& F = d.blocks[f + 1];
+        lv[f] = first_level[f] + F.codes[obs] - F.code_base;
+        r1_at[i * nf + f] = r1.offset_of(lv[f], j, F.q * q1);
+        for (int g = 0; g < f; ++g)
+          rr_at[i * n_pairs + f * (f - 1) / 2 + g] = rr.offset_of(lv[f], lv[g], F.q * d.blocks[g + 1].q);
+      }
+    }
+    // No block is created from here to the end of the chunk: the stores'
+    // values stay where they are.
+    for (Index i = 0; i < len; ++i) {
+      if (i + ahead < len) {
+        for (int f = 0; f < nf; ++f) __builtin_prefetch(r1.vals.data() + r1_at[(i + ahead) * nf + f], 1);
+        for (int k = 0; k < n_pairs; ++k) __builtin_prefetch(rr.vals.data() + rr_at[(i + ahead) * n_pairs + k], 1);
+      }
+      const Index obs = start + i;
       const double s = sw[i];
       for (int f = 0; f <= nf; ++f) {
         const FactorBlock& F = d.blocks[f];
         for (int a = 0; a < F.q; ++a) row[L.offset(f) + a] = s * (F.cols[a] ? F.cols[a][obs] : 1.0);
       }
       for (int c = 0; c < P; ++c) row[L.Q() + c] = B(i, c);
-      const Index j = d.blocks[0].codes[obs] - d.blocks[0].code_base;
-      for (int f = 0; f < nf; ++f) {
-        const FactorBlock& F = d.blocks[f + 1];
-        lev[f] = first_level[f] + F.codes[obs] - F.code_base;
-        r1_at[f] = r1.offset_of(lev[f], j, F.q * q1);
-        for (int g = 0; g < f; ++g) rr_at[f * (f - 1) / 2 + g] = rr.offset_of(lev[f], lev[g], F.q * d.blocks[g + 1].q);
-      }
-      // Pointers only now: a new block may have moved the stores' values.
+      const Index j = prim[i];
       t.D1 = xp.D1.data() + j * q1 * q1;
       t.C1 = xp.C1.data() + j * q1 * P;
       for (int f = 0; f < nf; ++f) {
         const int q = d.blocks[f + 1].q;
-        const Index l = lev[f] - first_level[f];
+        const Index l = lev[i * nf + f] - first_level[f];
         t.D[f] = xp.rr_diag.data() + diag_off[f] + l * q * q;
         t.CR[f] = xp.CR.data() + (first_coord[f] + l * q) * P;
-        t.R1[f] = r1.vals.data() + r1_at[f];
+        t.R1[f] = r1.vals.data() + r1_at[i * nf + f];
       }
-      for (int k = 0; k < L.n_pairs(); ++k) t.RR[k] = rr.vals.data() + rr_at[k];
+      for (int k = 0; k < n_pairs; ++k) t.RR[k] = rr.vals.data() + rr_at[i * n_pairs + k];
       scatter_row(L, row.data(), t);
     }
     if (d.check_interrupt && (start / chunk) % 256 == 255) d.check_interrupt();
