@@ -116,6 +116,9 @@ struct BlockStore {
     return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift);
   }
 
+  // Fetch the slot of block (r, c) into the cache ahead of offset_of().
+  void prefetch(Index r, Index c) const { __builtin_prefetch(table.data() + home(key_of(r, c))); }
+
   Index offset_of(Index r, Index c, int size) {
     const std::uint64_t key = key_of(r, c);
     const std::size_t mask = table.size() - 1;
@@ -266,14 +269,26 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
     }
     xp.XX.selfadjointView<Eigen::Lower>().rankUpdate(B.topRows(len).transpose());
 
+    auto level = [&](int f, Index obs) {
+      const FactorBlock& F = d.blocks[f + 1];
+      return first_level[f] + F.codes[obs] - F.code_base;
+    };
     for (Index i = 0; i < len; ++i) {
       const Index obs = start + i;
+      if (i + ahead < len) {
+        const Index o = obs + ahead;
+        const Index jo = d.blocks[0].codes[o] - d.blocks[0].code_base;
+        for (int f = 0; f < nf; ++f) {
+          r1.prefetch(level(f, o), jo);
+          for (int g = 0; g < f; ++g) rr.prefetch(level(f, o), level(g, o));
+        }
+      }
       const Index j = d.blocks[0].codes[obs] - d.blocks[0].code_base;
       prim[i] = j;
       Index* lv = lev.data() + i * nf;
       for (int f = 0; f < nf; ++f) {
         const FactorBlock& F = d.blocks[f + 1];
-        lv[f] = first_level[f] + F.codes[obs] - F.code_base;
+        lv[f] = level(f, obs);
         r1_at[i * nf + f] = r1.offset_of(lv[f], j, F.q * q1);
         for (int g = 0; g < f; ++g)
           rr_at[i * n_pairs + f * (f - 1) / 2 + g] = rr.offset_of(lv[f], lv[g], F.q * d.blocks[g + 1].q);
