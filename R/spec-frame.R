@@ -82,7 +82,7 @@ bad_rows <- function(v, bad) {
 
 check_finite_columns <- function(mf) {
   for (nm in names(mf)) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!is.numeric(v)) next
     # sum() is finite exactly when no value is infinite or NaN (unless it
     # overflows, which the exact check below then settles): no allocation.
@@ -102,7 +102,7 @@ check_finite_columns <- function(mf) {
 # missing value: refuse it rather than let na.omit drop the row silently.
 check_nan_columns <- function(mf, columns) {
   for (nm in columns) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!is.double(v)) next
     bad <- bad_rows(v, is.nan(v))
     if (length(bad) > 0L) {
@@ -119,7 +119,7 @@ check_nan_columns <- function(mf, columns) {
 # would reach the engine as a number or a level that does not exist.
 check_no_missing <- function(mf) {
   for (nm in names(mf)) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!anyNA(v)) next
     shown_name <- shown_column_name(nm)
     rows <- frame_rows(mf, bad_rows(v, is.na(v)))
@@ -235,7 +235,7 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   check_finite_columns(mf)
 
   # The response column itself (model.response() would copy it to name it).
-  y <- mf[[1L]]
+  y <- .subset2(mf, 1L)
   if (response == "numeric" && (!is.numeric(y) || !is.null(dim(y)))) {
     yname <- deparse1(parsed$response)
     if (is.factor(y) || is.character(y) || is.logical(y)) {

@@ -9,7 +9,7 @@
 # levels dropped. Character and numeric variables become factors.
 grouping_factor <- function(expr, label, mf, env) {
   if (label %in% names(mf)) {
-    g <- mf[[label]]
+    g <- .subset2(mf, label)
   } else if (is_interaction_of_names(expr, names(mf))) {
     g <- interaction_factor(lapply(interaction_names(expr), function(v) mf[[v]]))
   } else {
@@ -101,12 +101,12 @@ re_columns <- function(lhs, mf, X, env) {
   labels <- attr(tt, "term.labels")
   intercept <- attr(tt, "intercept") == 1L
   simple <- all(labels %in% names(mf)) &&
-    all(vapply(labels, function(l) is.numeric(mf[[l]]) && is.null(dim(mf[[l]])), logical(1)))
+    all(vapply(labels, function(l) is.numeric(.subset2(mf, l)) && is.null(dim(.subset2(mf, l))), logical(1)))
   if (simple) {
     names <- c(if (intercept) "(Intercept)", labels)
     refs <- lapply(labels, function(l) {
       j <- match(l, colnames(X))
-      if (!is.na(j)) j else as.double(mf[[l]])
+      if (!is.na(j)) j else as.double(.subset2(mf, l))
     })
     if (intercept) refs <- c(list(NULL), refs)
   } else {
