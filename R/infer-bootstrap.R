@@ -152,24 +152,14 @@ bootstrap_refits <- function(fit, sims, cols, control, refit_one) {
 }
 
 # One simulated response refitted: a structured model from the estimates,
-# a GLMM as glmm() fits it (the response on the engine's scale: proportions
-# for binomial counts, whose numbers of trials are those of the data).
+# a GLMM as glmm() fits it (refit()'s refit, the response in its own form).
 # NULL when the refit failed.
 bootstrap_refit_one <- function(fit, ysim, control) {
-  spec <- fit_spec(fit)
   if (!inherits(fit, "mlmfit_glmm")) {
-    r <- lmm_refit_engine(fit, spec_with_response(spec, ysim), control = control)
+    r <- lmm_refit_engine(fit, spec_with_response(fit_spec(fit), ysim), control = control)
     return(if (is.finite(r$deviance)) r)
   }
-  y <- if (is.matrix(ysim)) {
-    trials <- ysim[, 1L] + ysim[, 2L]
-    ifelse(trials == 0, 0, ysim[, 1L] / pmax(trials, 1e-300))
-  } else if (is.factor(ysim)) {
-    as.numeric(as.integer(ysim) == 2L)
-  } else {
-    as.numeric(ysim)
-  }
-  r <- engine_fit(spec_with_response(spec, y, ysim), control, nAGQ = fit_nagq(fit))
+  r <- glmm_refit_response(fit, ysim, control)
   if (is.null(r$error)) r
 }
 

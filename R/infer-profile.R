@@ -17,6 +17,11 @@
 #   a linear mixed model without a residual structure, algebraically in the
 #   stored cross-products: no pass over the data);
 # * a parameter of a residual structure by holding it in the engine's refit.
+#
+# Each zeta function also tells, when asked (zeta(value, trace = TRUE)),
+# where the other parameters went: attribute "par" holds every parameter
+# on confint()'s scale at that point, for the traces of profile()
+# (infer-profile-object.R).
 
 # Profile confidence limits for the parameters `which` (positions on
 # confint()'s scale: variance parameters, then fixed effects; `names` for
@@ -37,7 +42,7 @@ profile_intervals <- function(fit, which, level, names) {
 # A profile limit, or NA with a warning when the search fails.
 profile_limit <- function(par, target, tol, name) {
   tryCatch(
-    zeta_crossing(par$zeta, par$est, target, par$step, par$lower, par$upper, tol = tol(par$step)),
+    zeta_crossing(function(v) c(par$zeta(v)), par$est, target, par$step, par$lower, par$upper, tol = tol(par$step)),
     error = function(e) {
       mlm_warn("The profile of {.val {name}} could not be followed to its {if (target < 0) 'lower' else 'upper'} limit: {conditionMessage(e)}",
                "mlmfit_warning_profile")
@@ -54,11 +59,12 @@ profile_parameter <- function(est, zeta, step, lower = -Inf, upper = Inf, natura
 # zeta of a parameter held at a value while the others (x) are re-optimised
 # by nlminb, each value started where the last one ended: objective(x,
 # value) and optionally gradient(x, value); with `scale`, in coordinates
-# (x - start) / scale.
-optimised_zeta <- function(objective, start, lower, upper, est, base, control, gradient = NULL, scale = NULL) {
+# (x - start) / scale. complete(x, value): every parameter at the point.
+optimised_zeta <- function(objective, start, lower, upper, est, base, control, gradient = NULL, scale = NULL,
+                           complete = NULL) {
   current <- start
   est <- unname(est)
-  function(value) {
+  function(value, trace = FALSE) {
     f <- function(x) {
       d <- objective(x, value)
       if (is.finite(d)) d else 1e100
@@ -78,22 +84,31 @@ optimised_zeta <- function(objective, start, lower, upper, est, base, control, g
       if (d < 1e99) current <<- s + scale * opt$par
     }
     if (d >= 1e99) return(NA_real_)
-    sign(value - est) * sqrt(max(0, d - base))
+    z <- sign(value - est) * sqrt(max(0, d - base))
+    if (trace) attr(z, "par") <- complete(current, value)
+    z
   }
 }
 
 # zeta of a parameter held by a refit: refit_at(value, start) gives the
-# deviance and the start of the next refit (NULL when it fails).
+# deviance, the start of the next refit and every parameter at the point
+# (NULL when it fails).
 refit_zeta <- function(est, base, refit_at) {
   start <- NULL
   est <- unname(est)
-  function(value) {
+  function(value, trace = FALSE) {
     r <- refit_at(value, start)
     if (is.null(r) || !is.finite(r$deviance)) return(NA_real_)
     start <<- r$start
-    sign(value - est) * sqrt(max(0, r$deviance - base))
+    z <- sign(value - est) * sqrt(max(0, r$deviance - base))
+    if (trace) attr(z, "par") <- r$par
+    z
   }
 }
+
+# A vector with `value` inserted at position j (a held fixed effect
+# returned to the coefficients of a refit without it).
+insert_at <- function(x, j, value) append(unname(x), value, after = j - 1L)
 
 # Linear mixed models, with or without a residual structure: the ML fit,
 # and its parameters on confint()'s scale (sdcor, sigma, free residual
@@ -118,10 +133,30 @@ lmm_profile_setup <- function(fit) {
   se <- sqrt(diag(vcov(fit_ml)))
   control <- utils::modifyList(fit_control(fit_ml), list(cond_var = FALSE))
   dev_at <- ml_deviance_function(fit_ml)
+  # every parameter on confint()'s scale from the engine's estimates
+  natural_psi <- function(p) if (is.null(res)) numeric() else unname(natural_residual_parameters(res, p)[free])
+  point <- function(theta, sigma, psi, beta) {
+    unname(c(theta_to_sdcor(fit_ml, theta, sigma), natural_psi(psi), beta))
+  }
+  # ... and at variance parameters held (p: sdcor, sigma, free psi), with
+  # the fixed effects that maximise the likelihood there
+  to_theta <- sdcor_to_theta_map(fit_ml)
+  xp <- fit_xp(fit_ml)
+  complete_variance <- function(x, value, i) {
+    p <- par_hat
+    p[-i] <- x
+    p[i] <- value
+    th <- to_theta(p[seq_len(k_sd)])
+    if (is.null(res)) return(unname(c(p[seq_len(k_sd)], engine_evaluate_lmm(spec, xp, th, FALSE)$beta)))
+    ps <- psi
+    ps[free] <- p[k_sd + seq_along(free)]
+    unname(c(p[seq_len(k_sd)], natural_psi(ps), engine_evaluate_structured(spec, th, ps, FALSE)$beta))
+  }
   parameter <- function(w) {
     if (w <= k_sd) {
       step <- if (bounds$lower[w] == -1) 0.05 else 0.1 * max(par_hat[w], 1e-3 * sdcor[k_sd])
-      zeta <- variance_zeta(dev_at, w, par_hat, lower, upper, base, k_sd, with_gradient = !is.null(res))
+      zeta <- variance_zeta(dev_at, w, par_hat, lower, upper, base, k_sd, with_gradient = !is.null(res),
+                            complete = function(x, value) complete_variance(x, value, w))
       return(profile_parameter(par_hat[w], zeta, step, lower[w], upper[w]))
     }
     if (w <= nvp) {
@@ -137,27 +172,32 @@ lmm_profile_setup <- function(fit) {
         r <- tryCatch(engine_fit(spec_hold_residual_parameter(spec, j, value), control, REML = FALSE, start = start),
                       error = function(e) NULL)
         if (is.null(r)) return(NULL)
-        list(deviance = r$deviance, start = list(theta = r$theta, psi = as.vector(r$psi)))
+        list(deviance = r$deviance, start = list(theta = r$theta, psi = as.vector(r$psi)),
+             par = point(r$theta, r$sigma, as.vector(r$psi), r$beta))
       }
       return(profile_parameter(par_hat[w], refit_zeta(par_hat[w], base, held), 0.25, lower[w], upper[w], natural))
     }
     j <- w - nvp
-    profile_parameter(beta[j], refit_zeta(beta[j], base, lmm_coefficient_held(fit_ml, j, control)), se[j])
+    profile_parameter(beta[j], refit_zeta(beta[j], base, lmm_coefficient_held(fit_ml, j, control, point)), se[j])
   }
-  list(parameter = parameter, tol = function(step) 1e-8 * max(abs(step), 1e-12))
+  list(parameter = parameter, tol = function(step) 1e-8 * max(abs(step), 1e-12), base_fit = fit_ml,
+       estimates = point(theta, fit_sigma(fit_ml), psi, beta), n_variance = nvp,
+       lower = c(bounds$lower, vapply(seq_along(free), function(k) parameter(k_sd + k)$natural(-50), 1)),
+       upper = c(bounds$upper, vapply(seq_along(free), function(k) parameter(k_sd + k)$natural(50), 1)))
 }
 
 # A linear mixed model refitted by ML with fixed effect j held at a value:
 # from the cross-products (the column moved into the offset algebraically),
-# or by the engine in full with a residual structure.
-lmm_coefficient_held <- function(fit_ml, j, control) {
+# or by the engine in full with a residual structure. point(theta, sigma,
+# psi, beta) gives every parameter of the refit.
+lmm_coefficient_held <- function(fit_ml, j, control, point) {
   spec <- fit_spec(fit_ml)
   if (is.null(spec_residual(spec))) {
     metadata <- spec_without_rows(spec)
     return(function(value, start) {
       r <- engine_refit_xp(metadata, xp_fix_coefficient(fit_xp(fit_ml), j, value), start %||% fit_theta(fit_ml),
                            FALSE, control)
-      list(deviance = r$deviance, start = r$theta)
+      list(deviance = r$deviance, start = r$theta, par = point(r$theta, r$sigma, numeric(), insert_at(r$beta, j, value)))
     })
   }
   function(value, start) {
@@ -166,7 +206,8 @@ lmm_coefficient_held <- function(fit_ml, j, control) {
                              start = start),
                   error = function(e) NULL)
     if (is.null(r)) return(NULL)
-    list(deviance = r$deviance, start = list(theta = r$theta, psi = as.vector(r$psi)))
+    list(deviance = r$deviance, start = list(theta = r$theta, psi = as.vector(r$psi)),
+         par = point(r$theta, r$sigma, as.vector(r$psi), insert_at(r$beta, j, value)))
   }
 }
 
@@ -209,7 +250,8 @@ ml_deviance_function <- function(fit_ml) {
 # others, sigma and a structure's parameters included, re-optimised; with a
 # residual structure by central-difference gradients (all points of a
 # gradient in one call of the engine, which costs a pass over the data).
-variance_zeta <- function(dev_at, i, par_hat, lower, upper, base, k_sd, with_gradient) {
+# complete(x, value): every parameter at a point (profile traces).
+variance_zeta <- function(dev_at, i, par_hat, lower, upper, base, k_sd, with_gradient, complete = NULL) {
   lo <- lower[-i]
   up <- upper[-i]
   # keep sigma strictly positive in the search
@@ -241,7 +283,7 @@ variance_zeta <- function(dev_at, i, par_hat, lower, upper, base, k_sd, with_gra
   }
   optimised_zeta(objective, par_hat[-i], lo, up, par_hat[i], base,
                  control = list(eval.max = 2000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-10),
-                 gradient = if (with_gradient) gradient)
+                 gradient = if (with_gradient) gradient, complete = complete)
 }
 
 # GLMMs: the approximate deviance of the fit, its variance parameters on
@@ -308,9 +350,15 @@ glmm_profile_setup <- function(fit) {
         s[-w] <- x[seq_len(nv - 1L)]
         criterion_at(to_theta(c(s, 1)), x[nv - 1L + seq_len(p)])
       }
+      complete <- function(x, value) {
+        s <- sdc
+        s[w] <- value
+        s[-w] <- x[seq_len(nv - 1L)]
+        unname(c(s, x[nv - 1L + seq_len(p)]))
+      }
       zeta <- optimised_zeta(objective, c(sdc[-w], unname(beta)), others_lower, others_upper, sdc[w], base,
                              control = list(eval.max = 5000, iter.max = 1000, rel.tol = 1e-12, x.tol = 1e-9),
-                             scale = scale)
+                             scale = scale, complete = complete)
       return(profile_parameter(sdc[w], zeta, step, lo, bounds$upper[w]))
     }
     j <- w - nv
@@ -319,12 +367,15 @@ glmm_profile_setup <- function(fit) {
       r <- engine_fit(spec_fix_coefficient(spec, j, value), control, nAGQ = nagq, start = start)
       if (!is.null(r$error)) return(NULL)
       list(deviance = r$devcomp$criterion,
-           start = list(theta = glmm_profile_theta_start(r$theta, lower_theta), eta = as.vector(r$eta)))
+           start = list(theta = glmm_profile_theta_start(r$theta, lower_theta), eta = as.vector(r$eta)),
+           par = unname(c(theta_to_sdcor(fit, r$theta, 1)[seq_len(nv)], insert_at(r$beta, j, value))))
     }
     step <- if (is.finite(se_beta[j]) && se_beta[j] > 0) se_beta[j] else 0.1 * max(abs(beta[j]), 1)
     profile_parameter(beta[j], refit_zeta(beta[j], base, held), step)
   }
-  list(parameter = parameter, tol = function(step) 1e-5 * step)
+  list(parameter = parameter, tol = function(step) 1e-5 * step, base_fit = fit,
+       estimates = unname(c(sdc, beta)), n_variance = nv, lower = bounds$lower[seq_len(nv)],
+       upper = bounds$upper[seq_len(nv)])
 }
 
 # The approximate deviance of a GLMM at theta and beta.

@@ -158,3 +158,11 @@ observation_vector <- function(fit, values) {
   frame <- spec_frame(fit)
   stats::naresid(attr(frame, "na.action"), stats::setNames(as.vector(values), rownames(frame)))
 }
+
+# The values of the observations of the fit alone, from a vector that
+# observation_vector() padded with NA for the rows na.exclude dropped
+# (augment() has one row per observation, as broom.mixed's).
+fitted_rows_only <- function(fit, values) {
+  omit <- attr(spec_frame(fit), "na.action")
+  if (inherits(omit, "exclude")) values[-omit] else values
+}

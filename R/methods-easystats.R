@@ -17,8 +17,35 @@
 #' of freedom for linear mixed models unless Satterthwaite's or
 #' Kenward-Roger's are asked for, z for GLMMs), and the variance
 #' decomposition of Nakagawa, Johnson and Schielzeth (2017) (see [icc()]).
+#' Rows left out by `na.action = na.exclude` are left out as for lme4's
+#' fits (one value per observation of the fit).
+#'
+#' `performance::compare_performance()` and performance's `test_*()`
+#' functions (`test_likelihoodratio()`, `test_performance()`, ...) gather
+#' their models with insight's `ellipsis_info()` and then keep only the
+#' model classes insight lists. When the first model is a fit from mlmfit,
+#' its method hands every fit on as its lme4 object ([as_lmerMod()],
+#' [as_glmerMod()]; lme4's model matrices are built once per fit), so the
+#' table is that of the lme4 fits, with "lmerMod" or "glmerMod" in its
+#' `Model` column. Put a fit from mlmfit first: after another package's
+#' model, performance drops it as unsupported (with a warning, or an error
+#' when one model is left).
+#'
+#' `insight::find_statistic()` is not supported: it is no generic and
+#' accepts only the classes it lists, so it stops with "The entered object
+#' is not a model object" (never a wrong answer). The name of the statistic
+#' is the `"statistic"` attribute of `insight::get_statistic(fit)`
+#' ("t-statistic" for fits from [lmm()], "z-statistic" for fits from
+#' [glmm()], as for lme4's).
+#'
 #' Fits with a residual `correlation` or `variance` structure are supported
-#' where the method does not need lme4's matrices.
+#' where the method does not need lme4's objects: insight's accessors,
+#' `icc()`, `r2()` and `model_performance()` (with the residual variance of
+#' the reference stratum, as insight takes it for `nlme::lme` fits),
+#' `ggpredict()`. The calls that need lme4's objects (`model_parameters()`,
+#' `tab_model()`, `plot_model()`, `compare_performance()`) and
+#' `check_model()` (which needs leverages) stop with an error of class
+#' `mlmfit_error_residual_structure`.
 #'
 #' @param x,model A fit from [lmm()] or [glmm()].
 #' @param ... Passed on, or unused.
@@ -123,12 +150,15 @@ insight_get_predicted <- function(x, data = NULL, predict = "expectation", ci = 
   link_scale <- identical(predict, "link")
   args <- list(x, newdata = if (is.null(data)) NULL else newdata, re.form = if (conditional) NULL else NA)
   if (inherits(x, "mlmfit_glmm")) args$type <- "link"
-  eta <- unname(as.vector(do.call(stats::predict, args)))
+  # one value per observation of the fit, as insight gives for lme4's
+  # na.exclude fits (predict() pads the rows left out with NA)
+  own_rows <- function(v) unname(as.vector(if (is.null(data)) fitted_rows_only(x, v) else v))
+  eta <- own_rows(do.call(stats::predict, args))
   linkinv <- if (inherits(x, "mlmfit_glmm")) family(x)$linkinv else identity
   out <- if (link_scale) eta else linkinv(eta)
   ci_data <- NULL
   if (!is.null(ci) && !conditional) {
-    se <- unname(predict(x, newdata = args$newdata, re.form = NA, se.fit = TRUE)$se.fit)
+    se <- own_rows(predict(x, newdata = args$newdata, re.form = NA, se.fit = TRUE)$se.fit)
     df <- insight_get_df(x, type = "wald")
     q <- if (is.finite(df)) stats::qt((1 + ci) / 2, df) else stats::qnorm((1 + ci) / 2)
     lo <- eta - q * se
@@ -157,7 +187,7 @@ insight_n_obs <- function(x, ...) nobs(x)
 
 insight_get_data <- function(x, effects = "all", source = "environment", verbose = TRUE, ...) {
   effects <- match.arg(effects, c("all", "fixed", "random"))
-  data <- getData.mlmfit(x)
+  data <- fit_data_rows(x)
   vars <- switch(effects,
                  all = all.vars(stats::formula(x)),
                  fixed = all.vars(spec_fixed_formula(x)),
@@ -174,6 +204,15 @@ performance_r2 <- function(model, ci = NULL, tolerance = 1e-05, ...) {
 }
 
 performance_check_singularity <- function(x, tolerance = 1e-05, ...) is_singular(x, tol = tolerance)
+
+# check_model() draws Cook's distances, which a fit with a residual
+# structure does not have (see hatvalues()); performance would only say
+# that the class is not implemented.
+performance_check_model <- function(x, ...) {
+  mlm_abort(c("{.fn performance::check_model} needs leverages and Cook's distances, which a fit with a residual {.arg correlation} or {.arg variance} structure does not have.",
+              i = "Inspect {.code residuals(fit, type = \"normalized\")} (nlme's normalized residuals) against {.code fitted(fit)}."),
+            "mlmfit_error_residual_structure")
+}
 
 # performance's summary of a merMod fit reads the model only through
 # generics (AIC, r2(), icc(), RMSE, sigma), which all work on these fits.

@@ -18,8 +18,11 @@
 #' `"glmer.nb.theta"`. The others (`"L"`, `"A"`, `"RX"`, `"RZX"`, `"Tp"`,
 #' `"Ztlist"`, `"mmList"`, `"devfun"`) come from lme4's own object, made by
 #' [as_lmerMod()] or [as_glmerMod()] (which builds lme4's matrices).
-#' Fits with a residual structure have no lme4 counterpart: `getME()`
-#' refuses them.
+#' A fit with a residual structure has no lme4 counterpart: `getME()`
+#' gives its estimates and random-effect design (`"theta"`, `"beta"`,
+#' `"sigma"`, `"Z"`, `"Lambda"`, ...), which `lme4::isSingular()` and
+#' `lme4::bootMer()` read, and refuses lme4's factorisation and deviance
+#' components (`"L"`, `"RX"`, `"devcomp"`, ...).
 #'
 #' `REMLcrit()` is the REML criterion of a REML fit (lme4's function of
 #' the same name is not generic, so mlmfit exports its own, which passes
@@ -49,16 +52,19 @@ NULL
 
 #' @rdname lme4-extractors
 getME.mlmfit <- function(object, name, ...) {
-  refuse_residual_structure(object, "lme4's extractors")
   if (missing(name) || !is.character(name) || length(name) == 0L) {
     mlm_abort("{.arg name} must name one or more components, e.g. {.val theta}.", "mlmfit_error_argument")
   }
+  structured <- inherits(object, "mlmfit_lmm_structured")
   if (length(name) > 1L) return(stats::setNames(lapply(name, function(nm) getME.mlmfit(object, nm)), name))
-  if (name == "ALL") return(getME.mlmfit(object, setdiff(getme_names, "ALL")))
+  if (name == "ALL") {
+    return(getME.mlmfit(object, setdiff(if (structured) getme_structured else getme_names, "ALL")))
+  }
   if (!name %in% getme_names) {
     mlm_abort(c("{.val {name}} is not a component lme4's {.fn getME} knows.",
                 i = "Use one of {.val {getme_names}}."), "mlmfit_error_argument")
   }
+  if (structured && !name %in% getme_structured) refuse_residual_structure(object, paste0("lme4's component \"", name, "\""))
   if (name %in% getme_via_lme4) {
     merMod <- if (inherits(object, "mlmfit_glmm")) as_glmerMod(object) else as_lmerMod(object)
     return(lme4::getME(merMod, name))
@@ -113,6 +119,10 @@ getme_names <- c("X", "Z", "Zt", "Ztlist", "mmList", "y", "mu", "u", "b", "Gp", 
                  "is_REML", "n_rtrms", "n_rfacs", "N", "n", "p", "q", "p_i", "l_i", "q_i", "k", "m_i", "m", "cnms",
                  "devcomp", "offset", "lower", "devfun", "glmer.nb.theta", "ALL")
 getme_via_lme4 <- c("Ztlist", "mmList", "Tp", "L", "A", "RX", "RZX", "devfun")
+# What a fit with a residual structure has as lme4 defines it: the
+# estimates and the random-effect design; not lme4's factorisation or
+# deviance components, which assume independent residuals.
+getme_structured <- setdiff(getme_names, c(getme_via_lme4, "devcomp", "glmer.nb.theta"))
 
 # The random-effect terms in lme4's order, with what lme4 derives from them.
 merMod_layout <- function(fit) {

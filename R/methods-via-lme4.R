@@ -16,7 +16,10 @@
 #' results are those of the lme4 method at mlmfit's estimates (the same
 #' numbers as for the lme4 fit of the same model, to the accuracy of the
 #' two fits), at the cost of building lme4's model matrices once per call.
-#' Fits with a residual structure are refused (lme4 has no such model).
+#' Fits with a residual structure are refused with an error of class
+#' `mlmfit_error_residual_structure` (lme4 has no such model).
+#' `performance::compare_performance()` takes the same way (see
+#' [mlmfit-insight]).
 #'
 #' @param model,mod A fit from [lmm()] or [glmm()].
 #' @param focal.predictors,predictor Passed to the effects package.
@@ -52,3 +55,30 @@ effects_allEffects <- function(mod, ...) effects::allEffects(as_merMod(mod), ...
 effects_predictorEffect <- function(predictor, mod, ...) effects::predictorEffect(predictor, as_merMod(mod), ...)
 
 effects_predictorEffects <- function(mod, ...) effects::predictorEffects(as_merMod(mod), ...)
+
+# insight's ellipsis_info() gathers the models of compare_performance()
+# (and of performance's test_*() functions), which then keep only the
+# classes on insight's fixed list of supported models. With a fit from
+# mlmfit first, the fits are handed on as their lme4 objects (as for
+# parameters above), so the comparison has the numbers of the lme4 fits
+# of the same models; insight's own method then does the gathering.
+insight_ellipsis_info <- function(objects, ..., only_models = TRUE, verbose = TRUE) {
+  call <- match.call(expand.dots = FALSE)
+  models <- c(list(objects), list(...))
+  if (length(models) == 1L) return(objects)
+  names(models) <- vapply(c(list(call$objects), as.list(call$...)), deparse1, "")
+  models <- lapply(models, function(m) if (inherits(m, "mlmfit")) as_merMod(m) else m)
+  insight::ellipsis_info(models, only_models = only_models, verbose = verbose)
+}
+
+# lme4 defines leverages and Cook's distances of a GLMM from its factor
+# (with a warning that the hat matrix may not make sense for GLMMs);
+# performance's check_model() and check_outliers() read them.
+
+#' @rdname lmm-influence
+#' @export
+hatvalues.mlmfit_glmm <- function(model, ...) stats::hatvalues(as_glmerMod(model), ...)
+
+#' @rdname lmm-influence
+#' @export
+cooks.distance.mlmfit_glmm <- function(model, ...) stats::cooks.distance(as_glmerMod(model), ...)

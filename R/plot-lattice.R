@@ -1,10 +1,11 @@
 # lme4's lattice pictures of a fit, drawn by lme4's own methods: the
 # caterpillar plot and normal QQ plot of the conditional modes
-# (dotplot/qqmath of ranef(condVar = TRUE)), and the diagnostic plot of
-# plot.merMod() for a formula such as resid(.) ~ fitted(.) | g. mlmfit's
-# ranef() has lme4's layout (data frames with "postVar"), and every
-# function these methods call on a fit (residuals, fitted, sigma,
-# getData) has a method for mlmfit's fits.
+# (dotplot/qqmath of ranef(condVar = TRUE)), the diagnostic plot of
+# plot.merMod() for a formula such as resid(.) ~ fitted(.) | g, and the
+# pictures of a profile (xyplot, densityplot, splom). mlmfit's ranef() and
+# profile() have lme4's layout (data frames with "postVar"; a "thpr" data
+# frame with its splines), and every function these methods call on a fit
+# (residuals, fitted, sigma, getData) has a method for mlmfit's fits.
 
 #' lme4's lattice plots of a fit
 #'
@@ -22,7 +23,14 @@
 #'   [glmm()], `plot(fit)` draws Pearson residuals against fitted values
 #'   (lme4's default picture).
 #'
-#' `getData()` (nlme's generic) returns the rows of the data used by the fit.
+#' * `lattice::xyplot()`, `densityplot()` and `splom()` of [profile()]'s
+#'   result draw lme4's pictures of a profile: zeta against each parameter
+#'   (with the limits of 50, 80, 90, 95 and 99% intervals), the profile
+#'   densities, and the pairs of profile traces.
+#'
+#' `getData()` (nlme's generic) returns the rows of the data used by the fit
+#' (with those `na.exclude` left out, whose fitted values and residuals are
+#' `NA`).
 #'
 #' @param x A fit, or the result of [ranef()] on a fit.
 #' @param form A formula, as for lme4's `plot.merMod()`.
@@ -37,6 +45,9 @@
 #' lattice::dotplot(ranef(fit, condVar = TRUE))
 #' lattice::qqmath(ranef(fit, condVar = TRUE))
 #' plot(fit, resid(.) ~ fitted(.) | Subject)
+#' pr <- profile(fit)
+#' lattice::xyplot(pr)
+#' lattice::splom(pr)
 NULL
 
 require_lattice_lme4 <- function(what) {
@@ -63,6 +74,22 @@ qqmath.ranef.mlmfit <- function(x, data, ...) {
   lattice::qqmath(as_ranef_mer(x), data, ...)
 }
 
+# lme4's pictures of a profile: the profile has lme4's layout.
+lme4_profile_plot <- function(name, x, ...) {
+  require_lattice_lme4(paste0("{.fn ", name, "} of a profile"))
+  method <- utils::getS3method(name, "thpr", envir = asNamespace("lme4"))
+  method(x, ...)
+}
+
+#' @rdname mlmfit-lattice
+xyplot.mlmfit_profile <- function(x, data = NULL, ...) lme4_profile_plot("xyplot", x, data = data, ...)
+
+#' @rdname mlmfit-lattice
+densityplot.mlmfit_profile <- function(x, data = NULL, ...) lme4_profile_plot("densityplot", x, data = data, ...)
+
+#' @rdname mlmfit-lattice
+splom.mlmfit_profile <- function(x, data = NULL, ...) lme4_profile_plot("splom", x, data = data, ...)
+
 # lme4's plot.merMod() on the fit itself.
 plot_merMod_formula <- function(x, form, ...) {
   require_lattice_lme4("{.fn plot} with a formula")
@@ -86,10 +113,18 @@ plot.mlmfit_glmm <- function(x, form = resid(., type = "pearson") ~ fitted(.), .
 #' @importFrom nlme getData
 #' @method getData mlmfit
 #' @export
-getData.mlmfit <- function(object) {
+getData.mlmfit <- function(object) fit_data_rows(object, excluded = TRUE)
+
+# The rows of the data the fit used: with `excluded`, also those na.exclude
+# left out (one row per value of fitted() and residuals(), as lme4's
+# plot() of a formula needs).
+fit_data_rows <- function(object, excluded = FALSE) {
   frame <- spec_frame(object)
   data <- tryCatch(eval(fit_call(object)$data, environment(spec_formula(object))), error = function(e) NULL)
   if (!is.data.frame(data)) return(as.data.frame(frame))
-  if (nrow(data) != nobs(object)) data <- data[rownames(data) %in% rownames(frame), , drop = FALSE]
+  keep <- rownames(frame)
+  omit <- attr(frame, "na.action")
+  if (excluded && inherits(omit, "exclude")) keep <- c(keep, names(omit))
+  if (nrow(data) != length(keep)) data <- data[rownames(data) %in% keep, , drop = FALSE]
   data
 }

@@ -241,6 +241,32 @@ spec_fix_coefficient <- function(spec, j, value) {
   spec
 }
 
+# The model fitted to the observations `keep` (positions) only (deletion
+# diagnostics, influence()). The grouping factors keep their levels: a
+# level left without observations has a random effect that no observation
+# informs, which adds nothing to the deviance (its block of the factor is
+# the identity) and is zero at the optimum, so the fit is that of the
+# model without the level.
+spec_keep_rows <- function(spec, keep) {
+  if (!is.null(spec$residual)) {
+    mlm_abort("Internal error: observations cannot be dropped from a model with a residual structure.",
+              "mlmfit_error_internal")
+  }
+  rows <- spec_rows(spec)
+  pick <- function(v) if (is.null(v)) NULL else if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
+  frame <- rows$frame
+  rows$frame <- structure(frame[keep, , drop = FALSE], terms = attr(frame, "terms"))
+  rows$X <- structure(rows$X[keep, , drop = FALSE], assign = attr(rows$X, "assign"),
+                      contrasts = attr(rows$X, "contrasts"))
+  for (field in c("y", "response", "weights", "trials", "offset")) rows[field] <- list(pick(rows[[field]]))
+  rows$groups <- lapply(rows$groups, pick)
+  rows$z <- lapply(rows$z, function(refs) lapply(refs, function(ref) if (is.double(ref)) ref[keep] else ref))
+  spec$rows <- rows
+  spec$n <- length(keep)
+  if (!is.null(spec$family)) spec$family$constants <- family_constants(spec)
+  validate_model_spec(spec)
+}
+
 # The model without its rows: what the engine needs to work on stored
 # cross-products.
 spec_without_rows <- function(spec) {

@@ -26,14 +26,14 @@ augment.mlmfit_glmm <- function(x, data = stats::model.frame(x), newdata = NULL,
   mu <- fit_fitted(x)
   eta <- fit_eta(x)
   out$.fitted <- eta
-  out$.resid <- unname(residuals(x, type = "deviance"))
-  out$.fixed <- unname(predict(x, re.form = NA, type = "link"))
+  out$.resid <- unname(fitted_rows_only(x, residuals(x, type = "deviance")))
+  out$.fixed <- unname(fitted_rows_only(x, predict(x, re.form = NA, type = "link")))
   out$.mu <- mu
   out$.offset <- spec_offset(x) %||% rep(0, n)
   out$.sqrtXwt <- sqrt(fit_working_weights(x))
   out$.sqrtrwt <- sqrt(w / family(x)$variance(mu))
   out$.weights <- w
-  out$.wtres <- unname(residuals(x, type = "pearson"))
+  out$.wtres <- unname(fitted_rows_only(x, residuals(x, type = "pearson")))
   out$.eta <- eta
   as_tidy_frame(out)
 }

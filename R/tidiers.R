@@ -221,10 +221,10 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
   out$.resid <- unname(res)
   # no leverages for fits with a residual structure (see hatvalues())
   if (!inherits(x, "mlmfit_lmm_structured")) {
-    out$.hat <- unname(stats::hatvalues(x))
-    out$.cooksd <- unname(stats::cooks.distance(x))
+    out$.hat <- unname(fitted_rows_only(x, stats::hatvalues(x)))
+    out$.cooksd <- unname(fitted_rows_only(x, stats::cooks.distance(x)))
   }
-  out$.fixed <- unname(predict(x, re.form = NA))
+  out$.fixed <- unname(fitted_rows_only(x, predict(x, re.form = NA)))
   out$.mu <- fitted
   out$.offset <- spec_offset(x) %||% rep(0, n)
   out$.sqrtXwt <- sqrt(w)
@@ -243,7 +243,7 @@ augment_data <- function(x, data) {
   out
 }
 
-#' Leverages and Cook's distances of a linear mixed model
+#' Leverages and Cook's distances
 #'
 #' `hatvalues()` gives the diagonal of the hat matrix that maps the
 #' response to the conditional fitted values (fixed plus random effects),
@@ -255,9 +255,15 @@ augment_data <- function(x, data) {
 #' or `variance` structure, whose hat matrix this computation does not give
 #' (`augment()` then leaves out `.hat` and `.cooksd`).
 #'
-#' @param model A fit from [lmm()].
-#' @param ... Unused.
-#' @return A named numeric vector, one value per observation.
+#' For a fit from [glmm()] both are lme4's, computed by lme4's methods on
+#' [as_glmerMod()] of the fit (lme4 builds its model matrices), with lme4's
+#' warning that the hat matrix may not make sense for a GLMM;
+#' `performance::check_model()` reads them.
+#'
+#' @param model A fit from [lmm()] or [glmm()].
+#' @param ... Unused (glmm fits: passed to lme4's methods).
+#' @return A named numeric vector, one value per observation, `NA` for the
+#'   rows `na.action = na.exclude` left out (as lme4's).
 #' @examples
 #' fit <- lmm(math ~ homework + (homework | schid), nels88)
 #' summary(hatvalues(fit))
@@ -268,8 +274,7 @@ NULL
 #' @rdname lmm-influence
 #' @export
 hatvalues.mlmfit_lmm <- function(model, ...) {
-  h <- engine_leverages(fit_spec(model), fit_theta(model))
-  stats::setNames(h, rownames(spec_frame(model)))
+  observation_vector(model, engine_leverages(fit_spec(model), fit_theta(model)))
 }
 
 #' @rdname lmm-influence

@@ -75,3 +75,50 @@ lme4_profile_limits <- function(model) {
   level <- if (model == "cbpp_period2_90") c("5 %", "95 %") else c("2.5 %", "97.5 %")
   matrix(c(ref$lower, ref$upper), ncol = 2L, dimnames = list(ref$parameter, level))
 }
+
+# The models whose lme4 profile traces (lme4's profile()) the tests of
+# profile() compare with, stored in fixtures/lme4-profile-traces.csv
+# (data-raw/lme4-profile-traces.R); the full tier recomputes them.
+lme4_trace_models <- function() {
+  list(
+    sleepstudy = function() lme4::lmer(Reaction ~ Days + (Days | Subject), lme4_data("sleepstudy")),
+    penicillin = function() lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), lme4_data("Penicillin")),
+    cbpp = function() lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4_data("cbpp"), binomial)
+  )
+}
+
+# A profile ("thpr") as a long table: model, par (held), point (row of
+# its trace), column, value.
+thpr_to_long <- function(pr, model) {
+  pr <- as.data.frame(pr)[setdiff(names(pr), ".focal")]
+  columns <- setdiff(names(pr), ".par")
+  point <- stats::ave(seq_len(nrow(pr)), pr$.par, FUN = seq_along)
+  data.frame(model = model, par = rep(as.character(pr$.par), length(columns)), point = rep(point, length(columns)),
+             column = rep(columns, each = nrow(pr)), value = unlist(pr[columns], use.names = FALSE),
+             stringsAsFactors = FALSE)
+}
+
+# lme4's profile of a stored model rebuilt from the fixture: the traces,
+# and the splines lme4 makes of them (interpolating splines of zeta
+# against each parameter held, and back).
+lme4_profile_trace <- function(model) {
+  long <- utils::read.csv(testthat::test_path("fixtures", "lme4-profile-traces.csv"), stringsAsFactors = FALSE,
+                          check.names = FALSE)
+  long <- long[long$model == model, ]
+  pars <- unique(long$par)
+  columns <- unique(long$column)
+  rows <- unique(long[c("par", "point")])
+  out <- data.frame(row.names = seq_len(nrow(rows)))
+  for (cl in columns) {
+    part <- long[long$column == cl, ]
+    out[[cl]] <- part$value[match(paste(rows$par, rows$point), paste(part$par, part$point))]
+  }
+  out$.par <- factor(rows$par, levels = pars)
+  forward <- lapply(stats::setNames(pars, pars), function(p) {
+    tr <- out[out$.par == p, c(p, ".zeta")]
+    tr <- tr[order(tr[[1L]]), ]
+    splines::interpSpline(tr[[1L]], tr[[2L]])
+  })
+  backward <- lapply(forward, function(s) tryCatch(splines::backSpline(s), error = function(e) e))
+  structure(out, forward = forward, backward = backward, class = c("thpr", "data.frame"))
+}

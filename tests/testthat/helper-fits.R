@@ -1,6 +1,7 @@
 # Fitted models shared by the test files, each made once per test run (as
 # glmmTMB keeps its test models): test_fit(name) gives a list with `mlm`
-# (mlmfit's fit), `lme4` (lme4's fit of the same model) and for some `data`.
+# (mlmfit's fit), `lme4` (lme4's fit of the same model; `nlme` for a fit
+# with a residual structure) and for some `data`.
 # Fits are values: a test may change its copy. An lme4 fit that a test
 # profiles is made in that test (lme4's profile() changes a glmer fit's
 # modes, which would change the shared one).
@@ -33,6 +34,27 @@ test_fit <- function(name) {
         f <- y ~ x + offset(log(exposure)) + (1 | g)
         list(mlm = glmm(f, d, poisson), lme4 = lme4::glmer(f, d, poisson), data = d)
       },
+      # rows left out by na.exclude (fitted values and residuals padded)
+      sleepstudy_na = {
+        d <- lme4::sleepstudy
+        d$Reaction[c(3, 50, 101)] <- NA
+        f <- Reaction ~ Days + (Days | Subject)
+        list(mlm = lmm(f, d, na.action = stats::na.exclude), lme4 = lme4::lmer(f, d, na.action = stats::na.exclude),
+             data = d)
+      },
+      cbpp_na = {
+        d <- lme4::cbpp
+        d$incidence[c(2, 17)] <- NA
+        f <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+        list(mlm = glmm(f, d, binomial, na.action = stats::na.exclude),
+             lme4 = lme4::glmer(f, d, binomial, na.action = stats::na.exclude), data = d)
+      },
+      # a residual variance structure: nlme::lme's fit of the same model
+      orthodont_varident = list(
+        mlm = lmm(distance ~ age + Sex + (1 | Subject), nlme::Orthodont,
+                  variance = nlme::varIdent(form = ~ 1 | Sex)),
+        nlme = nlme::lme(distance ~ age + Sex, random = ~ 1 | Subject, data = nlme::Orthodont,
+                         weights = nlme::varIdent(form = ~ 1 | Sex))),
       stop("unknown test fit ", name))
     assign(name, fits, envir = test_fits)
   }

@@ -154,3 +154,37 @@ test_that("sjPlot and check_model() work on fits (full tier: slow plots)", {
   cm <- performance::check_model(ss$mlm)
   expect_s3_class(cm, "check_model")
 })
+
+test_that("compare_performance() gives the table of the lme4 fits; find_statistic() refuses, get_statistic() names it", {
+  skip_if_not_installed("performance")
+  ss <- test_fit("sleepstudy")
+  m1 <- ss$mlm
+  m2 <- lmm(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  l1 <- ss$lme4
+  l2 <- lme4::lmer(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  a <- suppressWarnings(performance::compare_performance(m1, m2))
+  b <- suppressWarnings(performance::compare_performance(l1, l2))
+  expect_identical(a$Name, c("m1", "m2"))
+  expect_identical(names(a), names(b))
+  num <- vapply(b, is.numeric, TRUE)
+  expect_equal(a[num], b[num], tolerance = 1e-4, ignore_attr = TRUE)
+  # performance's test_*() functions gather the models the same way
+  a <- suppressMessages(suppressWarnings(performance::test_likelihoodratio(m2, m1)))
+  b <- suppressMessages(suppressWarnings(performance::test_likelihoodratio(l2, l1)))
+  expect_equal(a$Chi2, b$Chi2, tolerance = 1e-4)
+  expect_equal(a$p, b$p, tolerance = 1e-3)
+  cb <- test_fit("cbpp")
+  g1 <- cb$mlm
+  g0 <- glmm(cbind(incidence, size - incidence) ~ 1 + (1 | herd), lme4::cbpp, binomial)
+  r0 <- lme4::glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd), lme4::cbpp, binomial)
+  a <- suppressWarnings(performance::compare_performance(g1, g0))
+  b <- suppressWarnings(performance::compare_performance(cb$lme4, r0))
+  num <- vapply(b, is.numeric, TRUE)
+  expect_equal(a[num], b[num], tolerance = 2e-3, ignore_attr = TRUE)
+  # insight's find_statistic() is no generic: it knows only the classes it
+  # lists, and says the fit is not a model object (rather than a wrong
+  # statistic); get_statistic() names the statistic of lme4's fit
+  expect_error(insight::find_statistic(m1), "not a model object")
+  expect_identical(attr(insight::get_statistic(m1), "statistic"), insight::find_statistic(l1))
+  expect_identical(attr(insight::get_statistic(g1), "statistic"), insight::find_statistic(cb$lme4))
+})
