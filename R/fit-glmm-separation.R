@@ -153,5 +153,5 @@ check_separation_after <- function(fit, action) {
   if (!(any(scaled > 5) || max(abs(fit_eta(fit))) > 20)) return(invisible(NULL))
   found <- separation_certificate(X, y, w, spec_offset(fit), fam$family, fam$dist)
   if (length(found) > 0L) separation_found(found, action, fam$dist)
-  invisible(NULL)
+  invisible(found)
 }

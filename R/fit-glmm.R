@@ -105,7 +105,8 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
   }
   if (!is.null(engine$nb_size)) spec <- spec_with_family(spec, negative_binomial(engine$nb_size, link = fam$link))
   fit <- new_glmm_fit(spec, engine, mc, nAGQ, control)
-  if (length(separated) == 0L) check_separation_after(fit, control$separation)
+  if (length(separated) == 0L) separated <- check_separation_after(fit, control$separation)
+  if (length(separated) > 0L) fit <- covariance_under_separation(fit)
   report_convergence(fit_optinfo(fit)$warnings)
   report_singular(fit)
   fit
@@ -119,8 +120,10 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
 #'   `tolerance * (1 + |deviance|)`.
 #' @param step Relative step of the finite differences of the first stage.
 #' @param boundary_tol A variance parameter (diagonal entry of the relative
-#'   covariance factor) that ends below this is tried at zero and kept there
-#'   when the deviance does not rise (lme4's `boundary.tol`).
+#'   covariance factor, in units of 1 / root mean square of its random-effect
+#'   column) that ends below this is tried at zero and kept there when the
+#'   deviance does not rise (lme4's `boundary.tol`; the same rule and default
+#'   as [lmm_control()]).
 #' @param pirls_tol PIRLS stops when no conditional mode moves by more than
 #'   this.
 #' @param pirls_max_iter Largest number of PIRLS iterations per evaluation.
@@ -137,7 +140,7 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
 #' @examples
 #' glmm_control(separation = "warning")
 #' @export
-glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-5,
+glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-3,
                          pirls_tol = 1e-11, pirls_max_iter = 100L, hessian = TRUE, cond_var = TRUE,
                          separation = c("error", "warning")) {
   separation <- match.arg(separation)
@@ -145,6 +148,16 @@ glmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, bou
               list(pirls_tol = as.double(pirls_tol), pirls_max_iter = as.integer(pirls_max_iter),
                    hessian = isTRUE(hessian), separation = separation)),
             class = "glmm_control")
+}
+
+# Under separation the likelihood has no maximum: the Hessian where the
+# search stopped describes that point only, while the covariance given
+# theta shows the standard errors of the separated effects running off, as
+# glm's do.
+covariance_under_separation <- function(fit) {
+  fit$vcov <- fit_vcov_unscaled(fit) * fit_sigma(fit)^2
+  fit$vcov_method <- "conditional"
+  fit
 }
 
 # The fit object of a GLMM from the engine's answer (engine.R), which holds

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <limits>
 
+#include "lmm_fit.h"
+#include "optimum.h"
+
 namespace mlm {
 
 namespace {
@@ -11,9 +14,9 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // The criterion that PIRLS results are judged by.
-class Criterion {
+class PirlsCriterion {
  public:
-  Criterion(const GlmFamily& fam, int n_agq, Eigen::VectorXd z, Eigen::VectorXd w)
+  PirlsCriterion(const GlmFamily& fam, int n_agq, Eigen::VectorXd z, Eigen::VectorXd w)
       : fam_(fam), n_agq_(n_agq), z_(std::move(z)), w_(std::move(w)) {}
 
   // nAGQ <= 1: lme4's Laplace value ldL2 + ||u||^2 + aic; nAGQ > 1:
@@ -30,12 +33,548 @@ class Criterion {
   Eigen::VectorXd z_, w_;
 };
 
-// The free coordinates: those not held at their lower bound.
-std::vector<Eigen::Index> free_coordinates(const Eigen::VectorXd& x, const Eigen::VectorXd& lower) {
-  std::vector<Eigen::Index> fr;
-  for (Eigen::Index i = 0; i < x.size(); ++i)
-    if (!(x[i] <= lower[i])) fr.push_back(i);
-  return fr;
+// theta's layout for the rules at an optimum (optimum.h), with the entries
+// left of each diagonal one in its row (for the probes of perfect
+// correlations), in natural units.
+ParameterSpace glmm_theta_space(const std::vector<CovTemplate>& tpl, const Eigen::VectorXd& lower_phi) {
+  ParameterSpace space = theta_space(tpl, lower_phi);
+  space.left.assign(lower_phi.size(), {});
+  for (const CovTemplate& t : tpl)
+    for (int r = 0; r < t.q; ++r) {
+      const int k = t.theta_index[r + r * t.q];
+      if (k < 0) continue;
+      for (int c = 0; c < r; ++c)
+        if (t.theta_index[r + c * t.q] >= 0) space.left[k].push_back(t.theta_index[r + c * t.q]);
+    }
+  return space;
+}
+
+// The same space with p more parameters (the whitened fixed effects of
+// stage 2), unbounded and without structure.
+ParameterSpace with_fixed_effects(ParameterSpace space, int p) {
+  const Eigen::Index nt = space.lower.size();
+  Eigen::VectorXd lower = Eigen::VectorXd::Constant(nt + p, -kInf);
+  lower.head(nt) = space.lower;
+  space.lower = lower;
+  space.role.resize(nt + p, ParameterRole::other);
+  space.below.resize(nt + p);
+  space.left.resize(nt + p);
+  return space;
+}
+
+// Gradient and Hessian of f at x by central differences with steps h,
+// 1 + 2n + n(n - 1) evaluations (the mixed differences along e_i + e_j
+// reuse the pure ones; 1 + 2n for the diagonal only). Central differences
+// across a bound of theta are
+// valid: the deviance is smooth in the entries of the relative covariance
+// factor, whatever their sign.
+void central_differences(const Objective& f, const Eigen::VectorXd& x, double fx, const Eigen::VectorXd& h,
+                         Eigen::VectorXd& g, Eigen::MatrixXd& H, bool diagonal_only = false) {
+  const Eigen::Index n = x.size();
+  g.resize(n);
+  H.setZero(n, n);
+  Eigen::VectorXd xt = x;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    xt[i] = x[i] + h[i];
+    const double fp = f(xt);
+    xt[i] = x[i] - h[i];
+    const double fm = f(xt);
+    xt[i] = x[i];
+    g[i] = (fp - fm) / (2.0 * h[i]);
+    H(i, i) = (fp - 2.0 * fx + fm) / (h[i] * h[i]);
+  }
+  for (Eigen::Index i = 0; i < n && !diagonal_only; ++i)
+    for (Eigen::Index j = 0; j < i; ++j) {
+      xt[i] = x[i] + h[i];
+      xt[j] = x[j] + h[j];
+      const double fpp = f(xt);
+      xt[i] = x[i] - h[i];
+      xt[j] = x[j] - h[j];
+      const double fmm = f(xt);
+      xt[i] = x[i];
+      xt[j] = x[j];
+      H(i, j) = H(j, i) =
+          (fpp + fmm - 2.0 * fx) / (2.0 * h[i] * h[j]) - 0.5 * (H(i, i) * h[i] / h[j] + H(j, j) * h[j] / h[i]);
+    }
+}
+
+// One GLMM fit, step by step (see glmm_fit.h): the objects both stages
+// share, and the state that passes from one step to the next.
+class GlmmFitter {
+ public:
+  GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vector<CovTemplate>& tpl,
+             const Eigen::VectorXd& lower, const GlmmOptions& opt, GlmmResult& res);
+
+  bool optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta0);
+  bool theta_only_result();
+  bool whiten();
+  bool optimise_theta_and_beta();
+  void covariance_from_hessian();
+  bool result();
+
+ private:
+  void tick();
+  double stage1_criterion(const Eigen::VectorXd& phi);
+  double stage2_criterion(const Eigen::VectorXd& y);
+  Eigen::VectorXd to_x(const Eigen::VectorXd& y) const;
+  bool stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H);
+  bool stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H,
+                          bool diagonal_only = false);
+  bool newton_descent(Eigen::VectorXd& y, double& f);
+  Eigen::VectorXd stage2_steps() const;
+  OptimumControl optimum_control(bool polish) const;
+  bool fail(const std::string& what);
+
+  const ModelData& d_;
+  const GlmmOptions& opt_;
+  GlmmResult& res_;
+  const Eigen::Index nt_;
+  const int p_;
+  Eigen::VectorXd gz_, gw_;  // Gauss-Hermite rule (nAGQ > 1)
+  PirlsCriterion laplace_, criterion_;
+  Pirls joint_, uonly_;
+  Eigen::VectorXd units_;  // natural unit of each entry of theta
+  ParameterSpace space_;   // of phi = theta / units
+  bool thorough_;          // evaluations cheap enough for the extra probes
+  int calls_ = 0;
+  std::string last_pirls_message_;
+  // The modes at the lowest criterion so far: every evaluation starts
+  // PIRLS there (most evaluations are near it), so that a probe far away
+  // neither slows nor changes the evaluations after it; from the same
+  // linear predictor where it can, whose pass it then need not repeat
+  // (PirlsPassState).
+  struct Anchor {
+    bool have = false;
+    double f = kInf;
+    std::vector<Eigen::MatrixXd> u;
+    Eigen::VectorXd beta;
+    std::shared_ptr<const PirlsPassState> state;
+  };
+  Anchor anchor1_, anchor2_;
+  // The last evaluation of each stage: asked again at the same point (the
+  // start of a search, the result), its value without a new PIRLS run.
+  struct LastEvaluation {
+    Eigen::VectorXd at;
+    double f = kInf;
+  };
+  LastEvaluation last1_, last2_;
+
+  // Stage 1: theta in natural units, phi = theta / units.
+  Eigen::VectorXd phi_;
+  double f1_ = kInf;
+  Eigen::VectorXd phi_steps_;  // difference steps: a thousandth of the curvature's scale
+
+  // Stage 2: y = (phi, gamma), beta = beta1 + L gamma with L L' the
+  // conditional covariance of beta at the stage-1 optimum.
+  Eigen::VectorXd beta1_;
+  Eigen::MatrixXd L_;
+  Eigen::VectorXd y_;
+  double f2_ = kInf;
+  PirlsResult last_;
+  Eigen::VectorXd g_;
+  Eigen::MatrixXd H_;
+  bool hessian_identifies_ = false;  // the convergence check found a minimum with no flat direction
+};
+
+GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vector<CovTemplate>& tpl,
+                       const Eigen::VectorXd& lower, const GlmmOptions& opt, GlmmResult& res)
+    : d_(d),
+      opt_(opt),
+      res_(res),
+      nt_(lower.size()),
+      p_(d.p),
+      laplace_(fam, 1, Eigen::VectorXd(), Eigen::VectorXd()),
+      criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
+      joint_(d, fam, tpl, true),
+      uonly_(d, fam, tpl, false) {
+  if (opt.n_agq > 1) {
+    gauss_hermite(opt.n_agq, gz_, gw_);
+    criterion_ = PirlsCriterion(fam, opt.n_agq, gz_, gw_);
+  }
+  units_ = joint_.theta_units();
+  space_ = glmm_theta_space(tpl, lower.cwiseQuotient(units_));
+  // Small data, cheap evaluations: the data whose deviance has several basins.
+  thorough_ = static_cast<double>(d.n) * static_cast<double>(std::max<Eigen::Index>(nt_, 1)) <= 3e4;
+}
+
+bool GlmmFitter::fail(const std::string& what) {
+  res_.error = what + (last_pirls_message_.empty() ? std::string() : " (" + last_pirls_message_ + ")");
+  return false;
+}
+
+void GlmmFitter::tick() {
+  ++res_.evals;
+  if (opt_.check_interrupt && (++calls_ & 7) == 0) opt_.check_interrupt();
+}
+
+// The nAGQ = 0 criterion at theta = phi * units: beta and u at their joint
+// conditional modes, the Laplace formula.
+double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
+  if (last1_.at.size() == phi.size() && last1_.at == phi) return last1_.f;  // the state is still that of phi
+  tick();
+  if (anchor1_.have) {
+    joint_.set_u(anchor1_.u);
+    joint_.set_beta(anchor1_.beta);
+    joint_.set_start_state(anchor1_.state);
+  }
+  PirlsResult r = joint_.run(phi.cwiseProduct(units_), opt_.pirls);
+  res_.pirls_passes += r.passes;
+  if (!r.ok) last_pirls_message_ = r.message;
+  const double f = laplace_(joint_, r);
+  if (f < anchor1_.f) anchor1_ = {true, f, joint_.u(), joint_.beta(), joint_.pass_state()};
+  last1_ = {phi, f};
+  return f;
+}
+
+Eigen::VectorXd GlmmFitter::to_x(const Eigen::VectorXd& y) const {
+  Eigen::VectorXd x(nt_ + p_);
+  x.head(nt_) = y.head(nt_);
+  x.tail(p_) = beta1_ + L_ * y.tail(p_);
+  return x;
+}
+
+// The criterion (Laplace or quadrature) at y = (phi, gamma): u at its
+// conditional mode given theta and beta.
+double GlmmFitter::stage2_criterion(const Eigen::VectorXd& y) {
+  if (last2_.at.size() == y.size() && last2_.at == y) return last2_.f;  // the state is still that of y
+  tick();
+  const Eigen::VectorXd x = to_x(y);
+  if (anchor2_.have) uonly_.set_u(anchor2_.u);
+  uonly_.set_beta(x.tail(p_));
+  uonly_.set_start_state(anchor2_.state);
+  last_ = uonly_.run(x.head(nt_).cwiseProduct(units_), opt_.pirls);
+  res_.pirls_passes += last_.passes;
+  if (!last_.ok) last_pirls_message_ = last_.message;
+  const double f = criterion_(uonly_, last_);
+  if (f < anchor2_.f) anchor2_ = {true, f, uonly_.u(), Eigen::VectorXd(), uonly_.pass_state()};
+  last2_ = {y, f};
+  return f;
+}
+
+// Derivatives by central differences (every evaluation starts PIRLS from
+// the modes at the lowest point, so that the differences see one smooth
+// function).
+bool GlmmFitter::stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+  f = stage1_criterion(phi);
+  if (!std::isfinite(f)) return false;
+  Eigen::VectorXd h(nt_);
+  for (Eigen::Index i = 0; i < nt_; ++i) h[i] = 1e-3 * (std::fabs(phi[i]) + 0.1);
+  central_differences([this](const Eigen::VectorXd& t) { return stage1_criterion(t); }, phi, f, h, g, H);
+  return g.allFinite() && H.allFinite();
+}
+
+bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H,
+                                    bool diagonal_only) {
+  f = stage2_criterion(y);
+  if (!std::isfinite(f)) return false;
+  const Eigen::VectorXd h = stage2_steps();
+  // After a Newton step of at most a thousandth of a standard error the
+  // Hessian has not changed beyond its own accuracy, and the gradient is
+  // what the quadratic model predicts: no new differences.
+  if (H_.rows() == y.size() && y_.size() == y.size() && ((y - y_).cwiseQuotient(h).cwiseAbs().maxCoeff() <= 0.2)) {
+    g = g_ + H_ * (y - y_);
+    H = H_;
+  } else {
+    central_differences([this](const Eigen::VectorXd& t) { return stage2_criterion(t); }, y, f, h, g, H,
+                        diagonal_only);
+  }
+  if (!g.allFinite() || !H.allFinite()) return false;
+  if (!diagonal_only) {
+    y_ = y;
+    g_ = g;
+    H_ = H;
+  }
+  return true;
+}
+
+// Difference steps of 1/200 of a standard error: far above the noise of
+// the criterion, close enough for its cubic terms not to matter.
+Eigen::VectorXd GlmmFitter::stage2_steps() const {
+  Eigen::VectorXd h = Eigen::VectorXd::Constant(nt_ + p_, 5e-3);
+  h.head(nt_) = phi_steps_;
+  return h;
+}
+
+// Newton's method on the stage-2 criterion from the stage-1 point: in
+// coordinates measured in standard errors the deviance is nearly quadratic
+// with unit curvature and the start is close, so two or three steps
+// converge (the first with the curvature along each axis only: the cross
+// terms are small there, and the full Hessian is worth its n^2 evaluations
+// near the optimum). True when it converged: the rules at the optimum
+// start there. It stops near a bound of theta or at a step that fails,
+// and the quasi-Newton descent of reach_optimum goes on from there.
+bool GlmmFitter::newton_descent(Eigen::VectorXd& y, double& f) {
+  const Eigen::Index np = nt_ + p_;
+  if (np > opt_.max_hessian_params) return false;
+  for (int it = 0; it < 10; ++it) {
+    for (Eigen::Index i = 0; i < nt_; ++i)
+      if (std::isfinite(space_.lower[i]) && (y[i] - space_.lower[i]) * 5e-3 < 0.5 * phi_steps_[i]) return false;
+    Eigen::VectorXd g;
+    Eigen::MatrixXd H;
+    const bool diagonal_only = it == 0 && np > 2;
+    if (!stage2_derivatives(y, f, g, H, diagonal_only)) return false;
+    Eigen::LLT<Eigen::MatrixXd> llt(H);
+    if (llt.info() != Eigen::Success) return false;
+    const Eigen::VectorXd dy = -llt.solve(g);
+    const double decrement = -0.5 * g.dot(dy);
+    if (!(decrement > opt_.optim.f_tol * (1.0 + std::fabs(f)))) return !diagonal_only;
+    double t = 1.0;  // at most half way to a bound of theta
+    for (Eigen::Index i = 0; i < nt_; ++i)
+      if (y[i] + dy[i] < space_.lower[i]) t = std::min(t, 0.5 * (y[i] - space_.lower[i]) / (-dy[i]));
+    bool accepted = false;
+    for (int ls = 0; ls < 20; ++ls) {
+      const Eigen::VectorXd yt = y + t * dy;
+      const double ft = stage2_criterion(yt);
+      if (std::isfinite(ft) && ft <= f - 1e-4 * t * decrement) {
+        y = yt;
+        f = ft;
+        accepted = true;
+        break;
+      }
+      t *= 0.5;
+    }
+    if (!accepted) return false;
+    ++res_.stage2.iterations;
+    // A full step of a thousandth of a standard error: converged.
+    if (!diagonal_only && decrement < 1e-6 && t == 1.0) return true;
+  }
+  return false;
+}
+
+OptimumControl GlmmFitter::optimum_control(bool polish) const {
+  OptimumControl c;
+  c.optim = opt_.optim;
+  c.optim.f_noise = std::max(c.optim.f_noise, joint_.deviance_noise());
+  c.boundary_tol = opt_.boundary_tol;
+  c.max_hessian_params = opt_.max_hessian_params;
+  c.polish = polish;
+  c.thorough = thorough_;
+  // Standard deviations of the linear predictor beyond a few units: a GLMM
+  // optimum there is found by the descent itself, and PIRLS works
+  // hardest there.
+  c.probe_reach = 3.0;
+  c.correlation_probes = true;
+  c.far_probe = false;  // a GLMM deviance does not fall without limit as the variances grow
+  return c;
+}
+
+// Stage 1: theta alone, beta and u at their joint conditional modes.
+bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta0) {
+  joint_.set_start_eta(eta_start);
+  const Eigen::VectorXd phi0 = theta0.cwiseQuotient(units_).cwiseMax(space_.lower);
+  PirlsResult first = joint_.run(phi0.cwiseProduct(units_), opt_.pirls);
+  res_.pirls_passes += first.passes;
+  if (!first.ok) {
+    res_.error = "PIRLS failed at the starting values: " + first.message;
+    return false;
+  }
+  Criterion c;
+  c.value = [this](const Eigen::VectorXd& phi) { return stage1_criterion(phi); };
+  c.exact_gradient = false;
+  // The Newton polish and the convergence check where stage 1 is the fit
+  // (nAGQ = 0) or evaluations are cheap; otherwise stage 2 does both.
+  const bool polish = opt_.n_agq == 0 ? opt_.hessian : thorough_;
+  if (polish)
+    c.derivatives = [this](const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+      return stage1_derivatives(phi, f, g, H);
+    };
+  OptimumControl oc = optimum_control(polish);
+  // Stage 1 only gives starting values when stage 2 follows: a loose
+  // tolerance saves evaluations that stage 2 would make redundant.
+  // (The search sees the criterion minus its value at the start: the
+  // tolerance is made relative to the criterion itself.)
+  if (opt_.n_agq > 0) oc.optim.f_tol = std::max(oc.optim.f_tol, 1e-9 * (1.0 + std::fabs(laplace_(joint_, first))));
+  // Steps of at most one natural unit: a standard deviation of the linear
+  // predictor several units away from the last is where PIRLS struggles
+  // and the curvature model learns nothing useful (near a bound, where the
+  // deviance is flat in a standard deviation, the first quasi-Newton step
+  // would otherwise go hundreds of units out).
+  oc.optim.max_step = 1.0;
+  OptimumResult r = reach_optimum(c, phi0, space_, oc);
+  res_.stage1 = r.descent;
+  res_.stage1.evals = res_.evals;
+  if (!std::isfinite(r.f)) return fail("the deviance is not finite at the starting values");
+  phi_ = r.x;
+  f1_ = r.f;
+  if (opt_.n_agq == 0) res_.warnings = r.warnings;
+  return true;
+}
+
+// nAGQ = 0: the stage-1 optimum is the fit.
+bool GlmmFitter::theta_only_result() {
+  const Eigen::VectorXd theta = phi_.cwiseProduct(units_);
+  last1_ = LastEvaluation();
+  PirlsResult r = joint_.run(theta, opt_.pirls);
+  res_.pirls_passes += r.passes;
+  if (!r.ok) {
+    res_.error = "PIRLS failed at the optimum: " + r.message;
+    return false;
+  }
+  res_.theta = theta;
+  res_.beta = joint_.beta();
+  res_.u = joint_.u();
+  res_.b = joint_.b();
+  res_.at = r;
+  res_.criterion = laplace_(joint_, r);
+  res_.vcov_unscaled = joint_.unscaled_vcov();
+  if (opt_.cond_var) res_.cond_var = joint_.system().unscaled_cond_var();
+  res_.eta = joint_.linear_predictor();
+  res_.ok = true;
+  return true;
+}
+
+// The coordinates of stage 2: beta whitened by the Cholesky factor of its
+// conditional covariance at the stage-1 optimum (its units: standard
+// errors, whatever the scale of the predictors); the difference steps of
+// phi from the curvature of the stage-1 criterion along each axis.
+bool GlmmFitter::whiten() {
+  last1_ = LastEvaluation();
+  PirlsResult r = joint_.run(phi_.cwiseProduct(units_), opt_.pirls);
+  res_.pirls_passes += r.passes;
+  if (!r.ok) {
+    res_.error = "PIRLS failed at the stage-1 optimum: " + r.message;
+    return false;
+  }
+  beta1_ = joint_.beta();
+  const std::vector<Eigen::MatrixXd> u1 = joint_.u();
+  const Eigen::MatrixXd V1 = joint_.unscaled_vcov();
+  phi_steps_.resize(nt_);
+  for (Eigen::Index i = 0; i < nt_; ++i) {
+    const double h = 1e-3 * (std::fabs(phi_[i]) + 0.1);
+    Eigen::VectorXd t = phi_;
+    t[i] = phi_[i] + h;
+    const double fp = stage1_criterion(t);
+    t[i] = phi_[i] - h;  // across a bound too: the criterion is smooth in theta
+    const double fm = stage1_criterion(t);
+    const double curv = (fp - 2.0 * f1_ + fm) / (h * h);
+    const double se = (std::isfinite(curv) && curv > 1e-8) ? std::sqrt(2.0 / curv) : std::max(0.1, std::fabs(phi_[i]));
+    phi_steps_[i] = 5e-3 * se;
+  }
+  L_ = Eigen::MatrixXd::Identity(p_, p_);
+  if (p_ > 0) {
+    Eigen::LLT<Eigen::MatrixXd> llt(V1);
+    if (llt.info() == Eigen::Success && llt.matrixL().toDenseMatrix().diagonal().minCoeff() > 0.0)
+      L_ = llt.matrixL();
+  }
+  anchor2_ = {true, kInf, u1, Eigen::VectorXd(), nullptr};
+  return true;
+}
+
+// Stage 2: theta and beta together, u at its conditional mode, on the
+// Laplace or quadrature criterion; the Newton polish gives the Hessian
+// for the covariance of the fixed effects.
+bool GlmmFitter::optimise_theta_and_beta() {
+  const Eigen::Index np = nt_ + p_;
+  Criterion c;
+  c.value = [this](const Eigen::VectorXd& y) { return stage2_criterion(y); };
+  c.exact_gradient = false;
+  c.derivatives = [this](const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+    return stage2_derivatives(y, f, g, H);
+  };
+  const bool polish = opt_.hessian && np <= opt_.max_hessian_params;
+  OptimumControl oc = optimum_control(polish);
+  oc.optim.step_rel = 1e-4;
+  oc.optim.max_step = 1.0;  // natural units of theta, standard errors of beta
+  Eigen::VectorXd y0 = Eigen::VectorXd::Zero(np);
+  y0.head(nt_) = phi_;
+  const int evals_before = res_.evals;
+  double f0 = kInf;
+  oc.start_at_minimum = newton_descent(y0, f0);
+  OptimumResult r = reach_optimum(c, y0, with_fixed_effects(space_, p_), oc);
+  const int newton_steps = res_.stage2.iterations;
+  res_.stage2 = r.descent;
+  res_.stage2.iterations += newton_steps;
+  res_.stage2.evals = res_.evals - evals_before;
+  if (!std::isfinite(r.f)) return fail("the deviance is not finite at the optimum");
+  y_ = r.x;
+  f2_ = r.f;
+  g_ = r.gradient;
+  H_ = r.hessian;
+  hessian_identifies_ = r.check == OptimumCheck::minimum;
+  for (const std::string& w : r.warnings) res_.warnings.push_back(w);
+  return true;
+}
+
+// The covariance of the fixed effects from the Hessian of the deviance in
+// (theta, beta) on the free parameters (glmer's default), and the
+// derivatives in theta and beta (NaN for theta at a bound).
+void GlmmFitter::covariance_from_hessian() {
+  const Eigen::Index np = nt_ + p_;
+  if (H_.rows() != np || g_.size() != np) return;
+  Eigen::VectorXd lower = Eigen::VectorXd::Constant(np, -kInf);
+  lower.head(nt_) = space_.lower;
+  const std::vector<Eigen::Index> fr = free_set(y_, g_, lower);
+  const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
+  Eigen::MatrixXd Hf;
+  Eigen::VectorXd gf;
+  restrict_to(H_, g_, fr, Hf, gf);
+  // y = M x: phi = theta / units, gamma = L^{-1} (beta - beta1)
+  Eigen::MatrixXd M = Eigen::MatrixXd::Zero(np, np);
+  for (Eigen::Index i = 0; i < nt_; ++i) M(i, i) = 1.0 / units_[i];
+  if (p_ > 0) M.bottomRightCorner(p_, p_) = L_.triangularView<Eigen::Lower>().solve(Eigen::MatrixXd::Identity(p_, p_));
+  Eigen::MatrixXd Mf(nf, np);
+  for (Eigen::Index a = 0; a < nf; ++a) Mf.row(a) = M.row(fr[a]);
+  Eigen::LLT<Eigen::MatrixXd> llt(Hf);
+  // Along a flat direction (parameters the data do not identify, such as a
+  // fixed effect under separation) the inverse Hessian is an artefact of
+  // where the search stopped: the covariance given theta is reported instead.
+  if (hessian_identifies_ && llt.info() == Eigen::Success && p_ > 0) {
+    // Covariance of y on the free parameters, mapped to beta = beta1 + L gamma.
+    const Eigen::MatrixXd Vy = 2.0 * llt.solve(Eigen::MatrixXd::Identity(nf, nf));
+    Eigen::MatrixXd Vg = Eigen::MatrixXd::Zero(p_, p_);
+    std::vector<Eigen::Index> gamma_at;
+    for (Eigen::Index a = 0; a < nf; ++a)
+      if (fr[a] >= nt_) gamma_at.push_back(a);
+    if (static_cast<int>(gamma_at.size()) == p_) {
+      for (int i = 0; i < p_; ++i)
+        for (int j = 0; j < p_; ++j) Vg(i, j) = Vy(gamma_at[i], gamma_at[j]);
+      res_.vcov_hessian = L_ * Vg * L_.transpose();
+    }
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  res_.hessian = Eigen::MatrixXd::Constant(np, np, nan);
+  res_.gradient = Eigen::VectorXd::Constant(np, nan);
+  // d/dx = M' d/dy on the free parameters
+  Eigen::MatrixXd Mff(nf, nf);
+  for (Eigen::Index a = 0; a < nf; ++a)
+    for (Eigen::Index b = 0; b < nf; ++b) Mff(a, b) = M(fr[a], fr[b]);
+  const Eigen::MatrixXd Hx = Mff.transpose() * Hf * Mff;
+  const Eigen::VectorXd gx = Mff.transpose() * gf;
+  for (Eigen::Index a = 0; a < nf; ++a) {
+    res_.gradient[fr[a]] = gx[a];
+    for (Eigen::Index b = 0; b < nf; ++b) res_.hessian(fr[a], fr[b]) = Hx(a, b);
+  }
+}
+
+// The state at the optimum: modes, determinants, the covariance of beta
+// given theta, the linear predictor.
+bool GlmmFitter::result() {
+  const double f = stage2_criterion(y_);
+  if (!std::isfinite(f)) {
+    res_.error = "the deviance is not finite at the optimum";
+    return false;
+  }
+  const Eigen::VectorXd x = to_x(y_);
+  res_.theta = x.head(nt_).cwiseProduct(units_);
+  res_.beta = x.tail(p_);
+  res_.criterion = f;
+  res_.at = last_;
+  res_.u = uonly_.u();
+  res_.b = uonly_.b();
+  joint_.set_beta(res_.beta);
+  joint_.set_u(res_.u);
+  PirlsResult jr = joint_.factor_here(res_.theta);
+  res_.pirls_passes += jr.passes;
+  if (jr.ok) {
+    res_.at.ldRX2 = jr.ldRX2;
+    res_.vcov_unscaled = joint_.unscaled_vcov();
+    if (opt_.cond_var) res_.cond_var = joint_.system().unscaled_cond_var();
+  } else {
+    res_.warnings.push_back("the fixed-effect system is singular at the optimum: " + jr.message);
+  }
+  res_.eta = joint_.linear_predictor();
+  res_.ok = true;
+  return true;
 }
 
 }  // namespace
@@ -67,392 +606,15 @@ GlmmResult fit_glmm(const ModelData& d, const GlmFamily& fam, const std::vector<
                     const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta0, const Eigen::VectorXd& lower,
                     const GlmmOptions& opt) {
   GlmmResult res;
-  const Eigen::Index nt = theta0.size();
-  const int p = d.p;
-  Eigen::VectorXd gz, gw;
-  if (opt.n_agq > 1) gauss_hermite(opt.n_agq, gz, gw);
-  const Criterion laplace(fam, 1, gz, gw);
-  const Criterion criterion(fam, opt.n_agq, gz, gw);
-  int calls = 0;
-  auto tick = [&]() {
-    ++res.evals;
-    if (opt.check_interrupt && (++calls & 7) == 0) opt.check_interrupt();
-  };
-
-  // Stage 1: theta alone, beta and u at their joint conditional modes.
-  Pirls joint(d, fam, tpl, true);
-  joint.set_start_eta(eta_start);
-  PirlsResult first = joint.run(theta0.cwiseMax(lower), opt.pirls);
-  res.pirls_passes += first.passes;
-  if (!first.ok) {
-    res.error = "PIRLS failed at the starting values: " + first.message;
-    return res;
-  }
-  std::string last_pirls_message;
-  Objective f1 = [&](const Eigen::VectorXd& th) {
-    tick();
-    PirlsResult r = joint.run(th, opt.pirls);
-    res.pirls_passes += r.passes;
-    if (!r.ok) last_pirls_message = r.message;
-    return laplace(joint, r);
-  };
-  // Stage 1 only gives starting values when stage 2 follows: a loose
-  // tolerance saves evaluations that stage 2 would make redundant.
-  OptimControl c1 = opt.optim;
-  if (opt.n_agq > 0) c1.f_tol = std::max(c1.f_tol, 1e-7);
-  res.stage1 = minimize_bounded(f1, theta0, lower, c1);
-  if (!std::isfinite(res.stage1.f)) {
-    res.error = "the deviance is not finite at the starting values" +
-                (last_pirls_message.empty() ? std::string() : " (" + last_pirls_message + ")");
-    return res;
-  }
-  Eigen::VectorXd theta = res.stage1.x;
-  double fmin = res.stage1.f;
-
-  auto boundary = [&](Eigen::VectorXd& x, double& fx, const Objective& f, Eigen::Index n_theta,
-                      const Eigen::VectorXd& theta_of_x_lower, const std::function<double(const Eigen::VectorXd&, Eigen::Index)>& theta_at) {
-    for (Eigen::Index i = 0; i < n_theta; ++i) {
-      if (lower[i] != 0.0) continue;
-      const double th = theta_at(x, i);
-      if (!(th > 0.0 && th < opt.boundary_tol)) continue;
-      Eigen::VectorXd t = x;
-      t[i] = theta_of_x_lower[i];
-      const double ft = f(t);
-      if (ft <= fx + 1e-8) {
-        x = t;
-        fx = std::min(fx, ft);
-      }
-    }
-  };
-
+  GlmmFitter fit(d, fam, tpl, lower, opt, res);
+  if (!fit.optimise_theta(eta_start, theta0)) return res;
   if (opt.n_agq == 0) {
-    boundary(theta, fmin, f1, nt, lower, [](const Eigen::VectorXd& x, Eigen::Index i) { return x[i]; });
-    if (!res.stage1.converged && !res.stage1.message.empty())
-      res.warnings.push_back("the optimiser did not converge: " + res.stage1.message);
-    PirlsResult r = joint.run(theta, opt.pirls);
-    res.pirls_passes += r.passes;
-    if (!r.ok) {
-      res.error = "PIRLS failed at the optimum: " + r.message;
-      return res;
-    }
-    res.theta = theta;
-    res.beta = joint.beta();
-    res.u = joint.u();
-    res.b = joint.b();
-    res.at = r;
-    res.criterion = laplace(joint, r);
-    res.vcov_unscaled = joint.unscaled_vcov();
-    if (opt.cond_var) res.cond_var = joint.system().unscaled_cond_var();
-    res.eta = joint.linear_predictor();
-    res.ok = true;
+    fit.theta_only_result();
     return res;
   }
-
-  // Whitening for stage 2: theta scaled by the curvature of the stage-1
-  // criterion, beta by the Cholesky factor of its conditional covariance.
-  {
-    PirlsResult r = joint.run(theta, opt.pirls);
-    res.pirls_passes += r.passes;
-    if (!r.ok) {
-      res.error = "PIRLS failed at the stage-1 optimum: " + r.message;
-      return res;
-    }
-  }
-  const Eigen::VectorXd beta1 = joint.beta();
-  const std::vector<Eigen::MatrixXd> u1 = joint.u();
-  const Eigen::MatrixXd V1 = joint.unscaled_vcov();
-  const Eigen::Index np = nt + p;
-  Eigen::MatrixXd S = Eigen::MatrixXd::Zero(np, np);
-  for (Eigen::Index i = 0; i < nt; ++i) {
-    const double h = 1e-3 * (std::fabs(theta[i]) + 0.1);
-    Eigen::VectorXd t = theta;
-    double curv = -1.0;
-    if (theta[i] - h >= lower[i]) {
-      t[i] = theta[i] + h;
-      const double fp = f1(t);
-      t[i] = theta[i] - h;
-      const double fm = f1(t);
-      curv = (fp - 2.0 * fmin + fm) / (h * h);
-    } else {
-      t[i] = theta[i] + h;
-      const double f1p = f1(t);
-      t[i] = theta[i] + 2.0 * h;
-      const double f2p = f1(t);
-      curv = (f2p - 2.0 * f1p + fmin) / (h * h);
-    }
-    S(i, i) = (std::isfinite(curv) && curv > 1e-8) ? std::sqrt(2.0 / curv) : std::max(0.1, std::fabs(theta[i]));
-  }
-  if (p > 0) {
-    Eigen::LLT<Eigen::MatrixXd> llt(V1);
-    if (llt.info() == Eigen::Success && llt.matrixL().toDenseMatrix().diagonal().minCoeff() > 0.0) {
-      S.bottomRightCorner(p, p) = llt.matrixL();
-    } else {
-      S.bottomRightCorner(p, p) = Eigen::MatrixXd::Identity(p, p);
-    }
-  }
-  Eigen::VectorXd x0(np);
-  x0 << theta, beta1;
-  Eigen::VectorXd lowz(np);
-  for (Eigen::Index i = 0; i < np; ++i) {
-    lowz[i] = (i < nt && std::isfinite(lower[i])) ? (lower[i] - x0[i]) / S(i, i) : -kInf;
-  }
-
-  Pirls uonly(d, fam, tpl, false);
-  uonly.set_u(u1);
-  PirlsResult last;
-  auto to_x = [&](const Eigen::VectorXd& z) -> Eigen::VectorXd { return x0 + S * z; };
-  Objective f2 = [&](const Eigen::VectorXd& z) {
-    tick();
-    const Eigen::VectorXd x = to_x(z);
-    uonly.set_beta(x.tail(p));
-    last = uonly.run(x.head(nt), opt.pirls);
-    res.pirls_passes += last.passes;
-    if (!last.ok) last_pirls_message = last.message;
-    return criterion(uonly, last);
-  };
-
-  // Gradient and Hessian by central differences over the coordinates fr,
-  // 1 + 2n + n(n - 1) evaluations (the mixed differences along e_i + e_j
-  // reuse the pure ones), each started from the modes at z.
-  std::vector<Eigen::MatrixXd> u_at_z;
-  auto derivatives = [&](const Eigen::VectorXd& z, double fz, const std::vector<Eigen::Index>& fr,
-                         Eigen::VectorXd& g, Eigen::MatrixXd& H, bool diagonal_only) {
-    const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-    const double h = 5e-3;
-    g.resize(nf);
-    H.resize(nf, nf);
-    auto at = [&](const Eigen::VectorXd& zz) {
-      uonly.set_u(u_at_z);
-      return f2(zz);
-    };
-    Eigen::VectorXd zt = z;
-    for (Eigen::Index a = 0; a < nf; ++a) {
-      const Eigen::Index i = fr[a];
-      zt[i] = z[i] + h;
-      const double fp = at(zt);
-      zt[i] = z[i] - h;
-      const double fm = at(zt);
-      zt[i] = z[i];
-      g[a] = (fp - fm) / (2.0 * h);
-      H(a, a) = (fp - 2.0 * fz + fm) / (h * h);
-    }
-    if (diagonal_only) {
-      for (Eigen::Index a = 0; a < nf; ++a)
-        for (Eigen::Index c = 0; c < a; ++c) H(a, c) = H(c, a) = 0.0;
-    }
-    for (Eigen::Index a = 0; a < nf && !diagonal_only; ++a)
-      for (Eigen::Index c = 0; c < a; ++c) {
-        const Eigen::Index i = fr[a], j = fr[c];
-        zt[i] = z[i] + h;
-        zt[j] = z[j] + h;
-        const double fpp = at(zt);
-        zt[i] = z[i] - h;
-        zt[j] = z[j] - h;
-        const double fmm = at(zt);
-        zt[i] = z[i];
-        zt[j] = z[j];
-        H(a, c) = H(c, a) = (fpp + fmm - 2.0 * fz) / (2.0 * h * h) - 0.5 * (H(a, a) + H(c, c));
-      }
-    uonly.set_u(u_at_z);
-  };
-
-  // Stage 2 by Newton's method on finite-difference derivatives: in the
-  // whitened coordinates the deviance is nearly quadratic and the stage-1
-  // point is close, so two or three steps converge. Near a boundary of
-  // theta, or if a Newton step fails, a projected quasi-Newton search
-  // takes over.
-  Eigen::VectorXd z = Eigen::VectorXd::Zero(np);
-  fmin = f2(z);
-  if (!std::isfinite(fmin)) {
-    res.error = "the deviance is not finite at the stage-1 estimates" +
-                (last_pirls_message.empty() ? std::string() : " (" + last_pirls_message + ")");
-    return res;
-  }
-  u_at_z = uonly.u();
-  std::vector<Eigen::Index> all(np);
-  for (Eigen::Index i = 0; i < np; ++i) all[i] = i;
-  bool newton = np <= opt.max_hessian_params;
-  for (Eigen::Index i = 0; i < nt; ++i)
-    if (std::isfinite(lowz[i]) && z[i] - lowz[i] < 0.5) newton = false;
-  Eigen::VectorXd g;
-  Eigen::MatrixXd H;
-  bool have_derivs = false;
-  int newton_steps = 0;
-  for (int it = 0; newton && it < 10; ++it) {
-    // The first step uses the curvature along each axis only (2n
-    // evaluations): the whitening makes the cross terms small, and the
-    // full Hessian is worth its n^2 evaluations only near the optimum.
-    const bool diagonal_only = it == 0 && np > 2;
-    derivatives(z, fmin, all, g, H, diagonal_only);
-    have_derivs = !diagonal_only;
-    Eigen::LLT<Eigen::MatrixXd> llt(H);
-    if (llt.info() != Eigen::Success) {
-      newton = false;
-      break;
-    }
-    const Eigen::VectorXd dz = -llt.solve(g);
-    const double decrement = -0.5 * g.dot(dz);
-    if (!(decrement > opt.optim.f_tol * (1.0 + std::fabs(fmin)))) {
-      if (diagonal_only) {
-        derivatives(z, fmin, all, g, H, false);
-        have_derivs = true;
-      }
-      break;
-    }
-    double t = 1.0;
-    for (Eigen::Index i = 0; i < nt; ++i)
-      if (std::isfinite(lowz[i]) && z[i] + dz[i] < lowz[i]) t = std::min(t, 0.5 * (z[i] - lowz[i]) / (-dz[i]));
-    bool accepted = false;
-    for (int ls = 0; ls < 20; ++ls) {
-      const Eigen::VectorXd zt = z + t * dz;
-      uonly.set_u(u_at_z);
-      const double ft = f2(zt);
-      if (std::isfinite(ft) && ft <= fmin - 1e-4 * t * decrement) {
-        z = zt;
-        fmin = ft;
-        u_at_z = uonly.u();
-        accepted = true;
-        break;
-      }
-      t *= 0.5;
-    }
-    if (!accepted) {
-      newton = false;
-      break;
-    }
-    ++newton_steps;
-    // After a step this small (a thousandth of a standard error) the
-    // Hessian has not changed beyond its own accuracy, and the gradient is
-    // what the quadratic model predicts.
-    if (!diagonal_only && decrement < 1e-6 && t == 1.0) {
-      g += H * dz;
-      break;
-    }
-    have_derivs = false;
-  }
-  res.stage2.iterations = newton_steps;
-  res.stage2.converged = newton;
-  if (!newton) {
-    OptimControl c2 = opt.optim;
-    c2.step_rel = 1e-4;
-    res.stage2 = minimize_bounded(f2, z, lowz, c2);
-    z = res.stage2.x;
-    fmin = res.stage2.f;
-    uonly.set_u(u_at_z);
-    fmin = f2(z);
-    u_at_z = uonly.u();
-    have_derivs = false;
-  }
-  if (!std::isfinite(fmin)) {
-    res.error = "the deviance is not finite at the optimum" +
-                (last_pirls_message.empty() ? std::string() : " (" + last_pirls_message + ")");
-    return res;
-  }
-  {
-    const Eigen::VectorXd zb = z;
-    boundary(z, fmin, f2, nt, lowz, [&](const Eigen::VectorXd& zz, Eigen::Index i) { return x0[i] + S(i, i) * zz[i]; });
-    if (z != zb) {
-      uonly.set_u(u_at_z);
-      fmin = f2(z);
-      u_at_z = uonly.u();
-      have_derivs = false;
-    }
-  }
-
-  // Derivatives at the optimum: the Hessian gives the covariance of beta
-  // that accounts for theta's uncertainty (as glmer's default), and the
-  // Newton decrement checks convergence.
-  const std::vector<Eigen::Index> fr = have_derivs ? all : free_coordinates(z, lowz);
-  const Eigen::Index nf = static_cast<Eigen::Index>(fr.size());
-  if (opt.hessian && nf > 0 && nf <= opt.max_hessian_params) {
-    if (!have_derivs) {
-      derivatives(z, fmin, fr, g, H, false);
-      // One Newton step polishes an optimum found by the quasi-Newton search.
-      Eigen::LLT<Eigen::MatrixXd> llt(H);
-      if (llt.info() == Eigen::Success) {
-        const Eigen::VectorXd dz = -llt.solve(g);
-        Eigen::VectorXd zt = z;
-        for (Eigen::Index a = 0; a < nf; ++a) zt[fr[a]] = std::max(z[fr[a]] + dz[a], lowz[fr[a]]);
-        uonly.set_u(u_at_z);
-        const double ft = f2(zt);
-        if (ft < fmin) {
-          Eigen::VectorXd moved(nf);
-          for (Eigen::Index a = 0; a < nf; ++a) moved[a] = zt[fr[a]] - z[fr[a]];
-          g += H * moved;  // the gradient the quadratic model predicts there
-          z = zt;
-          fmin = ft;
-          u_at_z = uonly.u();
-        }
-      }
-    }
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(H);
-    const double emax = std::max(eig.eigenvalues().cwiseAbs().maxCoeff(), 1.0);
-    if (!(eig.eigenvalues().minCoeff() > 1e-8 * emax)) {
-      res.warnings.push_back(
-          "the Hessian of the deviance is not positive definite at the optimum: some parameters are not "
-          "identified by the data (for example a random-effect variance, or a fixed effect with perfect "
-          "prediction)");
-    } else {
-      const Eigen::VectorXd step = H.llt().solve(g);
-      const double decrement = 0.5 * g.dot(step);
-      if (decrement > 1e-3)
-        res.warnings.push_back("the optimiser stopped where the deviance may still fall by " +
-                               std::to_string(decrement) + ": the fit may not have converged");
-      // Covariance of (theta, beta) in z, mapped to x = x0 + S z.
-      Eigen::MatrixXd Sf(np, nf);
-      for (Eigen::Index a = 0; a < nf; ++a) Sf.col(a) = S.col(fr[a]);
-      const Eigen::MatrixXd Vz = 2.0 * H.llt().solve(Eigen::MatrixXd::Identity(nf, nf));
-      const Eigen::MatrixXd Vx = Sf * Vz * Sf.transpose();
-      if (p > 0) res.vcov_hessian = Vx.bottomRightCorner(p, p);
-    }
-    // Derivatives in the original coordinates (theta at a bound: NaN).
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    res.hessian = Eigen::MatrixXd::Constant(np, np, nan);
-    res.gradient = Eigen::VectorXd::Constant(np, nan);
-    Eigen::MatrixXd Sff(nf, nf);
-    for (Eigen::Index a = 0; a < nf; ++a)
-      for (Eigen::Index c = 0; c < nf; ++c) Sff(a, c) = S(fr[a], fr[c]);
-    Eigen::FullPivLU<Eigen::MatrixXd> lu(Sff);
-    if (lu.isInvertible()) {
-      const Eigen::MatrixXd Si = lu.inverse();
-      const Eigen::MatrixXd Hx = Si.transpose() * H * Si;
-      const Eigen::VectorXd gx = Si.transpose() * g;
-      for (Eigen::Index a = 0; a < nf; ++a) {
-        res.gradient[fr[a]] = gx[a];
-        for (Eigen::Index c = 0; c < nf; ++c) res.hessian(fr[a], fr[c]) = Hx(a, c);
-      }
-    }
-  }
-  if (!newton && !res.stage2.converged && !res.stage2.message.empty())
-    res.warnings.push_back("the optimiser did not converge: " + res.stage2.message);
-
-  // The state at the optimum.
-  uonly.set_u(u_at_z);
-  const double fz = f2(z);
-  if (!std::isfinite(fz)) {
-    res.error = "the deviance is not finite at the optimum";
-    return res;
-  }
-  const Eigen::VectorXd x = to_x(z);
-  res.theta = x.head(nt);
-  res.beta = x.tail(p);
-  res.criterion = fz;
-  res.at = last;
-  res.u = uonly.u();
-  res.b = uonly.b();
-  joint.set_beta(res.beta);
-  joint.set_u(res.u);
-  PirlsResult jr = joint.factor_here(res.theta);
-  res.pirls_passes += jr.passes;
-  if (jr.ok) {
-    res.at.ldRX2 = jr.ldRX2;
-    res.vcov_unscaled = joint.unscaled_vcov();
-    if (opt.cond_var) res.cond_var = joint.system().unscaled_cond_var();
-  } else {
-    res.warnings.push_back("the fixed-effect system is singular at the optimum: " + jr.message);
-  }
-  res.eta = joint.linear_predictor();
-  res.ok = true;
+  if (!fit.whiten() || !fit.optimise_theta_and_beta()) return res;
+  fit.covariance_from_hessian();
+  fit.result();
   return res;
 }
 
@@ -462,7 +624,7 @@ GlmmResult evaluate_glmm(const ModelData& d, const GlmFamily& fam, const std::ve
   GlmmResult res;
   Eigen::VectorXd gz, gw;
   if (opt.n_agq > 1) gauss_hermite(opt.n_agq, gz, gw);
-  const Criterion criterion(fam, opt.n_agq, gz, gw);
+  const PirlsCriterion criterion(fam, opt.n_agq, gz, gw);
   Pirls joint(d, fam, tpl, true);
   joint.set_start_eta(eta_start);
   PirlsResult r = joint.run(theta, opt.pirls);

@@ -2,13 +2,16 @@
 // lme4's two stages: (1) theta alone, with beta and u both at their
 // conditional modes (the nAGQ = 0 criterion), which gives starting values;
 // (2) theta and beta together, with u at its conditional mode, on the
-// Laplace or adaptive Gauss-Hermite approximation of the deviance. Stage 2
-// works in coordinates whitened by the curvature found in stage 1, where
-// the deviance is nearly quadratic with unit curvature: Newton's method on
-// finite-difference derivatives converges in two or three steps (a
-// projected quasi-Newton search takes over near a boundary), its
-// tolerances are in units of standard errors, and its last Hessian gives
-// the covariance of the fixed effects as glmer's does.
+// Laplace or adaptive Gauss-Hermite approximation of the deviance. theta
+// is measured in the natural units of its random-effect columns. Stage 2
+// works in coordinates (phi, gamma): theta in natural units, beta whitened
+// by its conditional covariance at the stage-1 optimum (units of standard
+// errors), where the deviance is nearly quadratic with unit curvature:
+// Newton's method on finite-difference derivatives converges in two or
+// three steps. Both stages end with the rules of optimum.h (boundary rule,
+// probes for a better basin, Newton polish, convergence check, new starts),
+// and the last Hessian gives the covariance of the fixed effects as
+// glmer's does.
 #pragma once
 
 #include <Eigen/Dense>
@@ -25,9 +28,9 @@ namespace mlm {
 
 struct GlmmOptions {
   int n_agq = 1;            // 0: stage 1 only; 1: Laplace; > 1: adaptive Gauss-Hermite
-  OptimControl optim;       // stage 1, and the quasi-Newton fallback of stage 2
+  OptimControl optim;       // the descents of both stages
   PirlsControl pirls;
-  double boundary_tol = 1e-5;
+  double boundary_tol = 1e-3;  // natural units (optimum.h)
   bool hessian = true;      // finite-difference Hessian at the optimum (vcov and convergence check)
   int max_hessian_params = 60;
   bool cond_var = true;

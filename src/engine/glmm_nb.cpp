@@ -1,7 +1,9 @@
 #include "glmm_nb.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <string>
 
 namespace mlm {
 
@@ -17,6 +19,61 @@ double nb_aic_constant(const ModelData& d, double k) {
   }
   return 2.0 * s;
 }
+
+namespace {
+
+// Brent's minimisation without derivatives on [a, b] (the algorithm of R's
+// optimize()): golden-section steps, parabolic ones where they are safe.
+double minimize_on_interval(const std::function<double(double)>& f, double a, double b, double tol) {
+  const double golden = 0.3819660112501051;
+  double v = a + golden * (b - a), w = v, x = v;
+  double fx = f(x), fv = fx, fw = fx;
+  double dd = 0.0, e = 0.0;
+  for (int it = 0; it < 100; ++it) {
+    const double xm = 0.5 * (a + b);
+    const double tol1 = 1.5e-8 * std::fabs(x) + tol / 3.0, tol2 = 2.0 * tol1;
+    if (std::fabs(x - xm) <= tol2 - 0.5 * (b - a)) break;
+    bool golden_step = true;
+    if (std::fabs(e) > tol1) {
+      double r = (x - w) * (fx - fv);
+      double q = (x - v) * (fx - fw);
+      double pp = (x - v) * q - (x - w) * r;
+      q = 2.0 * (q - r);
+      if (q > 0.0) pp = -pp; else q = -q;
+      const double etemp = e;
+      e = dd;
+      if (std::fabs(pp) < std::fabs(0.5 * q * etemp) && pp > q * (a - x) && pp < q * (b - x)) {
+        dd = pp / q;
+        const double u = x + dd;
+        if (u - a < tol2 || b - u < tol2) dd = xm >= x ? tol1 : -tol1;
+        golden_step = false;
+      }
+    }
+    if (golden_step) {
+      e = (x < xm) ? b - x : a - x;
+      dd = golden * e;
+    }
+    const double u = std::fabs(dd) >= tol1 ? x + dd : x + (dd > 0.0 ? tol1 : -tol1);
+    const double fu = f(u);
+    if (fu <= fx) {
+      if (u < x) b = x; else a = x;
+      v = w; fv = fw;
+      w = x; fw = fx;
+      x = u; fx = fu;
+    } else {
+      if (u < x) a = u; else b = u;
+      if (fu <= fw || w == x) {
+        v = w; fv = fw;
+        w = u; fw = fu;
+      } else if (fu <= fv || v == x || v == w) {
+        v = u; fv = fu;
+      }
+    }
+  }
+  return x;
+}
+
+}  // namespace
 
 NbResult fit_glmm_nb(const ModelData& d, const GlmFamily& family, const std::vector<CovTemplate>& tpl,
                      const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta0, const Eigen::VectorXd& lower,
@@ -45,63 +102,15 @@ NbResult fit_glmm_nb(const ModelData& d, const GlmFamily& family, const std::vec
     return r.criterion;
   };
 
-  // Brent's minimisation without derivatives (the algorithm of R's
-  // optimize()), on an interval widened while the minimum sits at its edge.
+  // log(size) on an interval widened while the minimum sits at its edge.
   double best_t = 0.5 * (lo + hi);
   for (int widen = 0; widen < 4; ++widen) {
-    const double golden = 0.3819660112501051;
-    const double tol = 1e-6;
-    double a = lo, b = hi;
-    double v = a + golden * (b - a), w = v, x = v;
-    double fx = profile(x), fv = fx, fw = fx;
-    double dd = 0.0, e = 0.0;
-    for (int it = 0; it < 100; ++it) {
-      const double xm = 0.5 * (a + b);
-      const double tol1 = 1.5e-8 * std::fabs(x) + tol / 3.0, tol2 = 2.0 * tol1;
-      if (std::fabs(x - xm) <= tol2 - 0.5 * (b - a)) break;
-      bool golden_step = true;
-      if (std::fabs(e) > tol1) {
-        double r = (x - w) * (fx - fv);
-        double q = (x - v) * (fx - fw);
-        double pp = (x - v) * q - (x - w) * r;
-        q = 2.0 * (q - r);
-        if (q > 0.0) pp = -pp; else q = -q;
-        const double etemp = e;
-        e = dd;
-        if (std::fabs(pp) < std::fabs(0.5 * q * etemp) && pp > q * (a - x) && pp < q * (b - x)) {
-          dd = pp / q;
-          const double u = x + dd;
-          if (u - a < tol2 || b - u < tol2) dd = xm >= x ? tol1 : -tol1;
-          golden_step = false;
-        }
-      }
-      if (golden_step) {
-        e = (x < xm) ? b - x : a - x;
-        dd = golden * e;
-      }
-      const double u = std::fabs(dd) >= tol1 ? x + dd : x + (dd > 0.0 ? tol1 : -tol1);
-      const double fu = profile(u);
-      if (fu <= fx) {
-        if (u < x) b = x; else a = x;
-        v = w; fv = fw;
-        w = x; fw = fx;
-        x = u; fx = fu;
-      } else {
-        if (u < x) a = u; else b = u;
-        if (fu <= fw || w == x) {
-          v = w; fv = fw;
-          w = u; fw = fu;
-        } else if (fu <= fv || v == x || v == w) {
-          v = u; fv = fu;
-        }
-      }
-    }
-    best_t = x;
+    best_t = minimize_on_interval(profile, lo, hi, 1e-6);
     const double width = hi - lo;
-    if (x - lo < 1e-3 * width) {
+    if (best_t - lo < 1e-3 * width) {
       hi = lo + 0.1 * width;
       lo -= width;
-    } else if (hi - x < 1e-3 * width) {
+    } else if (hi - best_t < 1e-3 * width) {
       lo = hi - 0.1 * width;
       hi += width;
     } else {

@@ -215,6 +215,9 @@ bool ProjectedBfgs::line_search(const Eigen::VectorXd& d, double& alpha, Eigen::
     ++res_.evals;
     const double dec = g_.dot(xn - x_);
     if (std::isfinite(fn) && fn <= fx_ + 1e-4 * dec) return true;
+    // A step whose predicted gain is below the noise of f cannot show a
+    // decrease: shorter ones would only repeat the same evaluation.
+    if (std::isfinite(fn) && -dec <= ctl_.f_noise) return false;
     double shrink = 0.1;
     if (std::isfinite(fn) && dec < 0.0) {
       // Minimiser of the quadratic through f(x), its slope and f(xn).
@@ -228,7 +231,9 @@ bool ProjectedBfgs::line_search(const Eigen::VectorXd& d, double& alpha, Eigen::
 
 void ProjectedBfgs::extend(const Eigen::VectorXd& d, double predicted, double alpha, Eigen::VectorXd& xn,
                            double& fn) {
+  const double longest = d.cwiseAbs().maxCoeff();
   for (int ext = 0; ext < 6 && fx_ - fn > 1.5 * predicted; ++ext) {
+    if (3.0 * alpha * longest > ctl_.max_step) break;
     alpha *= 3.0;
     const Eigen::VectorXd xt = (x_ + alpha * d).cwiseMax(lower_);
     if ((xt - xn).cwiseAbs().maxCoeff() == 0.0) break;
@@ -287,6 +292,10 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       res.converged = true;
       break;
     }
+    // A step longer than max_step in some coordinate is shortened (the
+    // convergence test above keeps the full step's prediction).
+    const double longest = d.cwiseAbs().maxCoeff();
+    if (longest > ctl.max_step) d *= ctl.max_step / longest;
     if (res.evals > ctl.max_evals) {
       res.message = "the maximum number of evaluations was reached";
       break;

@@ -6,6 +6,7 @@
 
 #include <Eigen/Dense>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct OptimControl {
   // three steps in a row that gain less than it end the search.
   double f_noise = 0.0;
   double step_rel = 1e-5;    // finite-difference step, relative to |x| + 0.1
+  double max_step = std::numeric_limits<double>::infinity();  // longest step in any coordinate
 };
 
 struct OptimResult {

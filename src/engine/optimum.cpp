@@ -71,7 +71,13 @@ class OptimumSearch {
     noise_ = criterion_noise(f0);
     optim_ = ctl_.optim;
     optim_.f_noise = std::max(optim_.f_noise, noise_);
-    descent_ = descend(start);
+    if (ctl_.start_at_minimum && std::isfinite(f0)) {
+      descent_.x = start.cwiseMax(space_.lower);
+      descent_.f = 0.0;
+      descent_.converged = true;
+    } else {
+      descent_ = descend(start);
+    }
     x_ = descent_.x;
     f_ = descent_.f;
     return std::isfinite(f_);
@@ -79,6 +85,10 @@ class OptimumSearch {
 
   void settle_boundary();
   void probe_for_better_basins();
+  template <class Consider>
+  void probe_correlated_row(Eigen::Index i, Consider& consider) const;
+  template <class Consider>
+  void probe_correlated_below(Eigen::Index i, int sign, Consider& consider) const;
   void retry_singular_from_identity();
   bool can_polish() const {
     return ctl_.polish && n_ > 0 && n_ <= ctl_.max_hessian_params && std::isfinite(f_);
@@ -205,11 +215,12 @@ void OptimumSearch::probe_for_better_basins() {
         fbest = ft;
       }
     };
+    const bool correlations = ctl_.thorough && ctl_.correlation_probes && space_.left.size() == space_.below.size();
     Eigen::VectorXd far = x_;
     for (Eigen::Index i = 0; i < n_; ++i) {
       if (space_.role[i] != ParameterRole::diagonal) continue;
       const double base = std::isfinite(space_.lower[i]) ? space_.lower[i] : 0.0;
-      far[i] = std::max(x_[i], base + 1e3 / space_.unit_of(i));
+      far[i] = std::max(x_[i], base + std::min(1e3, ctl_.probe_reach) / space_.unit_of(i));
       if (!bounded_diagonal(i)) continue;
       if (x_[i] == space_.lower[i]) {
         for (int sign : {1, -1}) {
@@ -219,25 +230,78 @@ void OptimumSearch::probe_for_better_basins() {
             for (Eigen::Index k : space_.below[i]) flipped[k] = -flipped[k];
           }
           for (double h : {1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
+            if (h > ctl_.probe_reach) break;
             Eigen::VectorXd t = flipped;
             t[i] = space_.lower[i] + h / space_.unit_of(i);
             consider(t);
           }
+          if (correlations) probe_correlated_below(i, sign, consider);
         }
       } else if (ctl_.thorough) {
         Eigen::VectorXd t = x_;
         t[i] = space_.lower[i];
         for (Eigen::Index k : space_.below[i]) t[k] = 0.0;
         consider(t);
+        if (correlations) probe_correlated_row(i, consider);
       }
     }
     if (round == 0) {
-      consider(far);
+      if (ctl_.far_probe) consider(far);
       if (ctl_.thorough)
-        for (double d : {0.1, 1.0, 10.0, 100.0}) consider(ray_point(d));
+        for (double d : {0.1, 1.0, 10.0, 100.0})
+          if (d <= ctl_.probe_reach) consider(ray_point(d));
     }
     if (!(fbest < f_)) break;
     if (!accept_if_better(descend(best))) break;
+  }
+}
+
+// Perfect correlations, probed where a quasi-Newton descent does not go
+// (they are corners of the boundary): the random effect of diagonal entry
+// i perfectly correlated with an earlier one of its term, its standard
+// deviation (the norm of its row) moved to one entry left of it, either
+// sign, the diagonal entry at its bound.
+template <class Consider>
+void OptimumSearch::probe_correlated_row(Eigen::Index i, Consider& consider) const {
+  const std::vector<Eigen::Index>& left = space_.left[i];
+  double sd2 = 0.0;
+  for (Eigen::Index k : left) sd2 += x_[k] * x_[k];
+  // the row in natural units of its diagonal entry
+  const double d = (x_[i] - space_.lower[i]) * space_.unit_of(i);
+  for (Eigen::Index j : left)
+    for (int sign : {1, -1}) {
+      Eigen::VectorXd t = x_;
+      t[i] = space_.lower[i];
+      for (Eigen::Index k : left) t[k] = 0.0;
+      t[j] = sign * std::sqrt(sd2 + (d / space_.unit_of(j)) * (d / space_.unit_of(j)));
+      consider(t);
+    }
+}
+
+// From a zero diagonal entry i (its column flipped by sign): the random
+// effects of the rows below it perfectly correlated with its own, each
+// row's diagonal entry moved into column i, at a few small steps inside.
+template <class Consider>
+void OptimumSearch::probe_correlated_below(Eigen::Index i, int sign, Consider& consider) const {
+  Eigen::VectorXd t = x_;
+  bool moved = false;
+  for (Eigen::Index k : space_.below[i]) {
+    // the diagonal entry of k's row: the one with k left of it
+    for (Eigen::Index r = 0; r < n_; ++r) {
+      if (space_.role[r] != ParameterRole::diagonal || x_[r] == space_.lower[r]) continue;
+      const std::vector<Eigen::Index>& left = space_.left[r];
+      if (std::find(left.begin(), left.end(), k) == left.end()) continue;
+      const double d = (x_[r] - space_.lower[r]) * space_.unit_of(r) / space_.unit_of(k);
+      t[k] = sign * std::sqrt(x_[k] * x_[k] + d * d);
+      t[r] = space_.lower[r];
+      moved = true;
+    }
+  }
+  if (!moved) return;
+  for (double h : {1e-3, 1e-2, 1e-1, 1.0}) {
+    if (h > ctl_.probe_reach) break;
+    t[i] = space_.lower[i] + h / space_.unit_of(i);
+    consider(t);
   }
 }
 
@@ -260,16 +324,22 @@ void OptimumSearch::polish() {
     Eigen::VectorXd g;
     Eigen::MatrixXd H;
     int fd_evals = 0;
-    if (value_and_gradient_) {
-      f_ = value_and_gradient_(x_, g);
+    if (crit_.derivatives) {
+      double f = 0.0;
+      if (!crit_.derivatives(x_, f, g, H)) break;  // its evaluations are counted by the caller
+      f_ = f - shift_;
+      if (!std::isfinite(f_) || g.size() != n_) break;
     } else {
-      g = fd_gradient(value_, x_, f_, space_.lower, optim_.step_rel, &fd_evals);
+      if (value_and_gradient_)
+        f_ = value_and_gradient_(x_, g);
+      else
+        g = fd_gradient(value_, x_, f_, space_.lower, optim_.step_rel, &fd_evals);
+      if (!std::isfinite(f_) || g.size() != n_) break;
+      if (value_and_gradient_ && crit_.exact_gradient)
+        H = fd_hessian_from_gradient(value_and_gradient_, x_, g, space_.lower, 1e-5, &fd_evals);
+      else
+        H = fd_hessian(value_, x_, space_.lower, 1e-4, &fd_evals);
     }
-    if (!std::isfinite(f_) || g.size() != n_) break;
-    if (value_and_gradient_ && crit_.exact_gradient)
-      H = fd_hessian_from_gradient(value_and_gradient_, x_, g, space_.lower, 1e-5, &fd_evals);
-    else
-      H = fd_hessian(value_, x_, space_.lower, 1e-4, &fd_evals);
     if (H.size() == 0 || !H.allFinite()) break;
     gradient_ = g;
     hessian_ = H;
@@ -416,7 +486,9 @@ OptimumResult reach_optimum(const Criterion& criterion, const Eigen::VectorXd& s
   OptimumResult out = search.result();
   out.check = final;
   out.warnings = warnings;
-  if (!out.descent.converged && !out.descent.message.empty())
+  // A descent that stopped short is worth a warning only where no check
+  // confirmed the point it led to (the polish and check were not run).
+  if (final == OptimumCheck::not_checked && !out.descent.converged && !out.descent.message.empty())
     out.warnings.push_back("the optimiser did not converge: " + out.descent.message);
   return out;
 }

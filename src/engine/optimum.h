@@ -35,6 +35,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,10 @@ struct Criterion {
   // is then taken from its differences; otherwise (no gradient, or one
   // partly by differences) from second differences of the value.
   bool exact_gradient = true;
+  // Optional: the value, gradient and Hessian at x by the criterion's own
+  // differences, for a criterion whose noise sets the steps they need (a
+  // GLMM deviance, each value the end of an iteration); false on failure.
+  std::function<bool(const Eigen::VectorXd& x, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H)> derivatives;
 };
 
 // What the rules need to know of each parameter.
@@ -100,6 +105,10 @@ struct ParameterSpace {
   // For each diagonal entry, the entries below it in its column: with the
   // diagonal entry at zero the sign of the rest of the column is arbitrary.
   std::vector<std::vector<Eigen::Index>> below;
+  // Optional: for each diagonal entry, the entries left of it in its row
+  // (with it they make up the standard deviation of its random effect);
+  // used by the probes of perfect correlations.
+  std::vector<std::vector<Eigen::Index>> left;
   // The size of one natural unit of each parameter (boundary_tol, probe
   // distances and the step check are measured in natural units); empty:
   // the parameters are in natural units.
@@ -116,6 +125,21 @@ struct OptimumControl {
   bool polish = true;           // Newton polish and convergence check (the caller weighs their cost)
   bool thorough = true;         // the probes worth their evaluations only where evaluations are cheap
   int max_recoveries = 3;       // new descents after a failed convergence check
+  // The farthest probe, in natural units (far out, the diagonal ray, steps
+  // from a zero entry): a GLMM deviance has no use for points where PIRLS
+  // works hardest and the likelihood never falls.
+  double probe_reach = 1e3;
+  // The start is the end of the caller's own descent (a Newton method on
+  // derivatives it computes better): the rules start there.
+  bool start_at_minimum = false;
+  // The probe far out (probe_reach natural units), for criteria that may
+  // fall without limit as the variances grow (an LMM that reproduces the data).
+  bool far_probe = true;
+  // Where thorough: also probe perfect correlations (needs space.left): a
+  // random effect's standard deviation moved from its diagonal entry to
+  // one entry of its row, and a zero diagonal entry probed with the rows
+  // below it moved into its column.
+  bool correlation_probes = false;
 };
 
 // How the convergence check ended: a minimum; a saddle point or a point

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <limits>
 
+#include "cross_product_scatter.h"
+#include "start_values.h"
+
 
 namespace mlm {
 
@@ -26,12 +29,42 @@ struct CompensatedSum {
   double value() const { return sum + c; }
 };
 
-void complete_lower(double* A, int q) {
-  for (int b = 0; b < q; ++b)
-    for (int a = 0; a < b; ++a) A[a + b * q] = A[b + a * q];
+// The rounding noise of a sum of deviance residuals: each is a difference
+// of terms of size about pw (1 + |y|)(1 + |eta|) (y log y and y eta for
+// Poisson counts, eta for binomial ones), rounded independently, so the
+// sum's error is about eps times the root sum of their squares (times 4
+// for the several roundings in each).
+struct RoundingNoise {
+  double sum_sq = 0.0;
+  void add(double scale) { sum_sq += scale * scale; }
+  double value() const { return 4.0 * std::numeric_limits<double>::epsilon() * std::sqrt(sum_sq); }
+};
+
+inline double rounding_scale(double eta, double y, double pw) {
+  return pw * (1.0 + std::fabs(y)) * (1.0 + std::fabs(eta));
 }
 
 }  // namespace
+
+// The scratch arrays of one chunk of a pass.
+struct Pirls::PassScratch {
+  std::vector<double> eta, zb, dev, sw, wres;
+  explicit PassScratch(Index n) : eta(n), zb(n), dev(n), sw(n), wres(n) {}
+};
+
+// What a pass sums over all observations.
+struct Pirls::PassSums {
+  CompensatedSum dev;
+  RoundingNoise noise;
+};
+
+// The modes a Newton step proposes, and the deviance there.
+struct Pirls::Candidate {
+  std::vector<Eigen::MatrixXd> u, b;
+  Eigen::VectorXd beta;
+  double dev = kInf, pdev = kInf;
+  Candidate(std::size_t factors, const Eigen::VectorXd& beta0) : u(factors), b(factors), beta(beta0) {}
+};
 
 Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint)
     : d_(data), fam_(family), tpl_(templates), joint_(joint) {
@@ -43,46 +76,27 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
   pattern.offset = nullptr;
   if (!joint_) pattern.p = 0;
   xp_ = build_cross_products(pattern);
+  theta_units_ = theta_scales(xp_, tpl_);
   const int p = joint_ ? d_.p : 0;
-  if (joint_ && d_.intercept_col >= 0) {
-    // Centring X by constants is an exact reparametrisation that keeps
-    // X'WX well conditioned; the working response is left as it is.
-    xp_.center = Eigen::VectorXd::Zero(p + 1);
-    for (int c = 0; c < p; ++c) {
-      if (c == d_.intercept_col) continue;
-      const double* x = d_.X + static_cast<Index>(c) * d_.n;
-      double s = 0.0;
-      for (Index i = 0; i < d_.n; ++i) s += x[i];
-      xp_.center[c] = s / static_cast<double>(d_.n);
-    }
-    xp_.intercept_col = d_.intercept_col;
-  }
   if (joint_) {
-    // A ridge far below the arithmetic's noise in any fit whose estimates
-    // exist keeps X'WX positive definite when weights vanish (estimates
-    // drifting to infinity under separation), so that such fits end with
-    // a diagnosis rather than a failed factorisation.
-    ridge_.resize(p);
-    for (int c = 0; c < p; ++c) {
-      const double* x = d_.X + static_cast<Index>(c) * d_.n;
-      const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
-      double ss = 0.0;
-      for (Index i = 0; i < d_.n; ++i) ss += (x[i] - mu) * (x[i] - mu);
-      ridge_[c] = 1e-12 * std::max(ss, 1.0);
-    }
+    centre_fixed_effects();
+    set_ridge();
   }
   sys_.reset(new BlockedCholesky(xp_, tpl_));
   nf_ = static_cast<int>(d_.blocks.size()) - 1;
+  std::vector<int> sec_q;
   Index lev = 0, coord = 0, doff = 0;
   for (int f = 0; f < nf_; ++f) {
     const FactorBlock& F = d_.blocks[f + 1];
     first_level_.push_back(lev);
     first_coord_.push_back(coord);
     diag_off_.push_back(doff);
+    sec_q.push_back(F.q);
     lev += F.n_levels;
     coord += F.n_levels * F.q;
     doff += F.n_levels * F.q * F.q;
   }
+  layout_ = ScatterLayout(d_.blocks[0].q, sec_q, p);
   find_secondary_positions();
   T_.resize(tpl_.size());
   u_.resize(tpl_.size());
@@ -92,7 +106,40 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
   }
   beta_.setZero(d_.p);
   eta_fixed_.setZero(d_.n);
-  chunk_.resize(1024, p + 1);
+  chunk_.resize(joint_ ? 1024 : 4096, p + 1);
+}
+
+// Centring X by constants is an exact reparametrisation that keeps X'WX
+// well conditioned (joint mode, X with an intercept).
+void Pirls::centre_fixed_effects() {
+  if (d_.intercept_col < 0) return;
+  const int p = d_.p;
+  xp_.center = Eigen::VectorXd::Zero(p + 1);
+  for (int c = 0; c < p; ++c) {
+    if (c == d_.intercept_col) continue;
+    const double* x = d_.X + static_cast<Index>(c) * d_.n;
+    double s = 0.0;
+    for (Index i = 0; i < d_.n; ++i) s += x[i];
+    xp_.center[c] = s / static_cast<double>(d_.n);
+  }
+  xp_.intercept_col = d_.intercept_col;
+}
+
+// A ridge far below the arithmetic's noise in any fit whose estimates
+// exist keeps X'WX positive definite when weights vanish (estimates
+// drifting to infinity under separation), so that such fits end with a
+// diagnosis rather than a failed factorisation. Relative to each column's
+// sum of squares: the same on any scale of the predictors.
+void Pirls::set_ridge() {
+  const int p = d_.p;
+  ridge_.resize(p);
+  for (int c = 0; c < p; ++c) {
+    const double* x = d_.X + static_cast<Index>(c) * d_.n;
+    const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
+    double ss = 0.0;
+    for (Index i = 0; i < d_.n; ++i) ss += (x[i] - mu) * (x[i] - mu);
+    ridge_[c] = ss > 0.0 ? 1e-12 * ss : 1e-12;
+  }
 }
 
 // Where each observation's contributions to the off-diagonal blocks of
@@ -134,10 +181,12 @@ void Pirls::find_secondary_positions() {
 void Pirls::set_start_eta(const Eigen::VectorXd& eta) {
   start_eta_ = eta;
   has_modes_ = false;
+  xp_at_modes_ = false;
 }
 
 void Pirls::set_beta(const Eigen::VectorXd& beta) {
   beta_ = beta;
+  xp_at_modes_ = false;
   if (!joint_) {
     const Index n = d_.n;
     for (Index i = 0; i < n; ++i) eta_fixed_[i] = d_.offset ? d_.offset[i] : 0.0;
@@ -153,9 +202,60 @@ void Pirls::set_beta(const Eigen::VectorXd& beta) {
 void Pirls::set_u(const std::vector<Eigen::MatrixXd>& u) {
   u_ = u;
   has_modes_ = true;
+  xp_at_modes_ = false;
 }
 
-void Pirls::set_theta(const Eigen::VectorXd& theta) { fill_relative_factors(tpl_, theta, T_); }
+void Pirls::set_theta(const Eigen::VectorXd& theta) {
+  fill_relative_factors(tpl_, theta, T_);
+  xp_at_modes_ = false;  // b = Lambda u has changed
+}
+
+void Pirls::set_start_state(std::shared_ptr<const PirlsPassState> state) { start_state_ = std::move(state); }
+
+std::shared_ptr<const PirlsPassState> Pirls::pass_state() const {
+  if (!last_run_ok_ || !xp_at_modes_) return nullptr;
+  auto s = std::make_shared<PirlsPassState>();
+  s->b = b();
+  s->beta = beta_;
+  s->xp_beta = xp_beta_;
+  s->dev_noise = dev_noise_;
+  s->dev = last_dev_;
+  s->D1 = xp_.D1;
+  s->C1 = xp_.C1;
+  s->XX = xp_.XX;
+  s->CR = xp_.CR;
+  s->rr_diag = xp_.rr_diag;
+  s->rr_vals = xp_.rr_vals;
+  s->r1_vals = xp_.r1_vals;
+  return s;
+}
+
+// The start state in place of the first pass of a run at the theta of T_:
+// the modes u = Lambda^{-1} b of its linear predictor and its sums. False
+// (nothing changed) where it does not apply.
+bool Pirls::restore_start_state(double& dev) {
+  const PirlsPassState* s = start_state_.get();
+  if (!s || s->b.size() != u_.size() || s->XX.rows() != xp_.XX.rows() || s->D1.size() != xp_.D1.size()) return false;
+  if (!joint_ && s->beta != beta_) return false;  // another linear predictor
+  for (std::size_t f = 0; f < T_.size(); ++f)
+    for (Index a = 0; a < T_[f].rows(); ++a)
+      if (!(T_[f](a, a) != 0.0) || !std::isfinite(T_[f](a, a))) return false;
+  for (std::size_t f = 0; f < T_.size(); ++f) u_[f] = T_[f].triangularView<Eigen::Lower>().solve(s->b[f]);
+  if (joint_) beta_ = s->beta;
+  xp_beta_ = s->xp_beta;
+  dev_noise_ = s->dev_noise;
+  xp_.D1 = s->D1;
+  xp_.C1 = s->C1;
+  xp_.XX = s->XX;
+  xp_.CR = s->CR;
+  xp_.rr_diag = s->rr_diag;
+  xp_.rr_vals = s->rr_vals;
+  xp_.r1_vals = s->r1_vals;
+  has_modes_ = true;
+  xp_at_modes_ = true;
+  dev = last_dev_ = s->dev;
+  return true;
+}
 
 std::vector<Eigen::MatrixXd> Pirls::b() const {
   std::vector<Eigen::MatrixXd> out(u_.size());
@@ -172,7 +272,8 @@ double Pirls::ussq(const std::vector<Eigen::MatrixXd>& u) const {
 // One pass: the sum of deviance residuals at the candidate (or at the
 // starting linear predictors), and the cross-products of the next Newton
 // step: sqrt(w) [Z, X - centre, z] with working weights w and working
-// response z (for u alone, z excludes offset + X beta). +Inf when the
+// response z (Z b plus the working residual: offset and X beta are left
+// out, so that the solution for beta is its increment). +Inf when the
 // linear predictor leaves the domain of the link.
 double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start) {
   if (fam_.dist == Dist::binomial && fam_.link == Link::logit) {
@@ -187,15 +288,7 @@ double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd&
   return joint_ ? pass_joint(k, b, beta, from_start) : pass_u(k, b, from_start);
 }
 
-template <class Kernel>
-double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
-                         bool from_start) {
-  const Index n = d_.n;
-  const int p = joint_ ? d_.p : 0;
-  const int P = p + 1;
-  const FactorBlock& F1 = d_.blocks[0];
-  const int q1 = F1.q;
-  const int npairs = nf_ * (nf_ - 1) / 2;
+void Pirls::clear_cross_products() {
   xp_.D1.setZero();
   xp_.C1.setZero();
   xp_.XX.setZero();
@@ -203,282 +296,223 @@ double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd
   std::fill(xp_.rr_vals.begin(), xp_.rr_vals.end(), 0.0);
   std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
   if (xp_.CR.size() > 0) xp_.CR.setZero();
+}
+
+// Z b for the observations start .. start + len - 1, column by column.
+void Pirls::random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const {
+  std::fill(zb, zb + len, 0.0);
+  for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
+    const FactorBlock& F = d_.blocks[f];
+    const Eigen::MatrixXd& bf = b[f];
+    const int* codes = F.codes + start;
+    for (int a = 0; a < F.q; ++a) {
+      const double* col = F.cols[a] ? F.cols[a] + start : nullptr;
+      for (Index i = 0; i < len; ++i) {
+        const double v = bf(a, codes[i] - F.code_base);
+        zb[i] += col ? col[i] * v : v;
+      }
+    }
+  }
+}
+
+// The deviance residuals of a chunk into the sums, and sqrt(w) with the
+// weighted working response (column p of B); false if not finite.
+bool Pirls::chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const {
+  double dev = 0.0;
+  for (Index i = 0; i < len; ++i) {
+    dev += s.dev[i];
+    sums.noise.add(rounding_scale(s.eta[i], d_.y[start + i], d_.weights ? d_.weights[start + i] : 1.0));
+    B(i, p) = s.sw[i] * (s.zb[i] + s.wres[i]);
+  }
+  if (!std::isfinite(dev)) return false;
+  sums.dev.add(dev);
+  return true;
+}
+
+// Every block of a chunk of sqrt(w)-weighted rows [Z, B] through the one
+// accumulator of the engine (cross_product_scatter.h), [X z]'[X z] apart.
+void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B) {
+  const int P = static_cast<int>(B.cols());
+  const FactorBlock& F1 = d_.blocks[0];
+  const int q1 = F1.q;
+  ScatterTargets t(layout_);
+  std::vector<double> row(layout_.dim());
+  for (Index i = 0; i < len; ++i) {
+    const Index obs = start + i;
+    for (int f = 0; f <= nf_; ++f) {
+      const FactorBlock& F = d_.blocks[f];
+      for (int a = 0; a < F.q; ++a) row[layout_.offset(f) + a] = sw[i] * (F.cols[a] ? F.cols[a][obs] : 1.0);
+    }
+    for (int c = 0; c < P; ++c) row[layout_.Q() + c] = B(i, c);
+    const Index j = F1.codes[obs] - F1.code_base;
+    t.D1 = xp_.D1.data() + j * q1 * q1;
+    t.C1 = xp_.C1.data() + j * q1 * P;
+    for (int f = 0; f < nf_; ++f) {
+      const FactorBlock& F = d_.blocks[f + 1];
+      const Index l = F.codes[obs] - F.code_base;
+      t.D[f] = xp_.rr_diag.data() + diag_off_[f] + l * F.q * F.q;
+      t.CR[f] = xp_.CR.data() + (first_coord_[f] + l * F.q) * P;
+      t.R1[f] = xp_.r1_vals.data() + r1_pos_[obs * nf_ + f];
+    }
+    for (int k = 0; k < layout_.n_pairs(); ++k) t.RR[k] = xp_.rr_vals.data() + rr_pos_[obs * layout_.n_pairs() + k];
+    scatter_row(layout_, row.data(), t);
+  }
+}
+
+// One scalar term, the commonest model: Z'WZ and [X z]'WZ column by column
+// of the chunk, reading it in memory order.
+void Pirls::scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B) {
+  const FactorBlock& F1 = d_.blocks[0];
+  const int P = static_cast<int>(B.cols());
+  const double* zc = F1.cols[0] ? F1.cols[0] + start : nullptr;
+  const int* codes = F1.codes + start;
+  const int cb = F1.code_base;
+  double* D = xp_.D1.data();
+  for (Index i = 0; i < len; ++i) {
+    const double zs = sw[i] * (zc ? zc[i] : 1.0);
+    sw[i] = zs;
+    D[codes[i] - cb] += zs * zs;
+  }
+  double* C = xp_.C1.data();
+  for (int c = 0; c < P; ++c) {
+    const double* bc = B.data() + static_cast<Index>(c) * B.rows();
+    for (Index i = 0; i < len; ++i) C[(codes[i] - cb) * P + c] += sw[i] * bc[i];
+  }
+}
+
+// The pass for beta and u together.
+template <class Kernel>
+double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
+                         bool from_start) {
+  const Index n = d_.n;
+  const int p = d_.p;
+  clear_cross_products();
+  if (from_start)
+    xp_beta_.setZero(p);
+  else
+    xp_beta_ = beta;
   const bool centred = xp_.center.size() > 0;
-
+  const bool scalar = d_.blocks[0].q == 1 && nf_ == 0;
   const Index chunk = chunk_.rows();
-  std::vector<double> eta(chunk), sw(chunk), z1(q1), tdev(chunk), tw(chunk), twres(chunk);
-  std::vector<std::vector<double>> zsec(nf_);
-  std::vector<Index> lev(nf_);
-  for (int f = 0; f < nf_; ++f) zsec[f].resize(d_.blocks[f + 1].q);
-  CompensatedSum dev;
-
+  PassScratch s(chunk);
+  PassSums sums;
   for (Index start = 0; start < n; start += chunk) {
     const Index len = std::min(chunk, n - start);
+    // eta = offset + X beta + Z b, with Z b kept apart (the working
+    // response); from the start, all of eta but the offset counts as Z b.
     if (from_start) {
-      for (Index i = 0; i < len; ++i) eta[i] = start_eta_[start + i];
+      for (Index i = 0; i < len; ++i) {
+        s.eta[i] = start_eta_[start + i];
+        s.zb[i] = s.eta[i] - (d_.offset ? d_.offset[start + i] : 0.0);
+      }
     } else {
-      if (joint_) {
-        for (Index i = 0; i < len; ++i) eta[i] = d_.offset ? d_.offset[start + i] : 0.0;
-        for (int c = 0; c < d_.p; ++c) {
-          const double* x = d_.X + static_cast<Index>(c) * n + start;
-          const double bc = beta[c];
-          for (Index i = 0; i < len; ++i) eta[i] += x[i] * bc;
-        }
-      } else {
-        for (Index i = 0; i < len; ++i) eta[i] = eta_fixed_[start + i];
-      }
-      for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
-        const FactorBlock& F = d_.blocks[f];
-        const Eigen::MatrixXd& bf = b[f];
-        const int* codes = F.codes + start;
-        for (int a = 0; a < F.q; ++a) {
-          const double* col = F.cols[a] ? F.cols[a] + start : nullptr;
-          for (Index i = 0; i < len; ++i) {
-            const double v = bf(a, codes[i] - F.code_base);
-            eta[i] += col ? col[i] * v : v;
-          }
-        }
+      random_part(start, len, b, s.zb.data());
+      for (Index i = 0; i < len; ++i) s.eta[i] = (d_.offset ? d_.offset[start + i] : 0.0) + s.zb[i];
+      for (int c = 0; c < p; ++c) {
+        const double* x = d_.X + static_cast<Index>(c) * n + start;
+        const double bc = beta[c];
+        for (Index i = 0; i < len; ++i) s.eta[i] += x[i] * bc;
       }
     }
-
-    if (!chunk_terms(kernel, eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, tdev.data(),
-                     tw.data(), twres.data()))
+    if (!chunk_terms(kernel, s.eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, s.dev.data(),
+                     s.sw.data(), s.wres.data()))
       return kInf;
-    double dev_chunk = 0.0;
-    for (Index i = 0; i < len; ++i) {
-      dev_chunk += tdev[i];
-      const double s = std::sqrt(tw[i]);
-      const double base = d_.offset ? d_.offset[start + i] : 0.0;
-      sw[i] = s;
-      chunk_(i, p) = s * (eta[i] - base + twres[i]);
-    }
-    if (!std::isfinite(dev_chunk)) return kInf;
-    dev.add(dev_chunk);
+    for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);  // the working weights' roots
+    if (!chunk_sums(start, len, s, chunk_, p, sums)) return kInf;
     for (int c = 0; c < p; ++c) {
       const double* x = d_.X + static_cast<Index>(c) * n + start;
       const double mu = centred ? xp_.center[c] : 0.0;
-      for (Index i = 0; i < len; ++i) chunk_(i, c) = sw[i] * (x[i] - mu);
+      for (Index i = 0; i < len; ++i) chunk_(i, c) = s.sw[i] * (x[i] - mu);
     }
     xp_.XX.selfadjointView<Eigen::Lower>().rankUpdate(chunk_.topRows(len).transpose());
-
-    if (q1 == 1 && nf_ == 0) {
-      // One scalar term: Z'WZ and [X z]'WZ column by column of the block,
-      // reading it in memory order.
-      const double* zc = F1.cols[0] ? F1.cols[0] + start : nullptr;
-      const int* codes = F1.codes + start;
-      const int cb = F1.code_base;
-      double* D = xp_.D1.data();
-      for (Index i = 0; i < len; ++i) {
-        const double zs = sw[i] * (zc ? zc[i] : 1.0);
-        sw[i] = zs;
-        D[codes[i] - cb] += zs * zs;
-      }
-      double* C = xp_.C1.data();
-      for (int c = 0; c < P; ++c) {
-        const double* bc = chunk_.data() + static_cast<Index>(c) * chunk;
-        for (Index i = 0; i < len; ++i) C[(codes[i] - cb) * P + c] += sw[i] * bc[i];
-      }
-      if (d_.check_interrupt && (start / chunk) % 512 == 511) d_.check_interrupt();
-      continue;
-    }
-
-    for (Index i = 0; i < len; ++i) {
-      const Index obs = start + i;
-      const double s = sw[i];
-      const Index j = F1.codes[obs] - F1.code_base;
-      for (int a = 0; a < q1; ++a) z1[a] = s * (F1.cols[a] ? F1.cols[a][obs] : 1.0);
-      double* D = xp_.D1.data() + j * q1 * q1;
-      for (int bb = 0; bb < q1; ++bb)
-        for (int a = bb; a < q1; ++a) D[a + bb * q1] += z1[a] * z1[bb];
-      for (int a = 0; a < q1; ++a) {
-        double* C = xp_.C1.data() + (j * q1 + a) * P;
-        for (int c = 0; c < P; ++c) C[c] += z1[a] * chunk_(i, c);
-      }
-      for (int f = 0; f < nf_; ++f) {
-        const FactorBlock& F = d_.blocks[f + 1];
-        const int q = F.q;
-        const Index l = F.codes[obs] - F.code_base;
-        lev[f] = first_level_[f] + l;
-        std::vector<double>& z = zsec[f];
-        for (int a = 0; a < q; ++a) z[a] = s * (F.cols[a] ? F.cols[a][obs] : 1.0);
-        double* Dd = xp_.rr_diag.data() + diag_off_[f] + l * q * q;
-        for (int bb = 0; bb < q; ++bb)
-          for (int a = bb; a < q; ++a) Dd[a + bb * q] += z[a] * z[bb];
-        for (int a = 0; a < q; ++a) {
-          double* C = xp_.CR.data() + (first_coord_[f] + l * q + a) * P;
-          for (int c = 0; c < P; ++c) C[c] += z[a] * chunk_(i, c);
-        }
-        double* R1 = xp_.r1_vals.data() + r1_pos_[obs * nf_ + f];
-        for (int bb = 0; bb < q1; ++bb)
-          for (int a = 0; a < q; ++a) R1[a + bb * q] += z[a] * z1[bb];
-        for (int g = 0; g < f; ++g) {
-          const int qg = d_.blocks[g + 1].q;
-          double* RR = xp_.rr_vals.data() + rr_pos_[obs * npairs + f * (f - 1) / 2 + g];
-          const std::vector<double>& zg = zsec[g];
-          for (int bb = 0; bb < qg; ++bb)
-            for (int a = 0; a < q; ++a) RR[a + bb * q] += z[a] * zg[bb];
-        }
-      }
-    }
+    if (scalar)
+      scatter_chunk_scalar(start, len, s.sw, chunk_);
+    else
+      scatter_chunk(start, len, s.sw, chunk_);
     if (d_.check_interrupt && (start / chunk) % 512 == 511) d_.check_interrupt();
   }
-
   xp_.XX.triangularView<Eigen::StrictlyUpper>() = xp_.XX.transpose();
   // The last diagonal entry only sets the penalised residual sum of
   // squares, which PIRLS does not use; keeping it away from zero keeps
   // the factorisation defined when the working response fits exactly.
   xp_.XX(p, p) += 1.0;
   for (int c = 0; c < p; ++c) xp_.XX(c, c) += ridge_[c];
-  for (Index j = 0; j < xp_.k1; ++j) complete_lower(xp_.D1.data() + j * q1 * q1, q1);
-  for (int f = 0; f < nf_; ++f) {
-    const int q = d_.blocks[f + 1].q;
-    for (Index l = 0; l < d_.blocks[f + 1].n_levels; ++l) complete_lower(xp_.rr_diag.data() + diag_off_[f] + l * q * q, q);
-  }
-  return dev.value();
+  dev_noise_ = sums.noise.value();
+  return sums.dev.value();
 }
 
 // The pass for u alone (beta fixed): the cross-products need only Z'WZ,
-// Z'W z and z'W z, accumulated with the weights themselves (no square
-// roots, no dense rank update). A single scalar random-effect term, the
-// commonest model, gets a loop of its own.
+// Z'W z and z'W z. A single scalar random-effect term gets a loop of its
+// own, with the weights themselves (no square roots).
 template <class Kernel>
 double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start) {
   const Index n = d_.n;
-  const FactorBlock& F1 = d_.blocks[0];
-  const int q1 = F1.q;
-  const int npairs = nf_ * (nf_ - 1) / 2;
-  xp_.D1.setZero();
-  xp_.C1.setZero();
-  std::fill(xp_.rr_diag.begin(), xp_.rr_diag.end(), 0.0);
-  std::fill(xp_.rr_vals.begin(), xp_.rr_vals.end(), 0.0);
-  std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
-  if (xp_.CR.size() > 0) xp_.CR.setZero();
-  CompensatedSum dev, yy;
-  const double* y = d_.y;
-  const double* pw = d_.weights;
+  clear_cross_products();
+  const bool scalar = d_.blocks[0].q == 1 && nf_ == 0;
   const double* ef = eta_fixed_.data();
-  const Index chunk = 4096;
-  std::vector<double> etav(chunk), zbv(chunk), tdev(chunk), tw(chunk), twres(chunk);
-
-  if (nf_ == 0 && q1 == 1) {
-    const double* col = F1.cols[0];
-    const int* codes = F1.codes;
-    const int base = F1.code_base;
-    const double* b1 = b[0].data();
-    double* D = xp_.D1.data();
-    double* C = xp_.C1.data();
-    for (Index start = 0; start < n; start += chunk) {
-      const Index end = std::min(n, start + chunk);
-      const Index len = end - start;
-      for (Index i = start; i < end; ++i) {
-        const double z = col ? col[i] : 1.0;
-        const double zb = from_start ? start_eta_[i] - ef[i] : z * b1[codes[i] - base];
-        zbv[i - start] = zb;
-        etav[i - start] = ef[i] + zb;
-      }
-      if (!chunk_terms(kernel, etav.data(), y + start, pw ? pw + start : nullptr, len, tdev.data(), tw.data(),
-                       twres.data()))
-        return kInf;
-      double dev_chunk = 0.0, yy_chunk = 0.0;
-      for (Index k = 0; k < len; ++k) {
-        const Index i = start + k;
-        const Index j = codes[i] - base;
-        const double z = col ? col[i] : 1.0;
-        dev_chunk += tdev[k];
-        const double w = tw[k];
-        const double yt = zbv[k] + twres[k];
-        const double wz = w * z;
-        D[j] += wz * z;
-        C[j] += wz * yt;
-        yy_chunk += w * yt * yt;
-      }
-      if (!std::isfinite(dev_chunk)) return kInf;
-      dev.add(dev_chunk);
-      yy.add(yy_chunk);
-      if (d_.check_interrupt && (start / chunk) % 128 == 127) d_.check_interrupt();
-    }
-    xp_.XX(0, 0) = yy.value() + 1.0;
-    return dev.value();
-  }
-
-  std::vector<double> z1(q1), zw(q1);
-  std::vector<std::vector<double>> zsec(nf_);
-  std::vector<Index> lev(nf_);
-  for (int f = 0; f < nf_; ++f) zsec[f].resize(d_.blocks[f + 1].q);
+  const Index chunk = chunk_.rows();
+  PassScratch s(chunk);
+  PassSums sums;
+  CompensatedSum yy;
   for (Index start = 0; start < n; start += chunk) {
-    const Index end = std::min(n, start + chunk);
-    const Index len = end - start;
-    for (Index i = start; i < end; ++i) {
-      double zb = 0.0;
-      if (from_start) {
-        zb = start_eta_[i] - ef[i];
-      } else {
-        for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
-          const FactorBlock& F = d_.blocks[f];
-          const Index l = F.codes[i] - F.code_base;
-          const double* bl = b[f].data() + l * F.q;
-          for (int a = 0; a < F.q; ++a) zb += (F.cols[a] ? F.cols[a][i] : 1.0) * bl[a];
-        }
-      }
-      zbv[i - start] = zb;
-      etav[i - start] = ef[i] + zb;
+    const Index len = std::min(chunk, n - start);
+    if (from_start) {
+      for (Index i = 0; i < len; ++i) s.zb[i] = start_eta_[start + i] - ef[start + i];
+    } else if (scalar) {
+      const FactorBlock& F1 = d_.blocks[0];
+      const double* col = F1.cols[0];
+      const double* b1 = b[0].data();
+      for (Index i = 0; i < len; ++i)
+        s.zb[i] = (col ? col[start + i] : 1.0) * b1[F1.codes[start + i] - F1.code_base];
+    } else {
+      random_part(start, len, b, s.zb.data());
     }
-    if (!chunk_terms(kernel, etav.data(), y + start, pw ? pw + start : nullptr, len, tdev.data(), tw.data(),
-                     twres.data()))
+    for (Index i = 0; i < len; ++i) s.eta[i] = ef[start + i] + s.zb[i];
+    if (!chunk_terms(kernel, s.eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, s.dev.data(),
+                     s.sw.data(), s.wres.data()))
       return kInf;
-    double dev_chunk = 0.0, yy_chunk = 0.0;
-    for (Index i = start; i < end; ++i) {
-      const Index k = i - start;
-      dev_chunk += tdev[k];
-      const double w = tw[k];
-      const double yt = zbv[k] + twres[k];
-      yy_chunk += w * yt * yt;
-      const Index j = F1.codes[i] - F1.code_base;
-      for (int a = 0; a < q1; ++a) {
-        z1[a] = F1.cols[a] ? F1.cols[a][i] : 1.0;
-        zw[a] = w * z1[a];
-      }
-      double* D = xp_.D1.data() + j * q1 * q1;
-      for (int bb = 0; bb < q1; ++bb)
-        for (int a = bb; a < q1; ++a) D[a + bb * q1] += zw[a] * z1[bb];
-      double* C = xp_.C1.data() + j * q1;
-      for (int a = 0; a < q1; ++a) C[a] += zw[a] * yt;
-      for (int f = 0; f < nf_; ++f) {
-        const FactorBlock& F = d_.blocks[f + 1];
-        const int q = F.q;
-        const Index l = F.codes[i] - F.code_base;
-        lev[f] = first_level_[f] + l;
-        std::vector<double>& z = zsec[f];
-        for (int a = 0; a < q; ++a) z[a] = F.cols[a] ? F.cols[a][i] : 1.0;
-        double* Dd = xp_.rr_diag.data() + diag_off_[f] + l * q * q;
-        for (int bb = 0; bb < q; ++bb)
-          for (int a = bb; a < q; ++a) Dd[a + bb * q] += w * z[a] * z[bb];
-        double* CR = xp_.CR.data() + first_coord_[f] + l * q;
-        for (int a = 0; a < q; ++a) CR[a] += w * z[a] * yt;
-        double* R1 = xp_.r1_vals.data() + r1_pos_[i * nf_ + f];
-        for (int bb = 0; bb < q1; ++bb)
-          for (int a = 0; a < q; ++a) R1[a + bb * q] += z[a] * zw[bb];
-        for (int g = 0; g < f; ++g) {
-          const int qg = d_.blocks[g + 1].q;
-          double* RR = xp_.rr_vals.data() + rr_pos_[i * npairs + f * (f - 1) / 2 + g];
-          const std::vector<double>& zg = zsec[g];
-          for (int bb = 0; bb < qg; ++bb)
-            for (int a = 0; a < q; ++a) RR[a + bb * q] += w * z[a] * zg[bb];
-        }
-      }
+    double yy_chunk = 0.0;
+    if (scalar) {
+      if (!scalar_u_sums(start, len, s, sums, yy_chunk)) return kInf;
+    } else {
+      for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);
+      if (!chunk_sums(start, len, s, chunk_, 0, sums)) return kInf;
+      for (Index i = 0; i < len; ++i) yy_chunk += chunk_(i, 0) * chunk_(i, 0);
+      scatter_chunk(start, len, s.sw, chunk_);
     }
-    if (!std::isfinite(dev_chunk)) return kInf;
-    dev.add(dev_chunk);
     yy.add(yy_chunk);
     if (d_.check_interrupt && (start / chunk) % 128 == 127) d_.check_interrupt();
   }
-  xp_.XX(0, 0) = yy.value() + 1.0;
-  for (Index j = 0; j < xp_.k1; ++j) complete_lower(xp_.D1.data() + j * q1 * q1, q1);
-  for (int f = 0; f < nf_; ++f) {
-    const int q = d_.blocks[f + 1].q;
-    for (Index l = 0; l < d_.blocks[f + 1].n_levels; ++l) complete_lower(xp_.rr_diag.data() + diag_off_[f] + l * q * q, q);
+  xp_.XX(0, 0) = yy.value() + 1.0;  // see pass_joint
+  dev_noise_ = sums.noise.value();
+  return sums.dev.value();
+}
+
+// One scalar term, u alone: D += w z^2, C += w z (Z b + working residual).
+bool Pirls::scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy) {
+  const FactorBlock& F1 = d_.blocks[0];
+  const double* col = F1.cols[0];
+  const int* codes = F1.codes;
+  const int base = F1.code_base;
+  double* D = xp_.D1.data();
+  double* C = xp_.C1.data();
+  double dev = 0.0;
+  for (Index k = 0; k < len; ++k) {
+    const Index i = start + k;
+    const Index j = codes[i] - base;
+    const double z = col ? col[i] : 1.0;
+    dev += s.dev[k];
+    sums.noise.add(rounding_scale(s.eta[k], d_.y[i], d_.weights ? d_.weights[i] : 1.0));
+    const double w = s.sw[k];
+    const double yt = s.zb[k] + s.wres[k];
+    const double wz = w * z;
+    D[j] += wz * z;
+    C[j] += wz * yt;
+    yy += w * yt * yt;
   }
-  return dev.value();
+  if (!std::isfinite(dev)) return false;
+  sums.dev.add(dev);
+  return true;
 }
 
 PirlsResult Pirls::factor_here(const Eigen::VectorXd& theta) {
@@ -487,6 +521,8 @@ PirlsResult Pirls::factor_here(const Eigen::VectorXd& theta) {
   res.dev = pass(b(), beta_, false);
   res.passes = 1;
   res.ussq = ussq(u_);
+  xp_at_modes_ = true;
+  last_dev_ = res.dev;
   if (!std::isfinite(res.dev)) {
     res.message = "the linear predictor is outside the domain of the link function";
     return res;
@@ -501,125 +537,201 @@ PirlsResult Pirls::factor_here(const Eigen::VectorXd& theta) {
   return res;
 }
 
+// The modes where the last factorisation was made, with its determinants.
+PirlsResult Pirls::at_modes(PirlsResult res, double dev) const {
+  res.ok = true;
+  res.dev = dev;
+  res.ussq = ussq(u_);
+  res.ldL2 = sys_->log_det_L();
+  res.ldRX2 = joint_ ? sys_->log_det_RX() : 0.0;
+  return res;
+}
+
+// How far a change of beta moves the linear predictor, per unit of each
+// column (joint mode), so that steps in beta are judged on the scale of
+// the predictor they multiply.
+Eigen::VectorXd Pirls::column_scales() const {
+  Eigen::VectorXd col_scale(d_.p);
+  for (int c = 0; c < d_.p; ++c) {
+    const double* x = d_.X + static_cast<Index>(c) * d_.n;
+    const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
+    double m = 0.0;
+    for (Index i = 0; i < d_.n; i += std::max<Index>(1, d_.n / 4096)) m = std::max(m, std::fabs(x[i] - mu));
+    col_scale[c] = std::max(m, 1e-8);
+  }
+  return col_scale;
+}
+
+// The Newton (Gauss-Newton) candidate from the current factorisation, and
+// the largest change of a mode it makes (of the linear predictor per unit
+// of a column, for beta).
+double Pirls::newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
+                               const Eigen::VectorXd& col_scale) const {
+  Solution sol = sys_->solve();
+  double step = 0.0;
+  for (std::size_t f = 0; f < u_.size(); ++f) {
+    cand_u[f] = std::move(sol.u[f]);
+    step = std::max(step, (cand_u[f] - u_[f]).cwiseAbs().maxCoeff());
+  }
+  if (joint_) {
+    // The solution is the increment of beta (see pass_joint), centred.
+    Eigen::VectorXd delta = sol.beta;
+    if (xp_.center.size() > 0) {
+      const int ic = xp_.intercept_col;
+      double shift = 0.0;
+      for (int c = 0; c < d_.p; ++c)
+        if (c != ic) shift -= xp_.center[c] * delta[c];
+      delta[ic] += shift;
+    }
+    cand_beta = xp_beta_ + delta;
+    step = std::max(step, ((cand_beta - beta_).cwiseAbs().array() * col_scale.array()).sum());
+  }
+  return step;
+}
+
+// The penalised deviance may rise by rounding alone: by a relative 1e-11,
+// or by the rounding noise of the sum of deviance residuals where that is
+// larger (large counts, whose residuals are small differences of large terms).
+double Pirls::pdev_slack(double pdev) const { return std::max(1e-11 * (1.0 + std::fabs(pdev)), dev_noise_); }
+
+// PIRLS from the current modes; where that fails (modes left far away by
+// an evaluation at a distant theta), again from the starting linear
+// predictors (joint mode) or from u = 0 (u alone). A failed run leaves the
+// modes of the last successful one, so that one bad evaluation does not
+// spoil the next.
 PirlsResult Pirls::run(const Eigen::VectorXd& theta, const PirlsControl& ctl) {
+  PirlsResult res = iterate(theta, ctl, true);
+  if (!res.ok && has_modes_) {
+    if (joint_ && start_eta_.size() == d_.n) {
+      has_modes_ = false;
+    } else {
+      for (auto& m : u_) m.setZero();
+    }
+    PirlsResult again = iterate(theta, ctl, false);
+    again.passes += res.passes;
+    res = again;
+  }
+  last_run_ok_ = res.ok;
+  if (res.ok) {
+    good_u_ = u_;
+    if (joint_) good_beta_ = beta_;
+  } else if (!good_u_.empty()) {
+    u_ = good_u_;
+    if (joint_) beta_ = good_beta_;
+    has_modes_ = true;
+    xp_at_modes_ = false;
+  }
+  return res;
+}
+
+// The candidate modes of a Newton step, halved towards the current modes
+// until the penalised deviance does not rise beyond its rounding (from
+// the start, with no modes to fall back on, the full step or nothing).
+bool Pirls::halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes) {
+  const std::size_t nfac = tpl_.size();
+  for (int h = 0; h <= max_halvings; ++h) {
+    for (std::size_t f = 0; f < nfac; ++f) c.b[f] = T_[f] * c.u[f];
+    c.dev = pass(c.b, c.beta, false);
+    ++passes;
+    xp_at_modes_ = false;  // until the candidate is taken
+    c.pdev = c.dev + ussq(c.u);
+    if (std::isfinite(c.pdev) && (!have_modes || c.pdev <= pdev_cur + pdev_slack(pdev_cur))) return true;
+    if (!have_modes) return false;
+    for (std::size_t f = 0; f < nfac; ++f) c.u[f] = 0.5 * (c.u[f] + u_[f]);
+    if (joint_) c.beta = 0.5 * (c.beta + beta_);
+  }
+  return false;
+}
+
+// The first step from the starting means left the domain of the link:
+// restart from the intercept-only model (beta = link of the mean, u = 0)
+// and let step halving keep the iterates inside. False when that is not
+// possible either.
+bool Pirls::restart_from_intercept(double& dev_cur, int& passes) {
+  if (!joint_ || d_.intercept_col < 0) return false;
+  beta_.setZero();
+  beta_[d_.intercept_col] = fam_.eta_mean;
+  for (auto& m : u_) m.setZero();
+  dev_cur = pass(b(), beta_, false);
+  ++passes;
+  if (!std::isfinite(dev_cur)) return false;
+  has_modes_ = true;
+  xp_at_modes_ = true;
+  last_dev_ = dev_cur;
+  return true;
+}
+
+// Converged at the current modes: the factorisation there and its determinants.
+PirlsResult Pirls::converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev) {
+  if (!sys_->factor(theta)) {
+    res.message = "the penalised least-squares system is not positive definite";
+    return res;
+  }
+  return at_modes(res, dev);
+}
+
+// Penalised iteratively reweighted least squares at theta: Newton
+// (Gauss-Newton) steps from the current modes, each halved until the
+// penalised deviance does not rise, until no mode moves by more than the
+// tolerance, or until the steps are lost in the rounding of the deviance.
+PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl, bool use_start_state) {
   set_theta(theta);
   PirlsResult res;
   const bool from_start = !has_modes_ && start_eta_.size() == d_.n;
-  double dev_cur = pass(b(), beta_, from_start);
-  res.passes = 1;
+  double dev_cur = 0.0;
+  if (from_start || !use_start_state || !restore_start_state(dev_cur)) {
+    dev_cur = pass(b(), beta_, from_start);
+    res.passes = 1;
+    xp_at_modes_ = !from_start;
+    last_dev_ = dev_cur;
+  }
   double pdev_cur = from_start ? kInf : dev_cur + ussq(u_);
   if (!from_start && !std::isfinite(pdev_cur)) {
     res.message = "the penalised deviance is not finite at the starting values";
     return res;
   }
   bool have_modes = !from_start;
-  const std::size_t nfac = tpl_.size();
-  std::vector<Eigen::MatrixXd> cand_u(nfac), cand_b(nfac);
-  Eigen::VectorXd cand_beta = beta_;
-
-  // Scale of each fixed-effect column: a change of beta matters by the
-  // change of the linear predictor it makes.
-  Eigen::VectorXd col_scale;
-  if (joint_) {
-    col_scale.resize(d_.p);
-    for (int c = 0; c < d_.p; ++c) {
-      const double* x = d_.X + static_cast<Index>(c) * d_.n;
-      const double mu = xp_.center.size() > 0 ? xp_.center[c] : 0.0;
-      double m = 0.0;
-      for (Index i = 0; i < d_.n; i += std::max<Index>(1, d_.n / 4096)) m = std::max(m, std::fabs(x[i] - mu));
-      col_scale[c] = std::max(m, 1e-8);
-    }
-  }
+  Candidate c(tpl_.size(), beta_);
+  const Eigen::VectorXd col_scale = joint_ ? column_scales() : Eigen::VectorXd();
 
   for (res.iterations = 0; res.iterations < ctl.max_iter; ++res.iterations) {
     if (!sys_->factor(theta)) {
       res.message = "the penalised least-squares system is not positive definite";
       return res;
     }
-    Solution sol = sys_->solve();
-    double step = 0.0;
-    for (std::size_t f = 0; f < nfac; ++f) {
-      cand_u[f] = sol.u[f];
-      if (have_modes) step = std::max(step, (cand_u[f] - u_[f]).cwiseAbs().maxCoeff());
-    }
-    if (joint_) {
-      cand_beta = sol.beta;
-      if (xp_.center.size() > 0) {
-        const int ic = xp_.intercept_col;
-        double shift = 0.0;
-        for (int c = 0; c < d_.p; ++c)
-          if (c != ic) shift -= xp_.center[c] * cand_beta[c];
-        cand_beta[ic] += shift;
-      }
-      if (have_modes) step = std::max(step, ((cand_beta - beta_).cwiseAbs().array() * col_scale.array()).sum());
-    }
-    if (have_modes && step <= ctl.tol) {
-      res.ok = true;
-      res.dev = dev_cur;
-      res.ussq = ussq(u_);
-      res.ldL2 = sys_->log_det_L();
-      res.ldRX2 = joint_ ? sys_->log_det_RX() : 0.0;
-      return res;
-    }
-    // Step halving until the penalised deviance does not rise.
-    bool accepted = false;
-    double dev_new = kInf, pdev_new = kInf;
-    for (int h = 0; h <= ctl.max_halvings; ++h) {
-      for (std::size_t f = 0; f < nfac; ++f) cand_b[f] = T_[f] * cand_u[f];
-      dev_new = pass(cand_b, cand_beta, false);
-      ++res.passes;
-      pdev_new = dev_new + ussq(cand_u);
-      if (std::isfinite(pdev_new) && (pdev_new <= pdev_cur + 1e-11 * (1.0 + std::fabs(pdev_cur)) || !have_modes)) {
-        accepted = true;
-        break;
-      }
-      if (!have_modes) break;  // no previous modes to fall back on
-      for (std::size_t f = 0; f < nfac; ++f) cand_u[f] = 0.5 * (cand_u[f] + u_[f]);
-      if (joint_) cand_beta = 0.5 * (cand_beta + beta_);
-    }
-    if (!accepted && !have_modes && joint_ && d_.intercept_col >= 0) {
-      // The first step from the starting means left the domain of the
-      // link: restart from the intercept-only model (beta = link of the
-      // mean, u = 0) and let step halving keep the iterates inside.
-      beta_.setZero();
-      beta_[d_.intercept_col] = fam_.eta_mean;
-      for (std::size_t f = 0; f < nfac; ++f) u_[f].setZero();
-      dev_cur = pass(b(), beta_, false);
-      ++res.passes;
-      pdev_cur = dev_cur;
-      if (std::isfinite(pdev_cur)) {
+    const double step = newton_candidate(c.u, c.beta, col_scale);
+    if (have_modes && step <= ctl.tol) return at_modes(res, dev_cur);
+    if (!halve_until_no_rise(c, have_modes, pdev_cur, ctl.max_halvings, res.passes)) {
+      if (!have_modes && restart_from_intercept(dev_cur, res.passes)) {
+        pdev_cur = dev_cur;
         have_modes = true;
-        has_modes_ = true;
         continue;
       }
-    }
-    if (!accepted) {
+      // A small step that no halving makes pay: its effect is lost in the
+      // rounding of the deviance, and the modes are as accurate as the
+      // arithmetic allows.
+      if (have_modes && step <= 1e-6) return converged_here(res, theta, dev_cur);
       res.message = have_modes ? "step halving failed to reduce the penalised deviance"
                                : "the first step from the starting values leaves the domain of the link function";
       return res;
     }
+    // A small step that changed the penalised deviance by no more than its
+    // rounding noise: the modes are at the resolution of the arithmetic.
     // Far into the iterations with the penalised deviance no longer
-    // changing: estimates drifting off to infinity (separation) or modes
-    // at the resolution of the arithmetic. Stop, as lme4 does.
-    const bool stalled = res.iterations >= 30 && std::fabs(pdev_cur - pdev_new) <= 1e-10 * (1.0 + std::fabs(pdev_new));
-    u_ = cand_u;
-    if (joint_) beta_ = cand_beta;
+    // changing: estimates drifting off to infinity (separation). Stop
+    // there, as lme4 does.
+    const double change = std::fabs(pdev_cur - c.pdev);
+    const bool at_noise = have_modes && step <= 1e-6 && change <= pdev_slack(c.pdev);
+    const bool stalled = res.iterations >= 30 && change <= 10.0 * pdev_slack(c.pdev);
+    u_ = c.u;
+    if (joint_) beta_ = c.beta;
     have_modes = true;
     has_modes_ = true;
-    dev_cur = dev_new;
-    pdev_cur = pdev_new;
-    if (stalled) {
-      if (!sys_->factor(theta)) {
-        res.message = "the penalised least-squares system is not positive definite";
-        return res;
-      }
-      res.ok = true;
-      res.dev = dev_cur;
-      res.ussq = ussq(u_);
-      res.ldL2 = sys_->log_det_L();
-      res.ldRX2 = joint_ ? sys_->log_det_RX() : 0.0;
-      return res;
-    }
+    xp_at_modes_ = true;
+    dev_cur = c.dev;
+    last_dev_ = dev_cur;
+    pdev_cur = c.pdev;
+    if (at_noise || stalled) return converged_here(res, theta, dev_cur);
   }
   res.message = "PIRLS did not converge in " + std::to_string(ctl.max_iter) + " iterations";
   return res;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "blocked_cholesky.h"
+#include "cross_product_scatter.h"
 #include "cross_products.h"
 #include "glm_family.h"
 #include "model_data.h"
@@ -38,6 +39,21 @@ struct PirlsResult {
   double ldRX2 = 0.0; // joint mode only
 };
 
+// The cross-products and deviance of a pass at converged modes, with the
+// linear predictor they were formed at (b = Lambda u per factor, beta). The
+// working weights and response depend on the linear predictor only, not on
+// theta: a run at another theta that starts from the same b and beta
+// (u = Lambda(theta)^{-1} b) starts from these sums instead of a pass over
+// the data.
+struct PirlsPassState {
+  std::vector<Eigen::MatrixXd> b;
+  Eigen::VectorXd beta;     // joint: the modes' beta; u alone: the beta fixed in the linear predictor
+  Eigen::VectorXd xp_beta;  // joint: the beta the working response leaves out
+  double dev = 0.0, dev_noise = 0.0;
+  Eigen::MatrixXd D1, C1, XX, CR;
+  std::vector<double> rr_diag, rr_vals, r1_vals;
+};
+
 class Pirls {
  public:
   // joint: beta and u together (nAGQ = 0); otherwise u alone, beta fixed.
@@ -50,6 +66,13 @@ class Pirls {
   void set_beta(const Eigen::VectorXd& beta);  // original (uncentred) parametrisation
   void set_u(const std::vector<Eigen::MatrixXd>& u);
   void set_theta(const Eigen::VectorXd& theta);
+  // The next run starts from this state where it can (its beta is the
+  // current one, u alone; every diagonal entry of Lambda(theta) nonzero);
+  // otherwise from the current modes. Null: from the current modes.
+  void set_start_state(std::shared_ptr<const PirlsPassState> state);
+  // The state of the last pass when it was made at the current modes
+  // (after a successful run); null otherwise.
+  std::shared_ptr<const PirlsPassState> pass_state() const;
 
   // PIRLS to convergence at theta, from the current modes.
   PirlsResult run(const Eigen::VectorXd& theta, const PirlsControl& control);
@@ -61,23 +84,51 @@ class Pirls {
   // rule for the standard normal density (lme4's glmerAGQ).
   double agq_deviance(const Eigen::VectorXd& z, const Eigen::VectorXd& w, double ldL2);
 
+  // The natural unit of each entry of theta: 1 / (root mean square of its
+  // random-effect column), so that theta / unit is the standard deviation
+  // of the linear predictor that the entry contributes (theta_scales).
+  const Eigen::VectorXd& theta_units() const { return theta_units_; }
+
   const Eigen::VectorXd& beta() const { return beta_; }
   const std::vector<Eigen::MatrixXd>& u() const { return u_; }
   std::vector<Eigen::MatrixXd> b() const;  // Lambda u per factor
   BlockedCholesky& system() { return *sys_; }
+  // Rounding noise of the sum of deviance residuals at the last evaluation.
+  double deviance_noise() const { return dev_noise_; }
   // (R_X'R_X)^{-1} in the original parametrisation (joint mode, after a factorisation).
   Eigen::MatrixXd unscaled_vcov() const;
   // offset + X beta + Z b at the current modes.
   Eigen::VectorXd linear_predictor() const;
 
  private:
+  struct PassScratch;
+  struct PassSums;
+  struct Candidate;
   double pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start);
   template <class Kernel>
   double pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta,
                     bool from_start);
   template <class Kernel>
   double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
+  void clear_cross_products();
+  void random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const;
+  bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
+  void scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
+  void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
+  bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
+  void centre_fixed_effects();
+  void set_ridge();
+  PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control, bool use_start_state);
+  bool restore_start_state(double& dev);
+  bool halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes);
+  bool restart_from_intercept(double& dev_cur, int& passes);
+  PirlsResult converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev);
   void find_secondary_positions();
+  PirlsResult at_modes(PirlsResult res, double dev) const;
+  Eigen::VectorXd column_scales() const;
+  double newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
+                          const Eigen::VectorXd& col_scale) const;
+  double pdev_slack(double pdev) const;
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
   ModelData d_;
@@ -85,6 +136,7 @@ class Pirls {
   std::vector<CovTemplate> tpl_;
   bool joint_;
   CrossProducts xp_;
+  ScatterLayout layout_;          // the rows [Z X z] of the per-observation scatter
   std::unique_ptr<BlockedCholesky> sys_;
   int nf_ = 0;                    // secondary factors
   std::vector<Index> r1_pos_;     // per observation and secondary factor: offset of its Z_R'WZ1 block
@@ -96,7 +148,16 @@ class Pirls {
   bool has_modes_ = false;
   Eigen::VectorXd beta_;
   std::vector<Eigen::MatrixXd> u_;
+  std::vector<Eigen::MatrixXd> good_u_;  // the modes of the last successful run
+  Eigen::VectorXd good_beta_;
   Eigen::VectorXd ridge_;         // joint: added to the diagonal of X'WX
+  Eigen::VectorXd theta_units_;
+  double dev_noise_ = 0.0;        // rounding noise of the deviance of the last pass
+  bool xp_at_modes_ = false;      // the last pass was made at the current modes
+  double last_dev_ = 0.0;         // the deviance of that pass
+  bool last_run_ok_ = false;
+  std::shared_ptr<const PirlsPassState> start_state_;
+  Eigen::VectorXd xp_beta_;       // joint: the beta of the last pass (its working response leaves out X beta)
   Eigen::MatrixXd chunk_;         // sqrt(w) [X - centre, working response], a block of rows
 };
 

@@ -1,0 +1,163 @@
+# glmm() reaches the optimum glmer reaches: variances that the first stage
+# must not leave at zero (zero is a stationary point of the deviance in each
+# standard deviation, whatever the data), PIRLS on any scale of the linear
+# predictor and of the predictors, standard errors from the Hessian, and
+# fits of a million rows that stop at the noise floor of the deviance.
+skip_if_not_installed("lme4")
+
+# glmer with its PIRLS converged tightly. glmer's default tolPwrss = 1e-7
+# (relative to the penalised deviance) stops PIRLS early and takes the
+# Laplace term at the weights of the previous iterate: its deviance moves
+# by up to 1e-3, and its finite-difference Hessian (steps of 1e-4), hence
+# its standard errors, by up to about 1% (cbpp: 0.2312 for the intercept
+# against 0.2325). At tolPwrss = 1e-14 glmer's Hessian stops changing and
+# its standard errors agree with mlmfit's within 3e-5 (cbpp, Contraception,
+# Poisson), as with the Hessian of the Laplace deviance computed by hand in
+# test-glmm-laplace.R.
+glmer_tight <- function(formula, data, family, ...) {
+  suppressWarnings(lme4::glmer(formula, data, family, control = lme4::glmerControl(tolPwrss = 1e-14), ...))
+}
+
+expect_glmer_standard_errors <- function(fit, ref, tol = 1e-3) {
+  se <- sqrt(diag(vcov(fit)))
+  se_ref <- sqrt(diag(as.matrix(stats::vcov(ref))))
+  expect_identical(fit_vcov_method(fit), "hessian")
+  expect_lt(max(abs(unname(se) / unname(se_ref) - 1)), tol)
+}
+
+test_that("a random-intercept variance is not left at zero (issue example, nAGQ = 0, 1 and 5)", {
+  set.seed(6)
+  d <- data.frame(g = rep(1:20, each = 10), x = rnorm(200))
+  d$y <- rbinom(200, 1, plogis(0.3 + 0.2 * d$x + rnorm(20, sd = .5)[d$g]))
+  for (nAGQ in c(0L, 1L, 5L)) {
+    f <- glmm(y ~ x + (1 | g), d, family = binomial, nAGQ = nAGQ)
+    g <- lme4::glmer(y ~ x + (1 | g), d, family = binomial, nAGQ = nAGQ)
+    expect_lt(-2 * as.numeric(logLik(f)) - (-2 * as.numeric(logLik(g))), 1e-4)
+    expect_equal(unname(fit_theta(f)), unname(lme4::getME(g, "theta")), tolerance = 2e-3)
+  }
+  expect_equal(-2 * as.numeric(logLik(glmm(y ~ x + (1 | g), d, family = binomial))), 242.1923, tolerance = 1e-6)
+})
+
+test_that("the nurse-turnover simulation with seed 3: the hospital variance is not left at zero, as glmer", {
+  # the simulation is the one that built the package's data (seed 1)
+  expect_identical(simulate_nurseturnover(1), nurseturnover)
+  d <- simulate_nurseturnover(3)
+  fm <- leave ~ fam + valued + age + sex + INN_OUT + (1 | HOSPITAL)
+  f <- glmm(fm, d, family = binomial, subset = age > 18)
+  g <- glmer_tight(fm, d[d$age > 18, ], binomial)
+  # glmm() used to stop at SD 0 with -2 log-likelihood 1701.50: zero is a
+  # stationary point of the deviance, and the first quasi-Newton step of
+  # stage 1 went past the bound
+  expect_equal(-2 * as.numeric(logLik(f)), 1696.6298, tolerance = 1e-5 / 1696.63)
+  expect_lt(-2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g)), 1e-4)
+  expect_equal(unname(fit_theta(f)), unname(lme4::getME(g, "theta")), tolerance = 1e-3)
+  expect_equal(fixef(f), lme4::fixef(g), tolerance = 1e-4)
+  expect_false(is_singular(f))
+})
+
+# Small binomial and Poisson data with a true standard deviation of 0.1 to
+# 0.5, where a quarter to a half of the seeds used to end at zero.
+small_variance_case <- function(seed, family) {
+  set.seed(seed)
+  k <- sample(c(10L, 20L, 40L), 1L)
+  d <- data.frame(g = rep(seq_len(k), sample(c(5L, 10L, 20L), 1L)))
+  d$x <- rnorm(nrow(d))
+  eta <- 0.3 + 0.2 * d$x + rnorm(k, sd = sample(c(0.1, 0.2, 0.3, 0.5), 1L))[d$g]
+  d$y <- if (family == "poisson") rpois(nrow(d), exp(eta)) else rbinom(nrow(d), 1L, plogis(eta))
+  d
+}
+
+check_small_variance_seeds <- function(seeds) {
+  for (family in c("binomial", "poisson")) {
+    for (seed in seeds) {
+      d <- small_variance_case(seed, family)
+      fam <- get(family, mode = "function")
+      f <- suppressMessages(glmm(y ~ x + (1 | g), d, family = fam))
+      g <- suppressMessages(lme4::glmer(y ~ x + (1 | g), d, family = fam))
+      gap <- -2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g))
+      expect_lt(gap, 1e-4, label = sprintf("%s seed %d: mlmfit's -2 log-likelihood minus glmer's", family, seed))
+      if (lme4::getME(g, "theta") > 0.05) {
+        expect_gt(unname(fit_theta(f)), 0, label = sprintf("%s seed %d: the standard deviation", family, seed))
+      }
+    }
+  }
+}
+
+test_that("small variances over many seeds, binomial and Poisson, as glmer", {
+  check_small_variance_seeds(1:20)
+})
+
+test_that("small variances over many seeds: the full tier", {
+  skip_unless_full_tests()
+  check_small_variance_seeds(21:120)
+})
+
+test_that("PIRLS with large Poisson counts (log-means around 15), as glmer", {
+  for (seed in 1:3) {
+    set.seed(seed)
+    d <- data.frame(g = rep(1:20, each = 10), x = rnorm(200))
+    d$y <- rpois(200, exp(15 + 0.3 * d$x + rnorm(20, sd = .3)[d$g]))
+    f <- glmm(y ~ x + (1 | g), d, family = poisson)
+    g <- suppressWarnings(lme4::glmer(y ~ x + (1 | g), d, family = poisson))  # glmer: "rescale variables?"
+    expect_lt(-2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g)), 1e-4)
+    expect_equal(fixef(f), lme4::fixef(g), tolerance = 1e-5)
+    expect_equal(unname(fit_theta(f)), unname(lme4::getME(g, "theta")), tolerance = 1e-3)
+  }
+})
+
+test_that("predictors on scales from 1e-8 to 1e8: the fit of the unscaled model, as glmer's", {
+  for (seed in c(1L, 2L, 14L, 17L, 29L, 40L)) {
+    set.seed(seed)
+    k <- sample(c(10, 30, 60), 1)
+    d <- data.frame(g = rep(seq_len(k), each = sample(c(4, 10, 20), 1)))
+    n <- nrow(d)
+    d$x <- rnorm(n)
+    d$z <- rnorm(n)
+    eta <- 0.2 + 0.8 * d$x - 0.5 * d$z + rnorm(k, sd = sample(c(0.2, 0.5, 1), 1))[d$g] + rnorm(k, sd = 0.3)[d$g] * d$x
+    d$y <- rbinom(n, 1, plogis(eta))
+    f <- suppressWarnings(suppressMessages(glmm(y ~ x + z + (x | g), d, binomial)))
+    g <- suppressWarnings(suppressMessages(lme4::glmer(y ~ x + z + (x | g), d, binomial)))
+    expect_lt(-2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g)), 1e-4)
+    for (scale in c(1e3, if (seed <= 2L) c(1e-8, 1e8))) {
+      d$xs <- d$x * scale
+      d$zs <- d$z / scale
+      fs <- suppressWarnings(suppressMessages(glmm(y ~ xs + zs + (xs | g), d, binomial)))
+      expect_equal(as.numeric(logLik(fs)), as.numeric(logLik(f)), tolerance = 1e-7)
+      expect_equal(unname(fixef(fs) * c(1, scale, 1 / scale)), unname(fixef(f)), tolerance = 1e-3)
+      expect_equal(unname(fitted(fs)), unname(fitted(f)), tolerance = 1e-4)
+    }
+  }
+})
+
+test_that("fixed-effect standard errors agree with glmer's Hessian-based ones (cbpp, Contraception, Poisson)", {
+  skip_if_not_installed("mlmRev")
+  cbpp_formula <- cbind(incidence, size - incidence) ~ period + (1 | herd)
+  expect_glmer_standard_errors(test_fit("cbpp")$mlm, glmer_tight(cbpp_formula, lme4::cbpp, binomial))
+  # glmer's default PIRLS tolerance gives about 1% smaller ones here
+  se_default <- sqrt(diag(as.matrix(stats::vcov(test_fit("cbpp")$lme4))))
+  expect_gt(max(abs(sqrt(diag(vcov(test_fit("cbpp")$mlm))) / se_default - 1)), 3e-3)
+
+  fm <- use ~ age + I(age^2) + urban + livch + (1 | district)
+  expect_glmer_standard_errors(test_fit("contraception")$mlm, glmer_tight(fm, contraception_data(), binomial))
+
+  fits <- test_fit("poisson")
+  expect_glmer_standard_errors(fits$mlm, glmer_tight(y ~ x + offset(log(exposure)) + (1 | g), fits$data, poisson))
+})
+
+test_that("a binary GLMM of a million rows stops at the noise floor of its deviance", {
+  skip_unless_full_tests()
+  set.seed(1)
+  n <- 1e6
+  g <- sample.int(1e4, n, replace = TRUE)
+  d <- data.frame(x1 = rnorm(n), x2 = rbinom(n, 1, 0.4), g = g)
+  d$y <- rbinom(n, 1, plogis(-0.5 + 0.6 * d$x1 - 0.4 * d$x2 + rnorm(1e4, 0, 0.8)[g]))
+  f <- glmm(y ~ x1 + x2 + (1 | g), d, binomial)
+  # the same rows in another order: sums rounded differently, the same fit
+  p <- glmm(y ~ x1 + x2 + (1 | g), d[sample.int(n), ], binomial)
+  expect_equal(as.numeric(logLik(p)), as.numeric(logLik(f)), tolerance = 1e-9)
+  expect_equal(fixef(p), fixef(f), tolerance = 1e-5)
+  expect_equal(unname(fit_theta(p)), unname(fit_theta(f)), tolerance = 1e-4)
+  expect_lt(fit_optinfo(f)$evals, 200)
+  expect_lt(fit_optinfo(p)$evals, 200)
+  expect_length(fit_optinfo(f)$warnings, 0L)
+})
