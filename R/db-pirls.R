@@ -202,7 +202,7 @@ db_working_sql <- function(fam, con) {
 db_pass_rows <- function(ctx, beta, b, full = FALSE) {
   con <- ctx$spec$db$con
   rows <- db_eta_query(ctx$spec, stats::setNames(beta, ctx$beta_names), b, ctx$source,
-                       seq_along(re_terms(ctx$spec)), extra = c("frame", "response", "weights"), log = ctx$log,
+                       re_selection(ctx$spec, NULL), extra = c("frame", "response", "weights"), log = ctx$log,
                        cache = NULL)
   pw <- NULL
   if (is.null(ctx$spec$db$glmm_pw_sql) && is.null(ctx$spec$db$weights_sql)) {

@@ -8,7 +8,7 @@
 #' @export
 fitted.mlmfit_db <- function(object, ...) {
   source <- db_row_source(object)
-  eta <- db_eta_query(object, fit_beta(object), fit_b(object), source, seq_along(re_terms(object)))
+  eta <- db_eta_query(object, fit_beta(object), fit_b(object), source, re_selection(object, NULL))
   db_with_column(object, eta, ".fitted", db_inverse_link(object, db_ident(spec_db(object)$con, ".eta")),
                  source$db$columns$names)
 }
@@ -19,7 +19,7 @@ residuals.mlmfit_db <- function(object, type = NULL, scaled = FALSE, ...) {
   type <- type %||% (if (glmm) "deviance" else "response")
   con <- spec_db(object)$con
   source <- db_row_source(object)
-  eta_sql <- db_eta_query(object, fit_beta(object), fit_b(object), source, seq_along(re_terms(object)),
+  eta_sql <- db_eta_query(object, fit_beta(object), fit_b(object), source, re_selection(object, NULL),
                           extra = c("response", "weights"))
   y <- db_ident(con, "mlm_y")
   w <- if (!is.null(source$db$weights_sql) || !is.null(source$db$glmm_pw_sql)) db_ident(con, "mlm_pw")
@@ -72,10 +72,10 @@ predict.mlmfit_db <- function(object, newdata = NULL, re.form = NULL, allow.new.
                 i = "Collect the rows and call {.fn predict} with a data frame as {.arg newdata}."),
               c("mlmfit_error_database_rows", "mlmfit_error_no_rows"))
   }
-  terms_used <- select_re_terms(object, re.form)
+  selection <- re_selection(object, re.form)
   source <- db_row_source(object, newdata)
-  if (!is.null(newdata) && length(terms_used) && !allow.new.levels) db_check_new_levels(object, source, terms_used)
-  eta <- db_eta_query(object, fit_beta(object), fit_b(object), source, terms_used, new_levels_zero = !is.null(newdata))
+  if (!is.null(newdata) && length(selection) && !allow.new.levels) db_check_new_levels(object, source, selection)
+  eta <- db_eta_query(object, fit_beta(object), fit_b(object), source, selection, new_levels_zero = !is.null(newdata))
   value <- db_ident(spec_db(object)$con, ".eta")
   if (type == "response") value <- db_inverse_link(object, value)
   db_with_column(object, eta, ".prediction", value, source$db$columns$names)
@@ -103,10 +103,10 @@ model.matrix.mlmfit_db <- function(object, ...) {
 
 # Levels of newdata that the fit has not seen: an error unless
 # allow.new.levels (one query over newdata).
-db_check_new_levels <- function(fit, source, terms_used) {
+db_check_new_levels <- function(fit, source, selection) {
   db <- spec_db(fit)
   con <- db$con
-  for (b in unique(vapply(re_terms(fit)[terms_used], `[[`, 0, "block"))) {
+  for (b in match(names(selection), names(re_blocks(fit)))) {
     label <- re_blocks(fit)[[b]]$label
     keys <- vapply(source$db$vars[db$blocks[[b]]$keys], `[[`, "", "key_sql")
     tab <- db_ident(con, db_re_table(fit, b, fit_b(fit)[[b]], db$re_tables))
@@ -187,8 +187,9 @@ db_re_table <- function(x, k, b, cache = NULL, log = NULL) {
 # at (beta, b) (and what residuals and PIRLS passes need: extra "response"
 # and "weights" as mlm_y and mlm_pw, "frame" for every column of the frame
 # and the fixed part `.fixed`): SELECT the source's columns over the frame,
-# with a LEFT JOIN of the random effects of the blocks used.
-db_eta_query <- function(x, beta, b, source, terms_used, new_levels_zero = FALSE, extra = character(), log = NULL,
+# with a LEFT JOIN of the random effects of the blocks used. `selection`:
+# the random effects to include, as re_selection() gives them.
+db_eta_query <- function(x, beta, b, source, selection, new_levels_zero = FALSE, extra = character(), log = NULL,
                          cache = spec_db(x)$re_tables) {
   db <- source$db
   fit_db <- spec_db(x)
@@ -205,16 +206,14 @@ db_eta_query <- function(x, beta, b, source, terms_used, new_levels_zero = FALSE
   x_sql <- fit_db$x_sql[names(beta)]
   parts <- ifelse(x_sql == "1.0", db_number(beta), paste0(db_number(beta), " * ", x_sql))
   joins <- character()
-  terms <- re_terms(x)
-  blocks_used <- unique(vapply(terms[terms_used], `[[`, 0, "block"))
-  for (k in blocks_used) {
+  for (label in names(selection)) {
+    k <- match(label, names(re_blocks(x)))
     blk <- fit_db$blocks[[k]]
     tab <- db_ident(con, paste0("mlm_re", k))
     keys <- alias[blk$keys]
     on <- paste0(keys, " = ", tab, ".", db_ident(con, paste0("mlm_k", seq_along(keys))), collapse = " AND ")
     joins <- c(joins, paste0(" LEFT JOIN ", db_ident(con, db_re_table(x, k, b[[k]], cache, log)), " ", tab, " ON ", on))
-    cols <- unlist(lapply(terms[terms_used][vapply(terms[terms_used], `[[`, 0, "block") == k], `[[`, "block_cols"))
-    for (a in cols) {
+    for (a in selection[[label]]) {
       bval <- paste0(tab, ".", db_ident(con, paste0("mlm_b", a)))
       if (new_levels_zero) bval <- paste0("COALESCE(", bval, ", 0.0)")
       parts <- c(parts, if (blk$z_sql[a] == "1.0") bval else paste0(bval, " * ", blk$z_sql[a]))

@@ -48,9 +48,9 @@ singular_terms <- function(fit, tol = singular_tol) {
     lay <- theta_layout_term(tm)
     diag_zero <- at_zero[tm$theta[lay$row == lay$col]]
     if (all(diag_zero)) {
-      out <- c(out, paste0("the variance of the random effects for ", tm$display, " is estimated as zero"))
+      out <- c(out, paste0("the variance of the random effects of ", term_label(tm), " is estimated as zero"))
     } else if (any(diag_zero)) {
-      out <- c(out, paste0("the random effects for ", tm$display, " are perfectly correlated (the covariance matrix is singular)"))
+      out <- c(out, paste0("the random effects of ", term_label(tm), " are perfectly correlated (the covariance matrix is singular)"))
     }
   }
   out

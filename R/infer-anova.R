@@ -63,6 +63,12 @@
 anova.mlmfit <- function(object, ..., type = "III", ddf = "Satterthwaite", refit = NULL, model.names = NULL) {
   dots <- list(...)
   is_model <- vapply(dots, function(d) inherits(d, c("mlmfit", "lm", "merMod")), logical(1))
+  if (!all(is_model)) {
+    nms <- names(dots) %||% rep("", length(dots))
+    shown <- ifelse(nzchar(nms), nms, "(unnamed)")[!is_model]
+    mlm_warn("{.fn anova} compares fits only: {cli::qty(length(shown))}the argument{?s} {.arg {shown}} {?is/are} ignored.",
+             "mlmfit_warning_unused_argument", arguments = shown)
+  }
   if (any(is_model)) {
     mc <- match.call(expand.dots = TRUE)
     arg_exprs <- as.list(mc)[-1L]
@@ -71,9 +77,6 @@ anova.mlmfit <- function(object, ..., type = "III", ddf = "Satterthwaite", refit
     models <- c(list(object), dots[is_model])
     if (is.null(model.names)) model.names <- names_in_call[seq_along(models)]
     return(lrt_table(models, model.names, refit))
-  }
-  if (length(dots) > 0L) {
-    mlm_warn("Arguments that are not fits were ignored: {.arg {names(dots)}}.", "mlmfit_warning_argument")
   }
   type <- match_anova_type(type)
   ddf <- match_ddf(ddf)

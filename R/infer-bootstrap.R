@@ -83,7 +83,7 @@ run_parametric_bootstrap <- function(fit, nsim, seed, cores, progress, refit_one
   nsim <- positive_count(nsim, "nsim")
   cores <- positive_count(cores, "cores")
   glmm <- inherits(fit, "mlmfit_glmm")
-  if (glmm && spec_family(fit)$dist == "binomial" && any(abs(weights(fit) - round(weights(fit))) > 1e-8)) {
+  if (glmm && spec_family(fit)$dist == "binomial" && any(abs((w <- spec_weights(fit) %||% 1) - round(w)) > 1e-8)) {
     mlm_abort("A binomial model can only be bootstrapped when its numbers of trials (the prior weights) are whole numbers.",
               "mlmfit_error_argument")
   }
@@ -196,6 +196,7 @@ run_in_chunks <- function(n, chunk_size, fun, cores, progress, label) {
 
 #' @export
 print.mlmfit_bootstrap <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+  warn_unused_dots(..., method = "print")
   cat("Parametric bootstrap of a mixed model: ", x$R, " simulations", sep = "")
   n_failed <- attr(x, "n_failed") %||% 0L
   if (n_failed > 0L) cat(" (", n_failed, " failed refits)", sep = "")
@@ -227,6 +228,7 @@ print.mlmfit_bootstrap <- function(x, digits = max(3, getOption("digits") - 3), 
 #' confint(b, type = "basic")
 #' @export
 confint.mlmfit_bootstrap <- function(object, parm, level = 0.95, type = c("perc", "basic", "norm"), ...) {
+  warn_unused_dots(..., method = "confint")
   type <- match.arg(type)
   check_level(level)
   all_names <- colnames(object$t)

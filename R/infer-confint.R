@@ -81,8 +81,17 @@
 confint.mlmfit <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"), nsim = 500,
                            seed = NULL, boot.type = c("perc", "basic", "norm"), cores = 1L, progress = TRUE,
                            oldNames = TRUE, ...) {
+  warn_unused_dots(..., method = "confint")
+  # (missing() before match.arg(): an assigned argument is no longer missing)
+  boot_given <- c(nsim = !missing(nsim), seed = !missing(seed), boot.type = !missing(boot.type),
+                  cores = !missing(cores), progress = !missing(progress))
   method <- match.arg(method)
   boot.type <- match.arg(boot.type)
+  if (method != "boot" && any(boot_given)) {
+    shown <- names(boot_given)[boot_given]
+    mlm_warn("{.code method = \"{method}\"} does not use the bootstrap's {cli::qty(length(shown))}argument{?s} {.arg {shown}}: {?it is/they are} ignored.",
+             "mlmfit_warning_unused_argument", arguments = shown)
+  }
   check_level(level)
   all_names <- parameter_names(object, oldNames)
   p <- length(fixef(object))

@@ -24,8 +24,7 @@ satterthwaite_basis <- function(fit) {
   res <- spec_residual(spec)
   k_theta <- length(fit_theta(fit))
   free <- if (is.null(res)) integer() else which(res$free)
-  theta <- unname(c(fit_theta(fit), fit_psi(fit)[free]))
-  f <- function(params) {
+  deviance_parts <- function(params, free) {
     params <- as.matrix(params)
     full <- params[seq_len(k_theta), , drop = FALSE]
     if (!is.null(res)) {
@@ -37,6 +36,9 @@ satterthwaite_basis <- function(fit) {
     g <- tm$ld_L2 + (if (reml) tm$ld_RX2 else 0) + tm$log_det_R
     rbind(g, tm$pwrss, matrix(tm$vcov, nrow = p * p))
   }
+  free <- free[structure_parameters_interior(fit, free, deviance_parts)]
+  theta <- unname(c(fit_theta(fit), fit_psi(fit)[free]))
+  f <- function(params) deviance_parts(params, free)
   k <- length(theta)
   # four Richardson levels for the usual few parameters; two when there are
   # many (the evaluations grow with the square of their number)
@@ -54,6 +56,27 @@ satterthwaite_basis <- function(fit) {
            list(2 * sigma * U))
   list(vcov = vcov(fit), vcov_varpar = 2 * h_inv, jacobian = jac, hessian = H,
        n_negative = sum(eig$values < -1e-8))
+}
+
+# Which of the free residual-structure parameters `free` have a defined
+# deviance on both sides within the differences' largest step? One at the
+# edge of its space (a correlation the engine stops next to a singular
+# matrix, src/engine/residual_structure.cpp) is held fixed, as a variance
+# at zero is: differences across the edge are not defined, and an estimate
+# at a limit has no Wald-type covariance.
+structure_parameters_interior <- function(fit, free, deviance_parts) {
+  if (length(free) == 0L) return(logical())
+  x <- unname(c(fit_theta(fit), fit_psi(fit)[free]))
+  h <- 1e-3 * pmax(abs(x), 0.1)  # richardson_derivatives()' first step
+  k_theta <- length(fit_theta(fit))
+  shifted <- lapply(k_theta + seq_along(free), function(i) {
+    e <- numeric(length(x))
+    e[i] <- h[i]
+    cbind(x + e, x - e)
+  })
+  vals <- deviance_parts(do.call(cbind, shifted), free)
+  ok <- colSums(!is.finite(vals)) == 0L
+  vapply(seq_along(free), function(j) all(ok[2L * j - 1:0]), logical(1))
 }
 
 # t test of one linear combination: estimate, standard error, df.

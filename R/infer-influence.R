@@ -59,11 +59,11 @@ influence.mlmfit <- function(model, groups, data, maxfun = NULL, do.coef = TRUE,
               "mlmfit_error_residual_structure")
   }
   if (length(list(...)) > 0L) {
-    mlm_warn("{.fn influence} ignores the argument{?s} {.arg {names(list(...))}}.", "mlmfit_warning_argument")
+    mlm_warn("{.fn influence} ignores the argument{?s} {.arg {names(list(...))}}.", c("mlmfit_warning_unused_argument", "mlmfit_warning_argument"))
   }
   if (!is.null(maxfun)) {
     mlm_warn("{.arg maxfun} is lme4's limit on its optimiser and has no effect on mlmfit's refits.",
-             "mlmfit_warning_argument")
+             c("mlmfit_warning_unused_argument", "mlmfit_warning_argument"))
   }
   if (!isTRUE(do.coef)) {
     if (!inherits(model, "mlmfit_lmm")) {

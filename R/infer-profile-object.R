@@ -89,7 +89,7 @@ profile.mlmfit <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100, 
   if (length(ignored) > 0L) {
     mlm_warn(c("{.fn profile} of an mlmfit fit ignores {cli::qty(length(ignored))}argument{?s} {.arg {ignored}}.",
                i = "They set lme4's optimiser and parallel runs, which mlmfit's profile does not use."),
-             "mlmfit_warning_argument")
+             c("mlmfit_warning_unused_argument", "mlmfit_warning_argument"))
   }
   if (!is.numeric(alphamax) || length(alphamax) != 1L || !(alphamax > 0 && alphamax < 1)) {
     mlm_abort("{.arg alphamax} must be a number between 0 and 1.", "mlmfit_error_argument")

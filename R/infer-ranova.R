@@ -48,6 +48,7 @@
 #' ranova(fit, reduce.terms = FALSE)
 #' @export
 ranova <- function(model, reduce.terms = TRUE, ...) {
+  warn_unused_dots(..., method = "ranova")
   if (!inherits(model, "mlmfit_lmm")) {
     mlm_abort("{.fn ranova} needs a fit from {.fn lmm}.", "mlmfit_error_argument")
   }

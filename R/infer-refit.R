@@ -86,7 +86,7 @@ check_refit_arguments <- function(...) {
     ignored <- names(args)[!honoured]
     ignored[is.na(ignored) | ignored == ""] <- "(unnamed)"
     mlm_warn(c("{.fn refit} ignores {.arg {ignored}}.", i = "A refit uses the settings of the fit it refits."),
-             "mlmfit_warning_argument")
+             c("mlmfit_warning_unused_argument", "mlmfit_warning_argument"))
   }
   invisible()
 }

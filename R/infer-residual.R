@@ -55,7 +55,9 @@ gls_without_random_effects <- function(model, formula, eval_env) {
 
 #' @rdname lmm-influence
 #' @export
-hatvalues.mlmfit_lmm_structured <- function(model, ...) {
+hatvalues.mlmfit_lmm_structured <- function(model, ...) refuse_structured_leverages()
+
+refuse_structured_leverages <- function() {
   mlm_abort(c("Leverages and Cook's distances are not available for fits with a residual {.arg correlation} or {.arg variance} structure.",
               i = "The hat matrix of such a fit is not the one computed for independent residuals; {.code residuals(fit, type = \"normalized\")} gives residuals to inspect."),
             "mlmfit_error_residual_structure")

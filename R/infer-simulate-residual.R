@@ -6,15 +6,21 @@
 # observations) turned into draws with correlation C and standard deviation
 # multipliers S: e = S L z within each residual group, L the lower Cholesky
 # factor of the group's correlation matrix in time order. In units of sigma.
-correlate_residual_draws <- function(object, z) {
-  s <- residual_sd_multipliers(object)
+# For new rows, `parts` holds their multipliers, groups and times
+# (residual_structure_newdata()).
+correlate_residual_draws <- function(object, z, parts = NULL) {
   cor <- spec_residual(object)$correlation
+  if (is.null(parts)) {
+    parts <- list(s = residual_sd_multipliers(object), group = if (!is.null(cor)) as.integer(cor$group),
+                  time = if (!is.null(cor)) cor$position)
+  }
+  s <- parts$s
   if (is.null(cor)) return(s * z)
   par <- fit_residual_natural(object)[[1L]]
-  g <- as.integer(cor$group)
-  ord <- order(g, cor$position)
+  g <- parts$group
+  ord <- order(g, parts$time)
   gs <- g[ord]
-  pos <- cor$position[ord]
+  pos <- parts$time[ord]
   zs <- z[ord, , drop = FALSE]
   out <- zs
   # k: place of each (sorted) observation within its group

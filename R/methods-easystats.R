@@ -70,7 +70,10 @@ insight_find_formula <- function(x, verbose = TRUE, ...) {
 # insight's model_info() reads family(); a linear mixed model is gaussian.
 #' @rdname mlmfit-insight
 #' @export
-family.mlmfit_lmm <- function(object, ...) stats::gaussian()
+family.mlmfit_lmm <- function(object, ...) {
+  warn_unused_dots(..., method = "family")
+  stats::gaussian()
+}
 
 insight_find_statistic <- function(x, ...) {
   if (has_scale(x)) "t-statistic" else "z-statistic"

@@ -44,6 +44,7 @@ NULL
 #' @rdname glmm-methods
 #' @export
 logLik.mlmfit_glmm <- function(object, REML = NULL, ...) {
+  warn_unused_dots(..., method = "logLik")
   if (isTRUE(REML)) {
     mlm_abort("A generalized linear mixed model has no REML criterion.", "mlmfit_error_argument")
   }
@@ -54,16 +55,23 @@ logLik.mlmfit_glmm <- function(object, REML = NULL, ...) {
 
 #' @rdname glmm-methods
 #' @export
-deviance.mlmfit_glmm <- function(object, ...) fit_devcomp(object)$sum_dev_resid
+deviance.mlmfit_glmm <- function(object, ...) {
+  warn_unused_dots(..., method = "deviance")
+  fit_devcomp(object)$sum_dev_resid
+}
 
 #' @rdname glmm-methods
 #' @export
 residuals.mlmfit_glmm <- function(object, type = c("deviance", "pearson", "working", "response"), scaled = FALSE, ...) {
-  type <- match.arg(type)
+  warn_unused_dots(..., method = "residuals")
+  observation_vector(object, glmm_residual_values(object, match.arg(type), scaled))
+}
+
+glmm_residual_values <- function(object, type, scaled) {
   y <- spec_y(object)
   mu <- fit_fitted(object)
   w <- spec_weights(object) %||% rep(1, length(y))
-  fam <- family(object)
+  fam <- spec_family(object)$family
   r <- switch(type,
     deviance = {
       d <- sqrt(pmax(fam$dev.resids(y, mu, w), 0))
@@ -74,29 +82,36 @@ residuals.mlmfit_glmm <- function(object, type = c("deviance", "pearson", "worki
     response = y - mu
   )
   if (scaled) r <- r / fit_sigma(object)
-  observation_vector(object, r)
+  r
 }
 
 #' @rdname glmm-methods
 #' @export
-family.mlmfit_glmm <- function(object, ...) spec_family(object)$family
+family.mlmfit_glmm <- function(object, ...) {
+  warn_unused_dots(..., method = "family")
+  spec_family(object)$family
+}
 
 #' @rdname glmm-methods
 #' @export
-sigma.mlmfit_glmm <- function(object, ...) fit_sigma(object)
+sigma.mlmfit_glmm <- function(object, ...) {
+  warn_unused_dots(..., method = "sigma")
+  fit_sigma(object)
+}
 
 #' @rdname glmm-methods
 #' @export
 weights.mlmfit_glmm <- function(object, type = c("prior", "working"), ...) {
+  warn_unused_dots(..., method = "weights")
   type <- match.arg(type)
   w <- if (type == "working") fit_working_weights(object) else spec_weights(object)
-  if (is.null(w)) w <- rep(1, nobs(object))
-  stats::setNames(w, rownames(spec_frame(object)))
+  as.vector(w %||% rep(1, nobs(object)))  # the rows of the fit, as lme4's
 }
 
 #' @rdname glmm-methods
 #' @export
 vcov.mlmfit_glmm <- function(object, use.hessian = NULL, ...) {
+  warn_unused_dots(..., method = "vcov")
   if (isFALSE(use.hessian)) return(fit_vcov_unscaled(object) * fit_sigma(object)^2)
   if (isTRUE(use.hessian) && !identical(fit_vcov_method(object), "hessian")) {
     mlm_abort(c("The Hessian-based covariance is not available for this fit.",
@@ -135,6 +150,7 @@ print_criteria <- function(tab, digits) {
 
 #' @export
 print.mlmfit_glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+  warn_unused_dots(..., method = "print")
   print_glmm_header(x)
   print_criteria(information_criteria(x), 4)
   cat("Random effects:\n")
@@ -165,7 +181,7 @@ print.mlmfit_glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) 
 #' @return A list of class `mlmfit_glmm_summary` with components `coefficients`
 #'   (Estimate, Std. Error, z value, Pr(>|z|); "t value" for Gamma models,
 #'   as in lme4), `varcor`, `residuals`, `ngrps`, `nobs`, `AICtab`,
-#'   `family`, `link` and `vcov`.
+#'   `logLik`, `sigma`, `call`, `family`, `link` and `vcov`.
 #' @examples
 #' nels88$pass <- nels88$math >= 50
 #' s <- summary(glmm(pass ~ homework + (1 | schid), nels88, family = binomial))
@@ -173,6 +189,7 @@ print.mlmfit_glmm <- function(x, digits = max(3, getOption("digits") - 3), ...) 
 #' s$coefficients
 #' @export
 summary.mlmfit_glmm <- function(object, ...) {
+  warn_unused_dots(..., method = "summary")
   beta <- fixef(object)
   se <- sqrt(diag(vcov(object)))
   z <- beta / se
@@ -182,8 +199,10 @@ summary.mlmfit_glmm <- function(object, ...) {
   fam <- family(object)
   structure(list(
     fit = object, coefficients = coefs, varcor = VarCorr(object),
-    residuals = residuals(object, type = "pearson", scaled = TRUE),
+    # a database fit: quantiles from the database (summary.mlmfit_db)
+    residuals = if (is.null(spec_db(object))) glmm_residual_values(object, "pearson", scaled = TRUE),
     ngrps = ngrps(object), nobs = nobs(object), AICtab = information_criteria(object),
+    logLik = stats::logLik(object), sigma = sigma(object), call = fit_call(object),
     family = fam$family, link = fam$link,
     singular = is_singular(object), vcov = vcov(object)
   ), class = "mlmfit_glmm_summary")
@@ -193,6 +212,7 @@ summary.mlmfit_glmm <- function(object, ...) {
 #' @export
 print.mlmfit_glmm_summary <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
                                signif.stars = getOption("show.signif.stars"), ...) {
+  warn_unused_dots(..., method = "print")
   fit <- x$fit
   print_glmm_header(fit)
   cat("\n")

@@ -53,6 +53,7 @@ NULL
 #' @rdname lme4-extractors
 getME.mlmfit <- function(object, name, ...) {
   if (inherits(object, "mlmfit_db")) refuse_without_rows(object, "getME()")
+  warn_unused_dots(..., method = "getME")
   if (missing(name) || !is.character(name) || length(name) == 0L) {
     mlm_abort("{.arg name} must name one or more components, e.g. {.val theta}.", "mlmfit_error_argument")
   }
@@ -239,13 +240,22 @@ merMod_devcomp <- function(fit, lay) {
 }
 
 #' @rdname lme4-extractors
-isREML.mlmfit <- function(x, ...) fit_reml(x)
+isREML.mlmfit <- function(x, ...) {
+  warn_unused_dots(..., method = "isREML")
+  fit_reml(x)
+}
 
 #' @rdname lme4-extractors
-isLMM.mlmfit <- function(x, ...) inherits(x, "mlmfit_lmm")
+isLMM.mlmfit <- function(x, ...) {
+  warn_unused_dots(..., method = "isLMM")
+  inherits(x, "mlmfit_lmm")
+}
 
 #' @rdname lme4-extractors
-isGLMM.mlmfit <- function(x, ...) inherits(x, "mlmfit_glmm")
+isGLMM.mlmfit <- function(x, ...) {
+  warn_unused_dots(..., method = "isGLMM")
+  inherits(x, "mlmfit_glmm")
+}
 
 #' @rdname lme4-extractors
 #' @export
@@ -271,6 +281,7 @@ REMLcrit.default <- function(object) {
 #' @importFrom stats extractAIC
 #' @export
 extractAIC.mlmfit <- function(fit, scale = 0, k = 2, ...) {
+  warn_unused_dots(..., method = "extractAIC")
   ll <- stats::logLik(refit_ml(fit))
   edf <- attr(ll, "df")
   c(edf, -2 * as.numeric(ll) + k * edf)

@@ -42,6 +42,7 @@ NULL
 #' @export
 drop1.mlmfit <- function(object, scope, scale = 0, test = c("none", "Chisq", "F"), k = 2, trace = FALSE,
                          ddf = "Satterthwaite", ...) {
+  warn_unused_dots(..., method = "drop1")
   test <- match.arg(test)
   droppable <- stats::drop.scope(spec_fixed_terms(object))
   scope <- if (missing(scope)) droppable else scope_terms(scope, object)
@@ -76,6 +77,7 @@ drop1.mlmfit <- function(object, scope, scale = 0, test = c("none", "Chisq", "F"
 #' @importFrom stats add1
 #' @export
 add1.mlmfit <- function(object, scope, scale = 0, test = c("none", "Chisq"), k = 2, trace = FALSE, ...) {
+  warn_unused_dots(..., method = "add1")
   test <- match.arg(test)
   if (missing(scope) || is.null(scope)) {
     mlm_abort("{.arg scope} must name the terms to add, e.g. {.code ~ . + x}.", "mlmfit_error_argument")

@@ -21,53 +21,54 @@ fixed_terms_for_prediction <- function(fit) {
   tt
 }
 
-# The random-effect terms that re.form names: NULL -> all, NA or a formula
-# without random-effect terms -> none, otherwise the terms of the fit with
-# the same grouping factor and columns.
-select_re_terms <- function(fit, re.form) {
-  terms <- re_terms(fit)
-  all_terms <- seq_along(terms)
-  if (is.null(re.form)) return(all_terms)
-  if (identical(re.form, NA) || (is.logical(re.form) && length(re.form) == 1L && is.na(re.form))) return(integer())
+# The random effects that re.form names, as the columns of each block they
+# select (a list named by block; lme4's rule): NULL -> every column of every
+# block, NA or a formula without random-effect terms -> none; a formula
+# `(lhs | g)` -> the columns of lhs among those of the block of g, so that a
+# term of the model, several terms of one factor or a part of a term (the
+# intercept of `(x | g)`) can be named.
+re_selection <- function(fit, re.form) {
+  blocks <- re_blocks(fit)
+  if (is.null(re.form)) return(lapply(blocks, function(b) seq_len(b$q)))
+  if (identical(re.form, NA) || (is.logical(re.form) && length(re.form) == 1L && is.na(re.form))) return(list())
   if (!inherits(re.form, "formula")) {
     mlm_abort("{.arg re.form} must be {.code NULL}, {.code NA}, {.code ~0} or a formula of random-effect terms.",
               "mlmfit_error_argument")
   }
   rhs <- re.form[[length(re.form)]]
-  if (length(find_bars(rhs)) == 0L) return(integer())
+  if (length(find_bars(rhs)) == 0L) return(list())
   wanted <- parse_mixed_formula(stats::as.formula(call("~", quote(.y), rhs), env = environment(re.form)))$random
-  fit_keys <- vapply(terms, function(tm) paste(tm$label, paste(tm$colnames, collapse = "+"), sep = "|"), "")
-  out <- integer()
+  terms <- re_terms(fit)
+  out <- list()
   for (w in wanted) {
+    b <- match(w$label, names(blocks))
     cols <- tryCatch(if (is.null(spec_db(fit))) re_columns(w$lhs, spec_frame(fit), spec_X(fit), environment(re.form))$names
-                     else db_term_colnames(spec_db(fit), w$lhs), error = function(e) NULL)
-    key <- paste(w$label, paste(cols, collapse = "+"), sep = "|")
-    k <- match(key, fit_keys)
-    if (is.na(k)) {
-      mlm_abort(c("The term {.code ({deparse1(w$lhs)} | {w$label})} of {.arg re.form} is not a random-effect term of the model.",
-                  i = "The model's terms: {.code {vapply(terms, function(tm) paste0('(', deparse1(tm$lhs), ' | ', tm$label, ')'), '')}}."),
+                     else db_term_colnames(spec_db(fit), w$lhs),
+                     mlmfit_error = function(e) NULL, error = function(e) NULL)
+    if (!is.na(b)) {
+      # a term of the model: its own columns (names may repeat in a block)
+      same <- Filter(function(tm) tm$label == w$label && identical(tm$colnames, cols), terms)
+      pos <- if (length(same)) same[[1L]]$block_cols else match(cols, blocks[[b]]$colnames)
+    }
+    if (is.na(b) || is.null(cols) || anyNA(pos)) {
+      shown <- vapply(terms, term_label, "")
+      mlm_abort(c("The term {.code {term_label(w)}} of {.arg re.form} is not among the random effects of the model.",
+                  i = "{.arg re.form} can name the model's terms {.code {shown}} or some of their columns."),
                 "mlmfit_error_argument")
     }
-    out <- c(out, k)
+    out[[w$label]] <- sort(unique(c(out[[w$label]], pos)))
   }
-  sort(unique(out))
+  out[intersect(names(blocks), names(out))]
 }
 
-# Levels of a grouping factor for the rows of newdata, as strings.
+# Levels of a grouping factor for the rows of newdata, as text: the same
+# mapping of values to levels as the fit's (group_labels()).
 grouping_values <- function(tm, newdata, env) {
-  expr <- tm$group_expr
-  if (tm$label %in% names(newdata)) return(as.character(newdata[[tm$label]]))
-  if (is_interaction_of_names(expr, names(newdata))) {
-    parts <- lapply(interaction_names(expr), function(v) as.character(newdata[[v]]))
-    out <- do.call(paste, c(parts, sep = ":"))
-    out[Reduce(`|`, lapply(parts, is.na))] <- NA_character_
-    return(out)
-  }
-  vals <- tryCatch(eval(expr, newdata, env), error = function(e) {
+  vals <- tryCatch(grouping_variable(tm$group_expr, tm$label, newdata, env), mlmfit_error_formula = function(e) {
     mlm_abort(c("The grouping factor {.code {tm$label}} could not be formed from {.arg newdata}.",
                 x = conditionMessage(e)), "mlmfit_error_newdata")
   })
-  as.character(vals)
+  group_labels(vals)
 }
 
 # Columns of Z of one term for the rows of newdata.
@@ -81,37 +82,63 @@ term_columns <- function(fit, tm, newdata, env) {
   Z[, tm$colnames, drop = FALSE]
 }
 
-#' Design of new data for predictions (internal)
-#'
-#' The fixed-effect model matrix of new rows, their offset (from `offset()`
-#' terms of the formula, as lme4), and the contribution `Z b` of the
-#' random-effect terms selected by `re.form`. Levels of grouping factors
-#' that the fit has not seen contribute zero when `allow.new.levels` is
-#' `TRUE` and are an error otherwise.
-#' @noRd
-new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = FALSE, na.action = stats::na.pass) {
-  env <- environment(spec_formula(fit))
-  terms <- re_terms(fit)
-  b <- fit_b(fit)
-  terms_used <- select_re_terms(fit, re.form)
-  if (is.null(newdata)) {
-    X <- spec_X(fit)
-    frame <- spec_frame(fit)
-    re <- numeric(nrow(X))
-    for (t in terms_used) {
-      tm <- terms[[t]]
-      codes <- as.integer(block_factor(fit, tm$block))
-      Z <- term_columns(fit, tm, frame, env)
-      re <- re + rowSums(Z * t(b[[tm$block]][tm$block_cols, codes, drop = FALSE]))
-    }
-    return(list(X = X, offset = spec_offset(fit) %||% numeric(nrow(X)), re = re, na.action = NULL,
-                rownames = rownames(frame)))
+# The columns `cols` of block b's Z for the rows of newdata (the data of the
+# fit when newdata is NULL), from the terms of the block that hold them.
+block_columns <- function(fit, b, cols, newdata, env) {
+  if (is.null(newdata)) return(block_z(fit, b, cols))
+  blk <- re_blocks(fit)[[b]]
+  Z <- matrix(0, nrow(newdata), blk$q)
+  for (tm in re_terms(fit)[blk$terms]) {
+    if (!any(tm$block_cols %in% cols)) next
+    Z[, tm$block_cols] <- term_columns(fit, tm, newdata, env)
   }
-  newdata <- as_model_data(newdata)
-  # the rows na.action keeps, judged on every variable the prediction uses
-  tt <- fixed_terms_for_prediction(fit)
-  needed <- c(all.vars(tt), unlist(lapply(terms[terms_used], function(tm) c(all.vars(tm$lhs), all.vars(tm$group_expr)))))
-  needed <- unique(needed)
+  Z[, cols, drop = FALSE]
+}
+
+# The level of each row of newdata (the data of the fit when NULL) among
+# the levels of block b: codes into the fit's levels, NA for levels the fit
+# has not seen (an error unless allow.new.levels) and missing values.
+block_codes <- function(fit, b, newdata, env, allow.new.levels) {
+  if (is.null(newdata)) return(as.integer(block_factor(fit, b)))
+  blk <- re_blocks(fit)[[b]]
+  tm <- re_terms(fit)[[blk$terms[1L]]]
+  g <- grouping_values(tm, newdata, env)
+  idx <- match(g, blk$levels)
+  new <- is.na(idx)
+  if (any(new) && !allow.new.levels) {
+    shown <- unique(g[new])
+    mlm_abort(c("{.arg newdata} has {cli::qty(length(shown))}level{?s} of {.var {tm$label}} that the fit has not seen: {.val {utils::head(shown, 5)}}{if (length(shown) > 5) ' ...' else ''}.",
+                i = "Use {.code allow.new.levels = TRUE} to predict those rows at the population level for this term."),
+              c("mlmfit_error_new_levels", "mlmfit_error_newdata"), variable = tm$label, levels = shown)
+  }
+  attr(idx, "labels") <- g
+  idx
+}
+
+# Z b of the selected random effects (a re_selection()) for the rows of
+# newdata (the data of the fit when NULL); rows of new or missing levels
+# contribute zero.
+random_part <- function(fit, selection, newdata, env, allow.new.levels) {
+  n <- if (is.null(newdata)) spec_nobs(fit) else nrow(newdata)
+  b <- fit_b(fit)
+  re <- numeric(n)
+  for (blk in names(selection)) {
+    cols <- selection[[blk]]
+    idx <- block_codes(fit, blk, newdata, env, allow.new.levels)
+    Z <- block_columns(fit, blk, cols, newdata, env)
+    seen <- !is.na(idx)
+    B <- matrix(0, n, length(cols))
+    B[seen, ] <- t(b[[blk]][cols, idx[seen], drop = FALSE])
+    re <- re + rowSums(Z * B)
+  }
+  re
+}
+
+# newdata as predictions read it: a data frame (integer64 columns as
+# double), with the rows na.action drops (judged on the variables the
+# prediction uses: `needed`) left out and recorded.
+prepare_newdata <- function(fit, newdata, needed, na.action, env) {
+  newdata <- convert_integer64(as_model_data(newdata))
   # as model.frame(): names that newdata lacks are looked up in the
   # formula's environment and its enclosures (constants such as pi, user
   # objects and functions)
@@ -130,6 +157,40 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
     omitted <- attr(vars_frame, "na.action")
     if (!is.null(omitted)) newdata <- newdata[-as.integer(omitted), , drop = FALSE]
   }
+  structure(newdata, omitted = omitted)
+}
+
+# The variables a prediction reads: the fixed part, and the columns and
+# grouping factors of the blocks selected.
+prediction_variables <- function(fit, selection) {
+  terms <- re_terms(fit)
+  blocks <- re_blocks(fit)
+  used <- unlist(lapply(names(selection), function(b) blocks[[b]]$terms))
+  unique(c(all.vars(fixed_terms_for_prediction(fit)),
+           unlist(lapply(terms[used], function(tm) c(all.vars(tm$lhs), all.vars(tm$group_expr))))))
+}
+
+#' Design of new data for predictions (internal)
+#'
+#' The fixed-effect model matrix of new rows, their offset (from `offset()`
+#' terms of the formula, as lme4), and the contribution `Z b` of the
+#' random effects selected by `re.form` (see re_selection()). Levels of
+#' grouping factors that the fit has not seen contribute zero when
+#' `allow.new.levels` is `TRUE` and are an error otherwise. `newdata` in
+#' the answer is the new data of the rows kept (NULL for the data of the
+#' fit).
+#' @noRd
+new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = FALSE, na.action = stats::na.pass) {
+  env <- environment(spec_formula(fit))
+  selection <- re_selection(fit, re.form)
+  if (is.null(newdata)) {
+    X <- spec_X(fit)
+    return(list(X = X, offset = spec_offset(fit) %||% numeric(nrow(X)),
+                re = random_part(fit, selection, NULL, env, allow.new.levels),
+                na.action = NULL, rownames = rownames(spec_frame(fit)), newdata = NULL))
+  }
+  tt <- fixed_terms_for_prediction(fit)
+  newdata <- prepare_newdata(fit, newdata, prediction_variables(fit, selection), na.action, env)
   mf <- stats::model.frame(tt, newdata, na.action = stats::na.pass, xlev = spec_xlevels(fit))
   X <- stats::model.matrix(tt, mf, contrasts.arg = spec_contrasts(fit))
   X <- X[, spec_x_names(fit), drop = FALSE]
@@ -137,25 +198,15 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
   if (!is.null(off <- attr(tt, "offset"))) {
     for (i in off) offset <- offset + eval(attr(tt, "variables")[[i + 1L]], newdata, env)
   }
-  blocks <- re_blocks(fit)
-  re <- numeric(nrow(X))
-  for (t in terms_used) {
-    tm <- terms[[t]]
-    g <- grouping_values(tm, newdata, env)
-    idx <- match(g, blocks[[tm$block]]$levels)
-    new <- is.na(idx)
-    if (any(new) && !allow.new.levels) {
-      shown <- unique(g[new])
-      mlm_abort(c("{.arg newdata} has {cli::qty(length(shown))}level{?s} of {.var {tm$label}} that the fit has not seen: {.val {utils::head(shown, 5)}}{if (length(shown) > 5) ' ...' else ''}.",
-                  i = "Use {.code allow.new.levels = TRUE} to predict those rows at the population level for this term."),
-                c("mlmfit_error_new_levels", "mlmfit_error_newdata"), variable = tm$label, levels = shown)
-    }
-    Z <- term_columns(fit, tm, newdata, env)
-    B <- matrix(0, length(idx), length(tm$block_cols))
-    B[!new, ] <- t(b[[tm$block]][tm$block_cols, idx[!new], drop = FALSE])
-    re <- re + rowSums(Z * B)
-  }
-  list(X = X, offset = offset, re = re, na.action = omitted, rownames = rownames(newdata))
+  list(X = X, offset = offset, re = random_part(fit, selection, newdata, env, allow.new.levels),
+       na.action = attr(newdata, "omitted"), rownames = rownames(newdata), newdata = newdata)
+}
+
+# The linear predictor on the rows of the fit with the random effects
+# re.form selects (the population level for NA), for internal use.
+linear_predictor <- function(fit, re.form = NULL) {
+  d <- new_design(fit, NULL, re.form)
+  drop(d$X %*% fit_beta(fit)) + d$offset + d$re
 }
 
 #' Predictions from a mixed model
@@ -190,13 +241,18 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
 #' @param se.fit Also return standard errors of the fixed-effect part of
 #'   the predictions, `sqrt(diag(X V X'))` with `V = vcov(object)`: the
 #'   standard errors of population-level predictions, on the scale of the
-#'   linear predictor. (They ignore the uncertainty of the random effects.
-#'   For a [glmm()] fit they are refused with `type = "response"`.)
+#'   linear predictor; with `type = "response"` on the scale of the mean by
+#'   the delta method (times `|d mu / d eta|`). They ignore the uncertainty
+#'   of the random effects: with random effects in the predictions a
+#'   message (class `mlmfit_message_se_fixed_part`) says so.
 #' @param random.only Return only the random-effect contribution.
 #' @param na.action What to do with rows of `newdata` with missing values:
 #'   [stats::na.pass] (default: predictions are `NA`), [stats::na.omit] or
-#'   [stats::na.exclude].
-#' @param ... Unused.
+#'   [stats::na.exclude]. Without `newdata`, a function given here changes
+#'   how the rows the fit dropped for missing values are shown, as lme4:
+#'   `na.exclude` pads the predictions with `NA` in those rows.
+#' @param ... Not used: other arguments (e.g. `interval`) are reported in a
+#'   warning of class `mlmfit_warning_unused_argument`.
 #' @return A named numeric vector, or with `se.fit = TRUE` a list with
 #'   components `fit` and `se.fit`.
 #' @examples
@@ -206,6 +262,8 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
 #' nd <- data.frame(homework = 0:3, schid = "7472")
 #' predict(fit, nd)
 #' predict(fit, nd, re.form = NA, se.fit = TRUE)
+#' # the school intercepts only, without the school slopes
+#' predict(fit, nd, re.form = ~ (1 | schid))
 #' # a school the fit has not seen gets the population-level prediction
 #' predict(fit, data.frame(homework = 2, schid = "new"), allow.new.levels = TRUE)
 #'
@@ -214,29 +272,43 @@ new_design <- function(fit, newdata = NULL, re.form = NULL, allow.new.levels = F
 #' head(predict(gfit, type = "response"))
 #' new <- data.frame(homework = 0:3, schid = nels88$schid[1])
 #' predict(gfit, new, type = "response")
-#' predict(gfit, new, re.form = NA, type = "response")
+#' predict(gfit, new, re.form = NA, type = "response", se.fit = TRUE)
 #' @export
 predict.mlmfit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
                            type = c("link", "response"), se.fit = FALSE, random.only = FALSE,
                            na.action = stats::na.pass, ...) {
+  warn_unused_dots(..., method = "predict",
+                   hint = "Standard errors come with {.code se.fit = TRUE}; intervals for parameters from {.fn confint}.")
   type <- match.arg(type)
   family <- spec_family(object)$family
   response_scale <- type == "response" && !is.null(family)
-  if (se.fit && response_scale) {
-    mlm_abort(c("Standard errors of predictions on the response scale are not available.",
-                i = "Use {.code type = \"link\"} for standard errors on the scale of the linear predictor."),
-              "mlmfit_error_argument")
+  omit <- if (is.null(newdata)) attr(spec_frame(object), "na.action")
+  if (!is.null(omit) && is.null(newdata) && !missing(na.action)) {
+    # lme4's rule: na.action given here says how to show the rows the fit dropped
+    class(omit) <- class(attr(na.action(NA), "na.action"))
   }
   if (is.null(newdata) && is.null(re.form) && !se.fit && !random.only) {
     pred <- if (!is.null(family) && type == "link") fit_eta(object) else fit_fitted(object)
-    return(observation_vector(object, pred))
+    return(observation_vector(object, pred, omit))
   }
   d <- new_design(object, newdata, re.form, allow.new.levels, na.action)
-  eta <- if (random.only) d$re else drop(d$X %*% fixef(object)) + d$offset + d$re
+  eta <- if (random.only) d$re else drop(d$X %*% fit_beta(object)) + d$offset + d$re
   pred <- stats::setNames(as.vector(if (response_scale) family$linkinv(eta) else eta), d$rownames)
-  omit <- if (is.null(newdata)) attr(spec_frame(object), "na.action") else d$na.action
+  if (!is.null(newdata)) omit <- d$na.action
   pred <- stats::napredict(omit, pred)
   if (!se.fit) return(pred)
+  if (random.only) {
+    mlm_abort(c("{.code se.fit = TRUE} gives standard errors of the fixed-effect part, which {.code random.only = TRUE} leaves out.",
+                i = "Use {.fn ranef} with {.code condVar = TRUE} for the conditional variances of the random effects."),
+              "mlmfit_error_argument")
+  }
+  if (length(re_selection(object, re.form)) > 0L) {
+    mlm_inform(c("The standard errors cover the fixed-effect part of the predictions only.",
+                 i = "The uncertainty of the random effects is not included; {.code re.form = NA} gives population-level predictions, to which they apply."),
+               "mlmfit_message_se_fixed_part")
+  }
   se <- sqrt(rowSums((d$X %*% vcov(object)) * d$X))
-  list(fit = pred, se.fit = stats::napredict(omit, stats::setNames(se, d$rownames)))
+  # the delta method: the standard error of mu = linkinv(eta)
+  if (response_scale) se <- se * abs(family$mu.eta(eta))
+  list(fit = pred, se.fit = stats::napredict(omit, stats::setNames(as.vector(se), d$rownames)))
 }

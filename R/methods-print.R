@@ -22,7 +22,7 @@ print_call_lines <- function(x) {
 information_criteria <- function(x) {
   ll <- logLik(x, REML = FALSE)
   c(AIC = stats::AIC(ll), BIC = stats::BIC(ll), logLik = as.numeric(ll), deviance = -2 * as.numeric(ll),
-    df.resid = nobs(x) - attr(ll, "df"))
+    df.resid = residual_df(x))
 }
 
 print_groups_line <- function(x) {
@@ -32,6 +32,7 @@ print_groups_line <- function(x) {
 
 #' @export
 print.mlmfit_lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+  warn_unused_dots(..., method = "print")
   print_header(x)
   if (fit_reml(x)) {
     cat("REML criterion at convergence: ", format(round(deviance(x), 4)), "\n", sep = "")
@@ -78,8 +79,11 @@ print.mlmfit_lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' @param ... Unused.
 #' @return A list of class `mlmfit_lmm_summary` with components `coefficients`
 #'   (Estimate, Std. Error, df, t value, Pr(>|t|); or Estimate, Std. Error,
-#'   z value, Pr(>|z|) with `ddf = "none"`), `ddf`, `varcor`, `residuals`,
-#'   `ngrps`, `nobs`, `criterion`, `REML` and `singular`.
+#'   z value, Pr(>|z|) with `ddf = "none"`), `ddf`, `varcor`, `residuals`
+#'   (scaled Pearson residuals, one per observation of the fit), `ngrps`,
+#'   `nobs`, `criterion` and `AICtab` (as lme4's: the REML criterion of a
+#'   REML fit; AIC, BIC, log-likelihood, deviance and residual df of an ML
+#'   fit), `logLik`, `sigma`, `call`, `REML` and `singular`.
 #' @examples
 #' fit <- lmm(math ~ homework + (homework | schid), nels88)
 #' s <- summary(fit)
@@ -88,15 +92,19 @@ print.mlmfit_lmm <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' summary(fit, ddf = "Kenward-Roger")$coefficients
 #' @export
 summary.mlmfit_lmm <- function(object, ddf = "Satterthwaite", ...) {
+  warn_unused_dots(..., method = "summary")
   ddf <- match_ddf(ddf)
   coefs <- fixed_effects_table(object, ddf)
   rownames(coefs) <- names(fixef(object))
   reml <- fit_reml(object)
+  criterion <- if (reml) c(REML = deviance(object)) else information_criteria(object)
   structure(list(
     fit = object, coefficients = coefs, ddf = ddf, varcor = VarCorr(object),
-    residuals = residuals(object, type = "pearson", scaled = TRUE),
+    # a database fit: quantiles from the database (summary.mlmfit_db)
+    residuals = if (is.null(spec_db(object))) residual_values(object, "pearson", scaled = TRUE),
     ngrps = ngrps(object), nobs = nobs(object), REML = reml,
-    criterion = if (reml) c(REML = deviance(object)) else information_criteria(object),
+    criterion = criterion, AICtab = criterion, logLik = stats::logLik(object), sigma = sigma(object),
+    call = fit_call(object),
     singular = is_singular(object), vcov = vcov(object), residual_parameters = residual_parameters(object)
   ), class = "mlmfit_lmm_summary")
 }

@@ -15,9 +15,13 @@
 #'
 #' @param object A fit from [lmm()].
 #' @param condVar Attach conditional variances.
+#' @param drop Return a named vector instead of a one-column data frame
+#'   (with the conditional variances as a vector in attribute
+#'   `"postVar"`), as lme4.
+#' @param whichel Names of the grouping factors to return (all by default).
 #' @param x A `ranef.mlmfit` object.
 #' @param row.names,optional Ignored.
-#' @param ... Unused.
+#' @param ... Not used (reported in a warning).
 #' @return `ranef()`: a list of class `ranef.mlmfit` of data frames.
 #'   `coef()`: a list of class `coef.mlmfit` of data frames.
 #' @name lmm-ranef
@@ -30,8 +34,17 @@ NULL
 
 #' @rdname lmm-ranef
 #' @export
-ranef.mlmfit <- function(object, condVar = TRUE, ...) {
+ranef.mlmfit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
+  warn_unused_dots(..., method = "ranef")
   blocks <- re_blocks(object)
+  if (!is.null(whichel)) {
+    bad <- setdiff(whichel, names(blocks))
+    if (length(bad)) {
+      mlm_abort(c("{.arg whichel} names {?a grouping factor/grouping factors} the model does not have: {.val {bad}}.",
+                  i = "The grouping factors: {.val {names(blocks)}}."), "mlmfit_error_argument")
+    }
+    blocks <- blocks[whichel]
+  }
   terms <- re_terms(object)
   b <- fit_b(object)
   cond_var <- fit_cond_var(object)
@@ -52,6 +65,12 @@ ranef.mlmfit <- function(object, condVar = TRUE, ...) {
         }), vapply(blk$terms, function(t) paste(terms[[t]]$colnames, collapse = ":"), ""))
       }
     }
+    if (drop && ncol(df) == 1L) {
+      v <- stats::setNames(df[[1L]], rownames(df))
+      pv <- attr(df, "postVar")
+      if (!is.null(pv)) attr(v, "postVar") <- drop(pv)
+      return(v)
+    }
     df
   })
   names(out) <- names(blocks)
@@ -60,11 +79,12 @@ ranef.mlmfit <- function(object, condVar = TRUE, ...) {
 
 #' @export
 print.ranef.mlmfit <- function(x, ...) {
+  warn_unused_dots(..., method = "print")
   for (nm in names(x)) {
     cat("$", nm, "\n", sep = "")
     df <- x[[nm]]
     attr(df, "postVar") <- NULL
-    print(df, ...)
+    print(df)
     cat("\n")
   }
   invisible(x)
@@ -73,6 +93,7 @@ print.ranef.mlmfit <- function(x, ...) {
 #' @rdname lmm-ranef
 #' @export
 as.data.frame.ranef.mlmfit <- function(x, row.names = NULL, optional = FALSE, ...) {
+  warn_unused_dots(..., method = "as.data.frame")
   pieces <- lapply(names(x), function(nm) {
     df <- x[[nm]]
     pv <- attr(df, "postVar")
@@ -96,6 +117,7 @@ as.data.frame.ranef.mlmfit <- function(x, row.names = NULL, optional = FALSE, ..
 #' @rdname lmm-ranef
 #' @export
 coef.mlmfit <- function(object, ...) {
+  warn_unused_dots(..., method = "coef")
   fe <- fixef(object)
   re <- ranef(object, condVar = FALSE)
   out <- lapply(re, function(df) {
@@ -111,6 +133,7 @@ coef.mlmfit <- function(object, ...) {
 
 #' @export
 print.coef.mlmfit <- function(x, ...) {
-  print(unclass(x), ...)
+  warn_unused_dots(..., method = "print")
+  print(unclass(x))
   invisible(x)
 }

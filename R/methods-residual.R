@@ -28,12 +28,16 @@
 #' @export
 residuals.mlmfit_lmm_structured <- function(object, type = c("response", "pearson", "working", "deviance",
                                                               "normalized"), scaled = FALSE, ...) {
-  type <- match.arg(type)
+  warn_unused_dots(..., method = "residuals")
+  observation_vector(object, structured_residual_values(object, match.arg(type), scaled))
+}
+
+structured_residual_values <- function(object, type, scaled) {
   r <- spec_y(object) - fit_fitted(object)
   if (type %in% c("pearson", "deviance", "normalized")) r <- r / residual_sd_multipliers(object)
   if (type == "normalized") r <- normalized_residuals(object, r)
   if (scaled || type == "normalized") r <- r / fit_sigma(object)
-  observation_vector(object, r)
+  r
 }
 
 #' Parameters of the residual correlation and variance structure
@@ -66,6 +70,7 @@ residual_parameters <- function(object, ...) UseMethod("residual_parameters")
 #' @rdname residual_parameters
 #' @export
 residual_parameters.mlmfit <- function(object, unconstrained = FALSE, fixed = FALSE, ...) {
+  warn_unused_dots(..., method = "residual_parameters")
   res <- spec_residual(object)
   if (is.null(res)) return(stats::setNames(numeric(), character()))
   val <- if (unconstrained) fit_psi(object) else fit_residual_natural(object)
@@ -269,6 +274,7 @@ random_effect_covariance <- function(object, rows) {
 #' @method getVarCov mlmfit_lmm
 #' @export
 getVarCov.mlmfit_lmm <- function(obj, individuals, type = c("random.effects", "conditional", "marginal"), ...) {
+  warn_unused_dots(..., method = "getVarCov")
   type <- match.arg(type)
   if (type == "random.effects") {
     b <- re_blocks(obj)[[innermost_block_of_fit(obj)]]

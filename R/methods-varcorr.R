@@ -16,7 +16,9 @@
 #' first, then covariances and correlations, then the residual.
 #'
 #' @param x A fit from [lmm()], or the result of `VarCorr()`.
-#' @param sigma Unused (for compatibility with the generic).
+#' @param sigma The residual standard deviation the covariances are scaled
+#'   by (lme4's argument): `sigma(x)` by default; `sigma = 1` gives them
+#'   relative to the residual variance.
 #' @param comp For `print()`: `"Variance"`, `"Std.Dev."` or both.
 #' @param digits Significant digits to print.
 #' @param row.names,optional Ignored.
@@ -32,7 +34,8 @@ NULL
 #' @rdname lmm-varcorr
 #' @export
 VarCorr.mlmfit <- function(x, sigma = 1, ...) {
-  sc <- fit_sigma(x)
+  warn_unused_dots(..., method = "VarCorr")
+  sc <- if (missing(sigma)) fit_sigma(x) else sigma
   Tb <- relative_factors(x, fit_theta(x))
   terms <- re_terms(x)
   out <- lapply(terms, function(tm) {
@@ -53,6 +56,7 @@ VarCorr.mlmfit <- function(x, sigma = 1, ...) {
 #' @rdname lmm-varcorr
 #' @export
 as.data.frame.VarCorr.mlmfit <- function(x, row.names = NULL, optional = FALSE, ...) {
+  warn_unused_dots(..., method = "as.data.frame")
   rows <- list()
   for (g in names(x)) {
     S <- x[[g]]
@@ -120,6 +124,7 @@ format_varcorr <- function(x, digits, comp = c("Variance", "Std.Dev.")) {
 #' @rdname lmm-varcorr
 #' @export
 print.VarCorr.mlmfit <- function(x, digits = max(3, getOption("digits") - 2), comp = "Std.Dev.", ...) {
+  warn_unused_dots(..., method = "print")
   m <- format_varcorr(x, digits, comp)
   rownames(m) <- rep("", nrow(m))
   print(m, quote = FALSE, right = FALSE)

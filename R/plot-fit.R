@@ -54,14 +54,15 @@ qq_points <- function(y, panel) {
 #' @export
 plot.mlmfit_lmm <- function(x, which = c("fitted", "qq", "ranef"), ...) {
   if (inherits(which, "formula")) return(plot_merMod_formula(x, which, ...))
+  warn_unused_dots(..., method = "plot")
   require_ggplot2("{.fn plot}")
   which <- match.arg(which, several.ok = TRUE)
-  r <- residuals(x, type = "pearson", scaled = TRUE)
+  r <- residual_values(x, "pearson", scaled = TRUE)
   pieces <- list()
   lines <- list()
   if ("fitted" %in% which) {
     p <- "Standardised residuals vs fitted values"
-    pieces$fitted <- data.frame(panel = p, x_value = unname(fitted(x)), y_value = unname(r), stringsAsFactors = FALSE)
+    pieces$fitted <- data.frame(panel = p, x_value = fit_fitted(x), y_value = unname(r), stringsAsFactors = FALSE)
     lines$fitted <- data.frame(panel = p, intercept = 0, slope = 0, stringsAsFactors = FALSE)
   }
   if ("qq" %in% which) {
@@ -115,6 +116,7 @@ plot.mlmfit_lmm <- function(x, which = c("fitted", "qq", "ranef"), ...) {
 #' plot(ranef(fit))
 #' @export
 plot.ranef.mlmfit <- function(x, level = 0.95, ...) {
+  warn_unused_dots(..., method = "plot")
   require_ggplot2("{.fn plot} of random effects")
   check_level(level)
   d <- as.data.frame(x)

@@ -20,6 +20,32 @@ as_model_data <- function(data) {
             "mlmfit_error_data")
 }
 
+# integer64 columns (bit64; a database's bigint) keep their values in the
+# bits of doubles, which model.matrix() would read as tiny numbers: they
+# become doubles, exactly (values from 2^53 on may have no exact double and
+# are refused).
+convert_integer64 <- function(df) {
+  is64 <- vapply(df, inherits, logical(1), "integer64")
+  if (!any(is64)) return(df)
+  if (!requireNamespace("bit64", quietly = TRUE)) {
+    mlm_abort(c("{.var {names(df)[is64]}} {?is/are} of class {.cls integer64}, which needs the bit64 package.",
+                i = "Install bit64, or convert the column{?s} with {.fn as.numeric}."),
+              "mlmfit_error_missing_package")
+  }
+  for (nm in names(df)[is64]) {
+    v <- df[[nm]]
+    d <- suppressWarnings(as.double(v))
+    if (any(abs(d) >= 2^53, na.rm = TRUE)) {
+      shown <- shown_column_name(nm)
+      mlm_abort(c("{.var {shown}} is an {.cls integer64} with values of 2^53 or more, which may have no exact double.",
+                  i = "Rescale it, or use it as a grouping factor via {.fn as.character}."),
+                "mlmfit_error_variable", variable = shown)
+    }
+    df[[nm]] <- d
+  }
+  df
+}
+
 # Names in `data` close to a misspelt one, for a hint.
 close_names <- function(name, available) {
   if (length(available) == 0L || nchar(name) < 3L) return(character())
@@ -41,6 +67,9 @@ expression_vars <- function(expr) {
 
 check_variables_exist <- function(formula, data, extra_names = character(),
                                   class = "mlmfit_error_variable", what = NULL, env = environment(formula)) {
+  # all.vars() reads a superset of these variables, in C: when all of them
+  # are in data (the usual case) none is missing.
+  if (all(all.vars(formula) %in% names(data))) return(invisible())
   vars <- setdiff(expression_vars(formula[[length(formula)]]), extra_names)
   if (length(formula) == 3L) vars <- union(expression_vars(formula[[2L]]), vars)
   missing <- vars[!vapply(vars, function(v) v %in% names(data) || exists(v, envir = env), logical(1))]
@@ -79,7 +108,7 @@ bad_rows <- function(v, bad) {
 
 check_finite_columns <- function(mf) {
   for (nm in names(mf)) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!is.numeric(v)) next
     # sum() is finite exactly when no value is infinite or NaN (unless it
     # overflows, which the exact check below then settles): no allocation.
@@ -99,7 +128,7 @@ check_finite_columns <- function(mf) {
 # missing value: refuse it rather than let na.omit drop the row silently.
 check_nan_columns <- function(mf, columns) {
   for (nm in columns) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!is.double(v)) next
     bad <- bad_rows(v, is.nan(v))
     if (length(bad) > 0L) {
@@ -116,7 +145,7 @@ check_nan_columns <- function(mf, columns) {
 # would reach the engine as a number or a level that does not exist.
 check_no_missing <- function(mf) {
   for (nm in names(mf)) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!anyNA(v)) next
     shown_name <- shown_column_name(nm)
     rows <- frame_rows(mf, bad_rows(v, is.na(v)))
@@ -178,17 +207,53 @@ apply_na_action <- function(mf, na.action) {
   na.action(mf)
 }
 
-# Build the model frame with the caller's data, subset, weights, offset and
-# na.action, then the checked ingredients of the fixed part.
-lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("numeric", "any"), data = NULL) {
-  response <- match.arg(response)
-  if (is.null(data)) data <- if (is.null(mc$data)) environment(parsed$frame) else eval(mc$data, caller_env)
-  if (!is.environment(data)) {
-    data <- as_model_data(data)
-    if (nrow(data) == 0L) {
-      mlm_abort("{.arg data} has no rows.", "mlmfit_error_empty")
-    }
+# The data of the call (evaluated once): a data frame, or the formula's
+# environment when the call has no `data`. `data`: their value when the
+# caller has evaluated them already (lmm() and glmm(), to tell a database
+# table); NULL: evaluated here.
+model_data <- function(mc, caller_env, formula, data = NULL) {
+  if (is.null(mc$data)) return(environment(formula))
+  data <- as_model_data(if (is.null(data)) eval(mc$data, caller_env) else data)
+  if (nrow(data) == 0L) {
+    mlm_abort("{.arg data} has no rows.", "mlmfit_error_empty")
   }
+  data
+}
+
+# `.` in the fixed part of a formula: every column of the data but the
+# response and the grouping variables of the random-effect terms (whose
+# levels the random effects describe), written out, so that the spec's
+# formula names each variable.
+expand_formula_dot <- function(formula, data) {
+  rhs <- formula[[3L]]
+  fixed <- drop_bars(rhs)
+  if (is.null(fixed) || !("." %in% all.names(fixed))) return(formula)
+  if (is.environment(data)) {
+    mlm_abort(c("The formula has {.code .} (all other variables) but no {.arg data}.",
+                i = "Pass the data frame as {.arg data}, or name the predictors."),
+              "mlmfit_error_formula")
+  }
+  grouping <- unique(unlist(lapply(find_bars(rhs), function(b) all.vars(b[[3L]]))))
+  vars <- setdiff(names(data), c(all.vars(formula[[2L]]), grouping))
+  sum_of_vars <- if (length(vars)) Reduce(function(a, b) call("+", a, b), lapply(vars, as.name)) else 1
+  stats::as.formula(call("~", formula[[2L]], replace_dot(rhs, sum_of_vars, TRUE)), env = environment(formula))
+}
+
+# `.` replaced by `value` outside random-effect terms; in parentheses
+# unless it is a summand.
+replace_dot <- function(x, value, in_sum) {
+  if (identical(x, as.name("."))) return(if (in_sum) value else call("(", value))
+  if (!is.call(x) || is_bar(strip_parens(x))) return(x)
+  sum <- identical(x[[1L]], as.name("+")) || (identical(x[[1L]], as.name("-")) && length(x) == 3L)
+  for (i in seq_along(x)[-1L]) x[[i]] <- replace_dot(x[[i]], value, sum && (i == 2L || identical(x[[1L]], as.name("+"))))
+  x
+}
+
+# Build the model frame with the caller's data (model_data()), subset,
+# weights, offset and na.action, then the checked ingredients of the fixed
+# part.
+lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = c("numeric", "any")) {
+  response <- match.arg(response)
   data_names <- if (is.environment(data)) list() else data
   check_variables_exist(parsed$frame, data_names)
   for (arg in c("weights", "offset")) {
@@ -222,6 +287,7 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
     mlm_abort(c("No observations are left after {.arg subset}.", i = "Check the condition given as {.arg subset}."),
               "mlmfit_error_empty")
   }
+  mf <- convert_integer64(mf)
   mf <- apply_na_action(mf, na.action)
   if (nrow(mf) == 0L) {
     mlm_abort(c("No observations remain after the removal of rows with missing values.",
@@ -232,8 +298,8 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
   check_finite_columns(mf)
 
   # The response column itself (model.response() would copy it to name it).
-  y <- mf[[1L]]
-  if (response == "numeric") {
+  y <- .subset2(mf, 1L)
+  if (response == "numeric" && (!is.numeric(y) || !is.null(dim(y)))) {
     yname <- deparse1(parsed$response)
     if (is.factor(y) || is.character(y) || is.logical(y)) {
       mlm_abort(c("The response {.var {yname}} is {.cls {class(y)[1]}}: {.fn lmm} models a numeric response.",
@@ -250,8 +316,8 @@ lmm_model_frame <- function(mc, parsed, caller_env, na.action, response = c("num
                   i = "Convert it with {.fn as.numeric} if its values are meaningful numbers."),
                 "mlmfit_error_response", variable = yname)
     }
-    if (!is.double(y) || !is.null(attributes(y))) y <- as.double(y)
   }
+  if (response == "numeric" && (!is.double(y) || !is.null(attributes(y)))) y <- as.double(y)
 
   weights <- stats::model.weights(mf)
   if (!is.null(weights)) {

@@ -5,21 +5,27 @@
 # factor are merged into one engine block whose relative covariance factor
 # is block diagonal over the terms.
 
+# The values of the grouping variable of a term in `data` (the model frame,
+# or new data for predictions): a variable, an interaction `a:b` of
+# variables (a factor of the combinations that occur), or an expression
+# evaluated with the variables it reads as factors.
+grouping_variable <- function(expr, label, data, env) {
+  if (label %in% names(data)) return(.subset2(data, label))
+  if (is_interaction_of_names(expr, names(data))) {
+    return(interaction_factor(lapply(interaction_names(expr), function(v) data[[v]])))
+  }
+  vars <- intersect(all.vars(expr), names(data))
+  local <- lapply(data[vars], function(v) if (is.factor(v)) v else factor(v))
+  tryCatch(eval(expr, local, env), error = function(e) {
+    mlm_abort(c("The grouping factor {.code {label}} could not be formed.", x = conditionMessage(e)),
+              "mlmfit_error_formula")
+  })
+}
+
 # The grouping factor of a term, evaluated in the model frame, with unused
 # levels dropped. Character and numeric variables become factors.
 grouping_factor <- function(expr, label, mf, env) {
-  if (label %in% names(mf)) {
-    g <- mf[[label]]
-  } else if (is_interaction_of_names(expr, names(mf))) {
-    g <- interaction_factor(lapply(interaction_names(expr), function(v) mf[[v]]))
-  } else {
-    vars <- intersect(all.vars(expr), names(mf))
-    local <- lapply(mf[vars], function(v) if (is.factor(v)) v else factor(v))
-    g <- tryCatch(eval(expr, local, env), error = function(e) {
-      mlm_abort(c("The grouping factor {.code {label}} could not be formed.", x = conditionMessage(e)),
-                "mlmfit_error_formula")
-    })
-  }
+  g <- grouping_variable(expr, label, mf, env)
   if (length(g) != nrow(mf)) {
     mlm_abort("The grouping factor {.code {label}} must have one value per observation.", "mlmfit_error_formula")
   }
@@ -37,9 +43,13 @@ grouping_factor <- function(expr, label, mf, env) {
   as_grouping_factor(g)
 }
 
-# A factor with only the levels that occur. Integer-valued codes (the usual
-# school or subject identifiers) are tabulated rather than hashed or turned
-# into strings, which keeps memory low for millions of rows.
+# A factor with only the levels that occur, with factor()'s semantics (as
+# lme4): the levels are the values as text, `as.character()`, in the order of
+# the values; values that print alike (0.1 + 0.2 and 0.3) are one level.
+# group_labels() gives the same text for the values of new data, so that
+# predictions and simulations find the levels of the fit. Integer-valued
+# codes (the usual school or subject identifiers) are tabulated rather than
+# hashed or turned into strings, which keeps memory low for millions of rows.
 as_grouping_factor <- function(g) {
   if (is.factor(g)) {
     if (any(tabulate(g, nlevels(g)) == 0L)) g <- droplevels(g)
@@ -53,13 +63,21 @@ as_grouping_factor <- function(g) {
       used <- which(counts > 0L)
       map <- integer(hi)
       map[used] <- seq_along(used)
-      return(structure(map[g], levels = as.character(used), class = "factor"))
+      # distinct whole numbers below 2^53 have distinct texts
+      labels <- as.character(if (is.integer(g)) used else as.double(used))
+      return(structure(map[g], levels = labels, class = "factor"))
     }
     u <- sort(unique(g))
-    return(structure(match(g, u), levels = as.character(u), class = "factor"))
+    labels <- as.character(u)
+    levels <- unique(labels)
+    return(structure(match(labels, levels)[match(g, u)], levels = levels, class = "factor"))
   }
   factor(g)
 }
+
+# The level (as text) of each value of a grouping variable in new data, as
+# as_grouping_factor() names the levels of the fit.
+group_labels <- function(x) as.character(x)
 
 is_interaction_of_names <- function(expr, available) {
   if (is.name(expr)) return(as.character(expr) %in% available)
@@ -97,16 +115,16 @@ interaction_factor <- function(vars) {
 # copies: NULL for a column of ones, an integer for a column of X, or a
 # numeric vector.
 re_columns <- function(lhs, mf, X, env) {
-  tt <- stats::terms(stats::as.formula(call("~", lhs), env = env))
+  tt <- stats::terms(formula_in(call("~", lhs), env))
   labels <- attr(tt, "term.labels")
   intercept <- attr(tt, "intercept") == 1L
   simple <- all(labels %in% names(mf)) &&
-    all(vapply(labels, function(l) is.numeric(mf[[l]]) && is.null(dim(mf[[l]])), logical(1)))
+    all(vapply(labels, function(l) is.numeric(.subset2(mf, l)) && is.null(dim(.subset2(mf, l))), logical(1)))
   if (simple) {
     names <- c(if (intercept) "(Intercept)", labels)
     refs <- lapply(labels, function(l) {
       j <- match(l, colnames(X))
-      if (!is.na(j)) j else as.double(mf[[l]])
+      if (!is.na(j)) j else as.double(.subset2(mf, l))
     })
     if (intercept) refs <- c(list(NULL), refs)
   } else {
@@ -119,6 +137,10 @@ re_columns <- function(lhs, mf, X, env) {
   }
   list(names = names, refs = refs)
 }
+
+# A random-effect term as the user writes it, `(lhs | group)` (for
+# messages; `||` terms appear as lme4 expands them).
+term_label <- function(tm) paste0("(", deparse1(tm$lhs), " | ", tm$label, ")")
 
 # lme4's names for theta: group.column for diagonal entries and
 # group.row.column below the diagonal.

@@ -92,14 +92,19 @@
 model_spec <- function(formula, mc, caller_env, na.action, family = NULL, correlation = NULL, variance = NULL,
                        residual_method = "auto", data = NULL) {
   parsed <- parse_mixed_formula(formula)
+  data <- model_data(mc, caller_env, formula, data)
+  expanded <- expand_formula_dot(formula, data)
+  if (!identical(expanded, formula)) {
+    formula <- expanded
+    parsed <- parse_mixed_formula(formula)
+  }
   structured <- !is.null(correlation) || !is.null(variance)
   if (structured) {
     check_residual_arguments(correlation, variance)
     parsed$frame <- add_structure_variables(parsed$frame, correlation, variance)
   }
-  model <- lmm_model_frame(mc, parsed, caller_env, na.action, response = if (is.null(family)) "numeric" else "any",
-                           data = data)
-  response_name <- deparse1(parsed$response)
+  model <- lmm_model_frame(mc, parsed, data, caller_env, na.action, response = if (is.null(family)) "numeric" else "any")
+  response_name <- expr_label(parsed$response)
   y <- model$y
   weights <- model$weights
   trials <- NULL

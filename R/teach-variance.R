@@ -115,6 +115,7 @@ icc <- function(fit, approximation = c("lognormal", "delta")) {
 
 #' @export
 print.mlmfit_icc <- function(x, digits = 3, ...) {
+  warn_unused_dots(..., method = "print")
   scale <- if (isTRUE(attr(x, "latent"))) "latent-scale residual variance " else "residual variance "
   cat("Intraclass correlation (", scale, format(attr(x, "residual_variance"), digits = digits), ")\n", sep = "")
   if (isTRUE(attr(x, "random_slopes"))) {
@@ -243,6 +244,7 @@ fit_empty_model <- function(fit) {
 
 #' @export
 print.mlmfit_r2 <- function(x, digits = 3, ...) {
+  warn_unused_dots(..., method = "print")
   v <- unclass(x)
   latent <- isTRUE(attr(x, "latent"))
   cat(if (latent) "R-squared of a generalized linear mixed model (latent scale)\n" else "R-squared of a linear mixed model\n")

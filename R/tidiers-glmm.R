@@ -20,20 +20,22 @@ augment.mlmfit_glmm <- function(x, data = stats::model.frame(x), newdata = NULL,
     out$.fitted <- unname(predict(x, newdata = newdata, type = type.predict, ...))
     return(as_tidy_frame(out))
   }
+  warn_unused_dots(..., method = "augment", hint = "Arguments for {.fn predict} are used with {.arg newdata}.")
+  # one row per observation of the fit: the values on the rows of the fit
   out <- augment_data(x, data)
   n <- nobs(x)
   w <- spec_weights(x) %||% rep(1, n)
   mu <- fit_fitted(x)
   eta <- fit_eta(x)
   out$.fitted <- eta
-  out$.resid <- unname(fitted_rows_only(x, residuals(x, type = "deviance")))
-  out$.fixed <- unname(fitted_rows_only(x, predict(x, re.form = NA, type = "link")))
+  out$.resid <- glmm_residual_values(x, "deviance", FALSE)
+  out$.fixed <- linear_predictor(x, re.form = NA)
   out$.mu <- mu
   out$.offset <- spec_offset(x) %||% rep(0, n)
   out$.sqrtXwt <- sqrt(fit_working_weights(x))
-  out$.sqrtrwt <- sqrt(w / family(x)$variance(mu))
+  out$.sqrtrwt <- sqrt(w / spec_family(x)$family$variance(mu))
   out$.weights <- w
-  out$.wtres <- unname(fitted_rows_only(x, residuals(x, type = "pearson")))
+  out$.wtres <- glmm_residual_values(x, "pearson", FALSE)
   out$.eta <- eta
   as_tidy_frame(out)
 }

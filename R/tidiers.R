@@ -84,6 +84,8 @@ tidy.mlmfit <- function(x, effects = c("ran_pars", "fixed"), scales = NULL, conf
   ci <- NULL
   if (conf.int && conf.method != "Wald" && any(c("fixed", "ran_pars") %in% effects)) {
     ci <- confint(x, level = conf.level, method = conf.method, oldNames = TRUE, ...)
+  } else {
+    warn_unused_dots(..., method = "tidy", hint = "Arguments for {.fn confint} are used with {.code conf.int = TRUE} and {.arg conf.method} {.val profile} or {.val boot}.")
   }
   if ("fixed" %in% effects) {
     ddf <- if (inherits(x, "mlmfit_lmm")) match_ddf(ddf.method) else "none"
@@ -193,6 +195,7 @@ ran_pars_frame <- function(x, scales, conf.int, ci, has_fixed, has_df) {
 #' @method glance mlmfit
 #' @export
 glance.mlmfit <- function(x, ...) {
+  warn_unused_dots(..., method = "glance")
   ll <- stats::logLik(x)
   out <- data.frame(nobs = nobs(x), sigma = stats::sigma(x), logLik = as.numeric(ll), AIC = stats::AIC(x),
                     BIC = stats::BIC(x))
@@ -212,6 +215,8 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
     if (yname %in% names(out) && is.numeric(out[[yname]])) out$.resid <- out[[yname]] - out$.fitted
     return(as_tidy_frame(out))
   }
+  warn_unused_dots(..., method = "augment", hint = "Arguments for {.fn predict} are used with {.arg newdata}.")
+  # one row per observation of the fit: the values on the rows of the fit
   out <- augment_data(x, data)
   n <- nobs(x)
   w <- spec_weights(x) %||% rep(1, n)
@@ -221,10 +226,11 @@ augment.mlmfit_lmm <- function(x, data = stats::model.frame(x), newdata = NULL, 
   out$.resid <- unname(res)
   # no leverages for fits with a residual structure (see hatvalues())
   if (!inherits(x, "mlmfit_lmm_structured")) {
-    out$.hat <- unname(fitted_rows_only(x, stats::hatvalues(x)))
-    out$.cooksd <- unname(fitted_rows_only(x, stats::cooks.distance(x)))
+    h <- leverage_values(x)
+    out$.hat <- h
+    out$.cooksd <- cooks_distance_values(x, h)
   }
-  out$.fixed <- unname(fitted_rows_only(x, predict(x, re.form = NA)))
+  out$.fixed <- linear_predictor(x, re.form = NA)
   out$.mu <- fitted
   out$.offset <- spec_offset(x) %||% rep(0, n)
   out$.sqrtXwt <- sqrt(w)
@@ -274,14 +280,25 @@ NULL
 #' @rdname lmm-influence
 #' @export
 hatvalues.mlmfit_lmm <- function(model, ...) {
-  observation_vector(model, engine_leverages(fit_spec(model), fit_theta(model)))
+  warn_unused_dots(..., method = "hatvalues")
+  observation_vector(model, leverage_values(model))
 }
 
 #' @rdname lmm-influence
 #' @export
 cooks.distance.mlmfit_lmm <- function(model, ...) {
-  h <- stats::hatvalues(model)
-  r <- residuals(model, type = "pearson")
+  warn_unused_dots(..., method = "cooks.distance")
+  observation_vector(model, cooks_distance_values(model, leverage_values(model)))
+}
+
+# Leverages and Cook's distances on the rows of the fit.
+leverage_values <- function(model) {
+  if (is_structured(model)) refuse_structured_leverages()
+  engine_leverages(fit_spec(model), fit_theta(model))
+}
+
+cooks_distance_values <- function(model, h) {
+  r <- residual_values(model, "pearson")
   p <- length(fixef(model))
   d <- (r / (1 - h))^2 * h / (fit_sigma(model)^2 * p)
   d[is.infinite(d)] <- NaN

@@ -47,3 +47,18 @@ check_level <- function(level) {
     mlm_abort("{.arg level} must be a number between 0 and 1.", "mlmfit_error_argument")
   }
 }
+
+# Arguments a method received in `...` and does not use: a warning naming
+# them (lme4's predict() and simulate() warn too), never silence. Called as
+# warn_unused_dots(..., method = "predict"); `hint` says what to use instead.
+warn_unused_dots <- function(..., method, hint = NULL) {
+  if (...length() == 0L) return(invisible())
+  args <- as.list(substitute(list(...)))[-1L]
+  nms <- names(args) %||% rep("", length(args))
+  shown <- ifelse(nzchar(nms), nms, vapply(args, function(a) deparse1(a, nlines = 1L), ""))
+  unnamed <- !nzchar(nms)
+  shown[unnamed] <- paste0("(unnamed) ", shown[unnamed])
+  mlm_warn(c("{.fn {method}} does not use {cli::qty(length(shown))}the argument{?s} {.arg {shown}}: {cli::qty(length(shown))}{?it is/they are} ignored.",
+             i = hint),
+           "mlmfit_warning_unused_argument", arguments = shown)
+}

@@ -27,3 +27,15 @@ expect_close <- function(object, expected, rel = 1e-3, abs = 1e-8, info = NULL) 
   ok <- err <= pmax(rel * abs(expected), abs)
   testthat::expect_true(all(ok), info = paste(info, "max rel diff:", signif(max(err / pmax(abs(expected), abs)), 3)))
 }
+
+# A glmm() fit moved to lme4's estimates (theta and beta of `ref`), so that
+# methods that depend on the estimates (simulate's draws) can be compared
+# exactly; theta is matched by lme4's names.
+glmm_at_lme4_estimates <- function(fit, ref) {
+  theta <- lme4::getME(ref, "theta")[names(theta_start(fit))]
+  spec <- fit_spec(fit)
+  ev <- engine_evaluate_glmm(spec, unname(theta), unname(lme4::fixef(ref)), fit_eta(fit), fit_nagq(fit),
+                             fit_control(fit))
+  ev$theta <- unname(theta)
+  new_glmm_fit(spec, ev, fit_call(fit), fit_nagq(fit), fit_control(fit))
+}

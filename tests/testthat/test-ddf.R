@@ -98,3 +98,18 @@ test_that("bad ddf requests are refused with classed errors", {
   expect_error(summary(fit, ddf = "Kenward-Roger"), class = "mlmfit_error_ddf")
   expect_error(summary(fit, ddf = "bogus"), class = "mlmfit_error_argument")
 })
+
+test_that("Satterthwaite's df with a correlation at the edge of its space hold it fixed (lmerTest's df without it)", {
+  skip_if_not_installed("lmerTest")
+  # a design of the second fuzz generator where corCAR1's phi runs to 0:
+  # the fit stops at the edge of the correlation's space (psi = -20)
+  case <- design_case(20261184)
+  fit <- lmm(y ~ x + (1 | g1), case$data, REML = FALSE, correlation = corCAR1(form = ~ ctime | g1))
+  expect_equal(abs(unname(fit_psi(fit))), 20)
+  # phi ~ 2e-9: the model is the one without the correlation
+  ref <- suppressMessages(lmerTest::lmer(y ~ x + (1 | g1), case$data, REML = FALSE))
+  ct <- coef(summary(fit))
+  cr <- coef(summary(ref))
+  expect_close(ct[, "df"], cr[, "df"], rel = 1e-3)
+  expect_close(ct[, "Pr(>|t|)"], cr[, "Pr(>|t|)"], rel = 1e-3)
+})

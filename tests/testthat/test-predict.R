@@ -23,10 +23,11 @@ test_that("two terms on one factor and nested factors: re.form naming some terms
   fm <- Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)
   ref <- lme4::lmer(fm, sleepstudy)
   fit <- at_lme4_estimates(lmm(fm, sleepstudy), ref)
-  for (rf in list(~ (1 | Subject), ~ (0 + Days | Subject), NULL)) {
+  # (Days | Subject) names the columns of both terms, as lme4 reads it
+  for (rf in list(~ (1 | Subject), ~ (0 + Days | Subject), ~ (Days | Subject), NULL)) {
     expect_close(predict(fit, re.form = rf), predict(ref, re.form = rf), rel = 0, abs = 1e-6)
   }
-  expect_error(predict(fit, re.form = ~ (Days | Subject)), class = "mlmfit_error_argument")
+  expect_error(predict(fit, re.form = ~ (0 + I(Days^2) | Subject)), class = "mlmfit_error_argument")
 
   Pastes <- lme4_data("Pastes")
   ref <- lme4::lmer(strength ~ 1 + (1 | batch / cask), Pastes)
@@ -111,4 +112,66 @@ test_that("predictions of fits with a residual structure are nlme's predict.lme 
   p <- predict(ref, nd, level = 0:1)
   expect_equal(unname(predict(fit, nd)), p$predict.Rat, tolerance = 1e-4)
   expect_equal(unname(predict(fit, nd, re.form = NA)), p$predict.fixed, tolerance = 1e-4)
+})
+
+test_that("re.form may name part of a term, as lme4: the intercept of (Days | Subject), for any data", {
+  skip_if_not_installed("lme4")
+  fits <- test_fit("sleepstudy")
+  fit <- at_lme4_estimates(fits$mlm, fits$lme4)
+  ref <- fits$lme4
+  nd <- lme4::sleepstudy[c(7, 150, 33), ]
+  for (rf in list(~ (1 | Subject), ~ (0 + Days | Subject), ~ (Days | Subject), ~ (1 | Subject) + (0 + Days | Subject))) {
+    expect_close(predict(fit, re.form = rf), predict(ref, re.form = rf), rel = 0, abs = 1e-6)
+    expect_close(predict(fit, nd, re.form = rf), predict(ref, nd, re.form = rf), rel = 0, abs = 1e-6)
+  }
+  # the intercept alone, by hand
+  b <- ranef(fit)$Subject
+  expect_close(predict(fit, nd, re.form = ~ (1 | Subject)),
+               predict(fit, nd, re.form = NA) + b[as.character(nd$Subject), "(Intercept)"], rel = 0, abs = 1e-9)
+  expect_error(predict(fit, re.form = ~ (1 | Days)), class = "mlmfit_error_argument")
+  # a GLMM and a fit with a residual structure take the same selections
+  g <- test_fit("poisson")
+  gfit <- glmm_at_lme4_estimates(g$mlm, g$lme4)
+  expect_close(predict(gfit, g$data[1:5, ], re.form = ~ (1 | g), type = "response"),
+               predict(g$lme4, g$data[1:5, ], re.form = ~ (1 | g), type = "response"), rel = 1e-7)
+  ortho <- as.data.frame(nlme::Orthodont)
+  sfit <- lmm(distance ~ age + (age | Subject), ortho, correlation = nlme::corCompSymm(form = ~ 1 | Subject))
+  bs <- ranef(sfit)$Subject
+  expect_close(predict(sfit, ortho[1:4, ], re.form = ~ (1 | Subject)),
+               predict(sfit, ortho[1:4, ], re.form = NA) + bs[as.character(ortho$Subject[1:4]), "(Intercept)"],
+               rel = 0, abs = 1e-9)
+})
+
+test_that("predict(glmm, type = 'response', se.fit = TRUE): delta-method standard errors, as emmeans gives", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("emmeans")
+  cb <- test_fit("cbpp")
+  fit <- glmm_at_lme4_estimates(cb$mlm, cb$lme4)
+  nd <- data.frame(period = factor(1:4))
+  p <- predict(fit, nd, re.form = NA, type = "response", se.fit = TRUE)
+  link <- predict(fit, nd, re.form = NA, se.fit = TRUE)
+  expect_equal(unname(p$fit), plogis(unname(link$fit)))
+  expect_equal(unname(p$se.fit), unname(link$se.fit * dlogis(link$fit)))
+  # emmeans' delta method on glmer's fit with mlmfit's vcov (the fixed-effect
+  # covariances of the two packages differ by 1% on cbpp: issue 12, engine)
+  em <- as.data.frame(emmeans::emmeans(cb$lme4, ~ period, type = "response", vcov. = as.matrix(vcov(fit))))
+  expect_close(p$fit, em$prob, rel = 1e-8)
+  expect_close(p$se.fit, em$SE, rel = 1e-8)
+  # with the random effects in the predictions, a message says what the standard errors cover
+  expect_message(predict(fit, lme4::cbpp[1:3, ], se.fit = TRUE), class = "mlmfit_message_se_fixed_part")
+  expect_message(predict(fit, re.form = ~ (1 | herd), se.fit = TRUE), class = "mlmfit_message_se_fixed_part")
+  expect_error(predict(fit, random.only = TRUE, se.fit = TRUE), class = "mlmfit_error_argument")
+  # link-scale standard errors are sqrt(diag(X V X'))
+  X <- stats::model.matrix(~ period, nd)
+  expect_close(link$se.fit, sqrt(diag(X %*% vcov(fit) %*% t(X))), rel = 1e-10)
+})
+
+test_that("predict() warns about arguments it does not use, as lme4 does", {
+  skip_if_not_installed("lme4")
+  fit <- test_fit("sleepstudy")$mlm
+  expect_warning(p <- predict(fit, interval = "confidence"), class = "mlmfit_warning_unused_argument")
+  expect_equal(p, predict(fit))
+  expect_warning(predict(test_fit("cbpp")$mlm, level = 0.9), "level")
+  expect_warning(predict(fit, lme4::sleepstudy, NULL, FALSE, "link", FALSE, FALSE, stats::na.pass, 3),
+                 class = "mlmfit_warning_unused_argument")
 })
