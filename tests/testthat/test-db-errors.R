@@ -64,6 +64,7 @@ test_that("a lost connection ends the fit with a classed error", {
   skip_if_no_db()
   d <- db_pupils(32, 300)
   con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  withr::defer(if (DBI::dbIsValid(con)) DBI::dbDisconnect(con))
   DBI::dbWriteTable(con, "pupils", d)
   tb <- dplyr::tbl(con, "pupils")
   withr::local_options(mlmfit.db_before_query = function(log, what) {

@@ -9,6 +9,8 @@ db_fixture <- local({
     if (!is.null(cache) && DBI::dbIsValid(cache$con)) return(cache)
     d <- db_pupils_na(21)
     con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+    # shared by the tests of this file; closed when the test run ends
+    withr::defer(if (DBI::dbIsValid(con)) DBI::dbDisconnect(con), envir = testthat::teardown_env())
     DBI::dbWriteTable(con, "pupils", d)
     tb <- dplyr::tbl(con, "pupils")
     fits <- fit_mem_db(lmm(y ~ x * ses + sex + (1 + z | school) + (1 | hood), data = DATA), d, tb)
@@ -109,6 +111,15 @@ test_that("fitted values, residuals and predictions are lazy tables equal to the
   p1 <- dplyr::collect(predict(f$db, newdata = nt, re.form = ~ (1 | hood)))
   expect_equal(p1$.prediction[order(p1$id)], unname(predict(f$mem, newdata = new, re.form = ~ (1 | hood))),
                tolerance = 1e-9)
+  # a part of a term: the intercept of (1 + z | school), its slope with the hood's term
+  p2 <- dplyr::collect(predict(f$db, newdata = nt, re.form = ~ (1 | school)))
+  expect_equal(p2$.prediction[order(p2$id)], unname(predict(f$mem, newdata = new, re.form = ~ (1 | school))),
+               tolerance = 1e-9)
+  p3 <- dplyr::collect(predict(f$db, newdata = nt, re.form = ~ (0 + z | school) + (1 | hood)))
+  expect_equal(p3$.prediction[order(p3$id)],
+               unname(predict(f$mem, newdata = new, re.form = ~ (0 + z | school) + (1 | hood))), tolerance = 1e-9)
+  expect_false(isTRUE(all.equal(p2$.prediction, p$.prediction)))
+  expect_error(predict(f$db, newdata = nt, re.form = ~ (1 | nowhere)), class = "mlmfit_error_argument")
   # a data frame as newdata: an ordinary vector
   expect_equal(predict(f$db, newdata = new), predict(f$mem, newdata = new), tolerance = 1e-9)
   new$school[1:3] <- 999L
