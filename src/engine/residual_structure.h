@@ -59,6 +59,12 @@ struct ResidualParameters {
 // is outside the parameter space (|phi| = 1 after rounding, say).
 bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, ResidualParameters& out);
 
+// Is the correlation parameter (free in the fit) at the edge of the
+// parameter space, where its matrix turns singular? An optimum there is no
+// maximum: the likelihood rises towards the limit without reaching it (a
+// group's residuals in the null direction of the limiting matrix).
+bool correlation_at_limit(const ResidualSpec& spec, const Eigen::VectorXd& psi, const std::vector<bool>& psi_free);
+
 // Standard-deviation multiplier of the variance function for observation i
 // (prior weights excluded).
 double variance_multiplier(const ResidualSpec& spec, const ResidualParameters& par, Index i);

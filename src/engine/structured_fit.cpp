@@ -156,6 +156,7 @@ StructuredResult fit_at_covariate(const ModelData& data, const ResidualSpec& spe
   out.fit.theta = co.theta(o.x);
   out.fit.theta_scale = co.scale;
   out.psi = co.psi(o.x);
+  out.correlation_at_limit = correlation_at_limit(spec, out.psi, psi_free);
   out.classes = dev.whitened().uses_classes();
   out.n_classes = dev.whitened().n_classes();
   out.class_storage = dev.whitened().class_storage();
