@@ -59,8 +59,9 @@ struct ResidualParameters {
 // is outside the parameter space (|phi| = 1 after rounding, say).
 bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, ResidualParameters& out);
 
-// Is the correlation parameter (free in the fit) at the edge of the
-// parameter space, where its matrix turns singular? An optimum there is no
+// Is the correlation parameter (free in the fit) at an edge of the
+// parameter space where its matrix turns singular (|phi| -> 1 for AR(1),
+// phi -> 1 for CAR(1), rho -> -1 / (m - 1) or 1 for compound symmetry)? An optimum there is no
 // maximum: the likelihood rises towards the limit without reaching it (a
 // group's residuals in the null direction of the limiting matrix).
 bool correlation_at_limit(const ResidualSpec& spec, const Eigen::VectorXd& psi, const std::vector<bool>& psi_free);
