@@ -2,6 +2,18 @@
 # `(lhs | group)` and `(lhs || group)`, nested `a/b` and interaction `a:b`
 # grouping, and the formula whose variables make the model frame.
 
+# The formula `x` (a call to `~`) with environment env: what evaluating the
+# call gives, without evaluating it (as.formula() deparses on the way).
+formula_in <- function(x, env) {
+  class(x) <- "formula"
+  attr(x, ".Environment") <- env
+  x
+}
+
+# deparse1(x) without deparse() for a name (the usual grouping factor or
+# response): deparse() writes a name as it is, without backticks.
+expr_label <- function(x) if (is.symbol(x)) as.character(x) else deparse1(x)
+
 is_bar <- function(x) is.call(x) && (identical(x[[1L]], as.name("|")) || identical(x[[1L]], as.name("||")))
 
 strip_parens <- function(x) {
@@ -92,7 +104,7 @@ prepend_interaction <- function(inner, chain) {
 
 # `(lhs || g)`: independent terms, one per column (lme4's expansion).
 expand_double_bar <- function(lhs, group) {
-  tt <- stats::terms(stats::as.formula(call("~", lhs)))
+  tt <- stats::terms(formula_in(call("~", lhs), environment()))
   labels <- attr(tt, "term.labels")
   out <- list()
   if (attr(tt, "intercept") == 1L) out <- list(list(lhs = quote(1), group = group))
@@ -143,7 +155,7 @@ parse_mixed_formula <- function(formula) {
         pc <- pieces[[k]]
         # lme4 lists nested factors innermost first: its order breaks ties
         # in the number of levels (build_re_terms).
-        random[[length(random) + 1L]] <- list(lhs = pc$lhs, group = pc$group, label = deparse1(pc$group),
+        random[[length(random) + 1L]] <- list(lhs = pc$lhs, group = pc$group, label = expr_label(pc$group),
                                               lme4_order = lme4_position + (length(groups) - j) * n_pieces + k)
       }
     }
@@ -151,7 +163,7 @@ parse_mixed_formula <- function(formula) {
   }
   fixed_rhs <- drop_bars(rhs)
   if (is.null(fixed_rhs)) fixed_rhs <- 1
-  fixed <- stats::as.formula(call("~", formula[[2L]], fixed_rhs), env = env)
-  frame <- stats::as.formula(call("~", formula[[2L]], bars_to_plus(rhs)), env = env)
+  fixed <- formula_in(call("~", formula[[2L]], fixed_rhs), env)
+  frame <- formula_in(call("~", formula[[2L]], bars_to_plus(rhs)), env)
   list(fixed = fixed, random = random, frame = frame, response = formula[[2L]])
 }

@@ -67,6 +67,9 @@ expression_vars <- function(expr) {
 
 check_variables_exist <- function(formula, data, extra_names = character(),
                                   class = "mlmfit_error_variable", what = NULL, env = environment(formula)) {
+  # all.vars() reads a superset of these variables, in C: when all of them
+  # are in data (the usual case) none is missing.
+  if (all(all.vars(formula) %in% names(data))) return(invisible())
   vars <- setdiff(expression_vars(formula[[length(formula)]]), extra_names)
   if (length(formula) == 3L) vars <- union(expression_vars(formula[[2L]]), vars)
   missing <- vars[!vapply(vars, function(v) v %in% names(data) || exists(v, envir = env), logical(1))]
@@ -105,7 +108,7 @@ bad_rows <- function(v, bad) {
 
 check_finite_columns <- function(mf) {
   for (nm in names(mf)) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!is.numeric(v)) next
     # sum() is finite exactly when no value is infinite or NaN (unless it
     # overflows, which the exact check below then settles): no allocation.
@@ -125,7 +128,7 @@ check_finite_columns <- function(mf) {
 # missing value: refuse it rather than let na.omit drop the row silently.
 check_nan_columns <- function(mf, columns) {
   for (nm in columns) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!is.double(v)) next
     bad <- bad_rows(v, is.nan(v))
     if (length(bad) > 0L) {
@@ -142,7 +145,7 @@ check_nan_columns <- function(mf, columns) {
 # would reach the engine as a number or a level that does not exist.
 check_no_missing <- function(mf) {
   for (nm in names(mf)) {
-    v <- mf[[nm]]
+    v <- .subset2(mf, nm)
     if (!anyNA(v)) next
     shown_name <- shown_column_name(nm)
     rows <- frame_rows(mf, bad_rows(v, is.na(v)))
@@ -293,8 +296,8 @@ lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = 
   check_finite_columns(mf)
 
   # The response column itself (model.response() would copy it to name it).
-  y <- mf[[1L]]
-  if (response == "numeric") {
+  y <- .subset2(mf, 1L)
+  if (response == "numeric" && (!is.numeric(y) || !is.null(dim(y)))) {
     yname <- deparse1(parsed$response)
     if (is.factor(y) || is.character(y) || is.logical(y)) {
       mlm_abort(c("The response {.var {yname}} is {.cls {class(y)[1]}}: {.fn lmm} models a numeric response.",
@@ -311,8 +314,8 @@ lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = 
                   i = "Convert it with {.fn as.numeric} if its values are meaningful numbers."),
                 "mlmfit_error_response", variable = yname)
     }
-    if (!is.double(y) || !is.null(attributes(y))) y <- as.double(y)
   }
+  if (response == "numeric" && (!is.double(y) || !is.null(attributes(y)))) y <- as.double(y)
 
   weights <- stats::model.weights(mf)
   if (!is.null(weights)) {

@@ -10,7 +10,7 @@
 # variables (a factor of the combinations that occur), or an expression
 # evaluated with the variables it reads as factors.
 grouping_variable <- function(expr, label, data, env) {
-  if (label %in% names(data)) return(data[[label]])
+  if (label %in% names(data)) return(.subset2(data, label))
   if (is_interaction_of_names(expr, names(data))) {
     return(interaction_factor(lapply(interaction_names(expr), function(v) data[[v]])))
   }
@@ -115,16 +115,16 @@ interaction_factor <- function(vars) {
 # copies: NULL for a column of ones, an integer for a column of X, or a
 # numeric vector.
 re_columns <- function(lhs, mf, X, env) {
-  tt <- stats::terms(stats::as.formula(call("~", lhs), env = env))
+  tt <- stats::terms(formula_in(call("~", lhs), env))
   labels <- attr(tt, "term.labels")
   intercept <- attr(tt, "intercept") == 1L
   simple <- all(labels %in% names(mf)) &&
-    all(vapply(labels, function(l) is.numeric(mf[[l]]) && is.null(dim(mf[[l]])), logical(1)))
+    all(vapply(labels, function(l) is.numeric(.subset2(mf, l)) && is.null(dim(.subset2(mf, l))), logical(1)))
   if (simple) {
     names <- c(if (intercept) "(Intercept)", labels)
     refs <- lapply(labels, function(l) {
       j <- match(l, colnames(X))
-      if (!is.na(j)) j else as.double(mf[[l]])
+      if (!is.na(j)) j else as.double(.subset2(mf, l))
     })
     if (intercept) refs <- c(list(NULL), refs)
   } else {

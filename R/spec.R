@@ -89,7 +89,7 @@ model_spec <- function(formula, mc, caller_env, na.action, family = NULL, correl
     parsed$frame <- add_structure_variables(parsed$frame, correlation, variance)
   }
   model <- lmm_model_frame(mc, parsed, data, caller_env, na.action, response = if (is.null(family)) "numeric" else "any")
-  response_name <- deparse1(parsed$response)
+  response_name <- expr_label(parsed$response)
   y <- model$y
   weights <- model$weights
   trials <- NULL

@@ -94,12 +94,12 @@ glmm_peers <- c("lme4", "lme4_cran", "glmmTMB")
 bench_cases <- list(
   sleepstudy = list(
     data = function(quick) package_data("sleepstudy", "lme4"),
-    formula = Reaction ~ Days + (Days | Subject), reps = 20L, peers = all_lmm_peers,
+    formula = Reaction ~ Days + (Days | Subject), reps = 20L, batch = 20L, peers = all_lmm_peers,
     nlme = function(data) nlme::lme(Reaction ~ Days, data, random = ~ Days | Subject),
     label = "sleepstudy `(Days | Subject)`"),
   hsb = list(
     data = function(quick) package_data("Hsb82", "mlmRev"),
-    formula = mAch ~ meanses * cses + sector * cses + (1 + cses | school), reps = 20L, peers = all_lmm_peers,
+    formula = mAch ~ meanses * cses + sector * cses + (1 + cses | school), reps = 20L, batch = 5L, peers = all_lmm_peers,
     nlme = function(data) nlme::lme(mAch ~ meanses * cses + sector * cses, data, random = ~ cses | school),
     label = "Hsb82 `meanses * cses + sector * cses + (cses | school)`"),
   insteval = list(

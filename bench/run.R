@@ -36,6 +36,14 @@ openblas_dir <- normalizePath(file.path(bench_dir, ".peers", "openblas", "usr", 
                                         "openblas-pthread"), mustWork = FALSE)
 rscript <- file.path(R.home("bin"), "Rscript")
 started <- Sys.time()
+# Which cases time several fits in a row per run (a fit of a few
+# milliseconds is below the resolution of the CPU clock).
+batch_note <- function() {
+  b <- Filter(Negate(is.null), lapply(bench_cases, `[[`, "batch"))
+  if (!length(b)) return(character())
+  paste0("A timed run of ", paste(sprintf("%s is %d fits", names(b), unlist(b)), collapse = " and of "),
+         " in a row, reported per fit (a single fit of a few milliseconds is below the resolution of the clock).")
+}
 load_average <- function() paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
 load_start <- load_average()
 
@@ -155,6 +163,7 @@ lines <- c(
   sprintf("is not repeated); a peer fit still running after %g s is abandoned.", peer_limit),
   "`deviance` is mlmfit's criterion (REML criterion or -2 log-likelihood) minus the lowest of the",
   "peers' (negative: mlmfit found a lower optimum); `agree` means within 1e-4 or lower, mlmfit's accuracy contract with lme4.",
+  batch_note(),
   "")
 if (!is.null(suites[["reference"]])) {
   lines <- c(lines, sprintf("## Reference BLAS (%s)", basename(suites[["reference"]]$blas)), "",

@@ -84,8 +84,9 @@ run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
           t <- seconds(system.time(suppressMessages(suppressWarnings(bootstrap_with(pkg, fit, nsim)))))
           list(time = t, criterion = NA_real_)
         } else {
-          t <- seconds(system.time(fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data)))))
-          list(time = t, criterion = criterion(fit))
+          batch <- if (is.null(case$batch)) 1L else case$batch
+          t <- seconds(system.time(for (b in seq_len(batch)) fit <- suppressMessages(suppressWarnings(fit_with(pkg, case, data)))))
+          list(time = t / batch, criterion = criterion(fit))
         }
       }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e),
                                   timed_out = proc.time()[["elapsed"]] - t0 >= 0.99 * limit))
@@ -103,8 +104,9 @@ run_once <- function(pkg, case, data, fit0 = NULL, nsim = NULL) {
       t <- seconds(system.time(quietly(bootstrap_with(pkg, fit0, nsim))))
       list(time = t, criterion = NA_real_)
     } else {
-      t <- seconds(system.time(fit <- quietly(fit_with(pkg, case, data))))
-      list(time = t, criterion = criterion(fit), fit = fit)
+      batch <- case$batch %||% 1L
+      t <- seconds(system.time(for (b in seq_len(batch)) fit <- quietly(fit_with(pkg, case, data))))
+      list(time = t / batch, criterion = criterion(fit), fit = fit)
     }
   }, error = function(e) list(time = NA_real_, criterion = NA_real_, error = conditionMessage(e),
                               timed_out = pkg != "mlmfit" && proc.time()[["elapsed"]] - t0 >= 0.99 * peer_limit))

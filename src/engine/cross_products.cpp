@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <numeric>
 #include <stdexcept>
-#include <unordered_map>
+#include <utility>
 
 #include "cross_product_scatter.h"
 
@@ -91,44 +91,85 @@ namespace {
 
 // Sparse block storage keyed by a pair of level numbers; blocks are created
 // on first use and summed into afterwards. offset_of() returns offsets, not
-// pointers: a new block may move the values.
+// pointers: a new block may move the values. Every observation looks up
+// its blocks here, so the key -> block table is an open-addressing table
+// (linear probing, at most half full) in one flat array: a look-up costs
+// about one cache miss, where a node-based std::unordered_map cost several
+// (a third of a 1e7-row crossed fit).
 struct BlockStore {
-  std::unordered_map<std::uint64_t, Index> slot;  // key -> offset in vals
+  static constexpr std::uint64_t kEmpty = ~std::uint64_t(0);  // no key: levels are below 2^32 - 1
+  struct Slot {
+    std::uint64_t key;
+    Index offset;  // of the block's values in vals
+  };
+  std::vector<Slot> table = std::vector<Slot>(1024, Slot{kEmpty, 0});
+  int shift = 64 - 10;  // hash bits: log2(table.size())
   std::vector<Index> row, col;
   std::vector<Index> off;
   std::vector<double> vals;
 
+  static std::uint64_t key_of(Index r, Index c) {
+    return (static_cast<std::uint64_t>(c) << 32) | static_cast<std::uint64_t>(r);
+  }
+  // Fibonacci hashing: the high bits of key times 2^64 / golden ratio.
+  std::size_t home(std::uint64_t key) const {
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift);
+  }
+
+  // Fetch the slot of block (r, c) into the cache ahead of offset_of().
+  void prefetch(Index r, Index c) const { __builtin_prefetch(table.data() + home(key_of(r, c))); }
+
   Index offset_of(Index r, Index c, int size) {
-    const std::uint64_t key = (static_cast<std::uint64_t>(c) << 32) ^ static_cast<std::uint64_t>(r);
-    auto it = slot.find(key);
-    if (it != slot.end()) return it->second;
+    const std::uint64_t key = key_of(r, c);
+    const std::size_t mask = table.size() - 1;
+    for (std::size_t h = home(key);; h = (h + 1) & mask) {
+      Slot& s = table[h];
+      if (s.key == key) return s.offset;
+      if (s.key == kEmpty) break;
+    }
     const Index o = static_cast<Index>(vals.size());
-    slot.emplace(key, o);
     row.push_back(r);
     col.push_back(c);
     off.push_back(o);
     vals.resize(vals.size() + size, 0.0);
+    if (2 * row.size() > table.size()) {
+      grow();
+    } else {
+      insert(key, o);
+    }
     return o;
   }
 
   // Entries ordered by (col, row), values copied in that order.
   void sorted(std::vector<Index>& rows, std::vector<Index>& cols, std::vector<double>& v) const {
-    std::vector<std::size_t> ord(row.size());
-    std::iota(ord.begin(), ord.end(), 0);
-    std::sort(ord.begin(), ord.end(), [&](std::size_t a, std::size_t b) {
-      return col[a] != col[b] ? col[a] < col[b] : row[a] < row[b];
-    });
+    std::vector<std::pair<std::uint64_t, Index>> ord(row.size());
+    for (std::size_t e = 0; e < ord.size(); ++e) ord[e] = {key_of(row[e], col[e]), static_cast<Index>(e)};
+    std::sort(ord.begin(), ord.end());
     rows.resize(ord.size());
     cols.resize(ord.size());
     v.clear();
     v.reserve(vals.size());
     for (std::size_t k = 0; k < ord.size(); ++k) {
-      const std::size_t e = ord[k];
+      const std::size_t e = static_cast<std::size_t>(ord[k].second);
       rows[k] = row[e];
       cols[k] = col[e];
       const Index end = (e + 1 < off.size()) ? off[e + 1] : static_cast<Index>(vals.size());
       v.insert(v.end(), vals.begin() + off[e], vals.begin() + end);
     }
+  }
+
+ private:
+  void insert(std::uint64_t key, Index offset) {
+    const std::size_t mask = table.size() - 1;
+    std::size_t h = home(key);
+    while (table[h].key != kEmpty) h = (h + 1) & mask;
+    table[h] = Slot{key, offset};
+  }
+  // Twice the slots, every block entered again (row and col hold the keys).
+  void grow() {
+    table.assign(2 * table.size(), Slot{kEmpty, 0});
+    --shift;
+    for (std::size_t b = 0; b < row.size(); ++b) insert(key_of(row[b], col[b]), off[b]);
   }
 };
 
@@ -195,7 +236,7 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
   const int nf = static_cast<int>(d.blocks.size()) - 1;
   const ScatterLayout L(q1, xp.sec_q, p);
   ScatterTargets t(L);
-  std::vector<Index> first_level(nf, 0), first_coord(nf, 0), diag_off(nf, 0), lev(nf);
+  std::vector<Index> first_level(nf, 0), first_coord(nf, 0), diag_off(nf, 0);
   for (int f = 1; f < nf; ++f) {
     const FactorBlock& F = d.blocks[f];
     first_level[f] = first_level[f - 1] + F.n_levels;
@@ -203,12 +244,18 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
     diag_off[f] = diag_off[f - 1] + F.n_levels * F.q * F.q;
   }
   const Eigen::VectorXd center = xp.center.size() ? xp.center : Eigen::VectorXd::Zero(P);
-  std::vector<Index> r1_at(nf), rr_at(L.n_pairs());
+  const int n_pairs = L.n_pairs();
   std::vector<double> row(L.dim());
 
   const Index chunk = 2048;
   Eigen::MatrixXd B(chunk, P);  // sqrt(w) [x - mean, y - offset - mean]
   Eigen::VectorXd sw(chunk);
+  // The blocks of each observation of the chunk, found first: the blocks
+  // between levels are spread over memory too large for the caches, and
+  // with their offsets known the values of later observations are fetched
+  // while earlier ones are added (the adds otherwise wait on each miss).
+  std::vector<Index> prim(chunk), lev(chunk * nf), r1_at(chunk * nf), rr_at(chunk * n_pairs);
+  constexpr Index ahead = 8;  // observations fetched ahead
   for (Index start = 0; start < n; start += chunk) {
     const Index len = std::min(chunk, n - start);
     for (Index i = 0; i < len; ++i) sw[i] = d.weights ? std::sqrt(d.weights[start + i]) : 1.0;
@@ -222,7 +269,38 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
     }
     xp.XX.selfadjointView<Eigen::Lower>().rankUpdate(B.topRows(len).transpose());
 
+    auto level = [&](int f, Index obs) {
+      const FactorBlock& F = d.blocks[f + 1];
+      return first_level[f] + F.codes[obs] - F.code_base;
+    };
     for (Index i = 0; i < len; ++i) {
+      const Index obs = start + i;
+      if (i + ahead < len) {
+        const Index o = obs + ahead;
+        const Index jo = d.blocks[0].codes[o] - d.blocks[0].code_base;
+        for (int f = 0; f < nf; ++f) {
+          r1.prefetch(level(f, o), jo);
+          for (int g = 0; g < f; ++g) rr.prefetch(level(f, o), level(g, o));
+        }
+      }
+      const Index j = d.blocks[0].codes[obs] - d.blocks[0].code_base;
+      prim[i] = j;
+      Index* lv = lev.data() + i * nf;
+      for (int f = 0; f < nf; ++f) {
+        const FactorBlock& F = d.blocks[f + 1];
+        lv[f] = level(f, obs);
+        r1_at[i * nf + f] = r1.offset_of(lv[f], j, F.q * q1);
+        for (int g = 0; g < f; ++g)
+          rr_at[i * n_pairs + f * (f - 1) / 2 + g] = rr.offset_of(lv[f], lv[g], F.q * d.blocks[g + 1].q);
+      }
+    }
+    // No block is created from here to the end of the chunk: the stores'
+    // values stay where they are.
+    for (Index i = 0; i < len; ++i) {
+      if (i + ahead < len) {
+        for (int f = 0; f < nf; ++f) __builtin_prefetch(r1.vals.data() + r1_at[(i + ahead) * nf + f], 1);
+        for (int k = 0; k < n_pairs; ++k) __builtin_prefetch(rr.vals.data() + rr_at[(i + ahead) * n_pairs + k], 1);
+      }
       const Index obs = start + i;
       const double s = sw[i];
       for (int f = 0; f <= nf; ++f) {
@@ -230,24 +308,17 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
         for (int a = 0; a < F.q; ++a) row[L.offset(f) + a] = s * (F.cols[a] ? F.cols[a][obs] : 1.0);
       }
       for (int c = 0; c < P; ++c) row[L.Q() + c] = B(i, c);
-      const Index j = d.blocks[0].codes[obs] - d.blocks[0].code_base;
-      for (int f = 0; f < nf; ++f) {
-        const FactorBlock& F = d.blocks[f + 1];
-        lev[f] = first_level[f] + F.codes[obs] - F.code_base;
-        r1_at[f] = r1.offset_of(lev[f], j, F.q * q1);
-        for (int g = 0; g < f; ++g) rr_at[f * (f - 1) / 2 + g] = rr.offset_of(lev[f], lev[g], F.q * d.blocks[g + 1].q);
-      }
-      // Pointers only now: a new block may have moved the stores' values.
+      const Index j = prim[i];
       t.D1 = xp.D1.data() + j * q1 * q1;
       t.C1 = xp.C1.data() + j * q1 * P;
       for (int f = 0; f < nf; ++f) {
         const int q = d.blocks[f + 1].q;
-        const Index l = lev[f] - first_level[f];
+        const Index l = lev[i * nf + f] - first_level[f];
         t.D[f] = xp.rr_diag.data() + diag_off[f] + l * q * q;
         t.CR[f] = xp.CR.data() + (first_coord[f] + l * q) * P;
-        t.R1[f] = r1.vals.data() + r1_at[f];
+        t.R1[f] = r1.vals.data() + r1_at[i * nf + f];
       }
-      for (int k = 0; k < L.n_pairs(); ++k) t.RR[k] = rr.vals.data() + rr_at[k];
+      for (int k = 0; k < n_pairs; ++k) t.RR[k] = rr.vals.data() + rr_at[i * n_pairs + k];
       scatter_row(L, row.data(), t);
     }
     if (d.check_interrupt && (start / chunk) % 256 == 255) d.check_interrupt();

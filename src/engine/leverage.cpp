@@ -8,7 +8,6 @@ Eigen::VectorXd leverages(const ModelData& d, const std::vector<Eigen::MatrixXd>
   const ReComponents rc = find_components(d);
   const ComponentGram g = component_gram(d, rc);
   const int p = d.p;
-  const int nb = static_cast<int>(d.blocks.size());
   std::vector<Eigen::MatrixXd> C(rc.n_components), CB(rc.n_components);
   Eigen::MatrixXd S = g.F;
   for (int c = 0; c < rc.n_components; ++c) {
@@ -18,22 +17,12 @@ Eigen::VectorXd leverages(const ModelData& d, const std::vector<Eigen::MatrixXd>
   }
   const Eigen::LLT<Eigen::MatrixXd> U(S);
   Eigen::VectorXd h(d.n);
-  std::vector<Eigen::Index> idx;
+  std::vector<Index> idx;
   std::vector<double> z;
   Eigen::VectorXd r(p);
   for (Index i = 0; i < d.n; ++i) {
     const double w = d.weights ? d.weights[i] : 1.0;
-    const int c = rc.comp[0][d.blocks[0].codes[i] - d.blocks[0].code_base];
-    idx.clear();
-    z.clear();
-    for (int f = 0; f < nb; ++f) {
-      const FactorBlock& F = d.blocks[f];
-      const Index l = F.codes[i] - F.code_base;
-      for (int a = 0; a < F.q; ++a) {
-        idx.push_back(rc.start[f][l] + a);
-        z.push_back(F.cols[a] ? F.cols[a][i] : 1.0);
-      }
-    }
+    const int c = component_row(d, rc, i, idx, z);
     double zcz = 0.0;
     for (std::size_t a = 0; a < idx.size(); ++a)
       for (std::size_t b = 0; b < idx.size(); ++b) zcz += z[a] * C[c](idx[a], idx[b]) * z[b];

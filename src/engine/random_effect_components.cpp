@@ -59,8 +59,22 @@ ReComponents find_components(const ModelData& d) {
   return rc;
 }
 
+int component_row(const ModelData& d, const ReComponents& rc, Index i, std::vector<Index>& idx,
+                  std::vector<double>& z) {
+  idx.clear();
+  z.clear();
+  for (std::size_t f = 0; f < d.blocks.size(); ++f) {
+    const FactorBlock& F = d.blocks[f];
+    const Index l = F.codes[i] - F.code_base;
+    for (int a = 0; a < F.q; ++a) {
+      idx.push_back(rc.start[f][l] + a);
+      z.push_back(F.cols[a] ? F.cols[a][i] : 1.0);
+    }
+  }
+  return rc.comp[0][d.blocks[0].codes[i] - d.blocks[0].code_base];
+}
+
 ComponentGram component_gram(const ModelData& d, const ReComponents& rc) {
-  const int nb = static_cast<int>(d.blocks.size());
   const int p = d.p;
   ComponentGram g;
   g.A.resize(rc.n_components);
@@ -74,17 +88,7 @@ ComponentGram component_gram(const ModelData& d, const ReComponents& rc) {
   std::vector<double> z, x(p);
   for (Index i = 0; i < d.n; ++i) {
     const double w = d.weights ? d.weights[i] : 1.0;
-    idx.clear();
-    z.clear();
-    const int c = rc.comp[0][d.blocks[0].codes[i] - d.blocks[0].code_base];
-    for (int f = 0; f < nb; ++f) {
-      const FactorBlock& F = d.blocks[f];
-      const Index l = F.codes[i] - F.code_base;
-      for (int a = 0; a < F.q; ++a) {
-        idx.push_back(rc.start[f][l] + a);
-        z.push_back(F.cols[a] ? F.cols[a][i] : 1.0);
-      }
-    }
+    const int c = component_row(d, rc, i, idx, z);
     for (int k = 0; k < p; ++k) x[k] = d.X[static_cast<Index>(k) * d.n + i];
     Eigen::MatrixXd& A = g.A[c];
     Eigen::MatrixXd& B = g.B[c];

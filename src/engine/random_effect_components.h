@@ -26,6 +26,11 @@ struct ReComponents {
 
 ReComponents find_components(const ModelData& data);
 
+// The random-effect coordinates observation i touches, within its component,
+// and their values in Z: fills idx and z, returns the component.
+int component_row(const ModelData& data, const ReComponents& rc, Index i, std::vector<Index>& idx,
+                  std::vector<double>& z);
+
 // Per component c: A[c] = Z_c' W Z_c and B[c] = Z_c' W X, and F = X' W X.
 struct ComponentGram {
   std::vector<Eigen::MatrixXd> A, B;
