@@ -251,8 +251,15 @@ check_lmm_engine_answer <- function(spec, engine) {
               "mlmfit_error_identifiability")
   }
   if (residual_vanishes(engine) || identical(engine$optinfo$ray, "falling")) {
+    # theta: where the deviance was found below every optimum (the evidence)
     mlm_abort(c("The model reproduces the response exactly: the residual variance is estimated as zero and the likelihood has no maximum.",
                 i = explain_failed_fit(spec)),
+              "mlmfit_error_fit", theta = stats::setNames(as.vector(engine$theta), names(theta_start(spec))))
+  }
+  if (isTRUE(engine$correlation_at_limit)) {
+    mlm_abort(c("The residual correlation tends to a limit where its matrix is singular: the likelihood rises towards it without a maximum.",
+                i = "Some group's residuals are fitted along the direction the limiting matrix leaves out; {.fn nlme::lme} stops somewhere along the way.",
+                i = "Remove the {.arg correlation} structure or the random effect that competes with it."),
               "mlmfit_error_fit")
   }
   invisible()

@@ -55,6 +55,7 @@ List lmm_structured_fit_cpp(const List& spec, SEXP theta_start, SEXP psi_start, 
   List out = mlm_glue::lmm_result_to_r(res.fit);
   out["psi"] = Rcpp::wrap(res.psi);
   out["log_det_R"] = res.log_det_R;
+  out["correlation_at_limit"] = res.correlation_at_limit;
   out["whitening"] = List::create(Named("classes") = res.classes, Named("n_classes") = res.n_classes,
                                   Named("storage") = res.class_storage);
   if (std::isfinite(res.fit.at.deviance)) {

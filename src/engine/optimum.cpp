@@ -89,7 +89,7 @@ class OptimumSearch {
   void probe_correlated_row(Eigen::Index i, Consider& consider) const;
   template <class Consider>
   void probe_correlated_below(Eigen::Index i, int sign, Consider& consider) const;
-  void retry_singular_from_identity();
+  void retry_singular_from_ray();
   bool can_polish() const {
     return ctl_.polish && n_ > 0 && n_ <= ctl_.max_hessian_params && std::isfinite(f_);
   }
@@ -306,13 +306,21 @@ void OptimumSearch::probe_correlated_below(Eigen::Index i, int sign, Consider& c
 }
 
 // A singular fit is where separate basins meet the boundary: where
-// evaluations are cheap, descend once more from the identity (lme4's
-// start) and keep the better optimum.
-void OptimumSearch::retry_singular_from_identity() {
+// evaluations are cheap, descend once more from the diagonal ray at 1, 10
+// and 100 natural units and keep the best optimum. The probes above judge
+// a ray point by its value alone, and a basin need not be lower than the
+// current optimum at its entrance: with more random effects than rows, the
+// deviance of a crossed design fell without bound (the residual variance
+// to zero) only along a direction reached by the descent from 100 natural
+// units, while the points on the ray, and the descents from 1 and 10,
+// stayed above a local optimum (design fuzz seed 20261283).
+void OptimumSearch::retry_singular_from_ray() {
   if (!ctl_.thorough || !std::isfinite(f_)) return;
   bool singular = false;
   for (Eigen::Index i = 0; i < n_; ++i) singular = singular || (bounded_diagonal(i) && x_[i] == space_.lower[i]);
-  if (singular) accept_if_better(descend(ray_point(1.0)));
+  if (!singular) return;
+  for (double d : {1.0, 10.0, 100.0})
+    if (d <= ctl_.probe_reach) accept_if_better(descend(ray_point(d)));
 }
 
 // Newton steps with a Hessian from differences (of the analytic gradient
@@ -466,7 +474,7 @@ OptimumResult reach_optimum(const Criterion& criterion, const Eigen::VectorXd& s
   if (!search.start_from(start)) return search.result();
   search.settle_boundary();
   search.probe_for_better_basins();
-  search.retry_singular_from_identity();
+  search.retry_singular_from_ray();
   bool exhausted = false;  // no new descent could lower the criterion
   if (search.can_polish()) {
     search.polish();

@@ -11,7 +11,8 @@
 // * probes for a better basin: from a zero diagonal entry (both signs of
 //   its column), far out, and where evaluations are cheap on the boundary
 //   and on the diagonal ray; a new descent from the best point found, and
-//   for a singular fit a second descent from the identity;
+//   for a singular fit new descents from the diagonal ray (1, 10 and 100
+//   natural units);
 // * the Newton polish: Newton steps on a Hessian from differences (of the
 //   analytic gradient when there is one), restricted to the free
 //   parameters;

@@ -84,6 +84,14 @@ bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, Re
   return true;
 }
 
+bool correlation_at_limit(const ResidualSpec& spec, const Eigen::VectorXd& psi, const std::vector<bool>& psi_free) {
+  if (spec.correlation == CorrelationKind::none || psi.size() == 0 || psi_free.empty() || !psi_free[0]) return false;
+  // within one unit of the edge: the correlation within about 1e-8 of its
+  // limit; CAR(1)'s lower edge is phi -> 0, independence, not singular
+  if (spec.correlation == CorrelationKind::car1 && psi[0] < 0.0) return false;
+  return std::fabs(psi[0]) > kMaxCorrelationPsi - 1.0;
+}
+
 double variance_multiplier(const ResidualSpec& spec, const ResidualParameters& par, Index i) {
   switch (spec.variance) {
     case VarianceKind::none: return 1.0;

@@ -59,6 +59,14 @@ struct ResidualParameters {
 // is outside the parameter space (|phi| = 1 after rounding, say).
 bool natural_parameters(const ResidualSpec& spec, const Eigen::VectorXd& psi, ResidualParameters& out);
 
+// Is the correlation parameter (free in the fit) at an edge of the
+// parameter space where its matrix turns singular (|phi| -> 1 for AR(1),
+// phi -> 1 for CAR(1), rho -> -1 / (m - 1) or 1 for compound symmetry)?
+// An optimum there is no maximum where the likelihood still rises towards
+// the limit (a group's residuals in the null direction of the limiting
+// matrix); the fit checks that (structured_fit.cpp).
+bool correlation_at_limit(const ResidualSpec& spec, const Eigen::VectorXd& psi, const std::vector<bool>& psi_free);
+
 // Standard-deviation multiplier of the variance function for observation i
 // (prior weights excluded).
 double variance_multiplier(const ResidualSpec& spec, const ResidualParameters& par, Index i);

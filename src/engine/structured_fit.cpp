@@ -9,6 +9,12 @@
 
 namespace mlm {
 
+// The deviance two units of the correlation parameter inside the edge
+// higher than at the edge by more than this: the likelihood still rises
+// towards the limit (by about 1 per unit where it has no maximum; by
+// less than 1e-6 where it has levelled off).
+constexpr double kStillRising = 1e-3;
+
 StructuredDeviance::StructuredDeviance(const ModelData& data, const ResidualSpec& spec,
                                        const std::vector<CovTemplate>& templates, bool reml, WhiteningMethod method,
                                        double max_class_bytes)
@@ -156,6 +162,15 @@ StructuredResult fit_at_covariate(const ModelData& data, const ResidualSpec& spe
   out.fit.theta = co.theta(o.x);
   out.fit.theta_scale = co.scale;
   out.psi = co.psi(o.x);
+  // At the edge, the likelihood either still rises towards the limit (no
+  // maximum: the deviance two units inside is higher by about 2) or has
+  // levelled off (a random intercept takes over from compound symmetry:
+  // the same likelihood all the way out, nlme's interior optimum).
+  if (correlation_at_limit(spec, out.psi, psi_free)) {
+    Eigen::VectorXd inside = o.x;
+    inside[nt] -= std::copysign(2.0, inside[nt]);
+    out.correlation_at_limit = criterion.value(inside) > o.f + kStillRising;
+  }
   out.classes = dev.whitened().uses_classes();
   out.n_classes = dev.whitened().n_classes();
   out.class_storage = dev.whitened().class_storage();

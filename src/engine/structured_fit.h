@@ -42,6 +42,7 @@ struct StructuredResult {
   double class_storage = 0.0;  // values stored for the classes, in full sets of cross-products
   std::vector<double> covariate;  // the variance covariate of the last fit, when it is the fitted values
   int covariate_updates = 0;      // fits after the first, when it is the fitted values
+  bool correlation_at_limit = false;  // at the edge and still rising there: no maximum
 };
 
 // The deviance at (theta, psi), +Inf where undefined.
