@@ -54,6 +54,7 @@ as_lmerMod <- function(fit) {
               "mlmfit_error_argument")
   }
   refuse_residual_structure(fit, "lme4 objects")
+  if (inherits(fit, "mlmfit_db")) refuse_without_rows(fit, "An lme4 object of the fit")
   pieces <- lme4_pieces(fit)
   devfun <- in_lme4(lme4::mkLmerDevfun, list(pieces$fr, pieces$X, pieces$reTrms, REML = fit_reml(fit),
                                               start = pieces$theta, control = lme4::lmerControl()))

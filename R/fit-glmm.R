@@ -35,7 +35,8 @@
 #'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 | g)`.
-#' @param data A data frame holding the variables.
+#' @param data A data frame holding the variables, or a lazy table of a
+#'   database (`dplyr::tbl()`): see [database-fits].
 #' @param family A family object, family function or its name:
 #'   `binomial` (links logit, probit, cauchit, cloglog, log), `poisson`
 #'   (log, identity, sqrt), `Gamma` (log, inverse, identity), or
@@ -84,7 +85,9 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
   if (!inherits(control, "glmm_control")) {
     mlm_abort("{.arg control} must come from {.fn glmm_control}.", "mlmfit_error_argument")
   }
-  spec <- model_spec(formula, mc, parent.frame(), na.action, family = fam)
+  data <- if (!missing(data)) data
+  if (inherits(data, "tbl_sql")) return(db_glmm(mc, formula, data, fam, nAGQ, na.action, control, parent.frame()))
+  spec <- model_spec(formula, mc, parent.frame(), na.action, family = fam, data = data)
   blocks <- re_blocks(spec)
   if (nAGQ > 1L && (length(blocks) != 1L || blocks[[1L]]$q != 1L)) {
     mlm_abort(c("Adaptive Gauss-Hermite quadrature ({.code nAGQ > 1}) needs a single scalar random effect, such as {.code (1 | group)}.",

@@ -65,7 +65,8 @@
 #'
 #' @param formula A two-sided formula with fixed effects and at least one
 #'   random-effect term, e.g. `y ~ x + (1 + x | g)`.
-#' @param data A data frame holding the variables.
+#' @param data A data frame holding the variables, or a lazy table of a
+#'   database (`dplyr::tbl()`): see [database-fits].
 #' @param REML Fit by restricted maximum likelihood (`TRUE`, default) or by
 #'   maximum likelihood (`FALSE`).
 #' @param weights Optional prior weights: the residual variance of
@@ -129,19 +130,28 @@ lmm <- function(formula, data, REML = TRUE, weights = NULL, offset = NULL, subse
   if (!inherits(control, "lmm_control")) {
     mlm_abort("{.arg control} must come from {.fn lmm_control}.", "mlmfit_error_argument")
   }
+  data <- if (!missing(data)) data
+  if (inherits(data, "tbl_sql")) {
+    return(db_lmm(mc, formula, data, REML, na.action, control, correlation, variance, parent.frame()))
+  }
   spec <- model_spec(formula, mc, parent.frame(), na.action, correlation = correlation, variance = variance,
-                     residual_method = control$residual_method)
+                     residual_method = control$residual_method, data = data)
+  check_reml_identifiable(spec, REML)
+  check_response_varies(spec)
+  fit <- new_lmm_fit(spec, engine_fit(spec, control, REML), mc, REML, control)
+  report_unbounded_variance_function(fit)
+  report_singular(fit)
+  fit
+}
+
+# REML needs more observations than fixed effects.
+check_reml_identifiable <- function(spec, REML) {
   n <- spec_nobs(spec)
   p <- length(spec_x_names(spec))
   if (REML && p >= n) {
     mlm_abort("There are {p} fixed effects for {n} observations: REML needs more observations than fixed effects.",
               "mlmfit_error_identifiability")
   }
-  check_response_varies(spec)
-  fit <- new_lmm_fit(spec, engine_fit(spec, control, REML), mc, REML, control)
-  report_unbounded_variance_function(fit)
-  report_singular(fit)
-  fit
 }
 
 #' Settings for fitting linear mixed models

@@ -2,7 +2,8 @@
 # which every method reads a fit. A fit is a plain list with the package's
 # own classes:
 #   c("mlmfit_lmm", "mlmfit"), c("mlmfit_lmm_structured", "mlmfit_lmm", "mlmfit")
-#   (a residual correlation or variance structure) and c("mlmfit_glmm", "mlmfit").
+#   (a residual correlation or variance structure) and c("mlmfit_glmm", "mlmfit");
+#   "mlmfit_db" before these for a fit to a database table (its spec$db).
 #
 # Fields of every fit:
 # * spec            the model spec (spec.R): the model and its data
@@ -22,7 +23,8 @@
 #                   array (including sigma^2); an empty list when not computed
 # * vcov            covariance matrix of beta (named)
 # * fitted          conditional fitted values (fixed and random effects and
-#                   offset; the means of a glmm), one per observation, unnamed
+#                   offset; the means of a glmm), one per observation, unnamed;
+#                   NULL when the spec has no rows (a database fit)
 # * devcomp         pieces of the criterion at the optimum: criterion (what was
 #                   minimised: the REML criterion, -2 log-likelihood, or the
 #                   Laplace or quadrature approximation of it), ld_L2 (log
@@ -55,8 +57,11 @@
 # * vcov_method     "hessian" (vcov from the Hessian of the deviance in theta
 #                   and beta, as glmer's) or "conditional" (sigma^2 vcov_unscaled)
 
-# The constructor: a fit of the class asked for, stamped with the version.
+# The constructor: a fit of the class asked for, stamped with the version;
+# a fit to a database table (its spec reads the rows in SQL) is also of
+# class "mlmfit_db", whose methods compute what needs rows in the database.
 new_mlmfit <- function(fields, class) {
+  if (!is.null(fields$spec$db)) class <- c("mlmfit_db", class)
   fit <- structure(c(fields, list(version = mlmfit_version())), class = class)
   validate_mlmfit(fit)
 }
@@ -76,7 +81,7 @@ validate_mlmfit <- function(fit) {
         !all(vapply(seq_along(blocks), function(k) {
           identical(dim(fit$b[[k]]), c(blocks[[k]]$q, blocks[[k]]$n_levels))
         }, logical(1)))) "b does not match the blocks",
-    if (length(fit$fitted) != spec$n) "fitted values are not one per observation",
+    if (!is.null(spec$rows) && length(fit$fitted) != spec$n) "fitted values are not one per observation",
     if (inherits(fit, "mlmfit_glmm") && is.null(spec$family)) "a glmm fit without a family",
     if (inherits(fit, "mlmfit_lmm_structured") && length(fit$psi) != length(spec$residual$engine$psi0))
       "the residual parameters do not match the structure",

@@ -91,9 +91,9 @@ anova_type_table <- function(fit, ddf, type = "III") {
 }
 
 same_fixed_effects <- function(models) {
-  X1 <- stats::model.matrix(models[[1L]])
+  X1 <- fixed_design_values(models[[1L]])
   all(vapply(models[-1L], function(m) {
-    X <- stats::model.matrix(m)
+    X <- fixed_design_values(m)
     identical(dim(X), dim(X1)) && identical(colnames(X), colnames(X1)) && isTRUE(all.equal(unname(X), unname(X1)))
   }, logical(1)))
 }
@@ -105,7 +105,7 @@ lrt_table <- function(models, model_names, refit) {
                 i = "Likelihood-ratio tests compare fits to the same rows; check missing values and {.arg subset}."),
               "mlmfit_error_anova")
   }
-  y <- lapply(models, function(m) unname(as.vector(stats::model.response(stats::model.frame(m)))))
+  y <- lapply(models, response_values)
   if (!all(vapply(y[-1L], function(v) isTRUE(all.equal(v, y[[1L]])), logical(1)))) {
     mlm_abort("The fits have different responses: likelihood-ratio tests need the same response.",
               "mlmfit_error_anova")
@@ -139,4 +139,17 @@ lrt_table <- function(models, model_names, refit) {
   heading <- c(if (!is.null(data_expr)) paste("Data:", deparse1(data_expr)), "Models:",
                paste0(names(models)[ord], ": ", forms))
   structure(tab, heading = heading, class = c("anova", "data.frame"))
+}
+
+# What must agree between fits compared by likelihood-ratio tests: the
+# response and the fixed-effect design, by their values; for a fit to a
+# database table, by the SQL that reads them (db_rows_identity()).
+response_values <- function(m) {
+  if (inherits(m, "mlmfit_db")) return(db_rows_identity(m, "response"))
+  unname(as.vector(stats::model.response(stats::model.frame(m))))
+}
+
+fixed_design_values <- function(m) {
+  if (inherits(m, "mlmfit_db")) return(db_rows_identity(m, "design"))
+  stats::model.matrix(m)
 }

@@ -49,27 +49,42 @@ remake_fixed_design <- function(fit, treatment = TRUE) {
   stats::model.matrix(tt, mf, contrasts.arg = ctr)
 }
 
+# The matrices the hypotheses are built from: the fit's X, X with
+# treatment contrasts (when the fit's coding differs), the columns of each
+# term with every level of its factors (rd = FALSE: none), and the column
+# of ones. The hypotheses depend on these only through their
+# cross-products: a fit to a database table gives rows with the same
+# cross-products instead (db_type3_matrices()).
+type3_matrices <- function(fit, treatment, rd = TRUE) {
+  if (!is.null(spec_db(fit))) return(db_type3_matrices(fit, treatment, rd))
+  mf <- spec_frame(fit)
+  labels <- if (rd) attr(spec_fixed_terms(fit), "term.labels") else character()
+  list(X = spec_X(fit), X_treatment = if (!treatment) remake_fixed_design(fit, treatment = TRUE),
+       rd = lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf)),
+       ones = 1)
+}
+
 type3_contrasts <- function(fit) {
   tt <- spec_fixed_terms(fit)
   labels <- attr(tt, "term.labels")
-  Xorig <- spec_X(fit)
   has_int <- attr(tt, "intercept") > 0
-  mf <- spec_frame(fit)
   data_classes <- attr(spec_frame_terms(fit), "dataClasses")
   codings <- unlist(spec_contrasts(fit))
   treatment <- length(codings) > 0L && all(vapply(codings, function(x) identical(x, "contr.treatment"), logical(1)))
+  m <- type3_matrices(fit, treatment)
+  Xorig <- m$X
   if (treatment) {
     X <- Xorig
   } else {
-    X <- remake_fixed_design(fit, treatment = TRUE)
+    X <- m$X_treatment
     keep <- full_rank_columns(X)
     asg <- attr(X, "assign")[keep]
     X <- X[, keep, drop = FALSE]
     attr(X, "assign") <- asg
   }
-  rd <- lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf))
+  rd <- m$rd
   rdX <- do.call(cbind, rd)
-  if (has_int) rdX <- cbind(`(Intercept)` = 1, rdX)
+  if (has_int) rdX <- cbind(`(Intercept)` = m$ones, rdX)
   if (is.null(rdX)) rdX <- matrix(0, nrow(X), 0L)
   L <- zapsmall(t(pseudo_inverse(X) %*% rdX))
   dimnames(L) <- list(colnames(rdX), colnames(X))

@@ -119,6 +119,7 @@ refit_formula <- function(model, formula, env) {
   if (length(find_bars(formula[[3L]])) == 0L && inherits(model, "mlmfit_lmm_structured")) {
     return(gls_without_random_effects(model, formula, eval_env))
   }
+  if (length(find_bars(formula[[3L]])) == 0L && inherits(model, "mlmfit_db")) return(db_linear_model(model))
   if (length(find_bars(formula[[3L]])) == 0L) {
     call <- call[c(1L, match(c("data", "weights", "offset", "subset", "na.action"), names(call), 0L))]
     call[[1L]] <- quote(stats::lm)

@@ -52,6 +52,7 @@ NULL
 
 #' @rdname lme4-extractors
 getME.mlmfit <- function(object, name, ...) {
+  if (inherits(object, "mlmfit_db")) refuse_without_rows(object, "getME()")
   warn_unused_dots(..., method = "getME")
   if (missing(name) || !is.character(name) || length(name) == 0L) {
     mlm_abort("{.arg name} must name one or more components, e.g. {.val theta}.", "mlmfit_error_argument")

@@ -42,7 +42,8 @@ re_selection <- function(fit, re.form) {
   out <- list()
   for (w in wanted) {
     b <- match(w$label, names(blocks))
-    cols <- tryCatch(re_columns(w$lhs, spec_frame(fit), spec_X(fit), environment(re.form))$names,
+    cols <- tryCatch(if (is.null(spec_db(fit))) re_columns(w$lhs, spec_frame(fit), spec_X(fit), environment(re.form))$names
+                     else db_term_colnames(spec_db(fit), w$lhs),
                      mlmfit_error = function(e) NULL, error = function(e) NULL)
     if (!is.na(b)) {
       # a term of the model: its own columns (names may repeat in a block)
@@ -74,8 +75,7 @@ grouping_values <- function(tm, newdata, env) {
 term_columns <- function(fit, tm, newdata, env) {
   f <- stats::as.formula(call("~", tm$lhs), env = env)
   vars <- all.vars(f)
-  frame <- spec_frame(fit)
-  xlev <- lapply(stats::setNames(vars, vars), function(v) if (is.factor(frame[[v]])) levels(frame[[v]]))
+  xlev <- lapply(stats::setNames(vars, vars), function(v) variable_levels(fit, v))
   xlev <- xlev[!vapply(xlev, is.null, logical(1))]
   mf <- stats::model.frame(f, newdata, na.action = stats::na.pass, xlev = if (length(xlev)) xlev)
   Z <- stats::model.matrix(f, mf)

@@ -100,7 +100,8 @@ summary.mlmfit_lmm <- function(object, ddf = "Satterthwaite", ...) {
   criterion <- if (reml) c(REML = deviance(object)) else information_criteria(object)
   structure(list(
     fit = object, coefficients = coefs, ddf = ddf, varcor = VarCorr(object),
-    residuals = residual_values(object, "pearson", scaled = TRUE),
+    # a database fit: quantiles from the database (summary.mlmfit_db)
+    residuals = if (is.null(spec_db(object))) residual_values(object, "pearson", scaled = TRUE),
     ngrps = ngrps(object), nobs = nobs(object), REML = reml,
     criterion = criterion, AICtab = criterion, logLik = stats::logLik(object), sigma = sigma(object),
     call = fit_call(object),

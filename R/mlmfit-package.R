@@ -20,5 +20,10 @@
   s3_register("emmeans::recover_data", "mlmfit_lmm", recover_data.mlmfit_lmm)
   s3_register("emmeans::emm_basis", "mlmfit_lmm", emm_basis.mlmfit_lmm)
   register_ecosystem_methods()
+  # fits to database tables: the SQL they sent, and its plans
+  s3_register("dplyr::show_query", "mlmfit_db", show_query_mlmfit_db)
+  s3_register("dplyr::explain", "mlmfit_db", explain_mlmfit_db)
+  s3_register("lme4::refit", "mlmfit_db", refit.mlmfit_db)
+  s3_register("emmeans::recover_data", "mlmfit_db", function(object, ...) refuse_without_rows(object, "emmeans"))
   invisible()
 }

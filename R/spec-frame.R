@@ -208,10 +208,12 @@ apply_na_action <- function(mf, na.action) {
 }
 
 # The data of the call (evaluated once): a data frame, or the formula's
-# environment when the call has no `data`.
-model_data <- function(mc, caller_env, formula) {
+# environment when the call has no `data`. `data`: their value when the
+# caller has evaluated them already (lmm() and glmm(), to tell a database
+# table); NULL: evaluated here.
+model_data <- function(mc, caller_env, formula, data = NULL) {
   if (is.null(mc$data)) return(environment(formula))
-  data <- as_model_data(eval(mc$data, caller_env))
+  data <- as_model_data(if (is.null(data)) eval(mc$data, caller_env) else data)
   if (nrow(data) == 0L) {
     mlm_abort("{.arg data} has no rows.", "mlmfit_error_empty")
   }
@@ -348,9 +350,7 @@ lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = 
   alias <- aliased_columns(X)
   if (length(alias) > 0L) {
     dropped <- colnames(X)[alias]
-    mlm_inform(c("The fixed-effect model matrix is rank deficient: dropping {length(dropped)} column{?s} that {?is a/are} linear combination{?s} of the others.",
-                 i = "Dropped: {.var {dropped}}."),
-               "mlmfit_message_rank")
+    inform_dropped_columns(dropped)
     keep <- setdiff(seq_len(ncol(X)), alias)
     assign <- attr(X, "assign")[keep]
     contr <- attr(X, "contrasts")
@@ -362,6 +362,12 @@ lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = 
   list(frame = mf, y = y, X = X, weights = weights, offset = offset, terms = fixed_terms,
        xlevels = stats::.getXlevels(fixed_terms, mf), dropped = dropped, intercept_col = intercept_col,
        data = data)
+}
+
+inform_dropped_columns <- function(dropped) {
+  mlm_inform(c("The fixed-effect model matrix is rank deficient: dropping {length(dropped)} column{?s} that {?is a/are} linear combination{?s} of the others.",
+               i = "Dropped: {.var {dropped}}."),
+             "mlmfit_message_rank")
 }
 
 # model.matrix() with its refusals turned into classed errors: a factor
@@ -403,22 +409,28 @@ check_response_varies <- function(spec) {
   yname <- spec_response_name(spec)
   if (!is.null(offset)) yname <- paste(yname, "- offset")
   rng <- range(r)
-  if (rng[1L] == rng[2L] && spec_intercept_col(spec) > 0L) {
-    mlm_abort(c("The response {.var {yname}} has the same value ({signif(r[1L], 6)}) in every row used: there is nothing to model.",
-                i = "Check that the formula's response is the intended variable."),
-              "mlmfit_error_response", variable = yname)
-  }
+  if (rng[1L] == rng[2L] && spec_intercept_col(spec) > 0L) refuse_constant_response(yname, r[1L])
   z <- spec_rows(spec)$z
   for (b in names(re_blocks(spec))) {
     if (!any(vapply(z[[b]], is.null, logical(1)))) next
-    if (constant_within(r, block_factor(spec, b))) {
-      mlm_abort(c("The response {.var {yname}} is constant within every level of {.var {b}}.",
-                  x = "The random intercept for {.var {b}} reproduces it exactly: the residual variance is zero and the likelihood has no maximum.",
-                  i = "It is a property of {.var {b}}: analyse one row per level of {.var {b}} (for example with {.fn lm}), or check that the response is the intended variable."),
-                "mlmfit_error_response", variable = yname, group = b)
-    }
+    if (constant_within(r, block_factor(spec, b))) refuse_constant_within(yname, b)
   }
   invisible()
+}
+
+# The two refusals, wherever the response was found constant (in memory,
+# or from a database's sums).
+refuse_constant_response <- function(yname, value) {
+  mlm_abort(c("The response {.var {yname}} has the same value ({signif(value, 6)}) in every row used: there is nothing to model.",
+              i = "Check that the formula's response is the intended variable."),
+            "mlmfit_error_response", variable = yname)
+}
+
+refuse_constant_within <- function(yname, b) {
+  mlm_abort(c("The response {.var {yname}} is constant within every level of {.var {b}}.",
+              x = "The random intercept for {.var {b}} reproduces it exactly: the residual variance is zero and the likelihood has no maximum.",
+              i = "It is a property of {.var {b}}: analyse one row per level of {.var {b}} (for example with {.fn lm}), or check that the response is the intended variable."),
+            "mlmfit_error_response", variable = yname, group = b)
 }
 
 # Is r the same within every level of the factor g? The first rows settle
@@ -444,6 +456,8 @@ residual_vanishes <- function(engine) {
 
 # Why the deviance could not be evaluated, for the error message.
 explain_failed_fit <- function(spec) {
+  generic <- "Check that the response varies within groups beyond what the random effects describe, and look for predictors with extreme values."
+  if (is.null(as_spec(spec)$rows)) return(generic)
   offset <- spec_offset(spec)
   y <- spec_y(spec)
   r <- if (is.null(offset)) y else y - offset
@@ -454,5 +468,5 @@ explain_failed_fit <- function(spec) {
       return("The response is an exact linear function of the fixed effects: the residuals are zero.")
     }
   }
-  "Check that the response varies within groups beyond what the random effects describe, and look for predictors with extreme values."
+  generic
 }

@@ -157,25 +157,45 @@ theta_names <- function(group, cols) {
 # blocks (metadata), the grouping factor and the columns of Z of each block
 # (rows), and the template of theta with its start and bounds.
 build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
-  n <- nrow(mf)
-  terms <- lapply(random, function(r) {
+  found <- lapply(random, function(r) {
     g <- grouping_factor(r$group, r$label, mf, env)
     cols <- re_columns(r$lhs, mf, X, env)
-    list(label = r$label, lhs = r$lhs, group_expr = r$group, factor = g, n_levels = nlevels(g),
-         colnames = cols$names, refs = cols$refs, q = length(cols$refs))
+    list(term = list(label = r$label, lhs = r$lhs, group_expr = r$group, lme4_order = r$lme4_order,
+                     levels = levels(g), colnames = cols$names),
+         factor = g, refs = cols$refs)
   })
-  n_levels <- vapply(terms, function(t) t$n_levels, numeric(1))
-  lme4_order <- vapply(seq_along(random), function(i) as.numeric(random[[i]]$lme4_order %||% i), numeric(1))
-  terms <- terms[order(-n_levels, lme4_order)]
+  layout <- re_layout(lapply(found, `[[`, "term"), nrow(mf), allow_n)
+  found <- found[layout$order]
+  groups <- lapply(layout$blocks, function(b) found[[b$terms[1L]]]$factor)
+  z <- lapply(layout$blocks, function(b) unlist(lapply(found[b$terms], `[[`, "refs"), recursive = FALSE))
+  check_re_columns(layout$blocks, z, X)
+  list(terms = layout$terms, blocks = layout$blocks, groups = groups, z = z, theta = layout$theta)
+}
 
+# The layout of the random-effect terms, from what each term is (label,
+# lhs, group_expr, lme4_order, the levels of its grouping factor and the
+# names of its columns of Z) without any row of data: wherever the levels
+# were found (a data frame, a database table). Terms are ordered by number
+# of levels, most first (ties in lme4's order; `order` gives the terms given
+# in that order); terms on one grouping factor share a block whose
+# relative covariance factor T is block diagonal over them; theta_index
+# (0-based, -1 fixed zero, q x q per block) places each parameter of theta
+# in T. Checks that n observations can identify the random effects.
+re_layout <- function(terms_in, n, allow_n = FALSE) {
+  n_levels <- vapply(terms_in, function(t) length(t$levels), numeric(1))
+  lme4_order <- vapply(seq_along(terms_in), function(i) as.numeric(terms_in[[i]]$lme4_order %||% i), numeric(1))
+  ord <- order(-n_levels, lme4_order)
+  terms <- lapply(terms_in[ord], function(t) {
+    list(label = t$label, lhs = t$lhs, group_expr = t$group_expr, n_levels = length(t$levels),
+         colnames = t$colnames, q = length(t$colnames))
+  })
   labels <- vapply(terms, function(t) t$label, character(1))
   block_labels <- unique(labels)
-  groups <- lapply(block_labels, function(lab) terms[[match(lab, labels)]]$factor)
-  names(groups) <- block_labels
-  blocks <- Map(function(label, g) {
-    list(label = label, levels = levels(g), n_levels = nlevels(g), q = 0L, colnames = character(), terms = integer())
-  }, block_labels, groups)
-  z <- lapply(blocks, function(b) list())
+  blocks <- lapply(block_labels, function(lab) {
+    lev <- terms_in[ord][[match(lab, labels)]]$levels
+    list(label = lab, levels = lev, n_levels = length(lev), q = 0L, colnames = character(), terms = integer())
+  })
+  names(blocks) <- block_labels
 
   theta_total <- 0L
   display <- make.unique(labels, sep = ".")
@@ -192,13 +212,9 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
     blocks[[b]]$q <- blocks[[b]]$q + q
     blocks[[b]]$colnames <- c(blocks[[b]]$colnames, tm$colnames)
     blocks[[b]]$terms <- c(blocks[[b]]$terms, t)
-    z[[b]] <- c(z[[b]], tm$refs)
-    tm$refs <- NULL
-    tm$factor <- NULL
     terms[[t]] <- tm
   }
 
-  # Template of T per block: theta_index (0-based, -1 fixed zero), q x q.
   theta0 <- numeric(theta_total)
   lower <- numeric(theta_total)
   theta_nm <- character(theta_total)
@@ -222,8 +238,7 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
   }
   names(theta0) <- theta_nm
   check_re_identifiable(terms, blocks, n, allow_n)
-  check_re_columns(blocks, z, X)
-  list(terms = terms, blocks = blocks, groups = groups, z = z, theta = list(start = theta0, lower = lower))
+  list(terms = terms, blocks = blocks, theta = list(start = theta0, lower = lower), order = ord)
 }
 
 # allow_n: a GLMM has no residual variance, so one random effect per
@@ -258,12 +273,15 @@ check_re_columns <- function(blocks, z, X) {
     b <- blocks[[i]]
     for (k in seq_along(z[[i]])) {
       ref <- z[[i]][[k]]
-      if (is.null(ref) || !column_is_zero(X, ref)) next
-      mlm_abort(c("The random-effect column {.var {b$colnames[k]}} for {.var {b$label}} is zero in every row used.",
-                  i = "Its variance cannot be estimated: drop it from the random-effect term."),
-                "mlmfit_error_identifiability", variable = b$colnames[k])
+      if (!is.null(ref) && column_is_zero(X, ref)) refuse_zero_re_column(b, k)
     }
   }
+}
+
+refuse_zero_re_column <- function(block, k) {
+  mlm_abort(c("The random-effect column {.var {block$colnames[k]}} for {.var {block$label}} is zero in every row used.",
+              i = "Its variance cannot be estimated: drop it from the random-effect term."),
+            "mlmfit_error_identifiability", variable = block$colnames[k])
 }
 
 # A random-effect column (a column of X, or a vector) that is zero in every

@@ -53,6 +53,20 @@
 #                  engine reads: kinds, order of the rows within groups, starts of
 #                  groups, times, strata, covariate, psi0, psi_free, method). A
 #                  residual structure needs the rows.
+# * db             NULL for data in memory; for a database table (db-spec.R), how to
+#                  read the rows in SQL: con and backend (the DBI connection and the
+#                  database's name), source_sql (the table's query), columns (the
+#                  table's columns: names, sql, key_sql), vars (each variable of the
+#                  model frame: name, expr, kind, sql, key_sql, levels), alias (their
+#                  names in the generated SQL), weights_sql, offset_sql, subset_sql,
+#                  complete_sql (no missing value), na_action, x_sql (each column of
+#                  X), blocks (per block of re$blocks: keys (frame variables), z_sql
+#                  (its columns of Z) and key_values (the key values of each level)),
+#                  glmm_y_sql and glmm_pw_sql (a GLMM's response and prior weights
+#                  as numbers), n_subset (rows that pass subset), method
+#                  ("aggregates", "compressed" or "pirls"), cells (the distinct rows
+#                  of a compressed table), and queries (what, sql, seconds and rows
+#                  of every query sent to make the spec and fit the model)
 #
 # Rows (`rows`; NULL when the data are not in memory):
 # * frame          the model frame (rows dropped for missing values recorded in its
@@ -73,11 +87,12 @@
 # The spec of a model from the call of lmm() or glmm() (`mc`, evaluated in
 # `caller_env`: data, subset, weights, offset). `family` is the checked
 # family of glmm() (spec-family.R) or NULL; `correlation` and `variance` the
-# residual structures of lmm().
+# residual structures of lmm(). `data`: the data when the caller has
+# evaluated them already (NULL: evaluated here).
 model_spec <- function(formula, mc, caller_env, na.action, family = NULL, correlation = NULL, variance = NULL,
-                       residual_method = "auto") {
+                       residual_method = "auto", data = NULL) {
   parsed <- parse_mixed_formula(formula)
-  data <- model_data(mc, caller_env, formula)
+  data <- model_data(mc, caller_env, formula, data)
   expanded <- expand_formula_dot(formula, data)
   if (!identical(expanded, formula)) {
     formula <- expanded
@@ -150,12 +165,26 @@ as_spec <- function(x) if (inherits(x, "mlmfit_spec")) x else fit_spec(x)
 # The rows of the data; an error for a spec without them.
 spec_rows <- function(x) {
   rows <- as_spec(x)$rows
-  if (is.null(rows)) {
-    mlm_abort(c("This needs the rows of the data, and the model keeps none in memory.",
-                i = "Fit the model to a data frame for methods that work on individual observations."),
-              "mlmfit_error_no_rows")
-  }
+  if (is.null(rows)) refuse_without_rows(x)
   rows
+}
+
+# The one refusal of what needs the rows of the data in memory when the
+# model keeps none (a fit to a database table): an error of class
+# mlmfit_error_no_rows (mlmfit_error_database_rows too for a database fit)
+# saying how to get them, or what the database computes instead. `x`: a
+# spec or a fit (NULL: a database table before there is a spec); `what`:
+# plain text, e.g. "simulate()".
+refuse_without_rows <- function(x, what = "This") {
+  if (is.null(x) || !is.null(as_spec(x)$db)) {
+    mlm_abort(c("{what} needs every row of the data in memory, and this model was fitted in a database.",
+                i = "Collect the columns the model uses with {.fn dplyr::collect} and fit again with a data frame.",
+                i = "Fitted values, residuals and predictions are computed in the database as lazy tables: {.fn fitted}, {.fn residuals}, {.fn predict}."),
+              c("mlmfit_error_database_rows", "mlmfit_error_no_rows"))
+  }
+  mlm_abort(c("{what} needs the rows of the data, and the model keeps none in memory.",
+              i = "Fit the model to a data frame for methods that work on individual observations."),
+            "mlmfit_error_no_rows")
 }
 
 # Accessors of the spec (of a spec or of a fit): the only readers of its fields.
@@ -177,6 +206,7 @@ theta_start <- function(x) as_spec(x)$theta$start
 theta_lower <- function(x) as_spec(x)$theta$lower
 spec_family <- function(x) as_spec(x)$family
 spec_residual <- function(x) as_spec(x)$residual
+spec_db <- function(x) as_spec(x)$db
 spec_frame <- function(x) spec_rows(x)$frame
 spec_X <- function(x) spec_rows(x)$X
 spec_y <- function(x) spec_rows(x)$y
@@ -184,6 +214,18 @@ spec_response <- function(x) spec_rows(x)$response
 spec_weights <- function(x) spec_rows(x)$weights
 spec_trials <- function(x) spec_rows(x)$trials
 spec_offset <- function(x) spec_rows(x)$offset
+# The levels of a factor variable of the model frame (NULL for others):
+# from the frame, or for a database table from the spec.
+variable_levels <- function(x, v) {
+  db <- spec_db(x)
+  if (!is.null(db)) {
+    var <- db$vars[[v]]
+    return(if (!is.null(var) && var$kind == "factor") var$levels)
+  }
+  f <- spec_frame(x)[[v]]
+  if (is.factor(f)) levels(f)
+}
+
 # The grouping factor of block b (a name or a number).
 block_factor <- function(x, b) spec_rows(x)$groups[[b]]
 

@@ -20,6 +20,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   r-cran-estimability r-cran-tibble r-cran-boot \
   r-cran-insight r-cran-parameters r-cran-car r-cran-effects r-cran-lattice r-cran-ggeffects r-cran-sjplot \
   r-cran-pkgdown r-cran-httpuv r-cran-processx r-cran-jsonlite r-cran-xml2 \
+  r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rlang r-cran-withr \
+  r-cran-rpostgresql postgresql \
   >/dev/null
 if [ "${1:-}" = "--browser" ]; then
   $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null

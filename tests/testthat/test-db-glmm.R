@@ -1,0 +1,132 @@
+# glmm() on a database table: binomial and Poisson models equal the
+# in-memory fits of the same rows, whether the table is compressed exactly
+# (the model's variables take few distinct values) or PIRLS runs one
+# aggregate query per iteration.
+
+db_glmm_data <- function(seed = 51, n = 1500, groups = 30) {
+  set.seed(seed)
+  d <- data.frame(id = seq_len(n), g = sample(seq_len(groups), n, TRUE), f = sample(c("a", "b", "c"), n, TRUE),
+                  s = sample(c("m", "w"), n, TRUE), t = sample(1:3, n, TRUE), x = rnorm(n),
+                  stringsAsFactors = FALSE)
+  u <- rnorm(groups, 0, 0.8)
+  eta <- -0.4 + 0.7 * (d$f == "b") - 0.3 * (d$s == "w") + u[d$g]
+  d$y <- rbinom(n, 1, stats::plogis(eta))
+  d$ok <- d$y == 1
+  d$count <- rpois(n, exp(0.2 + 0.5 * (d$f == "b") + u[d$g] / 2 + log(d$t)))
+  d$succ <- rbinom(n, 4, stats::plogis(eta))
+  d$fail <- 4 - d$succ
+  d$prop <- d$succ / 4
+  d$trials <- 4
+  d$yx <- rbinom(n, 1, stats::plogis(-0.2 + 0.8 * d$x + u[d$g]))
+  d$cx <- rpois(n, exp(0.3 + 0.4 * d$x + u[d$g] / 2))
+  d$f[c(7, 70)] <- NA
+  d
+}
+
+# -2 log-likelihood (the Laplace or quadrature criterion that is
+# minimised) within 1e-8 relative; the sum of squared deviance residuals,
+# which moves to first order with the estimates, within dev_tol.
+expect_glmm_equal <- function(db, mem, tol = 1e-6, dev_tol = 1e-8) {
+  expect_s3_class(db, c("mlmfit_db", "mlmfit_glmm"))
+  expect_equal(nobs(db), nobs(mem))
+  expect_lte(abs(as.numeric(logLik(db)) - as.numeric(logLik(mem))) / abs(as.numeric(logLik(mem))), 1e-8,
+             label = "relative log-likelihood difference")
+  expect_lte(abs(deviance(db) - deviance(mem)) / deviance(mem), dev_tol, label = "relative deviance difference")
+  expect_identical(names(fixef(db)), names(fixef(mem)))
+  expect_lte(max(abs(fixef(db) - fixef(mem))) / max(abs(fixef(mem))), tol, label = "fixed effects")
+  sd_mem <- as.data.frame(VarCorr(mem))$sdcor
+  sd_db <- as.data.frame(VarCorr(db))$sdcor
+  expect_lte(max(abs(sd_db - sd_mem) / sd_mem), tol, label = "standard deviations")
+}
+
+for (backend in c("SQLite", "PostgreSQL")) test_that(paste("binomial and Poisson fits from an exactly compressed table equal the in-memory fits:", backend), {
+  skip_if_no_db()
+  if (backend == "PostgreSQL") skip_if_no_pg()
+  d <- db_glmm_data()
+  con <- local_db(list(d = d), backend)
+  tb <- db_tbl(con, "d")
+  models <- list(
+    quote(glmm(y ~ f + s + (1 | g), data = DATA, family = binomial)),
+    quote(glmm(ok ~ f + (1 | g), data = DATA, family = binomial)),
+    quote(glmm(cbind(succ, fail) ~ f + s + (1 | g), data = DATA, family = binomial)),
+    quote(glmm(prop ~ f + (1 | g), data = DATA, family = binomial, weights = trials)),
+    quote(glmm(count ~ f + offset(log(t)) + (1 | g), data = DATA, family = poisson)),
+    quote(glmm(y ~ f + (1 | g), data = DATA, family = binomial, nAGQ = 7))
+  )
+  for (m in models) {
+    fits <- eval(bquote(fit_mem_db(.(m), d, tb)))
+    expect_identical(spec_db(fits$db)$method, "compressed")
+    expect_glmm_equal(fits$db, fits$mem)
+  }
+  # methods on the compressed fit: the rows in the database
+  fits <- fit_mem_db(glmm(y ~ f + s + (1 | g), data = DATA, family = binomial), d, tb)
+  expect_lte(max(abs(stats::quantile(summary(fits$mem)$residuals) - summary(fits$db)$residuals)), 1e-8)
+  fv <- dplyr::collect(fitted(fits$db))
+  expect_equal(fv$.fitted[order(fv$id)], unname(fitted(fits$mem)), tolerance = 1e-9)
+  rd <- dplyr::collect(residuals(fits$db))
+  expect_equal(rd$.resid[order(rd$id)], unname(residuals(fits$mem)), tolerance = 1e-9)
+  pr <- dplyr::collect(predict(fits$db, newdata = tb, type = "response", re.form = NA))
+  keep <- !is.na(d$f)
+  expect_equal(pr$.prediction[order(pr$id)][keep], unname(predict(fits$mem, newdata = d[keep, ], type = "response", re.form = NA)),
+               tolerance = 1e-9)
+  expect_equal(confint(fits$db, method = "Wald"), confint(fits$mem, method = "Wald"), tolerance = 1e-6)
+  expect_equal(confint(fits$db, parm = "fb"), confint(fits$mem, parm = "fb"), tolerance = 1e-5)
+  # lme4's profile object, from the fit to the distinct rows
+  expect_equal(confint(profile(fits$db, which = "fb")), confint(profile(fits$mem, which = "fb")), tolerance = 1e-5)
+  expect_output(print(fits$db), "2 dropped for missing values")
+  expect_error(simulate(fits$db), class = "mlmfit_error_database_rows")
+})
+
+for (backend in c("SQLite", "PostgreSQL")) test_that(paste("PIRLS with one query per iteration equals the in-memory fit (binomial and Poisson):", backend), {
+  skip_unless_full_tests()  # several hundred queries
+  skip_if_no_db()
+  if (backend == "PostgreSQL") skip_if_no_pg()
+  d <- db_glmm_data(52, n = 500, groups = 20)
+  con <- local_db(list(d = d), backend)
+  tb <- db_tbl(con, "d")
+  withr::local_options(mlmfit.db_compress_max_rows = 10)
+  bin <- fit_mem_db(glmm(yx ~ x + s + (1 | g), data = DATA, family = binomial), d, tb)
+  expect_identical(spec_db(bin$db)$method, "pirls")
+  expect_gt(fit_optinfo(bin$db)$pirls_passes, 10)
+  expect_glmm_equal(bin$db, bin$mem, dev_tol = 1e-6)
+  expect_equal(sqrt(diag(vcov(bin$db))), sqrt(diag(vcov(bin$mem))), tolerance = 1e-4)
+  expect_equal(ranef(bin$db)$g[[1]], ranef(bin$mem)$g[[1]], tolerance = 1e-5)
+  expect_equal(attr(ranef(bin$db)$g, "postVar"), attr(ranef(bin$mem)$g, "postVar"), tolerance = 1e-5)
+  pois <- fit_mem_db(glmm(cx ~ x + (1 | g), data = DATA, family = poisson), d, tb)
+  expect_glmm_equal(pois$db, pois$mem, dev_tol = 1e-6)
+  # the temporary tables of random effects are gone (this session's: other
+  # sessions of the server may have their own)
+  expect_false(any(grepl("^mlmfit_", DBI::dbGetQuery(con, if (backend == "SQLite")
+    "SELECT name FROM sqlite_temp_master" else "SELECT relname AS name FROM pg_class WHERE relnamespace = pg_my_temp_schema()")$name)))
+  expect_output(dplyr::show_query(pois$db), "PIRLS pass")
+  expect_error(profile(pois$db), class = "mlmfit_error_database_rows")
+  expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial(link = "probit")), class = "mlmfit_error_family")
+  expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial, nAGQ = 3), class = "mlmfit_error_nagq")
+})
+
+test_that("a connection lost or a query refused during PIRLS leaves no temporary table", {
+  skip_if_no_db()
+  d <- db_glmm_data(53, n = 200, groups = 10)
+  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  on.exit(if (DBI::dbIsValid(con)) DBI::dbDisconnect(con), add = TRUE)
+  DBI::dbWriteTable(con, "d", d)
+  tb <- dplyr::tbl(con, "d")
+  withr::local_options(mlmfit.db_compress_max_rows = 10, mlmfit.db_before_query = function(log, what) {
+    if (grepl("PIRLS pass 3\\)", what)) stop("the server went away")
+  })
+  expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial), "the server went away")
+  expect_false(any(grepl("^mlmfit_", DBI::dbListTables(con))))
+  withr::local_options(mlmfit.db_before_query = function(log, what) {
+    if (grepl("PIRLS pass 2\\)", what)) DBI::dbDisconnect(log$con)
+  })
+  expect_error(glmm(yx ~ x + (1 | g), data = tb, family = binomial), class = "mlmfit_error_database_connection")
+})
+
+test_that("families other than binomial and Poisson are refused", {
+  skip_if_no_db()
+  d <- db_glmm_data(54, n = 100, groups = 10)
+  d$pos <- d$count + 1
+  con <- local_db(list(d = d))
+  expect_error(glmm(pos ~ x + (1 | g), data = dplyr::tbl(con, "d"), family = Gamma(link = "log")),
+               class = "mlmfit_error_database_rows")
+})
