@@ -249,6 +249,15 @@ replace_dot <- function(x, value, in_sum) {
   x
 }
 
+# A call such as varIdent(form = ~ 1 | g) or nlme::varPower(): nlme's
+# `weights = ` habit, which mlmfit spells `variance = `.
+is_variance_function_call <- function(x) {
+  if (!is.call(x)) return(FALSE)
+  f <- x[[1L]]
+  if (is.call(f) && identical(f[[1L]], as.name("::"))) f <- f[[3L]]
+  is.name(f) && grepl("^var(Ident|Power|Exp|ConstPower|Fixed|Comb)$", as.character(f))
+}
+
 # Build the model frame with the caller's data (model_data()), subset,
 # weights, offset and na.action, then the checked ingredients of the fixed
 # part.
@@ -275,7 +284,10 @@ lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = 
     for (arg in c("weights", "offset")) {
       if (grepl(paste0("(", arg, ")"), msg, fixed = TRUE)) {
         rows <- if (is.environment(data)) "" else paste0(" (", nrow(data), ")")
-        mlm_abort(c("{.arg {arg}} must be a numeric vector with one value per row of {.arg data}{rows}.", x = msg),
+        hint <- if (arg == "weights" && is_variance_function_call(mc$weights)) {
+          c(i = "nlme's variance functions go in {.arg variance}: {.code variance = {deparse1(mc$weights)}}.")
+        }
+        mlm_abort(c("{.arg {arg}} must be a numeric vector with one value per row of {.arg data}{rows}.", x = msg, hint),
                   c(paste0("mlmfit_error_", arg), "mlmfit_error_frame"))
       }
     }

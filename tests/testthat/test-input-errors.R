@@ -270,3 +270,17 @@ test_that("a response the model reproduces exactly is refused, as no maximum of 
   err <- expect_error(lmm(exact ~ homework + (0 + ses | schid), d), class = "mlmfit_error_fit")
   expect_match(conditionMessage(err), "exact linear function")
 })
+
+test_that("an nlme variance function given as weights (nlme's habit) points to `variance =`", {
+  skip_if_not_installed("nlme")
+  err <- expect_error(lmm(distance ~ age + (1 | Subject), nlme::Orthodont, weights = varIdent(form = ~ 1 | Sex)),
+                      class = "mlmfit_error_weights")
+  expect_match(conditionMessage(err), "variance = varIdent(form = ~1 | Sex)", fixed = TRUE)
+  err <- expect_error(lmm(distance ~ age + (1 | Subject), nlme::Orthodont, weights = nlme::varPower()),
+                      class = "mlmfit_error_weights")
+  expect_match(conditionMessage(err), "variance = nlme::varPower()", fixed = TRUE)
+  # numeric weights keep the plain message
+  err <- expect_error(lmm(distance ~ age + (1 | Subject), nlme::Orthodont, weights = rep(1, 3)),
+                      class = "mlmfit_error_weights")
+  expect_no_match(conditionMessage(err), "variance =", fixed = TRUE)
+})
