@@ -17,22 +17,9 @@ suppressPackageStartupMessages({
   library(nlme)
 })
 
-simulate_panel <- function(n_id, n_time, phi = 0.6, seed = 1) {
-  set.seed(seed)
-  id <- rep(seq_len(n_id), each = n_time)
-  time <- rep(seq_len(n_time) - 1, n_id)
-  b0 <- rnorm(n_id, 0, 2)
-  b1 <- rnorm(n_id, 0, 0.5)
-  e <- numeric(length(id))
-  innov <- rnorm(length(id), 0, sqrt(1 - phi^2))
-  for (t in seq_len(n_time)) {
-    k <- (seq_len(n_id) - 1) * n_time + t
-    e[k] <- if (t == 1) rnorm(n_id) else phi * e[k - 1] + innov[k]
-  }
-  y <- 10 + 1.5 * time + b0[id] + b1[id] * time + 1.2 * e
-  d <- data.frame(id = factor(id), time = time, y = y)
-  d[runif(nrow(d)) > 0.08 | d$time == 0, ]  # missing occasions
-}
+# The panel of the benchmark suite (bench/cases.R), with id as a factor.
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE))), "cases.R"))
+panel <- function(...) transform(simulate_panel(...), id = factor(id))
 
 time_it <- function(expr) {
   gc()
@@ -55,11 +42,11 @@ compare <- function(label, d) {
 }
 
 cat("machine:", R.version$platform, "R", format(getRversion()), "| nlme", format(packageVersion("nlme")), "\n")
-school <- simulate_panel(1500, 6)
-mid <- simulate_panel(12500, 8, seed = 2)
+school <- panel(1500, 6)
+mid <- panel(12500, 8, seed = 2)
 res <- rbind(compare("school-sized", school), compare("1e5 rows", mid))
 
-big <- simulate_panel(125000, 8, seed = 3)
+big <- panel(125000, 8, seed = 3)
 a <- time_it(fit_lmm(big))
 res <- rbind(res, data.frame(panel = "1e6 rows", rows = nrow(big), subjects = nlevels(big$id),
                              lmm_s = a$time, lme_s = NA, ratio = NA,
