@@ -1,30 +1,19 @@
 # Data sets the tests share, and the lme4 fits whose profile limits are
 # stored as fixtures (data-raw/lme4-profiles.R sources this file).
 
-# The teaching datasets of ../shared/data are shipped as package data.
-nels88_data <- function() {
+# A data set of an installed package, without attaching it or touching the
+# global environment.
+package_dataset <- function(name, package) {
   e <- new.env()
-  utils::data("nels88", package = "mlmfit", envir = e)
-  e$nels88
-}
-
-lme4_data <- function(name) {
-  e <- new.env()
-  utils::data(list = name, package = "lme4", envir = e)
+  utils::data(list = name, package = package, envir = e)
   e[[name]]
 }
 
-hsb82_data <- function() {
-  e <- new.env()
-  utils::data("Hsb82", package = "mlmRev", envir = e)
-  e$Hsb82
-}
-
-contraception_data <- function() {
-  e <- new.env()
-  utils::data("Contraception", package = "mlmRev", envir = e)
-  e$Contraception
-}
+# The teaching datasets of ../shared/data are shipped as package data.
+nels88_data <- function() package_dataset("nels88", "mlmfit")
+lme4_data <- function(name) package_dataset(name, "lme4")
+hsb82_data <- function() package_dataset("Hsb82", "mlmRev")
+contraception_data <- function() package_dataset("Contraception", "mlmRev")
 
 # Simulated Poisson counts with exposures, 30 groups of 8.
 profile_poisson_data <- function() {

@@ -1,9 +1,5 @@
 # Datasets of the teaching lessons, loaded from the installed package.
-teaching_dataset <- function(name) {
-  e <- new.env()
-  utils::data(list = name, package = "mlmfit", envir = e)
-  e[[name]]
-}
+teaching_dataset <- function(name) package_dataset(name, "mlmfit")
 
 # A value reproduces a published figure when it rounds to the figure at
 # the digits printed ("0.24": two decimals).
@@ -13,8 +9,4 @@ expect_printed <- function(value, printed) {
                          label = paste("value rounded to", digits, "decimals"))
 }
 
-teaching_hsb82 <- function() {
-  e <- new.env()
-  utils::data("Hsb82", package = "mlmRev", envir = e)
-  e$Hsb82
-}
+teaching_hsb82 <- function() hsb82_data()

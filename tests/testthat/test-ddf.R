@@ -43,10 +43,9 @@ test_that("London Exam, Orthodont and NELS88: Satterthwaite and Kenward-Roger", 
   skip_if_not_installed("lmerTest")
   skip_if_not_installed("pbkrtest")
   skip_if_not_installed("mlmRev")
-  e <- new.env()
-  utils::data("Exam", package = "mlmRev", envir = e)
+  exam <- package_dataset("Exam", "mlmRev")
   fm <- normexam ~ standLRT + sex + schgend + (standLRT | school)
-  expect_lmertest_table(lmm(fm, e$Exam), lmerTest::lmer(fm, e$Exam), "Satterthwaite")
+  expect_lmertest_table(lmm(fm, exam), lmerTest::lmer(fm, exam), "Satterthwaite")
 
   Orthodont <- as.data.frame(nlme::Orthodont)
   fm <- distance ~ age + Sex + (age | Subject)

@@ -51,9 +51,7 @@ test_that("JSP growth over the three years and the three-level model agree with 
 test_that("crossed primary and secondary schools (ScotsSec) agree with lme4", {
   skip_if_not_installed("lme4")
   skip_if_not_installed("mlmRev")
-  e <- new.env()
-  utils::data("ScotsSec", package = "mlmRev", envir = e)
-  scots <- e$ScotsSec
+  scots <- package_dataset("ScotsSec", "mlmRev")
   # crossed, not nested: most primary schools feed more than one secondary school
   feeds <- rowSums(table(scots$primary, scots$second) > 0)
   expect_equal(sum(feeds > 1), 91L)

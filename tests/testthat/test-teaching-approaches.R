@@ -1,9 +1,7 @@
 test_that("compare_approaches() matches lm, per-group fits and lme4 on the London schools data", {
   skip_if_not_installed("mlmRev")
   skip_if_not_installed("lme4")
-  e <- new.env()
-  utils::data("Exam", package = "mlmRev", envir = e)
-  exam <- e$Exam
+  exam <- package_dataset("Exam", "mlmRev")
   out <- compare_approaches(normexam ~ standLRT, exam, group = "school")
   expect_named(out, c("approach", "estimate", "std.error", "units", "slope_sd"))
   expect_equal(out$approach, c("aggregated", "disaggregated", "per-group regressions",
