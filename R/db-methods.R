@@ -27,11 +27,7 @@ summary.mlmfit_db <- function(object, ...) {
   if (!is.null(dots$ddf) && match_ddf(dots$ddf) == "Kenward-Roger") {
     refuse_without_rows(object, "Kenward-Roger degrees of freedom")
   }
-  out <- NextMethod()
-  # the quantiles of the scaled residuals, computed in the database (five
-  # values whose quantiles are themselves, as print() computes them)
-  out$residuals <- db_residual_quantiles(object)
-  out
+  NextMethod()
 }
 
 #' @export

@@ -199,8 +199,7 @@ summary.mlmfit_glmm <- function(object, ...) {
   fam <- family(object)
   structure(list(
     fit = object, coefficients = coefs, varcor = VarCorr(object),
-    # a database fit: quantiles from the database (summary.mlmfit_db)
-    residuals = if (is.null(spec_db(object))) glmm_residual_values(object, "pearson", scaled = TRUE),
+    residuals = summary_residuals(object),
     ngrps = ngrps(object), nobs = nobs(object), AICtab = information_criteria(object),
     logLik = stats::logLik(object), sigma = sigma(object), call = fit_call(object),
     family = fam$family, link = fam$link,

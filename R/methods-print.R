@@ -100,8 +100,7 @@ summary.mlmfit_lmm <- function(object, ddf = "Satterthwaite", ...) {
   criterion <- if (reml) c(REML = deviance(object)) else information_criteria(object)
   structure(list(
     fit = object, coefficients = coefs, ddf = ddf, varcor = VarCorr(object),
-    # a database fit: quantiles from the database (summary.mlmfit_db)
-    residuals = if (is.null(spec_db(object))) residual_values(object, "pearson", scaled = TRUE),
+    residuals = summary_residuals(object),
     ngrps = ngrps(object), nobs = nobs(object), REML = reml,
     criterion = criterion, AICtab = criterion, logLik = stats::logLik(object), sigma = sigma(object),
     call = fit_call(object),
@@ -164,3 +163,11 @@ print_summary_notes <- function(x) {
   if (length(fit_optinfo(fit)$warnings) > 0L || x$singular) cat("\n")
   print_fit_notes(fit)
 }
+
+# The scaled Pearson residuals whose quantiles summary() prints. A fit to a
+# database table gives those quantiles, computed in the database
+# (db_residual_quantiles(); their quantiles are themselves).
+summary_residuals <- function(fit) UseMethod("summary_residuals")
+summary_residuals.mlmfit_lmm <- function(fit) residual_values(fit, "pearson", scaled = TRUE)
+summary_residuals.mlmfit_glmm <- function(fit) glmm_residual_values(fit, "pearson", scaled = TRUE)
+summary_residuals.mlmfit_db <- function(fit) db_residual_quantiles(fit)
