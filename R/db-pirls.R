@@ -28,10 +28,7 @@ db_glmm_pirls <- function(src, mc, formula, parsed, fam, control, log) {
   ctx <- db_pirls_context(spec, src, fam, start, cp$xp$n, log, control)
   k <- length(start$theta)
   lower <- c(theta_lower(spec), rep(-Inf, length(start$beta)))
-  deviance_at <- function(phi) {
-    r <- db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])
-    r$dev + r$ussq + r$ldL2
-  }
+  deviance_at <- function(phi) db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])$objective
   phi0 <- c(start$theta, start$beta)
   # Each evaluation costs a few passes over the table: the optimiser stops
   # at a relative change of 1e-8 in the deviance, and the Newton step of
@@ -146,7 +143,7 @@ db_pirls_context <- function(spec, src, fam, start, n, log, control) {
   working$fixed$names <- character()
   working$fixed$intercept_col <- 0L
   state <- new.env(parent = emptyenv())
-  state$b <- start$b
+  state$anchor <- list(objective = Inf, b = start$b)
   state$passes <- 0L
   ctx <- list(spec = spec, working = working, fam = fam, log = log, state = state, control = control, n = n,
               beta_names = spec_x_names(spec))
@@ -163,11 +160,8 @@ db_pirls_context <- function(spec, src, fam, start, n, log, control) {
 # working weight, the working response of the random effects (Z b + (y -
 # mu) / mu'(eta)) and the deviance residual, in SQL. The inverse link (and
 # for the binomial log(1 + exp(-|eta|))) is computed once per row in a
-# layer of its own (`per_row`, behind db_fence()), which the working
-# quantities read: written inline, SQLite would evaluate each exponential
-# again at every use. PostgreSQL merges the layer into the aggregate (no
-# fence there): fenced, a pass took the same time at 1e6 rows, the gain
-# of computing once per row spent on losing parallel aggregation.
+# layer of its own (`per_row`), which the working quantities read, in a
+# layer of their own too (db_pass_rows()).
 db_working_sql <- function(fam, con) {
   eta <- db_ident(con, ".eta")
   y <- db_ident(con, "mlm_y")
@@ -210,12 +204,26 @@ db_pass_rows <- function(ctx, beta, b, full = FALSE) {
   }
   per_row <- paste0(ctx$sql$per_row, " AS ", vapply(names(ctx$sql$per_row), db_ident, "", con = con))
   rows <- paste0("SELECT ", db_ident(con, "mlm_p"), ".*, ", paste(c(pw, per_row), collapse = ", "), " FROM (", rows,
-                 ") ", db_ident(con, "mlm_p"), db_fence(con))
+                 ") ", db_ident(con, "mlm_p"), db_row_fence(con))
   wr <- ctx$sql$response
   if (full) wr <- paste0(wr, " + ", db_ident(con, ".fixed"))
   paste0("SELECT ", db_ident(con, "mlm_r"), ".*, ", ctx$sql$weight, " AS ", db_ident(con, "mlm_ww"), ", ", wr, " AS ",
          db_ident(con, "mlm_wr"), ", ", ctx$sql$dev, " AS ", db_ident(con, "mlm_dev"), " FROM (", rows, ") ",
-         db_ident(con, "mlm_r"))
+         db_ident(con, "mlm_r"), if (db_backend_name(con) == "PostgreSQL") db_row_fence(con))
+}
+
+# A clause that keeps a layer of per-row columns from being merged into
+# the query above it, so that each is computed once per row rather than
+# again at each use (each use of the inverse link costs an exponential;
+# the working weight enters three sums). SQLite: LIMIT -1 (as db_fence(),
+# which also fences the aggregate's input: the working quantities' layer
+# needs no fence of its own there, and one more costs 5% of a pass);
+# PostgreSQL: OFFSET 0, which, unlike a MATERIALIZED common table
+# expression, streams the rows (bench/db-results.md: a PIRLS pass on 1e5
+# rows in ~45 ms fenced, ~90 ms with a materialized CTE, ~225 ms merged).
+# Other engines (DuckDB, Spark) share common subexpressions themselves.
+db_row_fence <- function(con) {
+  switch(db_backend_name(con), SQLite = "\nLIMIT -1", PostgreSQL = "\nOFFSET 0", "")
 }
 
 # One pass at (beta, b): the working model's cross-products (no fixed
@@ -255,13 +263,28 @@ db_pseudo_inverse <- function(A) {
 }
 
 # PIRLS for the random effects at (theta, beta): one pass per iteration,
-# halving steps that raise the penalized deviance, from the last modes.
+# halving steps that raise the penalized deviance; `objective` is the
+# Laplace deviance (up to its constant). As in the in-memory engine
+# (glmm_fit.cpp), every evaluation starts from the modes of the lowest
+# deviance so far (the anchor; most evaluations are near it, and a probe
+# far away then changes none after it), and a pass at the anchor's beta
+# and modes is not repeated: the pass does not depend on theta, so an
+# evaluation that moves theta alone (a difference step, a Hessian entry)
+# saves its first pass. An evaluation at the point of the anchor or of the
+# last evaluation is answered without a pass.
 db_pirls <- function(ctx, theta, beta) {
-  b <- db_project_b(ctx$spec, theta, ctx$state$b)
+  state <- ctx$state
+  at <- unname(c(theta, beta))
+  for (known in list(state$last, state$anchor)) if (identical(known$at, at)) return(known$result)
+  anchor <- state$anchor
+  b <- db_project_b(ctx$spec, theta, anchor$b)
+  if (db_same_modes(b, anchor$b)) b <- anchor$b
+  reuse <- if (identical(unname(beta), anchor$beta) && identical(b, anchor$b)) anchor$pass
   tol <- ctx$control$pirls_tol
   prev <- NULL
   for (iter in seq_len(ctx$control$pirls_max_iter)) {
-    pass <- db_pirls_pass(ctx, beta, b)
+    pass <- reuse %||% db_pirls_pass(ctx, beta, b)
+    reuse <- NULL
     u <- db_u_from_b(ctx$spec, theta, b)
     ussq <- sum(vapply(u, function(x) sum(x^2), 0))
     obj <- pass$dev + ussq
@@ -273,12 +296,22 @@ db_pirls <- function(ctx, theta, beta) {
     ev <- engine_evaluate_lmm(ctx$working, pass$xp, theta, FALSE)
     step <- max(vapply(seq_along(b), function(f) max(abs(ev$b[[f]] - b[[f]])), 0))
     if (step < tol || iter == ctx$control$pirls_max_iter) {
-      ctx$state$b <- b
-      return(list(dev = pass$dev, ussq = ussq, ldL2 = ev$ld_L2, b = b, u = u, xp = pass$xp, iterations = iter))
+      result <- list(dev = pass$dev, ussq = ussq, ldL2 = ev$ld_L2, objective = pass$dev + ussq + ev$ld_L2, b = b,
+                     u = u, xp = pass$xp, iterations = iter)
+      state$last <- list(at = at, result = result)
+      if (is.finite(result$objective) && result$objective < anchor$objective) {
+        state$anchor <- list(objective = result$objective, at = at, result = result, beta = unname(beta), b = b, pass = pass)
+      }
+      return(result)
     }
     prev <- list(obj = obj, b = b, halvings = 0L)
     b <- ev$b
   }
+}
+
+# Modes equal up to the rounding of a projection (db_project_b()).
+db_same_modes <- function(b, b0) {
+  all(vapply(seq_along(b), function(f) max(abs(b[[f]] - b0[[f]])) <= 1e-14 * max(1, abs(b0[[f]])), NA))
 }
 
 # One Newton step from the optimum with a central-difference Hessian (kept
