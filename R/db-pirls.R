@@ -270,14 +270,23 @@ db_pseudo_inverse <- function(A) {
 # far away then changes none after it), and a pass at the anchor's beta
 # and modes is not repeated: the pass does not depend on theta, so an
 # evaluation that moves theta alone (a difference step, a Hessian entry)
-# saves its first pass. An evaluation at the point of the anchor or of the
-# last evaluation is answered without a pass.
+# saves its first pass. When beta moves, the start is the anchor's modes
+# moved along their derivatives in (theta, beta) as the evaluations so
+# far have measured them (a Broyden secant, db_modes_slope()): an error
+# of second order in the move rather than first, which PIRLS's quadratic
+# convergence turns into one pass fewer. An evaluation at the point of the
+# anchor or of the last evaluation is answered without a pass.
 db_pirls <- function(ctx, theta, beta) {
   state <- ctx$state
   at <- unname(c(theta, beta))
   for (known in list(state$last, state$anchor)) if (identical(known$at, at)) return(known$result)
   anchor <- state$anchor
-  b <- db_project_b(ctx$spec, theta, anchor$b)
+  move <- if (!is.null(anchor$at)) at - anchor$at
+  b <- anchor$b
+  if (!is.null(state$slope) && any(move[-seq_along(theta)] != 0)) {
+    b <- db_modes_relist(db_modes_vector(b) + as.vector(state$slope %*% move), b)
+  }
+  b <- db_project_b(ctx$spec, theta, b)
   if (db_same_modes(b, anchor$b)) b <- anchor$b
   reuse <- if (identical(unname(beta), anchor$beta) && identical(b, anchor$b)) anchor$pass
   tol <- ctx$control$pirls_tol
@@ -299,6 +308,7 @@ db_pirls <- function(ctx, theta, beta) {
       result <- list(dev = pass$dev, ussq = ussq, ldL2 = ev$ld_L2, objective = pass$dev + ussq + ev$ld_L2, b = b,
                      u = u, xp = pass$xp, iterations = iter)
       state$last <- list(at = at, result = result)
+      if (!is.null(move)) state$slope <- db_modes_slope(state$slope, db_modes_vector(b) - db_modes_vector(anchor$b), move)
       if (is.finite(result$objective) && result$objective < anchor$objective) {
         state$anchor <- list(objective = result$objective, at = at, result = result, beta = unname(beta), b = b, pass = pass)
       }
@@ -307,6 +317,28 @@ db_pirls <- function(ctx, theta, beta) {
     prev <- list(obj = obj, b = b, halvings = 0L)
     b <- ev$b
   }
+}
+
+# The derivatives of the modes in (theta, beta), updated from a move and
+# the change of the modes it caused (Broyden's rank-one secant update: a
+# move along one parameter sets that parameter's column).
+db_modes_slope <- function(slope, change, move) {
+  if (!all(is.finite(change)) || !any(move != 0)) return(slope)
+  if (is.null(slope)) slope <- matrix(0, length(change), length(move))
+  slope + outer(change - as.vector(slope %*% move), move) / sum(move^2)
+}
+
+# The modes (a list of q x levels matrices, one per grouping factor) as
+# one vector, and back.
+db_modes_vector <- function(b) unlist(lapply(b, as.vector), use.names = FALSE)
+
+db_modes_relist <- function(v, like) {
+  end <- cumsum(lengths(like))
+  lapply(seq_along(like), function(f) {
+    out <- like[[f]]
+    out[] <- v[(end[f] - length(out) + 1L):end[f]]
+    out
+  })
 }
 
 # Modes equal up to the rounding of a projection (db_project_b()).
