@@ -23,9 +23,9 @@ db_glmm_pirls <- function(src, mc, formula, parsed, fam, control, log) {
   cp <- db_glmm_start_cross_products(src, fam, log)
   spec <- db_model_spec(src, cp, formula, parsed, db_glmm_family(fam, src, constant))
   spec$db$method <- "pirls"
-  start <- db_pql_start(spec, engine_refit_xp(spec, cp$xp, NULL, FALSE, lmm_control()))
+  pql <- engine_refit_xp(spec, cp$xp, NULL, FALSE, lmm_control())
+  start <- list(theta = pmax(pql$theta * pql$sigma, theta_lower(spec)), beta = as.vector(pql$beta), b = pql$b)
   ctx <- db_pirls_context(spec, src, fam, start, cp$xp$n, log, control)
-  start <- db_pql_iterate(ctx, start)
   k <- length(start$theta)
   lower <- c(theta_lower(spec), rep(-Inf, length(start$beta)))
   deviance_at <- function(phi) db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])$objective
@@ -41,30 +41,6 @@ db_glmm_pirls <- function(src, mc, formula, parsed, fam, control, log) {
   final <- db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])
   engine <- db_glmm_answer(final, phi, polished, opt, ctx, constant, control)
   new_glmm_fit(db_with_queries(spec, log), engine, mc, 1L, control)
-}
-
-# Starting values from the linear mixed model of the working response
-# (penalized quasi-likelihood): theta relative to its residual scale.
-db_pql_start <- function(spec, pql) {
-  list(theta = pmax(pql$theta * pql$sigma, theta_lower(spec)), beta = as.vector(pql$beta), b = pql$b)
-}
-
-# More steps of penalized quasi-likelihood from the first (one pass each,
-# the working model refitted at the last estimates), until theta and beta
-# change by less than a thousandth: a start near the optimum saves the
-# optimiser iterations that cost several passes each.
-db_pql_iterate <- function(ctx, start, max_steps = 5L) {
-  for (step in seq_len(max_steps)) {
-    xp <- db_working_xp(ctx, start$beta, start$b, paste0("(PIRLS pass ", ctx$state$passes + 1L, ")"))
-    new <- db_pql_start(ctx$spec, engine_refit_xp(ctx$spec, xp, start$theta, FALSE, lmm_control()))
-    old <- c(start$theta, start$beta)
-    change <- max(abs(c(new$theta, new$beta) - old) / (abs(old) + 0.1))
-    if (!is.finite(change)) break
-    start <- new
-    if (change < 1e-3) break
-  }
-  ctx$state$anchor$b <- start$b
-  start
 }
 
 # The family part of the spec (spec-family.R) of a GLMM fitted in the
@@ -456,15 +432,6 @@ db_glmm_answer <- function(final, phi, polished, opt, ctx, constant, control) {
 # use.hessian = FALSE): the working linear mixed model with X at the
 # optimum, one more pass.
 db_glmm_joint_vcov <- function(ctx, beta, b, theta) {
-  xp <- db_working_xp(ctx, beta, b, "(covariance pass)")
-  ev <- engine_evaluate_lmm(ctx$spec, xp, theta, FALSE)
-  ev$vcov / ev$sigma^2
-}
-
-# The cross-products of the working linear mixed model at (beta, b), with
-# the fixed effects (X) and the working response with its fixed part: one
-# pass.
-db_working_xp <- function(ctx, beta, b, what) {
   spec <- ctx$spec
   db <- spec_db(spec)
   con <- db$con
@@ -472,8 +439,10 @@ db_working_xp <- function(ctx, beta, b, what) {
   rows <- db_pass_rows(ctx, beta, b, full = TRUE)
   ctx$state$passes <- ctx$state$passes + 1L
   plan <- db_sum_plan(db$x_sql, db_ident(con, "mlm_wr"), ctx$blocks)
-  sums <- db_sums(ctx$pass_src, plan, numeric(length(plan$vars)), ctx$log, ctx$n, what = what,
+  sums <- db_sums(ctx$pass_src, plan, numeric(length(plan$vars)), ctx$log, ctx$n, what = "(covariance pass)",
                   frame = db_frame(ctx$pass_src, rows, weight = "mlm_ww"))
   for (name in setdiff(ctx$log$temp_tables, before)) db_drop_temp_table(ctx$log, name)
-  db_assemble_xp(plan, sums, spec$re, ctx$blocks, NULL, spec_intercept_col(spec), ctx$n)
+  xp <- db_assemble_xp(plan, sums, spec$re, ctx$blocks, NULL, spec_intercept_col(spec), ctx$n)
+  ev <- engine_evaluate_lmm(spec, xp, theta, FALSE)
+  ev$vcov / ev$sigma^2
 }
