@@ -134,8 +134,8 @@ db_log_sql <- function(con) {
 
 # What every PIRLS pass needs: the spec, the spec of the working model (no
 # fixed effects: beta is held), the sums' plan over the rows of a pass,
-# the SQL of the working quantities, and the state (the last random
-# effects, the passes so far).
+# the SQL of the working quantities, and the state (db_pirls(): the
+# anchor, the last evaluation, the modes' derivatives; the passes so far).
 db_pirls_context <- function(spec, src, fam, start, n, log, control) {
   db <- spec_db(spec)
   con <- db$con
