@@ -25,6 +25,7 @@ db_glmm_pirls <- function(src, mc, formula, parsed, fam, control, log) {
   spec$db$method <- "pirls"
   pql <- engine_refit_xp(spec, cp$xp, NULL, FALSE, lmm_control())
   start <- list(theta = pmax(pql$theta * pql$sigma, theta_lower(spec)), beta = as.vector(pql$beta), b = pql$b)
+  sizes <- db_glmm_parameter_sizes(spec, start, pql)
   ctx <- db_pirls_context(spec, src, fam, start, cp$xp$n, log, control)
   k <- length(start$theta)
   lower <- c(theta_lower(spec), rep(-Inf, length(start$beta)))
@@ -34,13 +35,34 @@ db_glmm_pirls <- function(src, mc, formula, parsed, fam, control, log) {
   # at a relative change of 1e-8 in the deviance, and the Newton step of
   # db_glmm_polish() takes the estimates the rest of the way (tighter
   # tolerances cost a third more passes for changes below 1e-7 relative).
-  opt <- stats::nlminb(phi0, deviance_at, lower = lower,
+  # It works in units of the parameters' standard errors (`scale`), where
+  # the deviance is nearly round: half the passes or fewer.
+  opt <- stats::nlminb(phi0, deviance_at, lower = lower, scale = 1 / sizes,
                        control = list(rel.tol = 1e-8, x.tol = 1e-10, eval.max = 2000, iter.max = 500))
   polished <- db_glmm_polish(deviance_at, opt$par, opt$objective, lower, k, control)
   phi <- polished$phi
   final <- db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])
   engine <- db_glmm_answer(final, phi, polished, opt, ctx, constant, control)
   new_glmm_fit(db_with_queries(spec, log), engine, mc, 1L, control)
+}
+
+# Approximate standard errors of (theta, beta) at the start, the units in
+# which the optimiser measures its steps: for beta, those of the working
+# linear mixed model of penalized quasi-likelihood at unit dispersion; for
+# an entry of theta, that of a standard deviation estimated from as many
+# values as its grouping factor has levels, max(|theta|, 0.1) / sqrt(2 J).
+# (As the in-memory engine's second stage works in standard errors of
+# beta, glmm_fit.cpp.) 1 where a size is not a positive number.
+db_glmm_parameter_sizes <- function(spec, start, pql) {
+  theta_size <- rep(1, length(start$theta))
+  for (blk in re_blocks(spec)) {
+    idx <- unique(blk$theta_index[blk$theta_index >= 0L]) + 1L
+    theta_size[idx] <- pmax(abs(start$theta[idx]), 0.1) / sqrt(2 * blk$n_levels)
+  }
+  beta_size <- sqrt(diag(as.matrix(pql$vcov))) / pql$sigma
+  sizes <- c(theta_size, beta_size)
+  if (length(sizes) != length(start$theta) + length(start$beta)) return(rep(1, length(start$theta) + length(start$beta)))
+  ifelse(is.finite(sizes) & sizes > 0, sizes, 1)
 }
 
 # The family part of the spec (spec-family.R) of a GLMM fitted in the
