@@ -62,7 +62,8 @@
 # class "mlmfit_db", whose methods compute what needs rows in the database.
 new_mlmfit <- function(fields, class) {
   if (!is.null(fields$spec$db)) class <- c("mlmfit_db", class)
-  fit <- structure(c(fields, list(version = mlmfit_version())), class = class)
+  fit <- c(fields, list(version = mlmfit_version()))
+  class(fit) <- class
   validate_mlmfit(fit)
 }
 
