@@ -232,11 +232,11 @@ engine_estimates <- function(spec, engine) {
 per_block <- function(pieces, spec) {
   if (length(pieces) == 0L) return(list())
   blocks <- re_blocks(spec)
-  out <- Map(function(x, blk) {
-    if (length(dim(x)) == 2L) dimnames(x) <- list(blk$colnames, blk$levels)
-    x
-  }, pieces, blocks)
-  stats::setNames(out, names(blocks))
+  for (k in seq_along(pieces)) {
+    if (length(dim(pieces[[k]])) == 2L) dimnames(pieces[[k]]) <- list(blocks[[k]]$colnames, blocks[[k]]$levels)
+  }
+  names(pieces) <- names(blocks)
+  pieces
 }
 
 # An engine answer that is not an estimate is refused, saying why.

@@ -67,7 +67,11 @@ new_mlmfit <- function(fields, class) {
   validate_mlmfit(fit)
 }
 
-mlmfit_version <- function() unname(getNamespaceVersion("mlmfit"))
+# (read once per session: the installed version does not change)
+mlmfit_version <- function() {
+  version_cache$mlmfit <- version_cache$mlmfit %||% unname(getNamespaceVersion("mlmfit"))
+}
+version_cache <- new.env(parent = emptyenv())
 
 # The invariants every method relies on.
 validate_mlmfit <- function(fit) {

@@ -162,7 +162,7 @@ aliased_columns <- function(X) {
   p <- ncol(X)
   if (p == 0L) return(integer())
   xtx <- crossprod(X)
-  d <- sqrt(diag(xtx))
+  d <- sqrt(xtx[seq.int(1L, by = p + 1L, length.out = p)])
   if (all(d > 0)) {
     r <- xtx / tcrossprod(d)
     ev <- eigen(r, symmetric = TRUE, only.values = TRUE)$values
@@ -226,6 +226,7 @@ model_data <- function(mc, caller_env, formula, data = NULL) {
 # formula names each variable.
 expand_formula_dot <- function(formula, data) {
   rhs <- formula[[3L]]
+  if (!("." %in% all.names(rhs))) return(formula)
   fixed <- drop_bars(rhs)
   if (is.null(fixed) || !("." %in% all.names(fixed))) return(formula)
   if (is.environment(data)) {
