@@ -465,10 +465,40 @@ frame_of_terms <- function(terms, mf) {
   out
 }
 
+# The matrix stats::model.matrix() builds when every predictor is a numeric
+# column of the frame (no factor, no function of a variable, no offset):
+# the intercept and one column per term, the product of its variables,
+# filled into one allocation. NULL otherwise (model.matrix() builds it).
+numeric_model_matrix <- function(terms, mf) {
+  labels <- attr(terms, "term.labels")
+  if (length(labels) == 0L || !is.null(attr(terms, "offset"))) return(NULL)
+  factors <- attr(terms, "factors")
+  if (any(factors > 1L)) return(NULL)
+  used <- rownames(factors)[rowSums(factors) > 0L]
+  if (!all(used %in% names(mf))) return(NULL)
+  numeric <- vapply(.subset(mf, used), function(x) {
+    !is.object(x) && is.null(dim(x)) && (is.double(x) || is.integer(x))
+  }, logical(1))
+  if (!all(numeric)) return(NULL)
+  intercept <- attr(terms, "intercept") == 1L
+  n <- .row_names_info(mf, 2L)
+  X <- matrix(1, n, length(labels) + intercept)
+  for (j in seq_along(labels)) {
+    in_term <- rownames(factors)[factors[, j] > 0L]
+    column <- .subset2(mf, in_term[1L])
+    for (v in in_term[-1L]) column <- column * .subset2(mf, v)
+    X[, j + intercept] <- column
+  }
+  names <- vapply(seq_along(labels), function(j) paste(rownames(factors)[factors[, j] > 0L], collapse = ":"), "")
+  dimnames(X) <- list(row.names(mf), c(if (intercept) "(Intercept)", names))
+  attr(X, "assign") <- c(if (intercept) 0L, seq_along(labels))
+  X
+}
+
 # model.matrix() with its refusals turned into classed errors: a factor
 # predictor needs two levels among the rows used.
 fixed_model_matrix <- function(terms, mf) {
-  X <- tryCatch(stats::model.matrix(terms, frame_of_terms(terms, mf)), error = function(e) {
+  X <- numeric_model_matrix(terms, mf) %||% tryCatch(stats::model.matrix(terms, frame_of_terms(terms, mf)), error = function(e) {
     vars <- intersect(all.vars(stats::delete.response(terms)), names(mf))
     one_level <- vars[vapply(vars, function(v) {
       x <- mf[[v]]

@@ -79,3 +79,29 @@ test_that("the factor levels of the fixed part are those of stats::.getXlevels()
     expect_identical(stats::model.matrix(tt, mlmfit:::frame_of_terms(tt, mf)), stats::model.matrix(tt, mf))
   }
 })
+
+test_that("the model matrix of numeric predictors is identical to stats::model.matrix()", {
+  skip_if_not_installed("mlmRev")
+  d <- package_dataset("Hsb82", "mlmRev")
+  d$whole <- as.integer(round(d$cses * 10))
+  d2 <- d[d$cses > 0.1, ]
+  rownames(d2) <- paste0("r", seq_len(nrow(d2)))
+  d2$cses[3] <- NA
+  built <- function(f, data) {
+    mf <- stats::na.omit(stats::model.frame(f, data))
+    tt <- stats::terms(f, data = mf)
+    list(numeric = mlmfit:::numeric_model_matrix(tt, mf), stats = stats::model.matrix(tt, mf))
+  }
+  for (f in list(mAch ~ meanses * cses, mAch ~ cses * meanses + whole, mAch ~ 0 + cses + whole,
+                 mAch ~ exp(cses) + cses, ~ cses + meanses)) {
+    for (data in list(d, d2)) {
+      m <- built(f, data)
+      expect_false(is.null(m$numeric))
+      expect_identical(m$numeric, m$stats)
+    }
+  }
+  # factors, margins left out and intercept-only models go to model.matrix()
+  for (f in list(mAch ~ sector + cses, mAch ~ cses + meanses:whole, mAch ~ 1, mAch ~ cses + offset(meanses))) {
+    expect_null(built(f, d)$numeric)
+  }
+})
