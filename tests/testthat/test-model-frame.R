@@ -4,7 +4,7 @@
 # contrasts, update()) read them.
 
 frame_test_data <- function() {
-  d <- lme4::sleepstudy
+  d <- package_dataset("sleepstudy", "lme4")
   d$text <- as.character(d$Subject)
   d$extra <- factor(d$Subject, levels = c(levels(d$Subject), "unused"))
   d$late <- d$Days > 4
