@@ -387,7 +387,7 @@ stats_model_frame <- function(mc, formula, data, caller_env) {
 }
 
 # The model frame that stats::model.frame() would build, without its cost
-# (a quarter of a small fit), in the usual case: a data frame whose columns
+# (a tenth of a small fit such as sleepstudy's), in the usual case: a data frame whose columns
 # are the model's variables, named plainly, of basic types (numbers, text,
 # logicals, factors), and no subset, weights or offset. The frame shares the
 # data's columns; unused levels of factors are dropped; its terms carry
