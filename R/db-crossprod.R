@@ -6,7 +6,9 @@
 # factor at once (a cell per combination of levels that occurs: a level
 # of a nested factor, a pair of levels of crossed ones), or, when there are
 # too many cells, one GROUP BY per grouping factor and one per pair of
-# factors; and a count of the rows that pass `subset`. Each query sums, per
+# factors. The first of these also counts the rows that pass `subset`
+# (those with a missing value form one group of NULL keys, set aside), so
+# that no pass is only a count. Each query sums, per
 # group, the weights, each distinct column of [X y] and Z (once, however
 # many times the model uses it) and the products the model needs. Every
 # column enters shifted by an approximate centre (the mean of the first
@@ -28,8 +30,8 @@ db_cross_products <- function(src, log, glmm = FALSE) {
   blocks <- db_raw_blocks(raw_terms)
   plan <- db_sum_plan(src$X$sql, db_response_sql(src), blocks)
   shift <- db_sample_centres(src, plan, log)
-  n_subset <- db_count_rows(src, log)
-  sums <- db_sums(src, plan, shift, log, n_subset, main = TRUE)
+  sums <- db_sums(src, plan, shift, log, NA, main = TRUE)
+  n_subset <- sums$n_subset
   n <- sum(sums$total$n)
   db_check_rows(src, log, n_subset, n)
   db_check_sums(src, plan, sums$total)
@@ -100,43 +102,51 @@ db_shift_to <- function(plan, shift, center) {
   shift
 }
 
-# The rows that pass `subset` (those dropped for missing values are the
-# difference from the rows summed).
-db_count_rows <- function(src, log) as.double(db_query(log, db_count_sql(src), "counting the rows")[[1L]])
-
-db_count_sql <- function(src) {
-  con <- src$con
-  paste0("SELECT ", db_cast_double(con, "COUNT(*)"), " AS ", db_ident(con, "n"), " FROM (", src$source_sql, ") ",
-         db_ident(con, "mlm_source"), if (!is.null(src$subset_sql)) paste0(" WHERE (", src$subset_sql, ")"))
-}
+# The frame of a query that also counts the rows that pass `subset`:
+# every such row, with the grouping keys NULL where a value is missing, so
+# that the rows dropped for missing values (the difference from the rows
+# summed) are one group of the query, not a pass of their own.
+db_counting_frame <- function(src, keys) db_frame(src, db_frame_sql(src, incomplete = TRUE, null_keys = keys))
 
 # The sums of `plan` per level of each grouping factor and per pair of
 # levels of two factors that occur together (`pairs`, named "f:g" by the
 # positions of the blocks), and over all rows (`total`), with the shifts
 # of the variables (`shift`). One query over the keys of every factor when
 # its cells are few enough; otherwise one per factor and one per pair
-# (n_rows: the rows, for the limit on the pairs). main: the first query
-# also sums what the checks of the weights need. extra: more aggregates of
-# the first query (named; summed over its groups into `total$extra`).
+# (n_rows: the rows, for the limit on the pairs; NA: not yet counted, and
+# the first query over the model frame of `src` counts them, returned as
+# `n_subset`). main: the first query also sums what the checks of the
+# weights need. extra: more aggregates of the first query (named; summed
+# over its groups into `total$extra`).
 db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extra = character(),
                     frame = db_frame(src)) {
   nb <- length(plan$z)
   weighted <- !is.null(src$weights_sql)
   m <- length(plan$vars)
   checks <- if (main && weighted) db_weight_aggregates(src)
+  count <- is.na(n_rows)
+  first_frame <- if (count) db_counting_frame(src, unique(unlist(plan$keys))) else frame
+  max_cells <- getOption("mlmfit.db_max_cells", 5e5)
   if (nb > 1L) {
     keys <- unique(unlist(plan$keys))
     between <- utils::combn(nb, 2L, simplify = FALSE)
     cells <- db_run_sums(src, plan, shift, keys, seq_len(m), db_plan_pairs(plan, between = between), weighted, log,
                          paste("summing per combination of levels of", paste(names(plan$z), collapse = ", "), what),
-                         c(checks, extra), frame, max_rows = min(getOption("mlmfit.db_max_cells", 5e5),
-                                                                 db_pair_limit(n_rows)))
+                         c(checks, extra), first_frame,
+                         max_rows = if (count) max_cells else min(max_cells, db_pair_limit(n_rows)), count = count)
+    if (count && !is.null(cells)) {
+      n_rows <- cells$n_subset
+      count <- FALSE
+      # more cells than a pair block may have: the queries per factor and pair decide
+      if (length(cells$n) > db_pair_limit(n_rows)) cells <- NULL
+    }
     if (!is.null(cells)) {
       out <- list(levels = lapply(seq_len(nb), function(f) db_sums_per_level(cells, match(plan$keys[[f]], keys))),
                   pairs = list(), total = db_sums_total(cells))
       for (fg in between) out$pairs[[paste(fg, collapse = ":")]] <- db_sums_by_pair(cells, keys, plan$keys, fg)
       names(out$levels) <- names(plan$z)
       out$shift <- shift
+      out$n_subset <- n_rows
       return(out)
     }
   }
@@ -145,7 +155,9 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
     vars_f <- sort(unique(c(plan$x, plan$y, plan$z[[f]])))
     res <- db_run_sums(src, plan, shift, plan$keys[[f]], vars_f[vars_f > 0],
                        db_plan_pairs(plan, f, xx = f == 1L), weighted, log,
-                       paste("summing per level of", names(plan$z)[f], what), if (f == 1L) c(checks, extra), frame)
+                       paste("summing per level of", names(plan$z)[f], what), if (f == 1L) c(checks, extra),
+                       if (f == 1L) first_frame else frame, count = f == 1L && count)
+    if (f == 1L && count) n_rows <- res$n_subset
     out$levels[[names(plan$z)[f]]] <- db_sums_per_level(res, seq_along(plan$keys[[f]]))
     if (f == 1L) out$total <- db_sums_total(res)
   }
@@ -153,6 +165,7 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
     out$pairs[[paste(fg, collapse = ":")]] <- db_pair_sums(src, plan, shift, fg, weighted, log, what, frame, n_rows)
   }
   out$shift <- shift
+  out$n_subset <- n_rows
   out
 }
 
@@ -168,20 +181,29 @@ db_weight_aggregates <- function(src) {
 # `pairs` over the design, by the frame variables `keys`: a list with the
 # key values (keys), n, W, L (groups x variables, columns named by the
 # variables' indices), P (groups x products, named "i_j") and the extra
-# aggregates; NULL when there are more than max_rows groups.
+# aggregates; NULL when there are more than max_rows groups. count: the
+# frame is a counting frame (db_counting_frame()); its group of NULL keys
+# (the rows with a missing value) is set aside, and n_subset is the count
+# of all its rows.
 db_run_sums <- function(src, plan, shift, keys, vars, pairs, weighted, log, what, extra = character(),
-                        frame = db_frame(src), max_rows = Inf) {
+                        frame = db_frame(src), max_rows = Inf, count = FALSE) {
   q <- db_sums_query(src, plan, shift, keys, vars, pairs, weighted, extra, frame)
   res <- db_grouped_sums(log, q$design, q$keys, q$aggregates, what, max_rows = max_rows)
   if (is.null(res)) return(NULL)
   key_sql <- q$keys
+  n_subset <- NULL
+  if (count) {
+    n_subset <- sum(res$n)
+    incomplete <- Reduce(`&`, lapply(res[names(key_sql)], is.na), rep(length(key_sql) > 0L, nrow(res)))
+    res <- res[!incomplete, , drop = FALSE]
+  }
   n <- res$n
   columns <- function(prefix, ids) {
     vals <- if (length(ids)) unlist(res[paste0(prefix, ids)], use.names = FALSE) else numeric()
     matrix(vals, length(n), length(ids), dimnames = list(NULL, ids))
   }
   list(keys = res[names(key_sql)], n = n, W = if (weighted) res$w else n, L = columns("l", vars),
-       P = columns("p", pairs), extra = res[names(extra)])
+       P = columns("p", pairs), extra = res[names(extra)], n_subset = n_subset)
 }
 
 # The pieces of that query: the design it sums over, its keys (named

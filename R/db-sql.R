@@ -7,11 +7,16 @@
 
 # The model frame: the rows that pass `subset` (and, unless incomplete =
 # TRUE, have no missing value), with the variables under their aliases,
-# the weights (mlm_w) and the offset (mlm_o).
-db_frame_sql <- function(src, incomplete = FALSE) {
+# the weights (mlm_w) and the offset (mlm_o). null_keys: variables (with
+# incomplete = TRUE) that are NULL in the rows with a missing value, so
+# that a GROUP BY on them puts all those rows in one group of NULL keys.
+db_frame_sql <- function(src, incomplete = FALSE, null_keys = character()) {
   con <- src$con
   vars <- Filter(function(v) !is.null(v$sql), src$vars)  # not cbind(): its parts are variables
-  select <- paste(vapply(vars, `[[`, "", "sql"), "AS", src$alias[names(vars)])
+  sql <- vapply(vars, `[[`, "", "sql")
+  nulled <- names(vars) %in% null_keys
+  sql[nulled] <- paste0("CASE WHEN ", src$complete_sql, " THEN ", sql[nulled], " END")
+  select <- paste(sql, "AS", src$alias[names(vars)])
   select <- c(select,
               if (!is.null(src$weights_sql)) paste(src$weights_sql, "AS", db_ident(con, "mlm_w")),
               if (!is.null(src$offset_sql)) paste(src$offset_sql, "AS", db_ident(con, "mlm_o")))
