@@ -6,9 +6,9 @@
 # factor at once (a cell per combination of levels that occurs: a level
 # of a nested factor, a pair of levels of crossed ones), or, when there are
 # too many cells, one GROUP BY per grouping factor and one per pair of
-# factors. The first of these also counts the rows that pass `subset`
-# (those with a missing value form one group of NULL keys, set aside), so
-# that no pass is only a count. Each query sums, per
+# factors. The first of these also counts the rows that pass `subset`, so
+# that no pass over the table is only a count (db_counted_sums()). Each
+# query sums, per
 # group, the weights, each distinct column of [X y] and Z (once, however
 # many times the model uses it) and the products the model needs. Every
 # column enters shifted by an approximate centre (the mean of the first
@@ -30,7 +30,7 @@ db_cross_products <- function(src, log, glmm = FALSE) {
   blocks <- db_raw_blocks(raw_terms)
   plan <- db_sum_plan(src$X$sql, db_response_sql(src), blocks)
   shift <- db_sample_centres(src, plan, log)
-  sums <- db_sums(src, plan, shift, log, NA, main = TRUE)
+  sums <- db_counted_sums(src, plan, shift, log, attr(shift, "incomplete"))
   n_subset <- sums$n_subset
   n <- sum(sums$total$n)
   db_check_rows(src, log, n_subset, n)
@@ -81,18 +81,21 @@ db_raw_blocks <- function(raw_terms) {
 
 # Approximate centres: the means of the first rows of the design (an exact
 # centre is not needed, only one near the data, so that the sums keep
-# their digits).
+# their digits): the means over the complete rows among the first rows
+# that pass `subset`; attribute `incomplete`: whether any of those rows
+# has a missing value.
 db_sample_centres <- function(src, plan, log, n = getOption("mlmfit.db_sample_rows", 1000L)) {
   m <- length(plan$vars)
-  if (m == 0L) return(numeric(0))
   res <- db_query(log, db_sample_sql(src, plan, n), "reading the first rows for approximate centres")
-  shift <- vapply(seq_len(m), function(i) mean(as.double(res[[i]])), 0)
+  shift <- vapply(seq_len(m), function(i) mean(as.double(res[[i]]), na.rm = TRUE), 0)
   shift[!is.finite(shift)] <- 0
-  shift
+  structure(shift, incomplete = any(as.double(res$mlm_incomplete) > 0))
 }
 
 db_sample_sql <- function(src, plan, n = 1000L) {
-  db_first_rows_sql(src$con, db_design_sql(src, plan, numeric(length(plan$vars)), character()), n)
+  frame <- db_frame_sql(src, incomplete = TRUE, flag = TRUE, null_incomplete = TRUE)
+  db_first_rows_sql(src$con, db_design_sql(src, plan, numeric(length(plan$vars)), character(), frame,
+                                           carry = "mlm_incomplete"), n)
 }
 
 # Shifts with the centred variables of X and y moved to the exact means.
@@ -102,20 +105,49 @@ db_shift_to <- function(plan, shift, center) {
   shift
 }
 
-# The frame of a query that also counts the rows that pass `subset`:
-# every such row, with the grouping keys NULL where a value is missing, so
-# that the rows dropped for missing values (the difference from the rows
-# summed) are one group of the query, not a pass of their own.
-db_counting_frame <- function(src, keys) db_frame(src, db_frame_sql(src, incomplete = TRUE, null_keys = keys))
+# The first sums of a fit (db_sums()), with the count of the rows that
+# pass `subset` (n_subset). When the first rows have no missing value, one
+# pass does both: its query sums over every row that passes `subset` and
+# counts those with a missing value; only when there are some are the sums
+# taken again, over the complete rows. When the first rows have missing
+# values, the rows are counted, then the complete rows summed.
+db_counted_sums <- function(src, plan, shift, log, likely_incomplete = TRUE) {
+  if (!likely_incomplete) {
+    sums <- db_sums(src, plan, shift, log, NA, main = TRUE)
+    if (sums$n_incomplete == 0) return(sums)
+    n_subset <- sums$n_subset
+  } else {
+    n_subset <- db_count_rows(src, log)
+  }
+  db_sums(src, plan, shift, log, n_subset, main = TRUE)
+}
+
+# The rows that pass `subset` (those dropped for missing values are the
+# difference from the rows summed).
+db_count_rows <- function(src, log) as.double(db_query(log, db_count_sql(src), "counting the rows")[[1L]])
+
+db_count_sql <- function(src) {
+  con <- src$con
+  paste0("SELECT ", db_cast_double(con, "COUNT(*)"), " AS ", db_ident(con, "n"), " FROM (", src$source_sql, ") ",
+         db_ident(con, "mlm_source"), if (!is.null(src$subset_sql)) paste0(" WHERE (", src$subset_sql, ")"))
+}
+
+# The frame of a query that also counts the rows that pass `subset`: all
+# of them, with the column mlm_incomplete (1 where a value is missing).
+db_counting_frame <- function(src) {
+  db_frame(src, db_frame_sql(src, incomplete = TRUE, flag = TRUE), carry = "mlm_incomplete")
+}
 
 # The sums of `plan` per level of each grouping factor and per pair of
 # levels of two factors that occur together (`pairs`, named "f:g" by the
 # positions of the blocks), and over all rows (`total`), with the shifts
 # of the variables (`shift`). One query over the keys of every factor when
 # its cells are few enough; otherwise one per factor and one per pair
-# (n_rows: the rows, for the limit on the pairs; NA: not yet counted, and
-# the first query over the model frame of `src` counts them, returned as
-# `n_subset`). main: the first query also sums what the checks of the
+# (n_rows: the rows, for the limit on the pairs; NA: not yet counted: the
+# first query then sums over every row that passes `subset` of the model
+# frame of `src` and counts them (n_subset) and those with a missing value
+# (n_incomplete); when there are such rows, its sums are not those of the
+# model frame and only the counts are returned). main: the first query also sums what the checks of the
 # weights need. extra: more aggregates of the first query (named; summed
 # over its groups into `total$extra`).
 db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extra = character(),
@@ -125,7 +157,8 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
   m <- length(plan$vars)
   checks <- if (main && weighted) db_weight_aggregates(src)
   count <- is.na(n_rows)
-  first_frame <- if (count) db_counting_frame(src, unique(unlist(plan$keys))) else frame
+  first_frame <- if (count) db_counting_frame(src) else frame
+  counts_only <- function(res) list(n_subset = res$n_subset, n_incomplete = res$n_incomplete)
   max_cells <- getOption("mlmfit.db_max_cells", 5e5)
   if (nb > 1L) {
     keys <- unique(unlist(plan$keys))
@@ -135,6 +168,7 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
                          c(checks, extra), first_frame,
                          max_rows = if (count) max_cells else min(max_cells, db_pair_limit(n_rows)), count = count)
     if (count && !is.null(cells)) {
+      if (cells$n_incomplete > 0) return(counts_only(cells))
       n_rows <- cells$n_subset
       count <- FALSE
       # more cells than a pair block may have: the queries per factor and pair decide
@@ -147,6 +181,7 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
       names(out$levels) <- names(plan$z)
       out$shift <- shift
       out$n_subset <- n_rows
+      out$n_incomplete <- 0
       return(out)
     }
   }
@@ -157,7 +192,10 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
                        db_plan_pairs(plan, f, xx = f == 1L), weighted, log,
                        paste("summing per level of", names(plan$z)[f], what), if (f == 1L) c(checks, extra),
                        if (f == 1L) first_frame else frame, count = f == 1L && count)
-    if (f == 1L && count) n_rows <- res$n_subset
+    if (f == 1L && count) {
+      if (res$n_incomplete > 0) return(counts_only(res))
+      n_rows <- res$n_subset
+    }
     out$levels[[names(plan$z)[f]]] <- db_sums_per_level(res, seq_along(plan$keys[[f]]))
     if (f == 1L) out$total <- db_sums_total(res)
   }
@@ -166,6 +204,7 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
   }
   out$shift <- shift
   out$n_subset <- n_rows
+  out$n_incomplete <- 0
   out
 }
 
@@ -182,28 +221,26 @@ db_weight_aggregates <- function(src) {
 # key values (keys), n, W, L (groups x variables, columns named by the
 # variables' indices), P (groups x products, named "i_j") and the extra
 # aggregates; NULL when there are more than max_rows groups. count: the
-# frame is a counting frame (db_counting_frame()); its group of NULL keys
-# (the rows with a missing value) is set aside, and n_subset is the count
-# of all its rows.
+# frame is a counting frame (db_counting_frame()), whose rows (n_subset)
+# and rows with a missing value (n_incomplete) are counted too.
 db_run_sums <- function(src, plan, shift, keys, vars, pairs, weighted, log, what, extra = character(),
                         frame = db_frame(src), max_rows = Inf, count = FALSE) {
   q <- db_sums_query(src, plan, shift, keys, vars, pairs, weighted, extra, frame)
+  if (count) {
+    q$aggregates <- c(q$aggregates,
+                      n_incomplete = db_cast_double(src$con, paste0("SUM(", db_ident(src$con, "mlm_incomplete"), ")")))
+  }
   res <- db_grouped_sums(log, q$design, q$keys, q$aggregates, what, max_rows = max_rows)
   if (is.null(res)) return(NULL)
   key_sql <- q$keys
-  n_subset <- NULL
-  if (count) {
-    n_subset <- sum(res$n)
-    incomplete <- Reduce(`&`, lapply(res[names(key_sql)], is.na), rep(length(key_sql) > 0L, nrow(res)))
-    res <- res[!incomplete, , drop = FALSE]
-  }
   n <- res$n
   columns <- function(prefix, ids) {
     vals <- if (length(ids)) unlist(res[paste0(prefix, ids)], use.names = FALSE) else numeric()
     matrix(vals, length(n), length(ids), dimnames = list(NULL, ids))
   }
   list(keys = res[names(key_sql)], n = n, W = if (weighted) res$w else n, L = columns("l", vars),
-       P = columns("p", pairs), extra = res[names(extra)], n_subset = n_subset)
+       P = columns("p", pairs), extra = res[names(extra)],
+       n_subset = if (count) sum(n), n_incomplete = if (count) sum(res$n_incomplete))
 }
 
 # The pieces of that query: the design it sums over, its keys (named
@@ -223,11 +260,18 @@ db_key_refs <- function(con, n) {
 # Sums added up over groups of rows of a sums list (rowsum by `group`, a
 # code 1..k per row).
 db_sums_rowsum <- function(s, group, k) {
+  # one row per group (the sums per level of a factor of their own query):
+  # placed, not added
+  unique_groups <- !anyDuplicated(group)
+  present <- sort(unique(group))
   agg <- function(x) {
     if (is.null(dim(x))) x <- matrix(x)
     out <- matrix(0, k, ncol(x), dimnames = list(NULL, colnames(x)))
-    r <- rowsum(x, group, reorder = TRUE)
-    out[as.integer(rownames(r)), ] <- r
+    if (unique_groups) {
+      out[group, ] <- x
+    } else {
+      out[present, ] <- rowsum(x, group, reorder = TRUE)
+    }
     out
   }
   list(n = agg(s$n)[, 1L], W = agg(s$W)[, 1L], L = agg(s$L), P = agg(s$P))

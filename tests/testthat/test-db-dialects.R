@@ -28,7 +28,7 @@ dialect_statements <- function(con, formula, sample, weights = NULL, subset = NU
   # the sums per combination of levels (with the checks of the weights),
   # and of the fallback: per level of one factor, and per pair of levels
   cells <- db_sums_query(src, plan, rep(0.5, m), keys, seq_len(m), db_plan_pairs(plan, between = between), weighted,
-                         if (weighted) db_weight_aggregates(src), db_counting_frame(src, keys))
+                         if (weighted) db_weight_aggregates(src), db_counting_frame(src))
   level <- db_sums_query(src, plan, rep(0.5, m), plan$keys[[1L]], seq_len(m), db_plan_pairs(plan, 1L), weighted)
   pair <- db_sums_query(src, plan, rep(0.5, m), keys, sort(unique(unlist(plan$z))),
                         db_plan_pairs(plan, integer(), FALSE, between), weighted)

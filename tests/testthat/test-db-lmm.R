@@ -42,11 +42,21 @@ for (backend in c("SQLite", "PostgreSQL")) {
     expect_db_fit_equal(fits$db, fits$mem)
     expect_equal(nobs(fits$db), nrow(d) - 9)
     expect_output(print(fits$db), "9 dropped for missing values")
-    # counted in the first query per factor when the combinations of levels are too many for one query
-    split <- withr::with_options(list(mlmfit.db_max_cells = 10), lmm(y ~ x + ses + (1 | school) + (1 | hood), data = tb))
-    expect_true(any(grepl("^summing per level", spec_db(split)$queries$what)))
-    expect_output(print(split), "9 dropped for missing values")
-    expect_db_fit_equal(split, fits$mem)
+    # missing values among the first rows: the rows are counted, then the complete rows summed
+    expect_identical(sum(grepl("^counting the rows", spec_db(fits$db)$queries$what)), 1L)
+    # none among the first rows: the first sums (per combination of levels,
+    # or per level of the first factor) count them, then are taken again
+    # over the complete rows
+    for (max_cells in c(5e5, 10)) {
+      late <- withr::with_options(list(mlmfit.db_sample_rows = 1, mlmfit.db_max_cells = max_cells),
+                                  lmm(y ~ x + ses + (1 | school) + (1 | hood), data = tb))
+      q <- spec_db(late)$queries$what
+      expect_false(any(grepl("^counting the rows", q)))
+      expect_identical(sum(grepl(if (max_cells == 10) "^summing per level of school" else "^summing per combination", q)), 2L)
+      expect_output(print(late), "9 dropped for missing values")
+      expect_xp_equal(fit_xp(late), fit_xp(fits$mem))
+      expect_db_fit_equal(late, fits$mem)
+    }
     expect_error(lmm(y ~ x + (1 | school), data = tb, na.action = na.fail), class = "mlmfit_error_missing")
   })
 }
@@ -74,7 +84,8 @@ test_that("one aggregate query sums per combination of levels; with too many com
   fit <- lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = tb)
   q <- spec_db(fit)$queries$what
   expect_equal(sum(grepl("^summing per combination of levels", q)), 1)
-  # the rows are counted in that query (no pass of its own)
+  # with no missing value, that query counts the rows too: no pass of its own
+  expect_identical(q[1L], "reading the first rows for approximate centres")
   expect_length(q, 2L)
   expect_equal(sum(grepl("^summing per (level|pair)", q)), 0)
   expect_output(dplyr::show_query(fit), "GROUP BY")
@@ -82,6 +93,7 @@ test_that("one aggregate query sums per combination of levels; with too many com
   split <- withr::with_options(list(mlmfit.db_max_cells = 10),
                                lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = tb))
   q <- spec_db(split)$queries$what
+  expect_false(any(grepl("^counting the rows", q)))
   expect_equal(sum(grepl("^summing per level", q)), 3)
   expect_equal(sum(grepl("^summing per pair", q)), 3)
   expect_xp_equal(fit_xp(split), fit_xp(mem))
