@@ -292,7 +292,7 @@ db_sums_total <- function(s) {
 # sums, the levels in the in-memory order and the key values of each.
 db_sums_per_level <- function(s, cols) {
   info <- db_level_labels(unname(as.list(s$keys[cols])))
-  code <- match(info$labels, info$levels)
+  code <- info$code
   out <- db_sums_rowsum(s, code, length(info$levels))
   first <- match(seq_along(info$levels), code)
   out$levels <- info$levels
@@ -306,13 +306,13 @@ db_sums_per_level <- function(s, cols) {
 # Per pair of levels of blocks fg = c(f, g) from the sums per cell: the
 # labels of the two levels of each pair, and the sums.
 db_sums_by_pair <- function(cells, keys, block_keys, fg) {
-  lab <- lapply(fg, function(f) db_level_labels(unname(as.list(cells$keys[match(block_keys[[f]], keys)])))$labels)
-  id <- paste(lab[[1L]], lab[[2L]], sep = "\r")
+  info <- lapply(fg, function(f) db_level_labels(unname(as.list(cells$keys[match(block_keys[[f]], keys)]))))
+  id <- (info[[1L]]$code - 1) * length(info[[2L]]$levels) + info[[2L]]$code
   u <- unique(id)
   code <- match(id, u)
   first <- match(seq_along(u), code)
   out <- db_sums_rowsum(cells, code, length(u))
-  out$labels <- list(lab[[1L]][first], lab[[2L]][first])
+  out$labels <- lapply(info, function(x) x$levels[x$code[first]])
   out
 }
 
@@ -455,19 +455,34 @@ db_sparse_blocks <- function(pieces, which, k1 = NULL) {
   list(r1_ptr = c(0, cumsum(as.double(counts))), r1_row = as.double(row[ord]), r1_vals = values)
 }
 
-# The labels of the levels in each row of key values, and the levels in the
-# order the in-memory path gives them: numbers in numeric order, strings
-# in the order of factor(); for a:b, by a then by b (b fastest).
+# The levels of the key values in each row: the levels in the order the
+# in-memory path gives them (numbers in numeric order, strings in the
+# order of factor(); for a:b, by a then by b, b fastest), and each row's
+# level (code, an index into the levels). Strings are made once per
+# distinct value, not once per row (a crossed fit has a row per pair of
+# levels).
 db_level_labels <- function(keys) {
   keys <- lapply(keys, function(v) if (inherits(v, "integer64")) as.double(v) else v)
-  parts <- lapply(keys, function(v) as.character(v))
-  labels <- do.call(paste, c(parts, sep = ":"))
-  ranks <- lapply(keys, function(v) {
-    lev <- if (is.numeric(v)) as.character(sort(unique(v))) else levels(factor(v))
-    match(as.character(v), lev)
-  })
-  ord <- do.call(order, unname(ranks))
-  list(labels = labels, levels = unique(labels[ord]))
+  id <- 0
+  labels_of <- list()
+  for (v in keys) {
+    u <- unique(v)
+    lev <- if (is.numeric(v)) as.character(sort(u)) else levels(factor(u))
+    rank <- match(as.character(u), lev)[match(v, u)]
+    # the combination's number: earlier keys vary slowest
+    id <- id * length(lev) + (rank - 1)
+    labels_of[[length(labels_of) + 1L]] <- lev
+  }
+  ids <- sort(unique(id))
+  # the label of each distinct combination: its keys' labels joined by ":"
+  parts <- vector("list", length(keys))
+  rest <- ids
+  for (j in rev(seq_along(keys))) {
+    n_j <- length(labels_of[[j]])
+    parts[[j]] <- labels_of[[j]][rest %% n_j + 1]
+    rest <- rest %/% n_j
+  }
+  list(levels = do.call(paste, c(parts, sep = ":")), code = match(id, ids))
 }
 
 # The refusals of lmm_model_frame() from the counts: an empty table or
