@@ -116,10 +116,12 @@ if ("PostgreSQL" %in% backends && !nzchar(Sys.getenv("MLMFIT_PG_PORT"))) {
   }
   started_pg <- TRUE
 }
-on.exit({
+# the server started here is stopped (its tables removed) however the run
+# ends (on.exit() does nothing at a script's top level)
+clean_up <- function() {
   if (started_pg) system2("sh", c(file.path(root, "tools", "postgres.sh"), "stop"))
   unlink(dir, recursive = TRUE)
-}, add = TRUE)
+}
 
 # Tables made by the database itself: normal draws by Box-Muller from its
 # uniform random numbers; random intercepts and slopes per group joined in.
@@ -151,7 +153,7 @@ make_tables <- function(con, backend, n) {
 }
 
 results <- list()
-for (backend in backends) {
+tryCatch(for (backend in backends) {
   for (n in sizes) {
     if (backend == "SQLite" && n > 1e7) next
     con <- connect(backend, dir)
@@ -177,7 +179,7 @@ for (backend in backends) {
       results[[length(results) + 1L]] <- res
     }
   }
-}
+}, finally = clean_up())
 tab <- do.call(rbind, results)
 secs <- function(x) ifelse(x < 1, sprintf("%.0f ms", 1000 * x), sprintf("%.2f s", x))
 cpu_ratio <- (tab$fit_r_cpu + tab$fit_db_cpu) / tab$scan_cpu
