@@ -144,12 +144,13 @@ db_counting_frame <- function(src) {
 # of the variables (`shift`). One query over the keys of every factor when
 # its cells are few enough; otherwise one per factor and one per pair
 # (n_rows: the rows, for the limit on the pairs; NA: not yet counted: the
-# first query then sums over every row that passes `subset` of the model
-# frame of `src` and counts them (n_subset) and those with a missing value
-# (n_incomplete); when there are such rows, its sums are not those of the
-# model frame and only the counts are returned). main: the first query also sums what the checks of the
-# weights need. extra: more aggregates of the first query (named; summed
-# over its groups into `total$extra`).
+# first query then sums over every row of the model frame of `src` that
+# passes `subset` and counts them (n_subset) and those with a missing
+# value (n_incomplete); when there are such rows, its sums are not those
+# of the model frame and only the counts are returned). main: the first
+# query also sums what the checks of the weights need. extra: more
+# aggregates of the first query (named; summed over its groups into
+# `total$extra`).
 db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extra = character(),
                     frame = db_frame(src)) {
   nb <- length(plan$z)

@@ -10,10 +10,10 @@
 # the weights (mlm_w) and the offset (mlm_o). flag: (with incomplete =
 # TRUE) a column mlm_incomplete, 1 in the rows with a missing value and 0
 # in the others (integers: a literal 1.0 is an exact NUMERIC in some
-# databases, whose sums are several times slower); null_incomplete: every column NULL in those rows (CASE
-# evaluates a column only where the row is complete, so that no function
-# meets the values of an incomplete row, e.g. a logarithm of a negative
-# number beside a missing response).
+# databases, whose sums are several times slower). null_incomplete: every
+# column NULL in those rows (CASE evaluates a column only where the row is
+# complete, so that no function meets the values of an incomplete row,
+# e.g. a logarithm of a negative number beside a missing response).
 db_frame_sql <- function(src, incomplete = FALSE, flag = FALSE, null_incomplete = FALSE) {
   con <- src$con
   vars <- Filter(function(v) !is.null(v$sql), src$vars)  # not cbind(): its parts are variables
