@@ -234,6 +234,12 @@ db_run_sums <- function(src, plan, shift, keys, vars, pairs, weighted, log, what
   res <- db_grouped_sums(log, q$design, q$keys, q$aggregates, what, max_rows = max_rows)
   if (is.null(res)) return(NULL)
   key_sql <- q$keys
+  # keys of integer columns come back as the doubles they are summed as:
+  # integers again, so that their levels are labelled as in memory
+  # ("100000", not "1e+05")
+  for (j in which(vapply(keys, function(k) isTRUE(src$vars[[k]]$integer), NA))) {
+    res[[names(key_sql)[j]]] <- as.integer(res[[names(key_sql)[j]]])
+  }
   n <- res$n
   columns <- function(prefix, ids) {
     vals <- if (length(ids)) unlist(res[paste0(prefix, ids)], use.names = FALSE) else numeric()

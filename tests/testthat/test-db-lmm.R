@@ -61,6 +61,19 @@ for (backend in c("SQLite", "PostgreSQL")) {
   })
 }
 
+test_that("levels of an integer grouping column are labelled as in memory (100000, not 1e+05)", {
+  skip_if_no_db()
+  set.seed(18)
+  d <- data.frame(g = rep(c(1L, 2L, 100000L, 300000L, 2000000L), each = 20), h = rep(c(7L, 1000000L), 50), x = rnorm(100))
+  d$y <- d$x + rnorm(5)[match(d$g, unique(d$g))] + rnorm(100)
+  for (backend in db_backends()) {
+    con <- local_db(list(d = d), backend)
+    fits <- fit_mem_db(lmm(y ~ x + (1 | g) + (1 | h), data = DATA), d, db_tbl(con, "d"))
+    expect_identical(lapply(ranef(fits$db), rownames), lapply(ranef(fits$mem), rownames))
+    expect_db_fit_equal(fits$db, fits$mem)
+  }
+})
+
 test_that("factor(x) keeps a level seen only in rows with missing values, whose column is dropped, as in memory", {
   skip_if_no_db()
   d <- db_pupils(15, 600)
