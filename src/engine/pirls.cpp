@@ -399,6 +399,7 @@ bool Pirls::chunk_sums(Index start, Index len, const PassScratch& s, Eigen::Matr
 // Every block of a chunk of sqrt(w)-weighted rows [Z, B] through the one
 // accumulator of the engine (cross_product_scatter.h), [X z]'[X z] apart.
 void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B) {
+  if (layout_.Q() == nf_ + 1) return scatter_chunk_scalar_terms(start, len, sw, B);
   const int P = static_cast<int>(B.cols());
   const FactorBlock& F1 = d_.blocks[0];
   const int q1 = F1.q;
@@ -423,6 +424,46 @@ void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw,
     }
     for (int k = 0; k < layout_.n_pairs(); ++k) t.RR[k] = xp_.rr_vals.data() + rr_pos_[obs * layout_.n_pairs() + k];
     scatter_row(layout_, row.data(), t);
+  }
+}
+
+// Every term scalar (crossed or nested intercepts, the commonest designs
+// with several factors): each block of scatter_row is one entry, written
+// directly rather than through its general loops.
+void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw,
+                                       const Eigen::MatrixXd& B) {
+  const int P = static_cast<int>(B.cols());
+  const Index ld = B.rows();
+  const int npairs = layout_.n_pairs();
+  const FactorBlock& F1 = d_.blocks[0];
+  std::vector<double> z(nf_);
+  // The blocks between levels of different factors are spread over memory
+  // in no order the observations follow (one per pair of levels seen):
+  // ask for them a few dozen observations ahead, so that their cache
+  // misses overlap instead of stalling the loop one by one.
+  constexpr Index ahead = 32;
+  for (Index i = 0; i < len; ++i) {
+    const Index obs = start + i;
+#if defined(__GNUC__) || defined(__clang__)
+    if (i + ahead < len)
+      for (int f = 0; f < nf_; ++f) __builtin_prefetch(xp_.r1_vals.data() + r1_pos_[(obs + ahead) * nf_ + f], 1);
+#endif
+    const double z1 = sw[i] * (F1.cols[0] ? F1.cols[0][obs] : 1.0);
+    const Index j = F1.codes[obs] - F1.code_base;
+    xp_.D1.data()[j] += z1 * z1;
+    double* C = xp_.C1.data() + j * P;
+    for (int c = 0; c < P; ++c) C[c] += z1 * B.data()[i + c * ld];
+    for (int f = 0; f < nf_; ++f) {
+      const FactorBlock& F = d_.blocks[f + 1];
+      const Index l = F.codes[obs] - F.code_base;
+      const double zf = sw[i] * (F.cols[0] ? F.cols[0][obs] : 1.0);
+      z[f] = zf;
+      xp_.rr_diag[diag_off_[f] + l] += zf * zf;
+      double* CR = xp_.CR.data() + (first_coord_[f] + l) * P;
+      for (int c = 0; c < P; ++c) CR[c] += zf * B.data()[i + c * ld];
+      xp_.r1_vals[r1_pos_[obs * nf_ + f]] += zf * z1;
+      for (int h = 0; h < f; ++h) xp_.rr_vals[rr_pos_[obs * npairs + f * (f - 1) / 2 + h]] += zf * z[h];
+    }
   }
 }
 
