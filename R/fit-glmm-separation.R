@@ -24,35 +24,40 @@ outcome_classes <- function(y, weights, dist) {
   cls
 }
 
-# Does t = X d separate? tol is relative to the largest |t|.
-separates <- function(t, cls, tol = 0) {
-  keep <- !is.na(cls)
-  t <- t[keep]
-  cls <- cls[keep]
-  s <- max(abs(t))
-  if (!is.finite(s) || s == 0) return(FALSE)
-  eps <- tol * s
-  all(t[cls == 1L] >= -eps) && all(t[cls == -1L] <= eps) && all(abs(t[cls == 0L]) <= eps)
+# The rows of each class of outcomes (rows without weight in none), found
+# once for all the directions tested.
+class_rows <- function(cls) {
+  list(success = which(cls == 1L), failure = which(cls == -1L), mixed = which(cls == 0L))
 }
 
-# A threshold c with x - c (or c - x) separating, or NULL. Without an
-# intercept only c = 0 is available. Decided from the ranges of x in each
-# class of outcomes: a few passes over the column, no sorting.
-threshold_separation <- function(x, cls, intercept) {
-  names(x) <- NULL
-  keep <- !is.na(cls)
-  if (!all(keep)) {
-    x <- x[keep]
-    cls <- cls[keep]
-  }
-  rx <- range(x)
-  if (rx[1L] == rx[2L]) return(NULL)
-  rng <- function(v) if (length(v)) range(v) else c(Inf, -Inf)
-  rs <- rng(x[cls == 1L])
-  rf <- rng(x[cls == -1L])
-  mixed <- x[cls == 0L]
-  fixed_c <- if (length(mixed)) {
-    rm <- range(mixed)
+# Does t = X d separate (1), or -t (-1), or neither (0)? tol is relative
+# to the largest |t|.
+separation_sign <- function(t, rows, tol = 0) {
+  ts <- t[rows$success]
+  tf <- t[rows$failure]
+  tm <- t[rows$mixed]
+  if (length(ts) + length(tf) + length(tm) == 0L) return(0)
+  s <- max(max(ts, tf, tm), -min(ts, tf, tm))
+  if (!is.finite(s) || s == 0) return(0)
+  eps <- tol * s
+  if (length(tm) && max(abs(tm)) > eps) return(0)
+  if (all(ts >= -eps) && all(tf <= eps)) return(1)
+  if (all(ts <= eps) && all(tf >= -eps)) return(-1)
+  0
+}
+
+# A threshold c with x - c (or c - x) separating, for x column j of X, or
+# NULL. Without an intercept only c = 0 is available. Decided from the
+# ranges of x in each class of outcomes: no sorting, and no copy of the
+# column beyond the rows of each class.
+threshold_separation <- function(X, j, rows, intercept) {
+  at <- (j - 1) * nrow(X)  # X[at + i] reads rows i of column j as a vector: no row names, no copy of the column
+  rng <- function(i) if (length(i)) range(X[at + i]) else c(Inf, -Inf)
+  rs <- rng(rows$success)
+  rf <- rng(rows$failure)
+  rm <- rng(rows$mixed)
+  if (min(rs[1L], rf[1L], rm[1L]) == max(rs[2L], rf[2L], rm[2L])) return(NULL)
+  fixed_c <- if (length(rows$mixed)) {
     if (rm[1L] != rm[2L]) return(NULL)
     rm[1L]
   } else if (!intercept) {
@@ -93,9 +98,10 @@ check_separation <- function(X, y, weights, dist, intercept_col, action, term_la
   if (is.null(cls) || ncol(X) == 0L) return(invisible(character()))
   intercept <- intercept_col > 0L
   found <- character()
+  rows <- class_rows(cls)
   for (j in seq_len(ncol(X))) {
     if (j == intercept_col) next
-    if (!is.null(threshold_separation(X[, j], cls, intercept))) found <- c(found, backquote(colnames(X)[j]))
+    if (!is.null(threshold_separation(X, j, rows, intercept))) found <- c(found, backquote(colnames(X)[j]))
   }
   # The reference level of a factor: 1 - (sum of its dummies).
   assign <- attr(X, "assign")
@@ -106,7 +112,7 @@ check_separation <- function(X, y, weights, dist, intercept_col, action, term_la
       if (!all(block == 0 | block == 1)) next
       rs <- rowSums(block)
       if (any(rs > 1)) next
-      if (separates(1 - rs, cls) || separates(rs - 1, cls)) {
+      if (separation_sign(1 - rs, rows) != 0) {
         label <- if (k <= length(term_labels)) term_labels[k] else colnames(X)[cols[1L]]
         ref <- xlevels[[label]]
         found <- c(found, if (length(ref)) sprintf("level \"%s\" of %s", ref[1L], backquote(label))
@@ -134,7 +140,7 @@ separation_certificate <- function(X, y, weights, offset, family, dist) {
   }
   d <- tryCatch(path(60L) - path(30L), error = function(e) NULL)
   if (is.null(d) || !all(is.finite(d)) || max(abs(d)) < 1e-2) return(NULL)
-  if (!separates(drop(X %*% d), cls, tol = 1e-6)) return(NULL)
+  if (separation_sign(drop(X %*% d), class_rows(cls), tol = 1e-6) != 1) return(NULL)
   effects <- setdiff(names(d)[abs(d) > 1e-3 * max(abs(d))], "(Intercept)")
   if (length(effects) == 0L) effects <- names(d)[which.max(abs(d))]
   backquote(effects)
@@ -148,9 +154,11 @@ check_separation_after <- function(fit, action) {
   w <- spec_weights(fit)
   if (is.null(outcome_classes(y, w, fam$dist))) return(invisible(NULL))
   X <- spec_X(fit)
-  sds <- apply(X, 2L, stats::sd)
-  scaled <- abs(fixef(fit)) * ifelse(sds > 0, sds, 1)
-  if (!(any(scaled > 5) || max(abs(fit_eta(fit))) > 20)) return(invisible(NULL))
+  if (max(abs(range(fit_eta(fit)))) <= 20) {
+    sds <- vapply(seq_len(ncol(X)), function(j) stats::sd(X[, j]), 1)
+    scaled <- abs(fixef(fit)) * ifelse(sds > 0, sds, 1)
+    if (!any(scaled > 5)) return(invisible(NULL))
+  }
   found <- separation_certificate(X, y, w, spec_offset(fit), fam$family, fam$dist)
   if (length(found) > 0L) separation_found(found, action, fam$dist)
   invisible(found)

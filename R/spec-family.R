@@ -190,7 +190,10 @@ family_constants <- function(spec) {
   weights <- spec$rows$weights
   w <- if (is.null(weights)) rep(1, length(y)) else weights
   aic_const <- 0
-  if (fam$dist != "Gamma" && !is.na(fam$nb_size)) {
+  # 0/1 outcomes of single trials: the binomial log-likelihood is minus
+  # half the deviance exactly, and the constant is zero.
+  binary <- fam$dist == "binomial" && is.null(weights) && is.null(spec$rows$trials) && all(y == 0 | y == 1)
+  if (fam$dist != "Gamma" && !is.na(fam$nb_size) && !binary) {
     mu <- glmm_mustart(y, weights, fam$dist)
     n <- spec$rows$trials %||% rep(1, length(y))
     dev <- sum(fam$family$dev.resids(y, mu, w))

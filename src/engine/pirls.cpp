@@ -106,6 +106,10 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
   }
   beta_.setZero(d_.p);
   eta_fixed_.setZero(d_.n);
+  if (!joint_) {
+    obs_w_.resize(d_.n);
+    obs_z_.resize(d_.n);
+  }
   chunk_.resize(joint_ ? 1024 : 4096, p + 1);
 }
 
@@ -227,23 +231,28 @@ std::shared_ptr<const PirlsPassState> Pirls::pass_state() const {
   s->rr_diag = xp_.rr_diag;
   s->rr_vals = xp_.rr_vals;
   s->r1_vals = xp_.r1_vals;
+  s->w = obs_w_;
+  s->z = obs_z_;
   return s;
 }
 
 // The start state in place of the first pass of a run at the theta of T_:
 // the modes u = Lambda^{-1} b of its linear predictor and its sums. False
-// (nothing changed) where it does not apply.
-bool Pirls::restore_start_state(double& dev) {
+// (nothing changed) where it does not apply. predicted: u alone at another
+// beta, the sums those of the linearisation at the state's linear
+// predictor (predict_from_state), whose deviance is not known.
+bool Pirls::restore_start_state(double& dev, bool& predicted) {
+  predicted = false;
   const PirlsPassState* s = start_state_.get();
   if (!s || s->b.size() != u_.size() || s->XX.rows() != xp_.XX.rows() || s->D1.size() != xp_.D1.size()) return false;
-  if (!joint_ && s->beta != beta_) return false;  // another linear predictor
+  if (!joint_ && s->beta != beta_) {
+    predicted = s->beta.size() == beta_.size() && s->w.size() == static_cast<std::size_t>(d_.n) &&
+                s->z.size() == static_cast<std::size_t>(d_.n);
+    if (!predicted) return false;
+  }
   for (std::size_t f = 0; f < T_.size(); ++f)
     for (Index a = 0; a < T_[f].rows(); ++a)
       if (!(T_[f](a, a) != 0.0) || !std::isfinite(T_[f](a, a))) return false;
-  for (std::size_t f = 0; f < T_.size(); ++f) u_[f] = T_[f].triangularView<Eigen::Lower>().solve(s->b[f]);
-  if (joint_) beta_ = s->beta;
-  xp_beta_ = s->xp_beta;
-  dev_noise_ = s->dev_noise;
   xp_.D1 = s->D1;
   xp_.C1 = s->C1;
   xp_.XX = s->XX;
@@ -251,9 +260,67 @@ bool Pirls::restore_start_state(double& dev) {
   xp_.rr_diag = s->rr_diag;
   xp_.rr_vals = s->rr_vals;
   xp_.r1_vals = s->r1_vals;
+  if (predicted && !predict_from_state(*s)) {
+    predicted = false;
+    return false;
+  }
+  for (std::size_t f = 0; f < T_.size(); ++f) u_[f] = T_[f].triangularView<Eigen::Lower>().solve(s->b[f]);
+  if (joint_) beta_ = s->beta;
+  xp_beta_ = s->xp_beta;
+  dev_noise_ = s->dev_noise;
   has_modes_ = true;
-  xp_at_modes_ = true;
-  dev = last_dev_ = s->dev;
+  xp_at_modes_ = !predicted;
+  if (!predicted) dev = last_dev_ = s->dev;
+  return true;
+}
+
+// u alone, beta moved from the state's: the working response of the
+// state's linear predictor, less the change X (beta - beta_state) of the
+// fixed part, gives the Newton step of the linearisation there (the
+// implicit-function step: u at its mode to first order in the change of
+// beta), in one pass over X and the stored weights, without the
+// exponentials and logarithms of a full pass. Only the working-response
+// column of the sums changes. False (the sums partly changed: the caller
+// makes a full pass) where the change of the linear predictor reaches a
+// unit, beyond where a linearisation is worth a step.
+bool Pirls::predict_from_state(const PirlsPassState& s) {
+  const Index n = d_.n;
+  const Eigen::VectorXd dbeta = beta_ - s.beta;
+  const FactorBlock& F1 = d_.blocks[0];
+  const int q1 = F1.q;
+  CompensatedSum zz;
+  constexpr Index chunk = 4096;
+  std::vector<double> t(chunk);
+  for (Index start = 0; start < n; start += chunk) {
+    const Index len = std::min(chunk, n - start);
+    std::fill(t.begin(), t.begin() + len, 0.0);
+    for (int c = 0; c < d_.p; ++c) {
+      const double* x = d_.X + static_cast<Index>(c) * n + start;
+      const double bc = dbeta[c];
+      if (bc == 0.0) continue;
+      for (Index i = 0; i < len; ++i) t[i] += x[i] * bc;
+    }
+    double big = 0.0, zz_chunk = 0.0;
+    for (Index i = 0; i < len; ++i) {
+      big = std::max(big, std::fabs(t[i]));
+      const double r = s.z[start + i] - t[i];
+      zz_chunk += s.w[start + i] * r * r;
+    }
+    if (!(big < 1.0)) return false;
+    zz.add(zz_chunk);
+    for (Index i = 0; i < len; ++i) {
+      const Index obs = start + i;
+      const double wt = s.w[obs] * t[i];
+      double* C = xp_.C1.data() + (F1.codes[obs] - F1.code_base) * q1;
+      for (int a = 0; a < q1; ++a) C[a] -= wt * (F1.cols[a] ? F1.cols[a][obs] : 1.0);
+      for (int f = 0; f < nf_; ++f) {
+        const FactorBlock& F = d_.blocks[f + 1];
+        double* CR = xp_.CR.data() + first_coord_[f] + (F.codes[obs] - F.code_base) * F.q;
+        for (int a = 0; a < F.q; ++a) CR[a] -= wt * (F.cols[a] ? F.cols[a][obs] : 1.0);
+      }
+    }
+  }
+  xp_.XX(0, 0) = zz.value() + 1.0;  // see pass_joint
   return true;
 }
 
@@ -332,6 +399,7 @@ bool Pirls::chunk_sums(Index start, Index len, const PassScratch& s, Eigen::Matr
 // Every block of a chunk of sqrt(w)-weighted rows [Z, B] through the one
 // accumulator of the engine (cross_product_scatter.h), [X z]'[X z] apart.
 void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B) {
+  if (layout_.Q() == nf_ + 1) return scatter_chunk_scalar_terms(start, len, sw, B);
   const int P = static_cast<int>(B.cols());
   const FactorBlock& F1 = d_.blocks[0];
   const int q1 = F1.q;
@@ -356,6 +424,46 @@ void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw,
     }
     for (int k = 0; k < layout_.n_pairs(); ++k) t.RR[k] = xp_.rr_vals.data() + rr_pos_[obs * layout_.n_pairs() + k];
     scatter_row(layout_, row.data(), t);
+  }
+}
+
+// Every term scalar (crossed or nested intercepts, the commonest designs
+// with several factors): each block of scatter_row is one entry, written
+// directly rather than through its general loops.
+void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw,
+                                       const Eigen::MatrixXd& B) {
+  const int P = static_cast<int>(B.cols());
+  const Index ld = B.rows();
+  const int npairs = layout_.n_pairs();
+  const FactorBlock& F1 = d_.blocks[0];
+  std::vector<double> z(nf_);
+  // The blocks between levels of different factors are spread over memory
+  // in no order the observations follow (one per pair of levels seen):
+  // ask for them a few dozen observations ahead, so that their cache
+  // misses overlap instead of stalling the loop one by one.
+  constexpr Index ahead = 32;
+  for (Index i = 0; i < len; ++i) {
+    const Index obs = start + i;
+#if defined(__GNUC__) || defined(__clang__)
+    if (i + ahead < len)
+      for (int f = 0; f < nf_; ++f) __builtin_prefetch(xp_.r1_vals.data() + r1_pos_[(obs + ahead) * nf_ + f], 1);
+#endif
+    const double z1 = sw[i] * (F1.cols[0] ? F1.cols[0][obs] : 1.0);
+    const Index j = F1.codes[obs] - F1.code_base;
+    xp_.D1.data()[j] += z1 * z1;
+    double* C = xp_.C1.data() + j * P;
+    for (int c = 0; c < P; ++c) C[c] += z1 * B.data()[i + c * ld];
+    for (int f = 0; f < nf_; ++f) {
+      const FactorBlock& F = d_.blocks[f + 1];
+      const Index l = F.codes[obs] - F.code_base;
+      const double zf = sw[i] * (F.cols[0] ? F.cols[0][obs] : 1.0);
+      z[f] = zf;
+      xp_.rr_diag[diag_off_[f] + l] += zf * zf;
+      double* CR = xp_.CR.data() + (first_coord_[f] + l) * P;
+      for (int c = 0; c < P; ++c) CR[c] += zf * B.data()[i + c * ld];
+      xp_.r1_vals[r1_pos_[obs * nf_ + f]] += zf * z1;
+      for (int h = 0; h < f; ++h) xp_.rr_vals[rr_pos_[obs * npairs + f * (f - 1) / 2 + h]] += zf * z[h];
+    }
   }
 }
 
@@ -475,6 +583,10 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
     if (scalar) {
       if (!scalar_u_sums(start, len, s, sums, yy_chunk)) return kInf;
     } else {
+      for (Index i = 0; i < len; ++i) {
+        obs_w_[start + i] = s.sw[i];
+        obs_z_[start + i] = s.zb[i] + s.wres[i];
+      }
       for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);
       if (!chunk_sums(start, len, s, chunk_, 0, sums)) return kInf;
       for (Index i = 0; i < len; ++i) yy_chunk += chunk_(i, 0) * chunk_(i, 0);
@@ -505,6 +617,8 @@ bool Pirls::scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums
     sums.noise.add(rounding_scale(s.eta[k], d_.y[i], d_.weights ? d_.weights[i] : 1.0));
     const double w = s.sw[k];
     const double yt = s.zb[k] + s.wres[k];
+    obs_w_[i] = w;
+    obs_z_[i] = yt;
     const double wz = w * z;
     D[j] += wz * z;
     C[j] += wz * yt;
@@ -679,18 +793,19 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
   PirlsResult res;
   const bool from_start = !has_modes_ && start_eta_.size() == d_.n;
   double dev_cur = 0.0;
-  if (from_start || !use_start_state || !restore_start_state(dev_cur)) {
+  bool predicted = false;  // the first step from a linearisation: no deviance to compare it with
+  if (from_start || !use_start_state || !restore_start_state(dev_cur, predicted)) {
     dev_cur = pass(b(), beta_, from_start);
     res.passes = 1;
     xp_at_modes_ = !from_start;
     last_dev_ = dev_cur;
   }
-  double pdev_cur = from_start ? kInf : dev_cur + ussq(u_);
-  if (!from_start && !std::isfinite(pdev_cur)) {
+  double pdev_cur = from_start || predicted ? kInf : dev_cur + ussq(u_);
+  if (!from_start && !predicted && !std::isfinite(pdev_cur)) {
     res.message = "the penalised deviance is not finite at the starting values";
     return res;
   }
-  bool have_modes = !from_start;
+  bool have_modes = !from_start && !predicted;
   Candidate c(tpl_.size(), beta_);
   const Eigen::VectorXd col_scale = joint_ ? column_scales() : Eigen::VectorXd();
 
@@ -702,6 +817,22 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     const double step = newton_candidate(c.u, c.beta, col_scale);
     if (have_modes && step <= ctl.tol) return at_modes(res, dev_cur);
     if (!halve_until_no_rise(c, have_modes, pdev_cur, ctl.max_halvings, res.passes)) {
+      if (predicted) {
+        // The linearised step left the domain: from the state's modes
+        // themselves, with a pass there.
+        predicted = false;
+        dev_cur = pass(b(), beta_, false);
+        ++res.passes;
+        xp_at_modes_ = true;
+        last_dev_ = dev_cur;
+        pdev_cur = dev_cur + ussq(u_);
+        if (!std::isfinite(pdev_cur)) {
+          res.message = "the penalised deviance is not finite at the starting values";
+          return res;
+        }
+        have_modes = true;
+        continue;
+      }
       if (!have_modes && restart_from_intercept(dev_cur, res.passes)) {
         pdev_cur = dev_cur;
         have_modes = true;

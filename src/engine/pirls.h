@@ -52,6 +52,10 @@ struct PirlsPassState {
   double dev = 0.0, dev_noise = 0.0;
   Eigen::MatrixXd D1, C1, XX, CR;
   std::vector<double> rr_diag, rr_vals, r1_vals;
+  // u alone: each observation's working weight and working response, so
+  // that a run at another beta can start from the linearisation at this
+  // linear predictor (Pirls::predict_from_state) instead of a pass.
+  std::vector<double> w, z;
 };
 
 class Pirls {
@@ -66,9 +70,11 @@ class Pirls {
   void set_beta(const Eigen::VectorXd& beta);  // original (uncentred) parametrisation
   void set_u(const std::vector<Eigen::MatrixXd>& u);
   void set_theta(const Eigen::VectorXd& theta);
-  // The next run starts from this state where it can (its beta is the
-  // current one, u alone; every diagonal entry of Lambda(theta) nonzero);
-  // otherwise from the current modes. Null: from the current modes.
+  // The next run starts from this state where it can (every diagonal
+  // entry of Lambda(theta) nonzero; u alone: its beta the current one, or
+  // one that moves the linear predictor by less than a unit, whose first
+  // Newton step then comes from the state's linearisation); otherwise
+  // from the current modes. Null: from the current modes.
   void set_start_state(std::shared_ptr<const PirlsPassState> state);
   // The state of the last pass when it was made at the current modes
   // (after a successful run); null otherwise.
@@ -115,11 +121,13 @@ class Pirls {
   bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
   void scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
+  void scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
   void centre_fixed_effects();
   void set_ridge();
   PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control, bool use_start_state);
-  bool restore_start_state(double& dev);
+  bool restore_start_state(double& dev, bool& predicted);
+  bool predict_from_state(const PirlsPassState& s);
   bool halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes);
   bool restart_from_intercept(double& dev_cur, int& passes);
   PirlsResult converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev);
@@ -144,6 +152,7 @@ class Pirls {
   std::vector<Index> first_level_, first_coord_, diag_off_;
   std::vector<Eigen::MatrixXd> T_;
   Eigen::VectorXd eta_fixed_;     // u-only: offset + X beta
+  std::vector<double> obs_w_, obs_z_;  // u-only: working weights and responses of the last pass
   Eigen::VectorXd start_eta_;
   bool has_modes_ = false;
   Eigen::VectorXd beta_;
