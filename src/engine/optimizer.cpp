@@ -169,13 +169,13 @@ bool ProjectedBfgs::start(const Eigen::VectorXd& x0) {
   if (fg_) {
     fx_ = fg_(x_, g_);
     ++res_.evals;
-    // The diagonal of the Hessian from one forward difference of the value
-    // per coordinate (each far cheaper than a gradient): started from the
-    // scalar steepest-descent model, the quasi-Newton model learned the
-    // curvature of flat directions one short step (and one gradient) at a
-    // time (InstEval: 9 iterations; from this diagonal, 6).
+    // Where asked: the diagonal of the Hessian from one forward difference
+    // of the value per coordinate. From the scalar steepest-descent model,
+    // the quasi-Newton model learns the curvature of flat directions one
+    // short step (and one gradient) at a time (InstEval: 9 iterations; from
+    // this diagonal, 6).
     Eigen::VectorXd xt = x_;
-    for (Eigen::Index i = 0; i < n_; ++i) {
+    for (Eigen::Index i = 0; ctl_.diagonal_start && i < n_; ++i) {
       const double h = 0.05 * (std::fabs(x_[i]) + 0.1);  // forward: inside the bounds
       xt[i] = x_[i] + h;
       const double ft = f_(xt);
