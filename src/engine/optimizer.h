@@ -31,7 +31,7 @@ struct OptimControl {
 struct OptimResult {
   Eigen::VectorXd x;
   double f = 0.0;
-  Eigen::VectorXd gradient;
+  Eigen::VectorXd gradient;  // at x; empty when the last step was taken on its value alone
   int evals = 0;
   int iterations = 0;
   bool converged = false;
