@@ -87,6 +87,38 @@ Eigen::MatrixXd BlockedCholesky::apply_AZZ(const Eigen::MatrixXd& V) const {
   Eigen::MatrixXd out = Eigen::MatrixXd::Zero(nz, r);
   const double* v = V.data();
   double* o = out.data();
+  if (all_scalar_) {
+    // Every block 1 x 1: the same sums without the general block products.
+    const Index n1 = xp.k1;
+    for (Index j = 0; j < xp.k1; ++j) {
+      const double d = xp.D1.data()[j];
+      for (Eigen::Index c = 0; c < r; ++c)
+        if (v[c * nz + j] != 0.0) o[c * nz + j] += d * v[c * nz + j];
+      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+        const Index zs = n1 + xp.sec_start[xp.r1_row[e]];
+        const double a = xp.r1_vals[xp.r1_off[e]];
+        for (Eigen::Index c = 0; c < r; ++c) {
+          o[c * nz + j] += a * v[c * nz + zs];
+          if (v[c * nz + j] != 0.0) o[c * nz + zs] += a * v[c * nz + j];
+        }
+      }
+    }
+    for (Index s = 0; s < xp.n_sec; ++s) {
+      const Index zs = n1 + xp.sec_start[s];
+      const double d = xp.rr_diag[xp.rr_diag_off[s]];
+      for (Eigen::Index c = 0; c < r; ++c)
+        if (v[c * nz + zs] != 0.0) o[c * nz + zs] += d * v[c * nz + zs];
+    }
+    for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
+      const Index zr = n1 + xp.sec_start[xp.rr_row[e]], zc = n1 + xp.sec_start[xp.rr_col[e]];
+      const double a = xp.rr_vals[xp.rr_off[e]];
+      for (Eigen::Index c = 0; c < r; ++c) {
+        if (v[c * nz + zc] != 0.0) o[c * nz + zr] += a * v[c * nz + zc];
+        o[c * nz + zc] += a * v[c * nz + zr];
+      }
+    }
+    return out;
+  }
   for (Index j = 0; j < xp.k1; ++j) {
     const Index zj = j * q1;
     for (Eigen::Index c = 0; c < r; ++c)
