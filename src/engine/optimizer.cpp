@@ -340,13 +340,15 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       break;
     }
     // Near the minimum the quasi-Newton model is accurate: a full step that
-    // predicts a decrease within 100 times the tolerance and gains what
-    // was predicted (within half) ends the search. The gradient there,
-    // where it is analytic and costs several values, would only confirm
-    // that (the rules at an optimum check the point where they can afford
-    // to); otherwise the step is taken as any other.
+    // predicts a decrease within 100 times the tolerance, meets no bound
+    // (there the gradient may turn back inside) and gains what was
+    // predicted (within half) ends the search. The gradient there, where it
+    // is analytic and costs several values, would only confirm that (the
+    // rules at an optimum check the point where they can afford to);
+    // otherwise the step is taken as any other.
     const double gain = search.fx() - fn;
-    if (fg && tries == 0 && predicted <= 100.0 * tol && std::fabs(gain - predicted) <= 0.5 * predicted) {
+    const bool inside = ((search.x() + d).array() >= lower.array()).all();
+    if (fg && tries == 0 && inside && predicted <= 100.0 * tol && std::fabs(gain - predicted) <= 0.5 * predicted) {
       search.move_to_on_value(xn, fn);
       res.converged = true;
       break;
