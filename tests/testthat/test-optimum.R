@@ -136,7 +136,7 @@ test_that("crossed fits with a dense Schur complement reach lme4's optimum from 
   # on its value alone (src/engine/optimizer.cpp): from starts too large,
   # too small, unbalanced and on the boundary, the same optimum as lme4's.
   skip_if_not_installed("lme4")
-  data("Penicillin", package = "lme4", envir = environment())
+  Penicillin <- lme4_data("Penicillin")
   fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)
   ref <- lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)
   expect_lt(deviance(fit) - lme4::REMLcrit(ref), 1e-6)
