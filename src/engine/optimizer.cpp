@@ -254,23 +254,13 @@ void ProjectedBfgs::extend(const Eigen::VectorXd& d, double predicted, double al
                            double& fn) {
   const double longest = d.cwiseAbs().maxCoeff();
   for (int ext = 0; ext < 6 && fx_ - fn > 1.5 * predicted; ++ext) {
-    // To the minimiser of the quadratic through f(x), its slope along the
-    // step and f(xn) (at most 10 times as far), tripling where that
-    // quadratic has none: one evaluation there usually lands next to the
-    // minimum along d, where blind tripling overshot and paid a rejected
-    // evaluation plus a new factorisation at xn.
-    const double dec = g_.dot(xn - x_);
-    const double curv = fn - fx_ - dec;
-    double grow = curv > 0.0 ? std::min(10.0, -0.5 * dec / curv) : 3.0;
-    if (!(grow >= 1.25)) break;  // the minimum is about where xn is
-    if (grow * alpha * longest > ctl_.max_step) grow = ctl_.max_step / (alpha * longest);
-    if (!(grow > 1.0)) break;
-    const Eigen::VectorXd xt = (x_ + grow * alpha * d).cwiseMax(lower_);
+    if (3.0 * alpha * longest > ctl_.max_step) break;
+    alpha *= 3.0;
+    const Eigen::VectorXd xt = (x_ + alpha * d).cwiseMax(lower_);
     if ((xt - xn).cwiseAbs().maxCoeff() == 0.0) break;
     const double ft = f_(xt);
     ++res_.evals;
     if (!(std::isfinite(ft) && ft < fn)) break;
-    alpha *= grow;
     xn = xt;
     fn = ft;
   }
