@@ -179,10 +179,10 @@ bool ProjectedBfgs::start(const Eigen::VectorXd& x0) {
     // Where asked: the diagonal of the Hessian from one forward difference
     // of the value per coordinate. From the scalar steepest-descent model,
     // the quasi-Newton model learns the curvature of flat directions one
-    // short step (and one gradient) at a time (InstEval: 9 iterations; from
-    // this diagonal, 6).
+    // short step (and one gradient) at a time (InstEval: 10 gradients; from
+    // this diagonal, 7).
     Eigen::VectorXd xt = x_;
-    for (Eigen::Index i = 0; ctl_.diagonal_start && i < n_; ++i) {
+    for (Eigen::Index i = 0; ctl_.costly_gradient && i < n_; ++i) {
       const double h = 0.05 * (std::fabs(x_[i]) + 0.1);  // forward: inside the bounds
       xt[i] = x_[i] + h;
       const double ft = f_(xt);
@@ -332,13 +332,13 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
     // Near the minimum the quasi-Newton model is accurate: a full step that
     // predicts a decrease within 100 times the tolerance, meets no bound
     // (there the gradient may turn back inside) and gains what was
-    // predicted (within half) ends the search. The gradient there, where it
-    // is analytic and costs several values, would only confirm that (the
-    // rules at an optimum check the point where they can afford to);
-    // otherwise the step is taken as any other.
+    // predicted (within half) ends the search where a gradient is costly:
+    // the gradient there would only confirm that (the rules at an optimum
+    // check the point where they can afford to). Otherwise the step is
+    // taken as any other.
     const double gain = search.fx() - fn;
     const bool inside = ((search.x() + d).array() >= lower.array()).all();
-    if (fg && tries == 0 && inside && predicted <= 100.0 * tol && std::fabs(gain - predicted) <= 0.5 * predicted) {
+    if (fg && ctl.costly_gradient && tries == 0 && inside && predicted <= 100.0 * tol && std::fabs(gain - predicted) <= 0.5 * predicted) {
       search.move_to_on_value(xn, fn);
       res.converged = true;
       break;

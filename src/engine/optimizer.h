@@ -21,11 +21,11 @@ struct OptimControl {
   double f_noise = 0.0;
   double step_rel = 1e-5;    // finite-difference step, relative to |x| + 0.1
   double max_step = std::numeric_limits<double>::infinity();  // longest step in any coordinate
-  // With an analytic gradient: start the quasi-Newton model from the
-  // diagonal curvature, measured by one value per coordinate. Worth its
-  // evaluations where a gradient costs several values (without this, the
-  // model starts from steepest descent).
-  bool diagonal_start = false;
+  // An analytic gradient that costs several values: the quasi-Newton model
+  // starts from the diagonal curvature, measured by one value per
+  // coordinate (otherwise from steepest descent), and a last step that
+  // gains what it predicted ends the search without the gradient there.
+  bool costly_gradient = false;
 };
 
 struct OptimResult {
