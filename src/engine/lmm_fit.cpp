@@ -203,9 +203,8 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   // Where the Schur complement is dense, a gradient costs about two
   // factorisations more than the value (the complement's inverse and the
   // sums over its entries): measuring the curvature at the start (one value
-  // per parameter) and ending without a last gradient save more than they
-  // cost. Elsewhere they do not (nested designs, residual structures whose
-  // polish takes more steps from a looser end: more evaluations in all).
+  // per parameter) saves more than it costs. Elsewhere the longer path from
+  // steepest descent is cheaper (nested designs: fewer evaluations).
   control.optim.costly_gradient = xp.m > 0 && dev.system().dense_schur();
   OptimumResult o = reach_optimum(criterion, start, space, control);
   LmmResult res;

@@ -132,13 +132,6 @@ class ProjectedBfgs {
   void extend(const Eigen::VectorXd& d, double predicted, double alpha, Eigen::VectorXd& xn, double& fn);
   // Move to xn (value fn): its gradient, the BFGS update of the model.
   void move_to(const Eigen::VectorXd& xn, double fn);
-  // Move to xn (value fn) without its gradient (g() is then empty): the
-  // search ends there.
-  void move_to_on_value(const Eigen::VectorXd& xn, double fn) {
-    x_ = xn;
-    fx_ = fn;
-    g_.resize(0);
-  }
   // Start the model again from steepest descent; false when it already was.
   bool reset_model() {
     if (fresh_) return false;
@@ -309,8 +302,7 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
     double predicted = 0.0, alpha = 1.0, fn = search.fx();
     int tries = 0;
     search.direction(d, predicted);
-    const double tol = std::max(ctl.f_tol * (1.0 + std::fabs(search.fx())), ctl.f_noise);
-    if (predicted <= tol) {
+    if (predicted <= std::max(ctl.f_tol * (1.0 + std::fabs(search.fx())), ctl.f_noise)) {
       res.converged = true;
       break;
     }
@@ -327,20 +319,6 @@ OptimResult minimize_bounded(const Objective& f, const Eigen::VectorXd& x0, cons
       // No decrease is possible at the resolution of the differences.
       res.converged = predicted <= 1e-6 * (1.0 + std::fabs(search.fx()));
       if (!res.converged) res.message = "the line search could not decrease the objective";
-      break;
-    }
-    // Near the minimum the quasi-Newton model is accurate: a full step that
-    // predicts a decrease within 100 times the tolerance, meets no bound
-    // (there the gradient may turn back inside) and gains what was
-    // predicted (within half) ends the search where a gradient is costly:
-    // the gradient there would only confirm that (the rules at an optimum
-    // check the point where they can afford to). Otherwise the step is
-    // taken as any other.
-    const double gain = search.fx() - fn;
-    const bool inside = ((search.x() + d).array() >= lower.array()).all();
-    if (fg && ctl.costly_gradient && tries == 0 && inside && predicted <= 100.0 * tol && std::fabs(gain - predicted) <= 0.5 * predicted) {
-      search.move_to_on_value(xn, fn);
-      res.converged = true;
       break;
     }
     if (tries == 0) search.extend(d, predicted, alpha, xn, fn);

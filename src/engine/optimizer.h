@@ -23,15 +23,14 @@ struct OptimControl {
   double max_step = std::numeric_limits<double>::infinity();  // longest step in any coordinate
   // An analytic gradient that costs several values: the quasi-Newton model
   // starts from the diagonal curvature, measured by one value per
-  // coordinate (otherwise from steepest descent), and a last step that
-  // gains what it predicted ends the search without the gradient there.
+  // coordinate (otherwise from steepest descent).
   bool costly_gradient = false;
 };
 
 struct OptimResult {
   Eigen::VectorXd x;
   double f = 0.0;
-  Eigen::VectorXd gradient;  // at x; empty when the last step was taken on its value alone
+  Eigen::VectorXd gradient;
   int evals = 0;
   int iterations = 0;
   bool converged = false;
