@@ -6,7 +6,9 @@
 # factor at once (a cell per combination of levels that occurs: a level
 # of a nested factor, a pair of levels of crossed ones), or, when there are
 # too many cells, one GROUP BY per grouping factor and one per pair of
-# factors; and a count of the rows that pass `subset`. Each query sums, per
+# factors. The first of these also counts the rows that pass `subset`, so
+# that no pass over the table is only a count (db_counted_sums()). Each
+# query sums, per
 # group, the weights, each distinct column of [X y] and Z (once, however
 # many times the model uses it) and the products the model needs. Every
 # column enters shifted by an approximate centre (the mean of the first
@@ -28,8 +30,8 @@ db_cross_products <- function(src, log, glmm = FALSE) {
   blocks <- db_raw_blocks(raw_terms)
   plan <- db_sum_plan(src$X$sql, db_response_sql(src), blocks)
   shift <- db_sample_centres(src, plan, log)
-  n_subset <- db_count_rows(src, log)
-  sums <- db_sums(src, plan, shift, log, n_subset, main = TRUE)
+  sums <- db_counted_sums(src, plan, shift, log, attr(shift, "incomplete"))
+  n_subset <- sums$n_subset
   n <- sum(sums$total$n)
   db_check_rows(src, log, n_subset, n)
   db_check_sums(src, plan, sums$total)
@@ -79,18 +81,21 @@ db_raw_blocks <- function(raw_terms) {
 
 # Approximate centres: the means of the first rows of the design (an exact
 # centre is not needed, only one near the data, so that the sums keep
-# their digits).
+# their digits): the means over the complete rows among the first rows
+# that pass `subset`; attribute `incomplete`: whether any of those rows
+# has a missing value.
 db_sample_centres <- function(src, plan, log, n = getOption("mlmfit.db_sample_rows", 1000L)) {
   m <- length(plan$vars)
-  if (m == 0L) return(numeric(0))
   res <- db_query(log, db_sample_sql(src, plan, n), "reading the first rows for approximate centres")
-  shift <- vapply(seq_len(m), function(i) mean(as.double(res[[i]])), 0)
+  shift <- vapply(seq_len(m), function(i) mean(as.double(res[[i]]), na.rm = TRUE), 0)
   shift[!is.finite(shift)] <- 0
-  shift
+  structure(shift, incomplete = any(as.double(res$mlm_incomplete) > 0))
 }
 
 db_sample_sql <- function(src, plan, n = 1000L) {
-  db_first_rows_sql(src$con, db_design_sql(src, plan, numeric(length(plan$vars)), character()), n)
+  frame <- db_frame_sql(src, incomplete = TRUE, flag = TRUE, null_incomplete = TRUE)
+  db_first_rows_sql(src$con, db_design_sql(src, plan, numeric(length(plan$vars)), character(), frame,
+                                           carry = "mlm_incomplete"), n)
 }
 
 # Shifts with the centred variables of X and y moved to the exact means.
@@ -98,6 +103,23 @@ db_shift_to <- function(plan, shift, center) {
   b <- c(plan$x, plan$y)
   shift[b[b > 0]] <- center[b > 0]
   shift
+}
+
+# The first sums of a fit (db_sums()), with the count of the rows that
+# pass `subset` (n_subset). When the first rows have no missing value, one
+# pass does both: its query sums over every row that passes `subset` and
+# counts those with a missing value; only when there are some are the sums
+# taken again, over the complete rows. When the first rows have missing
+# values, the rows are counted, then the complete rows summed.
+db_counted_sums <- function(src, plan, shift, log, likely_incomplete = TRUE) {
+  if (!likely_incomplete) {
+    sums <- db_sums(src, plan, shift, log, NA, main = TRUE)
+    if (sums$n_incomplete == 0) return(sums)
+    n_subset <- sums$n_subset
+  } else {
+    n_subset <- db_count_rows(src, log)
+  }
+  db_sums(src, plan, shift, log, n_subset, main = TRUE)
 }
 
 # The rows that pass `subset` (those dropped for missing values are the
@@ -110,33 +132,57 @@ db_count_sql <- function(src) {
          db_ident(con, "mlm_source"), if (!is.null(src$subset_sql)) paste0(" WHERE (", src$subset_sql, ")"))
 }
 
+# The frame of a query that also counts the rows that pass `subset`: all
+# of them, with the column mlm_incomplete (1 where a value is missing).
+db_counting_frame <- function(src) {
+  db_frame(src, db_frame_sql(src, incomplete = TRUE, flag = TRUE), carry = "mlm_incomplete")
+}
+
 # The sums of `plan` per level of each grouping factor and per pair of
 # levels of two factors that occur together (`pairs`, named "f:g" by the
 # positions of the blocks), and over all rows (`total`), with the shifts
 # of the variables (`shift`). One query over the keys of every factor when
 # its cells are few enough; otherwise one per factor and one per pair
-# (n_rows: the rows, for the limit on the pairs). main: the first query
-# also sums what the checks of the weights need. extra: more aggregates of
-# the first query (named; summed over its groups into `total$extra`).
+# (n_rows: the rows, for the limit on the pairs; NA: not yet counted: the
+# first query then sums over every row of the model frame of `src` that
+# passes `subset` and counts them (n_subset) and those with a missing
+# value (n_incomplete); when there are such rows, its sums are not those
+# of the model frame and only the counts are returned). main: the first
+# query also sums what the checks of the weights need. extra: more
+# aggregates of the first query (named; summed over its groups into
+# `total$extra`).
 db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extra = character(),
                     frame = db_frame(src)) {
   nb <- length(plan$z)
   weighted <- !is.null(src$weights_sql)
   m <- length(plan$vars)
   checks <- if (main && weighted) db_weight_aggregates(src)
+  count <- is.na(n_rows)
+  first_frame <- if (count) db_counting_frame(src) else frame
+  counts_only <- function(res) list(n_subset = res$n_subset, n_incomplete = res$n_incomplete)
+  max_cells <- getOption("mlmfit.db_max_cells", 5e5)
   if (nb > 1L) {
     keys <- unique(unlist(plan$keys))
     between <- utils::combn(nb, 2L, simplify = FALSE)
     cells <- db_run_sums(src, plan, shift, keys, seq_len(m), db_plan_pairs(plan, between = between), weighted, log,
                          paste("summing per combination of levels of", paste(names(plan$z), collapse = ", "), what),
-                         c(checks, extra), frame, max_rows = min(getOption("mlmfit.db_max_cells", 5e5),
-                                                                 db_pair_limit(n_rows)))
+                         c(checks, extra), first_frame,
+                         max_rows = if (count) max_cells else min(max_cells, db_pair_limit(n_rows)), count = count)
+    if (count && !is.null(cells)) {
+      if (cells$n_incomplete > 0) return(counts_only(cells))
+      n_rows <- cells$n_subset
+      count <- FALSE
+      # more cells than a pair block may have: the queries per factor and pair decide
+      if (length(cells$n) > db_pair_limit(n_rows)) cells <- NULL
+    }
     if (!is.null(cells)) {
       out <- list(levels = lapply(seq_len(nb), function(f) db_sums_per_level(cells, match(plan$keys[[f]], keys))),
                   pairs = list(), total = db_sums_total(cells))
       for (fg in between) out$pairs[[paste(fg, collapse = ":")]] <- db_sums_by_pair(cells, keys, plan$keys, fg)
       names(out$levels) <- names(plan$z)
       out$shift <- shift
+      out$n_subset <- n_rows
+      out$n_incomplete <- 0
       return(out)
     }
   }
@@ -145,7 +191,12 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
     vars_f <- sort(unique(c(plan$x, plan$y, plan$z[[f]])))
     res <- db_run_sums(src, plan, shift, plan$keys[[f]], vars_f[vars_f > 0],
                        db_plan_pairs(plan, f, xx = f == 1L), weighted, log,
-                       paste("summing per level of", names(plan$z)[f], what), if (f == 1L) c(checks, extra), frame)
+                       paste("summing per level of", names(plan$z)[f], what), if (f == 1L) c(checks, extra),
+                       if (f == 1L) first_frame else frame, count = f == 1L && count)
+    if (f == 1L && count) {
+      if (res$n_incomplete > 0) return(counts_only(res))
+      n_rows <- res$n_subset
+    }
     out$levels[[names(plan$z)[f]]] <- db_sums_per_level(res, seq_along(plan$keys[[f]]))
     if (f == 1L) out$total <- db_sums_total(res)
   }
@@ -153,6 +204,8 @@ db_sums <- function(src, plan, shift, log, n_rows, main = FALSE, what = "", extr
     out$pairs[[paste(fg, collapse = ":")]] <- db_pair_sums(src, plan, shift, fg, weighted, log, what, frame, n_rows)
   }
   out$shift <- shift
+  out$n_subset <- n_rows
+  out$n_incomplete <- 0
   out
 }
 
@@ -168,20 +221,33 @@ db_weight_aggregates <- function(src) {
 # `pairs` over the design, by the frame variables `keys`: a list with the
 # key values (keys), n, W, L (groups x variables, columns named by the
 # variables' indices), P (groups x products, named "i_j") and the extra
-# aggregates; NULL when there are more than max_rows groups.
+# aggregates; NULL when there are more than max_rows groups. count: the
+# frame is a counting frame (db_counting_frame()), whose rows (n_subset)
+# and rows with a missing value (n_incomplete) are counted too.
 db_run_sums <- function(src, plan, shift, keys, vars, pairs, weighted, log, what, extra = character(),
-                        frame = db_frame(src), max_rows = Inf) {
+                        frame = db_frame(src), max_rows = Inf, count = FALSE) {
   q <- db_sums_query(src, plan, shift, keys, vars, pairs, weighted, extra, frame)
+  if (count) {
+    q$aggregates <- c(q$aggregates,
+                      n_incomplete = db_cast_double(src$con, paste0("SUM(", db_ident(src$con, "mlm_incomplete"), ")")))
+  }
   res <- db_grouped_sums(log, q$design, q$keys, q$aggregates, what, max_rows = max_rows)
   if (is.null(res)) return(NULL)
   key_sql <- q$keys
+  # keys of integer columns come back as the doubles they are summed as:
+  # integers again, so that their levels are labelled as in memory
+  # ("100000", not "1e+05")
+  for (j in which(vapply(keys, function(k) isTRUE(src$vars[[k]]$integer), NA))) {
+    res[[names(key_sql)[j]]] <- as.integer(res[[names(key_sql)[j]]])
+  }
   n <- res$n
   columns <- function(prefix, ids) {
     vals <- if (length(ids)) unlist(res[paste0(prefix, ids)], use.names = FALSE) else numeric()
     matrix(vals, length(n), length(ids), dimnames = list(NULL, ids))
   }
   list(keys = res[names(key_sql)], n = n, W = if (weighted) res$w else n, L = columns("l", vars),
-       P = columns("p", pairs), extra = res[names(extra)])
+       P = columns("p", pairs), extra = res[names(extra)],
+       n_subset = if (count) sum(n), n_incomplete = if (count) sum(res$n_incomplete))
 }
 
 # The pieces of that query: the design it sums over, its keys (named
@@ -201,11 +267,18 @@ db_key_refs <- function(con, n) {
 # Sums added up over groups of rows of a sums list (rowsum by `group`, a
 # code 1..k per row).
 db_sums_rowsum <- function(s, group, k) {
+  # one row per group (the sums per level of a factor of their own query):
+  # placed, not added
+  unique_groups <- !anyDuplicated(group)
+  present <- sort(unique(group))
   agg <- function(x) {
     if (is.null(dim(x))) x <- matrix(x)
     out <- matrix(0, k, ncol(x), dimnames = list(NULL, colnames(x)))
-    r <- rowsum(x, group, reorder = TRUE)
-    out[as.integer(rownames(r)), ] <- r
+    if (unique_groups) {
+      out[group, ] <- x
+    } else {
+      out[present, ] <- rowsum(x, group, reorder = TRUE)
+    }
     out
   }
   list(n = agg(s$n)[, 1L], W = agg(s$W)[, 1L], L = agg(s$L), P = agg(s$P))
@@ -226,7 +299,7 @@ db_sums_total <- function(s) {
 # sums, the levels in the in-memory order and the key values of each.
 db_sums_per_level <- function(s, cols) {
   info <- db_level_labels(unname(as.list(s$keys[cols])))
-  code <- match(info$labels, info$levels)
+  code <- info$code
   out <- db_sums_rowsum(s, code, length(info$levels))
   first <- match(seq_along(info$levels), code)
   out$levels <- info$levels
@@ -240,13 +313,13 @@ db_sums_per_level <- function(s, cols) {
 # Per pair of levels of blocks fg = c(f, g) from the sums per cell: the
 # labels of the two levels of each pair, and the sums.
 db_sums_by_pair <- function(cells, keys, block_keys, fg) {
-  lab <- lapply(fg, function(f) db_level_labels(unname(as.list(cells$keys[match(block_keys[[f]], keys)])))$labels)
-  id <- paste(lab[[1L]], lab[[2L]], sep = "\r")
+  info <- lapply(fg, function(f) db_level_labels(unname(as.list(cells$keys[match(block_keys[[f]], keys)]))))
+  id <- (info[[1L]]$code - 1) * length(info[[2L]]$levels) + info[[2L]]$code
   u <- unique(id)
   code <- match(id, u)
   first <- match(seq_along(u), code)
   out <- db_sums_rowsum(cells, code, length(u))
-  out$labels <- list(lab[[1L]][first], lab[[2L]][first])
+  out$labels <- lapply(info, function(x) x$levels[x$code[first]])
   out
 }
 
@@ -389,19 +462,34 @@ db_sparse_blocks <- function(pieces, which, k1 = NULL) {
   list(r1_ptr = c(0, cumsum(as.double(counts))), r1_row = as.double(row[ord]), r1_vals = values)
 }
 
-# The labels of the levels in each row of key values, and the levels in the
-# order the in-memory path gives them: numbers in numeric order, strings
-# in the order of factor(); for a:b, by a then by b (b fastest).
+# The levels of the key values in each row: the levels in the order the
+# in-memory path gives them (numbers in numeric order, strings in the
+# order of factor(); for a:b, by a then by b, b fastest), and each row's
+# level (code, an index into the levels). Strings are made once per
+# distinct value, not once per row (a crossed fit has a row per pair of
+# levels).
 db_level_labels <- function(keys) {
   keys <- lapply(keys, function(v) if (inherits(v, "integer64")) as.double(v) else v)
-  parts <- lapply(keys, function(v) as.character(v))
-  labels <- do.call(paste, c(parts, sep = ":"))
-  ranks <- lapply(keys, function(v) {
-    lev <- if (is.numeric(v)) as.character(sort(unique(v))) else levels(factor(v))
-    match(as.character(v), lev)
-  })
-  ord <- do.call(order, unname(ranks))
-  list(labels = labels, levels = unique(labels[ord]))
+  id <- 0
+  labels_of <- list()
+  for (v in keys) {
+    u <- unique(v)
+    lev <- if (is.numeric(v)) as.character(sort(u)) else levels(factor(u))
+    rank <- match(as.character(u), lev)[match(v, u)]
+    # the combination's number: earlier keys vary slowest
+    id <- id * length(lev) + (rank - 1)
+    labels_of[[length(labels_of) + 1L]] <- lev
+  }
+  ids <- sort(unique(id))
+  # the label of each distinct combination: its keys' labels joined by ":"
+  parts <- vector("list", length(keys))
+  rest <- ids
+  for (j in rev(seq_along(keys))) {
+    n_j <- length(labels_of[[j]])
+    parts[[j]] <- labels_of[[j]][rest %% n_j + 1]
+    rest <- rest %/% n_j
+  }
+  list(levels = do.call(paste, c(parts, sep = ":")), code = match(id, ids))
 }
 
 # The refusals of lmm_model_frame() from the counts: an empty table or

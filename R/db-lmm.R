@@ -99,9 +99,9 @@
 #' random effects in a temporary table joined to the rows, removed when
 #' the fit ends), and the variance parameters and fixed effects are
 #' optimised over these deviances as the in-memory engine's second stage
-#' does. This takes a few hundred passes over the table (`print()` shows
-#' how many; about 350 for a binomial model with a random intercept and
-#' three fixed effects); it needs the logit or log link, and profile intervals are
+#' does. This takes one or two hundred passes over the table (`print()`
+#' shows how many; about 140 for a binomial model with a random intercept
+#' and three fixed effects); it needs the logit or log link, and profile intervals are
 #' refused (Wald intervals work). Gamma and negative binomial models are
 #' refused.
 #'

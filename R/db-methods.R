@@ -177,13 +177,13 @@ logLik.mlmfit_db_lm <- function(object, REML = FALSE, ...) {
 #' @export
 nobs.mlmfit_db_lm <- function(object, ...) object$n
 
-# type3_matrices() (R/infer-contrasts-type3.R) for a database fit: the
+# spec_fixed_designs() (R/spec.R) for a database fit: the
 # columns of X, of X with treatment contrasts and of each term written out
 # in full (model.matrix(~ 0 + term)) as SQL; their unweighted
 # cross-products from one aggregate query; and rows R with R'R equal to
 # them (a pivoted Cholesky factor), on which the hypotheses are computed as
 # on the data.
-db_type3_matrices <- function(fit, treatment, rd = TRUE) {
+db_fixed_designs <- function(fit, treatment, rd = TRUE) {
   db <- spec_db(fit)
   con <- db$con
   tt <- spec_fixed_terms(fit)

@@ -25,25 +25,44 @@ db_glmm_pirls <- function(src, mc, formula, parsed, fam, control, log) {
   spec$db$method <- "pirls"
   pql <- engine_refit_xp(spec, cp$xp, NULL, FALSE, lmm_control())
   start <- list(theta = pmax(pql$theta * pql$sigma, theta_lower(spec)), beta = as.vector(pql$beta), b = pql$b)
+  sizes <- db_glmm_parameter_sizes(spec, start, pql)
   ctx <- db_pirls_context(spec, src, fam, start, cp$xp$n, log, control)
   k <- length(start$theta)
   lower <- c(theta_lower(spec), rep(-Inf, length(start$beta)))
-  deviance_at <- function(phi) {
-    r <- db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])
-    r$dev + r$ussq + r$ldL2
-  }
+  deviance_at <- function(phi) db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])$objective
   phi0 <- c(start$theta, start$beta)
   # Each evaluation costs a few passes over the table: the optimiser stops
   # at a relative change of 1e-8 in the deviance, and the Newton step of
   # db_glmm_polish() takes the estimates the rest of the way (tighter
   # tolerances cost a third more passes for changes below 1e-7 relative).
-  opt <- stats::nlminb(phi0, deviance_at, lower = lower,
+  # It works in units of the parameters' standard errors (`scale`), where
+  # the deviance is nearly round: half the passes or fewer.
+  opt <- stats::nlminb(phi0, deviance_at, lower = lower, scale = 1 / sizes,
                        control = list(rel.tol = 1e-8, x.tol = 1e-10, eval.max = 2000, iter.max = 500))
   polished <- db_glmm_polish(deviance_at, opt$par, opt$objective, lower, k, control)
   phi <- polished$phi
   final <- db_pirls(ctx, phi[seq_len(k)], phi[-seq_len(k)])
   engine <- db_glmm_answer(final, phi, polished, opt, ctx, constant, control)
   new_glmm_fit(db_with_queries(spec, log), engine, mc, 1L, control)
+}
+
+# Approximate standard errors of (theta, beta) at the start, the units in
+# which the optimiser measures its steps: for beta, those of the working
+# linear mixed model of penalized quasi-likelihood at unit dispersion; for
+# an entry of theta, that of a standard deviation estimated from as many
+# values as its grouping factor has levels, max(|theta|, 0.1) / sqrt(2 J).
+# (As the in-memory engine's second stage works in standard errors of
+# beta, glmm_fit.cpp.) 1 where a size is not a positive number.
+db_glmm_parameter_sizes <- function(spec, start, pql) {
+  theta_size <- rep(1, length(start$theta))
+  for (blk in re_blocks(spec)) {
+    idx <- unique(blk$theta_index[blk$theta_index >= 0L]) + 1L
+    theta_size[idx] <- pmax(abs(start$theta[idx]), 0.1) / sqrt(2 * blk$n_levels)
+  }
+  beta_size <- sqrt(diag(as.matrix(pql$vcov))) / pql$sigma
+  sizes <- c(theta_size, beta_size)
+  if (length(sizes) != length(start$theta) + length(start$beta)) return(rep(1, length(start$theta) + length(start$beta)))
+  ifelse(is.finite(sizes) & sizes > 0, sizes, 1)
 }
 
 # The family part of the spec (spec-family.R) of a GLMM fitted in the
@@ -137,8 +156,8 @@ db_log_sql <- function(con) {
 
 # What every PIRLS pass needs: the spec, the spec of the working model (no
 # fixed effects: beta is held), the sums' plan over the rows of a pass,
-# the SQL of the working quantities, and the state (the last random
-# effects, the passes so far).
+# the SQL of the working quantities, and the state (db_pirls(): the
+# anchor, the last evaluation, the modes' derivatives; the passes so far).
 db_pirls_context <- function(spec, src, fam, start, n, log, control) {
   db <- spec_db(spec)
   con <- db$con
@@ -146,7 +165,7 @@ db_pirls_context <- function(spec, src, fam, start, n, log, control) {
   working$fixed$names <- character()
   working$fixed$intercept_col <- 0L
   state <- new.env(parent = emptyenv())
-  state$b <- start$b
+  state$anchor <- list(objective = Inf, b = start$b)
   state$passes <- 0L
   ctx <- list(spec = spec, working = working, fam = fam, log = log, state = state, control = control, n = n,
               beta_names = spec_x_names(spec))
@@ -163,11 +182,8 @@ db_pirls_context <- function(spec, src, fam, start, n, log, control) {
 # working weight, the working response of the random effects (Z b + (y -
 # mu) / mu'(eta)) and the deviance residual, in SQL. The inverse link (and
 # for the binomial log(1 + exp(-|eta|))) is computed once per row in a
-# layer of its own (`per_row`, behind db_fence()), which the working
-# quantities read: written inline, SQLite would evaluate each exponential
-# again at every use. PostgreSQL merges the layer into the aggregate (no
-# fence there): fenced, a pass took the same time at 1e6 rows, the gain
-# of computing once per row spent on losing parallel aggregation.
+# layer of its own (`per_row`), which the working quantities read, in a
+# layer of their own too (db_pass_rows()).
 db_working_sql <- function(fam, con) {
   eta <- db_ident(con, ".eta")
   y <- db_ident(con, "mlm_y")
@@ -210,12 +226,26 @@ db_pass_rows <- function(ctx, beta, b, full = FALSE) {
   }
   per_row <- paste0(ctx$sql$per_row, " AS ", vapply(names(ctx$sql$per_row), db_ident, "", con = con))
   rows <- paste0("SELECT ", db_ident(con, "mlm_p"), ".*, ", paste(c(pw, per_row), collapse = ", "), " FROM (", rows,
-                 ") ", db_ident(con, "mlm_p"), db_fence(con))
+                 ") ", db_ident(con, "mlm_p"), db_row_fence(con))
   wr <- ctx$sql$response
   if (full) wr <- paste0(wr, " + ", db_ident(con, ".fixed"))
   paste0("SELECT ", db_ident(con, "mlm_r"), ".*, ", ctx$sql$weight, " AS ", db_ident(con, "mlm_ww"), ", ", wr, " AS ",
          db_ident(con, "mlm_wr"), ", ", ctx$sql$dev, " AS ", db_ident(con, "mlm_dev"), " FROM (", rows, ") ",
-         db_ident(con, "mlm_r"))
+         db_ident(con, "mlm_r"), if (db_backend_name(con) == "PostgreSQL") db_row_fence(con))
+}
+
+# A clause that keeps a layer of per-row columns from being merged into
+# the query above it, so that each is computed once per row rather than
+# again at each use (each use of the inverse link costs an exponential;
+# the working weight enters three sums). SQLite: LIMIT -1 (as db_fence(),
+# which also fences the aggregate's input: the working quantities' layer
+# needs no fence of its own there, and one more costs 5% of a pass);
+# PostgreSQL: OFFSET 0, which, unlike a MATERIALIZED common table
+# expression, streams the rows (bench/db-results.md: a PIRLS pass on 1e5
+# rows in ~45 ms fenced, ~90 ms with a materialized CTE, ~225 ms merged).
+# Other engines (DuckDB, Spark) share common subexpressions themselves.
+db_row_fence <- function(con) {
+  switch(db_backend_name(con), SQLite = "\nLIMIT -1", PostgreSQL = "\nOFFSET 0", "")
 }
 
 # One pass at (beta, b): the working model's cross-products (no fixed
@@ -255,13 +285,37 @@ db_pseudo_inverse <- function(A) {
 }
 
 # PIRLS for the random effects at (theta, beta): one pass per iteration,
-# halving steps that raise the penalized deviance, from the last modes.
+# halving steps that raise the penalized deviance; `objective` is the
+# Laplace deviance (up to its constant). As in the in-memory engine
+# (glmm_fit.cpp), every evaluation starts from the modes of the lowest
+# deviance so far (the anchor; most evaluations are near it, and a probe
+# far away then changes none after it), and a pass at the anchor's beta
+# and modes is not repeated: the pass does not depend on theta, so an
+# evaluation that moves theta alone (a difference step, a Hessian entry)
+# saves its first pass. When beta moves, the start is the anchor's modes
+# moved along their derivatives in (theta, beta) as the evaluations so
+# far have measured them (a Broyden secant, db_modes_slope()): an error
+# of second order in the move rather than first, which PIRLS's quadratic
+# convergence turns into one pass fewer. An evaluation at the point of the
+# anchor or of the last evaluation is answered without a pass.
 db_pirls <- function(ctx, theta, beta) {
-  b <- db_project_b(ctx$spec, theta, ctx$state$b)
+  state <- ctx$state
+  at <- unname(c(theta, beta))
+  for (known in list(state$last, state$anchor)) if (identical(known$at, at)) return(known$result)
+  anchor <- state$anchor
+  move <- if (!is.null(anchor$at)) at - anchor$at
+  b <- anchor$b
+  if (!is.null(state$slope) && any(move[-seq_along(theta)] != 0)) {
+    b <- db_modes_relist(db_modes_vector(b) + as.vector(state$slope %*% move), b)
+  }
+  b <- db_project_b(ctx$spec, theta, b)
+  if (db_same_modes(b, anchor$b)) b <- anchor$b
+  reuse <- if (identical(unname(beta), anchor$beta) && identical(b, anchor$b)) anchor$pass
   tol <- ctx$control$pirls_tol
   prev <- NULL
   for (iter in seq_len(ctx$control$pirls_max_iter)) {
-    pass <- db_pirls_pass(ctx, beta, b)
+    pass <- reuse %||% db_pirls_pass(ctx, beta, b)
+    reuse <- NULL
     u <- db_u_from_b(ctx$spec, theta, b)
     ussq <- sum(vapply(u, function(x) sum(x^2), 0))
     obj <- pass$dev + ussq
@@ -273,12 +327,45 @@ db_pirls <- function(ctx, theta, beta) {
     ev <- engine_evaluate_lmm(ctx$working, pass$xp, theta, FALSE)
     step <- max(vapply(seq_along(b), function(f) max(abs(ev$b[[f]] - b[[f]])), 0))
     if (step < tol || iter == ctx$control$pirls_max_iter) {
-      ctx$state$b <- b
-      return(list(dev = pass$dev, ussq = ussq, ldL2 = ev$ld_L2, b = b, u = u, xp = pass$xp, iterations = iter))
+      result <- list(dev = pass$dev, ussq = ussq, ldL2 = ev$ld_L2, objective = pass$dev + ussq + ev$ld_L2, b = b,
+                     u = u, xp = pass$xp, iterations = iter)
+      state$last <- list(at = at, result = result)
+      if (!is.null(move)) state$slope <- db_modes_slope(state$slope, db_modes_vector(b) - db_modes_vector(anchor$b), move)
+      if (is.finite(result$objective) && result$objective < anchor$objective) {
+        state$anchor <- list(objective = result$objective, at = at, result = result, beta = unname(beta), b = b, pass = pass)
+      }
+      return(result)
     }
     prev <- list(obj = obj, b = b, halvings = 0L)
     b <- ev$b
   }
+}
+
+# The derivatives of the modes in (theta, beta), updated from a move and
+# the change of the modes it caused (Broyden's rank-one secant update: a
+# move along one parameter sets that parameter's column).
+db_modes_slope <- function(slope, change, move) {
+  if (!all(is.finite(change)) || !any(move != 0)) return(slope)
+  if (is.null(slope)) slope <- matrix(0, length(change), length(move))
+  slope + outer(change - as.vector(slope %*% move), move) / sum(move^2)
+}
+
+# The modes (a list of q x levels matrices, one per grouping factor) as
+# one vector, and back.
+db_modes_vector <- function(b) unlist(lapply(b, as.vector), use.names = FALSE)
+
+db_modes_relist <- function(v, like) {
+  end <- cumsum(lengths(like))
+  lapply(seq_along(like), function(f) {
+    out <- like[[f]]
+    out[] <- v[(end[f] - length(out) + 1L):end[f]]
+    out
+  })
+}
+
+# Modes equal up to the rounding of a projection (db_project_b()).
+db_same_modes <- function(b, b0) {
+  all(vapply(seq_along(b), function(f) max(abs(b[[f]] - b0[[f]])) <= 1e-14 * max(1, abs(b0[[f]])), NA))
 }
 
 # One Newton step from the optimum with a central-difference Hessian (kept

@@ -81,7 +81,7 @@ db_variable <- function(expr, columns, env, con, role) {
   sql <- if (kind == "numeric") numeric_sql else key
   if (kind == "numeric" && is.integer(value) && !is.name(inner)) sql <- db_cast_double(con, sql)
   list(name = name, expr = expr, inner = inner, kind = kind, sql = sql, key_sql = key, role = role,
-       ordered = is.ordered(value), not_null = paste(sql, "IS NOT NULL"))
+       ordered = is.ordered(value), integer = is.integer(value), not_null = paste(sql, "IS NOT NULL"))
 }
 
 # Names in an expression that are neither columns nor constants of the

@@ -178,9 +178,10 @@ check_reml_identifiable <- function(spec, REML) {
 #' @export
 lmm_control <- function(max_evals = 20000L, tolerance = 1e-12, step = 1e-5, boundary_tol = 1e-3,
                         cond_var = TRUE, residual_method = c("auto", "classes", "pass")) {
-  structure(c(optimizer_settings(max_evals, tolerance, step, boundary_tol, cond_var),
-              list(residual_method = match.arg(residual_method))),
-            class = "lmm_control")
+  settings <- optimizer_settings(max_evals, tolerance, step, boundary_tol, cond_var)
+  settings$residual_method <- match.arg(residual_method)
+  class(settings) <- "lmm_control"
+  settings
 }
 
 # The settings of the optimiser and of its tests at the optimum that
@@ -232,11 +233,11 @@ engine_estimates <- function(spec, engine) {
 per_block <- function(pieces, spec) {
   if (length(pieces) == 0L) return(list())
   blocks <- re_blocks(spec)
-  out <- Map(function(x, blk) {
-    if (length(dim(x)) == 2L) dimnames(x) <- list(blk$colnames, blk$levels)
-    x
-  }, pieces, blocks)
-  stats::setNames(out, names(blocks))
+  for (k in seq_along(pieces)) {
+    if (length(dim(pieces[[k]])) == 2L) dimnames(pieces[[k]]) <- list(blocks[[k]]$colnames, blocks[[k]]$levels)
+  }
+  names(pieces) <- names(blocks)
+  pieces
 }
 
 # An engine answer that is not an estimate is refused, saying why.

@@ -62,11 +62,16 @@
 # class "mlmfit_db", whose methods compute what needs rows in the database.
 new_mlmfit <- function(fields, class) {
   if (!is.null(fields$spec$db)) class <- c("mlmfit_db", class)
-  fit <- structure(c(fields, list(version = mlmfit_version())), class = class)
+  fit <- c(fields, list(version = mlmfit_version()))
+  class(fit) <- class
   validate_mlmfit(fit)
 }
 
-mlmfit_version <- function() unname(getNamespaceVersion("mlmfit"))
+# (read once per session: the installed version does not change)
+mlmfit_version <- function() {
+  version_cache$mlmfit <- version_cache$mlmfit %||% unname(getNamespaceVersion("mlmfit"))
+}
+version_cache <- new.env(parent = emptyenv())
 
 # The invariants every method relies on.
 validate_mlmfit <- function(fit) {

@@ -34,36 +34,6 @@ full_rank_columns <- function(X, tol = 1e-7) {
   sort(qx$pivot[seq_len(qx$rank)])
 }
 
-# A model matrix of the fixed part from the fit's frame with the given
-# contrasts (NULL: treatment contrasts for every factor).
-remake_fixed_design <- function(fit, treatment = TRUE) {
-  tt <- spec_fixed_terms(fit)
-  mf <- spec_frame(fit)
-  ctr <- NULL
-  if (treatment) {
-    vars <- all.vars(stats::delete.response(tt))
-    facs <- vars[vapply(vars, function(v) v %in% names(mf) && (is.factor(mf[[v]]) || is.character(mf[[v]])), logical(1))]
-    ctr <- stats::setNames(rep(list("contr.treatment"), length(facs)), facs)
-    if (length(ctr) == 0L) ctr <- NULL
-  }
-  stats::model.matrix(tt, mf, contrasts.arg = ctr)
-}
-
-# The matrices the hypotheses are built from: the fit's X, X with
-# treatment contrasts (when the fit's coding differs), the columns of each
-# term with every level of its factors (rd = FALSE: none), and the column
-# of ones. The hypotheses depend on these only through their
-# cross-products: a fit to a database table gives rows with the same
-# cross-products instead (db_type3_matrices()).
-type3_matrices <- function(fit, treatment, rd = TRUE) {
-  if (!is.null(spec_db(fit))) return(db_type3_matrices(fit, treatment, rd))
-  mf <- spec_frame(fit)
-  labels <- if (rd) attr(spec_fixed_terms(fit), "term.labels") else character()
-  list(X = spec_X(fit), X_treatment = if (!treatment) remake_fixed_design(fit, treatment = TRUE),
-       rd = lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf)),
-       ones = 1)
-}
-
 type3_contrasts <- function(fit) {
   tt <- spec_fixed_terms(fit)
   labels <- attr(tt, "term.labels")
@@ -71,7 +41,7 @@ type3_contrasts <- function(fit) {
   data_classes <- attr(spec_frame_terms(fit), "dataClasses")
   codings <- unlist(spec_contrasts(fit))
   treatment <- length(codings) > 0L && all(vapply(codings, function(x) identical(x, "contr.treatment"), logical(1)))
-  m <- type3_matrices(fit, treatment)
+  m <- spec_fixed_designs(fit, treatment)
   Xorig <- m$X
   if (treatment) {
     X <- Xorig

@@ -187,7 +187,7 @@ marginal_contrasts <- function(fit) {
 # unit-triangular factor of lmerTest, up to the scale of each row, which
 # does not change the tests).
 type1_contrasts <- function(fit) {
-  X <- type3_matrices(fit, TRUE, rd = FALSE)$X
+  X <- spec_fixed_designs(fit, TRUE, rd = FALSE)$X
   R <- chol(crossprod(X))
   dimnames(R) <- list(colnames(X), colnames(X))
   lapply(fixed_term_columns(fit)[attr(spec_fixed_terms(fit), "term.labels")], function(cols) R[cols, , drop = FALSE])
@@ -197,7 +197,7 @@ type1_contrasts <- function(fit) {
 # coefficients; a term contained in others is tested after every term but
 # those (its columns and theirs placed last in the sequential factor).
 type2_contrasts <- function(fit) {
-  X <- type3_matrices(fit, TRUE, rd = FALSE)$X
+  X <- spec_fixed_designs(fit, TRUE, rd = FALSE)$X
   tt <- spec_fixed_terms(fit)
   labels <- attr(tt, "term.labels")
   data_classes <- attr(spec_frame_terms(fit), "dataClasses")

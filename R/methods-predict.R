@@ -42,8 +42,7 @@ re_selection <- function(fit, re.form) {
   out <- list()
   for (w in wanted) {
     b <- match(w$label, names(blocks))
-    cols <- tryCatch(if (is.null(spec_db(fit))) re_columns(w$lhs, spec_frame(fit), spec_X(fit), environment(re.form))$names
-                     else db_term_colnames(spec_db(fit), w$lhs),
+    cols <- tryCatch(spec_term_colnames(fit, w$lhs, environment(re.form)),
                      mlmfit_error = function(e) NULL, error = function(e) NULL)
     if (!is.na(b)) {
       # a term of the model: its own columns (names may repeat in a block)

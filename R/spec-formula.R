@@ -14,10 +14,10 @@ formula_in <- function(x, env) {
 # response): deparse() writes a name as it is, without backticks.
 expr_label <- function(x) if (is.symbol(x)) as.character(x) else deparse1(x)
 
-is_bar <- function(x) is.call(x) && (identical(x[[1L]], as.name("|")) || identical(x[[1L]], as.name("||")))
+is_bar <- function(x) is.call(x) && (identical(x[[1L]], quote(`|`)) || identical(x[[1L]], quote(`||`)))
 
 strip_parens <- function(x) {
-  while (is.call(x) && identical(x[[1L]], as.name("("))) x <- x[[2L]]
+  while (is.call(x) && identical(x[[1L]], quote(`(`))) x <- x[[2L]]
   x
 }
 
@@ -25,10 +25,10 @@ strip_parens <- function(x) {
 find_bars <- function(rhs) {
   x <- strip_parens(rhs)
   if (is_bar(x)) return(list(x))
-  if (is.call(x) && identical(x[[1L]], as.name("+"))) {
+  if (is.call(x) && identical(x[[1L]], quote(`+`))) {
     return(c(find_bars(x[[2L]]), if (length(x) == 3L) find_bars(x[[3L]])))
   }
-  if (is.call(x) && identical(x[[1L]], as.name("-")) && length(x) == 3L) {
+  if (is.call(x) && identical(x[[1L]], quote(`-`)) && length(x) == 3L) {
     return(c(find_bars(x[[2L]]), find_bars(x[[3L]])))
   }
   if (contains_bar(x)) {
@@ -47,7 +47,7 @@ contains_bar <- function(x) {
 # The right-hand side without its random-effect terms (NULL if nothing is left).
 drop_bars <- function(x) {
   if (is_bar(strip_parens(x))) return(NULL)
-  if (is.call(x) && (identical(x[[1L]], as.name("+")) || identical(x[[1L]], as.name("-")))) {
+  if (is.call(x) && (identical(x[[1L]], quote(`+`)) || identical(x[[1L]], quote(`-`)))) {
     if (length(x) == 2L) {
       inner <- drop_bars(x[[2L]])
       if (is.null(inner)) return(NULL)
@@ -58,7 +58,7 @@ drop_bars <- function(x) {
     right <- drop_bars(x[[3L]])
     if (is.null(left) && is.null(right)) return(NULL)
     if (is.null(left)) {
-      return(if (identical(x[[1L]], as.name("-"))) call("-", right) else right)
+      return(if (identical(x[[1L]], quote(`-`))) call("-", right) else right)
     }
     if (is.null(right)) return(left)
     x[[2L]] <- left
@@ -71,7 +71,7 @@ drop_bars <- function(x) {
 # `|` and `||` replaced by `+`: every variable of the model in one formula.
 bars_to_plus <- function(x) {
   if (!is.call(x)) return(x)
-  if (is_bar(x)) x[[1L]] <- as.name("+")
+  if (is_bar(x)) x[[1L]] <- quote(`+`)
   for (i in seq_along(x)[-1L]) x[[i]] <- bars_to_plus(x[[i]])
   x
 }
@@ -79,13 +79,13 @@ bars_to_plus <- function(x) {
 # `a/b/c` -> list(a, b:a, c:b:a) as lme4 names nested grouping factors.
 expand_slash <- function(g) {
   g <- strip_parens(g)
-  if (is.call(g) && identical(g[[1L]], as.name("/"))) {
+  if (is.call(g) && identical(g[[1L]], quote(`/`))) {
     outer <- expand_slash(g[[2L]])
     inner <- g[[3L]]
     deepest <- outer[[length(outer)]]
     return(c(outer, list(prepend_interaction(inner, deepest))))
   }
-  if (is.call(g) && identical(g[[1L]], as.name("+"))) {
+  if (is.call(g) && identical(g[[1L]], quote(`+`))) {
     mlm_abort(c("A grouping factor cannot be a sum.",
                 x = "Found {.code {deparse1(g)}} on the right of a {.code |}.",
                 i = "Write one random-effect term per grouping factor, as in {.code (1 | a) + (1 | b)}."),
@@ -96,7 +96,7 @@ expand_slash <- function(g) {
 
 # inner:chain written flat, so that c:(b:a) reads c:b:a.
 prepend_interaction <- function(inner, chain) {
-  if (is.call(chain) && identical(chain[[1L]], as.name(":"))) {
+  if (is.call(chain) && identical(chain[[1L]], quote(`:`))) {
     return(call(":", prepend_interaction(inner, chain[[2L]]), chain[[3L]]))
   }
   call(":", inner, chain)
@@ -146,7 +146,7 @@ parse_mixed_formula <- function(formula) {
   for (b in bars) {
     lhs <- b[[2L]]
     groups <- expand_slash(b[[3L]])
-    double <- identical(b[[1L]], as.name("||"))
+    double <- identical(b[[1L]], quote(`||`))
     n_pieces <- if (double) length(expand_double_bar(lhs, groups[[1L]])) else 1L
     for (j in seq_along(groups)) {
       g <- groups[[j]]

@@ -162,7 +162,7 @@ aliased_columns <- function(X) {
   p <- ncol(X)
   if (p == 0L) return(integer())
   xtx <- crossprod(X)
-  d <- sqrt(pmax(diag(xtx), 0))
+  d <- sqrt(xtx[seq.int(1L, by = p + 1L, length.out = p)])
   if (all(d > 0)) {
     r <- xtx / tcrossprod(d)
     ev <- eigen(r, symmetric = TRUE, only.values = TRUE)$values
@@ -226,6 +226,7 @@ model_data <- function(mc, caller_env, formula, data = NULL) {
 # formula names each variable.
 expand_formula_dot <- function(formula, data) {
   rhs <- formula[[3L]]
+  if (!("." %in% all.names(rhs))) return(formula)
   fixed <- drop_bars(rhs)
   if (is.null(fixed) || !("." %in% all.names(fixed))) return(formula)
   if (is.environment(data)) {
@@ -260,9 +261,8 @@ is_variance_function_call <- function(x) {
 
 # Build the model frame with the caller's data (model_data()), subset,
 # weights, offset and na.action, then the checked ingredients of the fixed
-# part.
-lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = c("numeric", "any")) {
-  response <- match.arg(response)
+# part. `response`: "numeric" (lmm(): refuse any other) or "any" (glmm()).
+lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = "numeric") {
   data_names <- if (is.environment(data)) list() else data
   check_variables_exist(parsed$frame, data_names)
   for (arg in c("weights", "offset")) {
@@ -273,33 +273,16 @@ lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = 
     }
   }
 
-  mf_call <- mc[c(1L, match(c("subset", "weights", "offset"), names(mc), 0L))]
-  mf_call[[1L]] <- quote(stats::model.frame)
-  mf_call$formula <- parsed$frame
-  mf_call$data <- data
-  mf_call$na.action <- quote(stats::na.pass)
-  mf_call$drop.unused.levels <- TRUE
-  mf <- tryCatch(eval(mf_call, caller_env), error = function(e) {
-    msg <- conditionMessage(e)
-    for (arg in c("weights", "offset")) {
-      if (grepl(paste0("(", arg, ")"), msg, fixed = TRUE)) {
-        rows <- if (is.environment(data)) "" else paste0(" (", nrow(data), ")")
-        hint <- if (arg == "weights" && is_variance_function_call(mc$weights)) {
-          c(i = "nlme's variance functions go in {.arg variance}: {.code variance = {deparse1(mc$weights)}}.")
-        }
-        mlm_abort(c("{.arg {arg}} must be a numeric vector with one value per row of {.arg data}{rows}.", x = msg, hint),
-                  c(paste0("mlmfit_error_", arg), "mlmfit_error_frame"))
-      }
+  # a plain frame has rows (the data have) and no integer64 columns
+  mf <- plain_model_frame(mc, parsed$frame, data)
+  if (is.null(mf)) {
+    mf <- stats_model_frame(mc, parsed$frame, data, caller_env)
+    if (nrow(mf) == 0L) {
+      mlm_abort(c("No observations are left after {.arg subset}.", i = "Check the condition given as {.arg subset}."),
+                "mlmfit_error_empty")
     }
-    mlm_abort(c("The model frame could not be built.", x = msg,
-                i = "Check the variables of the formula, {.arg subset}, {.arg weights} and {.arg offset}."),
-              "mlmfit_error_frame")
-  })
-  if (nrow(mf) == 0L) {
-    mlm_abort(c("No observations are left after {.arg subset}.", i = "Check the condition given as {.arg subset}."),
-              "mlmfit_error_empty")
+    mf <- convert_integer64(mf)
   }
-  mf <- convert_integer64(mf)
   mf <- apply_na_action(mf, na.action)
   if (nrow(mf) == 0L) {
     mlm_abort(c("No observations remain after the removal of rows with missing values.",
@@ -372,8 +355,96 @@ lmm_model_frame <- function(mc, parsed, data, caller_env, na.action, response = 
   }
   intercept_col <- match("(Intercept)", colnames(X), nomatch = 0L)
   list(frame = mf, y = y, X = X, weights = weights, offset = offset, terms = fixed_terms,
-       xlevels = stats::.getXlevels(fixed_terms, mf), dropped = dropped, intercept_col = intercept_col,
+       xlevels = fixed_xlevels(fixed_terms, mf), dropped = dropped, intercept_col = intercept_col,
        data = data)
+}
+
+# The model frame by stats::model.frame() (with na.pass: apply_na_action()
+# handles missing values), its errors turned into classed ones.
+stats_model_frame <- function(mc, formula, data, caller_env) {
+  mf_call <- mc[c(1L, match(c("subset", "weights", "offset"), names(mc), 0L))]
+  mf_call[[1L]] <- quote(stats::model.frame)
+  mf_call$formula <- formula
+  mf_call$data <- data
+  mf_call$na.action <- quote(stats::na.pass)
+  mf_call$drop.unused.levels <- TRUE
+  tryCatch(eval(mf_call, caller_env), error = function(e) {
+    msg <- conditionMessage(e)
+    for (arg in c("weights", "offset")) {
+      if (grepl(paste0("(", arg, ")"), msg, fixed = TRUE)) {
+        rows <- if (is.environment(data)) "" else paste0(" (", nrow(data), ")")
+        hint <- if (arg == "weights" && is_variance_function_call(mc$weights)) {
+          c(i = "nlme's variance functions go in {.arg variance}: {.code variance = {deparse1(mc$weights)}}.")
+        }
+        mlm_abort(c("{.arg {arg}} must be a numeric vector with one value per row of {.arg data}{rows}.", x = msg, hint),
+                  c(paste0("mlmfit_error_", arg), "mlmfit_error_frame"))
+      }
+    }
+    mlm_abort(c("The model frame could not be built.", x = msg,
+                i = "Check the variables of the formula, {.arg subset}, {.arg weights} and {.arg offset}."),
+              "mlmfit_error_frame")
+  })
+}
+
+# The model frame that stats::model.frame() would build, without its cost
+# (a tenth of a small fit such as sleepstudy's), in the usual case: a data frame whose columns
+# are the model's variables, named plainly, of basic types (numbers, text,
+# logicals, factors), and no subset, weights or offset. The frame shares the
+# data's columns; unused levels of factors are dropped; its terms carry
+# predvars and dataClasses as model.frame() sets them. NULL in every other
+# case (model.frame() then builds it).
+plain_model_frame <- function(mc, formula, data) {
+  if (!is.data.frame(data) || !is.null(mc$subset) || !is.null(mc$weights) || !is.null(mc$offset)) return(NULL)
+  tt <- stats::terms(formula, data = data)
+  vars <- attr(tt, "variables")
+  var_list <- as.list(vars)[-1L]
+  if (length(var_list) == 0L || !all(vapply(var_list, is.symbol, logical(1)))) return(NULL)
+  names <- as.character(var_list)
+  if (!all(names %in% names(data))) return(NULL)
+  cols <- .subset(data, names)
+  classes <- vapply(cols, plain_column_class, "")
+  if (anyNA(classes)) return(NULL)
+  for (k in which(classes == "factor" | classes == "ordered")) {
+    x <- cols[[k]]
+    if (any(tabulate(x, nlevels(x)) == 0L)) cols[[k]] <- x[, drop = TRUE]
+  }
+  attr(tt, "predvars") <- vars
+  attr(tt, "dataClasses") <- stats::setNames(classes, names)
+  attributes(cols) <- list(names = names, row.names = .row_names_info(data, 0L), class = "data.frame", terms = tt)
+  cols
+}
+
+# The class model.frame() records for a column of a plain frame
+# (stats::.MFclass()): NA for a column that is not plain (a classed object
+# other than a factor without contrasts, a matrix, a list).
+plain_column_class <- function(x) {
+  if (is.factor(x)) {
+    if (!is.null(attr(x, "contrasts"))) return(NA_character_)
+    return(if (is.ordered(x)) "ordered" else "factor")
+  }
+  if (is.object(x) || !is.null(dim(x))) return(NA_character_)
+  switch(typeof(x), double = , integer = "numeric", character = "character", logical = "logical", NA_character_)
+}
+
+# The levels of the factor (and text) predictors of the fixed part, named by
+# variable: what stats::.getXlevels() gives (predict() and emmeans read
+# them), without its deparse() of every variable and copy of the frame.
+fixed_xlevels <- function(terms, mf) {
+  vars <- as.list(attr(terms, "variables"))[-1L]
+  response <- attr(terms, "response")
+  if (response > 0L) vars <- vars[-response]
+  if (length(vars) == 0L) return(NULL)
+  names <- vapply(vars, frame_variable_name, "")
+  xlev <- lapply(.subset(mf, names), function(x) {
+    if (is.factor(x)) levels(x) else if (is.character(x)) levels(as.factor(x))
+  })
+  xlev[!vapply(xlev, is.null, logical(1))]
+}
+
+# The name of a variable (an expression of a formula) in a model frame, as
+# model.frame() writes it.
+frame_variable_name <- function(v) {
+  if (is.symbol(v)) as.character(v) else paste(deparse(v, width.cutoff = 500L, backtick = is.language(v)), collapse = " ")
 }
 
 inform_dropped_columns <- function(dropped) {
@@ -382,10 +453,52 @@ inform_dropped_columns <- function(dropped) {
              "mlmfit_message_rank")
 }
 
+# The columns of the model frame that the terms read, in their order, as a
+# model frame: model.matrix() of it is that of the whole frame, without its
+# reordering copy of the frame.
+frame_of_terms <- function(terms, mf) {
+  names <- vapply(as.list(attr(terms, "variables"))[-1L], frame_variable_name, "")
+  if (length(names) == 0L || identical(names, names(mf)) || !all(names %in% names(mf))) return(mf)
+  out <- .subset(mf, names)
+  attributes(out) <- list(names = names, row.names = .row_names_info(mf, 0L), class = "data.frame",
+                          terms = attr(mf, "terms"))
+  out
+}
+
+# The matrix stats::model.matrix() builds when every predictor is a numeric
+# column of the frame (no factor, no function of a variable, no offset):
+# the intercept and one column per term, the product of its variables,
+# filled into one allocation. NULL otherwise (model.matrix() builds it).
+numeric_model_matrix <- function(terms, mf) {
+  labels <- attr(terms, "term.labels")
+  if (length(labels) == 0L || !is.null(attr(terms, "offset"))) return(NULL)
+  factors <- attr(terms, "factors")
+  if (any(factors > 1L)) return(NULL)
+  used <- rownames(factors)[rowSums(factors) > 0L]
+  if (!all(used %in% names(mf))) return(NULL)
+  numeric <- vapply(.subset(mf, used), function(x) {
+    !is.object(x) && is.null(dim(x)) && (is.double(x) || is.integer(x))
+  }, logical(1))
+  if (!all(numeric)) return(NULL)
+  intercept <- attr(terms, "intercept") == 1L
+  n <- .row_names_info(mf, 2L)
+  X <- matrix(1, n, length(labels) + intercept)
+  for (j in seq_along(labels)) {
+    in_term <- rownames(factors)[factors[, j] > 0L]
+    column <- .subset2(mf, in_term[1L])
+    for (v in in_term[-1L]) column <- column * .subset2(mf, v)
+    X[, j + intercept] <- column
+  }
+  names <- vapply(seq_along(labels), function(j) paste(rownames(factors)[factors[, j] > 0L], collapse = ":"), "")
+  dimnames(X) <- list(row.names(mf), c(if (intercept) "(Intercept)", names))
+  attr(X, "assign") <- c(if (intercept) 0L, seq_along(labels))
+  X
+}
+
 # model.matrix() with its refusals turned into classed errors: a factor
 # predictor needs two levels among the rows used.
 fixed_model_matrix <- function(terms, mf) {
-  X <- tryCatch(stats::model.matrix(terms, mf), error = function(e) {
+  X <- numeric_model_matrix(terms, mf) %||% tryCatch(stats::model.matrix(terms, frame_of_terms(terms, mf)), error = function(e) {
     vars <- intersect(all.vars(stats::delete.response(terms)), names(mf))
     one_level <- vars[vapply(vars, function(v) {
       x <- mf[[v]]

@@ -182,9 +182,12 @@ build_re_terms <- function(random, mf, X, env, allow_n = FALSE) {
 # (0-based, -1 fixed zero, q x q per block) places each parameter of theta
 # in T. Checks that n observations can identify the random effects.
 re_layout <- function(terms_in, n, allow_n = FALSE) {
-  n_levels <- vapply(terms_in, function(t) length(t$levels), numeric(1))
-  lme4_order <- vapply(seq_along(terms_in), function(i) as.numeric(terms_in[[i]]$lme4_order %||% i), numeric(1))
-  ord <- order(-n_levels, lme4_order)
+  ord <- 1L
+  if (length(terms_in) > 1L) {
+    n_levels <- vapply(terms_in, function(t) length(t$levels), numeric(1))
+    lme4_order <- vapply(seq_along(terms_in), function(i) as.numeric(terms_in[[i]]$lme4_order %||% i), numeric(1))
+    ord <- order(-n_levels, lme4_order)
+  }
   terms <- lapply(terms_in[ord], function(t) {
     list(label = t$label, lhs = t$lhs, group_expr = t$group_expr, n_levels = length(t$levels),
          colnames = t$colnames, q = length(t$colnames))

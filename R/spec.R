@@ -226,6 +226,45 @@ variable_levels <- function(x, v) {
   if (is.factor(f)) levels(f)
 }
 
+# The names of the columns that the left-hand side `lhs` of a random-effect
+# term makes (env: where its expressions are evaluated): from the frame, or
+# for a database table from the SQL of the spec.
+spec_term_colnames <- function(x, lhs, env) {
+  db <- spec_db(x)
+  if (!is.null(db)) return(db_term_colnames(db, lhs))
+  re_columns(lhs, spec_frame(x), spec_X(x), env)$names
+}
+
+# The fixed-effect designs that hypotheses about the terms are built from:
+# X, X with treatment contrasts (when the fit's coding differs:
+# treatment = FALSE), the columns of each term with every level of its
+# factors (rd = FALSE: none), and the column of ones. The hypotheses depend
+# on these only through their cross-products: for a database table, rows
+# with the same cross-products (db_fixed_designs()).
+spec_fixed_designs <- function(x, treatment, rd = TRUE) {
+  if (!is.null(spec_db(x))) return(db_fixed_designs(x, treatment, rd))
+  mf <- spec_frame(x)
+  labels <- if (rd) attr(spec_fixed_terms(x), "term.labels") else character()
+  list(X = spec_X(x), X_treatment = if (!treatment) remake_fixed_design(x, treatment = TRUE),
+       rd = lapply(labels, function(t) stats::model.matrix(stats::as.formula(paste("~ 0 +", t)), data = mf)),
+       ones = 1)
+}
+
+# A model matrix of the fixed part from the fit's frame with the given
+# contrasts (NULL: treatment contrasts for every factor).
+remake_fixed_design <- function(fit, treatment = TRUE) {
+  tt <- spec_fixed_terms(fit)
+  mf <- spec_frame(fit)
+  ctr <- NULL
+  if (treatment) {
+    vars <- all.vars(stats::delete.response(tt))
+    facs <- vars[vapply(vars, function(v) v %in% names(mf) && (is.factor(mf[[v]]) || is.character(mf[[v]])), logical(1))]
+    ctr <- stats::setNames(rep(list("contr.treatment"), length(facs)), facs)
+    if (length(ctr) == 0L) ctr <- NULL
+  }
+  stats::model.matrix(tt, mf, contrasts.arg = ctr)
+}
+
 # The grouping factor of block b (a name or a number).
 block_factor <- function(x, b) spec_rows(x)$groups[[b]]
 

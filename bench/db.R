@@ -1,6 +1,9 @@
 # Fits to database tables: time of lmm() on a table against one scan of the
 # same table by the same database (SELECT SUM(y)), and the peak memory of
-# the R process during the fit (it must not grow with the rows).
+# the R process during the fit (it must not grow with the rows). Times are
+# wall-clock and CPU: the CPU time of the R process plus, for PostgreSQL,
+# that of the server's processes (its parallel workers included), read
+# from /proc; on a shared machine the CPU times are the ones to compare.
 #
 #   Rscript bench/db.R --quick            # 1e5 and 1e6 rows, SQLite and PostgreSQL (a few minutes)
 #   Rscript bench/db.R                    # 1e7 and 1e8 rows on PostgreSQL, 1e7 on SQLite (hours; a quiet machine)
@@ -15,7 +18,8 @@
 # work_mem = 256MB for the session so that the per-group aggregation stays
 # in memory. Writes bench/db-results.md. Needs mlmfit installed (it uses
 # .test-lib when that exists), RSQLite and RPostgreSQL; check the disk
-# (`df -h /work`) before 1e8 rows: about 8 GB in PostgreSQL.
+# (`df -h /work`) before 1e8 rows: about 8 GB in PostgreSQL. Appends a
+# dated section to bench/db-results.md.
 
 args <- commandArgs(trailingOnly = TRUE)
 root <- normalizePath(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(), value = TRUE)[1L])), ".."))
@@ -23,6 +27,27 @@ if (dir.exists(file.path(root, ".test-lib"))) .libPaths(c(file.path(root, ".test
 arg_value <- function(name, default) {
   hit <- grep(paste0("^--", name, "="), args, value = TRUE)
   if (length(hit)) strsplit(sub(paste0("^--", name, "="), "", hit[1L]), ",")[[1L]] else default
+}
+
+# CPU seconds used so far by the PostgreSQL server of MLMFIT_PG_DIR: its
+# live processes, and the exited ones (parallel workers) through the
+# postmaster's counts of its reaped children.
+pg_cpu_seconds <- function() {
+  pm <- as.integer(readLines(file.path(Sys.getenv("MLMFIT_PG_DIR"), "data", "postmaster.pid"), n = 1L))
+  stat <- function(pid) {
+    line <- tryCatch(suppressWarnings(readLines(sprintf("/proc/%d/stat", pid), warn = FALSE)), error = function(e) NULL)
+    if (!length(line)) return(NULL)
+    suppressWarnings(as.numeric(strsplit(sub("^.*\\) ", "", line), " ")[[1L]]))  # fields 3 (state) on
+  }
+  own <- stat(pm)
+  total <- sum(own[12:15])  # utime, stime, cutime, cstime
+  for (d in list.files("/proc")) {
+    pid <- suppressWarnings(as.integer(d))
+    if (is.na(pid) || pid == pm) next
+    s <- stat(pid)
+    if (length(s) >= 13L && identical(s[2L], as.numeric(pm))) total <- total + s[12L] + s[13L]
+  }
+  total / 100  # clock ticks
 }
 
 vmhwm_mb <- function() {
@@ -51,17 +76,27 @@ if ("--case" %in% args) {
   })
   con <- connect(backend, dir)
   tb <- suppressWarnings(dplyr::tbl(con, table))
-  scan <- function() system.time(DBI::dbGetQuery(con, paste("SELECT SUM(y) AS s FROM", table)))[["elapsed"]]
-  scan1 <- scan()
+  # wall-clock seconds, CPU seconds of R and of the database server
+  timed <- function(expr) {
+    db0 <- if (backend == "PostgreSQL") pg_cpu_seconds() else 0
+    t0 <- proc.time()
+    force(expr)
+    t1 <- proc.time() - t0
+    c(wall = t1[["elapsed"]], r = t1[["user.self"]] + t1[["sys.self"]],
+      db = if (backend == "PostgreSQL") pg_cpu_seconds() - db0 else 0)
+  }
+  scan <- function() timed(DBI::dbGetQuery(con, paste("SELECT SUM(y) AS s FROM", table)))
+  scans <- list(scan(), scan())
   f <- switch(model, nested = y ~ x + (x | g), crossed = y ~ x + (1 | a) + (1 | b))
   mem0 <- vmhwm_mb()
-  t_fit <- system.time(fit <- suppressMessages(lmm(f, data = tb)))[["elapsed"]]
+  t_fit <- timed(fit <- suppressMessages(lmm(f, data = tb)))
   mem1 <- vmhwm_mb()
-  scan2 <- scan()
+  scans[[3L]] <- scan()
+  t_scan <- apply(do.call(rbind, scans), 2L, stats::median)
   q <- mlmfit:::spec_db(fit)$queries
-  cat(sprintf("RESULT\t%s\t%s\t%.0f\t%d\t%.3f\t%.3f\t%.1f\t%d\t%.3f\t%.10g\n", backend, model, nobs(fit),
-              as.integer(max(ngrps(fit))), t_fit, min(scan1, scan2), mem1 - mem0, nrow(q), sum(q$seconds),
-              deviance(fit)))
+  cat(sprintf("RESULT\t%s\t%s\t%.0f\t%d\t%.3f\t%.3f\t%.1f\t%d\t%.3f\t%.10g\t%.3f\t%.3f\t%.3f\n", backend, model,
+              nobs(fit), as.integer(max(ngrps(fit))), t_fit[["wall"]], t_scan[["wall"]], mem1 - mem0, nrow(q),
+              sum(q$seconds), deviance(fit), t_fit[["r"]], t_fit[["db"]], t_scan[["r"]] + t_scan[["db"]]))
   DBI::dbDisconnect(con)
   quit(save = "no")
 }
@@ -81,10 +116,12 @@ if ("PostgreSQL" %in% backends && !nzchar(Sys.getenv("MLMFIT_PG_PORT"))) {
   }
   started_pg <- TRUE
 }
-on.exit({
+# the server started here is stopped (its tables removed) however the run
+# ends (on.exit() does nothing at a script's top level)
+clean_up <- function() {
   if (started_pg) system2("sh", c(file.path(root, "tools", "postgres.sh"), "stop"))
   unlink(dir, recursive = TRUE)
-}, add = TRUE)
+}
 
 # Tables made by the database itself: normal draws by Box-Muller from its
 # uniform random numbers; random intercepts and slopes per group joined in.
@@ -116,7 +153,7 @@ make_tables <- function(con, backend, n) {
 }
 
 results <- list()
-for (backend in backends) {
+tryCatch(for (backend in backends) {
   for (n in sizes) {
     if (backend == "SQLite" && n > 1e7) next
     con <- connect(backend, dir)
@@ -126,7 +163,8 @@ for (backend in backends) {
     for (model in c("nested", "crossed")) {
       out <- system2(file.path(R.home("bin"), "Rscript"),
                      c(shQuote(file.path(root, "bench", "db.R")), "--case", backend, model, model, shQuote(dir)),
-                     stdout = TRUE, stderr = TRUE, env = c(paste0("MLMFIT_PG_PORT=", Sys.getenv("MLMFIT_PG_PORT"))))
+                     stdout = TRUE, stderr = TRUE, env = c(paste0("MLMFIT_PG_PORT=", Sys.getenv("MLMFIT_PG_PORT")),
+                                                           paste0("MLMFIT_PG_DIR=", Sys.getenv("MLMFIT_PG_DIR"))))
       line <- grep("^RESULT", out, value = TRUE)
       if (!length(line)) {
         writeLines(c(out, paste("exit status:", if (is.null(attr(out, "status"))) 0 else attr(out, "status"))))
@@ -135,16 +173,20 @@ for (backend in backends) {
       f <- strsplit(line, "\t")[[1L]][-1L]
       res <- data.frame(backend = f[1L], model = f[2L], n = as.numeric(f[3L]), groups = as.numeric(f[4L]),
                         fit = as.numeric(f[5L]), scan = as.numeric(f[6L]), mem = as.numeric(f[7L]),
-                        queries = as.numeric(f[8L]), query_time = as.numeric(f[9L]), deviance = as.numeric(f[10L]))
+                        queries = as.numeric(f[8L]), query_time = as.numeric(f[9L]), deviance = as.numeric(f[10L]),
+                        fit_r_cpu = as.numeric(f[11L]), fit_db_cpu = as.numeric(f[12L]), scan_cpu = as.numeric(f[13L]))
       print(res)
       results[[length(results) + 1L]] <- res
     }
   }
-}
+}, finally = clean_up())
 tab <- do.call(rbind, results)
 secs <- function(x) ifelse(x < 1, sprintf("%.0f ms", 1000 * x), sprintf("%.2f s", x))
+cpu_ratio <- (tab$fit_r_cpu + tab$fit_db_cpu) / tab$scan_cpu
 lines <- c(
-  paste0("Run on ", format(Sys.Date()), " with `Rscript bench/db.R", if (length(args)) paste0(" ", paste(args, collapse = " ")), "`."),
+  "",
+  paste0("## ", format(Sys.Date()), ": `Rscript bench/db.R", if (length(args)) paste0(" ", paste(args, collapse = " ")), "`"),
+  "",
   paste0("Machine: ", sub("model name\t: ", "", grep("model name", readLines("/proc/cpuinfo"), value = TRUE)[1L]), ", ",
          parallel::detectCores(), " cores; ", R.version.string, "; SQLite ", RSQLite::rsqliteVersion()[["library"]],
          if ("PostgreSQL" %in% backends) paste0("; PostgreSQL ", sub(".*PostgreSQL ([0-9.]+).*", "\\1",
@@ -152,14 +194,16 @@ lines <- c(
   paste0("Load average at the end: ", paste(strsplit(readLines("/proc/loadavg"), " ")[[1L]][1:3], collapse = " "), "."),
   "",
   "`fit` is the whole `lmm()` call on the table (queries and the engine); `scan` one `SELECT SUM(y)` over the same table",
-  "by the same database (the floor: one pass over the rows); `R memory` the rise of the R process's peak resident",
-  "memory during the fit (for SQLite it includes the database engine, which runs inside R).",
+  "by the same database (the floor: one pass over the rows; the median of three); wall-clock, then CPU seconds (of R",
+  "and, for PostgreSQL, of the server's processes; SQLite runs inside R). `R memory` the rise of the R process's peak",
+  "resident memory during the fit (for SQLite it includes the database engine).",
   "",
-  "| database | model | rows | groups | fit | scan | fit / scan | queries (time in the database) | R memory |",
-  "|---|---|---|---|---|---|---|---|---|",
-  sprintf("| %s | %s | %s | %s | %s | %s | %.1fx | %d (%s) | %.0f MB |", tab$backend,
+  "| database | model | rows | groups | fit | scan | fit / scan | fit CPU (R + database) | scan CPU | CPU fit / scan | queries (time in the database) | R memory |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  sprintf("| %s | %s | %s | %s | %s | %s | %.1fx | %s (%s + %s) | %s | %.1fx | %d (%s) | %.0f MB |", tab$backend,
           ifelse(tab$model == "nested", "`y ~ x + (x \\| g)`", "`y ~ x + (1 \\| a) + (1 \\| b)`"),
           format(tab$n, big.mark = ",", scientific = FALSE), format(tab$groups, big.mark = ",", scientific = FALSE),
-          secs(tab$fit), secs(tab$scan), tab$fit / tab$scan, tab$queries, secs(tab$query_time), tab$mem))
-writeLines(lines, file.path(root, "bench", "db-results.md"))
+          secs(tab$fit), secs(tab$scan), tab$fit / tab$scan, secs(tab$fit_r_cpu + tab$fit_db_cpu), secs(tab$fit_r_cpu),
+          secs(tab$fit_db_cpu), secs(tab$scan_cpu), cpu_ratio, tab$queries, secs(tab$query_time), tab$mem))
+cat(lines, file = file.path(root, "bench", "db-results.md"), sep = "\n", append = TRUE)
 writeLines(lines)

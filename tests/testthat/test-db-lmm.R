@@ -42,9 +42,37 @@ for (backend in c("SQLite", "PostgreSQL")) {
     expect_db_fit_equal(fits$db, fits$mem)
     expect_equal(nobs(fits$db), nrow(d) - 9)
     expect_output(print(fits$db), "9 dropped for missing values")
+    # missing values among the first rows: the rows are counted, then the complete rows summed
+    expect_identical(sum(grepl("^counting the rows", spec_db(fits$db)$queries$what)), 1L)
+    # none among the first rows: the first sums (per combination of levels,
+    # or per level of the first factor) count them, then are taken again
+    # over the complete rows
+    for (max_cells in c(5e5, 10)) {
+      late <- withr::with_options(list(mlmfit.db_sample_rows = 1, mlmfit.db_max_cells = max_cells),
+                                  lmm(y ~ x + ses + (1 | school) + (1 | hood), data = tb))
+      q <- spec_db(late)$queries$what
+      expect_false(any(grepl("^counting the rows", q)))
+      expect_identical(sum(grepl(if (max_cells == 10) "^summing per level of school" else "^summing per combination", q)), 2L)
+      expect_output(print(late), "9 dropped for missing values")
+      expect_xp_equal(fit_xp(late), fit_xp(fits$mem))
+      expect_db_fit_equal(late, fits$mem)
+    }
     expect_error(lmm(y ~ x + (1 | school), data = tb, na.action = na.fail), class = "mlmfit_error_missing")
   })
 }
+
+test_that("levels of an integer grouping column are labelled as in memory (100000, not 1e+05)", {
+  skip_if_no_db()
+  set.seed(18)
+  d <- data.frame(g = rep(c(1L, 2L, 100000L, 300000L, 2000000L), each = 20), h = rep(c(7L, 1000000L), 50), x = rnorm(100))
+  d$y <- d$x + rnorm(5)[match(d$g, unique(d$g))] + rnorm(100)
+  for (backend in db_backends()) {
+    con <- local_db(list(d = d), backend)
+    fits <- fit_mem_db(lmm(y ~ x + (1 | g) + (1 | h), data = DATA), d, db_tbl(con, "d"))
+    expect_identical(lapply(ranef(fits$db), rownames), lapply(ranef(fits$mem), rownames))
+    expect_db_fit_equal(fits$db, fits$mem)
+  }
+})
 
 test_that("factor(x) keeps a level seen only in rows with missing values, whose column is dropped, as in memory", {
   skip_if_no_db()
@@ -69,13 +97,16 @@ test_that("one aggregate query sums per combination of levels; with too many com
   fit <- lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = tb)
   q <- spec_db(fit)$queries$what
   expect_equal(sum(grepl("^summing per combination of levels", q)), 1)
-  expect_equal(sum(grepl("^counting the rows", q)), 1)
+  # with no missing value, that query counts the rows too: no pass of its own
+  expect_identical(q[1L], "reading the first rows for approximate centres")
+  expect_length(q, 2L)
   expect_equal(sum(grepl("^summing per (level|pair)", q)), 0)
   expect_output(dplyr::show_query(fit), "GROUP BY")
   expect_xp_equal(fit_xp(fit), fit_xp(mem))
   split <- withr::with_options(list(mlmfit.db_max_cells = 10),
                                lmm(y ~ x + (1 | school) + (1 | hood) + (1 | region), data = tb))
   q <- spec_db(split)$queries$what
+  expect_false(any(grepl("^counting the rows", q)))
   expect_equal(sum(grepl("^summing per level", q)), 3)
   expect_equal(sum(grepl("^summing per pair", q)), 3)
   expect_xp_equal(fit_xp(split), fit_xp(mem))
