@@ -473,19 +473,28 @@ Eigen::MatrixXd BlockedCholesky::back_substitute(const Eigen::MatrixXd& rhs1, co
       out.col(c).tail(xp.m) = v;
     }
   }
-  std::vector<double> v(q1);
-  for (Eigen::Index c = 0; c < r; ++c) {
-    for (Index j = 0; j < xp.k1; ++j) {
-      for (int a = 0; a < q1; ++a) v[a] = rhs1(j * q1 + a, c);
-      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-        const Index s = xp.r1_row[e];
-        const int q = xp.q_of(s);
-        const double* G = LR1_.data() + xp.r1_off[e];
+  // One pass over the blocks of L_R1 for all right-hand sides (the blocks
+  // are what is large); each column's sums in the same order as alone.
+  std::vector<double> v(static_cast<std::size_t>(q1) * r);
+  for (Index j = 0; j < xp.k1; ++j) {
+    for (Eigen::Index c = 0; c < r; ++c)
+      for (int a = 0; a < q1; ++a) v[a + c * q1] = rhs1(j * q1 + a, c);
+    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+      const Index s = xp.r1_row[e];
+      const int q = xp.q_of(s);
+      const Index zs = n1 + xp.sec_start[s];
+      const double* G = LR1_.data() + xp.r1_off[e];
+      for (Eigen::Index c = 0; c < r; ++c) {
+        const double* o = out.col(c).data() + zs;
+        double* vc = v.data() + c * q1;
         for (int a = 0; a < q1; ++a)
-          for (int k = 0; k < q; ++k) v[a] -= G[k + a * q] * out(n1 + xp.sec_start[s] + k, c);
+          for (int k = 0; k < q; ++k) vc[a] -= G[k + a * q] * o[k];
       }
-      small::solve_lower_transpose(L1_.data() + j * q1 * q1, q1, v.data());
-      for (int a = 0; a < q1; ++a) out(j * q1 + a, c) = v[a];
+    }
+    for (Eigen::Index c = 0; c < r; ++c) {
+      double* vc = v.data() + c * q1;
+      small::solve_lower_transpose(L1_.data() + j * q1 * q1, q1, vc);
+      for (int a = 0; a < q1; ++a) out(j * q1 + a, c) = vc[a];
     }
   }
   return out;

@@ -76,36 +76,78 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
 
 Eigen::Index BlockedCholesky::z_coordinate(Index s) const { return xp_.k1 * xp_.q1 + xp_.sec_start[s]; }
 
-// A_ZZ V for V (nz x r): the block-sparse product from the cross-products.
+// A_ZZ V for V (nz x r): the block-sparse product from the cross-products,
+// one pass over the blocks for all columns of V (the blocks are what is
+// large); each column's sums in the same order as alone.
 Eigen::MatrixXd BlockedCholesky::apply_AZZ(const Eigen::MatrixXd& V) const {
   const CrossProducts& xp = xp_;
   const int q1 = xp.q1;
   const Index nz = xp.k1 * q1 + xp.m;
   const Eigen::Index r = V.cols();
   Eigen::MatrixXd out = Eigen::MatrixXd::Zero(nz, r);
-  for (Eigen::Index c = 0; c < r; ++c) {
-    const double* v = V.col(c).data();
-    double* o = out.col(c).data();
+  const double* v = V.data();
+  double* o = out.data();
+  if (all_scalar_) {
+    // Every block 1 x 1: the same sums without the general block products.
+    const Index n1 = xp.k1;
     for (Index j = 0; j < xp.k1; ++j) {
-      add_mult(xp.D1.data() + j * q1 * q1, q1, q1, v + j * q1, 1, o + j * q1);
+      const double d = xp.D1.data()[j];
+      for (Eigen::Index c = 0; c < r; ++c)
+        if (v[c * nz + j] != 0.0) o[c * nz + j] += d * v[c * nz + j];
       for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-        const Index s = xp.r1_row[e];
-        const int q = xp.q_of(s);
-        const double* A = xp.r1_vals.data() + xp.r1_off[e];  // q x q1
-        add_mult_at(A, q1, q, v + z_coordinate(s), 1, o + j * q1);
-        add_mult(A, q, q1, v + j * q1, 1, o + z_coordinate(s));
+        const Index zs = n1 + xp.sec_start[xp.r1_row[e]];
+        const double a = xp.r1_vals[xp.r1_off[e]];
+        for (Eigen::Index c = 0; c < r; ++c) {
+          o[c * nz + j] += a * v[c * nz + zs];
+          if (v[c * nz + j] != 0.0) o[c * nz + zs] += a * v[c * nz + j];
+        }
       }
     }
     for (Index s = 0; s < xp.n_sec; ++s) {
-      const int q = xp.q_of(s);
-      add_mult(xp.rr_diag.data() + xp.rr_diag_off[s], q, q, v + z_coordinate(s), 1, o + z_coordinate(s));
+      const Index zs = n1 + xp.sec_start[s];
+      const double d = xp.rr_diag[xp.rr_diag_off[s]];
+      for (Eigen::Index c = 0; c < r; ++c)
+        if (v[c * nz + zs] != 0.0) o[c * nz + zs] += d * v[c * nz + zs];
     }
     for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
-      const Index r0 = xp.rr_row[e], c0 = xp.rr_col[e];
-      const int qr = xp.q_of(r0), qc = xp.q_of(c0);
-      const double* A = xp.rr_vals.data() + xp.rr_off[e];  // qr x qc
-      add_mult(A, qr, qc, v + z_coordinate(c0), 1, o + z_coordinate(r0));
-      add_mult_at(A, qc, qr, v + z_coordinate(r0), 1, o + z_coordinate(c0));
+      const Index zr = n1 + xp.sec_start[xp.rr_row[e]], zc = n1 + xp.sec_start[xp.rr_col[e]];
+      const double a = xp.rr_vals[xp.rr_off[e]];
+      for (Eigen::Index c = 0; c < r; ++c) {
+        if (v[c * nz + zc] != 0.0) o[c * nz + zr] += a * v[c * nz + zc];
+        o[c * nz + zc] += a * v[c * nz + zr];
+      }
+    }
+    return out;
+  }
+  for (Index j = 0; j < xp.k1; ++j) {
+    const Index zj = j * q1;
+    for (Eigen::Index c = 0; c < r; ++c)
+      add_mult(xp.D1.data() + j * q1 * q1, q1, q1, v + c * nz + zj, 1, o + c * nz + zj);
+    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+      const Index s = xp.r1_row[e];
+      const int q = xp.q_of(s);
+      const Index zs = z_coordinate(s);
+      const double* A = xp.r1_vals.data() + xp.r1_off[e];  // q x q1
+      for (Eigen::Index c = 0; c < r; ++c) {
+        add_mult_at(A, q1, q, v + c * nz + zs, 1, o + c * nz + zj);
+        add_mult(A, q, q1, v + c * nz + zj, 1, o + c * nz + zs);
+      }
+    }
+  }
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    const int q = xp.q_of(s);
+    const Index zs = z_coordinate(s);
+    for (Eigen::Index c = 0; c < r; ++c)
+      add_mult(xp.rr_diag.data() + xp.rr_diag_off[s], q, q, v + c * nz + zs, 1, o + c * nz + zs);
+  }
+  for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
+    const Index r0 = xp.rr_row[e], c0 = xp.rr_col[e];
+    const int qr = xp.q_of(r0), qc = xp.q_of(c0);
+    const Index zr = z_coordinate(r0), zc = z_coordinate(c0);
+    const double* A = xp.rr_vals.data() + xp.rr_off[e];  // qr x qc
+    for (Eigen::Index c = 0; c < r; ++c) {
+      add_mult(A, qr, qc, v + c * nz + zc, 1, o + c * nz + zr);
+      add_mult_at(A, qc, qr, v + c * nz + zr, 1, o + c * nz + zc);
     }
   }
   return out;

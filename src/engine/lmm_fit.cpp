@@ -199,7 +199,14 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   const Eigen::VectorXd start =
       (opt.moment_start ? moment_start(xp, templates, theta0, scale) : theta0).cwiseQuotient(scale);
 
-  OptimumResult o = reach_optimum(criterion, start, space, optimum_control(opt, flops, theta0.size()));
+  OptimumControl control = optimum_control(opt, flops, theta0.size());
+  // Where the Schur complement is dense, a gradient costs about two
+  // factorisations more than the value (the complement's inverse and the
+  // sums over its entries): measuring the curvature at the start (one value
+  // per parameter) saves more than it costs. Elsewhere the longer path from
+  // steepest descent is cheaper (nested designs: fewer evaluations).
+  control.optim.costly_gradient = xp.m > 0 && dev.system().dense_schur();
+  OptimumResult o = reach_optimum(criterion, start, space, control);
   LmmResult res;
   res.ray = ray_shape(criterion.value, o.x, o.f);
   ++o.descent.evals;

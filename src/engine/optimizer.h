@@ -21,6 +21,10 @@ struct OptimControl {
   double f_noise = 0.0;
   double step_rel = 1e-5;    // finite-difference step, relative to |x| + 0.1
   double max_step = std::numeric_limits<double>::infinity();  // longest step in any coordinate
+  // An analytic gradient that costs several values: the quasi-Newton model
+  // starts from the diagonal curvature, measured by one value per
+  // coordinate (otherwise from steepest descent).
+  bool costly_gradient = false;
 };
 
 struct OptimResult {

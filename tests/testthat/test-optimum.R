@@ -129,3 +129,23 @@ test_that("a random slope with varIdent reaches nlme's optimum (the issue's Orth
   expect_equal(unname(residual_parameters(fit)), 0.408847, tolerance = 1e-3)
   expect_false(is_singular(fit))
 })
+
+test_that("crossed fits with a dense Schur complement reach lme4's optimum from starts far off", {
+  # Their descent starts from the curvature measured along each parameter,
+  # extends steps to the minimum of a quadratic and may end on a step taken
+  # on its value alone (src/engine/optimizer.cpp): from starts too large,
+  # too small, unbalanced and on the boundary, the same optimum as lme4's.
+  skip_if_not_installed("lme4")
+  Penicillin <- lme4_data("Penicillin")
+  fit <- lmm(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)
+  ref <- lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)
+  expect_lt(deviance(fit) - lme4::REMLcrit(ref), 1e-6)
+  starts <- list(c(20, 20), c(0.01, 0.01), c(10, 0.01), c(0.01, 10), c(0, 3), c(3, 0))
+  for (theta0 in starts) {
+    r <- refit_cross_products(fit, mlmfit:::fit_xp(fit), theta0 = theta0)
+    expect_true(r$optinfo$converged)
+    expect_length(r$optinfo$warnings, 0L)
+    expect_equal(r$deviance, deviance(fit), tolerance = 1e-8)
+    expect_lt(r$deviance - lme4::REMLcrit(ref), 1e-6)
+  }
+})
