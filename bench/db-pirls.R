@@ -7,20 +7,14 @@
 #
 # Models: binomial `y ~ x + (1 | g)` and Poisson `k ~ x + (1 | g)` with a
 # continuous x; options(mlmfit.db_compress_max_rows = 100) forces PIRLS.
-# CPU time: the R process's own, plus for PostgreSQL the server's (its
-# backend and parallel workers are children of the postmaster: their time
-# is in the postmaster's cutime + cstime once the connection is closed).
+# CPU time: the R process's own, plus for PostgreSQL the server's
+# (pg_cpu_seconds() of bench/db-common.R, read after the connection closed).
 # PostgreSQL: a throw-away server from tools/postgres.sh whose
 # MLMFIT_PG_PORT and MLMFIT_PG_DIR are set. Needs mlmfit installed (.test-lib
 # when it exists), RSQLite and RPostgreSQL.
 
-args <- commandArgs(trailingOnly = TRUE)
-root <- normalizePath(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(), value = TRUE)[1L])), ".."))
-if (dir.exists(file.path(root, ".test-lib"))) .libPaths(c(file.path(root, ".test-lib"), .libPaths()))
-arg_value <- function(name, default) {
-  hit <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(hit)) strsplit(sub(paste0("^--", name, "="), "", hit[1L]), ",")[[1L]] else default
-}
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(), value = TRUE)[1L])), "db-common.R"))
+
 rows <- as.numeric(arg_value("rows", "1e5"))
 groups <- as.numeric(arg_value("groups", "1000"))
 backends <- arg_value("backends", c("SQLite", "PostgreSQL"))
@@ -32,31 +26,16 @@ suppressPackageStartupMessages({
   library(DBI)
 })
 
-# CPU seconds of the PostgreSQL server's exited children (backends, workers).
-pg_children_cpu <- function() {
-  pid <- readLines(file.path(Sys.getenv("MLMFIT_PG_DIR"), "data", "postmaster.pid"), n = 1L)
-  stat <- strsplit(sub("^.*\\) ", "", readLines(file.path("/proc", pid, "stat"))), " ")[[1L]]
-  sum(as.numeric(stat[14:15])) / 100  # cutime, cstime (fields 16, 17)
-}
-
-connect <- function(backend, file) {
-  if (backend == "SQLite") return(DBI::dbConnect(RSQLite::SQLite(), file))
-  con <- DBI::dbConnect(RPostgreSQL::PostgreSQL(), host = "localhost", port = as.integer(Sys.getenv("MLMFIT_PG_PORT")),
-                        user = "postgres", dbname = "postgres")
-  DBI::dbExecute(con, "SET work_mem = '256MB'")
-  con
-}
-
 # CPU seconds of expr run on a fresh connection (R's and the server's).
 with_cpu <- function(backend, file, expr_of_con) {
-  pg0 <- if (backend == "PostgreSQL") pg_children_cpu() else 0
+  pg0 <- if (backend == "PostgreSQL") pg_cpu_seconds() else 0
   t0 <- proc.time()
   con <- connect(backend, file)
   value <- expr_of_con(con)
   DBI::dbDisconnect(con)
   if (backend == "PostgreSQL") Sys.sleep(0.3)  # the backend exits and is reaped
   t1 <- proc.time()
-  pg1 <- if (backend == "PostgreSQL") pg_children_cpu() else 0
+  pg1 <- if (backend == "PostgreSQL") pg_cpu_seconds() else 0
   list(value = value, cpu = (t1[["user.self"]] - t0[["user.self"]]) + (t1[["sys.self"]] - t0[["sys.self"]]) + (pg1 - pg0))
 }
 

@@ -21,47 +21,7 @@
 # (`df -h /work`) before 1e8 rows: about 8 GB in PostgreSQL. Appends a
 # dated section to bench/db-results.md.
 
-args <- commandArgs(trailingOnly = TRUE)
-root <- normalizePath(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(), value = TRUE)[1L])), ".."))
-if (dir.exists(file.path(root, ".test-lib"))) .libPaths(c(file.path(root, ".test-lib"), .libPaths()))
-arg_value <- function(name, default) {
-  hit <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(hit)) strsplit(sub(paste0("^--", name, "="), "", hit[1L]), ",")[[1L]] else default
-}
-
-# CPU seconds used so far by the PostgreSQL server of MLMFIT_PG_DIR: its
-# live processes, and the exited ones (parallel workers) through the
-# postmaster's counts of its reaped children.
-pg_cpu_seconds <- function() {
-  pm <- as.integer(readLines(file.path(Sys.getenv("MLMFIT_PG_DIR"), "data", "postmaster.pid"), n = 1L))
-  stat <- function(pid) {
-    line <- tryCatch(suppressWarnings(readLines(sprintf("/proc/%d/stat", pid), warn = FALSE)), error = function(e) NULL)
-    if (!length(line)) return(NULL)
-    suppressWarnings(as.numeric(strsplit(sub("^.*\\) ", "", line), " ")[[1L]]))  # fields 3 (state) on
-  }
-  own <- stat(pm)
-  total <- sum(own[12:15])  # utime, stime, cutime, cstime
-  for (d in list.files("/proc")) {
-    pid <- suppressWarnings(as.integer(d))
-    if (is.na(pid) || pid == pm) next
-    s <- stat(pid)
-    if (length(s) >= 13L && identical(s[2L], as.numeric(pm))) total <- total + s[12L] + s[13L]
-  }
-  total / 100  # clock ticks
-}
-
-vmhwm_mb <- function() {
-  line <- grep("^VmHWM", readLines("/proc/self/status"), value = TRUE)
-  as.numeric(gsub("[^0-9]", "", line)) / 1024
-}
-
-connect <- function(backend, dir) {
-  if (backend == "SQLite") return(DBI::dbConnect(RSQLite::SQLite(), file.path(dir, "bench.sqlite")))
-  con <- DBI::dbConnect(RPostgreSQL::PostgreSQL(), host = "localhost", port = as.integer(Sys.getenv("MLMFIT_PG_PORT")),
-                        user = "postgres", dbname = "postgres")
-  DBI::dbExecute(con, "SET work_mem = '256MB'")
-  con
-}
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(), value = TRUE)[1L])), "db-common.R"))
 
 # --- one case in this process: the fit, the scan floor, memory ---------------
 if ("--case" %in% args) {
@@ -74,7 +34,7 @@ if ("--case" %in% args) {
     library(mlmfit)
     library(DBI)
   })
-  con <- connect(backend, dir)
+  con <- connect(backend, file.path(dir, "bench.sqlite"))
   tb <- suppressWarnings(dplyr::tbl(con, table))
   # wall-clock seconds, CPU seconds of R and of the database server
   timed <- function(expr) {
@@ -156,7 +116,7 @@ results <- list()
 tryCatch(for (backend in backends) {
   for (n in sizes) {
     if (backend == "SQLite" && n > 1e7) next
-    con <- connect(backend, dir)
+    con <- connect(backend, file.path(dir, "bench.sqlite"))
     t_make <- system.time(make_tables(con, backend, n))[["elapsed"]]
     DBI::dbDisconnect(con)
     cat(sprintf("%s, %g rows: tables made in %.1f s\n", backend, n, t_make))
