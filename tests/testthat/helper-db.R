@@ -22,6 +22,15 @@ db_tbl <- function(con, name) {
   })
 }
 
+# The data frame d as the table `name` of a database of the backend, as a
+# lazy table, the connection closed after the test; skips the test when
+# the backend's packages or server are not available.
+local_db_tbl <- function(d, name, backend, env = parent.frame()) {
+  skip_if_no_db()
+  if (backend == "PostgreSQL") skip_if_no_pg()
+  db_tbl(local_db(stats::setNames(list(d), name), backend, env), name)
+}
+
 # The backends the equality tests run on: SQLite, and PostgreSQL when a
 # server is available (tools/postgres.sh starts one; .ci/run does so).
 db_backends <- function() c("SQLite", if (pg_available()) "PostgreSQL")

@@ -40,11 +40,8 @@ expect_glmm_equal <- function(db, mem, tol = 1e-6, dev_tol = 1e-8) {
 }
 
 for (backend in c("SQLite", "PostgreSQL")) test_that(paste("binomial and Poisson fits from an exactly compressed table equal the in-memory fits:", backend), {
-  skip_if_no_db()
-  if (backend == "PostgreSQL") skip_if_no_pg()
   d <- db_glmm_data()
-  con <- local_db(list(d = d), backend)
-  tb <- db_tbl(con, "d")
+  tb <- local_db_tbl(d, "d", backend)
   models <- list(
     quote(glmm(y ~ f + s + (1 | g), data = DATA, family = binomial)),
     quote(glmm(ok ~ f + (1 | g), data = DATA, family = binomial)),
@@ -79,11 +76,8 @@ for (backend in c("SQLite", "PostgreSQL")) test_that(paste("binomial and Poisson
 
 for (backend in c("SQLite", "PostgreSQL")) test_that(paste("PIRLS with one query per iteration equals the in-memory fit (binomial and Poisson):", backend), {
   skip_unless_full_tests()  # several hundred queries
-  skip_if_no_db()
-  if (backend == "PostgreSQL") skip_if_no_pg()
   d <- db_glmm_data(52, n = 500, groups = 20)
-  con <- local_db(list(d = d), backend)
-  tb <- db_tbl(con, "d")
+  tb <- local_db_tbl(d, "d", backend)
   withr::local_options(mlmfit.db_compress_max_rows = 10)
   bin <- fit_mem_db(glmm(yx ~ x + s + (1 | g), data = DATA, family = binomial), d, tb)
   expect_identical(spec_db(bin$db)$method, "pirls")
@@ -105,7 +99,7 @@ for (backend in c("SQLite", "PostgreSQL")) test_that(paste("PIRLS with one query
   expect_output(dplyr::show_query(bin$db), if (backend == "SQLite") "LIMIT -1" else "OFFSET 0")
   # the temporary tables of random effects are gone (this session's: other
   # sessions of the server may have their own)
-  expect_false(any(grepl("^mlmfit_", DBI::dbGetQuery(con, if (backend == "SQLite")
+  expect_false(any(grepl("^mlmfit_", DBI::dbGetQuery(dbplyr::remote_con(tb), if (backend == "SQLite")
     "SELECT name FROM sqlite_temp_master" else "SELECT relname AS name FROM pg_class WHERE relnamespace = pg_my_temp_schema()")$name)))
   expect_output(dplyr::show_query(pois$db), "PIRLS pass")
   expect_error(profile(pois$db), class = "mlmfit_error_database_rows")

@@ -18,11 +18,8 @@ db_models <- list(
 
 for (backend in c("SQLite", "PostgreSQL")) {
   test_that(paste("database fits equal in-memory fits:", backend), {
-    skip_if_no_db()
-    if (backend == "PostgreSQL") skip_if_no_pg()
     d <- db_pupils()
-    con <- local_db(list(pupils = d), backend)
-    tb <- db_tbl(con, "pupils")
+    tb <- local_db_tbl(d, "pupils", backend)
     for (nm in names(db_models)) {
       fits <- eval(bquote(fit_mem_db(.(db_models[[nm]]), d, tb)))
       expect_xp_equal(fit_xp(fits$db), fit_xp(fits$mem))
@@ -32,11 +29,8 @@ for (backend in c("SQLite", "PostgreSQL")) {
   })
 
   test_that(paste("missing values are dropped as na.omit drops them:", backend), {
-    skip_if_no_db()
-    if (backend == "PostgreSQL") skip_if_no_pg()
     d <- db_pupils_na()
-    con <- local_db(list(pupils = d), backend)
-    tb <- db_tbl(con, "pupils")
+    tb <- local_db_tbl(d, "pupils", backend)
     fits <- fit_mem_db(lmm(y ~ x + ses + (1 | school) + (1 | hood), data = DATA), d, tb)
     expect_xp_equal(fit_xp(fits$db), fit_xp(fits$mem))
     expect_db_fit_equal(fits$db, fits$mem)
