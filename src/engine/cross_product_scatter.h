@@ -43,6 +43,11 @@ class ScatterLayout {
   int Q_ = 0, P_ = 0;
 };
 
+// The position of the pair of secondary factors f > h among all pairs
+// (ordered by f, then h): where its block pointer and its per-observation
+// offset are stored.
+inline int secondary_pair_index(int f, int h) { return f * (f - 1) / 2 + h; }
+
 // Where one observation's blocks are: a pointer to the first entry of each,
 // in the storage of CrossProducts (column-major blocks; a level's rows of
 // [X y]'Z stored with entry (a, c) at a * P + c).
@@ -53,7 +58,7 @@ struct ScatterTargets {
   std::vector<double*> D;   // per secondary factor: q x q diagonal block of its level
   std::vector<double*> CR;  // per secondary factor: [X y]'Z of its level
   std::vector<double*> R1;  // per secondary factor: q x q1 block with the primary level
-  std::vector<double*> RR;  // per pair of secondary factors f > h (index f (f - 1) / 2 + h): q_f x q_h
+  std::vector<double*> RR;  // per pair of secondary factors f > h (secondary_pair_index): q_f x q_h
 
   explicit ScatterTargets(const ScatterLayout& L)
       : D(L.n_secondary()), CR(L.n_secondary()), R1(L.n_secondary()), RR(L.n_pairs()) {}

@@ -291,7 +291,7 @@ void accumulate(const ModelData& d, CrossProducts& xp, BlockStore& r1, BlockStor
         lv[f] = level(f, obs);
         r1_at[i * nf + f] = r1.offset_of(lv[f], j, F.q * q1);
         for (int g = 0; g < f; ++g)
-          rr_at[i * n_pairs + f * (f - 1) / 2 + g] = rr.offset_of(lv[f], lv[g], F.q * d.blocks[g + 1].q);
+          rr_at[i * n_pairs + secondary_pair_index(f, g)] = rr.offset_of(lv[f], lv[g], F.q * d.blocks[g + 1].q);
       }
     }
     // No block is created from here to the end of the chunk: the stores'

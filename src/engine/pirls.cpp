@@ -176,7 +176,7 @@ void Pirls::find_secondary_positions() {
           else
             hi = mid;
         }
-        rr_pos_[obs * npairs + f * (f - 1) / 2 + g] = xp_.rr_off[lo];
+        rr_pos_[obs * npairs + secondary_pair_index(f, g)] = xp_.rr_off[lo];
       }
     }
   }
@@ -462,7 +462,7 @@ void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector
       double* CR = xp_.CR.data() + (first_coord_[f] + l) * P;
       for (int c = 0; c < P; ++c) CR[c] += zf * B.data()[i + c * ld];
       xp_.r1_vals[r1_pos_[obs * nf_ + f]] += zf * z1;
-      for (int h = 0; h < f; ++h) xp_.rr_vals[rr_pos_[obs * npairs + f * (f - 1) / 2 + h]] += zf * z[h];
+      for (int h = 0; h < f; ++h) xp_.rr_vals[rr_pos_[obs * npairs + secondary_pair_index(f, h)]] += zf * z[h];
     }
   }
 }
