@@ -231,7 +231,7 @@ db_pass_rows <- function(ctx, beta, b, full = FALSE) {
   if (full) wr <- paste0(wr, " + ", db_ident(con, ".fixed"))
   paste0("SELECT ", db_ident(con, "mlm_r"), ".*, ", ctx$sql$weight, " AS ", db_ident(con, "mlm_ww"), ", ", wr, " AS ",
          db_ident(con, "mlm_wr"), ", ", ctx$sql$dev, " AS ", db_ident(con, "mlm_dev"), " FROM (", rows, ") ",
-         db_ident(con, "mlm_r"), if (db_backend_name(con) == "PostgreSQL") db_row_fence(con))
+         db_ident(con, "mlm_r"), db_row_fence(con, aggregate_input = TRUE))
 }
 
 # A clause that keeps a layer of per-row columns from being merged into
@@ -244,8 +244,12 @@ db_pass_rows <- function(ctx, beta, b, full = FALSE) {
 # expression, streams the rows (bench/db-results.md: a PIRLS pass on 1e5
 # rows in ~45 ms fenced, ~90 ms with a materialized CTE, ~225 ms merged).
 # Other engines (DuckDB, Spark) share common subexpressions themselves.
-db_row_fence <- function(con) {
-  switch(db_backend_name(con), SQLite = "\nLIMIT -1", PostgreSQL = "\nOFFSET 0", "")
+# aggregate_input: the layer the aggregate reads (the working quantities).
+db_row_fence <- function(con, aggregate_input = FALSE) {
+  switch(db_backend_name(con),
+         SQLite = if (aggregate_input) "" else "\nLIMIT -1",
+         PostgreSQL = "\nOFFSET 0",
+         "")
 }
 
 # One pass at (beta, b): the working model's cross-products (no fixed
