@@ -6,11 +6,6 @@
 # the random-effect terms (theta template and bounds). The cross-products
 # are then aggregate queries over the model frame (db-crossprod.R).
 
-# The name model.frame() gives a variable of a formula.
-frame_name <- function(expr) {
-  paste(deparse(expr, width.cutoff = 500L, backtick = !is.symbol(expr) && is.language(expr)), collapse = " ")
-}
-
 # Columns of the table as R sees them (from its first rows): the R class of
 # each, and the SQL by which expressions read it (integer columns as
 # doubles, so that arithmetic on them is R's).

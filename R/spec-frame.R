@@ -434,7 +434,7 @@ fixed_xlevels <- function(terms, mf) {
   response <- attr(terms, "response")
   if (response > 0L) vars <- vars[-response]
   if (length(vars) == 0L) return(NULL)
-  names <- vapply(vars, frame_variable_name, "")
+  names <- vapply(vars, frame_name, "")
   xlev <- lapply(.subset(mf, names), function(x) {
     if (is.factor(x)) levels(x) else if (is.character(x)) levels(as.factor(x))
   })
@@ -443,8 +443,9 @@ fixed_xlevels <- function(terms, mf) {
 
 # The name of a variable (an expression of a formula) in a model frame, as
 # model.frame() writes it.
-frame_variable_name <- function(v) {
-  if (is.symbol(v)) as.character(v) else paste(deparse(v, width.cutoff = 500L, backtick = is.language(v)), collapse = " ")
+frame_name <- function(expr) {
+  if (is.symbol(expr)) return(as.character(expr))
+  paste(deparse(expr, width.cutoff = 500L, backtick = is.language(expr)), collapse = " ")
 }
 
 inform_dropped_columns <- function(dropped) {
@@ -457,7 +458,7 @@ inform_dropped_columns <- function(dropped) {
 # model frame: model.matrix() of it is that of the whole frame, without its
 # reordering copy of the frame.
 frame_of_terms <- function(terms, mf) {
-  names <- vapply(as.list(attr(terms, "variables"))[-1L], frame_variable_name, "")
+  names <- vapply(as.list(attr(terms, "variables"))[-1L], frame_name, "")
   if (length(names) == 0L || identical(names, names(mf)) || !all(names %in% names(mf))) return(mf)
   out <- .subset(mf, names)
   attributes(out) <- list(names = names, row.names = .row_names_info(mf, 0L), class = "data.frame",
