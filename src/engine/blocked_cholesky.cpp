@@ -526,6 +526,69 @@ Solution BlockedCholesky::solve() const {
   return sol;
 }
 
+// H d = g, with H = L L' the matrix held and g the gradient of the
+// penalised least-squares objective at u with the current cross-products:
+// [Lambda' Z'W r - u; X'W r], r the working response less Z b. Forward
+// through the block rows of L (primary, secondary, fixed effects), then
+// back as in solve().
+Solution BlockedCholesky::chord_solve(const std::vector<Eigen::MatrixXd>& u_modes) const {
+  const CrossProducts& xp = xp_;
+  const int p = xp.p, q1 = xp.q1;
+  const Index n1 = xp.k1 * q1, m = xp.m;
+  Solution at;
+  at.u = u_modes;
+  at.b.resize(u_modes.size());
+  for (std::size_t f = 0; f < u_modes.size(); ++f) at.b[f] = T_[f] * u_modes[f];
+  Eigen::VectorXd u, b;
+  stack_modes(at, u, b);
+  Eigen::VectorXd g = weighted_residual_on_Z(Eigen::VectorXd::Zero(p), b);
+  for (Index j = 0; j < xp.k1; ++j) g.segment(j * q1, q1) = T_[0].transpose() * g.segment(j * q1, q1);
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    const int q = xp.q_of(s);
+    g.segment(z_coordinate(s), q) = T_[1 + xp.sec_fac[s]].transpose() * g.segment(z_coordinate(s), q);
+  }
+  g -= u;
+  Eigen::VectorXd gX = xp.XX.row(p).head(p).transpose() - xp.C1.topRows(p) * b.head(n1);
+  if (m > 0) gX -= xp.CR.topRows(p) * b.tail(m);
+
+  Eigen::VectorXd w1 = g.head(n1);
+  for (Index j = 0; j < xp.k1; ++j) small::solve_lower(L1_.data() + j * q1 * q1, q1, w1.data() + j * q1);
+  Eigen::MatrixXd wR = g.tail(m);
+  for (Index j = 0; j < xp.k1; ++j)
+    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+      const Index s = xp.r1_row[e];
+      const int q = xp.q_of(s);
+      const double* G = LR1_.data() + xp.r1_off[e];
+      double* o = wR.data() + xp.sec_start[s];
+      for (int k = 0; k < q1; ++k)
+        for (int r = 0; r < q; ++r) o[r] -= G[r + k * q] * w1[j * q1 + k];
+    }
+  if (m > 0) sec_.half_solve(wR);
+  Eigen::VectorXd wX = gX - LX1_.topRows(p) * w1;
+  if (m > 0) wX -= Y_.leftCols(p).transpose() * wR.col(0);
+  const Eigen::MatrixXd R = LXX_.topLeftCorner(p, p);
+  R.triangularView<Eigen::Lower>().solveInPlace(wX);
+
+  Solution sol;
+  sol.beta = R.transpose().triangularView<Eigen::Upper>().solve(wX);
+  const Eigen::MatrixXd rhs1 = w1 - LX1_.topRows(p).transpose() * sol.beta;
+  Eigen::MatrixXd rhsR = wR;
+  if (m > 0) rhsR -= Y_.leftCols(p) * sol.beta;
+  const Eigen::VectorXd d = back_substitute(rhs1, rhsR).col(0);
+  const std::size_t nf = tpl_.size();
+  sol.u.resize(nf);
+  sol.b.resize(nf);
+  sol.u[0] = u_modes[0] + Eigen::Map<const Eigen::MatrixXd>(d.data(), q1, xp.k1);
+  Index s = 0;
+  for (std::size_t f = 1; f < nf; ++f) {
+    sol.u[f] = u_modes[f];
+    for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s)
+      sol.u[f].col(l) += d.segment(n1 + xp.sec_start[s], xp.sec_q[f - 1]);
+  }
+  for (std::size_t f = 0; f < nf; ++f) sol.b[f] = T_[f] * sol.u[f];
+  return sol;
+}
+
 void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<double>& Q, Eigen::MatrixXd& Mjj,
                                                std::vector<double>& Mej) const {
   const CrossProducts& xp = xp_;

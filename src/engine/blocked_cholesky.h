@@ -50,6 +50,12 @@ class BlockedCholesky {
 
   // After factor():
   Solution solve() const;
+  // A chord step (PIRLS): the Newton step at modes u (spherical, per
+  // factor; beta where the cross-products' working response leaves X beta
+  // out) for the cross-products as they are now, solved with the factor
+  // of the last factor() call, made at other weights. Returned like
+  // solve(): the new modes u + du and the increment of beta.
+  Solution chord_solve(const std::vector<Eigen::MatrixXd>& u) const;
   Eigen::MatrixXd unscaled_vcov() const;  // (R_X R_X')^{-1}, centred parametrisation
   // Per factor: q x (q * levels), the diagonal blocks of
   // Lambda (L_Z L_Z')^{-1} Lambda' (conditional variances divided by sigma^2).

@@ -13,6 +13,8 @@ namespace mlm {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// The largest Newton step (of a mode) after which PIRLS takes a chord step.
+constexpr double kChordStep = 1e-3;
 
 // Neumaier's compensated sum: deviances of 1e6 observations are summed
 // without the rounding noise that would swamp finite-difference gradients.
@@ -676,12 +678,13 @@ Eigen::VectorXd Pirls::column_scales() const {
   return col_scale;
 }
 
-// The Newton (Gauss-Newton) candidate from the current factorisation, and
-// the largest change of a mode it makes (of the linear predictor per unit
-// of a column, for beta).
+// The Newton (Gauss-Newton) candidate from the current factorisation (a
+// chord step: from the factorisation of the last iteration, with the
+// gradient of this one), and the largest change of a mode it makes (of
+// the linear predictor per unit of a column, for beta).
 double Pirls::newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
-                               const Eigen::VectorXd& col_scale) const {
-  Solution sol = sys_->solve();
+                               const Eigen::VectorXd& col_scale, bool chord) const {
+  Solution sol = chord ? sys_->chord_solve(u_) : sys_->solve();
   double step = 0.0;
   for (std::size_t f = 0; f < u_.size(); ++f) {
     cand_u[f] = std::move(sol.u[f]);
@@ -808,15 +811,34 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
   bool have_modes = !from_start && !predicted;
   Candidate c(tpl_.size(), beta_);
   const Eigen::VectorXd col_scale = joint_ ? column_scales() : Eigen::VectorXd();
+  // After a small Newton step the weights hardly change: the next step
+  // reuses that factorisation with the new gradient (a chord step), whose
+  // error is the step times the relative change of the weights, and saves
+  // a factorisation (with crossed factors, the costliest part of an
+  // iteration). The step after a chord step is a Newton step again, and
+  // only a Newton step judges convergence, so the modes are as before.
+  bool chord = false;
 
   for (res.iterations = 0; res.iterations < ctl.max_iter; ++res.iterations) {
-    if (!sys_->factor(theta)) {
+    if (!chord && !sys_->factor(theta)) {
       res.message = "the penalised least-squares system is not positive definite";
       return res;
     }
-    const double step = newton_candidate(c.u, c.beta, col_scale);
-    if (have_modes && step <= ctl.tol) return at_modes(res, dev_cur);
+    const double step = newton_candidate(c.u, c.beta, col_scale, chord);
+    const bool after_chord = chord;
+    chord = !chord && step <= kChordStep;
+    if (have_modes && step <= ctl.tol) return after_chord ? converged_here(res, theta, dev_cur) : at_modes(res, dev_cur);
     if (!halve_until_no_rise(c, have_modes, pdev_cur, ctl.max_halvings, res.passes)) {
+      if (after_chord) {
+        // The chord step did not pay: a Newton step from the current
+        // modes, with their cross-products again.
+        dev_cur = pass(b(), beta_, false);
+        ++res.passes;
+        xp_at_modes_ = true;
+        last_dev_ = dev_cur;
+        continue;
+      }
+      chord = false;
       if (predicted) {
         // The linearised step left the domain: from the state's modes
         // themselves, with a pass there.
@@ -852,7 +874,7 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     // changing: estimates drifting off to infinity (separation). Stop
     // there, as lme4 does.
     const double change = std::fabs(pdev_cur - c.pdev);
-    const bool at_noise = have_modes && step <= 1e-6 && change <= pdev_slack(c.pdev);
+    const bool at_noise = have_modes && !after_chord && step <= 1e-6 && change <= pdev_slack(c.pdev);
     const bool stalled = res.iterations >= 30 && change <= 10.0 * pdev_slack(c.pdev);
     u_ = c.u;
     if (joint_) beta_ = c.beta;

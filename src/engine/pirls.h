@@ -135,7 +135,7 @@ class Pirls {
   PirlsResult at_modes(PirlsResult res, double dev) const;
   Eigen::VectorXd column_scales() const;
   double newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
-                          const Eigen::VectorXd& col_scale) const;
+                          const Eigen::VectorXd& col_scale, bool chord) const;
   double pdev_slack(double pdev) const;
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
