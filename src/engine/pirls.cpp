@@ -70,6 +70,7 @@ struct Pirls::Candidate {
 
 Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint)
     : d_(data), fam_(family), tpl_(templates), joint_(joint) {
+  order_rows();
   // The sparsity pattern of the cross-products depends on the design only:
   // form it once (unit weights), then refill the values in every pass.
   ModelData pattern = d_;
@@ -113,6 +114,59 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     obs_z_.resize(d_.n);
   }
   chunk_.resize(joint_ ? 1024 : 4096, p + 1);
+}
+
+// With several factors, a pass adds each row into blocks spread over
+// memory in no order the data follow (its primary level's, and those of
+// its pairs of levels); cache misses there cost more than the arithmetic.
+// Rows in the order of their primary level, then of their secondary
+// levels (stable counting sorts, last key first), visit those blocks in
+// the order they are stored. Only sums change order; start values come
+// in and the linear predictor goes out in the data's order.
+void Pirls::order_rows() {
+  const Index n = d_.n;
+  if (d_.blocks.size() < 2 || n == 0) return;
+  row_order_.resize(n);
+  for (Index i = 0; i < n; ++i) row_order_[i] = i;
+  std::vector<Index> next, sorted(n);
+  for (std::size_t f = d_.blocks.size(); f-- > 0;) {
+    const FactorBlock& F = d_.blocks[f];
+    next.assign(F.n_levels + 1, 0);
+    for (Index i = 0; i < n; ++i) ++next[F.codes[i] - F.code_base + 1];
+    for (Index l = 0; l < F.n_levels; ++l) next[l + 1] += next[l];
+    for (Index k = 0; k < n; ++k) {
+      const Index i = row_order_[k];
+      sorted[next[F.codes[i] - F.code_base]++] = i;
+    }
+    row_order_.swap(sorted);
+  }
+  auto gather = [&](const double* src, std::vector<double>& out, Index cols) -> const double* {
+    if (!src) return nullptr;
+    out.resize(static_cast<std::size_t>(n) * cols);
+    for (Index c = 0; c < cols; ++c)
+      for (Index k = 0; k < n; ++k) out[c * n + k] = src[c * n + row_order_[k]];
+    return out.data();
+  };
+  d_.X = gather(d_.X, own_X_, d_.p);
+  d_.y = gather(d_.y, own_y_, 1);
+  d_.weights = gather(d_.weights, own_weights_, 1);
+  d_.offset = gather(d_.offset, own_offset_, 1);
+  own_codes_.resize(d_.blocks.size());
+  std::size_t n_cols = 0;
+  for (const FactorBlock& F : d_.blocks)
+    for (const double* col : F.cols) n_cols += col != nullptr;
+  own_cols_.reserve(n_cols);  // the copies' addresses stay put
+  for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
+    FactorBlock& F = d_.blocks[f];
+    own_codes_[f].resize(n);
+    for (Index k = 0; k < n; ++k) own_codes_[f][k] = F.codes[row_order_[k]];
+    F.codes = own_codes_[f].data();
+    for (const double*& col : F.cols) {
+      if (!col) continue;
+      own_cols_.emplace_back();
+      col = gather(col, own_cols_.back(), 1);
+    }
+  }
 }
 
 // Centring X by constants is an exact reparametrisation that keeps X'WX
@@ -186,6 +240,8 @@ void Pirls::find_secondary_positions() {
 
 void Pirls::set_start_eta(const Eigen::VectorXd& eta) {
   start_eta_ = eta;
+  if (!row_order_.empty() && eta.size() == d_.n)
+    for (Index k = 0; k < d_.n; ++k) start_eta_[k] = eta[row_order_[k]];
   has_modes_ = false;
   xp_at_modes_ = false;
 }
@@ -431,40 +487,62 @@ void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw,
 
 // Every term scalar (crossed or nested intercepts, the commonest designs
 // with several factors): each block of scatter_row is one entry, written
-// directly rather than through its general loops.
+// directly rather than through its general loops, block by block over the
+// chunk. The rows come ordered by primary level (order_rows()): a run of
+// rows of one level sums its primary entries in a register (adding row
+// after row into memory would chain each row to the last through a load
+// and a store), and the blocks with the secondary levels are visited in
+// storage order.
 void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw,
                                        const Eigen::MatrixXd& B) {
   const int P = static_cast<int>(B.cols());
   const Index ld = B.rows();
   const int npairs = layout_.n_pairs();
   const FactorBlock& F1 = d_.blocks[0];
-  std::vector<double> z(nf_);
-  // The blocks between levels of different factors are spread over memory
-  // in no order the observations follow (one per pair of levels seen):
-  // ask for them a few dozen observations ahead, so that their cache
-  // misses overlap instead of stalling the loop one by one.
-  constexpr Index ahead = 32;
-  for (Index i = 0; i < len; ++i) {
-    const Index obs = start + i;
-#if defined(__GNUC__) || defined(__clang__)
-    if (i + ahead < len)
-      for (int f = 0; f < nf_; ++f) __builtin_prefetch(xp_.r1_vals.data() + r1_pos_[(obs + ahead) * nf_ + f], 1);
-#endif
-    const double z1 = sw[i] * (F1.cols[0] ? F1.cols[0][obs] : 1.0);
-    const Index j = F1.codes[obs] - F1.code_base;
-    xp_.D1.data()[j] += z1 * z1;
-    double* C = xp_.C1.data() + j * P;
-    for (int c = 0; c < P; ++c) C[c] += z1 * B.data()[i + c * ld];
-    for (int f = 0; f < nf_; ++f) {
-      const FactorBlock& F = d_.blocks[f + 1];
-      const Index l = F.codes[obs] - F.code_base;
-      const double zf = sw[i] * (F.cols[0] ? F.cols[0][obs] : 1.0);
-      z[f] = zf;
-      xp_.rr_diag[diag_off_[f] + l] += zf * zf;
-      double* CR = xp_.CR.data() + (first_coord_[f] + l) * P;
-      for (int c = 0; c < P; ++c) CR[c] += zf * B.data()[i + c * ld];
-      xp_.r1_vals[r1_pos_[obs * nf_ + f]] += zf * z1;
-      for (int h = 0; h < f; ++h) xp_.rr_vals[rr_pos_[obs * npairs + secondary_pair_index(f, h)]] += zf * z[h];
+  scalar_z_.resize(static_cast<std::size_t>(nf_ + 1) * len);
+  auto z_of = [&](int f) { return scalar_z_.data() + static_cast<std::size_t>(f) * len; };
+  for (int f = 0; f <= nf_; ++f) {
+    const double* col = d_.blocks[f].cols[0] ? d_.blocks[f].cols[0] + start : nullptr;
+    double* z = z_of(f);
+    for (Index i = 0; i < len; ++i) z[i] = col ? sw[i] * col[i] : sw[i];
+  }
+  const double* z1 = z_of(0);
+  const int* codes1 = F1.codes + start;
+  for (Index i0 = 0; i0 < len;) {
+    const int code = codes1[i0];
+    Index i1 = i0 + 1;
+    while (i1 < len && codes1[i1] == code) ++i1;
+    const Index j = code - F1.code_base;
+    double d = 0.0;
+    for (Index i = i0; i < i1; ++i) d += z1[i] * z1[i];
+    xp_.D1.data()[j] += d;
+    for (int c = 0; c < P; ++c) {
+      const double* Bc = B.data() + c * ld;
+      double v = 0.0;
+      for (Index i = i0; i < i1; ++i) v += z1[i] * Bc[i];
+      xp_.C1.data()[j * P + c] += v;
+    }
+    i0 = i1;
+  }
+  for (int f = 0; f < nf_; ++f) {
+    const FactorBlock& F = d_.blocks[f + 1];
+    const int* codes = F.codes + start;
+    const double* zf = z_of(f + 1);
+    const int base = F.code_base;
+    double* diag = xp_.rr_diag.data() + diag_off_[f];
+    for (Index i = 0; i < len; ++i) diag[codes[i] - base] += zf[i] * zf[i];
+    double* CR = xp_.CR.data() + first_coord_[f] * P;
+    for (int c = 0; c < P; ++c) {
+      const double* Bc = B.data() + c * ld;
+      for (Index i = 0; i < len; ++i) CR[static_cast<Index>(codes[i] - base) * P + c] += zf[i] * Bc[i];
+    }
+    double* r1 = xp_.r1_vals.data();
+    const Index* pos = r1_pos_.data() + start * nf_ + f;
+    for (Index i = 0; i < len; ++i) r1[pos[i * nf_]] += zf[i] * z1[i];
+    for (int h = 0; h < f; ++h) {
+      const double* zh = z_of(h + 1);
+      const Index* rpos = rr_pos_.data() + start * npairs + secondary_pair_index(f, h);
+      for (Index i = 0; i < len; ++i) xp_.rr_vals[rpos[i * npairs]] += zf[i] * zh[i];
     }
   }
 }
@@ -964,7 +1042,10 @@ Eigen::VectorXd Pirls::linear_predictor() const {
       }
     }
   }
-  return eta;
+  if (row_order_.empty()) return eta;
+  Eigen::VectorXd out(n);
+  for (Index k = 0; k < n; ++k) out[row_order_[k]] = eta[k];
+  return out;
 }
 
 }  // namespace mlm

@@ -123,6 +123,7 @@ class Pirls {
   void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
+  void order_rows();
   void centre_fixed_effects();
   void set_ridge();
   PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control, bool use_start_state);
@@ -140,6 +141,12 @@ class Pirls {
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
   ModelData d_;
+  // Several factors: the rows in the order of order_rows() (row_order_[k]:
+  // the data's row of row k), held here; d_ points into these copies.
+  std::vector<Index> row_order_;
+  std::vector<double> own_X_, own_y_, own_weights_, own_offset_;
+  std::vector<std::vector<int>> own_codes_;
+  std::vector<std::vector<double>> own_cols_;
   GlmFamily fam_;
   std::vector<CovTemplate> tpl_;
   bool joint_;
@@ -168,6 +175,7 @@ class Pirls {
   std::shared_ptr<const PirlsPassState> start_state_;
   Eigen::VectorXd xp_beta_;       // joint: the beta of the last pass (its working response leaves out X beta)
   Eigen::MatrixXd chunk_;         // sqrt(w) [X - centre, working response], a block of rows
+  std::vector<double> scalar_z_;  // scatter_chunk_scalar_terms: sqrt(w) z of each factor, a block of rows
 };
 
 }  // namespace mlm
