@@ -1,6 +1,7 @@
 #include "pirls.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -291,6 +292,7 @@ std::shared_ptr<const PirlsPassState> Pirls::pass_state() const {
   s->r1_vals = xp_.r1_vals;
   s->w = obs_w_;
   s->z = obs_z_;
+  s->weights_key = weights_key_;
   return s;
 }
 
@@ -318,6 +320,7 @@ bool Pirls::restore_start_state(double& dev, bool& predicted) {
   xp_.rr_diag = s->rr_diag;
   xp_.rr_vals = s->rr_vals;
   xp_.r1_vals = s->r1_vals;
+  weights_key_ = s->weights_key;
   if (predicted && !predict_from_state(*s)) {
     predicted = false;
     return false;
@@ -401,6 +404,9 @@ double Pirls::ussq(const std::vector<Eigen::MatrixXd>& u) const {
 // out, so that the solution for beta is its increment). +Inf when the
 // linear predictor leaves the domain of the link.
 double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start) {
+  static std::atomic<unsigned long> last_key{0};  // keys unique across PIRLS objects
+  weights_key_ = ++last_key;
+  sys_->set_fill_key(0);
   if (fam_.dist == Dist::binomial && fam_.link == Link::logit) {
     const LogitKernel k{fam_};
     return joint_ ? pass_joint(k, b, beta, from_start) : pass_u(k, b, from_start);
@@ -880,6 +886,10 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     res.passes = 1;
     xp_at_modes_ = !from_start;
     last_dev_ = dev_cur;
+  } else {
+    // The weights of a stored state, which other runs start from too:
+    // the first factorisation may reuse its fill.
+    sys_->set_fill_key(weights_key_);
   }
   double pdev_cur = from_start || predicted ? kInf : dev_cur + ussq(u_);
   if (!from_start && !predicted && !std::isfinite(pdev_cur)) {

@@ -56,6 +56,7 @@ struct PirlsPassState {
   // that a run at another beta can start from the linearisation at this
   // linear predictor (Pirls::predict_from_state) instead of a pass.
   std::vector<double> w, z;
+  unsigned long weights_key = 0;  // of its blocks of Z'WZ (BlockedCholesky::set_fill_key)
 };
 
 class Pirls {
@@ -170,6 +171,7 @@ class Pirls {
   Eigen::VectorXd theta_units_;
   double dev_noise_ = 0.0;        // rounding noise of the deviance of the last pass
   bool xp_at_modes_ = false;      // the last pass was made at the current modes
+  unsigned long weights_key_ = 0; // names the working weights of the cross-products: one per pass
   double last_dev_ = 0.0;         // the deviance of that pass
   bool last_run_ok_ = false;
   std::shared_ptr<const PirlsPassState> start_state_;
