@@ -69,6 +69,14 @@ class BlockedCholesky {
   // coordinates, primary first.
   Eigen::MatrixXd back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const;
   void fill_templates(const Eigen::VectorXd& theta);
+  // The primary blocks of factor(): L1_, LX1_, log |L_Z|^2 of the primary
+  // part and XXs = XX - L_X1 L_X1'. Q = q1 fixed at compile time (0: any).
+  template <int Q>
+  bool factor_primary(Eigen::MatrixXd& XXs);
+  // deviance_gradient() without secondary factors: one pass over the
+  // primary levels (deviance_gradient.cpp).
+  template <int Q>
+  Eigen::VectorXd nested_gradient(bool reml, int n_theta) const;
   // The steps of deviance_gradient() (deviance_gradient.cpp).
   Eigen::Index z_coordinate(Index secondary_level) const;
   Eigen::MatrixXd apply_AZZ(const Eigen::MatrixXd& V) const;

@@ -81,6 +81,21 @@ inline void solve_lower(const double* L, int q, double* x) {
   }
 }
 
+// out (q x q, both triangles) = (L L')^{-1} = L^{-T} L^{-1}, L lower
+// triangular; w (q x q) is scratch and receives L^{-1}.
+inline void inverse_of_gram(const double* L, int q, double* w, double* out) {
+  for (int c = 0; c < q; ++c) {
+    for (int r = 0; r < q; ++r) w[r + c * q] = r == c ? 1.0 : 0.0;
+    solve_lower(L, q, w + c * q);
+  }
+  for (int c = 0; c < q; ++c)
+    for (int r = c; r < q; ++r) {
+      double s = 0.0;
+      for (int k = r; k < q; ++k) s += w[k + r * q] * w[k + c * q];  // L^{-1} is lower triangular
+      out[r + c * q] = out[c + r * q] = s;
+    }
+}
+
 // out (r x c) -= A (r x k) * B' (B is c x k)
 inline void sub_mult_transpose(const double* A, int r, int k, const double* B, int c, double* out, int ld_out) {
   for (int j = 0; j < c; ++j)
