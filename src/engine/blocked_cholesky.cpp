@@ -615,8 +615,15 @@ void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<doubl
     }
   }
   // C = I + sum_a G_a' Q_a, then M_jj = L^{-T} C L^{-1} and
-  // M(a, j) = -Q_a L^{-1}: plain loops, the blocks being tiny.
-  Eigen::MatrixXd C = Eigen::MatrixXd::Identity(q1, q1);
+  // M(a, j) = -Q_a L^{-1}: plain loops on scratch kept between levels, the
+  // blocks being tiny (an allocation per level cost more than the sums).
+  const int qq = q1 * q1;
+  if (level_scratch_.size() < static_cast<std::size_t>(3 * qq)) level_scratch_.resize(3 * qq);
+  double* C = level_scratch_.data();
+  double* Li = C + qq;   // L^{-1}, lower triangular
+  double* CLi = Li + qq;
+  for (int l = 0; l < q1; ++l)
+    for (int k = 0; k < q1; ++k) C[k + l * q1] = k == l ? 1.0 : 0.0;
   for (Index a = e0; a < e1; ++a) {
     const int qa = xp.q_of(xp.r1_row[a]);
     const double* Ga = LR1_.data() + xp.r1_off[a];
@@ -625,13 +632,26 @@ void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<doubl
       for (int k = 0; k < q1; ++k) {
         double v = 0.0;
         for (int r = 0; r < qa; ++r) v += Ga[r + k * qa] * Qa[r + l * qa];
-        C(k, l) += v;
+        C[k + l * q1] += v;
       }
   }
-  Eigen::MatrixXd Linv = Eigen::MatrixXd::Identity(q1, q1);
-  for (int c = 0; c < q1; ++c) small::solve_lower(L1_.data() + j * q1 * q1, q1, Linv.col(c).data());
-  Mjj.noalias() = Linv.transpose() * C * Linv;
-  const double* Li = Linv.data();
+  for (int c = 0; c < q1; ++c) {
+    for (int r = 0; r < q1; ++r) Li[r + c * q1] = r == c ? 1.0 : 0.0;
+    small::solve_lower(L1_.data() + j * qq, q1, Li + c * q1);
+  }
+  for (int c = 0; c < q1; ++c)
+    for (int r = 0; r < q1; ++r) {
+      double v = 0.0;
+      for (int k = c; k < q1; ++k) v += C[r + k * q1] * Li[k + c * q1];
+      CLi[r + c * q1] = v;
+    }
+  Mjj.resize(q1, q1);
+  for (int c = 0; c < q1; ++c)
+    for (int r = 0; r < q1; ++r) {
+      double v = 0.0;
+      for (int k = r; k < q1; ++k) v += Li[k + r * q1] * CLi[k + c * q1];
+      Mjj(r, c) = v;
+    }
   for (Index a = e0; a < e1; ++a) {
     const int qa = xp.q_of(xp.r1_row[a]);
     const double* Qa = Q.data() + xp.r1_off[a] - base;

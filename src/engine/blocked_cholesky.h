@@ -126,6 +126,7 @@ class BlockedCholesky {
   AlignedMatrix Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix
   mutable std::vector<double> q_all_;  // like xp.r1_vals: Q of each entry
   mutable long q_generation_ = -1;     // selected inverse that q_all_ belongs to
+  mutable std::vector<double> level_scratch_;  // inverse_blocks_for_level(): C, L^{-1}, C L^{-1}
   Eigen::MatrixXd W_;    // (p+1) x m
   Eigen::MatrixXd Y_;    // m x (p+1): half-solved W'
   Eigen::MatrixXd LXX_;  // (p+1) x (p+1), lower

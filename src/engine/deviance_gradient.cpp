@@ -307,10 +307,10 @@ void BlockedCholesky::reml_corrections(Eigen::MatrixXd& Vt, Eigen::MatrixXd& K) 
   if (m > 0) FR = Rx.triangularView<Eigen::Lower>().solve(Y_.leftCols(p).transpose()).transpose();
   Vt = back_substitute(F1, FR);
   Eigen::MatrixXd LVt(nz, p);  // Lambda V'
-  for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1) = T_[0] * Vt.middleRows(j * q1, q1);
+  for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1).noalias() = T_[0] * Vt.middleRows(j * q1, q1);
   for (Index s = 0; s < xp.n_sec; ++s) {
     const int q = xp.q_of(s);
-    LVt.middleRows(z_coordinate(s), q) = T_[1 + xp.sec_fac[s]] * Vt.middleRows(z_coordinate(s), q);
+    LVt.middleRows(z_coordinate(s), q).noalias() = T_[1 + xp.sec_fac[s]] * Vt.middleRows(z_coordinate(s), q);
   }
   K = apply_AZZ(LVt);  // (V Lambda' A_ZZ)'
   Eigen::MatrixXd AXZ(p, nz);
