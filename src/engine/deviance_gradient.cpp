@@ -51,6 +51,15 @@ void add_mult_at(const double* A, int rows, int k, const double* B, int cols, do
     }
 }
 
+// out (q) = W' x, W (q x q) lower triangular.
+void lower_transpose_times(const double* W, int q, const double* x, double* out) {
+  for (int a = 0; a < q; ++a) {
+    double s = 0.0;
+    for (int k = a; k < q; ++k) s += W[k + a * q] * x[k];
+    out[a] = s;
+  }
+}
+
 }  // namespace
 
 // The steps of the gradient, on a factorisation (and, from
@@ -128,12 +137,14 @@ Eigen::VectorXd BlockedCholesky::nested_gradient(bool reml, int n_theta) const {
     const double* LX = LX1_.data() + j * q * P;   // P x q
     const double* D = xp.D1.data() + j * qq;
     const double* C = xp.C1.data() + j * q * P;  // P x q
+    // L^{-1} first: the solves with L' below are products with it
+    small::inverse_of_gram(L, q, Linv, Minv);
     for (int a = 0; a < q; ++a) {
       double v = LX[p + a * P];
       for (int c = 0; c < p; ++c) v -= LX[c + a * P] * bt[c];
-      u[a] = v;
+      tv[a] = v;
     }
-    small::solve_lower_transpose(L, q, u);
+    lower_transpose_times(Linv, q, tv, u);
     for (int r = 0; r < q; ++r) {
       double v = 0.0;
       for (int k = 0; k <= r; ++k) v += T[r + k * q] * u[k];
@@ -147,7 +158,6 @@ Eigen::VectorXd BlockedCholesky::nested_gradient(bool reml, int n_theta) const {
     }
     for (int c = 0; c < q; ++c)
       for (int r = 0; r < q; ++r) R2s[r + c * q] += rZ[r] * u[c];
-    small::inverse_of_gram(L, q, Linv, Minv);
     small::mult_lower_transpose_left(T, q, D, q, TD);
     add_mult(Minv, q, q, TD, q, Hs);
     if (!reml_terms) continue;
@@ -160,10 +170,10 @@ Eigen::VectorXd BlockedCholesky::nested_gradient(bool reml, int n_theta) const {
           v += LX[k + a * P] * Ri[k + c * p];
           g += C[k + a * P] * Ri[k + c * p];
         }
-        Vc[a] = v;
+        tv[a] = v;
         Gc[a] = g;
       }
-      small::solve_lower_transpose(L, q, Vc);
+      lower_transpose_times(Linv, q, tv, Vc);
       for (int r = 0; r < q; ++r) {
         double v = 0.0;
         for (int k = 0; k <= r; ++k) v += T[r + k * q] * Vc[k];
