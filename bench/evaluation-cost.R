@@ -45,8 +45,8 @@ cost_xp <- function(label, spec, xp, theta) {
   t_engine <- stats::median(vapply(1:3, function(i) {
     per_call(function() ns$engine_refit_xp(spec, xp, NULL, TRUE, lmm_control()), min_time = 0.1)
   }, numeric(1)))
-  cat(sprintf("%-9s engine fit %.4f s CPU (%d evaluations); evaluation %.2f ms, gradient +%.2f ms, set-up %.2f ms\n",
-              label, t_engine, engine$optinfo$evals, 1e3 * (tk - t1) / (k - 1L), 1e3 * (tg - t1),
+  cat(sprintf("%-9s engine fit %.3f ms CPU (%d evaluations); evaluation %.3f ms, gradient +%.3f ms, set-up %.3f ms\n",
+              label, 1e3 * t_engine, engine$optinfo$evals, 1e3 * (tk - t1) / (k - 1L), 1e3 * (tg - t1),
               1e3 * (t1 - (tk - t1) / (k - 1L))))
   cat(sprintf("          deviance %.10f, gradient %s\n", engine$deviance,
               paste(signif(ns$engine_deviance(spec, matrix(th, ncol = 1L), TRUE, xp, gradient = TRUE)$gradient, 6),
