@@ -69,4 +69,11 @@ GlmmResult evaluate_glmm(const ModelData& data, const GlmFamily& family, const s
                          const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
                          const GlmmOptions& options);
 
+// The gradient of the Laplace deviance in (theta, beta) at given (theta,
+// beta), where laplace_gradient.h applies (empty otherwise or on failure).
+Eigen::VectorXd laplace_gradient_at(const ModelData& data, const GlmFamily& family,
+                                    const std::vector<CovTemplate>& templates, const Eigen::VectorXd& eta_start,
+                                    const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                    const GlmmOptions& options);
+
 }  // namespace mlm
