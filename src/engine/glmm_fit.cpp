@@ -335,6 +335,7 @@ bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::
 // one Hessian (differences of the gradient) and no step that would make
 // it take another. False where it stops near a bound of theta or fails.
 bool GlmmFitter::quasi_newton_descent(Eigen::VectorXd& y) {
+  constexpr double kMaxQuasiNewtonStep = 4.0;
   const Eigen::Index np = nt_ + p_;
   Eigen::MatrixXd B = Eigen::MatrixXd::Identity(np, np) * 2.0;
   for (Eigen::Index i = 0; i < nt_; ++i) B(i, i) = phi_curv_[i];
@@ -350,7 +351,9 @@ bool GlmmFitter::quasi_newton_descent(Eigen::VectorXd& y) {
     if (dy.cwiseQuotient(h).cwiseAbs().maxCoeff() <= 0.1) return true;
     const double decrement = -0.5 * g.dot(dy);
     if (!(decrement > 0.0)) return false;
-    double t = 1.0;  // at most half way to a bound of theta
+    // At most half way to a bound of theta, and a few natural units or
+    // standard errors: beyond, the curvature model has nothing to say.
+    double t = std::min(1.0, kMaxQuasiNewtonStep / dy.cwiseAbs().maxCoeff());
     for (Eigen::Index i = 0; i < nt_; ++i)
       if (y[i] + dy[i] < space_.lower[i]) t = std::min(t, 0.5 * (y[i] - space_.lower[i]) / (-dy[i]));
     // A decrease lost in the criterion's rounding is judged by the gradient
