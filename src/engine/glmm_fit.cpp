@@ -300,19 +300,24 @@ bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::
     if (!analytic_) g = g_ + H_ * (y - y_);
     H = H_;
   } else if (analytic_) {
-    // Central differences of the gradient: 2 (theta, beta) evaluations per
-    // parameter instead of 2 per pair of parameters.
+    // Forward differences of the gradient: one (theta, beta) evaluation per
+    // parameter instead of 2 per pair of parameters. The gradient is
+    // accurate to the modes' convergence, far below the value's rounding,
+    // so the step can be a hundredth of the values' (5e-5 standard errors),
+    // where the one-sided error is negligible: on cbpp, Contraception and
+    // large binary and Poisson fits the standard errors stayed within 3e-6
+    // relative of those from central differences at the values' step
+    // (errors proportional to the step from 0.1 of it down to 0.001).
     const Eigen::Index n = y.size();
     H.resize(n, n);
-    Eigen::VectorXd yt = y, gp, gm;
+    Eigen::VectorXd yt = y, gp;
     double ft = 0.0;
     for (Eigen::Index i = 0; i < n; ++i) {
-      yt[i] = y[i] + h[i];
+      const double step = 0.01 * h[i];
+      yt[i] = y[i] + step;
       if (!stage2_gradient(yt, ft, gp)) return false;
-      yt[i] = y[i] - h[i];
-      if (!stage2_gradient(yt, ft, gm)) return false;
       yt[i] = y[i];
-      H.col(i) = (gp - gm) / (2.0 * h[i]);
+      H.col(i) = (gp - g) / step;
     }
     H = (0.5 * (H + H.transpose())).eval();
   } else {

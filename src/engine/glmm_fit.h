@@ -11,7 +11,8 @@
 // three steps. With one scalar random-effect term and a canonical link the
 // Laplace deviance has an analytic gradient (laplace_gradient.h): then
 // quasi-Newton steps on it, and the Hessian from differences of the
-// gradient (2 evaluations per parameter instead of 2 per pair). Both stages end with the rules of optimum.h (boundary rule,
+// gradient (one evaluation per parameter instead of 2 per pair). Both
+// stages end with the rules of optimum.h (boundary rule,
 // probes for a better basin, Newton polish, convergence check, new starts),
 // and the last Hessian gives the covariance of the fixed effects as
 // glmer's does.
