@@ -55,3 +55,17 @@ test_that("a crossed fit's estimates are those of a new evaluation at its theta"
     expect_equal(fit_fitted(fit), as.vector(ev$fitted), tolerance = 1e-12)
   }
 })
+
+test_that("a database fit computes its conditional variances from its cross-products, as the in-memory fit", {
+  d <- db_pupils(seed = 5, n = 800)
+  tb <- local_db_tbl(d, "pupils", "SQLite")
+  fits <- fit_mem_db(lmm(y ~ x + (1 + z | school) + (1 | hood), data = DATA), d, tb)
+  expect_null(fit_spec(fits$db)$rows)
+  for (g in c("school", "hood")) {
+    a <- attr(ranef(fits$mem)[[g]], "postVar")
+    b <- attr(ranef(fits$db)[[g]], "postVar")
+    expect_false(is.null(b))
+    expect_equal(dim(b), dim(a))
+    expect_equal(b, a, tolerance = 1e-6)
+  }
+})
