@@ -13,6 +13,10 @@ glmm_evaluate_cpp <- function(spec, eta_start, theta, beta, n_agq, control) {
     .Call(`_mlmfit_glmm_evaluate_cpp`, spec, eta_start, theta, beta, n_agq, control)
 }
 
+glmm_laplace_gradient_cpp <- function(spec, eta_start, theta, beta, control) {
+    .Call(`_mlmfit_glmm_laplace_gradient_cpp`, spec, eta_start, theta, beta, control)
+}
+
 gauss_hermite_cpp <- function(n) {
     .Call(`_mlmfit_gauss_hermite_cpp`, n)
 }

@@ -78,6 +78,24 @@ List glmm_evaluate_cpp(const List& spec, const NumericVector& eta_start, const N
   return mlm_glue::glmm_result_to_r(res, m, fam, n_agq);
 }
 
+// The analytic gradient of the Laplace deviance in (theta, beta) (for
+// tests: checked against differences of glmm_evaluate_cpp's criterion);
+// NULL where it does not apply.
+// [[Rcpp::export(rng = false)]]
+SEXP glmm_laplace_gradient_cpp(const List& spec, const NumericVector& eta_start, const NumericVector& theta,
+                               const NumericVector& beta, const List& control) {
+  const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec);
+  const mlm::GlmFamily fam = mlm_glue::family_from_spec(spec);
+  const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
+  mlm_glue::check_theta(m, th);
+  if (beta.size() != m.data.p) Rcpp::stop("internal: beta must have one value per column of X");
+  const Eigen::VectorXd g = mlm::laplace_gradient_at(m.data, fam, m.templates, checked_eta(m, eta_start), th,
+                                                     Rcpp::as<Eigen::VectorXd>(beta),
+                                                     mlm_glue::glmm_options_from(control, 1));
+  if (g.size() == 0) return R_NilValue;
+  return Rcpp::wrap(g);
+}
+
 // Nodes and weights of the Gauss-Hermite rule for the standard normal.
 // [[Rcpp::export(rng = false)]]
 List gauss_hermite_cpp(int n) {

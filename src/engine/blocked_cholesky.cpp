@@ -154,6 +154,70 @@ double BlockedCholesky::flops_per_factor() const {
   return flops;
 }
 
+namespace {
+
+// log of a product of many positive factors, such as the diagonal of a
+// Cholesky factor of I + a positive semi-definite matrix (all >= 1): one
+// log per 1e200 of growth instead of one per factor (a log costs about as
+// much as the rest of a 2 x 2 level's factorisation).
+class LogOfProduct {
+ public:
+  void add(double d) {
+    if (!(d < 1e100 && d > 1e-100)) {  // the product stays within 1e-300 .. 1e300
+      sum_ += std::log(d);
+      return;
+    }
+    product_ *= d;
+    if (!(product_ < 1e200 && product_ > 1e-200)) {
+      sum_ += std::log(product_);
+      product_ = 1.0;
+    }
+  }
+  double value() const { return sum_ + std::log(product_); }
+
+ private:
+  double product_ = 1.0, sum_ = 0.0;
+};
+
+}  // namespace
+
+template <int Q>
+bool BlockedCholesky::factor_primary(Eigen::MatrixXd& XXs) {
+  const CrossProducts& xp = xp_;
+  const int q1 = Q > 0 ? Q : xp.q1;
+  const int P = xp.p + 1;
+  const double* T1 = T_[0].data();
+  double fixed_tmp[Q > 0 ? Q * Q : 1];
+  double* tmp = Q > 0 ? fixed_tmp : work_.data();
+  // L_X1 L_X1' summed apart from XX: its terms are positive semi-definite,
+  // so the sum loses nothing to cancellation before the one subtraction.
+  Eigen::MatrixXd fill = Eigen::MatrixXd::Zero(P, P);
+  double* F = fill.data();
+  LogOfProduct det;
+  for (Index j = 0; j < xp.k1; ++j) {
+    double* L = L1_.data() + j * q1 * q1;
+    const double* D = xp.D1.data() + j * q1 * q1;
+    small::mult_lower_right(D, q1, q1, T1, tmp);
+    small::mult_lower_transpose_left(T1, q1, tmp, q1, L);
+    for (int a = 0; a < q1; ++a) L[a + a * q1] += 1.0;
+    if (!small::cholesky_lower(L, q1)) return false;
+    for (int a = 0; a < q1; ++a) det.add(L[a + a * q1]);
+    double* LX = LX1_.data() + j * q1 * P;
+    small::mult_lower_right(xp.C1.data() + j * q1 * P, P, q1, T1, LX);
+    small::solve_right_lower_transpose(LX, P, q1, L);
+    for (int c = 0; c < P; ++c)
+      for (int r = c; r < P; ++r) {
+        double v = 0.0;
+        for (int k = 0; k < q1; ++k) v += LX[r + k * P] * LX[c + k * P];
+        F[r + c * P] += v;
+      }
+  }
+  ld_L2_ = 2.0 * det.value();
+  XXs = xp.XX;
+  XXs.triangularView<Eigen::Lower>() -= fill;
+  return true;
+}
+
 bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
   const CrossProducts& xp = xp_;
   factored_ = false;
@@ -162,23 +226,17 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
   const int q1 = xp.q1;
   const double* T1 = T_[0].data();
   double* tmp = work_.data();
-  ld_L2_ = 0.0;
 
   // Primary factor: one small Cholesky per level, and the fixed-effect rows.
-  for (Index j = 0; j < xp.k1; ++j) {
-    double* L = L1_.data() + j * q1 * q1;
-    const double* D = xp.D1.data() + j * q1 * q1;
-    small::mult_lower_right(D, q1, q1, T1, tmp);
-    small::mult_lower_transpose_left(T1, q1, tmp, q1, L);
-    for (int a = 0; a < q1; ++a) L[a + a * q1] += 1.0;
-    if (!small::cholesky_lower(L, q1)) return false;
-    for (int a = 0; a < q1; ++a) ld_L2_ += 2.0 * std::log(L[a + a * q1]);
-    double* LX = LX1_.data() + j * q1 * P;
-    small::mult_lower_right(xp.C1.data() + j * q1 * P, P, q1, T1, LX);
-    small::solve_right_lower_transpose(LX, P, q1, L);
+  Eigen::MatrixXd XXs;
+  bool primary_ok;
+  switch (q1) {
+    case 1: primary_ok = factor_primary<1>(XXs); break;
+    case 2: primary_ok = factor_primary<2>(XXs); break;
+    case 3: primary_ok = factor_primary<3>(XXs); break;
+    default: primary_ok = factor_primary<0>(XXs);
   }
-  Eigen::MatrixXd XXs = xp.XX;
-  XXs.selfadjointView<Eigen::Lower>().rankUpdate(LX1_, -1.0);
+  if (!primary_ok) return false;
 
   if (xp.m > 0) {
     // L_R1 = T_f' A_R1 T1 L1^{-T}, block by block, with M = T1 L1^{-T}
@@ -557,8 +615,15 @@ void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<doubl
     }
   }
   // C = I + sum_a G_a' Q_a, then M_jj = L^{-T} C L^{-1} and
-  // M(a, j) = -Q_a L^{-1}: plain loops, the blocks being tiny.
-  Eigen::MatrixXd C = Eigen::MatrixXd::Identity(q1, q1);
+  // M(a, j) = -Q_a L^{-1}: plain loops on scratch kept between levels, the
+  // blocks being tiny (an allocation per level cost more than the sums).
+  const int qq = q1 * q1;
+  if (level_scratch_.size() < static_cast<std::size_t>(3 * qq)) level_scratch_.resize(3 * qq);
+  double* C = level_scratch_.data();
+  double* Li = C + qq;   // L^{-1}, lower triangular
+  double* CLi = Li + qq;
+  for (int l = 0; l < q1; ++l)
+    for (int k = 0; k < q1; ++k) C[k + l * q1] = k == l ? 1.0 : 0.0;
   for (Index a = e0; a < e1; ++a) {
     const int qa = xp.q_of(xp.r1_row[a]);
     const double* Ga = LR1_.data() + xp.r1_off[a];
@@ -567,13 +632,26 @@ void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<doubl
       for (int k = 0; k < q1; ++k) {
         double v = 0.0;
         for (int r = 0; r < qa; ++r) v += Ga[r + k * qa] * Qa[r + l * qa];
-        C(k, l) += v;
+        C[k + l * q1] += v;
       }
   }
-  Eigen::MatrixXd Linv = Eigen::MatrixXd::Identity(q1, q1);
-  for (int c = 0; c < q1; ++c) small::solve_lower(L1_.data() + j * q1 * q1, q1, Linv.col(c).data());
-  Mjj.noalias() = Linv.transpose() * C * Linv;
-  const double* Li = Linv.data();
+  for (int c = 0; c < q1; ++c) {
+    for (int r = 0; r < q1; ++r) Li[r + c * q1] = r == c ? 1.0 : 0.0;
+    small::solve_lower(L1_.data() + j * qq, q1, Li + c * q1);
+  }
+  for (int c = 0; c < q1; ++c)
+    for (int r = 0; r < q1; ++r) {
+      double v = 0.0;
+      for (int k = c; k < q1; ++k) v += C[r + k * q1] * Li[k + c * q1];
+      CLi[r + c * q1] = v;
+    }
+  Mjj.resize(q1, q1);
+  for (int c = 0; c < q1; ++c)
+    for (int r = 0; r < q1; ++r) {
+      double v = 0.0;
+      for (int k = r; k < q1; ++k) v += Li[k + r * q1] * CLi[k + c * q1];
+      Mjj(r, c) = v;
+    }
   for (Index a = e0; a < e1; ++a) {
     const int qa = xp.q_of(xp.r1_row[a]);
     const double* Qa = Q.data() + xp.r1_off[a] - base;
@@ -603,6 +681,23 @@ std::vector<Eigen::MatrixXd> BlockedCholesky::unscaled_cond_var() {
 
   // Primary level j: T (M^{-1})_jj T'.
   out[0].resize(q1, q1 * xp.k1);
+  if (xp.m == 0) {
+    // M_jj^{-1} = L_j^{-T} L_j^{-1}: T M_jj^{-1} T' = W'W with W = L_j^{-1} T'.
+    std::vector<double> W(static_cast<std::size_t>(q1) * q1);
+    for (Index j = 0; j < xp.k1; ++j) {
+      for (int c = 0; c < q1; ++c) {
+        for (int r = 0; r < q1; ++r) W[r + c * q1] = T_[0](c, r);
+        small::solve_lower(L1_.data() + j * q1 * q1, q1, W.data() + c * q1);
+      }
+      for (int c = 0; c < q1; ++c)
+        for (int r = 0; r < q1; ++r) {
+          double v = 0.0;
+          for (int k = 0; k < q1; ++k) v += W[k + r * q1] * W[k + c * q1];
+          out[0](r, j * q1 + c) = v;
+        }
+    }
+    return out;
+  }
   Eigen::MatrixXd Mjj;
   std::vector<double> Q, Mej;
   for (Index j = 0; j < xp.k1; ++j) {

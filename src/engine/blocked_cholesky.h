@@ -69,6 +69,14 @@ class BlockedCholesky {
   // coordinates, primary first.
   Eigen::MatrixXd back_substitute(const Eigen::MatrixXd& rhs1, const Eigen::MatrixXd& rhsR) const;
   void fill_templates(const Eigen::VectorXd& theta);
+  // The primary blocks of factor(): L1_, LX1_, log |L_Z|^2 of the primary
+  // part and XXs = XX - L_X1 L_X1'. Q = q1 fixed at compile time (0: any).
+  template <int Q>
+  bool factor_primary(Eigen::MatrixXd& XXs);
+  // deviance_gradient() without secondary factors: one pass over the
+  // primary levels (deviance_gradient.cpp).
+  template <int Q>
+  Eigen::VectorXd nested_gradient(bool reml, int n_theta) const;
   // The steps of deviance_gradient() (deviance_gradient.cpp).
   Eigen::Index z_coordinate(Index secondary_level) const;
   Eigen::MatrixXd apply_AZZ(const Eigen::MatrixXd& V) const;
@@ -118,6 +126,7 @@ class BlockedCholesky {
   AlignedMatrix Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix
   mutable std::vector<double> q_all_;  // like xp.r1_vals: Q of each entry
   mutable long q_generation_ = -1;     // selected inverse that q_all_ belongs to
+  mutable std::vector<double> level_scratch_;  // inverse_blocks_for_level(): C, L^{-1}, C L^{-1}
   Eigen::MatrixXd W_;    // (p+1) x m
   Eigen::MatrixXd Y_;    // m x (p+1): half-solved W'
   Eigen::MatrixXd LXX_;  // (p+1) x (p+1), lower

@@ -51,6 +51,15 @@ void add_mult_at(const double* A, int rows, int k, const double* B, int cols, do
     }
 }
 
+// out (q) = W' x, W (q x q) lower triangular.
+void lower_transpose_times(const double* W, int q, const double* x, double* out) {
+  for (int a = 0; a < q; ++a) {
+    double s = 0.0;
+    for (int k = a; k < q; ++k) s += W[k + a * q] * x[k];
+    out[a] = s;
+  }
+}
+
 }  // namespace
 
 // The steps of the gradient, on a factorisation (and, from
@@ -61,6 +70,14 @@ void add_mult_at(const double* A, int rows, int k, const double* B, int cols, do
 //      M^{-1} Lambda' A_ZZ (plus the REML corrections);
 //   4. the sums over levels for each entry of theta.
 Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
+  if (xp_.m == 0) {
+    switch (xp_.q1) {
+      case 1: return nested_gradient<1>(reml, n_theta);
+      case 2: return nested_gradient<2>(reml, n_theta);
+      case 3: return nested_gradient<3>(reml, n_theta);
+      default: return nested_gradient<0>(reml, n_theta);
+    }
+  }
   const Solution sol = solve();
   Eigen::VectorXd u, b;
   stack_modes(sol, u, b);
@@ -72,6 +89,112 @@ Eigen::VectorXd BlockedCholesky::deviance_gradient(bool reml, int n_theta) {
   std::vector<double> H = diagonal_blocks_of_H();
   if (reml_terms) add_reml_corrections(Vt, K, H);
   return assemble_gradient(H, rZ, u, reml, n_theta);
+}
+
+// Without secondary factors M = Lambda' Z'WZ Lambda + I is block diagonal,
+// M_jj = L_j L_j', and each term of the gradient is a sum over the primary
+// levels of products of the level's own tiny blocks (the steps above,
+// level by level):
+//   u_j = L_j^{-T} (L_Xj(y) - L_Xj(X) beta),  b_j = T u_j,
+//   r_Zj = C_j(y) - C_j(X) beta - D_j b_j,
+//   H_jj = M_jj^{-1} T' D_j  (+ REML: V_j' K_j', with V_j' = L_j^{-T} L_Xj(X)' R_X^{-T}
+//          and K_j = D_j T V_j' - C_j(X)' R_X^{-T}),
+// where D_j, C_j are the level's blocks of Z'WZ and [X y]'WZ (transposed).
+// One pass sums H_jj and r_Zj u_j' (q1 x q1 each); nothing per level is
+// stored. Q = q1 fixed at compile time (0: any).
+template <int Q>
+Eigen::VectorXd BlockedCholesky::nested_gradient(bool reml, int n_theta) const {
+  const CrossProducts& xp = xp_;
+  const int q = Q > 0 ? Q : xp.q1, qq = q * q;
+  const int p = xp.p, P = p + 1;
+  const bool reml_terms = reml && p > 0;
+  const Eigen::MatrixXd Rx = LXX_.topLeftCorner(p, p);
+  const Eigen::VectorXd beta = Rx.transpose().triangularView<Eigen::Upper>().solve(LXX_.row(p).head(p).transpose());
+  Eigen::MatrixXd RxiT = Eigen::MatrixXd::Identity(p, p);  // R_X^{-T}, upper triangular
+  if (reml_terms) {
+    Rx.triangularView<Eigen::Lower>().solveInPlace(RxiT);
+    RxiT.transposeInPlace();
+  }
+  const double* bt = beta.data();
+  const double* Ri = RxiT.data();
+  const double* T = T_[0].data();
+  std::vector<double> scratch(static_cast<std::size_t>(4 * qq + 4 * q + 3 * q * p));
+  double* Linv = scratch.data();
+  double* Minv = Linv + qq;
+  double* TD = Minv + qq;
+  double* u = TD + qq;
+  double* b = u + q;
+  double* rZ = b + q;
+  double* tv = rZ + q;
+  double* Vt = tv + q;
+  double* G = Vt + q * p;
+  double* K = G + q * p;
+  Eigen::MatrixXd Hsum = Eigen::MatrixXd::Zero(q, q), R2 = Eigen::MatrixXd::Zero(q, q);
+  double* Hs = Hsum.data();
+  double* R2s = R2.data();
+  for (Index j = 0; j < xp.k1; ++j) {
+    const double* L = L1_.data() + j * qq;
+    const double* LX = LX1_.data() + j * q * P;   // P x q
+    const double* D = xp.D1.data() + j * qq;
+    const double* C = xp.C1.data() + j * q * P;  // P x q
+    // L^{-1} first: the solves with L' below are products with it
+    small::inverse_of_gram(L, q, Linv, Minv);
+    for (int a = 0; a < q; ++a) {
+      double v = LX[p + a * P];
+      for (int c = 0; c < p; ++c) v -= LX[c + a * P] * bt[c];
+      tv[a] = v;
+    }
+    lower_transpose_times(Linv, q, tv, u);
+    for (int r = 0; r < q; ++r) {
+      double v = 0.0;
+      for (int k = 0; k <= r; ++k) v += T[r + k * q] * u[k];
+      b[r] = v;
+    }
+    for (int r = 0; r < q; ++r) {
+      double v = C[p + r * P];
+      for (int c = 0; c < p; ++c) v -= C[c + r * P] * bt[c];
+      for (int k = 0; k < q; ++k) v -= D[r + k * q] * b[k];
+      rZ[r] = v;
+    }
+    for (int c = 0; c < q; ++c)
+      for (int r = 0; r < q; ++r) R2s[r + c * q] += rZ[r] * u[c];
+    small::mult_lower_transpose_left(T, q, D, q, TD);
+    add_mult(Minv, q, q, TD, q, Hs);
+    if (!reml_terms) continue;
+    for (int c = 0; c < p; ++c) {
+      double* Vc = Vt + c * q;
+      double* Gc = G + c * q;
+      for (int a = 0; a < q; ++a) {
+        double v = 0.0, g = 0.0;
+        for (int k = 0; k <= c; ++k) {
+          v += LX[k + a * P] * Ri[k + c * p];
+          g += C[k + a * P] * Ri[k + c * p];
+        }
+        tv[a] = v;
+        Gc[a] = g;
+      }
+      lower_transpose_times(Linv, q, tv, Vc);
+      for (int r = 0; r < q; ++r) {
+        double v = 0.0;
+        for (int k = 0; k <= r; ++k) v += T[r + k * q] * Vc[k];
+        tv[r] = v;
+      }
+      for (int r = 0; r < q; ++r) {
+        double v = -Gc[r];
+        for (int k = 0; k < q; ++k) v += D[r + k * q] * tv[k];
+        K[r + c * q] = v;
+      }
+    }
+    add_mult_bt(Vt, q, p, K, q, Hs);
+  }
+  const double n_eff = static_cast<double>(reml ? xp.n - xp.p : xp.n);
+  Eigen::VectorXd grad = Eigen::VectorXd::Zero(n_theta);
+  for (int c = 0; c < q; ++c)
+    for (int r = c; r < q; ++r) {
+      const int k = tpl_[0].theta_index[r + c * q];
+      if (k >= 0) grad[k] += 2.0 * Hsum(c, r) - 2.0 * n_eff * R2(r, c) / pwrss_;
+    }
+  return grad;
 }
 
 Eigen::Index BlockedCholesky::z_coordinate(Index s) const { return xp_.k1 * xp_.q1 + xp_.sec_start[s]; }
@@ -194,10 +317,10 @@ void BlockedCholesky::reml_corrections(Eigen::MatrixXd& Vt, Eigen::MatrixXd& K) 
   if (m > 0) FR = Rx.triangularView<Eigen::Lower>().solve(Y_.leftCols(p).transpose()).transpose();
   Vt = back_substitute(F1, FR);
   Eigen::MatrixXd LVt(nz, p);  // Lambda V'
-  for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1) = T_[0] * Vt.middleRows(j * q1, q1);
+  for (Index j = 0; j < xp.k1; ++j) LVt.middleRows(j * q1, q1).noalias() = T_[0] * Vt.middleRows(j * q1, q1);
   for (Index s = 0; s < xp.n_sec; ++s) {
     const int q = xp.q_of(s);
-    LVt.middleRows(z_coordinate(s), q) = T_[1 + xp.sec_fac[s]] * Vt.middleRows(z_coordinate(s), q);
+    LVt.middleRows(z_coordinate(s), q).noalias() = T_[1 + xp.sec_fac[s]] * Vt.middleRows(z_coordinate(s), q);
   }
   K = apply_AZZ(LVt);  // (V Lambda' A_ZZ)'
   Eigen::MatrixXd AXZ(p, nz);

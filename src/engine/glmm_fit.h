@@ -8,7 +8,11 @@
 // by its conditional covariance at the stage-1 optimum (units of standard
 // errors), where the deviance is nearly quadratic with unit curvature:
 // Newton's method on finite-difference derivatives converges in two or
-// three steps. Both stages end with the rules of optimum.h (boundary rule,
+// three steps. With one scalar random-effect term and a canonical link the
+// Laplace deviance has an analytic gradient (laplace_gradient.h): then
+// quasi-Newton steps on it, and the Hessian from differences of the
+// gradient (one evaluation per parameter instead of 2 per pair). Both
+// stages end with the rules of optimum.h (boundary rule,
 // probes for a better basin, Newton polish, convergence check, new starts),
 // and the last Hessian gives the covariance of the fixed effects as
 // glmer's does.
@@ -68,5 +72,12 @@ GlmmResult fit_glmm(const ModelData& data, const GlmFamily& family, const std::v
 GlmmResult evaluate_glmm(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates,
                          const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
                          const GlmmOptions& options);
+
+// The gradient of the Laplace deviance in (theta, beta) at given (theta,
+// beta), where laplace_gradient.h applies (empty otherwise or on failure).
+Eigen::VectorXd laplace_gradient_at(const ModelData& data, const GlmFamily& family,
+                                    const std::vector<CovTemplate>& templates, const Eigen::VectorXd& eta_start,
+                                    const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                    const GlmmOptions& options);
 
 }  // namespace mlm

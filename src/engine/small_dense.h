@@ -30,14 +30,12 @@ inline bool cholesky_lower(double* A, int q) {
 
 // out (r x c) = A (r x c) * T (c x c, lower triangular)
 inline void mult_lower_right(const double* A, int r, int c, const double* T, double* out) {
-  for (int j = 0; j < c; ++j) {
-    for (int i = 0; i < r; ++i) out[i + j * r] = 0.0;
-    for (int k = j; k < c; ++k) {
-      const double t = T[k + j * c];
-      if (t == 0.0) continue;
-      for (int i = 0; i < r; ++i) out[i + j * r] += A[i + k * r] * t;
+  for (int j = 0; j < c; ++j)
+    for (int i = 0; i < r; ++i) {
+      double s = 0.0;
+      for (int k = j; k < c; ++k) s += A[i + k * r] * T[k + j * c];
+      out[i + j * r] = s;
     }
-  }
 }
 
 // out (r x c) = T' (r x r, T lower triangular) * A (r x c)
@@ -54,11 +52,11 @@ inline void mult_lower_transpose_left(const double* T, int r, const double* A, i
 // B (r x c) := B * L^{-T}, L (c x c) lower triangular: solves X L' = B row by row.
 inline void solve_right_lower_transpose(double* B, int r, int c, const double* L) {
   for (int j = 0; j < c; ++j) {
-    const double d = L[j + j * c];
+    const double inv = 1.0 / L[j + j * c];  // one division per column, not per entry
     for (int i = 0; i < r; ++i) {
       double s = B[i + j * r];
       for (int k = 0; k < j; ++k) s -= B[i + k * r] * L[j + k * c];
-      B[i + j * r] = s / d;
+      B[i + j * r] = s * inv;
     }
   }
 }
@@ -79,6 +77,29 @@ inline void solve_lower(const double* L, int q, double* x) {
     for (int k = 0; k < i; ++k) s -= L[i + k * q] * x[k];
     x[i] = s / L[i + i * q];
   }
+}
+
+// out (q x q, both triangles) = (L L')^{-1} = L^{-T} L^{-1}, L lower
+// triangular; w (q x q) is scratch and receives L^{-1}.
+inline void inverse_of_gram(const double* L, int q, double* w, double* out) {
+  // L^{-1} column by column (lower triangular); its diagonal holds the
+  // reciprocals of L's, so that the rest needs no division.
+  for (int c = 0; c < q; ++c) {
+    for (int r = 0; r < q; ++r) w[r + c * q] = 0.0;
+    w[c + c * q] = 1.0 / L[c + c * q];
+  }
+  for (int c = 0; c < q; ++c)
+    for (int r = c + 1; r < q; ++r) {
+      double s = 0.0;
+      for (int k = c; k < r; ++k) s -= L[r + k * q] * w[k + c * q];
+      w[r + c * q] = s * w[r + r * q];
+    }
+  for (int c = 0; c < q; ++c)
+    for (int r = c; r < q; ++r) {
+      double s = 0.0;
+      for (int k = r; k < q; ++k) s += w[k + r * q] * w[k + c * q];  // L^{-1} is lower triangular
+      out[r + c * q] = out[c + r * q] = s;
+    }
 }
 
 // out (r x c) -= A (r x k) * B' (B is c x k)

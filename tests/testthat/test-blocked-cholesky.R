@@ -161,3 +161,45 @@ test_that("the blocked Cholesky factor agrees with dense algebra where the Schur
   e <- expect_factor_matches_dense(fit, away_from_optimum(fit), FALSE, gradient = FALSE)
   expect_false(e$dense_schur)
 })
+
+test_that("the blocked Cholesky factor agrees with dense algebra with one grouping factor, for each size of block", {
+  # One grouping factor: no Schur complement, and the factorisation and
+  # gradient take their own path, unrolled for blocks of 1, 2 and 3
+  # (4: the general loops); with weights, without an intercept (no
+  # centring), REML and ML, and at a singular theta.
+  set.seed(14)
+  n <- 400
+  d <- data.frame(g = sample(40, n, TRUE), x = rnorm(n), z = rnorm(n), v = rnorm(n), w = runif(n, 0.5, 2))
+  d$y <- 1 + d$x + rnorm(40)[d$g] + rnorm(40, sd = 0.5)[d$g] * d$x + rnorm(40, sd = 0.3)[d$g] * d$z + rnorm(n)
+  fits <- list(
+    q1 = lmm(y ~ x + (1 | g), d, weights = w),
+    q2 = lmm(y ~ x + z + (x | g), d),
+    q3 = lmm(y ~ 0 + x + (x + z | g), d, weights = w),
+    q4 = suppressMessages(lmm(y ~ x + (x + z + v | g), d))
+  )
+  for (fit in fits) {
+    for (reml in c(TRUE, FALSE)) {
+      e <- expect_factor_matches_dense(fit, away_from_optimum(fit), reml)
+      expect_true(e$dense_schur)  # nothing to hold: no secondary factor
+    }
+    th <- away_from_optimum(fit)
+    th[[1L]] <- 0
+    expect_factor_matches_dense(fit, th, TRUE)
+  }
+})
+
+test_that("log |L_Z|^2 of one grouping factor stays exact however large the variances", {
+  # The determinant is taken as the log of products of the diagonal of the
+  # factor, in ranges that cannot overflow: a relative standard deviation
+  # of 1e50 (the product leaves its range after a few levels) and 1e110
+  # (a single entry beyond it).
+  set.seed(15)
+  d <- data.frame(g = rep(1:30, each = 5), x = rnorm(150))
+  d$y <- d$x + rnorm(30)[d$g] + rnorm(150)
+  fit <- lmm(y ~ 0 + x + (1 | g), d)  # an intercept would be lost in the group effects at such variances
+  for (th in c(1e50, 1e110)) {
+    e <- mlmfit:::blocked_cholesky_parts_cpp(mlmfit:::fit_spec(fit), mlmfit:::fit_xp(fit), th, TRUE)
+    expect_equal(e$ld_L2, 30 * log(1 + th^2 * 5), tolerance = 1e-14)  # 30 levels of 5 rows: 1 + th^2 Z_j'Z_j each
+    expect_equal(e$pwrss, sum(stats::resid(stats::lm(y ~ x + factor(g), d))^2), tolerance = 1e-8)
+  }
+})

@@ -1,0 +1,35 @@
+// The gradient of the Laplace deviance of a GLMM in (theta, beta), with u
+// at its conditional mode, for one scalar random-effect term and a
+// canonical link (binomial-logit, Poisson-log): one pass over the data at
+// the modes instead of 2 (theta, beta) evaluations per parameter by
+// differences. With M = Lambda'Z'WZ Lambda + I (W the working weights),
+// the deviance is  dev(eta) + ||u||^2 + log|M|,  eta = X beta + Z Lambda u.
+// Its total derivative in a parameter t is the partial derivative of
+// dev + ||u||^2 (u at its mode: the envelope theorem) plus that of log|M|,
+// which moves with t directly (theta) and through the weights at
+// eta(t, u(t)): sum_i dw_i/deta_i h_i deta_i/dt, h_i the i-th diagonal
+// entry of Z Lambda M^{-1} Lambda'Z', and du/dt from the implicit function
+// theorem on the mode's equation (the Hessian of the penalised deviance in
+// u is 2M for a canonical link, where observed and expected information
+// agree). For one scalar term M is diagonal, so every term is a sum per
+// level accumulated in the same pass.
+#pragma once
+
+#include <Eigen/Dense>
+
+#include "glm_family.h"
+#include "model_data.h"
+
+namespace mlm {
+
+// Does laplace_gradient() apply: one grouping factor with one column, one
+// entry of theta, a canonical link of a family without dispersion.
+bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
+
+// The gradient (d/dtheta, d/dbeta) of the Laplace deviance at theta (lme4's
+// parametrisation, Lambda = theta I), beta, and u the conditional modes
+// there (1 x levels); false where a mean leaves the family's domain.
+bool laplace_gradient(const ModelData& data, const GlmFamily& family, double theta, const Eigen::VectorXd& beta,
+                      const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
+
+}  // namespace mlm
