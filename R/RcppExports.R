@@ -53,6 +53,10 @@ lmm_evaluate_cpp <- function(spec, xp_r, theta, reml, cond_var) {
     .Call(`_mlmfit_lmm_evaluate_cpp`, spec, xp_r, theta, reml, cond_var)
 }
 
+lmm_cond_var_cpp <- function(spec, xp_r, theta, reml) {
+    .Call(`_mlmfit_lmm_cond_var_cpp`, spec, xp_r, theta, reml)
+}
+
 lmm_deviance_cpp <- function(spec, xp_r, thetas, reml, gradient) {
     .Call(`_mlmfit_lmm_deviance_cpp`, spec, xp_r, thetas, reml, gradient)
 }

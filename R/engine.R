@@ -93,6 +93,12 @@ engine_evaluate_lmm <- function(spec, xp, theta, REML, cond_var = FALSE) {
   engine_call(lmm_evaluate_cpp(spec, xp, as.double(theta), REML, cond_var))
 }
 
+# The conditional covariances of the random effects at theta (per block, q x
+# q x levels, including sigma^2), from the cross-products xp.
+engine_cond_var_lmm <- function(spec, xp, theta, REML) {
+  engine_call(lmm_cond_var_cpp(spec, xp, as.double(theta), REML))
+}
+
 engine_evaluate_structured <- function(spec, theta, psi, REML, cond_var = FALSE) {
   engine_call(lmm_structured_evaluate_cpp(spec, as.double(theta), as.double(psi), REML, cond_var))
 }

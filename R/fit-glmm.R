@@ -182,7 +182,7 @@ new_glmm_fit <- function(spec, engine, call, nAGQ, control) {
   grad <- engine$gradient
   if (length(grad) > 0L) names(grad) <- par_names
   fields <- c(list(spec = spec, call = call, control = control, REML = FALSE), engine_estimates(spec, engine), list(
-    vcov = vc, fitted = as.vector(engine$mu), devcomp = engine$devcomp,
+    cond_var = per_block(engine$cond_var, spec), vcov = vc, fitted = as.vector(engine$mu), devcomp = engine$devcomp,
     optinfo = c(engine$optinfo, list(hessian = hess, gradient = grad)), xp = NULL,
     nAGQ = nAGQ, u = per_block(engine$u, spec), eta = as.vector(engine$eta),
     working_weights = as.vector(engine$working_weights), vcov_unscaled = vc_unscaled, vcov_method = vcov_method

@@ -166,7 +166,9 @@ check_reml_identifiable <- function(spec, REML) {
 #' @param boundary_tol Diagonal entries of the relative covariance factor
 #'   below this are tried at zero (a singular fit) and kept there when the
 #'   deviance does not rise.
-#' @param cond_var Compute the conditional variances of the random effects.
+#' @param cond_var Make the conditional variances of the random effects
+#'   available (`ranef(condVar = TRUE)` and the methods built on it). They
+#'   are computed when a method first asks for them, and kept with the fit.
 #' @param residual_method How a fit with a `correlation` or `variance`
 #'   structure forms its whitened cross-products at each evaluation:
 #'   `"auto"` (default) combines cross-products formed once where the
@@ -207,7 +209,8 @@ new_lmm_fit <- function(spec, engine, call, REML, control) {
     vcov = vc, fitted = as.vector(engine$fitted),
     devcomp = list(criterion = engine$deviance, ld_L2 = engine$ld_L2, ld_RX2 = engine$ld_RX2, pwrss = engine$pwrss,
                    n = spec_nobs(spec), p = length(p_names), sum_log_weights = engine$xp$sum_log_weights),
-    optinfo = engine$optinfo %||% list(warnings = character()), xp = engine$xp
+    optinfo = engine$optinfo %||% list(warnings = character()), xp = engine$xp,
+    cache = new.env(parent = emptyenv())
   ))
   class <- c("mlmfit_lmm", "mlmfit")
   if (!is.null(res <- spec_residual(spec))) {
@@ -219,12 +222,24 @@ new_lmm_fit <- function(spec, engine, call, REML, control) {
   new_mlmfit(fields, class)
 }
 
-# The estimates every engine answer holds, named: theta, beta, sigma, the
-# conditional modes and their conditional variances.
+# The estimates every engine answer holds, named: theta, beta, sigma and the
+# conditional modes.
 engine_estimates <- function(spec, engine) {
   list(theta = stats::setNames(as.vector(engine$theta), names(theta_start(spec))),
        beta = stats::setNames(as.vector(engine$beta), spec_x_names(spec)), sigma = engine$sigma,
-       b = per_block(engine$b, spec), cond_var = per_block(engine$cond_var, spec))
+       b = per_block(engine$b, spec))
+}
+
+# The conditional covariances of the random effects of a linear mixed model
+# (with or without a residual structure: its cross-products are whitened at
+# the optimum), computed when a method first asks for them: they cost a
+# selected inverse, as much as two or three deviance evaluations, which a
+# fit does not need. The same numbers as at the end of the fit (the same
+# factorisation at the same theta). None when the fit's control says so.
+lmm_cond_var <- function(fit) {
+  if (!isTRUE(fit_control(fit)$cond_var)) return(list())
+  spec <- fit_spec(fit)
+  per_block(engine_cond_var_lmm(spec, fit_xp(fit), fit_theta(fit), fit_reml(fit)), spec)
 }
 
 # The engine's pieces per block (conditional modes: q x levels matrices;

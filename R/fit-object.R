@@ -19,8 +19,10 @@
 #                   negative binomial models; the scale of a Gamma model)
 # * b               conditional modes of the random effects: per block (named by
 #                   its label) a q x levels matrix with dimnames (columns, levels)
-# * cond_var        their conditional covariances: per block a q x q x levels
-#                   array (including sigma^2); an empty list when not computed
+# * cond_var        (glmm fits) their conditional covariances: per block a
+#                   q x q x levels array (including sigma^2); an empty list
+#                   when not computed. lmm fits compute them when a method
+#                   first asks (fit_cond_var()) and keep them in `cache`
 # * vcov            covariance matrix of beta (named)
 # * fitted          conditional fitted values (fixed and random effects and
 #                   offset; the means of a glmm), one per observation, unnamed;
@@ -42,6 +44,8 @@
 # * xp              cross-products of [Z X y] (whitened at the optimum for a
 #                   structured fit) from which the engine evaluates the deviance
 #                   without a pass over the data; NULL for glmm fits
+# * cache           (lmm fits) an environment for what methods compute from
+#                   the fit on demand and keep: cond_var
 # Fits with a residual structure also:
 # * psi             all parameters of the structure (fixed ones too) on the
 #                   optimiser's unconstrained scale, named
@@ -116,7 +120,16 @@ fit_theta <- fit_field("theta")
 fit_beta <- fit_field("beta")
 fit_sigma <- fit_field("sigma")
 fit_b <- fit_field("b")
-fit_cond_var <- fit_field("cond_var")
+# The conditional covariances of the random effects: glmm fits (and lmm
+# fits saved by earlier versions) hold them; lmm fits compute them at the
+# first call and keep them in their cache (an environment: every copy of
+# the fit shares it).
+fit_cond_var <- function(fit) {
+  fit <- current_fit(fit)
+  cache <- fit$cache
+  if (is.null(cache)) return(fit$cond_var)
+  cache$cond_var <- cache$cond_var %||% lmm_cond_var(fit)
+}
 fit_vcov <- fit_field("vcov")
 fit_fitted <- fit_field("fitted")
 fit_devcomp <- fit_field("devcomp")

@@ -186,6 +186,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// lmm_cond_var_cpp
+List lmm_cond_var_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml);
+RcppExport SEXP _mlmfit_lmm_cond_var_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_cond_var_cpp(spec, xp_r, theta, reml));
+    return rcpp_result_gen;
+END_RCPP
+}
 // lmm_deviance_cpp
 List lmm_deviance_cpp(const List& spec, const List& xp_r, const NumericMatrix& thetas, bool reml, bool gradient);
 RcppExport SEXP _mlmfit_lmm_deviance_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetasSEXP, SEXP remlSEXP, SEXP gradientSEXP) {
@@ -294,6 +307,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_refit_response_cpp", (DL_FUNC) &_mlmfit_lmm_refit_response_cpp, 5},
     {"_mlmfit_lmm_refit_responses_cpp", (DL_FUNC) &_mlmfit_lmm_refit_responses_cpp, 6},
     {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 5},
+    {"_mlmfit_lmm_cond_var_cpp", (DL_FUNC) &_mlmfit_lmm_cond_var_cpp, 4},
     {"_mlmfit_lmm_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_cpp, 5},
     {"_mlmfit_lmm_deviance_terms_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_terms_cpp, 4},
     {"_mlmfit_lmm_structured_fit_cpp", (DL_FUNC) &_mlmfit_lmm_structured_fit_cpp, 5},

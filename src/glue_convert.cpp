@@ -335,7 +335,6 @@ mlm::LmmOptions lmm_options_from(const List& control, bool reml) {
   o.reml = reml;
   optim_options_from(control, o.optim);
   o.boundary_tol = Rcpp::as<double>(control["boundary_tol"]);
-  o.cond_var = Rcpp::as<bool>(control["cond_var"]);
   // The finite-difference Newton polish after the quasi-Newton optimiser
   // costs more evaluations than the optimisation itself when it starts at
   // the original estimates; bootstrap refits skip it (polish = FALSE).

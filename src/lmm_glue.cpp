@@ -80,8 +80,7 @@ List lmm_refit_responses_cpp(const List& spec, const List& xp_r, const NumericMa
   mlm::ModelData& d = m.data;
   if (Y.nrow() != d.n) Rcpp::stop("internal: Y must have one row per observation");
   mlm::CrossProducts xp = mlm_glue::cross_products_from_r(xp_r, m);
-  mlm::LmmOptions opt = mlm_glue::lmm_options_from(control, reml);
-  opt.cond_var = false;
+  const mlm::LmmOptions opt = mlm_glue::lmm_options_from(control, reml);
   const int m_sims = Y.ncol();
   const Eigen::Index k = m.theta_start.size();
   NumericMatrix theta(k, m_sims), beta(d.p, m_sims);
@@ -115,6 +114,19 @@ List lmm_evaluate_cpp(const List& spec, const List& xp_r, const NumericVector& t
   List out = mlm_glue::evaluation_to_r(ev);
   if (m.has_rows && std::isfinite(ev.deviance)) out["fitted"] = mlm_glue::fitted_values(m, ev);
   return out;
+}
+
+// The conditional covariances of the random effects at theta (per factor,
+// q x q x levels, including sigma^2), from stored cross-products: what a
+// fit leaves for the methods that ask for them.
+// [[Rcpp::export(rng = false)]]
+List lmm_cond_var_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml) {
+  const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec, mlm_glue::Rows::optional);
+  const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
+  mlm_glue::check_theta(m, th);
+  const mlm::CrossProducts xp = mlm_glue::cross_products_from_r(xp_r, m);
+  const List ev = mlm_glue::evaluation_to_r(mlm::evaluate_lmm(xp, m.templates, th, reml, true));
+  return ev["cond_var"];
 }
 
 // The profiled deviance at each column of thetas and, with gradient, its

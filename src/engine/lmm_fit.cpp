@@ -61,30 +61,37 @@ double ProfiledDeviance::value_and_gradient(const Eigen::VectorXd& theta, Eigen:
     gradient.resize(0);
     return d;
   }
+  if (keep_at_gradients_) {
+    kept_ = evaluation(false);
+    kept_theta_ = theta;
+  }
   gradient = sys_.deviance_gradient(reml_, static_cast<int>(theta.size()));
   return d;
 }
 
-static LmmEvaluation evaluation_from(ProfiledDeviance& dev, const CrossProducts& xp, bool reml, bool cond_var) {
-  BlockedCholesky& sys = dev.system();
+LmmEvaluation ProfiledDeviance::evaluation(bool cond_var) {
   LmmEvaluation ev;
-  ev.deviance = dev.from_factor();
-  ev.ld_L2 = sys.log_det_L();
-  ev.ld_RX2 = sys.log_det_RX();
-  ev.pwrss = sys.pwrss();
-  const double n_eff = static_cast<double>(reml ? xp.n - xp.p : xp.n);
+  ev.deviance = from_factor();
+  ev.ld_L2 = sys_.log_det_L();
+  ev.ld_RX2 = sys_.log_det_RX();
+  ev.pwrss = sys_.pwrss();
+  const double n_eff = static_cast<double>(reml_ ? xp_.n - xp_.p : xp_.n);
   ev.sigma = std::sqrt(ev.pwrss / n_eff);
-  Solution sol = sys.solve();
+  Solution sol = sys_.solve();
   ev.beta = sol.beta;
-  ev.vcov = sys.unscaled_vcov() * (ev.sigma * ev.sigma);
-  uncentre(xp, ev.beta, &ev.vcov);
+  ev.vcov = sys_.unscaled_vcov() * (ev.sigma * ev.sigma);
+  uncentre(xp_, ev.beta, &ev.vcov);
   ev.b = std::move(sol.b);
   ev.u = std::move(sol.u);
   if (cond_var) {
-    ev.cond_var = sys.unscaled_cond_var();
+    ev.cond_var = sys_.unscaled_cond_var();
     for (auto& cv : ev.cond_var) cv *= ev.sigma * ev.sigma;
   }
   return ev;
+}
+
+const LmmEvaluation* ProfiledDeviance::kept_evaluation(const Eigen::VectorXd& theta) const {
+  return kept_theta_.size() == theta.size() && kept_theta_ == theta ? &kept_ : nullptr;
 }
 
 LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates,
@@ -96,7 +103,7 @@ LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplat
     ev.deviance = std::numeric_limits<double>::infinity();
     return ev;
   }
-  return evaluation_from(dev, xp, reml, cond_var);
+  return dev.evaluation(cond_var);
 }
 
 ParameterSpace theta_space(const std::vector<CovTemplate>& templates, const Eigen::VectorXd& lower) {
@@ -206,6 +213,7 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   // per parameter) saves more than it costs. Elsewhere the longer path from
   // steepest descent is cheaper (nested designs: fewer evaluations).
   control.optim.costly_gradient = xp.m > 0 && dev.system().dense_schur();
+  if (control.optim.costly_gradient) dev.keep_evaluations_at_gradients();
   OptimumResult o = reach_optimum(criterion, start, space, control);
   LmmResult res;
   res.ray = ray_shape(criterion.value, o.x, o.f);
@@ -217,12 +225,18 @@ LmmResult fit_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templ
   res.gradient = o.gradient;
   res.hessian = o.hessian;
   res.warnings = o.warnings;
+  // The estimates at the optimum; the conditional variances of the random
+  // effects are left to the methods that ask for them (evaluate_lmm()).
+  if (const LmmEvaluation* kept = dev.kept_evaluation(res.theta)) {
+    res.at = *kept;
+    return res;
+  }
   if (!std::isfinite(dev(res.theta))) {
     res.at.deviance = std::numeric_limits<double>::infinity();
     res.warnings.push_back("the deviance is not finite at the reported optimum");
     return res;
   }
-  res.at = evaluation_from(dev, xp, opt.reml, opt.cond_var);
+  res.at = dev.evaluation(false);
   return res;
 }
 

@@ -18,7 +18,6 @@ namespace mlm {
 struct LmmOptions {
   bool reml = true;
   OptimControl optim;
-  bool cond_var = true;       // conditional variances of the random effects
   int max_hessian_params = 40;  // finite-difference Hessian check up to this many parameters
   double boundary_tol = 1e-3;   // try setting smaller diagonal entries of T to zero
   bool moment_start = true;     // start from moment estimates instead of theta0's diagonal
@@ -33,7 +32,7 @@ struct LmmEvaluation {
   Eigen::VectorXd beta;                   // original (uncentred) parametrisation
   Eigen::MatrixXd vcov;                   // of beta, including sigma^2
   std::vector<Eigen::MatrixXd> b, u;      // per factor: q x levels
-  std::vector<Eigen::MatrixXd> cond_var;  // per factor: q x (q levels), including sigma^2
+  std::vector<Eigen::MatrixXd> cond_var;  // per factor: q x (q levels), including sigma^2; empty unless asked for
 };
 
 // The deviance far out along the ray of theta compared with theta: rising
@@ -63,9 +62,24 @@ class ProfiledDeviance {
   BlockedCholesky& system() { return sys_; }
   // The cross-products changed (a new residual structure): forget the
   // factorisation kept for an unchanged theta.
-  void forget() { last_theta_.resize(0); }
+  void forget() {
+    last_theta_.resize(0);
+    kept_theta_.resize(0);
+  }
   // The deviance from the current factorisation.
   double from_factor() const;
+  // Everything the fit reports at the current factorisation (the
+  // conditional variances only with cond_var: they need a selected inverse,
+  // which overwrites a dense factor).
+  LmmEvaluation evaluation(bool cond_var);
+  // Keep the evaluation at each point where a gradient is taken, before the
+  // gradient's selected inverse overwrites the factor: a descent ends at
+  // such a point, whose evaluation then needs no new factorisation. Worth
+  // it where a factorisation costs much more than a solve (a dense Schur
+  // complement).
+  void keep_evaluations_at_gradients() { keep_at_gradients_ = true; }
+  // The evaluation kept at exactly theta, or nullptr.
+  const LmmEvaluation* kept_evaluation(const Eigen::VectorXd& theta) const;
 
  private:
   const CrossProducts& xp_;
@@ -73,6 +87,9 @@ class ProfiledDeviance {
   bool reml_;
   Eigen::VectorXd last_theta_;  // theta of the current factorisation
   double last_value_ = 0.0;
+  bool keep_at_gradients_ = false;
+  Eigen::VectorXd kept_theta_;  // theta of kept_ (empty: none)
+  LmmEvaluation kept_;
 };
 
 LmmEvaluation evaluate_lmm(const CrossProducts& xp, const std::vector<CovTemplate>& templates,

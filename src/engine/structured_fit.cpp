@@ -174,8 +174,7 @@ StructuredResult fit_at_covariate(const ModelData& data, const ResidualSpec& spe
   out.classes = dev.whitened().uses_classes();
   out.n_classes = dev.whitened().n_classes();
   out.class_storage = dev.whitened().class_storage();
-  out.fit.at = evaluate_lmm_structured(dev.whitened(), templates, out.fit.theta, out.psi, opt.lmm.reml,
-                                       opt.lmm.cond_var);
+  out.fit.at = evaluate_lmm_structured(dev.whitened(), templates, out.fit.theta, out.psi, opt.lmm.reml, false);
   if (!std::isfinite(out.fit.at.deviance)) {
     out.fit.warnings.push_back("the deviance is not finite at the reported optimum");
     return out;

@@ -5,7 +5,8 @@ nels <- nels88_data()
 
 # The numbers of a fit (everything but the call, formula and frame).
 fit_numbers <- function(fit) {
-  fit[c("theta", "beta", "vcov", "sigma", "b", "cond_var", "devcomp", "fitted", "xp", "optinfo")]
+  c(fit[c("theta", "beta", "vcov", "sigma", "b", "devcomp", "fitted", "xp", "optinfo")],
+    list(cond_var = fit_cond_var(fit)))
 }
 
 crossed_data <- function(n = 3000, seed = 2) {
