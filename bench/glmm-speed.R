@@ -19,16 +19,18 @@ cases <- list(
   binary_1e6 = list(data = simulate_binary(1e6, 1e4), formula = y ~ x1 + x2 + (1 | g)),
   binary_1e5_slope = list(data = simulate_binary(1e5, 1e3), formula = y ~ x1 + x2 + (x1 | g)),
   crossed_binom_2e5 = list(data = simulate_crossed(2e5, 2000, 500, "binomial"),
-                           formula = y ~ x + w + (1 | person) + (1 | item))
+                           formula = y ~ x + w + (1 | person) + (1 | item)),
+  crossed_pois_2e5 = list(data = simulate_crossed(2e5, 2000, 500, "poisson"),
+                          formula = y ~ x + w + (1 | person) + (1 | item), family = poisson)
 )
 times <- lapply(cases, function(x) numeric())
 info <- list()
 for (r in seq_len(reps)) {
   for (nm in names(cases)) {
-    if (nm %in% c("binary_1e6", "crossed_binom_2e5") && r > 3L) next
+    if (nm %in% c("binary_1e6", "crossed_binom_2e5", "crossed_pois_2e5") && r > 3L) next
     cs <- cases[[nm]]
     gc()
-    t <- system.time(fit <- suppressMessages(glmm(cs$formula, cs$data, binomial)))
+    t <- system.time(fit <- suppressMessages(glmm(cs$formula, cs$data, if (is.null(cs$family)) binomial else cs$family)))
     t <- t[["user.self"]] + t[["sys.self"]]
     times[[nm]] <- c(times[[nm]], t)
     info[[nm]] <- c(evals = fit$optinfo$evals, passes = fit$optinfo$pirls_passes, dev = -2 * as.numeric(logLik(fit)))

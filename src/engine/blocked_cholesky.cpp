@@ -154,6 +154,15 @@ double BlockedCholesky::flops_per_factor() const {
   return flops;
 }
 
+// How many fills set_fill_key() keeps: with every term scalar and a dense
+// S filled by gathering, up to three (the primary T of a central
+// difference and its two neighbours) in at most 32 MB.
+int BlockedCholesky::fill_cache_slots() const {
+  if (!all_scalar_ || xp_.m == 0 || !sec_.dense() || fill_ != FillMethod::gather) return 0;
+  const double bytes = 8.0 * static_cast<double>(xp_.m) * static_cast<double>(xp_.m);
+  return static_cast<int>(std::min(3.0, std::floor(32e6 / bytes)));
+}
+
 namespace {
 
 // log of a product of many positive factors, such as the diagonal of a
@@ -225,6 +234,18 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
   const int P = xp.p + 1;
   const int q1 = xp.q1;
   const double* T1 = T_[0].data();
+  const unsigned long key = fill_key_;
+  fill_key_ = 0;
+  const int slots = key != 0 ? fill_cache_slots() : 0;
+  const bool use_cache = slots > 0;
+  std::size_t slot = 0;
+  while (slot < fill_cache_.size() && !(fill_cache_[slot].key == key && fill_cache_[slot].t1 == T1[0])) ++slot;
+  const bool cache_hit = use_cache && slot < fill_cache_.size();
+  if (use_cache) {  // the slot used goes first; a new fill replaces the least recently used
+    if (!cache_hit && fill_cache_.size() < static_cast<std::size_t>(slots)) fill_cache_.emplace_back();
+    if (!cache_hit) slot = fill_cache_.size() - 1;
+    std::rotate(fill_cache_.begin(), fill_cache_.begin() + slot, fill_cache_.begin() + slot + 1);
+  }
   double* tmp = work_.data();
 
   // Primary factor: one small Cholesky per level, and the fixed-effect rows.
@@ -248,6 +269,10 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
       const Index e0 = xp.r1_ptr[j], e1 = xp.r1_ptr[j + 1];
       if (all_scalar_) {
         const double c = M[0];
+        if (use_cache && !cache_hit) {  // unscaled for the cache first
+          for (Index e = e0; e < e1; ++e) LR1_[e] = xp.r1_vals[e] * c;
+          continue;
+        }
         for (Index e = e0; e < e1; ++e) LR1_[e] = xp.r1_vals[e] * c * sec_scale_[xp.r1_row[e]];
         continue;
       }
@@ -274,7 +299,20 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
             for (int r = 0; r < q; ++r) Gd_(xp.sec_start[s] + r, j * q1 + k) = G[r + k * q];
         }
     }
-    assemble_schur();
+    if (use_cache && !cache_hit) {
+      CachedFill& c = fill_cache_.front();
+      c.F.set_zero(xp.m, xp.m);
+      subtract_fill_dense(c.F.data());
+      c.key = key;
+      c.t1 = T1[0];
+      for (std::size_t e = 0; e < LR1_.size(); ++e) LR1_[e] *= sec_scale_[xp.r1_row[e]];
+    }
+    if (use_cache) {
+      assemble_schur(false);
+      add_cached_fill(fill_cache_.front().F);
+    } else {
+      assemble_schur();
+    }
     double ld_S = 0.0;
     if (!sec_.factor(ld_S)) return false;
     ld_L2_ += ld_S;
@@ -332,18 +370,18 @@ struct StoredPositions {
 }  // namespace
 
 // S = Lambda_R' A_RR Lambda_R + I - L_R1 L_R1' scattered into the fixed pattern.
-void BlockedCholesky::assemble_schur() {
+void BlockedCholesky::assemble_schur(bool with_fill) {
   if (sec_.dense()) {
     DensePositions pos{xp_.m};
-    assemble_schur_with(pos);
+    assemble_schur_with(pos, with_fill);
   } else {
     StoredPositions pos{diag_pos_.data(), diag_pos_off_.data(), block_pos_.data()};
-    assemble_schur_with(pos);
+    assemble_schur_with(pos, with_fill);
   }
 }
 
 template <class Positions>
-void BlockedCholesky::assemble_schur_with(Positions& pos) {
+void BlockedCholesky::assemble_schur_with(Positions& pos, bool with_fill) {
   const CrossProducts& xp = xp_;
   sec_.zero();
   double* S = sec_.values();
@@ -369,7 +407,7 @@ void BlockedCholesky::assemble_schur_with(Positions& pos) {
       for (int a = 0; a < qr; ++a) S[pos.next(xp.sec_start[r] + a, xp.sec_start[c] + b)] += tmp2[a + b * qr];
   }
   if (fill_ != FillMethod::scatter) {
-    subtract_fill_dense();
+    if (with_fill) subtract_fill_dense(S);
     return;
   }
   const int q1 = xp.q1;
@@ -405,10 +443,9 @@ void BlockedCholesky::assemble_schur_with(Positions& pos) {
 // column block (secondary level b), every primary level j that meets b adds
 // G_a G_b' for its entries a at or after b (so a >= b, the lower triangle);
 // the target is one column block of S, which stays in cache.
-void BlockedCholesky::subtract_fill_dense() {
+void BlockedCholesky::subtract_fill_dense(double* S) {
   const CrossProducts& xp = xp_;
   const Index m = xp.m;
-  double* S = sec_.values();
   if (fill_ == FillMethod::dense) {
     dense::subtract_gram(S, m, Gd_.data(), Gd_.cols());
     return;
@@ -458,6 +495,16 @@ void BlockedCholesky::subtract_fill_dense() {
       }
     }
   }
+}
+
+// S += T_R (-F) T_R from the cache (lower triangle; T_R diagonal).
+void BlockedCholesky::add_cached_fill(const AlignedMatrix& cached) {
+  const Index m = xp_.m;
+  double* S = sec_.values();
+  const double* F = cached.data();
+  const double* t = sec_scale_.data();
+  for (Index b = 0; b < m; ++b)
+    for (Index a = b; a < m; ++a) S[a + b * m] += t[a] * t[b] * F[a + b * m];
 }
 
 // Q_e = sum over entries e' of the same primary level of S^{-1}(e, e') G_e',
@@ -579,6 +626,69 @@ Solution BlockedCholesky::solve() const {
     sol.u[f].resize(xp.sec_q[f - 1], xp.sec_levels[f - 1]);
     for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s)
       sol.u[f].col(l) = u.segment(n1 + xp.sec_start[s], xp.sec_q[f - 1]);
+  }
+  for (std::size_t f = 0; f < nf; ++f) sol.b[f] = T_[f] * sol.u[f];
+  return sol;
+}
+
+// H d = g, with H = L L' the matrix held and g the gradient of the
+// penalised least-squares objective at u with the current cross-products:
+// [Lambda' Z'W r - u; X'W r], r the working response less Z b. Forward
+// through the block rows of L (primary, secondary, fixed effects), then
+// back as in solve().
+Solution BlockedCholesky::chord_solve(const std::vector<Eigen::MatrixXd>& u_modes) const {
+  const CrossProducts& xp = xp_;
+  const int p = xp.p, q1 = xp.q1;
+  const Index n1 = xp.k1 * q1, m = xp.m;
+  Solution at;
+  at.u = u_modes;
+  at.b.resize(u_modes.size());
+  for (std::size_t f = 0; f < u_modes.size(); ++f) at.b[f] = T_[f] * u_modes[f];
+  Eigen::VectorXd u, b;
+  stack_modes(at, u, b);
+  Eigen::VectorXd g = weighted_residual_on_Z(Eigen::VectorXd::Zero(p), b);
+  for (Index j = 0; j < xp.k1; ++j) g.segment(j * q1, q1) = T_[0].transpose() * g.segment(j * q1, q1);
+  for (Index s = 0; s < xp.n_sec; ++s) {
+    const int q = xp.q_of(s);
+    g.segment(z_coordinate(s), q) = T_[1 + xp.sec_fac[s]].transpose() * g.segment(z_coordinate(s), q);
+  }
+  g -= u;
+  Eigen::VectorXd gX = xp.XX.row(p).head(p).transpose() - xp.C1.topRows(p) * b.head(n1);
+  if (m > 0) gX -= xp.CR.topRows(p) * b.tail(m);
+
+  Eigen::VectorXd w1 = g.head(n1);
+  for (Index j = 0; j < xp.k1; ++j) small::solve_lower(L1_.data() + j * q1 * q1, q1, w1.data() + j * q1);
+  Eigen::MatrixXd wR = g.tail(m);
+  for (Index j = 0; j < xp.k1; ++j)
+    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+      const Index s = xp.r1_row[e];
+      const int q = xp.q_of(s);
+      const double* G = LR1_.data() + xp.r1_off[e];
+      double* o = wR.data() + xp.sec_start[s];
+      for (int k = 0; k < q1; ++k)
+        for (int r = 0; r < q; ++r) o[r] -= G[r + k * q] * w1[j * q1 + k];
+    }
+  if (m > 0) sec_.half_solve(wR);
+  Eigen::VectorXd wX = gX - LX1_.topRows(p) * w1;
+  if (m > 0) wX -= Y_.leftCols(p).transpose() * wR.col(0);
+  const Eigen::MatrixXd R = LXX_.topLeftCorner(p, p);
+  R.triangularView<Eigen::Lower>().solveInPlace(wX);
+
+  Solution sol;
+  sol.beta = R.transpose().triangularView<Eigen::Upper>().solve(wX);
+  const Eigen::MatrixXd rhs1 = w1 - LX1_.topRows(p).transpose() * sol.beta;
+  Eigen::MatrixXd rhsR = wR;
+  if (m > 0) rhsR -= Y_.leftCols(p) * sol.beta;
+  const Eigen::VectorXd d = back_substitute(rhs1, rhsR).col(0);
+  const std::size_t nf = tpl_.size();
+  sol.u.resize(nf);
+  sol.b.resize(nf);
+  sol.u[0] = u_modes[0] + Eigen::Map<const Eigen::MatrixXd>(d.data(), q1, xp.k1);
+  Index s = 0;
+  for (std::size_t f = 1; f < nf; ++f) {
+    sol.u[f] = u_modes[f];
+    for (Index l = 0; l < xp.sec_levels[f - 1]; ++l, ++s)
+      sol.u[f].col(l) += d.segment(n1 + xp.sec_start[s], xp.sec_q[f - 1]);
   }
   for (std::size_t f = 0; f < nf; ++f) sol.b[f] = T_[f] * sol.u[f];
   return sol;

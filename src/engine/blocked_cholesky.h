@@ -36,6 +36,14 @@ class BlockedCholesky {
 
   // Factor at theta. Returns false when a block is not positive definite.
   bool factor(const Eigen::VectorXd& theta);
+  // PIRLS: the blocks of Z'WZ at the next factor() are those that carried
+  // this key (nonzero) before. With every term scalar and a dense S, the
+  // fill L_R1 L_R1' is T_R F T_R with F depending on those blocks and the
+  // primary T alone: F is kept from one factor() with a key to the next
+  // with the same key and primary T (a run that starts from a stored
+  // pass state at a theta that moves only the secondary terms, or beta;
+  // a few are kept, for the primary T of a stencil of finite differences).
+  void set_fill_key(unsigned long key) { fill_key_ = key; }
 
   double log_det_L() const { return ld_L2_; }   // log |L_Z|^2
   double log_det_RX() const { return ld_RX2_; } // log |R_X|^2
@@ -50,6 +58,12 @@ class BlockedCholesky {
 
   // After factor():
   Solution solve() const;
+  // A chord step (PIRLS): the Newton step at modes u (spherical, per
+  // factor; beta where the cross-products' working response leaves X beta
+  // out) for the cross-products as they are now, solved with the factor
+  // of the last factor() call, made at other weights. Returned like
+  // solve(): the new modes u + du and the increment of beta.
+  Solution chord_solve(const std::vector<Eigen::MatrixXd>& u) const;
   Eigen::MatrixXd unscaled_vcov() const;  // (R_X R_X')^{-1}, centred parametrisation
   // Per factor: q x (q * levels), the diagonal blocks of
   // Lambda (L_Z L_Z')^{-1} Lambda' (conditional variances divided by sigma^2).
@@ -90,15 +104,19 @@ class BlockedCholesky {
   void set_up_secondary();
   void choose_fill_method();
   // Subtract the fill L_R1 L_R1' from a dense S (gathered or dense method).
-  void subtract_fill_dense();
+  void subtract_fill_dense(double* S);
+  int fill_cache_slots() const;
+  void add_cached_fill(const AlignedMatrix& F);
   // Q of every entry of L_R1 at once (dense S only), kept until the next
   // selected inverse: see inverse_blocks_for_level().
   void compute_all_q() const;
   template <class F>
   void for_each_schur_block(F&& f) const;
-  void assemble_schur();
+  // S = Lambda_R' A_RR Lambda_R + I, less the fill L_R1 L_R1' unless
+  // with_fill is false (the dense methods only: the caller adds it).
+  void assemble_schur(bool with_fill = true);
   template <class Positions>
-  void assemble_schur_with(Positions& pos);
+  void assemble_schur_with(Positions& pos, bool with_fill);
 
   const CrossProducts& xp_;
   std::vector<CovTemplate> tpl_;
@@ -124,6 +142,14 @@ class BlockedCholesky {
   // level), each with its primary level.
   std::vector<Index> by_sec_ptr_, by_sec_entry_, by_sec_level_;
   AlignedMatrix Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix
+  unsigned long fill_key_ = 0;     // set_fill_key() for the next factor()
+  // The fills kept (see set_fill_key()), most recently used first.
+  struct CachedFill {
+    unsigned long key = 0;  // of the blocks of Z'WZ
+    double t1 = 0.0;        // the primary T
+    AlignedMatrix F;        // -F, lower triangle
+  };
+  std::vector<CachedFill> fill_cache_;
   mutable std::vector<double> q_all_;  // like xp.r1_vals: Q of each entry
   mutable long q_generation_ = -1;     // selected inverse that q_all_ belongs to
   mutable std::vector<double> level_scratch_;  // inverse_blocks_for_level(): C, L^{-1}, C L^{-1}

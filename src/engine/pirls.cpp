@@ -1,6 +1,7 @@
 #include "pirls.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -13,6 +14,8 @@ namespace mlm {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// The largest Newton step (of a mode) after which PIRLS takes a chord step.
+constexpr double kChordStep = 1e-3;
 
 // Neumaier's compensated sum: deviances of 1e6 observations are summed
 // without the rounding noise that would swamp finite-difference gradients.
@@ -68,6 +71,7 @@ struct Pirls::Candidate {
 
 Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint)
     : d_(data), fam_(family), tpl_(templates), joint_(joint) {
+  order_rows();
   // The sparsity pattern of the cross-products depends on the design only:
   // form it once (unit weights), then refill the values in every pass.
   ModelData pattern = d_;
@@ -111,6 +115,59 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     obs_z_.resize(d_.n);
   }
   chunk_.resize(joint_ ? 1024 : 4096, p + 1);
+}
+
+// With several factors, a pass adds each row into blocks spread over
+// memory in no order the data follow (its primary level's, and those of
+// its pairs of levels); cache misses there cost more than the arithmetic.
+// Rows in the order of their primary level, then of their secondary
+// levels (stable counting sorts, last key first), visit those blocks in
+// the order they are stored. Only sums change order; start values come
+// in and the linear predictor goes out in the data's order.
+void Pirls::order_rows() {
+  const Index n = d_.n;
+  if (d_.blocks.size() < 2 || n == 0) return;
+  row_order_.resize(n);
+  for (Index i = 0; i < n; ++i) row_order_[i] = i;
+  std::vector<Index> next, sorted(n);
+  for (std::size_t f = d_.blocks.size(); f-- > 0;) {
+    const FactorBlock& F = d_.blocks[f];
+    next.assign(F.n_levels + 1, 0);
+    for (Index i = 0; i < n; ++i) ++next[F.codes[i] - F.code_base + 1];
+    for (Index l = 0; l < F.n_levels; ++l) next[l + 1] += next[l];
+    for (Index k = 0; k < n; ++k) {
+      const Index i = row_order_[k];
+      sorted[next[F.codes[i] - F.code_base]++] = i;
+    }
+    row_order_.swap(sorted);
+  }
+  auto gather = [&](const double* src, std::vector<double>& out, Index cols) -> const double* {
+    if (!src) return nullptr;
+    out.resize(static_cast<std::size_t>(n) * cols);
+    for (Index c = 0; c < cols; ++c)
+      for (Index k = 0; k < n; ++k) out[c * n + k] = src[c * n + row_order_[k]];
+    return out.data();
+  };
+  d_.X = gather(d_.X, own_X_, d_.p);
+  d_.y = gather(d_.y, own_y_, 1);
+  d_.weights = gather(d_.weights, own_weights_, 1);
+  d_.offset = gather(d_.offset, own_offset_, 1);
+  own_codes_.resize(d_.blocks.size());
+  std::size_t n_cols = 0;
+  for (const FactorBlock& F : d_.blocks)
+    for (const double* col : F.cols) n_cols += col != nullptr;
+  own_cols_.reserve(n_cols);  // the copies' addresses stay put
+  for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
+    FactorBlock& F = d_.blocks[f];
+    own_codes_[f].resize(n);
+    for (Index k = 0; k < n; ++k) own_codes_[f][k] = F.codes[row_order_[k]];
+    F.codes = own_codes_[f].data();
+    for (const double*& col : F.cols) {
+      if (!col) continue;
+      own_cols_.emplace_back();
+      col = gather(col, own_cols_.back(), 1);
+    }
+  }
 }
 
 // Centring X by constants is an exact reparametrisation that keeps X'WX
@@ -184,6 +241,8 @@ void Pirls::find_secondary_positions() {
 
 void Pirls::set_start_eta(const Eigen::VectorXd& eta) {
   start_eta_ = eta;
+  if (!row_order_.empty() && eta.size() == d_.n)
+    for (Index k = 0; k < d_.n; ++k) start_eta_[k] = eta[row_order_[k]];
   has_modes_ = false;
   xp_at_modes_ = false;
 }
@@ -233,6 +292,7 @@ std::shared_ptr<const PirlsPassState> Pirls::pass_state() const {
   s->r1_vals = xp_.r1_vals;
   s->w = obs_w_;
   s->z = obs_z_;
+  s->weights_key = weights_key_;
   return s;
 }
 
@@ -260,6 +320,7 @@ bool Pirls::restore_start_state(double& dev, bool& predicted) {
   xp_.rr_diag = s->rr_diag;
   xp_.rr_vals = s->rr_vals;
   xp_.r1_vals = s->r1_vals;
+  weights_key_ = s->weights_key;
   if (predicted && !predict_from_state(*s)) {
     predicted = false;
     return false;
@@ -343,6 +404,9 @@ double Pirls::ussq(const std::vector<Eigen::MatrixXd>& u) const {
 // out, so that the solution for beta is its increment). +Inf when the
 // linear predictor leaves the domain of the link.
 double Pirls::pass(const std::vector<Eigen::MatrixXd>& b, const Eigen::VectorXd& beta, bool from_start) {
+  static std::atomic<unsigned long> last_key{0};  // keys unique across PIRLS objects
+  weights_key_ = ++last_key;
+  sys_->set_fill_key(0);
   if (fam_.dist == Dist::binomial && fam_.link == Link::logit) {
     const LogitKernel k{fam_};
     return joint_ ? pass_joint(k, b, beta, from_start) : pass_u(k, b, from_start);
@@ -429,40 +493,62 @@ void Pirls::scatter_chunk(Index start, Index len, const std::vector<double>& sw,
 
 // Every term scalar (crossed or nested intercepts, the commonest designs
 // with several factors): each block of scatter_row is one entry, written
-// directly rather than through its general loops.
+// directly rather than through its general loops, block by block over the
+// chunk. The rows come ordered by primary level (order_rows()): a run of
+// rows of one level sums its primary entries in a register (adding row
+// after row into memory would chain each row to the last through a load
+// and a store), and the blocks with the secondary levels are visited in
+// storage order.
 void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw,
                                        const Eigen::MatrixXd& B) {
   const int P = static_cast<int>(B.cols());
   const Index ld = B.rows();
   const int npairs = layout_.n_pairs();
   const FactorBlock& F1 = d_.blocks[0];
-  std::vector<double> z(nf_);
-  // The blocks between levels of different factors are spread over memory
-  // in no order the observations follow (one per pair of levels seen):
-  // ask for them a few dozen observations ahead, so that their cache
-  // misses overlap instead of stalling the loop one by one.
-  constexpr Index ahead = 32;
-  for (Index i = 0; i < len; ++i) {
-    const Index obs = start + i;
-#if defined(__GNUC__) || defined(__clang__)
-    if (i + ahead < len)
-      for (int f = 0; f < nf_; ++f) __builtin_prefetch(xp_.r1_vals.data() + r1_pos_[(obs + ahead) * nf_ + f], 1);
-#endif
-    const double z1 = sw[i] * (F1.cols[0] ? F1.cols[0][obs] : 1.0);
-    const Index j = F1.codes[obs] - F1.code_base;
-    xp_.D1.data()[j] += z1 * z1;
-    double* C = xp_.C1.data() + j * P;
-    for (int c = 0; c < P; ++c) C[c] += z1 * B.data()[i + c * ld];
-    for (int f = 0; f < nf_; ++f) {
-      const FactorBlock& F = d_.blocks[f + 1];
-      const Index l = F.codes[obs] - F.code_base;
-      const double zf = sw[i] * (F.cols[0] ? F.cols[0][obs] : 1.0);
-      z[f] = zf;
-      xp_.rr_diag[diag_off_[f] + l] += zf * zf;
-      double* CR = xp_.CR.data() + (first_coord_[f] + l) * P;
-      for (int c = 0; c < P; ++c) CR[c] += zf * B.data()[i + c * ld];
-      xp_.r1_vals[r1_pos_[obs * nf_ + f]] += zf * z1;
-      for (int h = 0; h < f; ++h) xp_.rr_vals[rr_pos_[obs * npairs + secondary_pair_index(f, h)]] += zf * z[h];
+  scalar_z_.resize(static_cast<std::size_t>(nf_ + 1) * len);
+  auto z_of = [&](int f) { return scalar_z_.data() + static_cast<std::size_t>(f) * len; };
+  for (int f = 0; f <= nf_; ++f) {
+    const double* col = d_.blocks[f].cols[0] ? d_.blocks[f].cols[0] + start : nullptr;
+    double* z = z_of(f);
+    for (Index i = 0; i < len; ++i) z[i] = col ? sw[i] * col[i] : sw[i];
+  }
+  const double* z1 = z_of(0);
+  const int* codes1 = F1.codes + start;
+  for (Index i0 = 0; i0 < len;) {
+    const int code = codes1[i0];
+    Index i1 = i0 + 1;
+    while (i1 < len && codes1[i1] == code) ++i1;
+    const Index j = code - F1.code_base;
+    double d = 0.0;
+    for (Index i = i0; i < i1; ++i) d += z1[i] * z1[i];
+    xp_.D1.data()[j] += d;
+    for (int c = 0; c < P; ++c) {
+      const double* Bc = B.data() + c * ld;
+      double v = 0.0;
+      for (Index i = i0; i < i1; ++i) v += z1[i] * Bc[i];
+      xp_.C1.data()[j * P + c] += v;
+    }
+    i0 = i1;
+  }
+  for (int f = 0; f < nf_; ++f) {
+    const FactorBlock& F = d_.blocks[f + 1];
+    const int* codes = F.codes + start;
+    const double* zf = z_of(f + 1);
+    const int base = F.code_base;
+    double* diag = xp_.rr_diag.data() + diag_off_[f];
+    for (Index i = 0; i < len; ++i) diag[codes[i] - base] += zf[i] * zf[i];
+    double* CR = xp_.CR.data() + first_coord_[f] * P;
+    for (int c = 0; c < P; ++c) {
+      const double* Bc = B.data() + c * ld;
+      for (Index i = 0; i < len; ++i) CR[static_cast<Index>(codes[i] - base) * P + c] += zf[i] * Bc[i];
+    }
+    double* r1 = xp_.r1_vals.data();
+    const Index* pos = r1_pos_.data() + start * nf_ + f;
+    for (Index i = 0; i < len; ++i) r1[pos[i * nf_]] += zf[i] * z1[i];
+    for (int h = 0; h < f; ++h) {
+      const double* zh = z_of(h + 1);
+      const Index* rpos = rr_pos_.data() + start * npairs + secondary_pair_index(f, h);
+      for (Index i = 0; i < len; ++i) xp_.rr_vals[rpos[i * npairs]] += zf[i] * zh[i];
     }
   }
 }
@@ -676,12 +762,13 @@ Eigen::VectorXd Pirls::column_scales() const {
   return col_scale;
 }
 
-// The Newton (Gauss-Newton) candidate from the current factorisation, and
-// the largest change of a mode it makes (of the linear predictor per unit
-// of a column, for beta).
+// The Newton (Gauss-Newton) candidate from the current factorisation (a
+// chord step: from the factorisation of the last iteration, with the
+// gradient of this one), and the largest change of a mode it makes (of
+// the linear predictor per unit of a column, for beta).
 double Pirls::newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
-                               const Eigen::VectorXd& col_scale) const {
-  Solution sol = sys_->solve();
+                               const Eigen::VectorXd& col_scale, bool chord) const {
+  Solution sol = chord ? sys_->chord_solve(u_) : sys_->solve();
   double step = 0.0;
   for (std::size_t f = 0; f < u_.size(); ++f) {
     cand_u[f] = std::move(sol.u[f]);
@@ -799,6 +886,10 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     res.passes = 1;
     xp_at_modes_ = !from_start;
     last_dev_ = dev_cur;
+  } else {
+    // The weights of a stored state, which other runs start from too:
+    // the first factorisation may reuse its fill.
+    sys_->set_fill_key(weights_key_);
   }
   double pdev_cur = from_start || predicted ? kInf : dev_cur + ussq(u_);
   if (!from_start && !predicted && !std::isfinite(pdev_cur)) {
@@ -808,15 +899,39 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
   bool have_modes = !from_start && !predicted;
   Candidate c(tpl_.size(), beta_);
   const Eigen::VectorXd col_scale = joint_ ? column_scales() : Eigen::VectorXd();
+  // After a small Newton step the weights hardly change: the next step
+  // reuses that factorisation with the new gradient (a chord step), whose
+  // error is the step times the relative change of the weights, and saves
+  // a factorisation (with crossed factors, the costliest part of an
+  // iteration). The step after a chord step is a Newton step again, and
+  // only a Newton step judges convergence. Only where a factorisation
+  // costs more than a pass (a Schur complement of secondary factors): a
+  // chord step leaves the final modes within the tolerance rather than far
+  // inside it, and on a one-factor model with random slopes the optimiser
+  // then took 258 evaluations instead of 189.
+  const bool chord_steps = xp_.m > 0;
+  bool chord = false;
 
   for (res.iterations = 0; res.iterations < ctl.max_iter; ++res.iterations) {
-    if (!sys_->factor(theta)) {
+    if (!chord && !sys_->factor(theta)) {
       res.message = "the penalised least-squares system is not positive definite";
       return res;
     }
-    const double step = newton_candidate(c.u, c.beta, col_scale);
-    if (have_modes && step <= ctl.tol) return at_modes(res, dev_cur);
+    const double step = newton_candidate(c.u, c.beta, col_scale, chord);
+    const bool after_chord = chord;
+    chord = chord_steps && !chord && step <= kChordStep;
+    if (have_modes && step <= ctl.tol) return after_chord ? converged_here(res, theta, dev_cur) : at_modes(res, dev_cur);
     if (!halve_until_no_rise(c, have_modes, pdev_cur, ctl.max_halvings, res.passes)) {
+      if (after_chord) {
+        // The chord step did not pay: a Newton step from the current
+        // modes, with their cross-products again.
+        dev_cur = pass(b(), beta_, false);
+        ++res.passes;
+        xp_at_modes_ = true;
+        last_dev_ = dev_cur;
+        continue;
+      }
+      chord = false;
       if (predicted) {
         // The linearised step left the domain: from the state's modes
         // themselves, with a pass there.
@@ -852,7 +967,7 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     // changing: estimates drifting off to infinity (separation). Stop
     // there, as lme4 does.
     const double change = std::fabs(pdev_cur - c.pdev);
-    const bool at_noise = have_modes && step <= 1e-6 && change <= pdev_slack(c.pdev);
+    const bool at_noise = have_modes && !after_chord && step <= 1e-6 && change <= pdev_slack(c.pdev);
     const bool stalled = res.iterations >= 30 && change <= 10.0 * pdev_slack(c.pdev);
     u_ = c.u;
     if (joint_) beta_ = c.beta;
@@ -942,7 +1057,10 @@ Eigen::VectorXd Pirls::linear_predictor() const {
       }
     }
   }
-  return eta;
+  if (row_order_.empty()) return eta;
+  Eigen::VectorXd out(n);
+  for (Index k = 0; k < n; ++k) out[row_order_[k]] = eta[k];
+  return out;
 }
 
 }  // namespace mlm

@@ -56,6 +56,7 @@ struct PirlsPassState {
   // that a run at another beta can start from the linearisation at this
   // linear predictor (Pirls::predict_from_state) instead of a pass.
   std::vector<double> w, z;
+  unsigned long weights_key = 0;  // of its blocks of Z'WZ (BlockedCholesky::set_fill_key)
 };
 
 class Pirls {
@@ -123,6 +124,7 @@ class Pirls {
   void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
+  void order_rows();
   void centre_fixed_effects();
   void set_ridge();
   PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control, bool use_start_state);
@@ -135,11 +137,17 @@ class Pirls {
   PirlsResult at_modes(PirlsResult res, double dev) const;
   Eigen::VectorXd column_scales() const;
   double newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
-                          const Eigen::VectorXd& col_scale) const;
+                          const Eigen::VectorXd& col_scale, bool chord) const;
   double pdev_slack(double pdev) const;
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
   ModelData d_;
+  // Several factors: the rows in the order of order_rows() (row_order_[k]:
+  // the data's row of row k), held here; d_ points into these copies.
+  std::vector<Index> row_order_;
+  std::vector<double> own_X_, own_y_, own_weights_, own_offset_;
+  std::vector<std::vector<int>> own_codes_;
+  std::vector<std::vector<double>> own_cols_;
   GlmFamily fam_;
   std::vector<CovTemplate> tpl_;
   bool joint_;
@@ -163,11 +171,13 @@ class Pirls {
   Eigen::VectorXd theta_units_;
   double dev_noise_ = 0.0;        // rounding noise of the deviance of the last pass
   bool xp_at_modes_ = false;      // the last pass was made at the current modes
+  unsigned long weights_key_ = 0; // names the working weights of the cross-products: one per pass
   double last_dev_ = 0.0;         // the deviance of that pass
   bool last_run_ok_ = false;
   std::shared_ptr<const PirlsPassState> start_state_;
   Eigen::VectorXd xp_beta_;       // joint: the beta of the last pass (its working response leaves out X beta)
   Eigen::MatrixXd chunk_;         // sqrt(w) [X - centre, working response], a block of rows
+  std::vector<double> scalar_z_;  // scatter_chunk_scalar_terms: sqrt(w) z of each factor, a block of rows
 };
 
 }  // namespace mlm
