@@ -29,6 +29,18 @@ Eigen::VectorXd checked_start(const mlm_glue::SpecModel& m, SEXP theta_start) {
   return theta;
 }
 
+// A point (theta, beta) at which the engine evaluates, checked.
+Eigen::VectorXd checked_theta(const mlm_glue::SpecModel& m, const NumericVector& theta) {
+  const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
+  mlm_glue::check_theta(m, th);
+  return th;
+}
+
+Eigen::VectorXd checked_beta(const mlm_glue::SpecModel& m, const NumericVector& beta) {
+  if (beta.size() != m.data.p) Rcpp::stop("internal: beta must have one value per column of X");
+  return Rcpp::as<Eigen::VectorXd>(beta);
+}
+
 }  // namespace
 
 // One call per fit: PIRLS and both optimisation stages in C++. theta_start:
@@ -69,11 +81,8 @@ List glmm_evaluate_cpp(const List& spec, const NumericVector& eta_start, const N
                        const NumericVector& beta, int n_agq, const List& control) {
   const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec);
   const mlm::GlmFamily fam = mlm_glue::family_from_spec(spec);
-  const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
-  mlm_glue::check_theta(m, th);
-  if (beta.size() != m.data.p) Rcpp::stop("internal: beta must have one value per column of X");
-  const mlm::GlmmResult res = mlm::evaluate_glmm(m.data, fam, m.templates, checked_eta(m, eta_start), th,
-                                                 Rcpp::as<Eigen::VectorXd>(beta),
+  const mlm::GlmmResult res = mlm::evaluate_glmm(m.data, fam, m.templates, checked_eta(m, eta_start),
+                                                 checked_theta(m, theta), checked_beta(m, beta),
                                                  mlm_glue::glmm_options_from(control, n_agq));
   return mlm_glue::glmm_result_to_r(res, m, fam, n_agq);
 }
@@ -86,11 +95,8 @@ SEXP glmm_laplace_gradient_cpp(const List& spec, const NumericVector& eta_start,
                                const NumericVector& beta, const List& control) {
   const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec);
   const mlm::GlmFamily fam = mlm_glue::family_from_spec(spec);
-  const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
-  mlm_glue::check_theta(m, th);
-  if (beta.size() != m.data.p) Rcpp::stop("internal: beta must have one value per column of X");
-  const Eigen::VectorXd g = mlm::laplace_gradient_at(m.data, fam, m.templates, checked_eta(m, eta_start), th,
-                                                     Rcpp::as<Eigen::VectorXd>(beta),
+  const Eigen::VectorXd g = mlm::laplace_gradient_at(m.data, fam, m.templates, checked_eta(m, eta_start),
+                                                     checked_theta(m, theta), checked_beta(m, beta),
                                                      mlm_glue::glmm_options_from(control, 1));
   if (g.size() == 0) return R_NilValue;
   return Rcpp::wrap(g);

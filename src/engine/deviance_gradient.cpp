@@ -60,6 +60,15 @@ void lower_transpose_times(const double* W, int q, const double* x, double* out)
   }
 }
 
+// out (q) = W x, W (q x q) lower triangular.
+void lower_times(const double* W, int q, const double* x, double* out) {
+  for (int r = 0; r < q; ++r) {
+    double s = 0.0;
+    for (int k = 0; k <= r; ++k) s += W[r + k * q] * x[k];
+    out[r] = s;
+  }
+}
+
 }  // namespace
 
 // The steps of the gradient, on a factorisation (and, from
@@ -145,11 +154,7 @@ Eigen::VectorXd BlockedCholesky::nested_gradient(bool reml, int n_theta) const {
       tv[a] = v;
     }
     lower_transpose_times(Linv, q, tv, u);
-    for (int r = 0; r < q; ++r) {
-      double v = 0.0;
-      for (int k = 0; k <= r; ++k) v += T[r + k * q] * u[k];
-      b[r] = v;
-    }
+    lower_times(T, q, u, b);
     for (int r = 0; r < q; ++r) {
       double v = C[p + r * P];
       for (int c = 0; c < p; ++c) v -= C[c + r * P] * bt[c];
@@ -174,11 +179,7 @@ Eigen::VectorXd BlockedCholesky::nested_gradient(bool reml, int n_theta) const {
         Gc[a] = g;
       }
       lower_transpose_times(Linv, q, tv, Vc);
-      for (int r = 0; r < q; ++r) {
-        double v = 0.0;
-        for (int k = 0; k <= r; ++k) v += T[r + k * q] * Vc[k];
-        tv[r] = v;
-      }
+      lower_times(T, q, Vc, tv);
       for (int r = 0; r < q; ++r) {
         double v = -Gc[r];
         for (int k = 0; k < q; ++k) v += D[r + k * q] * tv[k];
