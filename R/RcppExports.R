@@ -49,12 +49,8 @@ lmm_refit_responses_cpp <- function(spec, xp_r, Y, theta_start, reml, control) {
     .Call(`_mlmfit_lmm_refit_responses_cpp`, spec, xp_r, Y, theta_start, reml, control)
 }
 
-lmm_evaluate_cpp <- function(spec, xp_r, theta, reml, cond_var) {
-    .Call(`_mlmfit_lmm_evaluate_cpp`, spec, xp_r, theta, reml, cond_var)
-}
-
-lmm_cond_var_cpp <- function(spec, xp_r, theta, reml) {
-    .Call(`_mlmfit_lmm_cond_var_cpp`, spec, xp_r, theta, reml)
+lmm_evaluate_cpp <- function(spec, xp_r, theta, reml, cond_var, fitted = TRUE) {
+    .Call(`_mlmfit_lmm_evaluate_cpp`, spec, xp_r, theta, reml, cond_var, fitted)
 }
 
 lmm_deviance_cpp <- function(spec, xp_r, thetas, reml, gradient) {

@@ -89,14 +89,8 @@ engine_refit_responses <- function(spec, xp, Y, theta_start, REML, control) {
 # Everything at given parameters, without optimising: a linear mixed model
 # at theta (from stored cross-products), a structured one at (theta, psi),
 # a GLMM at (theta, beta).
-engine_evaluate_lmm <- function(spec, xp, theta, REML, cond_var = FALSE) {
-  engine_call(lmm_evaluate_cpp(spec, xp, as.double(theta), REML, cond_var))
-}
-
-# The conditional covariances of the random effects at theta (per block, q x
-# q x levels, including sigma^2), from the cross-products xp.
-engine_cond_var_lmm <- function(spec, xp, theta, REML) {
-  engine_call(lmm_cond_var_cpp(spec, xp, as.double(theta), REML))
+engine_evaluate_lmm <- function(spec, xp, theta, REML, cond_var = FALSE, fitted = TRUE) {
+  engine_call(lmm_evaluate_cpp(spec, xp, as.double(theta), REML, cond_var, fitted))
 }
 
 engine_evaluate_structured <- function(spec, theta, psi, REML, cond_var = FALSE) {

@@ -239,7 +239,8 @@ engine_estimates <- function(spec, engine) {
 lmm_cond_var <- function(fit) {
   if (!isTRUE(fit_control(fit)$cond_var)) return(list())
   spec <- fit_spec(fit)
-  per_block(engine_cond_var_lmm(spec, fit_xp(fit), fit_theta(fit), fit_reml(fit)), spec)
+  ev <- engine_evaluate_lmm(spec, fit_xp(fit), fit_theta(fit), fit_reml(fit), cond_var = TRUE, fitted = FALSE)
+  per_block(ev$cond_var, spec)
 }
 
 # The engine's pieces per block (conditional modes: q x levels matrices;

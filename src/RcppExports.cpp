@@ -173,8 +173,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // lmm_evaluate_cpp
-List lmm_evaluate_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml, bool cond_var);
-RcppExport SEXP _mlmfit_lmm_evaluate_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetaSEXP, SEXP remlSEXP, SEXP cond_varSEXP) {
+List lmm_evaluate_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml, bool cond_var, bool fitted);
+RcppExport SEXP _mlmfit_lmm_evaluate_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetaSEXP, SEXP remlSEXP, SEXP cond_varSEXP, SEXP fittedSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
@@ -182,20 +182,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
     Rcpp::traits::input_parameter< bool >::type cond_var(cond_varSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_evaluate_cpp(spec, xp_r, theta, reml, cond_var));
-    return rcpp_result_gen;
-END_RCPP
-}
-// lmm_cond_var_cpp
-List lmm_cond_var_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml);
-RcppExport SEXP _mlmfit_lmm_cond_var_cpp(SEXP specSEXP, SEXP xp_rSEXP, SEXP thetaSEXP, SEXP remlSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
-    Rcpp::traits::input_parameter< const List& >::type xp_r(xp_rSEXP);
-    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
-    Rcpp::traits::input_parameter< bool >::type reml(remlSEXP);
-    rcpp_result_gen = Rcpp::wrap(lmm_cond_var_cpp(spec, xp_r, theta, reml));
+    Rcpp::traits::input_parameter< bool >::type fitted(fittedSEXP);
+    rcpp_result_gen = Rcpp::wrap(lmm_evaluate_cpp(spec, xp_r, theta, reml, cond_var, fitted));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -306,8 +294,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_lmm_refit_xp_cpp", (DL_FUNC) &_mlmfit_lmm_refit_xp_cpp, 5},
     {"_mlmfit_lmm_refit_response_cpp", (DL_FUNC) &_mlmfit_lmm_refit_response_cpp, 5},
     {"_mlmfit_lmm_refit_responses_cpp", (DL_FUNC) &_mlmfit_lmm_refit_responses_cpp, 6},
-    {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 5},
-    {"_mlmfit_lmm_cond_var_cpp", (DL_FUNC) &_mlmfit_lmm_cond_var_cpp, 4},
+    {"_mlmfit_lmm_evaluate_cpp", (DL_FUNC) &_mlmfit_lmm_evaluate_cpp, 6},
     {"_mlmfit_lmm_deviance_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_cpp, 5},
     {"_mlmfit_lmm_deviance_terms_cpp", (DL_FUNC) &_mlmfit_lmm_deviance_terms_cpp, 4},
     {"_mlmfit_lmm_structured_fit_cpp", (DL_FUNC) &_mlmfit_lmm_structured_fit_cpp, 5},

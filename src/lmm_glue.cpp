@@ -103,30 +103,18 @@ List lmm_refit_responses_cpp(const List& spec, const List& xp_r, const NumericMa
 }
 
 // Everything at a given theta, from stored cross-products (fitted values
-// when the spec has rows).
+// when the spec has rows and they are asked for: a pass over the rows).
 // [[Rcpp::export(rng = false)]]
-List lmm_evaluate_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml, bool cond_var) {
+List lmm_evaluate_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml, bool cond_var,
+                      bool fitted = true) {
   const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec, mlm_glue::Rows::optional);
   const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
   mlm_glue::check_theta(m, th);
   const mlm::CrossProducts xp = mlm_glue::cross_products_from_r(xp_r, m);
   const mlm::LmmEvaluation ev = mlm::evaluate_lmm(xp, m.templates, th, reml, cond_var);
   List out = mlm_glue::evaluation_to_r(ev);
-  if (m.has_rows && std::isfinite(ev.deviance)) out["fitted"] = mlm_glue::fitted_values(m, ev);
+  if (fitted && m.has_rows && std::isfinite(ev.deviance)) out["fitted"] = mlm_glue::fitted_values(m, ev);
   return out;
-}
-
-// The conditional covariances of the random effects at theta (per factor,
-// q x q x levels, including sigma^2), from stored cross-products: what a
-// fit leaves for the methods that ask for them.
-// [[Rcpp::export(rng = false)]]
-List lmm_cond_var_cpp(const List& spec, const List& xp_r, const NumericVector& theta, bool reml) {
-  const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec, mlm_glue::Rows::optional);
-  const Eigen::VectorXd th = Rcpp::as<Eigen::VectorXd>(theta);
-  mlm_glue::check_theta(m, th);
-  const mlm::CrossProducts xp = mlm_glue::cross_products_from_r(xp_r, m);
-  const List ev = mlm_glue::evaluation_to_r(mlm::evaluate_lmm(xp, m.templates, th, reml, true));
-  return ev["cond_var"];
 }
 
 // The profiled deviance at each column of thetas and, with gradient, its
