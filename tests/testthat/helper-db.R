@@ -10,7 +10,7 @@ skip_if_no_db <- function() {
 # A connection with the given data frames as tables, closed after the test.
 local_db <- function(tables, backend = "SQLite", env = parent.frame()) {
   con <- switch(backend, SQLite = DBI::dbConnect(RSQLite::SQLite(), ":memory:"), PostgreSQL = pg_connect(),
-                DuckDB = DBI::dbConnect(duckdb::duckdb(), ":memory:"))
+                DuckDB = duckdb_connect())
   # PostgreSQL's server outlives the test: its tables are temporary
   for (nm in names(tables)) DBI::dbWriteTable(con, nm, tables[[nm]], overwrite = TRUE, temporary = backend == "PostgreSQL")
   withr::defer(DBI::dbDisconnect(con), envir = env)
@@ -41,6 +41,9 @@ local_db_tbl <- function(d, name, backend, env = parent.frame()) {
 db_backends <- function() c("SQLite", if (pg_available()) "PostgreSQL", if (duckdb_available()) "DuckDB")
 
 duckdb_available <- function() requireNamespace("duckdb", quietly = TRUE)
+
+# An in-memory DuckDB database (without the note on where its extensions go).
+duckdb_connect <- function() DBI::dbConnect(duckdb::duckdb(shared_home = FALSE), ":memory:")
 
 skip_if_no_duckdb <- function() {
   if (!duckdb_available()) skip("duckdb is not installed (it builds from source for about two CPU-hours; not in CI)")

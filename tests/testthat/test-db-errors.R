@@ -66,7 +66,7 @@ for (backend in c("SQLite", "DuckDB")) test_that(paste("a lost connection ends t
   if (backend == "DuckDB") skip_if_no_duckdb()
   d <- db_pupils(32, 300)
   con <- switch(backend, SQLite = DBI::dbConnect(RSQLite::SQLite(), ":memory:"),
-                DuckDB = DBI::dbConnect(duckdb::duckdb(), ":memory:"))
+                DuckDB = duckdb_connect())
   withr::defer(if (DBI::dbIsValid(con)) DBI::dbDisconnect(con))
   DBI::dbWriteTable(con, "pupils", d)
   tb <- dplyr::tbl(con, "pupils")

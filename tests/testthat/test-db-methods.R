@@ -12,7 +12,7 @@ db_fixture <- local({
     if (backend == "DuckDB") skip_if_no_duckdb()
     d <- db_pupils_na(21)
     con <- switch(backend, SQLite = DBI::dbConnect(RSQLite::SQLite(), ":memory:"),
-                  DuckDB = DBI::dbConnect(duckdb::duckdb(), ":memory:"))
+                  DuckDB = duckdb_connect())
     # shared by the tests of this file; closed when the test run ends
     withr::defer(if (DBI::dbIsValid(con)) DBI::dbDisconnect(con), envir = testthat::teardown_env())
     DBI::dbWriteTable(con, "pupils", d)
