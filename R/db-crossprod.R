@@ -11,8 +11,9 @@
 # query sums, per
 # group, the weights, each distinct column of [X y] and Z (once, however
 # many times the model uses it) and the products the model needs. Every
-# column enters shifted by an approximate centre (the mean of the first
-# rows), so that no sum loses digits to a large mean; the cross-products
+# column whose first rows' mean is farther from 0 than their standard
+# deviation enters shifted by that mean (an approximate centre), so that
+# no sum loses digits to a large mean; the cross-products
 # are then formed in R by exact algebra on these sums: the in-memory
 # path's centring by the exact means (of X and y, when X has an
 # intercept), raw sums for Z, per level and per pair of levels. A column

@@ -341,7 +341,7 @@ db_design <- function(src) {
 
 # An integer column that only groups (no column of X, Z or y is made from
 # it) enters the frame as it is stored, not cast to double: PostgreSQL
-# groups 1e8 rows by an integer ~8% faster (bench/db-results.md). Its key
+# groups 1e8 rows by an integer 7-8% faster (bench/db-results.md). Its key
 # values come back as integers, as the cast ones are made again.
 db_group_by_integers <- function(src) {
   keys <- unique(unlist(lapply(src$random, `[[`, "keys")))
