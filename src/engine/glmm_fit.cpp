@@ -124,6 +124,7 @@ class GlmmFitter {
   bool stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g);
   bool quasi_newton_descent(Eigen::VectorXd& y);
   bool near_bound(const Eigen::VectorXd& y, bool except_at_bound = false) const;
+  bool on_bound(const Eigen::VectorXd& y, Eigen::Index i) const;
   bool projected_newton_step(const Eigen::VectorXd& y, const Eigen::VectorXd& g, const Eigen::MatrixXd& H,
                              Eigen::VectorXd& dy) const;
   bool newton_descent(Eigen::VectorXd& y, double& f);
@@ -397,9 +398,16 @@ bool GlmmFitter::quasi_newton_descent(Eigen::VectorXd& y) {
 bool GlmmFitter::near_bound(const Eigen::VectorXd& y, bool except_at_bound) const {
   for (Eigen::Index i = 0; i < nt_; ++i)
     if (std::isfinite(space_.lower[i]) && (y[i] - space_.lower[i]) * 5e-3 < 0.5 * phi_steps_[i] &&
-        !(except_at_bound && y[i] <= space_.lower[i]))
+        !(except_at_bound && on_bound(y, i)))
       return true;
   return false;
+}
+
+// Within a thousandth of a difference step of its bound: where the
+// differences cannot tell the entry from the bound (a descent or the
+// boundary rule may leave it 1e-9 above).
+bool GlmmFitter::on_bound(const Eigen::VectorXd& y, Eigen::Index i) const {
+  return y[i] - space_.lower[i] <= 1e-3 * phi_steps_[i];
 }
 
 // The Newton step on the parameters not held at a bound of theta: an entry
@@ -414,7 +422,7 @@ bool GlmmFitter::projected_newton_step(const Eigen::VectorXd& y, const Eigen::Ve
   const Eigen::Index np = y.size();
   std::vector<bool> held(static_cast<std::size_t>(np), false);
   for (Eigen::Index i = 0; i < nt_; ++i)
-    if (y[i] <= space_.lower[i] && g[i] > 0.0) held[static_cast<std::size_t>(i)] = true;
+    if (on_bound(y, i) && g[i] > 0.0) held[static_cast<std::size_t>(i)] = true;
   for (Eigen::Index pass = 0; pass <= nt_; ++pass) {
     std::vector<Eigen::Index> fr;
     for (Eigen::Index i = 0; i < np; ++i) {
@@ -431,7 +439,7 @@ bool GlmmFitter::projected_newton_step(const Eigen::VectorXd& y, const Eigen::Ve
     for (std::size_t a = 0; a < fr.size(); ++a) dy[fr[a]] = df[static_cast<Eigen::Index>(a)];
     bool more = false;
     for (Eigen::Index i = 0; i < nt_; ++i)
-      if (!held[static_cast<std::size_t>(i)] && y[i] <= space_.lower[i] && dy[i] < 0.0) {
+      if (!held[static_cast<std::size_t>(i)] && on_bound(y, i) && dy[i] < 0.0) {
         held[static_cast<std::size_t>(i)] = true;
         more = true;
       }
