@@ -161,3 +161,44 @@ test_that("a binary GLMM of a million rows stops at the noise floor of its devia
   expect_lt(fit_optinfo(p)$evals, 200)
   expect_length(fit_optinfo(f)$warnings, 0L)
 })
+
+# A random slope whose fit is singular (perfectly correlated with the
+# intercept: the last entry of theta on its bound). Stage 2 takes Newton
+# steps on the other parameters with that entry held on the bound (the
+# deviance is even in it and rises away from it), where it took a
+# quasi-Newton descent on finite differences of ten-odd steps.
+singular_slope_data <- function(n, groups, seed) {
+  set.seed(seed)
+  g <- sample.int(groups, n, replace = TRUE)
+  d <- data.frame(x1 = rnorm(n), x2 = rbinom(n, 1, 0.4), g = g)
+  d$y <- rbinom(n, 1, plogis(-0.5 + 0.6 * d$x1 - 0.4 * d$x2 + rnorm(groups, 0, 0.8)[g]))
+  d
+}
+
+test_that("a singular random-slope fit reaches glmer's optimum with the bound entry held", {
+  for (seed in c(1, 4)) {
+    d <- singular_slope_data(3000, 60, seed)
+    f <- suppressMessages(glmm(y ~ x1 + x2 + (x1 | g), d, binomial))
+    ref <- suppressMessages(suppressWarnings(lme4::glmer(y ~ x1 + x2 + (x1 | g), d, binomial)))
+    expect_true(is_singular(f))
+    expect_identical(unname(fit_theta(f)[3]), 0)
+    # glmer stops just off the bound (theta 1e-5 to 8e-5), 1e-5 to 1e-4 higher
+    expect_lt(-2 * as.numeric(logLik(f)), -2 * as.numeric(stats::logLik(ref)) + 1e-6)
+    expect_glmer_agreement(f, ref)
+  }
+})
+
+test_that("a singular random-slope fit of 20,000 rows: stage 2 by Newton steps, not a descent on differences", {
+  d <- singular_slope_data(2e4, 200, 2)
+  f <- suppressMessages(glmm(y ~ x1 + x2 + (x1 | g), d, binomial))
+  expect_true(is_singular(f))
+  # glmer (lme4 1.1-31, default control; 4.5 s) on these data: -2 log-likelihood
+  # 23212.6980526, theta 0.829370, -0.030855, 2.6e-5 (just off the bound)
+  dev <- -2 * as.numeric(logLik(f))
+  expect_lt(dev, 23212.6980526 + 1e-6)
+  expect_gt(dev, 23212.6980526 - 1e-3)
+  expect_equal(unname(fit_theta(f)), c(0.829370, -0.030855, 0), tolerance = 1e-3)
+  # a diagonal step, two Hessians of (2 x 6 + 2 x 15 + 1) values and the
+  # rules at the optimum: 105; the descent on differences took 158
+  expect_lt(fit_optinfo(f)$stage2$evals, 130)
+})
