@@ -127,6 +127,7 @@ class GlmmFitter {
   bool on_bound(const Eigen::VectorXd& y, Eigen::Index i) const;
   bool projected_newton_step(const Eigen::VectorXd& y, const Eigen::VectorXd& g, const Eigen::MatrixXd& H,
                              Eigen::VectorXd& dy) const;
+  bool leave_bound(Eigen::VectorXd& y);
   bool newton_descent(Eigen::VectorXd& y, double& f);
   Eigen::VectorXd stage2_steps() const;
   OptimumControl optimum_control(bool polish) const;
@@ -448,6 +449,80 @@ bool GlmmFitter::projected_newton_step(const Eigen::VectorXd& y, const Eigen::Ve
   return false;
 }
 
+// An entry of theta within half a standard error of its bound along which
+// the deviance curves down and falls away from the bound (the deviance of a
+// variance near zero is a function of its square: its curvature there is
+// that of the variance's own slope, negative where the variance is worth
+// having). Newton's method cannot step out of such a region and the
+// quasi-Newton descent on differences walks out in short steps of 2 (nt + p)
+// + 1 evaluations each: a search along the entry alone goes out to the
+// minimum (steps doubling until the deviance rises, then a parabola through
+// the last three points), and the entry's difference step is measured again
+// there. True where y moved.
+bool GlmmFitter::leave_bound(Eigen::VectorXd& y) {
+  bool moved = false;
+  for (Eigen::Index i = 0; i < nt_; ++i) {
+    if (!std::isfinite(space_.lower[i]) || (y[i] - space_.lower[i]) * 5e-3 >= 0.5 * phi_steps_[i]) continue;
+    const double f0 = stage2_criterion(y);
+    const double h = 1e-3 * (std::fabs(y[i]) + 0.1);
+    Eigen::VectorXd t = y;
+    t[i] = y[i] + h;
+    const double fp = stage2_criterion(t);
+    t[i] = y[i] - h;  // across the bound: the deviance is smooth there
+    const double fm = stage2_criterion(t);
+    if (!(std::isfinite(f0) && std::isfinite(fp) && std::isfinite(fm))) continue;
+    if (fp - 2.0 * f0 + fm > 0.0 || fp > fm) {
+      // Rising away from the bound: onto it, where the deviance is lower there.
+      if (on_bound(y, i)) continue;
+      t[i] = space_.lower[i];
+      const double fb = stage2_criterion(t);
+      if (std::isfinite(fb) && fb < f0) {
+        y[i] = space_.lower[i];
+        moved = true;
+      }
+      continue;
+    }
+    // Doubling steps of a tenth of a natural unit's scale from the point.
+    const double d = 0.1 * (std::fabs(y[i]) + 0.1);
+    double xa = y[i], fa = f0, xb = y[i], fb = f0, xc = y[i], fc = f0;
+    for (int k = 0; k < 8; ++k) {
+      t[i] = y[i] + d * std::ldexp(1.0, k);
+      const double ft = stage2_criterion(t);
+      xa = xb, fa = fb;
+      xb = xc, fb = fc;
+      xc = t[i], fc = ft;
+      if (!(std::isfinite(ft) && ft < fb)) break;
+    }
+    double xbest = xb, fbest = fb;
+    if (std::isfinite(fc) && fc < fbest) xbest = xc, fbest = fc;
+    const double den = (xb - xa) * (fb - fc) - (xb - xc) * (fb - fa);
+    if (xa < xb && std::isfinite(fc) && fc >= fb && den != 0.0) {
+      t[i] = xb - 0.5 * ((xb - xa) * (xb - xa) * (fb - fc) - (xb - xc) * (xb - xc) * (fb - fa)) / den;
+      if (t[i] > xa && t[i] < xc) {
+        const double ft = stage2_criterion(t);
+        if (std::isfinite(ft) && ft < fbest) xbest = t[i], fbest = ft;
+      }
+    }
+    if (!(fbest < f0)) continue;
+    y[i] = xbest;
+    moved = true;
+    // The entry's standard error at its new place.
+    t = y;
+    const double hn = 1e-3 * (std::fabs(y[i]) + 0.1);
+    t[i] = y[i] + hn;
+    const double gp = stage2_criterion(t);
+    t[i] = y[i] - hn;
+    const double gm = stage2_criterion(t);
+    const double curv = (gp - 2.0 * fbest + gm) / (hn * hn);
+    if (std::isfinite(curv) && curv > 1e-8) {
+      const double se = std::sqrt(2.0 / curv);
+      phi_steps_[i] = 5e-3 * se;
+      phi_curv_[i] = 2.0 / (se * se);
+    }
+  }
+  return moved;
+}
+
 // Difference steps of 1/200 of a standard error: far above the noise of
 // the criterion, close enough for its cubic terms not to matter.
 Eigen::VectorXd GlmmFitter::stage2_steps() const {
@@ -472,6 +547,7 @@ bool GlmmFitter::newton_descent(Eigen::VectorXd& y, double& f) {
   const Eigen::Index np = nt_ + p_;
   if (np > opt_.max_hessian_params) return false;
   if (analytic_ && !quasi_newton_descent(y)) return false;
+  if (!analytic_) leave_bound(y);
   for (int it = 0; it < 10; ++it) {
     if (near_bound(y, true)) return false;
     Eigen::VectorXd g, dy;
