@@ -471,7 +471,7 @@ bool GlmmFitter::leave_bound(Eigen::VectorXd& y) {
     t[i] = y[i] - h;  // across the bound: the deviance is smooth there
     const double fm = stage2_criterion(t);
     if (!(std::isfinite(f0) && std::isfinite(fp) && std::isfinite(fm))) continue;
-    if (fp - 2.0 * f0 + fm > 0.0 || fp > fm) {
+    if (!(fp - 2.0 * f0 + fm < 0.0 && fp < f0)) {
       // Rising away from the bound: onto it, where the deviance is lower there.
       if (on_bound(y, i)) continue;
       t[i] = space_.lower[i];
@@ -548,13 +548,18 @@ bool GlmmFitter::newton_descent(Eigen::VectorXd& y, double& f) {
   if (np > opt_.max_hessian_params) return false;
   if (analytic_ && !quasi_newton_descent(y)) return false;
   if (!analytic_) leave_bound(y);
+  bool left = false;  // the Newton steps went to a point where the deviance falls away from a bound
   for (int it = 0; it < 10; ++it) {
     if (near_bound(y, true)) return false;
     Eigen::VectorXd g, dy;
     Eigen::MatrixXd H;
     const bool diagonal_only = it == 0 && np > 2 && !analytic_;
     if (!stage2_derivatives(y, f, g, H, diagonal_only)) return false;
-    if (!projected_newton_step(y, g, H, dy)) return false;
+    if (!projected_newton_step(y, g, H, dy)) {
+      if (left || analytic_ || !leave_bound(y)) return false;
+      left = true;
+      continue;
+    }
     const double decrement = -0.5 * g.dot(dy);
     if (!(decrement > opt_.optim.f_tol * (1.0 + std::fabs(f)))) return !diagonal_only;
     double t = 1.0;  // at most half way to a bound of theta
