@@ -127,7 +127,7 @@ class GlmmFitter {
   bool on_bound(const Eigen::VectorXd& y, Eigen::Index i) const;
   bool projected_newton_step(const Eigen::VectorXd& y, const Eigen::VectorXd& g, const Eigen::MatrixXd& H,
                              Eigen::VectorXd& dy) const;
-  bool leave_bound(Eigen::VectorXd& y);
+  bool settle_near_bound(Eigen::VectorXd& y);
   bool newton_descent(Eigen::VectorXd& y, double& f);
   Eigen::VectorXd stage2_steps() const;
   OptimumControl optimum_control(bool polish) const;
@@ -449,17 +449,19 @@ bool GlmmFitter::projected_newton_step(const Eigen::VectorXd& y, const Eigen::Ve
   return false;
 }
 
-// An entry of theta within half a standard error of its bound along which
-// the deviance curves down and falls away from the bound (the deviance of a
-// variance near zero is a function of its square: its curvature there is
-// that of the variance's own slope, negative where the variance is worth
-// having). Newton's method cannot step out of such a region and the
-// quasi-Newton descent on differences walks out in short steps of 2 (nt + p)
-// + 1 evaluations each: a search along the entry alone goes out to the
-// minimum (steps doubling until the deviance rises, then a parabola through
-// the last three points), and the entry's difference step is measured again
-// there. True where y moved.
-bool GlmmFitter::leave_bound(Eigen::VectorXd& y) {
+// Entries of theta within half a standard error of their bound, where
+// Newton's method does not go (one difference each way tells which case):
+// * the deviance rises away from the bound: the entry goes onto it where
+//   the deviance is lower there (then held by the Newton steps);
+// * it curves down and falls away from the bound (the deviance near a zero
+//   variance is a function of its square: curved down where the variance
+//   is worth having): a search along the entry alone goes out to the
+//   minimum (steps doubling until the deviance rises, then a parabola
+//   through the last three points), and the entry's difference step is
+//   measured again there.
+// Both replace the quasi-Newton descent on differences, which walked there
+// in short steps of 2 (nt + p) + 1 evaluations each. True where y moved.
+bool GlmmFitter::settle_near_bound(Eigen::VectorXd& y) {
   bool moved = false;
   for (Eigen::Index i = 0; i < nt_; ++i) {
     if (!std::isfinite(space_.lower[i]) || (y[i] - space_.lower[i]) * 5e-3 >= 0.5 * phi_steps_[i]) continue;
@@ -539,7 +541,9 @@ Eigen::VectorXd GlmmFitter::stage2_steps() const {
 // near the optimum). Entries of theta on their bound (a singular fit) are
 // held there while the deviance rises away from it: Newton steps on the
 // others converge as fast, where the quasi-Newton descent on differences
-// took some ten steps of 2n evaluations. True when it converged: the rules
+// took some ten steps of 2n evaluations; entries near their bound are
+// first settled onto it or out along it (settle_near_bound), and once more
+// where a Newton step fails on a bound. True when it converged: the rules
 // at the optimum start there (the boundary rule and probes included). It
 // stops near (not on) a bound of theta or at a step that fails, and the
 // quasi-Newton descent of reach_optimum goes on from there.
@@ -547,8 +551,8 @@ bool GlmmFitter::newton_descent(Eigen::VectorXd& y, double& f) {
   const Eigen::Index np = nt_ + p_;
   if (np > opt_.max_hessian_params) return false;
   if (analytic_ && !quasi_newton_descent(y)) return false;
-  if (!analytic_) leave_bound(y);
-  bool left = false;  // the Newton steps went to a point where the deviance falls away from a bound
+  if (!analytic_) settle_near_bound(y);
+  bool settled = false;  // settle_near_bound after a failed Newton step (once)
   for (int it = 0; it < 10; ++it) {
     if (near_bound(y, true)) return false;
     Eigen::VectorXd g, dy;
@@ -556,8 +560,8 @@ bool GlmmFitter::newton_descent(Eigen::VectorXd& y, double& f) {
     const bool diagonal_only = it == 0 && np > 2 && !analytic_;
     if (!stage2_derivatives(y, f, g, H, diagonal_only)) return false;
     if (!projected_newton_step(y, g, H, dy)) {
-      if (left || analytic_ || !leave_bound(y)) return false;
-      left = true;
+      if (settled || analytic_ || !settle_near_bound(y)) return false;
+      settled = true;
       continue;
     }
     const double decrement = -0.5 * g.dot(dy);
