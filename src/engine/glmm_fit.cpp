@@ -203,7 +203,8 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   space_ = glmm_theta_space(tpl, lower.cwiseQuotient(units_));
   // Small data, cheap evaluations: the data whose deviance has several basins.
   thorough_ = static_cast<double>(d.n) * static_cast<double>(std::max<Eigen::Index>(nt_, 1)) <= 3e4;
-  analytic_ = opt.n_agq == 1 && laplace_gradient_applies(d, fam, static_cast<int>(nt_));
+  analytic_ = opt.n_agq == 1 && (laplace_gradient_applies(d, fam, static_cast<int>(nt_)) ||
+                                  laplace_gradient_scalar_terms_apply(d, fam, static_cast<int>(nt_)));
 }
 
 bool GlmmFitter::fail(const std::string& what) {
@@ -278,11 +279,25 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   f = stage2_criterion(y);
   if (!std::isfinite(f)) return false;
   const Eigen::VectorXd x = to_x(y);
+  const Eigen::VectorXd theta = x.head(nt_).cwiseProduct(units_);
   Eigen::VectorXd gx;
-  ++res_.pirls_passes;
-  if (!laplace_gradient(d_, fam_, x[0] * units_[0], x.tail(p_), uonly_.u()[0], gx)) return false;
+  if (nt_ == 1) {
+    ++res_.pirls_passes;
+    if (!laplace_gradient(d_, fam_, theta[0], x.tail(p_), uonly_.u()[0], gx)) return false;
+  } else {
+    // Several scalar terms: the factorisation at the modes, which the
+    // gradient's selected inverse overwrites (asked again at the same
+    // point, the criterion comes from last2_ without a new one).
+    if (!uonly_.system().holds_factor()) {
+      const PirlsResult r = uonly_.factor_here(theta);
+      res_.pirls_passes += r.passes;
+      if (!r.ok) return false;
+    }
+    res_.pirls_passes += 2;
+    if (!laplace_gradient_scalar_terms(d_, fam_, theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
+  }
   g.resize(nt_ + p_);
-  g[0] = gx[0] * units_[0];
+  g.head(nt_) = gx.head(nt_).cwiseProduct(units_);
   g.tail(p_) = L_.triangularView<Eigen::Lower>().transpose() * gx.tail(p_);
   return g.allFinite();
 }
@@ -780,11 +795,25 @@ Eigen::VectorXd laplace_gradient_at(const ModelData& d, const GlmFamily& fam, co
                                     const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta,
                                     const Eigen::VectorXd& beta, const GlmmOptions& opt) {
   Eigen::VectorXd g;
-  if (!laplace_gradient_applies(d, fam, static_cast<int>(theta.size()))) return g;
-  GlmmOptions laplace = opt;
-  laplace.n_agq = 1;
-  const GlmmResult at = evaluate_glmm(d, fam, tpl, eta_start, theta, beta, laplace);
-  if (!at.ok || !laplace_gradient(d, fam, theta[0], beta, at.u[0], g)) g.resize(0);
+  const int nt = static_cast<int>(theta.size());
+  if (laplace_gradient_applies(d, fam, nt)) {
+    GlmmOptions laplace = opt;
+    laplace.n_agq = 1;
+    const GlmmResult at = evaluate_glmm(d, fam, tpl, eta_start, theta, beta, laplace);
+    if (!at.ok || !laplace_gradient(d, fam, theta[0], beta, at.u[0], g)) g.resize(0);
+    return g;
+  }
+  if (!laplace_gradient_scalar_terms_apply(d, fam, nt)) return g;
+  // As evaluate_glmm(): the joint modes from eta_start, then u alone at beta.
+  Pirls joint(d, fam, tpl, true);
+  joint.set_start_eta(eta_start);
+  if (!joint.run(theta, opt.pirls).ok) return g;
+  Pirls uonly(d, fam, tpl, false);
+  uonly.set_u(joint.u());
+  uonly.set_beta(beta);
+  if (!uonly.run(theta, opt.pirls).ok ||
+      !laplace_gradient_scalar_terms(d, fam, theta, beta, uonly.u(), uonly.system(), g))
+    g.resize(0);
   return g;
 }
 

@@ -12,11 +12,16 @@
 // theorem on the mode's equation (the Hessian of the penalised deviance in
 // u is 2M for a canonical link, where observed and expected information
 // agree). For one scalar term M is diagonal, so every term is a sum per
-// level accumulated in the same pass.
+// level accumulated in the same pass. For several scalar terms (crossed or
+// nested intercepts) h_i needs M^{-1} at each observation's levels and
+// their pairs (the selected inverse that the LMM gradient uses too), and
+// du/dt one solve with M for all parameters at once: two passes over the
+// data and the factorisation that the evaluation left.
 #pragma once
 
 #include <Eigen/Dense>
 
+#include "blocked_cholesky.h"
 #include "glm_family.h"
 #include "model_data.h"
 
@@ -31,5 +36,19 @@ bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, in
 // there (1 x levels); false where a mean leaves the family's domain.
 bool laplace_gradient(const ModelData& data, const GlmFamily& family, double theta, const Eigen::VectorXd& beta,
                       const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
+
+// Does laplace_gradient_scalar_terms() apply: several grouping factors,
+// each with one column and its own entry of theta (n_theta of them), a
+// canonical link of a family without dispersion.
+bool laplace_gradient_scalar_terms_apply(const ModelData& data, const GlmFamily& family, int n_theta);
+
+// The same gradient for several scalar terms, at theta, beta and u the
+// conditional modes there (per term 1 x levels, as Pirls::u()), with M
+// the system that PIRLS factored at the weights of those modes (its
+// selected inverse overwrites the factor). False where a mean leaves the
+// family's domain or M does not match the data.
+bool laplace_gradient_scalar_terms(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
+                                   const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                                   BlockedCholesky& M, Eigen::VectorXd& gradient);
 
 }  // namespace mlm
