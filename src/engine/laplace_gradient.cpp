@@ -174,9 +174,29 @@ struct TermRows {
 //   d/dbeta = X's + sum_i w'_i h_i (x_i + (Z Lambda du_beta)_i),  du_beta = -M^{-1} Lambda'Z'WX.
 // Pass 1 forms the right-hand sides, pass 2 (after the solve and the
 // selected inverse) the sums with h_i.
-bool laplace_gradient_scalar_terms(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
-                                   const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                                   BlockedCholesky& M, Eigen::VectorXd& gradient) {
+bool ScalarTermsLaplaceGradient::find_pairs(const CrossProducts& xp, const std::vector<Index>& first) {
+  const Index n = d_.n;
+  const FactorBlock& P = d_.blocks[0];
+  pair_offset_.resize(static_cast<std::size_t>(n * (d_.blocks.size() - 1)));
+  for (std::size_t t = 1; t < d_.blocks.size(); ++t) {
+    const FactorBlock& F = d_.blocks[t];
+    Index* out = pair_offset_.data() + (t - 1) * n;
+    for (Index i = 0; i < n; ++i) {
+      const Index j = P.codes[i] - P.code_base, s = first[t] - xp.k1 + (F.codes[i] - F.code_base);
+      const auto b = xp.r1_row.begin() + xp.r1_ptr[j], e = xp.r1_row.begin() + xp.r1_ptr[j + 1];
+      const auto it = std::lower_bound(b, e, s);
+      if (it == e || *it != s) return false;
+      out[i] = xp.r1_off[it - xp.r1_row.begin()];
+    }
+  }
+  return true;
+}
+
+bool ScalarTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                            const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                            Eigen::VectorXd& gradient) {
+  const ModelData& d = d_;
+  const GlmFamily& fam = fam_;
   const CrossProducts& xp = M.cross_products();
   const int nb = static_cast<int>(d.blocks.size()), p = d.p;
   const Index n = d.n;
@@ -191,6 +211,10 @@ bool laplace_gradient_scalar_terms(const ModelData& d, const GlmFamily& fam, con
     nz += d.blocks[t].n_levels;
   }
   if (nz != xp.k1 + xp.m) return false;
+  if (pair_offset_.empty() && !find_pairs(xp, first)) {
+    pair_offset_.clear();
+    return false;
+  }
   std::vector<double> th(nb), us(nz);
   for (int t = 0; t < nb; ++t) {
     th[t] = theta[d.blocks[t].cov.theta_index[0]];
@@ -256,20 +280,8 @@ bool laplace_gradient_scalar_terms(const ModelData& d, const GlmFamily& fam, con
     for (Index l = 0; l < d.blocks[t].n_levels; ++l) sum += 1.0 - diag[first[t] + l];
     g[t] += 2.0 * sum / th[t];
   }
-  // M^{-1} between the coordinates of two terms of an observation: the
-  // primary level's entry for that secondary level, or S^{-1}.
-  auto off_diagonal = [&](Index c1, Index c2, double& out) {
-    if (c1 < xp.k1) {
-      const Index s2 = c2 - xp.k1;
-      const auto b = xp.r1_row.begin() + xp.r1_ptr[c1], e = xp.r1_row.begin() + xp.r1_ptr[c1 + 1];
-      const auto it = std::lower_bound(b, e, s2);
-      if (it == e || *it != s2) return false;
-      out = pair[xp.r1_off[it - xp.r1_row.begin()]];
-      return true;
-    }
-    out = M.secondary_inverse(c1 - xp.k1, c2 - xp.k1);
-    return true;
-  };
+  // M^{-1} between the coordinates of two secondary terms of an observation.
+  auto secondary_pair = [&](Index c1, Index c2) { return M.secondary_inverse(c1 - xp.k1, c2 - xp.k1); };
 
   // Pass 2: v_i = w'_i h_i times deta_i/dt for every parameter t.
   std::vector<double> deta(width);
@@ -284,8 +296,8 @@ bool laplace_gradient_scalar_terms(const ModelData& d, const GlmFamily& fam, con
         const double tz = th[t] * rows.z[t * kChunk + i];
         h += tz * tz * diag[c];
         for (int t2 = t + 1; t2 < nb; ++t2) {
-          double mi = 0.0;
-          if (!off_diagonal(c, rows.coord[t2 * kChunk + i], mi)) return false;
+          const double mi = t == 0 ? pair[pair_offset_[(t2 - 1) * n + start + i]]
+                                   : secondary_pair(c, rows.coord[t2 * kChunk + i]);
           h += 2.0 * tz * th[t2] * rows.z[t2 * kChunk + i] * mi;
         }
         const double* dr = du.data() + c * width;

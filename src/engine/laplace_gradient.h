@@ -42,13 +42,27 @@ bool laplace_gradient(const ModelData& data, const GlmFamily& family, double the
 // canonical link of a family without dispersion.
 bool laplace_gradient_scalar_terms_apply(const ModelData& data, const GlmFamily& family, int n_theta);
 
-// The same gradient for several scalar terms, at theta, beta and u the
-// conditional modes there (per term 1 x levels, as Pirls::u()), with M
-// the system that PIRLS factored at the weights of those modes (its
-// selected inverse overwrites the factor). False where a mean leaves the
-// family's domain or M does not match the data.
-bool laplace_gradient_scalar_terms(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
-                                   const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                                   BlockedCholesky& M, Eigen::VectorXd& gradient);
+// The same gradient for several scalar terms. One per fit: it keeps, from
+// its first call, where each observation's pair of levels (primary,
+// secondary) sits in the selected inverse.
+class ScalarTermsLaplaceGradient {
+ public:
+  ScalarTermsLaplaceGradient(const ModelData& data, const GlmFamily& family) : d_(data), fam_(family) {}
+  // At theta, beta and u the conditional modes there (per term 1 x levels,
+  // as Pirls::u()), with M the system that PIRLS factored at the weights
+  // of those modes (its selected inverse overwrites the factor). False
+  // where a mean leaves the family's domain or M does not match the data.
+  bool operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                  BlockedCholesky& M, Eigen::VectorXd& gradient);
+
+ private:
+  bool find_pairs(const CrossProducts& xp, const std::vector<Index>& first);
+
+  const ModelData& d_;
+  const GlmFamily& fam_;
+  // Per observation, term by term after the primary (n each): the offset
+  // of M^{-1}(secondary level, primary level) among the entries of Z_R'WZ_1.
+  std::vector<Index> pair_offset_;
+};
 
 }  // namespace mlm
