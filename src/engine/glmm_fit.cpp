@@ -283,9 +283,9 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   const Eigen::VectorXd x = to_x(y);
   const Eigen::VectorXd theta = x.head(nt_).cwiseProduct(units_);
   Eigen::VectorXd gx;
-  if (nt_ == 1) {
+  if (d_.blocks.size() == 1) {
     ++res_.pirls_passes;
-    if (!laplace_gradient(d_, fam_, theta[0], x.tail(p_), uonly_.u()[0], gx)) return false;
+    if (!laplace_gradient(d_, fam_, theta, x.tail(p_), uonly_.u()[0], gx)) return false;
   } else {
     // Several scalar terms: the factorisation at the modes, which the
     // gradient's selected inverse overwrites (asked again at the same
@@ -802,7 +802,7 @@ Eigen::VectorXd laplace_gradient_at(const ModelData& d, const GlmFamily& fam, co
     GlmmOptions laplace = opt;
     laplace.n_agq = 1;
     const GlmmResult at = evaluate_glmm(d, fam, tpl, eta_start, theta, beta, laplace);
-    if (!at.ok || !laplace_gradient(d, fam, theta[0], beta, at.u[0], g)) g.resize(0);
+    if (!at.ok || !laplace_gradient(d, fam, theta, beta, at.u[0], g)) g.resize(0);
     return g;
   }
   if (!laplace_gradient_scalar_terms_apply(d, fam, nt)) return g;

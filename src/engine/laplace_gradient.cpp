@@ -15,8 +15,19 @@ bool canonical_link(const GlmFamily& fam) {
 }  // namespace
 
 bool laplace_gradient_applies(const ModelData& d, const GlmFamily& fam, int n_theta) {
-  return canonical_link(fam) && n_theta == 1 && d.blocks.size() == 1 && d.blocks[0].q == 1 &&
-         d.blocks[0].cov.theta_index.size() == 1 && d.blocks[0].cov.theta_index[0] == 0;
+  if (!canonical_link(fam) || d.blocks.size() != 1 || n_theta < 1) return false;
+  const CovTemplate& tpl = d.blocks[0].cov;
+  const int q = d.blocks[0].q;
+  if (q < 1 || tpl.q != q || static_cast<int>(tpl.theta_index.size()) != q * q) return false;
+  // every entry of theta somewhere in the lower triangle of T
+  std::vector<bool> seen(static_cast<std::size_t>(n_theta), false);
+  for (int c = 0; c < q; ++c)
+    for (int r = c; r < q; ++r) {
+      const int k = tpl.theta_index[r + c * q];
+      if (k >= n_theta) return false;
+      if (k >= 0) seen[k] = true;
+    }
+  return std::all_of(seen.begin(), seen.end(), [](bool b) { return b; });
 }
 
 namespace {
@@ -54,31 +65,55 @@ bool observation_terms(const GlmFamily& fam, const double* eta, const double* y,
 
 }  // namespace
 
-bool laplace_gradient(const ModelData& d, const GlmFamily& fam, double theta, const Eigen::VectorXd& beta,
-                      const Eigen::MatrixXd& u, Eigen::VectorXd& gradient) {
+namespace {
+
+// laplace_gradient() with q = Q fixed at compile time (0: any). Per level
+// j the sums over its observations (z its q random-effect columns, x the
+// fixed-effect row): A = sum w z z', R = sum s z, C = sum w z x',
+// Z3 = sum w' z (x) z (x) z and Z2X = sum w' z (x) z (x) x, side by side;
+// then with M = T'AT + I, K = T M^{-1} T' (so h_i = z_i'K z_i),
+// V = sum w' h z = K : Z3 and VX = sum w' h x = K : Z2X, for each position
+// (r, c) of theta_k in T (E_k = e_r e_c'):
+//   d/dtheta_k += R_r u_c + 2 (M^{-1} T'A)_cr + V_r u_c + V'T du,
+//   du = -M^{-1} (R_r e_c / 2 + u_c T'A e_r)   (the mode's equation),
+// and d/dbeta += VX - C'K V (du/dbeta = -M^{-1} T'C), plus X's overall.
+template <int Q>
+bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
+                         const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient) {
+  using Mat = Eigen::Matrix<double, Q == 0 ? Eigen::Dynamic : Q, Q == 0 ? Eigen::Dynamic : Q>;
+  using Vec = Eigen::Matrix<double, Q == 0 ? Eigen::Dynamic : Q, 1>;
   const FactorBlock& F = d.blocks[0];
   const Index n = d.n, k = F.n_levels;
-  const int p = d.p;
-  // Per level j (sums over its observations, z the random-effect column):
-  // S1 = sum w z^2 (M_jj = 1 + theta^2 S1), S2 = sum w' z^3, R = sum s z,
-  // P = sum x w' z^2, Q = sum x w z, side by side; and X's over all
-  // observations.
-  const Index width = 3 + 2 * static_cast<Index>(p);
+  const int q = Q > 0 ? Q : F.q, p = d.p, qq = q * q;
+  std::vector<CovTemplate> tpl{F.cov};
+  std::vector<Eigen::MatrixXd> Tf{Eigen::MatrixXd::Zero(q, q)};
+  fill_relative_factors(tpl, theta, Tf);
+  const Mat T = Tf[0];
+  const Index oA = 0, oR = qq, oC = oR + q, oZ3 = oC + static_cast<Index>(q) * p, oZ2X = oZ3 + qq * q;
+  const Index width = oZ2X + static_cast<Index>(qq) * p;
   std::vector<double> acc(static_cast<std::size_t>(k * width), 0.0);
   Eigen::VectorXd Xs = Eigen::VectorXd::Zero(p);
   constexpr Index kChunk = 2048;
   std::vector<double> eta(kChunk), s(kChunk), w(kChunk), wp(kChunk);
+  std::vector<double> zb(static_cast<std::size_t>(q) * kChunk);  // z of each observation, q at a time
+  const Eigen::MatrixXd TU = T * u;  // b = T u per level (q x k)
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
+    const int* codes = F.codes + start;
     for (Index i = 0; i < len; ++i) eta[i] = d.offset ? d.offset[start + i] : 0.0;
     for (int c = 0; c < p; ++c) {
       const double* x = d.X + static_cast<Index>(c) * n + start;
       const double bc = beta[c];
       for (Index i = 0; i < len; ++i) eta[i] += bc * x[i];
     }
-    const int* codes = F.codes + start;
-    const double* zcol = F.cols[0] ? F.cols[0] + start : nullptr;
-    for (Index i = 0; i < len; ++i) eta[i] += (zcol ? zcol[i] : 1.0) * theta * u(0, codes[i] - F.code_base);
+    for (int a = 0; a < q; ++a) {
+      const double* col = F.cols[a] ? F.cols[a] + start : nullptr;
+      for (Index i = 0; i < len; ++i) {
+        const double z = col ? col[i] : 1.0;
+        zb[i * q + a] = z;
+        eta[i] += z * TU(a, codes[i] - F.code_base);
+      }
+    }
     if (!observation_terms(fam, eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
                            w.data(), wp.data()))
       return false;
@@ -89,39 +124,71 @@ bool laplace_gradient(const ModelData& d, const GlmFamily& fam, double theta, co
       Xs[c] += xs;
     }
     for (Index i = 0; i < len; ++i) {
-      const double z = zcol ? zcol[i] : 1.0;
-      const double wz = w[i] * z, wpz2 = wp[i] * z * z;
+      const double* z = zb.data() + i * q;
       double* a = acc.data() + (codes[i] - F.code_base) * width;
-      a[0] += wz * z;
-      a[1] += wpz2 * z;
-      a[2] += s[i] * z;
-      for (int c = 0; c < p; ++c) {
-        const double x = d.X[static_cast<Index>(c) * n + start + i];
-        a[3 + c] += x * wpz2;
-        a[3 + p + c] += x * wz;
+      for (int r2 = 0; r2 < q; ++r2) {
+        const double wz = w[i] * z[r2], wpz = wp[i] * z[r2];
+        a[oR + r2] += s[i] * z[r2];
+        for (int r1 = 0; r1 < q; ++r1) {
+          a[oA + r1 + r2 * q] += wz * z[r1];
+          const double wpzz = wpz * z[r1];
+          for (int r3 = 0; r3 < q; ++r3) a[oZ3 + r1 + r2 * q + r3 * qq] += wpzz * z[r3];
+          for (int c = 0; c < p; ++c) a[oZ2X + r1 + r2 * q + c * qq] += wpzz * d.X[static_cast<Index>(c) * n + start + i];
+        }
+        for (int c = 0; c < p; ++c) a[oC + r2 + c * q] += wz * d.X[static_cast<Index>(c) * n + start + i];
       }
     }
   }
-  gradient.setZero(1 + p);
-  Eigen::VectorXd g_beta = Xs;
-  double g_theta = 0.0;
-  const double t2 = theta * theta;
+  const int nt = static_cast<int>(theta.size());
+  Eigen::VectorXd g = Eigen::VectorXd::Zero(nt + p);
+  g.tail(p) = Xs;
+  const Mat I = Mat::Identity(q, q);
+  Vec V(q), uj(q), du(q);
   for (Index j = 0; j < k; ++j) {
     const double* a = acc.data() + j * width;
-    const double S1 = a[0], S2 = a[1], R = a[2];
-    const Eigen::Map<const Eigen::VectorXd> P(a + 3, p), Q(a + 3 + p, p);
-    const double M = 1.0 + t2 * S1;
-    const double uj = u(0, j);
-    // du_j/dtheta, and du_j/dbeta = -theta Q / M, from the mode's equation
-    // theta sum(s z) + 2 u_j = 0, whose derivative in u_j is 2M.
-    const double du = -(0.5 * R + theta * S1 * uj) / M;
-    const double lev = t2 * S2 / M;  // sum over the level of w' z h_i, h_i = theta^2 z^2 / M
-    g_theta += uj * R + 2.0 * theta * S1 / M + (uj + theta * du) * lev;
-    g_beta += (t2 / M) * P - (lev * t2 / M) * Q;
+    const Eigen::Map<const Mat> A(a + oA, q, q);
+    const Eigen::Map<const Vec> R(a + oR, q);
+    const Eigen::Map<const Eigen::MatrixXd> C(a + oC, q, p);
+    const Eigen::Map<const Eigen::MatrixXd> Z2X(a + oZ2X, qq, p);
+    uj = u.col(j);
+    const Mat TA = T.transpose() * A;
+    const Eigen::LLT<Mat> llt(TA * T + I);
+    if (llt.info() != Eigen::Success) return false;
+    const Mat Minv = llt.solve(I);
+    const Mat K = T * Minv * T.transpose();
+    for (int c = 0; c < q; ++c) {
+      double v = 0.0;
+      for (int r2 = 0; r2 < q; ++r2)
+        for (int r1 = 0; r1 < q; ++r1) v += K(r1, r2) * a[oZ3 + r1 + r2 * q + c * qq];
+      V[c] = v;
+    }
+    const Mat MTA = Minv * TA;
+    const Vec TV = T.transpose() * V;
+    for (int c = 0; c < q; ++c)
+      for (int r = c; r < q; ++r) {
+        const int t = F.cov.theta_index[r + c * q];
+        if (t < 0) continue;
+        du = -Minv * (TA.col(r) * uj[c]);
+        du -= 0.5 * R[r] * Minv.col(c);
+        g[t] += R[r] * uj[c] + 2.0 * MTA(c, r) + V[r] * uj[c] + TV.dot(du);
+      }
+    const Eigen::Map<const Eigen::VectorXd> Kv(K.data(), qq);
+    g.tail(p) += Z2X.transpose() * Kv - C.transpose() * (K * V);
   }
-  gradient[0] = g_theta;
-  gradient.tail(p) = g_beta;
+  gradient = g;
   return gradient.allFinite();
+}
+
+}  // namespace
+
+bool laplace_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
+                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient) {
+  switch (d.blocks[0].q) {
+    case 1: return one_factor_gradient<1>(d, fam, theta, beta, u, gradient);
+    case 2: return one_factor_gradient<2>(d, fam, theta, beta, u, gradient);
+    case 3: return one_factor_gradient<3>(d, fam, theta, beta, u, gradient);
+    default: return one_factor_gradient<0>(d, fam, theta, beta, u, gradient);
+  }
 }
 
 bool laplace_gradient_scalar_terms_apply(const ModelData& d, const GlmFamily& fam, int n_theta) {

@@ -27,15 +27,18 @@
 
 namespace mlm {
 
-// Does laplace_gradient() apply: one grouping factor with one column, one
-// entry of theta, a canonical link of a family without dispersion.
+// Does laplace_gradient() apply: one grouping factor (q columns, T lower
+// triangular with each entry of theta in one or more of its places), a
+// canonical link of a family without dispersion.
 bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
 // The gradient (d/dtheta, d/dbeta) of the Laplace deviance at theta (lme4's
-// parametrisation, Lambda = theta I), beta, and u the conditional modes
-// there (1 x levels); false where a mean leaves the family's domain.
-bool laplace_gradient(const ModelData& data, const GlmFamily& family, double theta, const Eigen::VectorXd& beta,
-                      const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
+// parametrisation, Lambda = I (x) T), beta, and u the conditional modes
+// there (q x levels); false where a mean leaves the family's domain. M is
+// block diagonal (q x q per level): every term is a sum per level of
+// moments of the level's observations accumulated in one pass.
+bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
+                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
 
 // Does laplace_gradient_scalar_terms() apply: several grouping factors,
 // each with one column and its own entry of theta (n_theta of them), a
