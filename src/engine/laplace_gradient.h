@@ -1,6 +1,7 @@
 // The gradient of the Laplace deviance of a GLMM in (theta, beta), with u
-// at its conditional mode, for one scalar random-effect term and a
-// canonical link (binomial-logit, Poisson-log): one pass over the data at
+// at its conditional mode, for random effects on one grouping factor or
+// several scalar terms, and a canonical link (binomial-logit,
+// Poisson-log): one or two passes over the data at
 // the modes instead of 2 (theta, beta) evaluations per parameter by
 // differences. With M = Lambda'Z'WZ Lambda + I (W the working weights),
 // the deviance is  dev(eta) + ||u||^2 + log|M|,  eta = X beta + Z Lambda u.
@@ -11,8 +12,8 @@
 // entry of Z Lambda M^{-1} Lambda'Z', and du/dt from the implicit function
 // theorem on the mode's equation (the Hessian of the penalised deviance in
 // u is 2M for a canonical link, where observed and expected information
-// agree). For one scalar term M is diagonal, so every term is a sum per
-// level accumulated in the same pass. For several scalar terms (crossed or
+// agree). For one grouping factor M is block diagonal, so every term is a
+// sum per level accumulated in the same pass. For several scalar terms (crossed or
 // nested intercepts) h_i needs M^{-1} at each observation's levels and
 // their pairs (the selected inverse that the LMM gradient uses too), and
 // du/dt one solve with M for all parameters at once: two passes over the
