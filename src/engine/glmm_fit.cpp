@@ -596,14 +596,6 @@ bool GlmmFitter::optimise_theta_and_beta() {
   const Eigen::Index np = nt_ + p_;
   Criterion c;
   c.value = [this](const Eigen::VectorXd& y) { return stage2_criterion(y); };
-  // Where the Newton descent stops (near a bound of theta), the search
-  // goes on with the analytic gradient instead of differences of values.
-  if (analytic_)
-    c.value_and_gradient = [this](const Eigen::VectorXd& y, Eigen::VectorXd& g) {
-      double f = kInf;
-      if (!stage2_gradient(y, f, g)) g.resize(0);
-      return f;
-    };
   c.exact_gradient = false;
   c.derivatives = [this](const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
     return stage2_derivatives(y, f, g, H);
