@@ -11,8 +11,9 @@
 # query sums, per
 # group, the weights, each distinct column of [X y] and Z (once, however
 # many times the model uses it) and the products the model needs. Every
-# column enters shifted by an approximate centre (the mean of the first
-# rows), so that no sum loses digits to a large mean; the cross-products
+# column whose first rows' mean is farther from 0 than their standard
+# deviation enters shifted by that mean (an approximate centre), so that
+# no sum loses digits to a large mean; the cross-products
 # are then formed in R by exact algebra on these sums: the in-memory
 # path's centring by the exact means (of X and y, when X has an
 # intercept), raw sums for Z, per level and per pair of levels. A column
@@ -87,8 +88,14 @@ db_raw_blocks <- function(raw_terms) {
 db_sample_centres <- function(src, plan, log, n = getOption("mlmfit.db_sample_rows", 1000L)) {
   m <- length(plan$vars)
   res <- db_query(log, db_sample_sql(src, plan, n), "reading the first rows for approximate centres")
-  shift <- vapply(seq_len(m), function(i) mean(as.double(res[[i]]), na.rm = TRUE), 0)
-  shift[!is.finite(shift)] <- 0
+  shift <- vapply(seq_len(m), function(i) {
+    v <- as.double(res[[i]])
+    centre <- mean(v, na.rm = TRUE)
+    spread <- if (sum(!is.na(v)) > 1L) stats::sd(v, na.rm = TRUE) else 0
+    # a mean within one standard deviation of 0 costs a raw sum of squares
+    # at most a bit; its subtraction costs PostgreSQL ~5% of the GROUP BY
+    if (is.finite(centre) && abs(centre) > spread) centre else 0
+  }, 0)
   structure(shift, incomplete = any(as.double(res$mlm_incomplete) > 0))
 }
 

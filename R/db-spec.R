@@ -336,6 +336,20 @@ db_design <- function(src) {
   X$proto <- NULL
   src$X <- X
   src$random <- lapply(src$parsed$random, function(r) db_random_term(src, r))
+  db_group_by_integers(src)
+}
+
+# An integer column that only groups (no column of X, Z or y is made from
+# it) enters the frame as it is stored, not cast to double: PostgreSQL
+# groups 1e8 rows by an integer 7-8% faster (bench/db-results.md). Its key
+# values come back as integers, as the cast ones are made again.
+db_group_by_integers <- function(src) {
+  keys <- unique(unlist(lapply(src$random, `[[`, "keys")))
+  numeric_uses <- c(db_design_variables(src), src$response$name)
+  for (k in setdiff(keys, numeric_uses)) {
+    v <- src$vars[[k]]
+    if (v$kind == "numeric" && isTRUE(v$integer) && is.name(v$expr)) src$vars[[k]]$sql <- v$key_sql
+  }
   src
 }
 

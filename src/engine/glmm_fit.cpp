@@ -123,7 +123,11 @@ class GlmmFitter {
                           bool diagonal_only = false);
   bool stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g);
   bool quasi_newton_descent(Eigen::VectorXd& y);
-  bool near_bound(const Eigen::VectorXd& y) const;
+  bool near_bound(const Eigen::VectorXd& y, bool except_at_bound = false) const;
+  bool on_bound(const Eigen::VectorXd& y, Eigen::Index i) const;
+  bool projected_newton_step(const Eigen::VectorXd& y, const Eigen::VectorXd& g, const Eigen::MatrixXd& H,
+                             Eigen::VectorXd& dy) const;
+  bool settle_near_bound(Eigen::VectorXd& y);
   bool newton_descent(Eigen::VectorXd& y, double& f);
   Eigen::VectorXd stage2_steps() const;
   OptimumControl optimum_control(bool polish) const;
@@ -405,13 +409,137 @@ bool GlmmFitter::quasi_newton_descent(Eigen::VectorXd& y) {
   return true;
 }
 
-// Within half a standard error of a bound of theta: the deviance is far
-// from quadratic there, and the quasi-Newton descent of reach_optimum,
-// with its boundary rule, goes on instead.
-bool GlmmFitter::near_bound(const Eigen::VectorXd& y) const {
+// Within half a standard error of a bound of theta (except_at_bound: and
+// not on it): the deviance is far from quadratic there, and the
+// quasi-Newton descent of reach_optimum, with its boundary rule, goes on
+// instead.
+bool GlmmFitter::near_bound(const Eigen::VectorXd& y, bool except_at_bound) const {
   for (Eigen::Index i = 0; i < nt_; ++i)
-    if (std::isfinite(space_.lower[i]) && (y[i] - space_.lower[i]) * 5e-3 < 0.5 * phi_steps_[i]) return true;
+    if (std::isfinite(space_.lower[i]) && (y[i] - space_.lower[i]) * 5e-3 < 0.5 * phi_steps_[i] &&
+        !(except_at_bound && on_bound(y, i)))
+      return true;
   return false;
+}
+
+// Within a thousandth of a difference step of its bound: where the
+// differences cannot tell the entry from the bound (a descent or the
+// boundary rule may leave it 1e-9 above).
+bool GlmmFitter::on_bound(const Eigen::VectorXd& y, Eigen::Index i) const {
+  return y[i] - space_.lower[i] <= 1e-3 * phi_steps_[i];
+}
+
+// The Newton step on the parameters not held at a bound of theta: an entry
+// at its bound is held where the gradient or the step points outwards and
+// the curvature along it is positive (the deviance, even in such an entry
+// of a singular fit, rises on both sides of the bound). False where the
+// Hessian on the others is not positive definite, or where an entry at
+// its bound is curved downwards (the deviance falls away from the bound:
+// not a point for Newton's method).
+bool GlmmFitter::projected_newton_step(const Eigen::VectorXd& y, const Eigen::VectorXd& g, const Eigen::MatrixXd& H,
+                                       Eigen::VectorXd& dy) const {
+  const Eigen::Index np = y.size();
+  std::vector<bool> held(static_cast<std::size_t>(np), false);
+  for (Eigen::Index i = 0; i < nt_; ++i)
+    if (on_bound(y, i) && g[i] > 0.0) held[static_cast<std::size_t>(i)] = true;
+  for (Eigen::Index pass = 0; pass <= nt_; ++pass) {
+    std::vector<Eigen::Index> fr;
+    for (Eigen::Index i = 0; i < np; ++i) {
+      if (!held[static_cast<std::size_t>(i)]) fr.push_back(i);
+      else if (!(H(i, i) > 0.0)) return false;
+    }
+    Eigen::MatrixXd Hf;
+    Eigen::VectorXd gf;
+    restrict_to(H, g, fr, Hf, gf);
+    Eigen::LLT<Eigen::MatrixXd> llt(Hf);
+    if (llt.info() != Eigen::Success) return false;
+    const Eigen::VectorXd df = -llt.solve(gf);
+    dy = Eigen::VectorXd::Zero(np);
+    for (std::size_t a = 0; a < fr.size(); ++a) dy[fr[a]] = df[static_cast<Eigen::Index>(a)];
+    bool more = false;
+    for (Eigen::Index i = 0; i < nt_; ++i)
+      if (!held[static_cast<std::size_t>(i)] && on_bound(y, i) && dy[i] < 0.0) {
+        held[static_cast<std::size_t>(i)] = true;
+        more = true;
+      }
+    if (!more) return true;
+  }
+  return false;
+}
+
+// Entries of theta within half a standard error of their bound, where
+// Newton's method does not go (one difference each way tells which case):
+// * the deviance rises away from the bound: the entry goes onto it where
+//   the deviance is lower there (then held by the Newton steps);
+// * it curves down and falls away from the bound (the deviance near a zero
+//   variance is a function of its square: curved down where the variance
+//   is worth having): a search along the entry alone goes out to the
+//   minimum (steps doubling until the deviance rises, then a parabola
+//   through the last three points), and the entry's difference step is
+//   measured again there.
+// Both replace the quasi-Newton descent on differences, which walked there
+// in short steps of 2 (nt + p) + 1 evaluations each. True where y moved.
+bool GlmmFitter::settle_near_bound(Eigen::VectorXd& y) {
+  bool moved = false;
+  for (Eigen::Index i = 0; i < nt_; ++i) {
+    if (!std::isfinite(space_.lower[i]) || (y[i] - space_.lower[i]) * 5e-3 >= 0.5 * phi_steps_[i]) continue;
+    const double f0 = stage2_criterion(y);
+    const double h = 1e-3 * (std::fabs(y[i]) + 0.1);
+    Eigen::VectorXd t = y;
+    t[i] = y[i] + h;
+    const double fp = stage2_criterion(t);
+    t[i] = y[i] - h;  // across the bound: the deviance is smooth there
+    const double fm = stage2_criterion(t);
+    if (!(std::isfinite(f0) && std::isfinite(fp) && std::isfinite(fm))) continue;
+    if (!(fp - 2.0 * f0 + fm < 0.0 && fp < f0)) {
+      // Rising away from the bound: onto it, where the deviance is lower there.
+      if (on_bound(y, i)) continue;
+      t[i] = space_.lower[i];
+      const double fb = stage2_criterion(t);
+      if (std::isfinite(fb) && fb < f0) {
+        y[i] = space_.lower[i];
+        moved = true;
+      }
+      continue;
+    }
+    // Doubling steps of a tenth of a natural unit's scale from the point.
+    const double d = 0.1 * (std::fabs(y[i]) + 0.1);
+    double xa = y[i], fa = f0, xb = y[i], fb = f0, xc = y[i], fc = f0;
+    for (int k = 0; k < 8; ++k) {
+      t[i] = y[i] + d * std::ldexp(1.0, k);
+      const double ft = stage2_criterion(t);
+      xa = xb, fa = fb;
+      xb = xc, fb = fc;
+      xc = t[i], fc = ft;
+      if (!(std::isfinite(ft) && ft < fb)) break;
+    }
+    double xbest = xb, fbest = fb;
+    if (std::isfinite(fc) && fc < fbest) xbest = xc, fbest = fc;
+    const double den = (xb - xa) * (fb - fc) - (xb - xc) * (fb - fa);
+    if (xa < xb && std::isfinite(fc) && fc >= fb && den != 0.0) {
+      t[i] = xb - 0.5 * ((xb - xa) * (xb - xa) * (fb - fc) - (xb - xc) * (xb - xc) * (fb - fa)) / den;
+      if (t[i] > xa && t[i] < xc) {
+        const double ft = stage2_criterion(t);
+        if (std::isfinite(ft) && ft < fbest) xbest = t[i], fbest = ft;
+      }
+    }
+    if (!(fbest < f0)) continue;
+    y[i] = xbest;
+    moved = true;
+    // The entry's standard error at its new place.
+    t = y;
+    const double hn = 1e-3 * (std::fabs(y[i]) + 0.1);
+    t[i] = y[i] + hn;
+    const double gp = stage2_criterion(t);
+    t[i] = y[i] - hn;
+    const double gm = stage2_criterion(t);
+    const double curv = (gp - 2.0 * fbest + gm) / (hn * hn);
+    if (std::isfinite(curv) && curv > 1e-8) {
+      const double se = std::sqrt(2.0 / curv);
+      phi_steps_[i] = 5e-3 * se;
+      phi_curv_[i] = 2.0 / (se * se);
+    }
+  }
+  return moved;
 }
 
 // Difference steps of 1/200 of a standard error: far above the noise of
@@ -427,22 +555,32 @@ Eigen::VectorXd GlmmFitter::stage2_steps() const {
 // with unit curvature and the start is close, so two or three steps
 // converge (the first with the curvature along each axis only: the cross
 // terms are small there, and the full Hessian is worth its n^2 evaluations
-// near the optimum). True when it converged: the rules at the optimum
-// start there. It stops near a bound of theta or at a step that fails,
-// and the quasi-Newton descent of reach_optimum goes on from there.
+// near the optimum). Entries of theta on their bound (a singular fit) are
+// held there while the deviance rises away from it: Newton steps on the
+// others converge as fast, where the quasi-Newton descent on differences
+// took some ten steps of 2n evaluations; entries near their bound are
+// first settled onto it or out along it (settle_near_bound), and once more
+// where a Newton step fails on a bound. True when it converged: the rules
+// at the optimum start there (the boundary rule and probes included). It
+// stops near (not on) a bound of theta or at a step that fails, and the
+// quasi-Newton descent of reach_optimum goes on from there.
 bool GlmmFitter::newton_descent(Eigen::VectorXd& y, double& f) {
   const Eigen::Index np = nt_ + p_;
   if (np > opt_.max_hessian_params) return false;
   if (analytic_ && !quasi_newton_descent(y)) return false;
+  if (!analytic_) settle_near_bound(y);
+  bool settled = false;  // settle_near_bound after a failed Newton step (once)
   for (int it = 0; it < 10; ++it) {
-    if (near_bound(y)) return false;
-    Eigen::VectorXd g;
+    if (near_bound(y, true)) return false;
+    Eigen::VectorXd g, dy;
     Eigen::MatrixXd H;
     const bool diagonal_only = it == 0 && np > 2 && !analytic_;
     if (!stage2_derivatives(y, f, g, H, diagonal_only)) return false;
-    Eigen::LLT<Eigen::MatrixXd> llt(H);
-    if (llt.info() != Eigen::Success) return false;
-    const Eigen::VectorXd dy = -llt.solve(g);
+    if (!projected_newton_step(y, g, H, dy)) {
+      if (settled || analytic_ || !settle_near_bound(y)) return false;
+      settled = true;
+      continue;
+    }
     const double decrement = -0.5 * g.dot(dy);
     if (!(decrement > opt_.optim.f_tol * (1.0 + std::fabs(f)))) return !diagonal_only;
     double t = 1.0;  // at most half way to a bound of theta

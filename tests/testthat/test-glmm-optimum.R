@@ -161,3 +161,68 @@ test_that("a binary GLMM of a million rows stops at the noise floor of its devia
   expect_lt(fit_optinfo(p)$evals, 200)
   expect_length(fit_optinfo(f)$warnings, 0L)
 })
+
+# Binary data with a random slope whose variance is small: the fits end on
+# the slope's bound (singular: perfectly correlated with the intercept) or
+# close to it. Stage 2 takes Newton steps with an entry on its bound held
+# there, and first moves an entry near its bound onto it or out along it
+# (where the deviance curves down towards the bound, as it does when the
+# variance is worth having); before, a quasi-Newton descent on finite
+# differences walked there in ten-odd steps of 13 evaluations.
+slope_data <- function(n, groups, seed) {
+  set.seed(seed)
+  g <- sample.int(groups, n, replace = TRUE)
+  d <- data.frame(x1 = rnorm(n), x2 = rbinom(n, 1, 0.4), g = g)
+  d$y <- rbinom(n, 1, plogis(-0.5 + 0.6 * d$x1 - 0.4 * d$x2 + rnorm(groups, 0, 0.8)[g]))
+  d
+}
+
+test_that("a singular random-slope fit reaches glmer's optimum with the bound entry held", {
+  for (seed in c(1, 4)) {
+    d <- slope_data(3000, 60, seed)
+    f <- suppressMessages(glmm(y ~ x1 + x2 + (x1 | g), d, binomial))
+    ref <- suppressMessages(suppressWarnings(lme4::glmer(y ~ x1 + x2 + (x1 | g), d, binomial)))
+    expect_true(is_singular(f))
+    expect_identical(unname(fit_theta(f)[3]), 0)
+    # glmer stops just off the bound (theta 1e-5 to 8e-5), 1e-5 to 1e-4 higher
+    expect_lt(-2 * as.numeric(logLik(f)), -2 * as.numeric(stats::logLik(ref)) + 1e-6)
+    expect_glmer_agreement(f, ref)
+  }
+})
+
+# glmer (lme4 1.1-31, default control) on the data below: -2 log-likelihood
+# and theta; mlmfit's -2 log-likelihood must be lower (by at most below:
+# glmer's PIRLS tolerance leaves it 1e-4 to 2e-3 above) and its theta the
+# same to 1e-3.
+expect_below_glmer <- function(f, dev_glmer, theta_glmer, below = 1e-3) {
+  dev <- -2 * as.numeric(logLik(f))
+  expect_lt(dev, dev_glmer + 1e-6)
+  expect_gt(dev, dev_glmer - below)
+  expect_lt(max(abs(unname(fit_theta(f)) - theta_glmer)), 1e-3)
+}
+
+test_that("random-slope fits on and near the slope's bound: stage 2 by Newton steps, not a descent on differences", {
+  # singular (glmer: theta 2.6e-5 for the slope)
+  f <- suppressMessages(glmm(y ~ x1 + x2 + (x1 | g), slope_data(2e4, 200, 2), binomial))
+  expect_true(is_singular(f))
+  expect_below_glmer(f, 23212.6980526, c(0.829370, -0.030855, 2.6e-5))
+  # a diagonal step, two Hessians of (2 x 6 + 2 x 15 + 1) values and the
+  # rules at the optimum: 108; the descent on differences took 158
+  expect_lt(fit_optinfo(f)$stage2$evals, 130)
+
+  # the slope's SD 0.0124, stage 1 ends on its bound where the deviance
+  # curves down: the search out along it (the descent on differences took
+  # 858 evaluations, most of them in recoveries from the bound)
+  f <- suppressMessages(glmm(y ~ x1 + x2 + (x1 | g), slope_data(1.2e4, 120, 12), binomial))
+  expect_false(is_singular(f))
+  expect_below_glmer(f, 14108.6124848, c(0.731299, -0.021993, 0.012372))
+  expect_lt(fit_optinfo(f)$stage2$evals, 400)
+})
+
+test_that("the random-slope fit of the speed benchmark (1e5 rows): stage 1 ends next to the slope's bound", {
+  skip_unless_full_tests()
+  f <- suppressMessages(glmm(y ~ x1 + x2 + (x1 | g), slope_data(1e5, 1e3, 1), binomial))
+  expect_below_glmer(f, 115681.5294, c(0.796306, -0.002439, 0.047118), below = 5e-3)
+  # 219 with the descent on differences from next to the bound
+  expect_lt(fit_optinfo(f)$stage2$evals, 180)
+})
