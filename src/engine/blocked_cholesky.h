@@ -68,6 +68,20 @@ class BlockedCholesky {
   // Per factor: q x (q * levels), the diagonal blocks of
   // Lambda (L_Z L_Z')^{-1} Lambda' (conditional variances divided by sigma^2).
   std::vector<Eigen::MatrixXd> unscaled_cond_var();
+  // Every term scalar (one coordinate per level), after factor(): M^{-1} r
+  // for the columns of r, M = Lambda'Z'WZ Lambda + I, in Z coordinates
+  // (primary levels, then secondary levels).
+  Eigen::MatrixXd solve_M(const Eigen::MatrixXd& r) const;
+  // Every term scalar, after factor(): the selected inverse of M (which
+  // overwrites a dense factor: solve_M() first): its diagonal in Z
+  // coordinates and M^{-1}(s, j) for each entry of Z_R'WZ_1 (laid out as
+  // r1_vals). Between two secondary levels: secondary_inverse().
+  void scalar_selected_inverse(std::vector<double>& diag, std::vector<double>& pair);
+  double secondary_inverse(Index s1, Index s2) const {
+    return sec_.inverse_entry(xp_.sec_start[s1], xp_.sec_start[s2]);
+  }
+  bool all_scalar() const { return all_scalar_; }
+  const CrossProducts& cross_products() const { return xp_; }
   // Gradient of the profiled deviance (REML or ML) with respect to theta,
   // from the factorisation and a selected inverse (deviance_gradient.cpp).
   Eigen::VectorXd deviance_gradient(bool reml, int n_theta);

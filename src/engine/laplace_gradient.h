@@ -1,6 +1,7 @@
 // The gradient of the Laplace deviance of a GLMM in (theta, beta), with u
-// at its conditional mode, for one scalar random-effect term and a
-// canonical link (binomial-logit, Poisson-log): one pass over the data at
+// at its conditional mode, for random effects on one grouping factor or
+// several scalar terms, and a canonical link (binomial-logit,
+// Poisson-log): one or two passes over the data at
 // the modes instead of 2 (theta, beta) evaluations per parameter by
 // differences. With M = Lambda'Z'WZ Lambda + I (W the working weights),
 // the deviance is  dev(eta) + ||u||^2 + log|M|,  eta = X beta + Z Lambda u.
@@ -11,25 +12,61 @@
 // entry of Z Lambda M^{-1} Lambda'Z', and du/dt from the implicit function
 // theorem on the mode's equation (the Hessian of the penalised deviance in
 // u is 2M for a canonical link, where observed and expected information
-// agree). For one scalar term M is diagonal, so every term is a sum per
-// level accumulated in the same pass.
+// agree). For one grouping factor M is block diagonal, so every term is a
+// sum per level accumulated in the same pass. For several scalar terms (crossed or
+// nested intercepts) h_i needs M^{-1} at each observation's levels and
+// their pairs (the selected inverse that the LMM gradient uses too), and
+// du/dt one solve with M for all parameters at once: two passes over the
+// data and the factorisation that the evaluation left.
 #pragma once
 
 #include <Eigen/Dense>
 
+#include "blocked_cholesky.h"
 #include "glm_family.h"
 #include "model_data.h"
 
 namespace mlm {
 
-// Does laplace_gradient() apply: one grouping factor with one column, one
-// entry of theta, a canonical link of a family without dispersion.
+// Does laplace_gradient() apply: one grouping factor (q columns, T lower
+// triangular with each entry of theta in one or more of its places), a
+// canonical link of a family without dispersion.
 bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
 // The gradient (d/dtheta, d/dbeta) of the Laplace deviance at theta (lme4's
-// parametrisation, Lambda = theta I), beta, and u the conditional modes
-// there (1 x levels); false where a mean leaves the family's domain.
-bool laplace_gradient(const ModelData& data, const GlmFamily& family, double theta, const Eigen::VectorXd& beta,
-                      const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
+// parametrisation, Lambda = I (x) T), beta, and u the conditional modes
+// there (q x levels); false where a mean leaves the family's domain. M is
+// block diagonal (q x q per level): every term is a sum per level of
+// moments of the level's observations accumulated in one pass.
+bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
+                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
+
+// Does laplace_gradient_scalar_terms() apply: several grouping factors,
+// each with one column and its own entry of theta (n_theta of them), a
+// canonical link of a family without dispersion.
+bool laplace_gradient_scalar_terms_apply(const ModelData& data, const GlmFamily& family, int n_theta);
+
+// The same gradient for several scalar terms. One per fit: it keeps, from
+// its first call, where each observation's pair of levels (primary,
+// secondary) sits in the selected inverse.
+class ScalarTermsLaplaceGradient {
+ public:
+  ScalarTermsLaplaceGradient(const ModelData& data, const GlmFamily& family) : d_(data), fam_(family) {}
+  // At theta, beta and u the conditional modes there (per term 1 x levels,
+  // as Pirls::u()), with M the system that PIRLS factored at the weights
+  // of those modes (its selected inverse overwrites the factor). False
+  // where a mean leaves the family's domain or M does not match the data.
+  bool operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                  BlockedCholesky& M, Eigen::VectorXd& gradient);
+
+ private:
+  bool find_pairs(const CrossProducts& xp, const std::vector<Index>& first);
+
+  const ModelData& d_;
+  const GlmFamily& fam_;
+  // Per observation, term by term after the primary (n each): the offset
+  // of M^{-1}(secondary level, primary level) among the entries of Z_R'WZ_1.
+  std::vector<Index> pair_offset_;
+};
 
 }  // namespace mlm

@@ -1,6 +1,7 @@
 # The analytic gradient of the Laplace deviance in (theta, beta) that
-# stage 2 of a glmm() fit uses for one scalar random-effect term and a
-# canonical link (src/engine/laplace_gradient.h), against central
+# stage 2 of a glmm() fit uses for scalar random-effect terms (one, or
+# several crossed or nested) and a canonical link
+# (src/engine/laplace_gradient.h), against central
 # differences of the deviance that glmm_evaluate_cpp computes, away from the
 # optimum (where the gradient is not zero) and across the bound of theta.
 
@@ -14,7 +15,8 @@ gradient_at <- function(fit, theta, beta) {
 
 differences_at <- function(fit, theta, beta, h = 1e-4) {
   x <- c(theta, beta)
-  f <- function(x) laplace_at(fit, x[1], x[-1])
+  nt <- length(theta)
+  f <- function(x) laplace_at(fit, x[seq_len(nt)], x[-seq_len(nt)])
   vapply(seq_along(x), function(i) {
     e <- replace(numeric(length(x)), i, h)
     (f(x + e) - f(x - e)) / (2 * h)
@@ -23,7 +25,7 @@ differences_at <- function(fit, theta, beta, h = 1e-4) {
 
 expect_gradient_matches <- function(fit, theta, beta) {
   g <- gradient_at(fit, theta, beta)
-  expect_length(g, 1L + length(beta))
+  expect_length(g, length(theta) + length(beta))
   d <- differences_at(fit, theta, beta)
   expect_lt(max(abs(g - d)) / max(abs(d), 1), 1e-6)
 }
@@ -57,6 +59,54 @@ test_that("binary outcomes with prior weights: the gradient equals differences",
   expect_gradient_matches(f, unname(fit_theta(f)) * 0.8, unname(fixef(f)) + c(0.3, -0.2))
 })
 
+test_that("crossed intercepts, binomial and Poisson (dense Schur complement): the gradient equals differences", {
+  set.seed(20)
+  n <- 3000
+  d <- data.frame(a = factor(sample(80, n, TRUE)), b = factor(sample(30, n, TRUE)), x = rnorm(n))
+  d$y <- rbinom(n, 1, plogis(-0.3 + 0.7 * d$x + rnorm(80)[d$a] + rnorm(30, sd = 0.5)[d$b]))
+  d$k <- rpois(n, exp(0.2 + 0.3 * d$x + rnorm(80, sd = 0.3)[d$a] + rnorm(30, sd = 0.6)[d$b]))
+  fb <- glmm(y ~ x + (1 | a) + (1 | b), d, binomial)
+  th <- unname(fit_theta(fb))
+  b <- unname(fixef(fb))
+  expect_gradient_matches(fb, 1.2 * th + 0.05, b + c(0.1, -0.2))
+  expect_gradient_matches(fb, c(th[1], 0), b)  # one term on its bound
+  expect_lt(max(abs(gradient_at(fb, th, b))), 1e-3)
+  fp <- glmm(k ~ x + (1 | a) + (1 | b), d, poisson)
+  expect_gradient_matches(fp, 0.8 * unname(fit_theta(fp)), unname(fixef(fp)) + c(0.05, -0.1))
+})
+
+test_that("nested intercepts with prior weights (sparse Schur complement), three crossed terms: the gradient equals differences", {
+  set.seed(21)
+  # 250 schools (more than the dense Schur complement's limit) of 3 classes each
+  d <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
+  d$class <- factor(paste(d$school, rep(1:3, length.out = 3000), sep = ":"))
+  d$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * d$x + rnorm(250)[d$school] + rnorm(750, sd = 0.5)[d$class]))
+  fn <- glmm(y ~ x + (1 | school) + (1 | class), d, binomial, weights = w)
+  expect_gradient_matches(fn, unname(fit_theta(fn)) * c(0.7, 1.4) + 0.1, unname(fixef(fn)) + c(-0.2, 0.1))
+  d$c3 <- factor(sample(12, 3000, TRUE))
+  d$z <- runif(3000, 0.5, 1.5)
+  d$k <- rpois(3000, d$z * exp(0.3 * d$x + rnorm(250, sd = 0.4)[d$school] + rnorm(12, sd = 0.5)[d$c3]))
+  f3 <- suppressMessages(glmm(k ~ x + offset(log(z)) + (1 | school) + (1 | class) + (1 | c3), d, poisson))
+  expect_gradient_matches(f3, unname(fit_theta(f3)) + 0.1, unname(fixef(f3)) + c(0.1, 0.1))
+})
+
+test_that("one vector term (q x q blocks per level), correlated or not: the gradient equals differences", {
+  set.seed(22)
+  n <- 2000
+  d <- data.frame(g = factor(sample(50, n, TRUE)), x = rnorm(n), x2 = runif(n), w = sample(1:2, n, TRUE))
+  re <- matrix(rnorm(150, sd = 0.5), 50)
+  d$y <- rbinom(n, 1, plogis(0.2 + d$x + re[d$g, 1] + re[d$g, 2] * d$x + re[d$g, 3] * d$x2))
+  d$k <- rpois(n, exp(0.1 + 0.4 * d$x + re[d$g, 1] + re[d$g, 2] * d$x))
+  f2 <- suppressMessages(glmm(y ~ x + (x | g), d, binomial, weights = w))
+  th <- unname(fit_theta(f2))
+  expect_gradient_matches(f2, th * c(1.3, 0.7, 1.1) + c(0, 0.1, 0.05), unname(fixef(f2)) + c(0.1, -0.1))
+  expect_gradient_matches(f2, c(th[1], 0, 0), unname(fixef(f2)))  # the slope's variance on its bound
+  f3 <- suppressMessages(glmm(y ~ x + x2 + (x + x2 | g), d, binomial))
+  expect_gradient_matches(f3, unname(fit_theta(f3)) * 0.9 + 0.05, unname(fixef(f3)) + c(0.1, 0, -0.1))
+  fd <- suppressMessages(glmm(k ~ x + (x || g), d, poisson))
+  expect_gradient_matches(fd, unname(fit_theta(fd)) + 0.1, unname(fixef(fd)) - 0.05)
+})
+
 test_that("the analytic gradient is not used where it does not apply", {
   skip_if_not_installed("lme4")
   probit <- suppressMessages(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp,
@@ -65,6 +115,9 @@ test_that("the analytic gradient is not used where it does not apply", {
   set.seed(19)
   d <- data.frame(g = factor(sample(30, 400, TRUE)), x = rnorm(400))
   d$y <- rbinom(400, 1, plogis(d$x + rnorm(30)[d$g]))
-  slopes <- suppressMessages(glmm(y ~ x + (x | g), d, binomial))
-  expect_null(gradient_at(slopes, unname(fit_theta(slopes)), unname(fixef(slopes))))
+  d$h <- factor(sample(8, 400, TRUE))
+  mixed <- suppressMessages(glmm(y ~ x + (x | g) + (1 | h), d, binomial))
+  expect_null(gradient_at(mixed, unname(fit_theta(mixed)), unname(fixef(mixed))))
+  crossed_probit <- suppressMessages(glmm(y ~ x + (1 | g) + (1 | h), d, binomial(link = "probit")))
+  expect_null(gradient_at(crossed_probit, unname(fit_theta(crossed_probit)), unname(fixef(crossed_probit))))
 })
