@@ -130,8 +130,9 @@ db_call_names <- function(expr) {
   unique(c(head, unlist(lapply(as.list(expr)[-1L], db_call_names))))
 }
 
-# Replace names by SQL fragments or constants; strip I() and write small
-# whole powers as products (SQLite has no POWER without an extension).
+# Replace names by SQL fragments or constants; strip I(), write small
+# whole powers as products (SQLite has no POWER without an extension) and
+# as.integer() as R's truncation.
 db_inline <- function(expr, column_sql, env, what) {
   if (is.name(expr)) {
     nm <- as.character(expr)
@@ -151,6 +152,12 @@ db_inline <- function(expr, column_sql, env, what) {
     out <- base
     for (k in seq_len(expr[[3L]] - 1L)) out <- call("*", out, base)
     return(call("(", out))
+  }
+  if (identical(fun, as.name("as.integer")) && length(expr) == 2L) {
+    # R truncates towards zero; a CAST to INTEGER rounds in DuckDB and
+    # PostgreSQL (2 for 1.5): the truncation is written out
+    inner <- db_inline(expr[[2L]], column_sql, env, what)
+    return(call("as.integer", call("ifelse", call("<", inner, 0), call("ceiling", inner), call("floor", inner))))
   }
   for (i in seq_along(expr)[-1L]) {
     if (!is.null(expr[[i]])) expr[[i]] <- db_inline(expr[[i]], column_sql, env, what)

@@ -74,9 +74,10 @@
 #' translated by dbplyr. Each column is summed shifted by the mean of
 #' those first rows, so that no sum loses digits to a large mean; the
 #' centred cross-products follow by exact algebra (a column whose first
-#' rows were far from its mean is summed again about the exact mean). It is tested on SQLite and PostgreSQL, and its translation with
-#' dbplyr's simulated Hive (Spark SQL), Snowflake, Redshift and SQL Server
-#' connections; DuckDB uses the PostgreSQL dialect of dbplyr.
+#' rows were far from its mean is summed again about the exact mean). It is tested on SQLite and PostgreSQL, on
+#' DuckDB where its package is installed (including Parquet and CSV files
+#' scanned in place), and its translation with dbplyr's simulated Hive
+#' (Spark SQL), Snowflake, Redshift and SQL Server connections.
 #' `dplyr::show_query(fit)` prints the queries a fit sent, with their times;
 #' `dplyr::explain(fit)` asks the database for their plans.
 #' `options(mlmfit.db_progress = TRUE)` (the default in interactive

@@ -37,9 +37,13 @@ vmhwm_mb <- function() {
   as.numeric(gsub("[^0-9]", "", line)) / 1024
 }
 
-# SQLite: the database file sqlite_file; PostgreSQL: the server of MLMFIT_PG_PORT.
+# SQLite: the database file sqlite_file; DuckDB: a file beside it;
+# PostgreSQL: the server of MLMFIT_PG_PORT.
 connect <- function(backend, sqlite_file) {
   if (backend == "SQLite") return(DBI::dbConnect(RSQLite::SQLite(), sqlite_file))
+  if (backend == "DuckDB") {
+    return(DBI::dbConnect(duckdb::duckdb(sub("\\.sqlite$", ".duckdb", sqlite_file), shared_home = FALSE)))
+  }
   con <- DBI::dbConnect(RPostgreSQL::PostgreSQL(), host = "localhost", port = as.integer(Sys.getenv("MLMFIT_PG_PORT")),
                         user = "postgres", dbname = "postgres")
   DBI::dbExecute(con, "SET work_mem = '256MB'")

@@ -8,6 +8,7 @@
 #   Rscript bench/db.R --quick            # 1e5 and 1e6 rows, SQLite and PostgreSQL (a few minutes)
 #   Rscript bench/db.R                    # 1e7 and 1e8 rows on PostgreSQL, 1e7 on SQLite (hours; a quiet machine)
 #   Rscript bench/db.R --sizes=1e7 --backends=PostgreSQL
+#   R_LIBS=<duckdb's library> Rscript bench/db.R --sizes=1e6,1e7 --backends=DuckDB
 #
 # Models: `y ~ x + (x | g)` with n/1000 groups up to 100,000 (the nested
 # case), and `y ~ x + (1 | a) + (1 | b)` with 1,000 x 100 crossed levels.
@@ -91,9 +92,13 @@ make_tables <- function(con, backend, n) {
   unif <- if (backend == "SQLite") "((random() / 9223372036854775808.0 + 1.0) / 2.0 * 0.999999 + 0.0000005)" else
     "(random() * 0.999999 + 0.0000005)"
   ln <- if (backend == "SQLite") "LOG" else "LN"
+  # integer division: DuckDB's / divides exactly, its // as the others' /
+  div <- if (backend == "DuckDB") " // " else " / "
   normal <- paste0("(SQRT(-2.0 * ", ln, "(", unif, ")) * COS(6.283185307179586 * ", unif, "))")
   rows <- function(m) if (backend == "SQLite") {
     paste0("(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ", fmt(m), ") SELECT i FROM s)")
+  } else if (backend == "DuckDB") {
+    paste0("(SELECT i FROM generate_series(1, ", fmt(m), ") AS t(i))")
   } else {
     paste0("(SELECT generate_series(1, ", fmt(m), ") AS i)")
   }
@@ -106,7 +111,7 @@ make_tables <- function(con, backend, n) {
     "JOIN grp ON grp.g = r.g"))
   DBI::dbExecute(con, paste0(
     "CREATE TABLE crossed AS SELECT r.id, r.a, r.b, r.x, 2.0 + 0.3 * r.x + r.e + ga.ua + 0.5 * gb.u1 AS y FROM ",
-    "(SELECT i AS id, (i % 1000) + 1 AS a, ((i / 1000) % 100) + 1 AS b, ", normal, " AS x, ", normal, " AS e FROM ",
+    "(SELECT i AS id, (i % 1000) + 1 AS a, ((i", div, "1000) % 100) + 1 AS b, ", normal, " AS x, ", normal, " AS e FROM ",
     rows(n), " s) r JOIN grp ga ON ga.g = r.a JOIN grp gb ON gb.g = r.b"))
   DBI::dbExecute(con, "DROP TABLE grp")
   if (backend == "PostgreSQL") DBI::dbExecute(con, "VACUUM ANALYZE")
@@ -149,14 +154,15 @@ lines <- c(
   "",
   paste0("Machine: ", sub("model name\t: ", "", grep("model name", readLines("/proc/cpuinfo"), value = TRUE)[1L]), ", ",
          parallel::detectCores(), " cores; ", R.version.string, "; SQLite ", RSQLite::rsqliteVersion()[["library"]],
+         if ("DuckDB" %in% backends) paste0("; DuckDB ", packageVersion("duckdb")),
          if ("PostgreSQL" %in% backends) paste0("; PostgreSQL ", sub(".*PostgreSQL ([0-9.]+).*", "\\1",
                                                                  system2("sh", c("-c", shQuote("ls /usr/lib/postgresql")), stdout = TRUE)[1L]))),
   paste0("Load average at the end: ", paste(strsplit(readLines("/proc/loadavg"), " ")[[1L]][1:3], collapse = " "), "."),
   "",
   "`fit` is the whole `lmm()` call on the table (queries and the engine); `scan` one `SELECT SUM(y)` over the same table",
   "by the same database (the floor: one pass over the rows; the median of three); wall-clock, then CPU seconds (of R",
-  "and, for PostgreSQL, of the server's processes; SQLite runs inside R). `R memory` the rise of the R process's peak",
-  "resident memory during the fit (for SQLite it includes the database engine).",
+  "and, for PostgreSQL, of the server's processes; SQLite and DuckDB run inside R). `R memory` the rise of the R process's peak",
+  "resident memory during the fit (for SQLite and DuckDB it includes the database engine).",
   "",
   "| database | model | rows | groups | fit | scan | fit / scan | fit CPU (R + database) | scan CPU | CPU fit / scan | queries (time in the database) | R memory |",
   "|---|---|---|---|---|---|---|---|---|---|---|---|",

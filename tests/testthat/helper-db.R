@@ -1,5 +1,5 @@
 # Fits to database tables: connections (SQLite always; PostgreSQL when a
-# server can be reached or started), a simulated data set with nested,
+# server can be reached or started; DuckDB where its package is installed), a simulated data set with nested,
 # crossed and three-level grouping, weights, factors and missing values,
 # and comparisons of a database fit with the in-memory fit of the same rows.
 
@@ -9,8 +9,10 @@ skip_if_no_db <- function() {
 
 # A connection with the given data frames as tables, closed after the test.
 local_db <- function(tables, backend = "SQLite", env = parent.frame()) {
-  con <- switch(backend, SQLite = DBI::dbConnect(RSQLite::SQLite(), ":memory:"), PostgreSQL = pg_connect())
-  for (nm in names(tables)) DBI::dbWriteTable(con, nm, tables[[nm]], overwrite = TRUE, temporary = backend != "SQLite")
+  con <- switch(backend, SQLite = DBI::dbConnect(RSQLite::SQLite(), ":memory:"), PostgreSQL = pg_connect(),
+                DuckDB = duckdb_connect())
+  # PostgreSQL's server outlives the test: its tables are temporary
+  for (nm in names(tables)) DBI::dbWriteTable(con, nm, tables[[nm]], overwrite = TRUE, temporary = backend == "PostgreSQL")
   withr::defer(DBI::dbDisconnect(con), envir = env)
   con
 }
@@ -28,12 +30,32 @@ db_tbl <- function(con, name) {
 local_db_tbl <- function(d, name, backend, env = parent.frame()) {
   skip_if_no_db()
   if (backend == "PostgreSQL") skip_if_no_pg()
+  if (backend == "DuckDB") skip_if_no_duckdb()
   db_tbl(local_db(stats::setNames(list(d), name), backend, env), name)
 }
 
-# The backends the equality tests run on: SQLite, and PostgreSQL when a
-# server is available (tools/postgres.sh starts one; .ci/run does so).
-db_backends <- function() c("SQLite", if (pg_available()) "PostgreSQL")
+# The backends the equality tests run on: SQLite, PostgreSQL when a
+# server is available (tools/postgres.sh starts one; .ci/run does so), and
+# DuckDB where its package is installed (not in CI: it builds from source
+# for hours).
+db_backends <- function() c("SQLite", if (pg_available()) "PostgreSQL", if (duckdb_available()) "DuckDB")
+
+duckdb_available <- function() requireNamespace("duckdb", quietly = TRUE)
+
+# An in-memory DuckDB database (without the note on where its extensions go).
+duckdb_connect <- function() DBI::dbConnect(duckdb::duckdb(shared_home = FALSE), ":memory:")
+
+skip_if_no_duckdb <- function() {
+  if (!duckdb_available()) skip("duckdb is not installed (it builds from source for about two CPU-hours; not in CI)")
+}
+
+# The temporary tables of this session whose names mlmfit gives them.
+db_temp_tables_left <- function(con, backend) {
+  sql <- switch(backend, SQLite = "SELECT name FROM sqlite_temp_master",
+                PostgreSQL = "SELECT relname AS name FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
+                DuckDB = "SELECT table_name AS name FROM duckdb_tables() WHERE temporary")
+  grep("^mlmfit_", DBI::dbGetQuery(con, sql)$name, value = TRUE)
+}
 
 pg_settings <- function() {
   list(host = Sys.getenv("MLMFIT_PG_HOST", ""), port = Sys.getenv("MLMFIT_PG_PORT", ""),

@@ -80,3 +80,16 @@ test_that("functions an engine cannot compute are refused before any query", {
                  class = "mlmfit_error_database_translation")
   }
 })
+
+test_that("as.integer() truncates towards zero as in R on every backend (a CAST rounds in DuckDB and PostgreSQL)", {
+  skip_if_no_db()
+  d <- db_pupils(43, 300)
+  d$x <- d$x - 10  # negative and positive fractions
+  for (backend in db_backends()) {
+    con <- local_db(list(pupils = d), backend)
+    fits <- fit_mem_db(lmm(y ~ as.integer(x) + (1 | school), data = DATA), d, db_tbl(con, "pupils"))
+    expect_db_fit_equal(fits$db, fits$mem)
+    mm <- dplyr::collect(model.matrix(fits$db))
+    expect_equal(sort(mm[["as.integer(x)"]]), sort(as.integer(d$x)), label = backend)
+  }
+})

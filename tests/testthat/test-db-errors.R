@@ -1,7 +1,8 @@
 # Bad input to a database fit is refused with the classed errors of the
 # in-memory path, found from the table's columns and from aggregates.
 
-db_error_fixture <- function(env = parent.frame()) {
+db_error_fixture <- function(backend = "SQLite", env = parent.frame()) {
+  if (backend == "DuckDB") skip_if_no_duckdb()
   d <- db_pupils(31, 400)
   d$one <- 1L
   d$const <- 5
@@ -12,13 +13,13 @@ db_error_fixture <- function(env = parent.frame()) {
   d$g1 <- 7L
   d$y_by_school <- d$school * 2
   d$pair <- (d$id + 1L) %/% 2L
-  con <- local_db(list(pupils = d), env = env)
+  con <- local_db(list(pupils = d), backend, env = env)
   list(d = d, con = con, tb = dplyr::tbl(con, "pupils"))
 }
 
-test_that("variables that are not columns, or not numeric where numbers are needed, are refused", {
+for (backend in c("SQLite", "DuckDB")) test_that(paste("variables that are not columns, or not numeric where numbers are needed, are refused:", backend), {
   skip_if_no_db()
-  f <- db_error_fixture()
+  f <- db_error_fixture(backend)
   tb <- f$tb
   expect_error(lmm(y ~ xx + (1 | school), data = tb), class = "mlmfit_error_variable")
   err <- tryCatch(lmm(y ~ x + sexx + (1 | school), data = tb), error = identity)
@@ -31,9 +32,9 @@ test_that("variables that are not columns, or not numeric where numbers are need
   expect_error(lmm(y ~ x + (1 | school), data = tb, na.action = function(x) x), class = "mlmfit_error_argument")
 })
 
-test_that("empty data, one-level factors and groups, constant responses and zero columns are refused", {
+for (backend in c("SQLite", "DuckDB")) test_that(paste("empty data, one-level factors and groups, constant responses and zero columns are refused:", backend), {
   skip_if_no_db()
-  f <- db_error_fixture()
+  f <- db_error_fixture(backend)
   tb <- f$tb
   expect_error(lmm(y ~ x + (1 | school), data = tb, subset = x > 1000), class = "mlmfit_error_empty")
   expect_error(lmm(y ~ x + (1 | school), data = dplyr::filter(tb, x > 1000)), class = "mlmfit_error_empty")
@@ -60,10 +61,12 @@ test_that("a pair block as large as the table is refused, saying so", {
   expect_s3_class(lmm(y ~ x + (1 | school) + (1 | hood), data = f$tb), "mlmfit_db")
 })
 
-test_that("a lost connection ends the fit with a classed error", {
+for (backend in c("SQLite", "DuckDB")) test_that(paste("a lost connection ends the fit with a classed error:", backend), {
   skip_if_no_db()
+  if (backend == "DuckDB") skip_if_no_duckdb()
   d <- db_pupils(32, 300)
-  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  con <- switch(backend, SQLite = DBI::dbConnect(RSQLite::SQLite(), ":memory:"),
+                DuckDB = duckdb_connect())
   withr::defer(if (DBI::dbIsValid(con)) DBI::dbDisconnect(con))
   DBI::dbWriteTable(con, "pupils", d)
   tb <- dplyr::tbl(con, "pupils")

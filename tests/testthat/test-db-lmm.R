@@ -1,7 +1,7 @@
 # lmm() on a database table: the aggregate queries give the cross-products
 # of the in-memory path (to 1e-10 relative), and the fit equals the
 # in-memory fit of the same rows (deviance 1e-8 relative; fixed effects,
-# standard deviations and correlations 1e-6), on SQLite and on PostgreSQL.
+# standard deviations and correlations 1e-6), on SQLite, PostgreSQL and DuckDB.
 
 db_models <- list(
   slope = quote(lmm(y ~ x + (x | school), data = DATA)),
@@ -16,7 +16,7 @@ db_models <- list(
   factor_slope = quote(lmm(y ~ x + (0 + sex | school), data = DATA))
 )
 
-for (backend in c("SQLite", "PostgreSQL")) {
+for (backend in c("SQLite", "PostgreSQL", "DuckDB")) {
   test_that(paste("database fits equal in-memory fits:", backend), {
     d <- db_pupils()
     tb <- local_db_tbl(d, "pupils", backend)

@@ -1,29 +1,33 @@
 # Methods of a fit to a database table: what needs only the cross-products
 # equals the in-memory fit's answer; what needs rows comes back as a lazy
 # table computed in the database (equal to the in-memory values) or is
-# refused with a classed error.
+# refused with a classed error. On SQLite; the methods that query the rows
+# again (fitted values, residuals, predictions, refits) also on DuckDB.
 
 db_fixture <- local({
-  cache <- NULL
-  function() {
-    if (!is.null(cache) && DBI::dbIsValid(cache$con)) return(cache)
+  cache <- list()
+  function(backend = "SQLite") {
+    hit <- cache[[backend]]
+    if (!is.null(hit) && DBI::dbIsValid(hit$con)) return(hit)
+    if (backend == "DuckDB") skip_if_no_duckdb()
     d <- db_pupils_na(21)
-    con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+    con <- switch(backend, SQLite = DBI::dbConnect(RSQLite::SQLite(), ":memory:"),
+                  DuckDB = duckdb_connect())
     # shared by the tests of this file; closed when the test run ends
     withr::defer(if (DBI::dbIsValid(con)) DBI::dbDisconnect(con), envir = testthat::teardown_env())
     DBI::dbWriteTable(con, "pupils", d)
     tb <- dplyr::tbl(con, "pupils")
     fits <- fit_mem_db(lmm(y ~ x * ses + sex + (1 + z | school) + (1 | hood), data = DATA), d, tb)
-    cache <<- list(d = d, con = con, tb = tb, mem = fits$mem, db = fits$db)
-    cache
+    cache[[backend]] <<- list(d = d, con = con, tb = tb, mem = fits$mem, db = fits$db)
+    cache[[backend]]
   }
 })
 
 rel_err <- function(a, b) max(abs(a - b)) / max(abs(a), 1e-300)
 
-test_that("summary, ranef, coef and likelihoods equal the in-memory fit's", {
+for (backend in c("SQLite", "DuckDB")) test_that(paste("summary, ranef, coef and likelihoods equal the in-memory fit's:", backend), {
   skip_if_no_db()
-  f <- db_fixture()
+  f <- db_fixture(backend)
   sm <- summary(f$mem)
   sd <- summary(f$db)
   expect_lte(rel_err(sm$coefficients[, 1:4], sd$coefficients[, 1:4]), 1e-6)
@@ -79,9 +83,9 @@ test_that("confint (Wald and profile), anova and ranova equal the in-memory resu
   expect_equal(ranova(w$db)$logLik, ranova(w$mem)$logLik, tolerance = 1e-10)
 })
 
-test_that("update() refits from the cross-products when only REML changes, and in the database otherwise", {
+for (backend in c("SQLite", "DuckDB")) test_that(paste("update() refits from the cross-products when only REML changes, and in the database otherwise:", backend), {
   skip_if_no_db()
-  f <- db_fixture()
+  f <- db_fixture(backend)
   ml <- update(f$db, REML = FALSE)
   expect_identical(nrow(ml$db$queries), nrow(f$db$db$queries))
   expect_db_fit_equal(ml, update(f$mem, REML = FALSE), dev_tol = 1e-7, tol = 1e-5)
@@ -90,9 +94,9 @@ test_that("update() refits from the cross-products when only REML changes, and i
   expect_db_fit_equal(smaller, update(f$mem, . ~ . - sex))
 })
 
-test_that("fitted values, residuals and predictions are lazy tables equal to the in-memory values", {
+for (backend in c("SQLite", "DuckDB")) test_that(paste("fitted values, residuals and predictions are lazy tables equal to the in-memory values:", backend), {
   skip_if_no_db()
-  f <- db_fixture()
+  f <- db_fixture(backend)
   d <- f$d
   keep <- stats::complete.cases(d[c("y", "x", "ses", "sex", "z", "school", "hood")])
   fv <- dplyr::collect(fitted(f$db))
