@@ -132,7 +132,8 @@ db_call_names <- function(expr) {
 
 # Replace names by SQL fragments or constants; strip I(), write small
 # whole powers as products (SQLite has no POWER without an extension) and
-# as.integer() as R's truncation.
+# as.integer() as R's truncation and round() as R's rounding of halves to
+# even.
 db_inline <- function(expr, column_sql, env, what) {
   if (is.name(expr)) {
     nm <- as.character(expr)
@@ -159,10 +160,33 @@ db_inline <- function(expr, column_sql, env, what) {
     inner <- db_inline(expr[[2L]], column_sql, env, what)
     return(call("as.integer", call("ifelse", call("<", inner, 0), call("ceiling", inner), call("floor", inner))))
   }
+  if (identical(fun, as.name("round"))) return(db_round_half_even(expr, column_sql, env, what))
   for (i in seq_along(expr)[-1L]) {
     if (!is.null(expr[[i]])) expr[[i]] <- db_inline(expr[[i]], column_sql, env, what)
   }
   expr
+}
+
+# round(x) as R computes it, halves to even (IEC 60559): SQLite's ROUND
+# takes them away from zero (2.5 -> 3), as PostgreSQL's does on the NUMERIC
+# dbplyr casts to. Other digits are refused: R rounds to the nearer of the
+# two decimal candidates in binary (round(0.15, 1) is 0.1), the engines
+# their decimal text (0.2).
+db_round_half_even <- function(expr, column_sql, env, what) {
+  args <- as.list(expr)[-1L]
+  digits <- if (length(args) >= 2L) args[[2L]] else 0
+  if (length(args) < 1L || length(args) > 2L || !is.numeric(digits) || length(digits) != 1L || digits != 0) {
+    mlm_abort(c("{.code {deparse1(what)}} rounds to other than whole numbers, which a database does not compute as R does.",
+                i = "Compute the variable in the table, or fit in memory after {.fn dplyr::collect}."),
+              "mlmfit_error_database_translation", variable = deparse1(what))
+  }
+  x <- db_inline(args[[1L]], column_sql, env, what)
+  down <- call("floor", x)
+  up <- call("+", down, 1)
+  frac <- call("-", x, down)
+  even_down <- call("==", call("*", call("floor", call("/", down, 2)), 2), down)
+  call("ifelse", call("<", frac, 0.5), down,
+       call("ifelse", call(">", frac, 0.5), up, call("ifelse", even_down, down, up)))
 }
 
 # A clause that keeps SQLite from merging a subquery into the aggregate

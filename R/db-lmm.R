@@ -19,7 +19,9 @@
 #' The formula is the formula of an in-memory fit: numeric, character and
 #' logical columns, factors and their interactions (levels found in the
 #' database), functions that dbplyr translates into the database's SQL
-#' (`log(x)`, `I(x^2)`, `exp()`, `sqrt()`, `ifelse()`, arithmetic; names of
+#' (`log(x)`, `I(x^2)`, `exp()`, `sqrt()`, `ifelse()`, arithmetic;
+#' `as.integer()` truncates and `round(x)` takes halves to even as in R,
+#' `round()` to other digits is refused; names of
 #' constants in the formula's environment are written into the SQL), random
 #' terms `(1 | g)`, `(x | g)`, `(x || g)`, `(1 | a/b)`, `(1 | a:b)` and
 #' crossed terms; `weights` and `offset` as columns or expressions of

@@ -93,3 +93,20 @@ test_that("as.integer() truncates towards zero as in R on every backend (a CAST 
     expect_equal(sort(mm[["as.integer(x)"]]), sort(as.integer(d$x)), label = backend)
   }
 })
+
+test_that("round() takes halves to even as in R on every backend; other digits are refused", {
+  skip_if_no_db()
+  d <- db_pupils(44, 300)
+  # exact halves (SQLite's ROUND takes 2.5 to 3, R to 2) and other fractions
+  d$x <- sample(c(-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, -0.2, 0.7, 1.2), nrow(d), replace = TRUE)
+  d$y <- d$y + 0.8 * round(d$x)
+  for (backend in db_backends()) {
+    con <- local_db(list(pupils = d), backend)
+    fits <- fit_mem_db(lmm(y ~ round(x) + (1 | school), data = DATA), d, db_tbl(con, "pupils"))
+    expect_db_fit_equal(fits$db, fits$mem)
+    mm <- dplyr::collect(model.matrix(fits$db))
+    expect_equal(sort(mm[["round(x)"]]), sort(round(d$x)), label = backend)
+    expect_error(lmm(y ~ round(x, 1) + (1 | school), data = db_tbl(con, "pupils")),
+                 class = "mlmfit_error_database_translation")
+  }
+})
