@@ -32,6 +32,17 @@ bool laplace_gradient_applies(const ModelData& d, const GlmFamily& fam, int n_th
 
 namespace {
 
+// The fixed part of the linear predictor, offset + X beta, of the rows
+// start .. start + len - 1.
+void fixed_eta(const ModelData& d, const Eigen::VectorXd& beta, Index start, Index len, double* eta) {
+  for (Index i = 0; i < len; ++i) eta[i] = d.offset ? d.offset[start + i] : 0.0;
+  for (Index c = 0; c < beta.size(); ++c) {
+    const double* x = d.X + c * d.n + start;
+    const double bc = beta[c];
+    for (Index i = 0; i < len; ++i) eta[i] += bc * x[i];
+  }
+}
+
 // Per observation of a block: s = d dev_i / d eta_i, the working weight w
 // and its derivative w' = dw / d eta (canonical links: w = pw mu_eta).
 // Binomial-logit in branch-free loops (as PIRLS's kernels), the rest and
@@ -100,12 +111,7 @@ bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     const int* codes = F.codes + start;
-    for (Index i = 0; i < len; ++i) eta[i] = d.offset ? d.offset[start + i] : 0.0;
-    for (int c = 0; c < p; ++c) {
-      const double* x = d.X + static_cast<Index>(c) * n + start;
-      const double bc = beta[c];
-      for (Index i = 0; i < len; ++i) eta[i] += bc * x[i];
-    }
+    fixed_eta(d, beta, start, len, eta.data());
     for (int a = 0; a < q; ++a) {
       const double* col = F.cols[a] ? F.cols[a] + start : nullptr;
       for (Index i = 0; i < len; ++i) {
@@ -301,12 +307,7 @@ bool ScalarTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const 
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     rows.load(d, first, us, start, len);
-    for (Index i = 0; i < len; ++i) eta[i] = d.offset ? d.offset[start + i] : 0.0;
-    for (int c = 0; c < p; ++c) {
-      const double* x = d.X + static_cast<Index>(c) * n + start;
-      const double bc = beta[c];
-      for (Index i = 0; i < len; ++i) eta[i] += bc * x[i];
-    }
+    fixed_eta(d, beta, start, len, eta.data());
     for (int t = 0; t < nb; ++t) {
       const double* et = rows.e.data() + t * kChunk;
       for (Index i = 0; i < len; ++i) eta[i] += th[t] * et[i];
