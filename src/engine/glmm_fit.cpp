@@ -362,7 +362,10 @@ bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::
 // effect, the deviance's curvature in units of standard errors), until the
 // step left is a tenth of a difference step: the Newton descent then needs
 // one Hessian (differences of the gradient) and no step that would make
-// it take another. False where it stops near a bound of theta or fails.
+// it take another. Entries on their bound (settle_near_bound put them
+// there) are held where the gradient or the step points outwards, as in
+// projected_newton_step. False where it stops near (not on) a bound of
+// theta or fails.
 bool GlmmFitter::quasi_newton_descent(Eigen::VectorXd& y) {
   constexpr double kMaxQuasiNewtonStep = 4.0;
   const Eigen::Index np = nt_ + p_;
@@ -588,7 +591,9 @@ Eigen::VectorXd GlmmFitter::stage2_steps() const {
 // others converge as fast, where the quasi-Newton descent on differences
 // took some ten steps of 2n evaluations; entries near their bound are
 // first settled onto it or out along it (settle_near_bound), and once more
-// where a Newton step fails on a bound. True when it converged: the rules
+// where a Newton step fails on a bound. With the analytic gradient the
+// settled point goes to quasi_newton_descent first (on binary (x1 | g)
+// 1e5: 23 stage-2 evaluations instead of 153). True when it converged: the rules
 // at the optimum start there (the boundary rule and probes included). It
 // stops near (not on) a bound of theta or at a step that fails, and the
 // quasi-Newton descent of reach_optimum goes on from there.
