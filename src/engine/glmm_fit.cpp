@@ -377,34 +377,10 @@ bool GlmmFitter::quasi_newton_descent(Eigen::VectorXd& y) {
   if (!stage2_gradient(y, f, g)) return false;
   for (int it = 0; it < 30; ++it) {
     if (near_bound(y, true)) return false;
-    // Entries on their bound where the gradient or the step points
-    // outwards are held there (settle_near_bound put them there): the
-    // step on the others, with B restricted to them.
-    std::vector<bool> held(static_cast<std::size_t>(np), false);
-    for (Eigen::Index i = 0; i < nt_; ++i)
-      if (on_bound(y, i) && g[i] > 0.0) held[static_cast<std::size_t>(i)] = true;
+    // Entries on their bound (settle_near_bound put them there) held
+    // where the gradient or the step points outwards.
     Eigen::VectorXd dy;
-    for (Eigen::Index pass = 0; pass <= nt_; ++pass) {
-      Eigen::MatrixXd Bf = B;
-      Eigen::VectorXd gf = g;
-      for (Eigen::Index i = 0; i < nt_; ++i)
-        if (held[static_cast<std::size_t>(i)]) {
-          Bf.row(i).setZero();
-          Bf.col(i).setZero();
-          Bf(i, i) = 1.0;
-          gf[i] = 0.0;
-        }
-      Eigen::LLT<Eigen::MatrixXd> llt(Bf);
-      if (llt.info() != Eigen::Success) return false;
-      dy = -llt.solve(gf);
-      bool more = false;
-      for (Eigen::Index i = 0; i < nt_; ++i)
-        if (!held[static_cast<std::size_t>(i)] && on_bound(y, i) && dy[i] < 0.0) {
-          held[static_cast<std::size_t>(i)] = true;
-          more = true;
-        }
-      if (!more) break;
-    }
+    if (!projected_newton_step(y, g, B, dy)) return false;
     if (dy.cwiseQuotient(h).cwiseAbs().maxCoeff() <= 0.1) return true;
     const double decrement = -0.5 * g.dot(dy);
     if (!(decrement > 0.0)) return false;
