@@ -124,6 +124,7 @@ class GlmmFitter {
   bool stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g);
   bool quasi_newton_descent(Eigen::VectorXd& y);
   bool near_bound(const Eigen::VectorXd& y, bool except_at_bound = false) const;
+  bool entry_near_bound(const Eigen::VectorXd& y, Eigen::Index i) const;
   bool on_bound(const Eigen::VectorXd& y, Eigen::Index i) const;
   bool projected_newton_step(const Eigen::VectorXd& y, const Eigen::VectorXd& g, const Eigen::MatrixXd& H,
                              Eigen::VectorXd& dy) const;
@@ -422,10 +423,14 @@ bool GlmmFitter::quasi_newton_descent(Eigen::VectorXd& y) {
 // instead.
 bool GlmmFitter::near_bound(const Eigen::VectorXd& y, bool except_at_bound) const {
   for (Eigen::Index i = 0; i < nt_; ++i)
-    if (std::isfinite(space_.lower[i]) && (y[i] - space_.lower[i]) * 5e-3 < 0.5 * phi_steps_[i] &&
-        !(except_at_bound && on_bound(y, i)))
-      return true;
+    if (entry_near_bound(y, i) && !(except_at_bound && on_bound(y, i))) return true;
   return false;
+}
+
+// Entry i of theta within half a standard error (100 difference steps) of
+// its bound.
+bool GlmmFitter::entry_near_bound(const Eigen::VectorXd& y, Eigen::Index i) const {
+  return std::isfinite(space_.lower[i]) && (y[i] - space_.lower[i]) * 5e-3 < 0.5 * phi_steps_[i];
 }
 
 // Within a thousandth of a difference step of its bound: where the
@@ -488,7 +493,7 @@ bool GlmmFitter::projected_newton_step(const Eigen::VectorXd& y, const Eigen::Ve
 bool GlmmFitter::settle_near_bound(Eigen::VectorXd& y) {
   bool moved = false;
   for (Eigen::Index i = 0; i < nt_; ++i) {
-    if (!std::isfinite(space_.lower[i]) || (y[i] - space_.lower[i]) * 5e-3 >= 0.5 * phi_steps_[i]) continue;
+    if (!entry_near_bound(y, i)) continue;
     const double f0 = stage2_criterion(y);
     const double h = 1e-3 * (std::fabs(y[i]) + 0.1);
     Eigen::VectorXd t = y;
