@@ -128,12 +128,12 @@ glmer_accurate_deviance <- function(case, fit) {
 }
 
 # glmer restarted from its own estimates (lme4's advice when it warns of
-# non-convergence): where its Nelder-Mead stops on a flat surface, where it
-# stops depends on rounding that differs between R processes (CHOLMOD's
-# symbolic analysis inside lme4 picks one of two fill-reducing orderings of
-# equal fill depending on the address-space layout; design seed 10278:
-# -2 log-likelihood 100.35904 in some processes, 100.35840 in others); the
-# restart ends within 1e-5 of the lower value from either.
+# non-convergence). lme4 1.1-31 rounds differently from one R process to
+# another (its CHOLMOD ordering follows the address lme4.so was loaded at,
+# tools/glmm-designs.R), and where its Nelder-Mead stops on a flat surface
+# that moves its deviance (design seed 10278: 100.35904 in some processes,
+# 100.35840 in others); restarted, it ends within 1e-5 of 100.35839 from
+# either.
 glmer_restarted <- function(case, fit) {
   .w <- case$trials
   formula <- case$formula
