@@ -58,7 +58,7 @@ test_that("a fit in a fresh R process is bitwise the same as in this one", {
 glmm_determinism_seeds <- c(design_10278 = 10278L,  # binomial (x | g1) + (x | g2), singular
                             design_7007 = 7007L,    # binomial counts, crossed (x | g1) + (x | g2)
                             design_10276 = 10276L,  # Poisson, crossed (x | g1) + (x | g2)
-                            design_10274 = 10274L)  # binomial, three nested scalar terms
+                            design_7010 = 7010L)    # binomial, (1 | g1/g2)
 glmm_design_numbers <- function(seed) fit_numbers(fit_glmm_design(glmm_design_case(seed), "mlmfit")$value)
 
 test_that("a GLMM fit is bitwise the same after other fits in the same process", {
