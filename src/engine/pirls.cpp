@@ -638,12 +638,27 @@ void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector
   }
 }
 
-// One scalar term, the commonest model: Z'WZ and [X z]'WZ row by row of
-// the chunk. A level's entries of D and C lie together (C holds a level's
-// P entries side by side), so each row touches one place in memory, once;
-// column by column, the rows' levels in random order, each column's loop
-// missed the cache at every row again.
-void Pirls::scatter_chunk_scalar(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B) {
+// One scalar term, the commonest model: Z'WZ and [X z]'WZ. With the P
+// columns of [X z] known at compile time, row by row: a level's entries
+// of D and C lie together (C holds a level's P entries side by side), so
+// each row touches one place in memory, once. Otherwise column by column,
+// reading the chunk in memory order.
+namespace {
+template <int P>
+void scatter_scalar_rows(Index len, const double* sw, const double* zc, const int* codes, int cb, const double* B,
+                         Index ld, double* D, double* C) {
+  for (Index i = 0; i < len; ++i) {
+    const Index j = codes[i] - cb;
+    const double zs = sw[i] * (zc ? zc[i] : 1.0);
+    D[j] += zs * zs;
+    double* Cj = C + j * P;
+#pragma GCC unroll 8
+    for (int c = 0; c < P; ++c) Cj[c] += zs * B[c * ld + i];
+  }
+}
+}  // namespace
+
+void Pirls::scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B) {
   const FactorBlock& F1 = d_.blocks[0];
   const int P = static_cast<int>(B.cols());
   const Index ld = B.rows();
@@ -652,13 +667,22 @@ void Pirls::scatter_chunk_scalar(Index start, Index len, const std::vector<doubl
   const int cb = F1.code_base;
   double* D = xp_.D1.data();
   double* C = xp_.C1.data();
-  const double* Bd = B.data();
+  switch (P) {
+    case 2: return scatter_scalar_rows<2>(len, sw.data(), zc, codes, cb, B.data(), ld, D, C);
+    case 3: return scatter_scalar_rows<3>(len, sw.data(), zc, codes, cb, B.data(), ld, D, C);
+    case 4: return scatter_scalar_rows<4>(len, sw.data(), zc, codes, cb, B.data(), ld, D, C);
+    case 5: return scatter_scalar_rows<5>(len, sw.data(), zc, codes, cb, B.data(), ld, D, C);
+    case 6: return scatter_scalar_rows<6>(len, sw.data(), zc, codes, cb, B.data(), ld, D, C);
+    default: break;
+  }
   for (Index i = 0; i < len; ++i) {
-    const Index j = codes[i] - cb;
     const double zs = sw[i] * (zc ? zc[i] : 1.0);
-    D[j] += zs * zs;
-    double* Cj = C + j * P;
-    for (int c = 0; c < P; ++c) Cj[c] += zs * Bd[c * ld + i];
+    sw[i] = zs;
+    D[codes[i] - cb] += zs * zs;
+  }
+  for (int c = 0; c < P; ++c) {
+    const double* bc = B.data() + static_cast<Index>(c) * ld;
+    for (Index i = 0; i < len; ++i) C[(codes[i] - cb) * P + c] += sw[i] * bc[i];
   }
 }
 

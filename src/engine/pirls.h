@@ -122,7 +122,7 @@ class Pirls {
   bool chunk_deviance(Index start, Index len, const PassScratch& s, PassSums& sums) const;
   bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
   void scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
-  void scatter_chunk_scalar(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
+  void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
   void order_rows();
