@@ -533,9 +533,8 @@ bool Pirls::chunk_deviance(Index start, Index len, const PassScratch& s, PassSum
     const double sc = rounding_scale(s.eta[i], y[i], pw ? pw[i] : 1.0);
     sq[0] += sc * sc;
   }
-  const double total = dev;
-  if (!std::isfinite(total)) return false;
-  sums.dev.add(total);
+  if (!std::isfinite(dev)) return false;
+  sums.dev.add(dev);
   sums.noise.sum_sq += (sq[0] + sq[1]) + (sq[2] + sq[3]);
   return true;
 }
