@@ -30,6 +30,22 @@ class_rows <- function(cls) {
   list(success = which(cls == 1L), failure = which(cls == -1L), mixed = which(cls == 0L))
 }
 
+# The same from the outcomes themselves (NULL where outcome_classes() is),
+# without the vector of classes: without weights, 0/1 outcomes need two
+# comparisons with y instead of five.
+outcome_rows <- function(y, weights, dist) {
+  if (!is.null(weights)) {
+    cls <- outcome_classes(y, weights, dist)
+    return(if (is.null(cls)) NULL else class_rows(cls))
+  }
+  if (!dist %in% c("binomial", "poisson", "negative_binomial")) return(NULL)
+  failure <- which(y == 0)
+  if (dist != "binomial") return(list(success = integer(), failure = failure, mixed = which(y != 0)))
+  success <- which(y == 1)
+  mixed <- if (length(success) + length(failure) == length(y)) integer() else which(y != 0 & y != 1)
+  list(success = success, failure = failure, mixed = mixed)
+}
+
 # Does t = X d separate (1), or -t (-1), or neither (0)? tol is relative
 # to the largest |t|.
 separation_sign <- function(t, rows, tol = 0) {
@@ -46,18 +62,39 @@ separation_sign <- function(t, rows, tol = 0) {
   0
 }
 
-# A threshold c with x - c (or c - x) separating, for x column j of X, or
-# NULL. Without an intercept only c = 0 is available. Decided from the
-# ranges of x in each class of outcomes: no sorting, and no copy of the
-# column beyond the rows of each class.
-threshold_separation <- function(X, j, rows, intercept) {
+# The range of column j of X in each class of outcomes (c(Inf, -Inf) for
+# an empty class): no sorting, and no copy of the column beyond the rows
+# of each class.
+class_ranges <- function(X, j, rows) {
   at <- (j - 1) * nrow(X)  # X[at + i] reads rows i of column j as a vector: no row names, no copy of the column
   rng <- function(i) if (length(i)) range(X[at + i]) else c(Inf, -Inf)
-  rs <- rng(rows$success)
-  rf <- rng(rows$failure)
-  rm <- rng(rows$mixed)
+  list(success = rng(rows$success), failure = rng(rows$failure), mixed = rng(rows$mixed))
+}
+
+# separation_sign(1 - x, rows) for a column x from its class_ranges(): each
+# condition there (every t >= 0, ...) is one on the largest or smallest t.
+complement_separation_sign <- function(ranges) {
+  rs <- ranges$success
+  rf <- ranges$failure
+  rm <- ranges$mixed
+  lo <- min(rs[1L], rf[1L], rm[1L])
+  hi <- max(rs[2L], rf[2L], rm[2L])
+  if (!is.finite(lo) || (lo == 1 && hi == 1)) return(0)  # no rows, or 1 - x zero everywhere
+  if (is.finite(rm[1L]) && !(rm[1L] == 1 && rm[2L] == 1)) return(0)
+  if (rs[2L] <= 1 && rf[1L] >= 1) return(1)
+  if (rs[1L] >= 1 && rf[2L] <= 1) return(-1)
+  0
+}
+
+# A threshold c with x - c (or c - x) separating, for x column j of X, or
+# NULL. Without an intercept only c = 0 is available. Decided from the
+# ranges of x in each class of outcomes (class_ranges()).
+threshold_separation <- function(ranges, intercept) {
+  rs <- ranges$success
+  rf <- ranges$failure
+  rm <- ranges$mixed
   if (min(rs[1L], rf[1L], rm[1L]) == max(rs[2L], rf[2L], rm[2L])) return(NULL)
-  fixed_c <- if (length(rows$mixed)) {
+  fixed_c <- if (is.finite(rm[1L])) {  # some mixed outcomes
     if (rm[1L] != rm[2L]) return(NULL)
     rm[1L]
   } else if (!intercept) {
@@ -94,25 +131,37 @@ backquote <- function(x) paste0("`", x, "`")
 
 check_separation <- function(X, y, weights, dist, intercept_col, action, term_labels = character(),
                              xlevels = list()) {
-  cls <- outcome_classes(y, weights, dist)
-  if (is.null(cls) || ncol(X) == 0L) return(invisible(character()))
+  if (ncol(X) == 0L) return(invisible(character()))
+  rows <- outcome_rows(y, weights, dist)
+  if (is.null(rows)) return(invisible(character()))
   intercept <- intercept_col > 0L
   found <- character()
-  rows <- class_rows(cls)
+  ranges <- vector("list", ncol(X))
   for (j in seq_len(ncol(X))) {
     if (j == intercept_col) next
-    if (!is.null(threshold_separation(X, j, rows, intercept))) found <- c(found, backquote(colnames(X)[j]))
+    ranges[[j]] <- class_ranges(X, j, rows)
+    if (!is.null(threshold_separation(ranges[[j]], intercept))) found <- c(found, backquote(colnames(X)[j]))
   }
-  # The reference level of a factor: 1 - (sum of its dummies).
+  # The reference level of a factor: 1 - (sum of its dummies). One dummy
+  # (two levels, a logical, a 0/1 column): decided from its ranges first,
+  # and only a separating one checked for holding 0/1 alone.
   assign <- attr(X, "assign")
   if (intercept && !is.null(assign)) {
     for (k in setdiff(unique(assign), 0L)) {
       cols <- which(assign == k)
-      block <- X[, cols, drop = FALSE]
-      if (!all(block == 0 | block == 1)) next
-      rs <- rowSums(block)
-      if (any(rs > 1)) next
-      if (separation_sign(1 - rs, rows) != 0) {
+      if (length(cols) == 1L && !is.null(ranges[[cols]])) {
+        if (complement_separation_sign(ranges[[cols]]) == 0) next
+        x <- X[, cols]
+        if (!all(x == 0 | x == 1)) next
+        sep <- TRUE
+      } else {
+        block <- X[, cols, drop = FALSE]
+        if (!all(block == 0 | block == 1)) next
+        rs <- rowSums(block)
+        if (any(rs > 1)) next
+        sep <- separation_sign(1 - rs, rows) != 0
+      }
+      if (sep) {
         label <- if (k <= length(term_labels)) term_labels[k] else colnames(X)[cols[1L]]
         ref <- xlevels[[label]]
         found <- c(found, if (length(ref)) sprintf("level \"%s\" of %s", ref[1L], backquote(label))
@@ -150,12 +199,14 @@ separation_certificate <- function(X, y, weights, offset, family, dist) {
 # checked for a separating direction.
 check_separation_after <- function(fit, action) {
   fam <- spec_family(fit)
+  if (!fam$dist %in% c("binomial", "poisson", "negative_binomial")) return(invisible(NULL))  # as outcome_classes()
   y <- spec_y(fit)
   w <- spec_weights(fit)
-  if (is.null(outcome_classes(y, w, fam$dist))) return(invisible(NULL))
   X <- spec_X(fit)
   if (max(abs(range(fit_eta(fit)))) <= 20) {
-    sds <- vapply(seq_len(ncol(X)), function(j) stats::sd(X[, j]), 1)
+    # the intercept's column is constant: its SD is 0, not worth a pass
+    ic <- spec_intercept_col(fit)
+    sds <- vapply(seq_len(ncol(X)), function(j) if (j == ic) 0 else stats::sd(X[, j]), 1)
     scaled <- abs(fixef(fit)) * ifelse(sds > 0, sds, 1)
     if (!any(scaled > 5)) return(invisible(NULL))
   }

@@ -107,14 +107,17 @@ glmm_response <- function(y, weights, fam, yname) {
         kind <- "logical"
         y <- as.numeric(y)
       } else if (is.numeric(y)) {
-        if (any(y < 0 | y > 1)) {
+        # 0/1 outcomes (the commonest) need neither the range check nor,
+        # without weights, the check for whole numbers of successes.
+        binary <- isTRUE(all(y == 0 | y == 1))
+        if (!binary && any(y < 0 | y > 1)) {
           bad <- which(y < 0 | y > 1)
           mlm_abort(c("A binomial response must lie between 0 and 1; {.var {yname}} does not in {cli::qty(length(bad))}row{?s} {rows_text(bad)}.",
                       i = "For counts of successes out of trials write {.code cbind(successes, trials - successes)}."),
                     "mlmfit_error_response", variable = yname, rows = bad)
         }
-        kind <- if (all(y == 0 | y == 1)) "binary" else "proportion"
-        m <- y * (if (is.null(weights)) 1 else weights)
+        kind <- if (binary) "binary" else "proportion"
+        m <- if (binary && is.null(weights)) 0 else y * (if (is.null(weights)) 1 else weights)
         if (any(abs(m - round(m)) > 1e-3)) {
           mlm_warn(c("The response {.var {yname}} times the weights is not a whole number of successes.",
                      i = "For proportions give the numbers of trials in {.arg weights}."),
@@ -126,9 +129,17 @@ glmm_response <- function(y, weights, fam, yname) {
       }
       y <- as.double(y)
     }
-    w <- if (is.null(weights)) rep(1, length(y)) else weights
-    if (sum(w * y) == 0 || sum(w * (1 - y)) == 0) {
-      mlm_abort(c("The response {.var {yname}} is constant: every observation is a {if (sum(w * y) == 0) 'failure' else 'success'}.",
+    # Every outcome a failure (a success): no weight on y > 0 (on y < 1).
+    if (is.null(weights)) {
+      r <- range(y)
+      no_success <- r[2L] == 0
+      no_failure <- r[1L] == 1
+    } else {
+      no_success <- sum(weights * y) == 0
+      no_failure <- sum(weights * (1 - y)) == 0
+    }
+    if (no_success || no_failure) {
+      mlm_abort(c("The response {.var {yname}} is constant: every observation is a {if (no_success) 'failure' else 'success'}.",
                   i = "A binomial model needs both outcomes in the data."),
                 "mlmfit_error_response", variable = yname)
     }
@@ -188,7 +199,6 @@ family_constants <- function(spec) {
   fam <- spec$family
   y <- spec$rows$y
   weights <- spec$rows$weights
-  w <- if (is.null(weights)) rep(1, length(y)) else weights
   aic_const <- 0
   # 0/1 outcomes of single trials: the binomial log-likelihood is minus
   # half the deviance exactly, and the constant is zero.
@@ -196,13 +206,18 @@ family_constants <- function(spec) {
   if (fam$dist != "Gamma" && !is.na(fam$nb_size) && !binary) {
     mu <- glmm_mustart(y, weights, fam$dist)
     n <- spec$rows$trials %||% rep(1, length(y))
+    w <- if (is.null(weights)) rep(1, length(y)) else weights
     dev <- sum(fam$family$dev.resids(y, mu, w))
     aic_const <- suppressWarnings(fam$family$aic(y, n, mu, w, dev)) - dev
     if (!is.finite(aic_const)) aic_const <- 0
   }
-  eta_mean <- suppressWarnings(fam$family$linkfun(sum(w * y) / sum(w)))
-  list(aic_const = as.double(aic_const), sum_weights = sum(w),
-       sum_wt_log_y = if (fam$dist == "Gamma") sum(w * log(y)) else 0,
+  # Without weights, the sums of unit weights written out: the same bits,
+  # without a vector of ones.
+  weighted_sum <- function(x) if (is.null(weights)) sum(x) else sum(weights * x)
+  sum_w <- if (is.null(weights)) as.double(length(y)) else sum(weights)
+  eta_mean <- suppressWarnings(fam$family$linkfun(weighted_sum(y) / sum_w))
+  list(aic_const = as.double(aic_const), sum_weights = sum_w,
+       sum_wt_log_y = if (fam$dist == "Gamma") weighted_sum(log(y)) else 0,
        eta_mean = if (is.finite(eta_mean)) as.double(eta_mean) else 0)
 }
 

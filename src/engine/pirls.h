@@ -119,6 +119,7 @@ class Pirls {
   double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
   void clear_cross_products();
   void random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const;
+  bool chunk_deviance(Index start, Index len, const PassScratch& s, PassSums& sums) const;
   bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
   void scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
@@ -127,6 +128,7 @@ class Pirls {
   void order_rows();
   void centre_fixed_effects();
   void set_ridge();
+  void find_ones_column();
   PirlsResult iterate(const Eigen::VectorXd& theta, const PirlsControl& control, bool use_start_state);
   bool restore_start_state(double& dev, bool& predicted);
   bool predict_from_state(const PirlsPassState& s);
@@ -168,6 +170,7 @@ class Pirls {
   std::vector<Eigen::MatrixXd> good_u_;  // the modes of the last successful run
   Eigen::VectorXd good_beta_;
   Eigen::VectorXd ridge_;         // joint: added to the diagonal of X'WX
+  int ones_col_ = -1;             // joint: the column of X that holds only ones, or -1
   Eigen::VectorXd theta_units_;
   double dev_noise_ = 0.0;        // rounding noise of the deviance of the last pass
   bool xp_at_modes_ = false;      // the last pass was made at the current modes

@@ -86,6 +86,37 @@ test_that("the reference level of a factor can separate too", {
   expect_match(conditionMessage(err), "level \"a\" of `f`", fixed = TRUE)
 })
 
+test_that("the reference level of a two-level factor separates too (one dummy column)", {
+  d <- binary_data()
+  d$y[d$trt == 1] <- 1
+  d$f <- factor(ifelse(d$trt == 1, "a", "b"))
+  err <- expect_error(glmm(y ~ x + f + (1 | g), d), class = "mlmfit_error_separation")
+  expect_match(conditionMessage(err), "level \"a\" of `f`", fixed = TRUE)
+  # and not where it does not: a level with both outcomes
+  d$y <- stats::rbinom(nrow(d), 1, 0.5)
+  expect_s3_class(glmm(y ~ x + f + (1 | g), d), "mlmfit_glmm")
+})
+
+test_that("a single column's reference-level test from its ranges is the test on 1 - x", {
+  # The pre-fit check decides 1 - x for one dummy column from the ranges of
+  # x in each class of outcomes; the direct test is separation_sign().
+  set.seed(11)
+  for (i in 1:400) {
+    n <- sample(3:8, 1)
+    y <- sample(c(0, 1, 0.5), n, TRUE, prob = c(0.45, 0.45, if (i %% 3 == 0) 0.1 else 0))
+    x <- sample(c(0, 1, if (i %% 4 == 0) 0.5), n, TRUE)
+    X <- cbind(1, x)
+    rows <- mlmfit:::outcome_rows(y, NULL, "binomial")
+    expect_identical(rows, mlmfit:::class_rows(mlmfit:::outcome_classes(y, NULL, "binomial")))
+    ranges <- mlmfit:::class_ranges(X, 2L, rows)
+    expect_identical(mlmfit:::complement_separation_sign(ranges), mlmfit:::separation_sign(1 - x, rows),
+                     info = paste("y =", toString(y), "x =", toString(x)))
+  }
+  counts <- c(0, 3, 0, 2, 5)
+  expect_identical(mlmfit:::outcome_rows(counts, NULL, "poisson"),
+                   mlmfit:::class_rows(mlmfit:::outcome_classes(counts, NULL, "poisson")))
+})
+
 test_that("complete separation by a combination of predictors is found", {
   d <- binary_data()
   set.seed(4)
