@@ -147,6 +147,7 @@ class GlmmFitter {
   ParameterSpace space_;   // of phi = theta / units
   bool thorough_;          // evaluations cheap enough for the extra probes
   bool analytic_;          // stage 2 has the analytic gradient of laplace_gradient.h
+  SeveralTermsLaplaceGradient several_terms_gradient_;  // that gradient for several factors
   int calls_ = 0;
   std::string last_pirls_message_;
   // The modes at the lowest criterion so far: every evaluation starts
@@ -199,7 +200,8 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       laplace_(fam, 1, Eigen::VectorXd(), Eigen::VectorXd()),
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
-      uonly_(d, fam, tpl, false) {
+      uonly_(d, fam, tpl, false),
+      several_terms_gradient_(d, fam_) {
   if (opt.n_agq > 1) {
     gauss_hermite(opt.n_agq, gz_, gw_);
     criterion_ = PirlsCriterion(fam, opt.n_agq, gz_, gw_);
@@ -302,7 +304,7 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
       if (!r.ok) return false;
     }
     res_.pirls_passes += 2;
-    if (!several_terms_laplace_gradient(d_, fam_, theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
+    if (!several_terms_gradient_(theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
   }
   g.resize(nt_ + p_);
   g.head(nt_) = gx.head(nt_).cwiseProduct(units_);
@@ -963,7 +965,8 @@ Eigen::VectorXd laplace_gradient_at(const ModelData& d, const GlmFamily& fam, co
   Pirls uonly(d, fam, tpl, false);
   uonly.set_u(joint.u());
   uonly.set_beta(beta);
-  if (!uonly.run(theta, opt.pirls).ok || !several_terms_laplace_gradient(d, fam, theta, beta, uonly.u(), uonly.system(), g))
+  SeveralTermsLaplaceGradient gradient(d, fam);
+  if (!uonly.run(theta, opt.pirls).ok || !gradient(theta, beta, uonly.u(), uonly.system(), g))
     g.resize(0);
   return g;
 }

@@ -298,14 +298,6 @@ struct TermRows {
   }
 };
 
-// The offset in the pair blocks (laid out as r1_vals) of M^{-1}(secondary
-// level s, primary level j), or -1 where the two never meet.
-Index pair_offset(const CrossProducts& xp, Index j, Index s) {
-  const auto b = xp.r1_row.begin() + xp.r1_ptr[j], e = xp.r1_row.begin() + xp.r1_ptr[j + 1];
-  const auto it = std::lower_bound(b, e, s);
-  return it == e || *it != s ? -1 : xp.r1_off[it - xp.r1_row.begin()];
-}
-
 }  // namespace
 
 // With A = Z'WZ, E_t = dLambda/dtheta_t (the places of theta_t in the T's,
@@ -317,14 +309,41 @@ Index pair_offset(const CrossProducts& xp, Index j, Index s) {
 // Every sum runs over the observation's coordinates of M only. Pass 1 forms
 // the right-hand sides, pass 2 (after the solve and the selected inverse)
 // the sums with M^{-1}; each pass streams the data by chunks of rows.
-bool several_terms_laplace_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
-                                    const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                                    BlockedCholesky& M, Eigen::VectorXd& gradient) {
+bool SeveralTermsLaplaceGradient::find_pairs(const CrossProducts& xp) {
+  const Index n = d_.n;
+  const FactorBlock& P = d_.blocks[0];
+  if (xp.r1_vals.size() > UINT32_MAX) return false;
+  pair_offset_.resize(static_cast<std::size_t>(n * (d_.blocks.size() - 1)));
+  Index first = 0;  // the factor's first secondary level
+  for (std::size_t f = 1; f < d_.blocks.size(); ++f) {
+    const FactorBlock& F = d_.blocks[f];
+    std::uint32_t* out = pair_offset_.data() + (f - 1) * n;
+    for (Index i = 0; i < n; ++i) {
+      const Index j = P.codes[i] - P.code_base, s = first + (F.codes[i] - F.code_base);
+      const auto b = xp.r1_row.begin() + xp.r1_ptr[j], e = xp.r1_row.begin() + xp.r1_ptr[j + 1];
+      const auto it = std::lower_bound(b, e, s);
+      if (it == e || *it != s) return false;
+      out[i] = static_cast<std::uint32_t>(xp.r1_off[it - xp.r1_row.begin()]);
+    }
+    first += F.n_levels;
+  }
+  return true;
+}
+
+bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                             const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                             Eigen::VectorXd& gradient) {
+  const ModelData& d = d_;
+  const GlmFamily& fam = fam_;
   const CrossProducts& xp = M.cross_products();
   TermLayout L;
   if (!M.holds_factor() || static_cast<int>(u.size()) != static_cast<int>(d.blocks.size()) ||
       !L.set_up(d, xp, theta))
     return false;
+  if (pair_offset_.empty() && !find_pairs(xp)) {
+    pair_offset_.clear();
+    return false;
+  }
   for (int f = 0; f < L.nb; ++f)
     if (u[f].rows() != L.q[f] || u[f].cols() != d.blocks[f].n_levels) return false;
   const int nb = L.nb, wq = L.width_q, p = d.p, np = static_cast<int>(L.places.size());
@@ -383,8 +402,7 @@ bool several_terms_laplace_gradient(const ModelData& d, const GlmFamily& fam, co
   // M^{-1} a_i, h_i = a_i'v; the trace terms w_i (E'z_i)'v and w'_i h_i
   // deta_i/dt for every parameter t.
   const int q1 = xp.q1;
-  Eigen::MatrixXd Mi(wq, wq);
-  Eigen::VectorXd v(wq);
+  std::vector<double> Mi(static_cast<std::size_t>(wq) * wq), v(wq);
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     rows.load(d, xp, L, beta, u, start, len);
@@ -395,26 +413,31 @@ bool several_terms_laplace_gradient(const ModelData& d, const GlmFamily& fam, co
       const Index* lv = rows.level.data() + i * nb;
       const Index* co = rows.coord.data() + i * nb;
       const double* zi = rows.z.data() + i * wq;
-      const Eigen::Map<const Eigen::VectorXd> ai(rows.a.data() + i * wq, wq);
+      const double* ai = rows.a.data() + i * wq;
       const double* Mjj = primary.data() + lv[0] * q1 * q1;
       for (int c = 0; c < q1; ++c)
-        for (int r = 0; r < q1; ++r) Mi(r, c) = Mjj[r + c * q1];
+        for (int r = 0; r < q1; ++r) Mi[r + c * wq] = Mjj[r + c * q1];
       for (int f = 1; f < nb; ++f) {
         const Index sf = L.sec_first[f] + lv[f];
-        const Index o = pair_offset(xp, lv[0], sf);
-        if (o < 0) return false;
+        const double* Mf = pair.data() + pair_offset_[(f - 1) * n + start + i];
         const int qf = L.q[f], of = L.off[f];
         for (int c = 0; c < q1; ++c)
-          for (int r = 0; r < qf; ++r) Mi(of + r, c) = Mi(c, of + r) = pair[o + r + c * qf];
+          for (int r = 0; r < qf; ++r) Mi[of + r + c * wq] = Mi[c + (of + r) * wq] = Mf[r + c * qf];
         for (int f2 = 1; f2 <= f; ++f2) {
           const Index s2 = L.sec_first[f2] + lv[f2];
+          const int o2 = L.off[f2];
           for (int c = 0; c < L.q[f2]; ++c)
             for (int r = 0; r < qf; ++r)
-              Mi(of + r, L.off[f2] + c) = Mi(L.off[f2] + c, of + r) = M.secondary_inverse(sf, r, s2, c);
+              Mi[of + r + (o2 + c) * wq] = Mi[o2 + c + (of + r) * wq] = M.secondary_inverse(sf, r, s2, c);
         }
       }
-      v.noalias() = Mi * ai;
-      const double h = ai.dot(v);
+      double h = 0.0;
+      for (int r = 0; r < wq; ++r) {
+        double vr = 0.0;
+        for (int c = 0; c < wq; ++c) vr += Mi[r + c * wq] * ai[c];
+        v[r] = vr;
+        h += ai[r] * vr;
+      }
       const double vh = wp[i] * h;
       for (int k = 0; k < np; ++k) {
         const TermLayout::Place& P = L.places[k];

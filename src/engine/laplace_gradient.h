@@ -22,6 +22,8 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <cstdint>
+#include <vector>
 
 #include "blocked_cholesky.h"
 #include "glm_family.h"
@@ -47,13 +49,29 @@ bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eige
 // more places of the T's), a canonical link of a family without dispersion.
 bool several_terms_laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
-// The same gradient for several grouping factors, at theta, beta and u the
-// conditional modes there (per factor q x levels, as Pirls::u()), with M
-// the system that PIRLS factored at the weights of those modes (its
-// selected inverse overwrites the factor). False where a mean leaves the
-// family's domain or M does not match the data.
-bool several_terms_laplace_gradient(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
-                                    const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                                    BlockedCholesky& M, Eigen::VectorXd& gradient);
+// The same gradient for several grouping factors. One per fit: it keeps,
+// from its first call, where each observation's pair of levels (primary,
+// secondary) sits in the selected inverse (4 bytes per observation and
+// secondary factor; the passes stream everything else by chunks of rows).
+class SeveralTermsLaplaceGradient {
+ public:
+  SeveralTermsLaplaceGradient(const ModelData& data, const GlmFamily& family) : d_(data), fam_(family) {}
+  // At theta, beta and u the conditional modes there (per factor q x
+  // levels, as Pirls::u()), with M the system that PIRLS factored at the
+  // weights of those modes (its selected inverse overwrites the factor).
+  // False where a mean leaves the family's domain or M does not match the
+  // data.
+  bool operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                  BlockedCholesky& M, Eigen::VectorXd& gradient);
+
+ private:
+  bool find_pairs(const CrossProducts& xp);
+
+  const ModelData& d_;
+  const GlmFamily& fam_;
+  // Per secondary factor, per observation (n each): the offset of
+  // M^{-1}(secondary level, primary level) among the entries of Z_R'WZ_1.
+  std::vector<std::uint32_t> pair_offset_;
+};
 
 }  // namespace mlm
