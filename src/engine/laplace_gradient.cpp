@@ -213,8 +213,6 @@ bool several_terms_laplace_gradient_applies(const ModelData& d, const GlmFamily&
   return canonical_link(fam) && d.blocks.size() >= 2 && templates_cover_theta(d, n_theta);
 }
 
-namespace {
-
 // Where each factor's coordinates sit in M, and the places of theta in the
 // T's: position (factor f, row r, column c) of T_f holds theta_t.
 struct TermLayout {
@@ -226,10 +224,12 @@ struct TermLayout {
   std::vector<Index> sec_first; // per factor: its first secondary level (factor 0: unused)
   std::vector<Place> places;
   std::vector<Eigen::MatrixXd> T;
+  Eigen::Index n_theta = 0;
 
   // False where M's cross-products do not hold these factors.
   bool set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta) {
     nb = static_cast<int>(d.blocks.size());
+    n_theta = theta.size();
     if (xp.k1 != d.blocks[0].n_levels || xp.q1 != d.blocks[0].q || static_cast<int>(xp.sec_levels.size()) != nb - 1)
       return false;
     q.resize(nb);
@@ -260,6 +260,8 @@ struct TermLayout {
     return true;
   }
 };
+
+namespace {
 
 // A chunk of observations seen through the factors: per observation and
 // factor its level and first coordinate in M, per observation its
@@ -300,15 +302,6 @@ struct TermRows {
 
 }  // namespace
 
-// With A = Z'WZ, E_t = dLambda/dtheta_t (the places of theta_t in the T's,
-// on every level of their factor), a_i = Lambda'z_i and s, w, w' as above:
-//   d/dtheta_t = s'Z E_t u + 2 tr(M^{-1} Lambda'A E_t) + sum_i w'_i h_i deta_i/dtheta_t,
-//   tr(M^{-1} Lambda'A E_t) = sum_i w_i (E_t'z_i)'M^{-1} a_i,   h_i = a_i'M^{-1} a_i,
-//   deta/dtheta_t = Z E_t u + Z Lambda du_t,  du_t = -M^{-1} (E_t'Z's / 2 + Lambda'A E_t u),
-//   d/dbeta = X's + sum_i w'_i h_i (x_i + (Z Lambda du_beta)_i),  du_beta = -M^{-1} Lambda'Z'WX.
-// Every sum runs over the observation's coordinates of M only. Pass 1 forms
-// the right-hand sides, pass 2 (after the solve and the selected inverse)
-// the sums with M^{-1}; each pass streams the data by chunks of rows.
 bool SeveralTermsLaplaceGradient::find_pairs(const CrossProducts& xp) {
   const Index n = d_.n;
   const FactorBlock& P = d_.blocks[0];
@@ -330,22 +323,201 @@ bool SeveralTermsLaplaceGradient::find_pairs(const CrossProducts& xp) {
   return true;
 }
 
-bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
-                                             const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                             Eigen::VectorXd& gradient) {
+namespace {
+
+// A block of observations seen through the terms: each one's Z coordinate
+// (first[t] + level), its column value z and e = z u at its level, term by
+// term (term t at t * kChunk).
+struct ScalarRows {
+  static constexpr Index kChunk = 2048;
+  std::vector<Index> coord;
+  std::vector<double> z, e;
+  explicit ScalarRows(int terms) : coord(terms * kChunk), z(terms * kChunk), e(terms * kChunk) {}
+  void load(const ModelData& d, const std::vector<Index>& first, const std::vector<double>& u, Index start,
+            Index len) {
+    for (std::size_t t = 0; t < d.blocks.size(); ++t) {
+      const FactorBlock& F = d.blocks[t];
+      const int* codes = F.codes + start;
+      const double* col = F.cols[0] ? F.cols[0] + start : nullptr;
+      Index* c = coord.data() + t * kChunk;
+      double* zt = z.data() + t * kChunk;
+      double* et = e.data() + t * kChunk;
+      for (Index i = 0; i < len; ++i) {
+        c[i] = first[t] + (codes[i] - F.code_base);
+        zt[i] = col ? col[i] : 1.0;
+        et[i] = zt[i] * u[c[i]];
+      }
+    }
+  }
+};
+
+}  // namespace
+
+// With A = Z'WZ, Lambda = diag(theta_t on term t's coordinates), E_t its
+// derivative in theta_t and s, w, w' as above:
+//   d/dtheta_t = s'Z E_t u + tr(M^{-1} dM/dtheta_t)|_W + sum_i w'_i h_i deta_i/dtheta_t,
+//   tr(...) = 2 tr(M^{-1} Lambda A E_t) = (2 / theta_t) sum over t's coordinates of (1 - M^{-1}_jj),
+//   deta/dtheta_t = Z E_t u + Z Lambda du_t,  du_t = -M^{-1} (E_t Z's / 2 + Lambda'Z'W Z E_t u),
+//   d/dbeta = X's + sum_i w'_i h_i (x_i + (Z Lambda du_beta)_i),  du_beta = -M^{-1} Lambda'Z'WX.
+// Pass 1 forms the right-hand sides, pass 2 (after the solve and the
+// selected inverse) the sums with h_i. The trace by the identity
+// Lambda'A Lambda = M - I (Lambda diagonal) rather than observation by
+// observation as vector_terms() does.
+bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                               const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                               Eigen::VectorXd& gradient) {
   const ModelData& d = d_;
   const GlmFamily& fam = fam_;
   const CrossProducts& xp = M.cross_products();
+  const int nb = static_cast<int>(d.blocks.size()), p = d.p;
+  const Index n = d.n;
+  std::vector<Index> first(nb, 0);
+  Index nz = xp.k1;
+  for (int t = 1; t < nb; ++t) {
+    first[t] = nz;
+    nz += d.blocks[t].n_levels;
+  }
+  std::vector<double> th(nb), us(nz);
+  for (int t = 0; t < nb; ++t) {
+    th[t] = theta[d.blocks[t].cov.theta_index[0]];
+    if (u[t].size() != d.blocks[t].n_levels) return false;
+    for (Index l = 0; l < d.blocks[t].n_levels; ++l) us[first[t] + l] = u[t](0, l);
+  }
+
+  // Pass 1: s'Z E_t u and X's into g; per coordinate (row-major, one
+  // column per term, then per fixed effect) Lambda'Z'W Z E_t u and
+  // Lambda'Z'WX, and Z's.
+  const int width = nb + p;
+  constexpr Index kChunk = ScalarRows::kChunk;
+  std::vector<double> rhs(static_cast<std::size_t>(nz * width), 0.0), Zs(nz, 0.0);
+  Eigen::VectorXd g = Eigen::VectorXd::Zero(width);
+  std::vector<double> eta(kChunk), s(kChunk), w(kChunk), wp(kChunk);
+  ScalarRows rows(nb);
+  // The linear predictor and s, w, w' of a chunk (rows loaded).
+  auto observation_chunk = [&](Index start, Index len) {
+    fixed_eta(d, beta, start, len, eta.data());
+    for (int t = 0; t < nb; ++t) {
+      const double* et = rows.e.data() + t * kChunk;
+      for (Index i = 0; i < len; ++i) eta[i] += th[t] * et[i];
+    }
+    return observation_terms(fam, eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
+                             w.data(), wp.data());
+  };
+  for (Index start = 0; start < n; start += kChunk) {
+    const Index len = std::min(kChunk, n - start);
+    rows.load(d, first, us, start, len);
+    if (!observation_chunk(start, len)) return false;
+    for (int c = 0; c < p; ++c) {
+      const double* x = d.X + static_cast<Index>(c) * n + start;
+      double xs = 0.0;
+      for (Index i = 0; i < len; ++i) xs += x[i] * s[i];
+      g[nb + c] += xs;
+    }
+    for (Index i = 0; i < len; ++i) {
+      for (int t = 0; t < nb; ++t) {
+        const Index c = rows.coord[t * kChunk + i];
+        const double z = rows.z[t * kChunk + i];
+        g[t] += s[i] * rows.e[t * kChunk + i];
+        Zs[c] += s[i] * z;
+        double* r = rhs.data() + c * width;
+        const double tzw = th[t] * z * w[i];
+        for (int t2 = 0; t2 < nb; ++t2) r[t2] += tzw * rows.e[t2 * kChunk + i];
+        for (int k = 0; k < p; ++k) r[nb + k] += tzw * d.X[static_cast<Index>(k) * n + start + i];
+      }
+    }
+  }
+  for (int t = 0; t < nb; ++t)
+    for (Index l = 0; l < d.blocks[t].n_levels; ++l) rhs[(first[t] + l) * width + t] += 0.5 * Zs[first[t] + l];
+  const Eigen::MatrixXd R =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(rhs.data(), nz, width);
+  // du, row-major like rhs: pass 2 reads a coordinate's row at once.
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> du = -M.solve_M(R);
+  std::vector<double> diag, pair;  // the diagonal of M^{-1} in Z coordinates; its pair blocks
+  M.selected_inverse(diag, pair);
+  diag.resize(nz);
+  for (Index s2 = 0; s2 < xp.n_sec; ++s2) diag[xp.k1 + s2] = M.secondary_inverse(s2, 0, s2, 0);
+  for (int t = 0; t < nb; ++t) {
+    if (th[t] == 0.0) continue;  // Lambda A E_t vanishes there
+    double sum = 0.0;
+    for (Index l = 0; l < d.blocks[t].n_levels; ++l) sum += 1.0 - diag[first[t] + l];
+    g[t] += 2.0 * sum / th[t];
+  }
+  // M^{-1} between the coordinates of two secondary terms of an observation.
+  auto secondary_pair = [&](Index c1, Index c2) { return M.secondary_inverse(c1 - xp.k1, 0, c2 - xp.k1, 0); };
+
+  // Pass 2: v_i = w'_i h_i times deta_i/dt for every parameter t (w'
+  // computed again: the pass streams the data).
+  std::vector<double> deta(width);
+  for (Index start = 0; start < n; start += kChunk) {
+    const Index len = std::min(kChunk, n - start);
+    rows.load(d, first, us, start, len);
+    if (!observation_chunk(start, len)) return false;
+    for (Index i = 0; i < len; ++i) {
+      double h = 0.0;
+      std::fill(deta.begin(), deta.end(), 0.0);
+      for (int t = 0; t < nb; ++t) {
+        const Index c = rows.coord[t * kChunk + i];
+        const double tz = th[t] * rows.z[t * kChunk + i];
+        h += tz * tz * diag[c];
+        for (int t2 = t + 1; t2 < nb; ++t2) {
+          const double mi = t == 0 ? pair[pair_offset_[(t2 - 1) * n + start + i]]
+                                   : secondary_pair(c, rows.coord[t2 * kChunk + i]);
+          h += 2.0 * tz * th[t2] * rows.z[t2 * kChunk + i] * mi;
+        }
+        const double* dr = du.data() + c * width;
+        for (int k = 0; k < width; ++k) deta[k] += tz * dr[k];
+      }
+      const double v = wp[i] * h;
+      for (int t = 0; t < nb; ++t) g[t] += v * (rows.e[t * kChunk + i] + deta[t]);
+      for (int k = 0; k < p; ++k) g[nb + k] += v * (d.X[static_cast<Index>(k) * n + start + i] + deta[nb + k]);
+    }
+  }
+  gradient.setZero(nb + p);
+  for (int t = 0; t < nb; ++t) gradient[d.blocks[t].cov.theta_index[0]] = g[t];
+  gradient.tail(p) = g.tail(p);
+  return gradient.allFinite();
+}
+
+// The checks both cases share, then the case.
+bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                             const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                             Eigen::VectorXd& gradient) {
+  const CrossProducts& xp = M.cross_products();
   TermLayout L;
-  if (!M.holds_factor() || static_cast<int>(u.size()) != static_cast<int>(d.blocks.size()) ||
-      !L.set_up(d, xp, theta))
+  if (!M.holds_factor() || static_cast<int>(u.size()) != static_cast<int>(d_.blocks.size()) ||
+      !L.set_up(d_, xp, theta))
     return false;
+  for (int f = 0; f < L.nb; ++f)
+    if (u[f].rows() != L.q[f] || u[f].cols() != d_.blocks[f].n_levels) return false;
   if (pair_offset_.empty() && !find_pairs(xp)) {
     pair_offset_.clear();
     return false;
   }
-  for (int f = 0; f < L.nb; ++f)
-    if (u[f].rows() != L.q[f] || u[f].cols() != d.blocks[f].n_levels) return false;
+  // Scalar terms, each with its own entry of theta: Lambda is diagonal.
+  bool scalar = static_cast<int>(L.places.size()) == L.nb && L.width_q == L.nb;
+  std::vector<bool> seen(static_cast<std::size_t>(theta.size()), false);
+  for (const TermLayout::Place& P : L.places) {
+    scalar = scalar && !seen[P.t];
+    seen[P.t] = true;
+  }
+  return scalar ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient);
+}
+
+// With A = Z'WZ, E_t = dLambda/dtheta_t (the places of theta_t in the T's,
+// on every level of their factor), a_i = Lambda'z_i and s, w, w' as above:
+//   d/dtheta_t = s'Z E_t u + 2 tr(M^{-1} Lambda'A E_t) + sum_i w'_i h_i deta_i/dtheta_t,
+//   tr(M^{-1} Lambda'A E_t) = sum_i w_i (E_t'z_i)'M^{-1} a_i,   h_i = a_i'M^{-1} a_i,
+//   deta/dtheta_t = Z E_t u + Z Lambda du_t,  du_t = -M^{-1} (E_t'Z's / 2 + Lambda'A E_t u),
+//   d/dbeta = X's + sum_i w'_i h_i (x_i + (Z Lambda du_beta)_i),  du_beta = -M^{-1} Lambda'Z'WX.
+// Every sum runs over the observation's coordinates of M only. Pass 1 forms
+// the right-hand sides, pass 2 (after the solve and the selected inverse)
+// the sums with M^{-1}; each pass streams the data by chunks of rows.
+bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen::VectorXd& beta,
+                                               const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                               Eigen::VectorXd& gradient) {
+  const ModelData& d = d_;
+  const GlmFamily& fam = fam_;
+  const CrossProducts& xp = M.cross_products();
   const int nb = L.nb, wq = L.width_q, p = d.p, np = static_cast<int>(L.places.size());
   const int width = np + p;  // one column per place of theta, then per fixed effect
   const Index n = d.n, nz = xp.k1 * xp.q1 + xp.m;
@@ -455,7 +627,7 @@ bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const
       for (int k = 0; k < width; ++k) g[k] += vh * dz[k];
     }
   }
-  gradient.setZero(theta.size() + p);
+  gradient.setZero(L.n_theta + p);
   for (int k = 0; k < np; ++k) gradient[L.places[k].t] += g[k];
   gradient.tail(p) = g.tail(p);
   return gradient.allFinite();

@@ -49,6 +49,8 @@ bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eige
 // more places of the T's), a canonical link of a family without dispersion.
 bool several_terms_laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
+struct TermLayout;  // laplace_gradient.cpp: the factors' coordinates in M and the places of theta
+
 // The same gradient for several grouping factors. One per fit: it keeps,
 // from its first call, where each observation's pair of levels (primary,
 // secondary) sits in the selected inverse (4 bytes per observation and
@@ -66,6 +68,13 @@ class SeveralTermsLaplaceGradient {
 
  private:
   bool find_pairs(const CrossProducts& xp);
+  // Every factor one scalar term with its own entry of theta (Lambda
+  // diagonal): the benchmark's crossed and nested intercepts.
+  bool scalar_terms(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                    BlockedCholesky& M, Eigen::VectorXd& gradient);
+  // Any q x q blocks.
+  bool vector_terms(const TermLayout& layout, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                    BlockedCholesky& M, Eigen::VectorXd& gradient);
 
   const ModelData& d_;
   const GlmFamily& fam_;
