@@ -1,9 +1,8 @@
 // The gradient of the Laplace deviance of a GLMM in (theta, beta), with u
 // at its conditional mode, for random effects on one grouping factor or
-// several, and a canonical link (binomial-logit,
-// Poisson-log): one or two passes over the data at
-// the modes instead of 2 (theta, beta) evaluations per parameter by
-// differences. With M = Lambda'Z'WZ Lambda + I (W the working weights),
+// several, and a canonical link (binomial-logit, Poisson-log): one or two
+// passes over the data at the modes instead of 2 (theta, beta) evaluations
+// per parameter by differences. With M = Lambda'Z'WZ Lambda + I (W the working weights),
 // the deviance is  dev(eta) + ||u||^2 + log|M|,  eta = X beta + Z Lambda u.
 // Its total derivative in a parameter t is the partial derivative of
 // dev + ||u||^2 (u at its mode: the envelope theorem) plus that of log|M|,
@@ -44,7 +43,7 @@ bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, in
 bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
                       const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
 
-// Does several_terms_laplace_gradient() apply: several grouping factors
+// Does SeveralTermsLaplaceGradient apply: several grouping factors
 // (each with q columns, T lower triangular, every entry of theta in one or
 // more places of the T's), a canonical link of a family without dispersion.
 bool several_terms_laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
@@ -69,7 +68,9 @@ class SeveralTermsLaplaceGradient {
  private:
   bool find_pairs(const CrossProducts& xp);
   // Every factor one scalar term with its own entry of theta (Lambda
-  // diagonal): the benchmark's crossed and nested intercepts.
+  // diagonal: crossed and nested intercepts). The trace by an identity
+  // that needs Lambda invertible; kept apart from vector_terms() so that
+  // these fits take the paths they took before q x q blocks were covered.
   bool scalar_terms(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
                     BlockedCholesky& M, Eigen::VectorXd& gradient);
   // Any q x q blocks.
