@@ -12,6 +12,15 @@ source("bench/cases.R")
 e <- new.env()
 utils::data("Contraception", package = "mlmRev", envir = e)
 utils::data("cbpp", package = "lme4", envir = e)
+# Item responses with a random slope on persons, for (x | person) + (1 | item).
+simulate_crossed_slope <- function(n, persons, items) {
+  d <- simulate_crossed(n, persons, items, "binomial")
+  set.seed(2)
+  re <- matrix(rnorm(2 * persons), persons) %*% chol(matrix(c(1, 0.3 * 0.4, 0.3 * 0.4, 0.16), 2))
+  d$y <- stats::rbinom(n, 1, stats::plogis(0.2 + 0.3 * d$x - 0.4 * d$w + re[d$person, 1] + re[d$person, 2] * d$x +
+                                             rnorm(items, sd = 0.7)[d$item]))
+  d
+}
 cases <- list(
   contraception = list(data = e$Contraception, formula = use ~ age + I(age^2) + urban + livch + (1 | district)),
   cbpp = list(data = e$cbpp, formula = cbind(incidence, size - incidence) ~ period + (1 | herd)),
@@ -21,7 +30,11 @@ cases <- list(
   crossed_binom_2e5 = list(data = simulate_crossed(2e5, 2000, 500, "binomial"),
                            formula = y ~ x + w + (1 | person) + (1 | item)),
   crossed_pois_2e5 = list(data = simulate_crossed(2e5, 2000, 500, "poisson"),
-                          formula = y ~ x + w + (1 | person) + (1 | item), family = poisson)
+                          formula = y ~ x + w + (1 | person) + (1 | item), family = poisson),
+  crossed_slope_1e5 = list(data = simulate_crossed_slope(1e5, 1000, 200),
+                           formula = y ~ x + w + (x | person) + (1 | item)),
+  crossed_slopes_1e5 = list(data = simulate_crossed_slope(1e5, 1000, 200),
+                            formula = y ~ x + w + (x | person) + (x | item))
 )
 times <- lapply(cases, function(x) numeric())
 info <- list()

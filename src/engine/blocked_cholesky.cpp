@@ -698,34 +698,42 @@ Solution BlockedCholesky::chord_solve(const std::vector<Eigen::MatrixXd>& u_mode
 // factor), then back as in solve().
 Eigen::MatrixXd BlockedCholesky::solve_M(const Eigen::MatrixXd& r) const {
   const CrossProducts& xp = xp_;
-  const Index k1 = xp.k1, m = xp.m;
+  const int q1 = xp.q1;
+  const Index k1 = xp.k1, n1 = k1 * q1, m = xp.m;
   const Eigen::Index nr = r.cols();
-  Eigen::MatrixXd w1 = r.topRows(k1);
-  for (Index j = 0; j < k1; ++j) w1.row(j) /= L1_(0, j);
+  Eigen::MatrixXd w1 = r.topRows(n1);
+  for (Index j = 0; j < k1; ++j)
+    for (Eigen::Index c = 0; c < nr; ++c) small::solve_lower(L1_.data() + j * q1 * q1, q1, w1.col(c).data() + j * q1);
   Eigen::MatrixXd wR = r.bottomRows(m);
   for (Index j = 0; j < k1; ++j)
     for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-      const double G = LR1_[xp.r1_off[e]];
-      const Index s = xp.sec_start[xp.r1_row[e]];
-      for (Eigen::Index c = 0; c < nr; ++c) wR(s, c) -= G * w1(j, c);
+      const Index s = xp.r1_row[e];
+      const int q = xp.q_of(s);
+      const double* G = LR1_.data() + xp.r1_off[e];
+      for (Eigen::Index c = 0; c < nr; ++c) {
+        double* o = wR.col(c).data() + xp.sec_start[s];
+        const double* w = w1.col(c).data() + j * q1;
+        for (int k = 0; k < q1; ++k)
+          for (int a = 0; a < q; ++a) o[a] -= G[a + k * q] * w[k];
+      }
     }
   if (m > 0) sec_.half_solve(wR);
   return back_substitute(w1, wR);
 }
 
-void BlockedCholesky::scalar_selected_inverse(std::vector<double>& diag, std::vector<double>& pair) {
+void BlockedCholesky::selected_inverse(std::vector<double>& primary, std::vector<double>& pair) {
   const CrossProducts& xp = xp_;
+  const Index qq = static_cast<Index>(xp.q1) * xp.q1;
   if (xp.m > 0) sec_.compute_selected_inverse();
-  diag.assign(static_cast<std::size_t>(xp.k1 + xp.m), 0.0);
+  primary.assign(static_cast<std::size_t>(xp.k1 * qq), 0.0);
   pair.assign(xp.r1_vals.size(), 0.0);
   std::vector<double> Q, Mej;
   Eigen::MatrixXd Mjj;
   for (Index j = 0; j < xp.k1; ++j) {
     inverse_blocks_for_level(j, Q, Mjj, Mej);
-    diag[j] = Mjj(0, 0);
+    std::copy(Mjj.data(), Mjj.data() + qq, primary.begin() + j * qq);
     if (xp.r1_ptr[j] < xp.r1_ptr[j + 1]) std::copy(Mej.begin(), Mej.end(), pair.begin() + xp.r1_off[xp.r1_ptr[j]]);
   }
-  for (Index s = 0; s < xp.n_sec; ++s) diag[xp.k1 + s] = secondary_inverse(s, s);
 }
 
 void BlockedCholesky::inverse_blocks_for_level(Eigen::Index j, std::vector<double>& Q, Eigen::MatrixXd& Mjj,

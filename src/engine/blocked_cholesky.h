@@ -68,19 +68,20 @@ class BlockedCholesky {
   // Per factor: q x (q * levels), the diagonal blocks of
   // Lambda (L_Z L_Z')^{-1} Lambda' (conditional variances divided by sigma^2).
   std::vector<Eigen::MatrixXd> unscaled_cond_var();
-  // Every term scalar (one coordinate per level), after factor(): M^{-1} r
-  // for the columns of r, M = Lambda'Z'WZ Lambda + I, in Z coordinates
-  // (primary levels, then secondary levels).
+  // After factor(): M^{-1} r for the columns of r, M = Lambda'Z'WZ Lambda
+  // + I, in Z coordinates (q1 per primary level, then the secondary
+  // coordinates).
   Eigen::MatrixXd solve_M(const Eigen::MatrixXd& r) const;
-  // Every term scalar, after factor(): the selected inverse of M (which
-  // overwrites a dense factor: solve_M() first): its diagonal in Z
-  // coordinates and M^{-1}(s, j) for each entry of Z_R'WZ_1 (laid out as
-  // r1_vals). Between two secondary levels: secondary_inverse().
-  void scalar_selected_inverse(std::vector<double>& diag, std::vector<double>& pair);
-  double secondary_inverse(Index s1, Index s2) const {
-    return sec_.inverse_entry(xp_.sec_start[s1], xp_.sec_start[s2]);
+  // After factor(): the selected inverse of M (which overwrites a dense
+  // factor: solve_M() first): the q1 x q1 diagonal block of each primary
+  // level (column-major, one after the other) and M^{-1}(s, j) for each
+  // entry of Z_R'WZ_1 (laid out as r1_vals). Between the coordinates of
+  // secondary levels (on the pattern of Z_R'WZ_R): secondary_inverse().
+  void selected_inverse(std::vector<double>& primary, std::vector<double>& pair);
+  // M^{-1}(coordinate r of secondary level s1, coordinate c of s2).
+  double secondary_inverse(Index s1, int r, Index s2, int c) const {
+    return sec_.inverse_entry(xp_.sec_start[s1] + r, xp_.sec_start[s2] + c);
   }
-  bool all_scalar() const { return all_scalar_; }
   const CrossProducts& cross_products() const { return xp_; }
   // Gradient of the profiled deviance (REML or ML) with respect to theta,
   // from the factorisation and a selected inverse (deviance_gradient.cpp).

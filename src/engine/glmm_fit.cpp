@@ -147,7 +147,7 @@ class GlmmFitter {
   ParameterSpace space_;   // of phi = theta / units
   bool thorough_;          // evaluations cheap enough for the extra probes
   bool analytic_;          // stage 2 has the analytic gradient of laplace_gradient.h
-  ScalarTermsLaplaceGradient scalar_terms_gradient_;  // that gradient for several terms
+  SeveralTermsLaplaceGradient several_terms_gradient_;  // that gradient for several factors
   int calls_ = 0;
   std::string last_pirls_message_;
   // The modes at the lowest criterion so far: every evaluation starts
@@ -201,7 +201,7 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
       uonly_(d, fam, tpl, false),
-      scalar_terms_gradient_(d, fam_) {
+      several_terms_gradient_(d, fam_) {
   if (opt.n_agq > 1) {
     gauss_hermite(opt.n_agq, gz_, gw_);
     criterion_ = PirlsCriterion(fam, opt.n_agq, gz_, gw_);
@@ -210,11 +210,11 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   space_ = glmm_theta_space(tpl, lower.cwiseQuotient(units_));
   // Small data, cheap evaluations: the data whose deviance has several basins.
   thorough_ = static_cast<double>(d.n) * static_cast<double>(std::max<Eigen::Index>(nt_, 1)) <= 3e4;
-  // Stage 2 on the analytic gradient: one factor (any number of columns)
-  // or several scalar terms.
-  const bool one_factor = laplace_gradient_applies(d, fam, static_cast<int>(nt_));
-  analytic_ = opt.n_agq == 1 && (one_factor ||
-                                  laplace_gradient_scalar_terms_apply(d, fam, static_cast<int>(nt_)));
+  // Stage 2 on the analytic gradient: one factor or several (any number
+  // of columns each).
+  const int nt = static_cast<int>(nt_);
+  analytic_ = opt.n_agq == 1 &&
+              (laplace_gradient_applies(d, fam, nt) || several_terms_laplace_gradient_applies(d, fam, nt));
 }
 
 bool GlmmFitter::fail(const std::string& what) {
@@ -295,7 +295,7 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
     ++res_.pirls_passes;
     if (!laplace_gradient(d_, fam_, theta, x.tail(p_), uonly_.u()[0], gx)) return false;
   } else {
-    // Several scalar terms: the factorisation at the modes, which the
+    // Several factors: the factorisation at the modes, which the
     // gradient's selected inverse overwrites (asked again at the same
     // point, the criterion comes from last2_ without a new one).
     if (!uonly_.system().holds_factor()) {
@@ -304,7 +304,7 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
       if (!r.ok) return false;
     }
     res_.pirls_passes += 2;
-    if (!scalar_terms_gradient_(theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
+    if (!several_terms_gradient_(theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
   }
   g.resize(nt_ + p_);
   g.head(nt_) = gx.head(nt_).cwiseProduct(units_);
@@ -957,7 +957,7 @@ Eigen::VectorXd laplace_gradient_at(const ModelData& d, const GlmFamily& fam, co
     if (!at.ok || !laplace_gradient(d, fam, theta, beta, at.u[0], g)) g.resize(0);
     return g;
   }
-  if (!laplace_gradient_scalar_terms_apply(d, fam, nt)) return g;
+  if (!several_terms_laplace_gradient_applies(d, fam, nt)) return g;
   // As evaluate_glmm(): the joint modes from eta_start, then u alone at beta.
   Pirls joint(d, fam, tpl, true);
   joint.set_start_eta(eta_start);
@@ -965,7 +965,7 @@ Eigen::VectorXd laplace_gradient_at(const ModelData& d, const GlmFamily& fam, co
   Pirls uonly(d, fam, tpl, false);
   uonly.set_u(joint.u());
   uonly.set_beta(beta);
-  ScalarTermsLaplaceGradient gradient(d, fam);
+  SeveralTermsLaplaceGradient gradient(d, fam);
   if (!uonly.run(theta, opt.pirls).ok || !gradient(theta, beta, uonly.u(), uonly.system(), g))
     g.resize(0);
   return g;

@@ -8,10 +8,10 @@
 // by its conditional covariance at the stage-1 optimum (units of standard
 // errors), where the deviance is nearly quadratic with unit curvature:
 // Newton's method on finite-difference derivatives converges in two or
-// three steps. With one scalar random-effect term and a canonical link the
-// Laplace deviance has an analytic gradient (laplace_gradient.h): then
-// quasi-Newton steps on it, and the Hessian from differences of the
-// gradient (one evaluation per parameter instead of 2 per pair). Both
+// three steps. With a canonical link the Laplace deviance has an analytic
+// gradient (laplace_gradient.h): then quasi-Newton steps on it, and the
+// Hessian from differences of the gradient (one evaluation per parameter
+// instead of 2 per pair). Both
 // stages end with the rules of optimum.h (boundary rule,
 // probes for a better basin, Newton polish, convergence check, new starts),
 // and the last Hessian gives the covariance of the fixed effects as

@@ -14,20 +14,32 @@ bool canonical_link(const GlmFamily& fam) {
 
 }  // namespace
 
-bool laplace_gradient_applies(const ModelData& d, const GlmFamily& fam, int n_theta) {
-  if (!canonical_link(fam) || d.blocks.size() != 1 || n_theta < 1) return false;
-  const CovTemplate& tpl = d.blocks[0].cov;
-  const int q = d.blocks[0].q;
-  if (q < 1 || tpl.q != q || static_cast<int>(tpl.theta_index.size()) != q * q) return false;
-  // every entry of theta somewhere in the lower triangle of T
+namespace {
+
+// Do the templates of the blocks hold T lower triangular (the places above
+// the diagonal are not read), each entry of theta (n_theta of them) in at
+// least one place?
+bool templates_cover_theta(const ModelData& d, int n_theta) {
+  if (n_theta < 1) return false;
   std::vector<bool> seen(static_cast<std::size_t>(n_theta), false);
-  for (int c = 0; c < q; ++c)
-    for (int r = c; r < q; ++r) {
-      const int k = tpl.theta_index[r + c * q];
-      if (k >= n_theta) return false;
-      if (k >= 0) seen[k] = true;
-    }
+  for (const FactorBlock& F : d.blocks) {
+    const CovTemplate& tpl = F.cov;
+    const int q = F.q;
+    if (q < 1 || tpl.q != q || static_cast<int>(tpl.theta_index.size()) != q * q) return false;
+    for (int c = 0; c < q; ++c)
+      for (int r = c; r < q; ++r) {
+        const int k = tpl.theta_index[r + c * q];
+        if (k >= n_theta) return false;
+        if (k >= 0) seen[k] = true;
+      }
+  }
   return std::all_of(seen.begin(), seen.end(), [](bool b) { return b; });
+}
+
+}  // namespace
+
+bool laplace_gradient_applies(const ModelData& d, const GlmFamily& fam, int n_theta) {
+  return canonical_link(fam) && d.blocks.size() == 1 && templates_cover_theta(d, n_theta);
 }
 
 namespace {
@@ -197,14 +209,116 @@ bool laplace_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::Vec
   }
 }
 
-bool laplace_gradient_scalar_terms_apply(const ModelData& d, const GlmFamily& fam, int n_theta) {
-  if (!canonical_link(fam) || d.blocks.size() < 2 || n_theta != static_cast<int>(d.blocks.size())) return false;
-  std::vector<bool> seen(static_cast<std::size_t>(n_theta), false);
-  for (const FactorBlock& F : d.blocks) {
-    if (F.q != 1 || F.cov.theta_index.size() != 1) return false;
-    const int k = F.cov.theta_index[0];
-    if (k < 0 || k >= n_theta || seen[k]) return false;
-    seen[k] = true;
+bool several_terms_laplace_gradient_applies(const ModelData& d, const GlmFamily& fam, int n_theta) {
+  return canonical_link(fam) && d.blocks.size() >= 2 && templates_cover_theta(d, n_theta);
+}
+
+// Where each factor's coordinates sit in M, and the places of theta in the
+// T's: position (factor f, row r, column c) of T_f holds theta_t.
+struct TermLayout {
+  struct Place {
+    int f, r, c, t;
+  };
+  int nb = 0, width_q = 0;      // factors; sum of their q (an observation's coordinates)
+  std::vector<int> q, off;      // per factor: q and its first place among width_q
+  std::vector<Index> sec_first; // per factor: its first secondary level (factor 0: unused)
+  std::vector<Place> places;
+  std::vector<Eigen::MatrixXd> T;
+  Eigen::Index n_theta = 0;
+
+  // False where M's cross-products do not hold these factors.
+  bool set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta) {
+    nb = static_cast<int>(d.blocks.size());
+    n_theta = theta.size();
+    if (xp.k1 != d.blocks[0].n_levels || xp.q1 != d.blocks[0].q || static_cast<int>(xp.sec_levels.size()) != nb - 1)
+      return false;
+    q.resize(nb);
+    off.resize(nb);
+    sec_first.assign(nb, 0);
+    std::vector<CovTemplate> tpl;
+    Index s = 0;
+    for (int f = 0; f < nb; ++f) {
+      const FactorBlock& F = d.blocks[f];
+      if (f > 0) {
+        if (xp.sec_levels[f - 1] != F.n_levels || xp.sec_q[f - 1] != F.q) return false;
+        sec_first[f] = s;
+        s += F.n_levels;
+      }
+      q[f] = F.q;
+      off[f] = width_q;
+      width_q += F.q;
+      tpl.push_back(F.cov);
+      for (int c = 0; c < F.q; ++c)
+        for (int r = c; r < F.q; ++r) {
+          const int t = F.cov.theta_index[r + c * F.q];
+          if (t >= 0) places.push_back({f, r, c, t});
+        }
+    }
+    T.resize(nb);
+    for (int f = 0; f < nb; ++f) T[f] = Eigen::MatrixXd::Zero(q[f], q[f]);
+    fill_relative_factors(tpl, theta, T);
+    return true;
+  }
+};
+
+namespace {
+
+// A chunk of observations seen through the factors: per observation and
+// factor its level and first coordinate in M, per observation its
+// columns z and a = T'z (width_q each, factor after factor), and the fixed
+// part of eta plus z'T u.
+struct TermRows {
+  static constexpr Index kChunk = 1024;
+  std::vector<Index> level, coord;
+  std::vector<double> z, a, eta;
+  explicit TermRows(const TermLayout& L)
+      : level(L.nb * kChunk), coord(L.nb * kChunk), z(L.width_q * kChunk), a(L.width_q * kChunk), eta(kChunk) {}
+  void load(const ModelData& d, const CrossProducts& xp, const TermLayout& L, const Eigen::VectorXd& beta,
+            const std::vector<Eigen::MatrixXd>& u, Index start, Index len) {
+    fixed_eta(d, beta, start, len, eta.data());
+    const Index n1 = xp.k1 * xp.q1;
+    for (int f = 0; f < L.nb; ++f) {
+      const FactorBlock& F = d.blocks[f];
+      const int q = L.q[f], o = L.off[f];
+      const Eigen::MatrixXd& T = L.T[f];
+      const double* uf = u[f].data();
+      for (Index i = 0; i < len; ++i) {
+        const Index l = F.codes[start + i] - F.code_base;
+        level[i * L.nb + f] = l;
+        coord[i * L.nb + f] = f == 0 ? l * q : n1 + xp.sec_start[L.sec_first[f] + l];
+        double* zi = z.data() + i * L.width_q + o;
+        double* ai = a.data() + i * L.width_q + o;
+        for (int r = 0; r < q; ++r) zi[r] = F.cols[r] ? F.cols[r][start + i] : 1.0;
+        for (int c = 0; c < q; ++c) {
+          double v = 0.0;
+          for (int r = c; r < q; ++r) v += T(r, c) * zi[r];
+          ai[c] = v;
+          eta[i] += v * uf[c + l * q];
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+
+bool SeveralTermsLaplaceGradient::find_pairs(const CrossProducts& xp) {
+  const Index n = d_.n;
+  const FactorBlock& P = d_.blocks[0];
+  if (xp.r1_vals.size() > UINT32_MAX) return false;
+  pair_offset_.resize(static_cast<std::size_t>(n * (d_.blocks.size() - 1)));
+  Index first = 0;  // the factor's first secondary level
+  for (std::size_t f = 1; f < d_.blocks.size(); ++f) {
+    const FactorBlock& F = d_.blocks[f];
+    std::uint32_t* out = pair_offset_.data() + (f - 1) * n;
+    for (Index i = 0; i < n; ++i) {
+      const Index j = P.codes[i] - P.code_base, s = first + (F.codes[i] - F.code_base);
+      const auto b = xp.r1_row.begin() + xp.r1_ptr[j], e = xp.r1_row.begin() + xp.r1_ptr[j + 1];
+      const auto it = std::lower_bound(b, e, s);
+      if (it == e || *it != s) return false;
+      out[i] = static_cast<std::uint32_t>(xp.r1_off[it - xp.r1_row.begin()]);
+    }
+    first += F.n_levels;
   }
   return true;
 }
@@ -214,11 +328,11 @@ namespace {
 // A block of observations seen through the terms: each one's Z coordinate
 // (first[t] + level), its column value z and e = z u at its level, term by
 // term (term t at t * kChunk).
-struct TermRows {
+struct ScalarRows {
   static constexpr Index kChunk = 2048;
   std::vector<Index> coord;
   std::vector<double> z, e;
-  explicit TermRows(int terms) : coord(terms * kChunk), z(terms * kChunk), e(terms * kChunk) {}
+  explicit ScalarRows(int terms) : coord(terms * kChunk), z(terms * kChunk), e(terms * kChunk) {}
   void load(const ModelData& d, const std::vector<Index>& first, const std::vector<double>& u, Index start,
             Index len) {
     for (std::size_t t = 0; t < d.blocks.size(); ++t) {
@@ -246,47 +360,22 @@ struct TermRows {
 //   deta/dtheta_t = Z E_t u + Z Lambda du_t,  du_t = -M^{-1} (E_t Z's / 2 + Lambda'Z'W Z E_t u),
 //   d/dbeta = X's + sum_i w'_i h_i (x_i + (Z Lambda du_beta)_i),  du_beta = -M^{-1} Lambda'Z'WX.
 // Pass 1 forms the right-hand sides, pass 2 (after the solve and the
-// selected inverse) the sums with h_i.
-bool ScalarTermsLaplaceGradient::find_pairs(const CrossProducts& xp, const std::vector<Index>& first) {
-  const Index n = d_.n;
-  const FactorBlock& P = d_.blocks[0];
-  pair_offset_.resize(static_cast<std::size_t>(n * (d_.blocks.size() - 1)));
-  for (std::size_t t = 1; t < d_.blocks.size(); ++t) {
-    const FactorBlock& F = d_.blocks[t];
-    Index* out = pair_offset_.data() + (t - 1) * n;
-    for (Index i = 0; i < n; ++i) {
-      const Index j = P.codes[i] - P.code_base, s = first[t] - xp.k1 + (F.codes[i] - F.code_base);
-      const auto b = xp.r1_row.begin() + xp.r1_ptr[j], e = xp.r1_row.begin() + xp.r1_ptr[j + 1];
-      const auto it = std::lower_bound(b, e, s);
-      if (it == e || *it != s) return false;
-      out[i] = xp.r1_off[it - xp.r1_row.begin()];
-    }
-  }
-  return true;
-}
-
-bool ScalarTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
-                                            const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                            Eigen::VectorXd& gradient) {
+// selected inverse) the sums with h_i. The trace by the identity
+// Lambda'A Lambda = M - I (Lambda diagonal) rather than observation by
+// observation as vector_terms() does.
+bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                               const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                               Eigen::VectorXd& gradient) {
   const ModelData& d = d_;
   const GlmFamily& fam = fam_;
   const CrossProducts& xp = M.cross_products();
   const int nb = static_cast<int>(d.blocks.size()), p = d.p;
   const Index n = d.n;
-  if (!M.all_scalar() || !M.holds_factor() || xp.k1 != d.blocks[0].n_levels ||
-      static_cast<int>(xp.sec_levels.size()) != nb - 1 || static_cast<int>(u.size()) != nb)
-    return false;
   std::vector<Index> first(nb, 0);
   Index nz = xp.k1;
   for (int t = 1; t < nb; ++t) {
-    if (xp.sec_levels[t - 1] != d.blocks[t].n_levels) return false;
     first[t] = nz;
     nz += d.blocks[t].n_levels;
-  }
-  if (nz != xp.k1 + xp.m) return false;
-  if (pair_offset_.empty() && !find_pairs(xp, first)) {
-    pair_offset_.clear();
-    return false;
   }
   std::vector<double> th(nb), us(nz);
   for (int t = 0; t < nb; ++t) {
@@ -299,22 +388,25 @@ bool ScalarTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const 
   // column per term, then per fixed effect) Lambda'Z'W Z E_t u and
   // Lambda'Z'WX, and Z's.
   const int width = nb + p;
-  constexpr Index kChunk = TermRows::kChunk;
-  std::vector<double> rhs(static_cast<std::size_t>(nz * width), 0.0), Zs(nz, 0.0), wp_all(n);
+  constexpr Index kChunk = ScalarRows::kChunk;
+  std::vector<double> rhs(static_cast<std::size_t>(nz * width), 0.0), Zs(nz, 0.0);
   Eigen::VectorXd g = Eigen::VectorXd::Zero(width);
-  std::vector<double> eta(kChunk), s(kChunk), w(kChunk);
-  TermRows rows(nb);
-  for (Index start = 0; start < n; start += kChunk) {
-    const Index len = std::min(kChunk, n - start);
-    rows.load(d, first, us, start, len);
+  std::vector<double> eta(kChunk), s(kChunk), w(kChunk), wp(kChunk);
+  ScalarRows rows(nb);
+  // The linear predictor and s, w, w' of a chunk (rows loaded).
+  auto observation_chunk = [&](Index start, Index len) {
     fixed_eta(d, beta, start, len, eta.data());
     for (int t = 0; t < nb; ++t) {
       const double* et = rows.e.data() + t * kChunk;
       for (Index i = 0; i < len; ++i) eta[i] += th[t] * et[i];
     }
-    if (!observation_terms(fam, eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
-                           w.data(), wp_all.data() + start))
-      return false;
+    return observation_terms(fam, eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
+                             w.data(), wp.data());
+  };
+  for (Index start = 0; start < n; start += kChunk) {
+    const Index len = std::min(kChunk, n - start);
+    rows.load(d, first, us, start, len);
+    if (!observation_chunk(start, len)) return false;
     for (int c = 0; c < p; ++c) {
       const double* x = d.X + static_cast<Index>(c) * n + start;
       double xs = 0.0;
@@ -340,8 +432,10 @@ bool ScalarTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const 
       Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(rhs.data(), nz, width);
   // du, row-major like rhs: pass 2 reads a coordinate's row at once.
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> du = -M.solve_M(R);
-  std::vector<double> diag, pair;
-  M.scalar_selected_inverse(diag, pair);
+  std::vector<double> diag, pair;  // the diagonal of M^{-1} in Z coordinates; its pair blocks
+  M.selected_inverse(diag, pair);
+  diag.resize(nz);
+  for (Index s2 = 0; s2 < xp.n_sec; ++s2) diag[xp.k1 + s2] = M.secondary_inverse(s2, 0, s2, 0);
   for (int t = 0; t < nb; ++t) {
     if (th[t] == 0.0) continue;  // Lambda A E_t vanishes there
     double sum = 0.0;
@@ -349,13 +443,15 @@ bool ScalarTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const 
     g[t] += 2.0 * sum / th[t];
   }
   // M^{-1} between the coordinates of two secondary terms of an observation.
-  auto secondary_pair = [&](Index c1, Index c2) { return M.secondary_inverse(c1 - xp.k1, c2 - xp.k1); };
+  auto secondary_pair = [&](Index c1, Index c2) { return M.secondary_inverse(c1 - xp.k1, 0, c2 - xp.k1, 0); };
 
-  // Pass 2: v_i = w'_i h_i times deta_i/dt for every parameter t.
+  // Pass 2: v_i = w'_i h_i times deta_i/dt for every parameter t (w'
+  // computed again: the pass streams the data).
   std::vector<double> deta(width);
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     rows.load(d, first, us, start, len);
+    if (!observation_chunk(start, len)) return false;
     for (Index i = 0; i < len; ++i) {
       double h = 0.0;
       std::fill(deta.begin(), deta.end(), 0.0);
@@ -371,13 +467,168 @@ bool ScalarTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const 
         const double* dr = du.data() + c * width;
         for (int k = 0; k < width; ++k) deta[k] += tz * dr[k];
       }
-      const double v = wp_all[start + i] * h;
+      const double v = wp[i] * h;
       for (int t = 0; t < nb; ++t) g[t] += v * (rows.e[t * kChunk + i] + deta[t]);
       for (int k = 0; k < p; ++k) g[nb + k] += v * (d.X[static_cast<Index>(k) * n + start + i] + deta[nb + k]);
     }
   }
   gradient.setZero(nb + p);
   for (int t = 0; t < nb; ++t) gradient[d.blocks[t].cov.theta_index[0]] = g[t];
+  gradient.tail(p) = g.tail(p);
+  return gradient.allFinite();
+}
+
+// The checks both cases share, then the case.
+bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                             const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                             Eigen::VectorXd& gradient) {
+  const CrossProducts& xp = M.cross_products();
+  TermLayout L;
+  if (!M.holds_factor() || static_cast<int>(u.size()) != static_cast<int>(d_.blocks.size()) ||
+      !L.set_up(d_, xp, theta))
+    return false;
+  for (int f = 0; f < L.nb; ++f)
+    if (u[f].rows() != L.q[f] || u[f].cols() != d_.blocks[f].n_levels) return false;
+  if (pair_offset_.empty() && !find_pairs(xp)) {
+    pair_offset_.clear();
+    return false;
+  }
+  // Scalar terms, each with its own entry of theta: Lambda is diagonal.
+  bool scalar = static_cast<int>(L.places.size()) == L.nb && L.width_q == L.nb;
+  std::vector<bool> seen(static_cast<std::size_t>(theta.size()), false);
+  for (const TermLayout::Place& P : L.places) {
+    scalar = scalar && !seen[P.t];
+    seen[P.t] = true;
+  }
+  return scalar ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient);
+}
+
+// With A = Z'WZ, E_t = dLambda/dtheta_t (the places of theta_t in the T's,
+// on every level of their factor), a_i = Lambda'z_i and s, w, w' as above:
+//   d/dtheta_t = s'Z E_t u + 2 tr(M^{-1} Lambda'A E_t) + sum_i w'_i h_i deta_i/dtheta_t,
+//   tr(M^{-1} Lambda'A E_t) = sum_i w_i (E_t'z_i)'M^{-1} a_i,   h_i = a_i'M^{-1} a_i,
+//   deta/dtheta_t = Z E_t u + Z Lambda du_t,  du_t = -M^{-1} (E_t'Z's / 2 + Lambda'A E_t u),
+//   d/dbeta = X's + sum_i w'_i h_i (x_i + (Z Lambda du_beta)_i),  du_beta = -M^{-1} Lambda'Z'WX.
+// Every sum runs over the observation's coordinates of M only. Pass 1 forms
+// the right-hand sides, pass 2 (after the solve and the selected inverse)
+// the sums with M^{-1}; each pass streams the data by chunks of rows.
+bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen::VectorXd& beta,
+                                               const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                               Eigen::VectorXd& gradient) {
+  const ModelData& d = d_;
+  const GlmFamily& fam = fam_;
+  const CrossProducts& xp = M.cross_products();
+  const int nb = L.nb, wq = L.width_q, p = d.p, np = static_cast<int>(L.places.size());
+  const int width = np + p;  // one column per place of theta, then per fixed effect
+  const Index n = d.n, nz = xp.k1 * xp.q1 + xp.m;
+  constexpr Index kChunk = TermRows::kChunk;
+  TermRows rows(L);
+  std::vector<double> s(kChunk), w(kChunk), wp(kChunk), dz(width);
+  Eigen::VectorXd g = Eigen::VectorXd::Zero(width);  // per place, then per fixed effect
+
+  // Pass 1: s'Z E u and X's into g; per coordinate of M (row-major) the
+  // right-hand sides E'Z's / 2 + Lambda'A E u and Lambda'Z'WX.
+  std::vector<double> rhs(static_cast<std::size_t>(nz * width), 0.0);
+  for (Index start = 0; start < n; start += kChunk) {
+    const Index len = std::min(kChunk, n - start);
+    rows.load(d, xp, L, beta, u, start, len);
+    if (!observation_terms(fam, rows.eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
+                           w.data(), wp.data()))
+      return false;
+    for (int k = 0; k < p; ++k) {
+      const double* x = d.X + static_cast<Index>(k) * n + start;
+      double xs = 0.0;
+      for (Index i = 0; i < len; ++i) xs += x[i] * s[i];
+      g[np + k] += xs;
+    }
+    for (Index i = 0; i < len; ++i) {
+      const Index* lv = rows.level.data() + i * nb;
+      const Index* co = rows.coord.data() + i * nb;
+      const double* zi = rows.z.data() + i * wq;
+      const double* ai = rows.a.data() + i * wq;
+      // dz: z_i'E u per place (deta at fixed u), then x_i
+      for (int k = 0; k < np; ++k) {
+        const TermLayout::Place& P = L.places[k];
+        dz[k] = zi[L.off[P.f] + P.r] * u[P.f](P.c, lv[P.f]);
+        g[k] += s[i] * dz[k];
+        rhs[(co[P.f] + P.c) * width + k] += 0.5 * s[i] * zi[L.off[P.f] + P.r];
+      }
+      for (int k = 0; k < p; ++k) dz[np + k] = d.X[static_cast<Index>(k) * n + start + i];
+      for (int f = 0; f < nb; ++f)
+        for (int r = 0; r < L.q[f]; ++r) {
+          const double wa = w[i] * ai[L.off[f] + r];
+          double* row = rhs.data() + (co[f] + r) * width;
+          for (int k = 0; k < width; ++k) row[k] += wa * dz[k];
+        }
+    }
+  }
+  const Eigen::MatrixXd R =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(rhs.data(), nz, width);
+  std::vector<double>().swap(rhs);
+  // du, row-major like rhs: pass 2 reads a coordinate's row at once.
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> du = -M.solve_M(R);
+  std::vector<double> primary, pair;
+  M.selected_inverse(primary, pair);
+
+  // Pass 2: per observation M^{-1} at its coordinates (Mi, wq x wq), v =
+  // M^{-1} a_i, h_i = a_i'v; the trace terms w_i (E'z_i)'v and w'_i h_i
+  // deta_i/dt for every parameter t.
+  const int q1 = xp.q1;
+  std::vector<double> Mi(static_cast<std::size_t>(wq) * wq), v(wq);
+  for (Index start = 0; start < n; start += kChunk) {
+    const Index len = std::min(kChunk, n - start);
+    rows.load(d, xp, L, beta, u, start, len);
+    if (!observation_terms(fam, rows.eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
+                           w.data(), wp.data()))
+      return false;
+    for (Index i = 0; i < len; ++i) {
+      const Index* lv = rows.level.data() + i * nb;
+      const Index* co = rows.coord.data() + i * nb;
+      const double* zi = rows.z.data() + i * wq;
+      const double* ai = rows.a.data() + i * wq;
+      const double* Mjj = primary.data() + lv[0] * q1 * q1;
+      for (int c = 0; c < q1; ++c)
+        for (int r = 0; r < q1; ++r) Mi[r + c * wq] = Mjj[r + c * q1];
+      for (int f = 1; f < nb; ++f) {
+        const Index sf = L.sec_first[f] + lv[f];
+        const double* Mf = pair.data() + pair_offset_[(f - 1) * n + start + i];
+        const int qf = L.q[f], of = L.off[f];
+        for (int c = 0; c < q1; ++c)
+          for (int r = 0; r < qf; ++r) Mi[of + r + c * wq] = Mi[c + (of + r) * wq] = Mf[r + c * qf];
+        for (int f2 = 1; f2 <= f; ++f2) {
+          const Index s2 = L.sec_first[f2] + lv[f2];
+          const int o2 = L.off[f2];
+          for (int c = 0; c < L.q[f2]; ++c)
+            for (int r = 0; r < qf; ++r)
+              Mi[of + r + (o2 + c) * wq] = Mi[o2 + c + (of + r) * wq] = M.secondary_inverse(sf, r, s2, c);
+        }
+      }
+      double h = 0.0;
+      for (int r = 0; r < wq; ++r) {
+        double vr = 0.0;
+        for (int c = 0; c < wq; ++c) vr += Mi[r + c * wq] * ai[c];
+        v[r] = vr;
+        h += ai[r] * vr;
+      }
+      const double vh = wp[i] * h;
+      for (int k = 0; k < np; ++k) {
+        const TermLayout::Place& P = L.places[k];
+        const double zr = zi[L.off[P.f] + P.r];
+        dz[k] = zr * u[P.f](P.c, lv[P.f]);
+        g[k] += 2.0 * w[i] * zr * v[L.off[P.f] + P.c];
+      }
+      for (int k = 0; k < p; ++k) dz[np + k] = d.X[static_cast<Index>(k) * n + start + i];
+      for (int f = 0; f < nb; ++f)
+        for (int r = 0; r < L.q[f]; ++r) {
+          const double af = ai[L.off[f] + r];
+          const double* dr = du.data() + (co[f] + r) * width;
+          for (int k = 0; k < width; ++k) dz[k] += af * dr[k];
+        }
+      for (int k = 0; k < width; ++k) g[k] += vh * dz[k];
+    }
+  }
+  gradient.setZero(L.n_theta + p);
+  for (int k = 0; k < np; ++k) gradient[L.places[k].t] += g[k];
   gradient.tail(p) = g.tail(p);
   return gradient.allFinite();
 }

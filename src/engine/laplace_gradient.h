@@ -1,9 +1,8 @@
 // The gradient of the Laplace deviance of a GLMM in (theta, beta), with u
 // at its conditional mode, for random effects on one grouping factor or
-// several scalar terms, and a canonical link (binomial-logit,
-// Poisson-log): one or two passes over the data at
-// the modes instead of 2 (theta, beta) evaluations per parameter by
-// differences. With M = Lambda'Z'WZ Lambda + I (W the working weights),
+// several, and a canonical link (binomial-logit, Poisson-log): one or two
+// passes over the data at the modes instead of 2 (theta, beta) evaluations
+// per parameter by differences. With M = Lambda'Z'WZ Lambda + I (W the working weights),
 // the deviance is  dev(eta) + ||u||^2 + log|M|,  eta = X beta + Z Lambda u.
 // Its total derivative in a parameter t is the partial derivative of
 // dev + ||u||^2 (u at its mode: the envelope theorem) plus that of log|M|,
@@ -13,14 +12,17 @@
 // theorem on the mode's equation (the Hessian of the penalised deviance in
 // u is 2M for a canonical link, where observed and expected information
 // agree). For one grouping factor M is block diagonal, so every term is a
-// sum per level accumulated in the same pass. For several scalar terms (crossed or
-// nested intercepts) h_i needs M^{-1} at each observation's levels and
-// their pairs (the selected inverse that the LMM gradient uses too), and
-// du/dt one solve with M for all parameters at once: two passes over the
-// data and the factorisation that the evaluation left.
+// sum per level accumulated in the same pass. For several factors (crossed
+// or nested terms, each q x q) h_i needs M^{-1} at each observation's
+// levels and their pairs (the selected inverse that the LMM gradient uses
+// too), and du/dt one solve with M for all parameters at once: two passes
+// over the data, streamed by chunks of rows, and the factorisation that
+// the evaluation left.
 #pragma once
 
 #include <Eigen/Dense>
+#include <cstdint>
+#include <vector>
 
 #include "blocked_cholesky.h"
 #include "glm_family.h"
@@ -41,32 +43,45 @@ bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, in
 bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
                       const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
 
-// Does laplace_gradient_scalar_terms() apply: several grouping factors,
-// each with one column and its own entry of theta (n_theta of them), a
-// canonical link of a family without dispersion.
-bool laplace_gradient_scalar_terms_apply(const ModelData& data, const GlmFamily& family, int n_theta);
+// Does SeveralTermsLaplaceGradient apply: several grouping factors
+// (each with q columns, T lower triangular, every entry of theta in one or
+// more places of the T's), a canonical link of a family without dispersion.
+bool several_terms_laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
-// The same gradient for several scalar terms. One per fit: it keeps, from
-// its first call, where each observation's pair of levels (primary,
-// secondary) sits in the selected inverse.
-class ScalarTermsLaplaceGradient {
+struct TermLayout;  // laplace_gradient.cpp: the factors' coordinates in M and the places of theta
+
+// The same gradient for several grouping factors. One per fit: it keeps,
+// from its first call, where each observation's pair of levels (primary,
+// secondary) sits in the selected inverse (4 bytes per observation and
+// secondary factor; the passes stream everything else by chunks of rows).
+class SeveralTermsLaplaceGradient {
  public:
-  ScalarTermsLaplaceGradient(const ModelData& data, const GlmFamily& family) : d_(data), fam_(family) {}
-  // At theta, beta and u the conditional modes there (per term 1 x levels,
-  // as Pirls::u()), with M the system that PIRLS factored at the weights
-  // of those modes (its selected inverse overwrites the factor). False
-  // where a mean leaves the family's domain or M does not match the data.
+  SeveralTermsLaplaceGradient(const ModelData& data, const GlmFamily& family) : d_(data), fam_(family) {}
+  // At theta, beta and u the conditional modes there (per factor q x
+  // levels, as Pirls::u()), with M the system that PIRLS factored at the
+  // weights of those modes (its selected inverse overwrites the factor).
+  // False where a mean leaves the family's domain or M does not match the
+  // data.
   bool operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
                   BlockedCholesky& M, Eigen::VectorXd& gradient);
 
  private:
-  bool find_pairs(const CrossProducts& xp, const std::vector<Index>& first);
+  bool find_pairs(const CrossProducts& xp);
+  // Every factor one scalar term with its own entry of theta (Lambda
+  // diagonal: crossed and nested intercepts). The trace by an identity
+  // that needs Lambda invertible; kept apart from vector_terms() so that
+  // these fits take the paths they took before q x q blocks were covered.
+  bool scalar_terms(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                    BlockedCholesky& M, Eigen::VectorXd& gradient);
+  // Any q x q blocks.
+  bool vector_terms(const TermLayout& layout, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                    BlockedCholesky& M, Eigen::VectorXd& gradient);
 
   const ModelData& d_;
   const GlmFamily& fam_;
-  // Per observation, term by term after the primary (n each): the offset
-  // of M^{-1}(secondary level, primary level) among the entries of Z_R'WZ_1.
-  std::vector<Index> pair_offset_;
+  // Per secondary factor, per observation (n each): the offset of
+  // M^{-1}(secondary level, primary level) among the entries of Z_R'WZ_1.
+  std::vector<std::uint32_t> pair_offset_;
 };
 
 }  // namespace mlm

@@ -1,6 +1,6 @@
 # The analytic gradient of the Laplace deviance in (theta, beta) that
-# stage 2 of a glmm() fit uses for scalar random-effect terms (one, or
-# several crossed or nested) and a canonical link
+# stage 2 of a glmm() fit uses for random-effect terms on one grouping
+# factor or several (crossed or nested, scalar or q x q) and a canonical link
 # (src/engine/laplace_gradient.h), against central
 # differences of the deviance that glmm_evaluate_cpp computes, away from the
 # optimum (where the gradient is not zero) and across the bound of theta.
@@ -107,6 +107,49 @@ test_that("one vector term (q x q blocks per level), correlated or not: the grad
   expect_gradient_matches(fd, unname(fit_theta(fd)) + 0.1, unname(fixef(fd)) - 0.05)
 })
 
+test_that("crossed terms with q x q blocks (dense Schur complement), binomial and Poisson: the gradient equals differences", {
+  set.seed(30)
+  n <- 3000
+  d <- data.frame(a = factor(sample(80, n, TRUE)), b = factor(sample(30, n, TRUE)), x = rnorm(n),
+                  e = runif(n, 1, 2))
+  ra <- matrix(rnorm(160, sd = 0.6), 80)
+  rb <- matrix(rnorm(60, sd = 0.5), 30)
+  d$y <- rbinom(n, 1, plogis(-0.3 + 0.7 * d$x + ra[d$a, 1] + ra[d$a, 2] * d$x + rb[d$b, 1] + rb[d$b, 2] * d$x))
+  d$k <- rpois(n, d$e * exp(0.2 + 0.3 * d$x + 0.5 * ra[d$a, 1] + 0.5 * ra[d$a, 2] * d$x + rb[d$b, 1]))
+  # the primary factor a with q = 2, the secondary b scalar
+  f1 <- suppressMessages(glmm(y ~ x + (x | a) + (1 | b), d, binomial))
+  th <- unname(fit_theta(f1))
+  b <- unname(fixef(f1))
+  expect_gradient_matches(f1, 1.2 * th + 0.05, b + c(0.1, -0.2))
+  expect_gradient_matches(f1, c(th[1], 0, 0, th[4]), b)  # the slope's variance on its bound
+  expect_lt(max(abs(gradient_at(f1, th, b))), 1e-3)
+  # both q = 2
+  f2 <- suppressMessages(glmm(y ~ x + (x | a) + (x | b), d, binomial))
+  expect_gradient_matches(f2, 0.9 * unname(fit_theta(f2)) + 0.05, unname(fixef(f2)) + c(0.1, -0.2))
+  # the primary scalar, the secondary q = 2; an offset
+  f3 <- suppressMessages(glmm(k ~ x + offset(log(e)) + (1 | a) + (x | b), d, poisson))
+  expect_gradient_matches(f3, 0.9 * unname(fit_theta(f3)) + 0.05, unname(fixef(f3)) + c(0.1, -0.2))
+  # uncorrelated terms (theta in the diagonal places only)
+  f4 <- suppressMessages(glmm(k ~ x + offset(log(e)) + (x || a) + (x | b), d, poisson))
+  expect_gradient_matches(f4, 0.9 * unname(fit_theta(f4)) + 0.05, unname(fixef(f4)) + c(0.1, -0.2))
+})
+
+test_that("nested slope and intercept (sparse Schur complement), three factors, prior weights: the gradient equals differences", {
+  set.seed(31)
+  # 250 schools with a random slope (500 secondary coordinates) and 750 classes
+  d <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
+  d$class <- factor(paste(d$school, rep(1:3, length.out = 3000), sep = ":"))
+  rs <- matrix(rnorm(500, sd = 0.5), 250)
+  d$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * d$x + rs[d$school, 1] + rs[d$school, 2] * d$x +
+                                  rnorm(750, sd = 0.5)[d$class]))
+  fn <- suppressMessages(glmm(y ~ x + (x | school) + (1 | class), d, binomial, weights = w))
+  expect_gradient_matches(fn, unname(fit_theta(fn)) * c(0.7, 1.2, 1.4, 0.9) + 0.1, unname(fixef(fn)) + c(-0.2, 0.1))
+  d$c3 <- factor(sample(12, 3000, TRUE))
+  d$k <- rpois(3000, exp(0.3 * d$x + 0.5 * rs[d$school, 1] + rnorm(12, sd = 0.5)[d$c3] + rnorm(750, sd = 0.3)[d$class]))
+  f3 <- suppressMessages(glmm(k ~ x + (1 | school) + (1 | class) + (x | c3), d, poisson))
+  expect_gradient_matches(f3, unname(fit_theta(f3)) + 0.1, unname(fixef(f3)) + c(0.1, 0.1))
+})
+
 test_that("the analytic gradient is not used where it does not apply", {
   skip_if_not_installed("lme4")
   probit <- suppressMessages(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp,
@@ -116,8 +159,8 @@ test_that("the analytic gradient is not used where it does not apply", {
   d <- data.frame(g = factor(sample(30, 400, TRUE)), x = rnorm(400))
   d$y <- rbinom(400, 1, plogis(d$x + rnorm(30)[d$g]))
   d$h <- factor(sample(8, 400, TRUE))
-  mixed <- suppressMessages(glmm(y ~ x + (x | g) + (1 | h), d, binomial))
-  expect_null(gradient_at(mixed, unname(fit_theta(mixed)), unname(fixef(mixed))))
+  mixed_probit <- suppressMessages(glmm(y ~ x + (x | g) + (1 | h), d, binomial(link = "probit")))
+  expect_null(gradient_at(mixed_probit, unname(fit_theta(mixed_probit)), unname(fixef(mixed_probit))))
   crossed_probit <- suppressMessages(glmm(y ~ x + (1 | g) + (1 | h), d, binomial(link = "probit")))
   expect_null(gradient_at(crossed_probit, unname(fit_theta(crossed_probit)), unname(fixef(crossed_probit))))
 })
