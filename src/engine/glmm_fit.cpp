@@ -7,6 +7,7 @@
 #include "laplace_gradient.h"
 #include "lmm_fit.h"
 #include "optimum.h"
+#include "stage1_gradient.h"
 
 namespace mlm {
 
@@ -116,6 +117,7 @@ class GlmmFitter {
  private:
   void tick();
   double stage1_criterion(const Eigen::VectorXd& phi);
+  double stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::VectorXd& g);
   double stage2_criterion(const Eigen::VectorXd& y);
   Eigen::VectorXd to_x(const Eigen::VectorXd& y) const;
   bool stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H);
@@ -147,6 +149,7 @@ class GlmmFitter {
   ParameterSpace space_;   // of phi = theta / units
   bool thorough_;          // evaluations cheap enough for the extra probes
   bool analytic_;          // stage 2 has the analytic gradient of laplace_gradient.h
+  bool stage1_analytic_;   // stage 1 has the analytic gradient of stage1_gradient.h
   ScalarTermsLaplaceGradient scalar_terms_gradient_;  // that gradient for several terms
   int calls_ = 0;
   std::string last_pirls_message_;
@@ -170,6 +173,9 @@ class GlmmFitter {
     double f = kInf;
   };
   LastEvaluation last1_, last2_;
+  // The last stage-1 gradient and where it was taken (the search asks for
+  // it again at the point it moves to).
+  Eigen::VectorXd grad1_at_, grad1_;
 
   // Stage 1: theta in natural units, phi = theta / units.
   Eigen::VectorXd phi_;
@@ -213,8 +219,9 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   // Stage 2 on the analytic gradient: one factor (any number of columns)
   // or several scalar terms.
   const bool one_factor = laplace_gradient_applies(d, fam, static_cast<int>(nt_));
-  analytic_ = opt.n_agq == 1 && (one_factor ||
-                                  laplace_gradient_scalar_terms_apply(d, fam, static_cast<int>(nt_)));
+  const bool scalar_terms = laplace_gradient_scalar_terms_apply(d, fam, static_cast<int>(nt_));
+  analytic_ = opt.n_agq == 1 && (one_factor || scalar_terms);
+  stage1_analytic_ = opt.n_agq == 1 && scalar_terms;
 }
 
 bool GlmmFitter::fail(const std::string& what) {
@@ -243,6 +250,32 @@ double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
   const double f = laplace_(joint_, r);
   if (f < anchor1_.f) anchor1_ = {true, f, joint_.u(), joint_.beta(), joint_.pass_state()};
   last1_ = {phi, f};
+  return f;
+}
+
+// The stage-1 criterion and its analytic gradient in phi (two passes over
+// the data at the modes the evaluation left; a factorisation there first
+// where a gradient at the same point overwrote it).
+double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::VectorXd& g) {
+  const double f = stage1_criterion(phi);
+  g.resize(0);
+  if (!std::isfinite(f)) return f;
+  if (grad1_at_.size() == phi.size() && grad1_at_ == phi) {
+    g = grad1_;
+    return f;
+  }
+  const Eigen::VectorXd theta = phi.cwiseProduct(units_);
+  if (!joint_.system().holds_factor()) {
+    const PirlsResult r = joint_.factor_here(theta);
+    res_.pirls_passes += r.passes;
+    if (!r.ok) return kInf;
+  }
+  res_.pirls_passes += 2;
+  Eigen::VectorXd gt;
+  if (!stage1_gradient(d_, theta, joint_, scalar_terms_gradient_, gt)) return kInf;
+  g = gt.cwiseProduct(units_);
+  grad1_at_ = phi;
+  grad1_ = g;
   return f;
 }
 
@@ -650,6 +683,10 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
   Criterion c;
   c.value = [this](const Eigen::VectorXd& phi) { return stage1_criterion(phi); };
   c.exact_gradient = false;
+  if (stage1_analytic_)
+    c.value_and_gradient = [this](const Eigen::VectorXd& phi, Eigen::VectorXd& g) {
+      return stage1_value_and_gradient(phi, g);
+    };
   // The Newton polish and the convergence check where stage 1 is the fit
   // (nAGQ = 0) or evaluations are cheap; otherwise stage 2 does both.
   const bool polish = opt_.n_agq == 0 ? opt_.hessian : thorough_;
