@@ -173,9 +173,14 @@ class GlmmFitter {
     double f = kInf;
   };
   LastEvaluation last1_, last2_;
-  // The last stage-1 gradient and where it was taken (the search asks for
-  // it again at the point it moves to).
-  Eigen::VectorXd grad1_at_, grad1_;
+  // The last analytic gradient of each stage and where it was taken: the
+  // searches and the rules at the optimum ask for it again at the point
+  // they moved to or ended at.
+  struct LastGradient {
+    Eigen::VectorXd at, g;
+    bool holds(const Eigen::VectorXd& x) const { return at.size() == x.size() && at == x; }
+  };
+  LastGradient grad1_, grad2_;
 
   // Stage 1: theta in natural units, phi = theta / units.
   Eigen::VectorXd phi_;
@@ -260,8 +265,8 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
   const double f = stage1_criterion(phi);
   g.resize(0);
   if (!std::isfinite(f)) return f;
-  if (grad1_at_.size() == phi.size() && grad1_at_ == phi) {
-    g = grad1_;
+  if (grad1_.holds(phi)) {
+    g = grad1_.g;
     return f;
   }
   const Eigen::VectorXd theta = phi.cwiseProduct(units_);
@@ -274,8 +279,7 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
   Eigen::VectorXd gt;
   if (!stage1_gradient(d_, theta, joint_, scalar_terms_gradient_, gt)) return kInf;
   g = gt.cwiseProduct(units_);
-  grad1_at_ = phi;
-  grad1_ = g;
+  grad1_ = {phi, g};
   return f;
 }
 
@@ -321,6 +325,10 @@ bool GlmmFitter::stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen
 bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g) {
   f = stage2_criterion(y);
   if (!std::isfinite(f)) return false;
+  if (grad2_.holds(y)) {
+    g = grad2_.g;
+    return true;
+  }
   const Eigen::VectorXd x = to_x(y);
   const Eigen::VectorXd theta = x.head(nt_).cwiseProduct(units_);
   Eigen::VectorXd gx;
@@ -342,7 +350,9 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   g.resize(nt_ + p_);
   g.head(nt_) = gx.head(nt_).cwiseProduct(units_);
   g.tail(p_) = L_.triangularView<Eigen::Lower>().transpose() * gx.tail(p_);
-  return g.allFinite();
+  if (!g.allFinite()) return false;
+  grad2_ = {y, g};
+  return true;
 }
 
 bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H,
@@ -378,6 +388,7 @@ bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::
       H.col(i) = (gp - g) / step;
     }
     H = (0.5 * (H + H.transpose())).eval();
+    grad2_ = {y, g};  // the point the rules at the optimum ask about again
   } else {
     central_differences([this](const Eigen::VectorXd& t) { return stage2_criterion(t); }, y, f, h, g, H,
                         diagonal_only);
