@@ -151,6 +151,7 @@ class GlmmFitter {
   bool analytic_;          // stage 2 has the analytic gradient of laplace_gradient.h
   bool stage1_analytic_;   // stage 1 has the analytic gradient of stage1_gradient.h
   ScalarTermsLaplaceGradient scalar_terms_gradient_;  // that gradient for several terms
+  LaplacePartials laplace_partials_;  // the Laplace gradient at fixed beta that stage 1's adds to
   int calls_ = 0;
   std::string last_pirls_message_;
   // The modes at the lowest criterion so far: every evaluation starts
@@ -212,7 +213,8 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
       uonly_(d, fam, tpl, false),
-      scalar_terms_gradient_(d, fam_) {
+      scalar_terms_gradient_(d, fam_),
+      laplace_partials_(laplace_partials(d, fam_, scalar_terms_gradient_)) {
   if (opt.n_agq > 1) {
     gauss_hermite(opt.n_agq, gz_, gw_);
     criterion_ = PirlsCriterion(fam, opt.n_agq, gz_, gw_);
@@ -226,7 +228,9 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   const bool one_factor = laplace_gradient_applies(d, fam, static_cast<int>(nt_));
   const bool scalar_terms = laplace_gradient_scalar_terms_apply(d, fam, static_cast<int>(nt_));
   analytic_ = opt.n_agq == 1 && (one_factor || scalar_terms);
-  stage1_analytic_ = opt.n_agq == 1 && scalar_terms;
+  // Stage 1 on its analytic gradient where every term is scalar (its
+  // criterion is the Laplace formula whatever nAGQ stage 2 uses).
+  stage1_analytic_ = opt.n_agq >= 1 && stage1_gradient_applies(d, fam, static_cast<int>(nt_));
 }
 
 bool GlmmFitter::fail(const std::string& what) {
@@ -275,9 +279,9 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
     res_.pirls_passes += r.passes;
     if (!r.ok) return kInf;
   }
-  res_.pirls_passes += 2;
+  res_.pirls_passes += d_.blocks.size() == 1 ? 1 : 2;
   Eigen::VectorXd gt;
-  if (!stage1_gradient(d_, theta, joint_, scalar_terms_gradient_, gt)) return kInf;
+  if (!stage1_gradient(d_, theta, joint_, laplace_partials_, gt)) return kInf;
   g = gt.cwiseProduct(units_);
   grad1_ = {phi, g};
   return f;

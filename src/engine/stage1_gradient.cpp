@@ -35,8 +35,19 @@ Eigen::MatrixXd times_ZWZ(const CrossProducts& xp, const Eigen::MatrixXd& V) {
 
 }  // namespace
 
-bool stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& joint,
-                     ScalarTermsLaplaceGradient& laplace, Eigen::VectorXd& gradient) {
+LaplacePartials laplace_partials(const ModelData& d, const GlmFamily& fam, ScalarTermsLaplaceGradient& several) {
+  if (d.blocks.size() > 1) return std::ref(several);
+  return [&d, &fam](const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
+                    BlockedCholesky&, Eigen::VectorXd& g) { return laplace_gradient(d, fam, theta, beta, u[0], g); };
+}
+
+bool stage1_gradient_applies(const ModelData& d, const GlmFamily& fam, int n_theta) {
+  if (laplace_gradient_scalar_terms_apply(d, fam, n_theta)) return true;
+  return d.blocks.size() == 1 && d.blocks[0].q == 1 && laplace_gradient_applies(d, fam, n_theta);
+}
+
+bool stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& joint, const LaplacePartials& partials,
+                     Eigen::VectorXd& gradient) {
   BlockedCholesky& sys = joint.system();
   const CrossProducts& xp = sys.cross_products();
   const int nb = static_cast<int>(d.blocks.size()), p = d.p;
@@ -82,7 +93,7 @@ bool stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& jo
   }
   // The partial derivatives at fixed beta (the selected inverse overwrites the factor).
   Eigen::VectorXd g;
-  if (!laplace(theta, joint.beta(), u, sys, g)) return false;
+  if (!partials(theta, joint.beta(), u, sys, g) || g.size() != theta.size() + p) return false;
   const Eigen::VectorXd total = dbeta.transpose() * g.tail(p);
   gradient = g.head(theta.size());
   for (int t = 0; t < nb; ++t) gradient[d.blocks[t].cov.theta_index[0]] += total[t];
@@ -93,11 +104,12 @@ Eigen::VectorXd stage1_gradient_at(const ModelData& d, const GlmFamily& fam, con
                                    const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta,
                                    const PirlsControl& control) {
   Eigen::VectorXd g;
-  if (!laplace_gradient_scalar_terms_apply(d, fam, static_cast<int>(theta.size()))) return g;
+  if (!stage1_gradient_applies(d, fam, static_cast<int>(theta.size()))) return g;
   Pirls joint(d, fam, tpl, true);
   joint.set_start_eta(eta_start);
-  ScalarTermsLaplaceGradient laplace(d, fam);
-  if (!joint.run(theta, control).ok || !stage1_gradient(d, theta, joint, laplace, g)) g.resize(0);
+  ScalarTermsLaplaceGradient several(d, fam);
+  if (!joint.run(theta, control).ok || !stage1_gradient(d, theta, joint, laplace_partials(d, fam, several), g))
+    g.resize(0);
   return g;
 }
 

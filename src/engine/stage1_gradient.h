@@ -22,6 +22,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <functional>
 #include <vector>
 
 #include "glm_family.h"
@@ -31,14 +32,27 @@
 
 namespace mlm {
 
+// Does stage1_gradient() apply: every term scalar (one grouping factor or
+// several), and the Laplace gradient for them (a canonical link).
+bool stage1_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
+
+// The Laplace gradient at fixed beta in (theta, beta) at theta, beta and u
+// the conditional modes, with M the system PIRLS factored there (which it
+// may overwrite): laplace_gradient() or ScalarTermsLaplaceGradient.
+using LaplacePartials = std::function<bool(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                           const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                           Eigen::VectorXd& gradient)>;
+
+// The Laplace gradient of the model: laplace_gradient() for one factor,
+// `several` (the fit's, which keeps its lookups) for several terms.
+LaplacePartials laplace_partials(const ModelData& data, const GlmFamily& family, ScalarTermsLaplaceGradient& several);
+
 // The stage-1 criterion's gradient in theta at the joint modes that
 // `joint` (a joint-mode Pirls) holds after a successful run at theta,
-// whose factorisation it still holds (the Laplace gradient's selected
-// inverse then overwrites it). Several scalar terms
-// (laplace_gradient_scalar_terms_apply()); `laplace` is the fit's Laplace
-// gradient for them. False where it does not apply or fails.
+// whose factorisation it still holds (`partials` may then overwrite it).
+// False where it does not apply or fails.
 bool stage1_gradient(const ModelData& data, const Eigen::VectorXd& theta, Pirls& joint,
-                     ScalarTermsLaplaceGradient& laplace, Eigen::VectorXd& gradient);
+                     const LaplacePartials& partials, Eigen::VectorXd& gradient);
 
 // The same at theta alone (for tests): the joint modes by PIRLS from
 // eta_start. Empty where it does not apply or PIRLS fails.

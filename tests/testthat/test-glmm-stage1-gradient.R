@@ -1,7 +1,7 @@
 # The analytic gradient in theta of the stage-1 criterion of a glmm() fit
 # (the nAGQ = 0 criterion: the Laplace deviance with beta and u at their
-# joint modes; src/engine/stage1_gradient.h) for several scalar terms and a
-# canonical link, against central differences of the criterion that
+# joint modes; src/engine/stage1_gradient.h) for scalar terms (one or
+# several) and a canonical link, against central differences of the criterion that
 # glmm_evaluate_cpp computes with nAGQ = 0, away from the optimum, at it
 # and across the bound of theta; and the fits that use it.
 
@@ -68,13 +68,25 @@ test_that("nested intercepts with prior weights (sparse Schur complement), three
   expect_stage1_gradient_matches(f3, unname(fit_theta(f3)) + 0.1)
 })
 
-test_that("no stage-1 gradient where it does not apply", {
+test_that("one scalar term (binomial with trials, binary with prior weights): the stage-1 gradient equals differences", {
   skip_if_not_installed("lme4")
   cbpp <- suppressMessages(glmm(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp, binomial))
-  expect_null(stage1_gradient_at(cbpp, unname(fit_theta(cbpp))))  # one term: not this gradient
+  expect_stage1_gradient_matches(cbpp, 0.5)
+  expect_stage1_gradient_matches(cbpp, 1.3)
+  expect_stage1_gradient_matches(cbpp, -0.4)  # Lambda = theta I: the criterion is even in theta
+  set.seed(18)
+  d <- data.frame(g = factor(sample(60, 800, TRUE)), x = rnorm(800), w = sample(1:3, 800, TRUE))
+  d$y <- rbinom(800, 1, plogis(-0.5 + d$x + rnorm(60)[d$g]))
+  f <- glmm(y ~ x + (1 | g), d, binomial, weights = w)
+  expect_stage1_gradient_matches(f, 0.6)
+})
+
+test_that("no stage-1 gradient where it does not apply", {
   d <- crossed_design(19, 600)
   probit <- suppressMessages(glmm(y ~ x + (1 | a) + (1 | b), d, binomial(link = "probit")))
   expect_null(stage1_gradient_at(probit, unname(fit_theta(probit))))
+  slope <- suppressMessages(glmm(y ~ x + (x | a), d, binomial))
+  expect_null(stage1_gradient_at(slope, unname(fit_theta(slope))))
 })
 
 test_that("a crossed fit takes stage 1 on the analytic gradient and agrees with glmer", {
