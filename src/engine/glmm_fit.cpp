@@ -262,9 +262,11 @@ double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
   return f;
 }
 
-// The stage-1 criterion and its analytic gradient in phi (two passes over
-// the data at the modes the evaluation left; a factorisation there first
-// where a gradient at the same point overwrote it).
+// The stage-1 criterion and its analytic gradient in phi (one or two
+// passes over the data at the modes the evaluation left; a factorisation
+// there first where a gradient at the same point overwrote it). Where the
+// analytic gradient fails at a point whose criterion is finite, central
+// differences as without it.
 double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::VectorXd& g) {
   const double f = stage1_criterion(phi);
   g.resize(0);
@@ -274,15 +276,24 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
     return f;
   }
   const Eigen::VectorXd theta = phi.cwiseProduct(units_);
+  bool ok = true;
   if (!joint_.system().holds_factor()) {
     const PirlsResult r = joint_.factor_here(theta);
     res_.pirls_passes += r.passes;
-    if (!r.ok) return kInf;
+    ok = r.ok;
   }
-  res_.pirls_passes += d_.blocks.size() == 1 ? 1 : 2;
   Eigen::VectorXd gt;
-  if (!stage1_gradient(d_, theta, joint_, laplace_partials_, gt)) return kInf;
-  g = gt.cwiseProduct(units_);
+  if (ok) {
+    res_.pirls_passes += d_.blocks.size() == 1 ? 1 : 2;
+    ok = stage1_gradient(d_, theta, joint_, laplace_partials_, gt);
+  }
+  if (ok) {
+    g = gt.cwiseProduct(units_);
+  } else {
+    int evals = 0;
+    g = fd_gradient([this](const Eigen::VectorXd& t) { return stage1_criterion(t); }, phi, f, space_.lower,
+                    opt_.optim.step_rel, &evals);
+  }
   grad1_ = {phi, g};
   return f;
 }
