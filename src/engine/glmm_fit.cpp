@@ -734,6 +734,7 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
   oc.optim.max_step = 1.0;
   OptimumResult r = reach_optimum(c, phi0, space_, oc);
   res_.stage1 = r.descent;
+  res_.stage1_analytic = stage1_analytic_;
   res_.stage1.evals = res_.evals;
   if (!std::isfinite(r.f)) return fail("the deviance is not finite at the starting values");
   phi_ = r.x;

@@ -103,3 +103,14 @@ test_that("a crossed fit takes stage 1 on the analytic gradient and agrees with 
   expect_lt(-2 * as.numeric(logLik(f)), -2 * as.numeric(logLik(g)) - 5e-4)
   expect_equal(unname(fixef(f)), unname(lme4::fixef(g)), tolerance = 1e-3)
 })
+
+test_that("glmm_control(step =) is reported as unused where stage 1 takes no differences", {
+  d <- crossed_design(24, 600)
+  expect_warning(f <- glmm(y ~ x + (1 | a) + (1 | b), d, binomial, control = glmm_control(step = 1e-4)),
+                 class = "mlmfit_warning_unused_argument")
+  expect_identical(fit_optinfo(f)$stage1_gradient, "analytic")
+  expect_no_warning(glmm(y ~ x + (1 | a) + (1 | b), d, binomial))
+  # a vector term: stage 1 on differences, whose step it is
+  slope <- suppressMessages(glmm(y ~ x + (x | a), d, binomial, control = glmm_control(step = 1e-4)))
+  expect_identical(fit_optinfo(slope)$stage1_gradient, "differences")
+})
