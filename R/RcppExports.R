@@ -17,6 +17,10 @@ glmm_laplace_gradient_cpp <- function(spec, eta_start, theta, beta, control) {
     .Call(`_mlmfit_glmm_laplace_gradient_cpp`, spec, eta_start, theta, beta, control)
 }
 
+glmm_stage1_gradient_cpp <- function(spec, eta_start, theta, control) {
+    .Call(`_mlmfit_glmm_stage1_gradient_cpp`, spec, eta_start, theta, control)
+}
+
 gauss_hermite_cpp <- function(n) {
     .Call(`_mlmfit_gauss_hermite_cpp`, n)
 }

@@ -39,7 +39,8 @@
 # * optinfo         the optimiser's report: evals, converged, message, warnings
 #                   (convergence warnings in words), gradient, hessian; lmm fits
 #                   also iterations and ray (the deviance beyond the optimum:
-#                   "rising", "flat" or "falling"); glmm fits stage1, stage2 and
+#                   "rising", "flat" or "falling"); glmm fits stage1, stage2,
+#                   stage1_gradient ("analytic" or "differences") and
 #                   pirls_passes
 # * xp              cross-products of [Z X y] (whitened at the optimum for a
 #                   structured fit) from which the engine evaluates the deviance

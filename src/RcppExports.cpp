@@ -70,6 +70,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// glmm_stage1_gradient_cpp
+SEXP glmm_stage1_gradient_cpp(const List& spec, const NumericVector& eta_start, const NumericVector& theta, const List& control);
+RcppExport SEXP _mlmfit_glmm_stage1_gradient_cpp(SEXP specSEXP, SEXP eta_startSEXP, SEXP thetaSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type eta_start(eta_startSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< const List& >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(glmm_stage1_gradient_cpp(spec, eta_start, theta, control));
+    return rcpp_result_gen;
+END_RCPP
+}
 // gauss_hermite_cpp
 List gauss_hermite_cpp(int n);
 RcppExport SEXP _mlmfit_gauss_hermite_cpp(SEXP nSEXP) {
@@ -286,6 +299,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mlmfit_glmm_nb_fit_cpp", (DL_FUNC) &_mlmfit_glmm_nb_fit_cpp, 7},
     {"_mlmfit_glmm_evaluate_cpp", (DL_FUNC) &_mlmfit_glmm_evaluate_cpp, 6},
     {"_mlmfit_glmm_laplace_gradient_cpp", (DL_FUNC) &_mlmfit_glmm_laplace_gradient_cpp, 5},
+    {"_mlmfit_glmm_stage1_gradient_cpp", (DL_FUNC) &_mlmfit_glmm_stage1_gradient_cpp, 4},
     {"_mlmfit_gauss_hermite_cpp", (DL_FUNC) &_mlmfit_gauss_hermite_cpp, 1},
     {"_mlmfit_relative_factors_cpp", (DL_FUNC) &_mlmfit_relative_factors_cpp, 2},
     {"_mlmfit_kenward_roger_terms_cpp", (DL_FUNC) &_mlmfit_kenward_roger_terms_cpp, 5},

@@ -8,6 +8,7 @@
 #include "engine/glm_family.h"
 #include "engine/glmm_fit.h"
 #include "engine/glmm_nb.h"
+#include "engine/stage1_gradient.h"
 #include "glue_convert.h"
 
 using Rcpp::List;
@@ -98,6 +99,22 @@ SEXP glmm_laplace_gradient_cpp(const List& spec, const NumericVector& eta_start,
   const Eigen::VectorXd g = mlm::laplace_gradient_at(m.data, fam, m.templates, checked_eta(m, eta_start),
                                                      checked_theta(m, theta), checked_beta(m, beta),
                                                      mlm_glue::glmm_options_from(control, 1));
+  if (g.size() == 0) return R_NilValue;
+  return Rcpp::wrap(g);
+}
+
+// The analytic gradient in theta of the stage-1 (nAGQ = 0) criterion, beta
+// and u at their joint modes (for tests: checked against differences of
+// glmm_evaluate_cpp's criterion with n_agq = 0); NULL where it does not
+// apply.
+// [[Rcpp::export(rng = false)]]
+SEXP glmm_stage1_gradient_cpp(const List& spec, const NumericVector& eta_start, const NumericVector& theta,
+                              const List& control) {
+  const mlm_glue::SpecModel m = mlm_glue::model_from_spec(spec);
+  const mlm::GlmFamily fam = mlm_glue::family_from_spec(spec);
+  const Eigen::VectorXd g = mlm::stage1_gradient_at(m.data, fam, m.templates, checked_eta(m, eta_start),
+                                                    checked_theta(m, theta),
+                                                    mlm_glue::glmm_options_from(control, 0).pirls);
   if (g.size() == 0) return R_NilValue;
   return Rcpp::wrap(g);
 }

@@ -414,6 +414,7 @@ List glmm_result_to_r(const mlm::GlmmResult& res, const SpecModel& m, const mlm:
       Named("aic") = aic);
   out["optinfo"] = List::create(Named("evals") = res.evals, Named("pirls_passes") = res.pirls_passes,
                                 Named("stage1") = optim_to_r(res.stage1), Named("stage2") = optim_to_r(res.stage2),
+                                Named("stage1_gradient") = res.stage1_analytic ? "analytic" : "differences",
                                 Named("warnings") = Rcpp::wrap(res.warnings));
   return out;
 }

@@ -7,6 +7,7 @@
 #include "laplace_gradient.h"
 #include "lmm_fit.h"
 #include "optimum.h"
+#include "stage1_gradient.h"
 
 namespace mlm {
 
@@ -116,6 +117,7 @@ class GlmmFitter {
  private:
   void tick();
   double stage1_criterion(const Eigen::VectorXd& phi);
+  double stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::VectorXd& g);
   double stage2_criterion(const Eigen::VectorXd& y);
   Eigen::VectorXd to_x(const Eigen::VectorXd& y) const;
   bool stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H);
@@ -147,7 +149,9 @@ class GlmmFitter {
   ParameterSpace space_;   // of phi = theta / units
   bool thorough_;          // evaluations cheap enough for the extra probes
   bool analytic_;          // stage 2 has the analytic gradient of laplace_gradient.h
+  bool stage1_analytic_;   // stage 1 has the analytic gradient of stage1_gradient.h
   SeveralTermsLaplaceGradient several_terms_gradient_;  // that gradient for several factors
+  LaplacePartials laplace_partials_;  // the Laplace gradient at fixed beta that stage 1's adds to
   int calls_ = 0;
   std::string last_pirls_message_;
   // The modes at the lowest criterion so far: every evaluation starts
@@ -170,6 +174,14 @@ class GlmmFitter {
     double f = kInf;
   };
   LastEvaluation last1_, last2_;
+  // The last analytic gradient of each stage and where it was taken: the
+  // searches and the rules at the optimum ask for it again at the point
+  // they moved to or ended at.
+  struct LastGradient {
+    Eigen::VectorXd at, g;
+    bool holds(const Eigen::VectorXd& x) const { return at.size() == x.size() && at == x; }
+  };
+  LastGradient grad1_, grad2_;
 
   // Stage 1: theta in natural units, phi = theta / units.
   Eigen::VectorXd phi_;
@@ -201,7 +213,8 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
       uonly_(d, fam, tpl, false),
-      several_terms_gradient_(d, fam_) {
+      several_terms_gradient_(d, fam_),
+      laplace_partials_(laplace_partials(d, fam_, several_terms_gradient_)) {
   if (opt.n_agq > 1) {
     gauss_hermite(opt.n_agq, gz_, gw_);
     criterion_ = PirlsCriterion(fam, opt.n_agq, gz_, gw_);
@@ -215,6 +228,9 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   const int nt = static_cast<int>(nt_);
   analytic_ = opt.n_agq == 1 &&
               (laplace_gradient_applies(d, fam, nt) || several_terms_laplace_gradient_applies(d, fam, nt));
+  // Stage 1 on its analytic gradient where every term is scalar (its
+  // criterion is the Laplace formula whatever nAGQ stage 2 uses).
+  stage1_analytic_ = opt.n_agq >= 1 && stage1_gradient_applies(d, fam, nt);
 }
 
 bool GlmmFitter::fail(const std::string& what) {
@@ -243,6 +259,42 @@ double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
   const double f = laplace_(joint_, r);
   if (f < anchor1_.f) anchor1_ = {true, f, joint_.u(), joint_.beta(), joint_.pass_state()};
   last1_ = {phi, f};
+  return f;
+}
+
+// The stage-1 criterion and its analytic gradient in phi (one or two
+// passes over the data at the modes the evaluation left; a factorisation
+// there first where a gradient at the same point overwrote it). Where the
+// analytic gradient fails at a point whose criterion is finite, central
+// differences as without it.
+double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::VectorXd& g) {
+  const double f = stage1_criterion(phi);
+  g.resize(0);
+  if (!std::isfinite(f)) return f;
+  if (grad1_.holds(phi)) {
+    g = grad1_.g;
+    return f;
+  }
+  const Eigen::VectorXd theta = phi.cwiseProduct(units_);
+  bool ok = true;
+  if (!joint_.system().holds_factor()) {
+    const PirlsResult r = joint_.factor_here(theta);
+    res_.pirls_passes += r.passes;
+    ok = r.ok;
+  }
+  Eigen::VectorXd gt;
+  if (ok) {
+    res_.pirls_passes += d_.blocks.size() == 1 ? 1 : 2;
+    ok = stage1_gradient(d_, theta, joint_, laplace_partials_, gt);
+  }
+  if (ok) {
+    g = gt.cwiseProduct(units_);
+  } else {
+    int evals = 0;
+    g = fd_gradient([this](const Eigen::VectorXd& t) { return stage1_criterion(t); }, phi, f, space_.lower,
+                    opt_.optim.step_rel, &evals);
+  }
+  grad1_ = {phi, g};
   return f;
 }
 
@@ -288,6 +340,10 @@ bool GlmmFitter::stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen
 bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g) {
   f = stage2_criterion(y);
   if (!std::isfinite(f)) return false;
+  if (grad2_.holds(y)) {
+    g = grad2_.g;
+    return true;
+  }
   const Eigen::VectorXd x = to_x(y);
   const Eigen::VectorXd theta = x.head(nt_).cwiseProduct(units_);
   Eigen::VectorXd gx;
@@ -309,7 +365,9 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   g.resize(nt_ + p_);
   g.head(nt_) = gx.head(nt_).cwiseProduct(units_);
   g.tail(p_) = L_.triangularView<Eigen::Lower>().transpose() * gx.tail(p_);
-  return g.allFinite();
+  if (!g.allFinite()) return false;
+  grad2_ = {y, g};
+  return true;
 }
 
 bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H,
@@ -345,6 +403,7 @@ bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::
       H.col(i) = (gp - g) / step;
     }
     H = (0.5 * (H + H.transpose())).eval();
+    grad2_ = {y, g};  // the point the rules at the optimum ask about again
   } else {
     central_differences([this](const Eigen::VectorXd& t) { return stage2_criterion(t); }, y, f, h, g, H,
                         diagonal_only);
@@ -650,6 +709,10 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
   Criterion c;
   c.value = [this](const Eigen::VectorXd& phi) { return stage1_criterion(phi); };
   c.exact_gradient = false;
+  if (stage1_analytic_)
+    c.value_and_gradient = [this](const Eigen::VectorXd& phi, Eigen::VectorXd& g) {
+      return stage1_value_and_gradient(phi, g);
+    };
   // The Newton polish and the convergence check where stage 1 is the fit
   // (nAGQ = 0) or evaluations are cheap; otherwise stage 2 does both.
   const bool polish = opt_.n_agq == 0 ? opt_.hessian : thorough_;
@@ -671,6 +734,7 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
   oc.optim.max_step = 1.0;
   OptimumResult r = reach_optimum(c, phi0, space_, oc);
   res_.stage1 = r.descent;
+  res_.stage1_analytic = stage1_analytic_;
   res_.stage1.evals = res_.evals;
   if (!std::isfinite(r.f)) return fail("the deviance is not finite at the starting values");
   phi_ = r.x;

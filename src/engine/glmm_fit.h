@@ -11,7 +11,9 @@
 // three steps. With a canonical link the Laplace deviance has an analytic
 // gradient (laplace_gradient.h): then quasi-Newton steps on it, and the
 // Hessian from differences of the gradient (one evaluation per parameter
-// instead of 2 per pair). Both
+// instead of 2 per pair). With scalar terms (one or several) and a
+// canonical link stage 1 has an analytic gradient too (stage1_gradient.h):
+// quasi-Newton steps on it instead of central differences. Both
 // stages end with the rules of optimum.h (boundary rule,
 // probes for a better basin, Newton polish, convergence check, new starts),
 // and the last Hessian gives the covariance of the fixed effects as
@@ -54,6 +56,7 @@ struct GlmmResult {
   Eigen::VectorXd gradient;       // likewise
   Eigen::VectorXd eta;            // linear predictor at the optimum
   OptimResult stage1, stage2;
+  bool stage1_analytic = false;  // stage 1 on its analytic gradient (stage1_gradient.h), not differences
   int evals = 0;
   int pirls_passes = 0;
   std::vector<std::string> warnings;
