@@ -525,16 +525,19 @@ bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen:
   TermRows rows(L);
   std::vector<double> s(kChunk), w(kChunk), wp(kChunk), dz(width);
   Eigen::VectorXd g = Eigen::VectorXd::Zero(width);  // per place, then per fixed effect
+  // A chunk of rows and their observation terms s, w, w' (both passes).
+  auto load_chunk = [&](Index start, Index len) {
+    rows.load(d, xp, L, beta, u, start, len);
+    return observation_terms(fam, rows.eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len,
+                             s.data(), w.data(), wp.data());
+  };
 
   // Pass 1: s'Z E u and X's into g; per coordinate of M (row-major) the
   // right-hand sides E'Z's / 2 + Lambda'A E u and Lambda'Z'WX.
   std::vector<double> rhs(static_cast<std::size_t>(nz * width), 0.0);
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
-    rows.load(d, xp, L, beta, u, start, len);
-    if (!observation_terms(fam, rows.eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
-                           w.data(), wp.data()))
-      return false;
+    if (!load_chunk(start, len)) return false;
     for (int k = 0; k < p; ++k) {
       const double* x = d.X + static_cast<Index>(k) * n + start;
       double xs = 0.0;
@@ -577,10 +580,7 @@ bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen:
   std::vector<double> Mi(static_cast<std::size_t>(wq) * wq), v(wq);
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
-    rows.load(d, xp, L, beta, u, start, len);
-    if (!observation_terms(fam, rows.eta.data(), d.y + start, d.weights ? d.weights + start : nullptr, len, s.data(),
-                           w.data(), wp.data()))
-      return false;
+    if (!load_chunk(start, len)) return false;
     for (Index i = 0; i < len; ++i) {
       const Index* lv = rows.level.data() + i * nb;
       const Index* co = rows.coord.data() + i * nb;

@@ -77,3 +77,17 @@ laplace_by_hand <- function(y, X, group, family, theta, beta, weights = rep(1, l
   dev <- sum(family$dev.resids(y, mu_all, weights))
   ldL2 + ussq + family$aic(y, rep(1, length(y)), mu_all, weights, dev)
 }
+
+# 250 schools of 3 classes (more schools than the dense Schur complement's
+# limit), prior weights w, a binary y on school and class intercepts, and
+# a count k with an offset log(z) on school and a third factor c3: the
+# sparse-Schur designs of the gradient tests (seed set by the caller).
+nested_weighted_design <- function() {
+  d <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
+  d$class <- factor(paste(d$school, rep(1:3, length.out = 3000), sep = ":"))
+  d$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * d$x + rnorm(250)[d$school] + rnorm(750, sd = 0.5)[d$class]))
+  d$c3 <- factor(sample(12, 3000, TRUE))
+  d$z <- runif(3000, 0.5, 1.5)
+  d$k <- rpois(3000, d$z * exp(0.3 * d$x + rnorm(250, sd = 0.4)[d$school] + rnorm(12, sd = 0.5)[d$c3]))
+  d
+}

@@ -77,15 +77,9 @@ test_that("crossed intercepts, binomial and Poisson (dense Schur complement): th
 
 test_that("nested intercepts with prior weights (sparse Schur complement), three crossed terms: the gradient equals differences", {
   set.seed(21)
-  # 250 schools (more than the dense Schur complement's limit) of 3 classes each
-  d <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
-  d$class <- factor(paste(d$school, rep(1:3, length.out = 3000), sep = ":"))
-  d$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * d$x + rnorm(250)[d$school] + rnorm(750, sd = 0.5)[d$class]))
+  d <- nested_weighted_design()
   fn <- glmm(y ~ x + (1 | school) + (1 | class), d, binomial, weights = w)
   expect_gradient_matches(fn, unname(fit_theta(fn)) * c(0.7, 1.4) + 0.1, unname(fixef(fn)) + c(-0.2, 0.1))
-  d$c3 <- factor(sample(12, 3000, TRUE))
-  d$z <- runif(3000, 0.5, 1.5)
-  d$k <- rpois(3000, d$z * exp(0.3 * d$x + rnorm(250, sd = 0.4)[d$school] + rnorm(12, sd = 0.5)[d$c3]))
   f3 <- suppressMessages(glmm(k ~ x + offset(log(z)) + (1 | school) + (1 | class) + (1 | c3), d, poisson))
   expect_gradient_matches(f3, unname(fit_theta(f3)) + 0.1, unname(fixef(f3)) + c(0.1, 0.1))
 })
