@@ -72,6 +72,9 @@ class BlockedCholesky {
   // + I, in Z coordinates (q1 per primary level, then the secondary
   // coordinates).
   Eigen::MatrixXd solve_M(const Eigen::MatrixXd& r) const;
+  // Z'WZ V for the columns of V (Z coordinates as in solve_M), one pass
+  // over the stored blocks (deviance_gradient.cpp).
+  Eigen::MatrixXd apply_AZZ(const Eigen::MatrixXd& V) const;
   // After factor(): the selected inverse of M (which overwrites a dense
   // factor: solve_M() first): the q1 x q1 diagonal block of each primary
   // level (column-major, one after the other) and M^{-1}(s, j) for each
@@ -108,7 +111,6 @@ class BlockedCholesky {
   Eigen::VectorXd nested_gradient(bool reml, int n_theta) const;
   // The steps of deviance_gradient() (deviance_gradient.cpp).
   Eigen::Index z_coordinate(Index secondary_level) const;
-  Eigen::MatrixXd apply_AZZ(const Eigen::MatrixXd& V) const;
   void stack_modes(const Solution& sol, Eigen::VectorXd& u, Eigen::VectorXd& b) const;
   Eigen::VectorXd weighted_residual_on_Z(const Eigen::VectorXd& beta, const Eigen::VectorXd& b) const;
   void reml_corrections(Eigen::MatrixXd& Vt, Eigen::MatrixXd& K) const;

@@ -118,6 +118,7 @@ class GlmmFitter {
   void tick();
   double stage1_criterion(const Eigen::VectorXd& phi);
   double stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::VectorXd& g);
+  bool factor_at_modes(Pirls& pirls, const Eigen::VectorXd& theta);
   double stage2_criterion(const Eigen::VectorXd& y);
   Eigen::VectorXd to_x(const Eigen::VectorXd& y) const;
   bool stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H);
@@ -262,6 +263,16 @@ double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
   return f;
 }
 
+// The factorisation of M at the modes PIRLS left (a gradient's selected
+// inverse overwrites it; asked again at the same point, the criterion
+// comes from the last evaluation without a new one).
+bool GlmmFitter::factor_at_modes(Pirls& pirls, const Eigen::VectorXd& theta) {
+  if (pirls.system().holds_factor()) return true;
+  const PirlsResult r = pirls.factor_here(theta);
+  res_.pirls_passes += r.passes;
+  return r.ok;
+}
+
 // The stage-1 criterion and its analytic gradient in phi (one or two
 // passes over the data at the modes the evaluation left; a factorisation
 // there first where a gradient at the same point overwrote it). Where the
@@ -276,12 +287,7 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
     return f;
   }
   const Eigen::VectorXd theta = phi.cwiseProduct(units_);
-  bool ok = true;
-  if (!joint_.system().holds_factor()) {
-    const PirlsResult r = joint_.factor_here(theta);
-    res_.pirls_passes += r.passes;
-    ok = r.ok;
-  }
+  bool ok = factor_at_modes(joint_, theta);
   Eigen::VectorXd gt;
   if (ok) {
     res_.pirls_passes += d_.blocks.size() == 1 ? 1 : 2;
@@ -351,14 +357,8 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
     ++res_.pirls_passes;
     if (!laplace_gradient(d_, fam_, theta, x.tail(p_), uonly_.u()[0], gx)) return false;
   } else {
-    // Several factors: the factorisation at the modes, which the
-    // gradient's selected inverse overwrites (asked again at the same
-    // point, the criterion comes from last2_ without a new one).
-    if (!uonly_.system().holds_factor()) {
-      const PirlsResult r = uonly_.factor_here(theta);
-      res_.pirls_passes += r.passes;
-      if (!r.ok) return false;
-    }
+    // Several factors: the gradient works on the factorisation at the modes.
+    if (!factor_at_modes(uonly_, theta)) return false;
     res_.pirls_passes += 2;
     if (!several_terms_gradient_(theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
   }

@@ -6,33 +6,6 @@ namespace mlm {
 
 namespace {
 
-// A V for the columns of V (Z coordinates: primary levels, then secondary
-// levels), A = Z'WZ of scalar terms from its stored blocks.
-Eigen::MatrixXd times_ZWZ(const CrossProducts& xp, const Eigen::MatrixXd& V) {
-  const Index k1 = xp.k1;
-  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(V.rows(), V.cols());
-  for (Index j = 0; j < k1; ++j) {
-    out.row(j) += xp.D1(0, j) * V.row(j);
-    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-      const Index s = k1 + xp.sec_start[xp.r1_row[e]];
-      const double a = xp.r1_vals[xp.r1_off[e]];
-      out.row(s) += a * V.row(j);
-      out.row(j) += a * V.row(s);
-    }
-  }
-  for (Index s = 0; s < xp.n_sec; ++s) {
-    const Index c = k1 + xp.sec_start[s];
-    out.row(c) += xp.rr_diag[xp.rr_diag_off[s]] * V.row(c);
-  }
-  for (std::size_t e = 0; e < xp.rr_row.size(); ++e) {
-    const Index r = k1 + xp.sec_start[xp.rr_row[e]], c = k1 + xp.sec_start[xp.rr_col[e]];
-    const double a = xp.rr_vals[xp.rr_off[e]];
-    out.row(r) += a * V.row(c);
-    out.row(c) += a * V.row(r);
-  }
-  return out;
-}
-
 // Every term a random intercept or a single slope (q = 1): the
 // correction below is written for scalar terms only.
 bool all_scalar_terms(const ModelData& d) {
@@ -81,7 +54,7 @@ bool stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& jo
   }
   // r_t = Lambda'A E_t u - E_t u / theta_t; C = Lambda'Z'WX; X'WZ E_t u
   // (X centred as in the cross-products).
-  Eigen::MatrixXd R = times_ZWZ(xp, U);
+  Eigen::MatrixXd R = sys.apply_AZZ(U);
   Eigen::MatrixXd C(nz, p);
   for (Index k = 0; k < nz; ++k) {
     const double tk = th[term[k]];
