@@ -455,15 +455,6 @@ std::vector<Eigen::MatrixXd> Pirls::b() const {
   return out;
 }
 
-// The tolerance of the modes is relative to the largest of them (one
-// relative accuracy, whatever the spread of the random effects).
-double Pirls::largest_mode() const {
-  double m = 0.0;
-  for (const auto& x : u_)
-    if (x.size() > 0) m = std::max(m, x.cwiseAbs().maxCoeff());
-  return m;
-}
-
 double Pirls::ussq(const std::vector<Eigen::MatrixXd>& u) const {
   double s = 0.0;
   for (const auto& m : u) s += m.squaredNorm();
@@ -1062,7 +1053,7 @@ PirlsResult Pirls::iterate(const Eigen::VectorXd& theta, const PirlsControl& ctl
     const double step = newton_candidate(c.u, c.beta, col_scale, chord);
     const bool after_chord = chord;
     chord = chord_steps && !chord && step <= kChordStep;
-    if (have_modes && step <= ctl.tol * (1.0 + largest_mode())) return after_chord ? converged_here(res, theta, dev_cur) : at_modes(res, dev_cur);
+    if (have_modes && step <= ctl.tol) return after_chord ? converged_here(res, theta, dev_cur) : at_modes(res, dev_cur);
     if (!halve_until_no_rise(c, have_modes, pdev_cur, ctl.max_halvings, res.passes)) {
       if (after_chord) {
         // The chord step did not pay: a Newton step from the current

@@ -142,7 +142,6 @@ class Pirls {
                           const Eigen::VectorXd& col_scale, bool chord) const;
   double pdev_slack(double pdev) const;
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
-  double largest_mode() const;
 
   ModelData d_;
   // Several factors: the rows in the order of order_rows() (row_order_[k]:
