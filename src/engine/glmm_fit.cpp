@@ -154,6 +154,12 @@ class GlmmFitter {
   bool stage1_analytic_;   // stage 1 has the analytic gradient of stage1_gradient.h
   SeveralTermsLaplaceGradient several_terms_gradient_;  // that gradient for several factors
   LaplacePartials laplace_partials_;  // the Laplace gradient at fixed beta that stage 1's adds to
+  // The last of those partials and where: at the stage-1 optimum they are
+  // stage 2's gradient at its start (beta = beta1, u at the joint modes).
+  struct Partials {
+    Eigen::VectorXd theta, beta, g;
+  };
+  Partials last_partials_;
   int calls_ = 0;
   std::string last_pirls_message_;
   // The modes at the lowest criterion so far: every evaluation starts
@@ -238,6 +244,14 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   // Stage 1 on its analytic gradient where every term is scalar (its
   // criterion is the Laplace formula whatever nAGQ stage 2 uses).
   stage1_analytic_ = opt.n_agq >= 1 && stage1_gradient_applies(d, fam, nt);
+  const LaplacePartials partials = laplace_partials_;
+  laplace_partials_ = [this, partials](const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                       const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
+                                       Eigen::VectorXd& g) {
+    const bool ok = partials(theta, beta, u, M, g);
+    last_partials_ = ok ? Partials{theta, beta, g} : Partials();
+    return ok;
+  };
 }
 
 bool GlmmFitter::fail(const std::string& what) {
@@ -363,7 +377,12 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   const Eigen::VectorXd x = to_x(y);
   const Eigen::VectorXd theta = x.head(nt_).cwiseProduct(units_);
   Eigen::VectorXd gx;
-  if (d_.blocks.size() == 1) {
+  if (opt_.n_agq == 1 && last_partials_.theta.size() == nt_ && last_partials_.theta == theta &&
+      last_partials_.beta.size() == p_ && last_partials_.beta == x.tail(p_)) {
+    // At the stage-1 optimum: the partials its gradient took there (u at
+    // the joint modes, which are the modes given beta1; no pass).
+    gx = last_partials_.g;
+  } else if (d_.blocks.size() == 1) {
     ++res_.pirls_passes;
     if (!laplace_gradient(d_, fam_, theta, x.tail(p_), uonly_.u()[0], gx)) return false;
   } else {
