@@ -102,7 +102,8 @@ namespace {
 // and d/dbeta += VX - C'K V (du/dbeta = -M^{-1} T'C), plus X's overall.
 template <int Q>
 bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
-                         const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient) {
+                         const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient,
+                         Eigen::VectorXd* half_score) {
   using Mat = Eigen::Matrix<double, Q == 0 ? Eigen::Dynamic : Q, Q == 0 ? Eigen::Dynamic : Q>;
   using Vec = Eigen::Matrix<double, Q == 0 ? Eigen::Dynamic : Q, 1>;
   const FactorBlock& F = d.blocks[0];
@@ -193,6 +194,11 @@ bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::
     const Eigen::Map<const Eigen::VectorXd> Kv(K.data(), qq);
     g.tail(p) += Z2X.transpose() * Kv - C.transpose() * (K * V);
   }
+  if (half_score) {
+    half_score->resize(k * q);
+    for (Index j = 0; j < k; ++j)
+      for (int r = 0; r < q; ++r) (*half_score)[j * q + r] = 0.5 * acc[j * width + oR + r];
+  }
   gradient = g;
   return gradient.allFinite();
 }
@@ -200,12 +206,13 @@ bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::
 }  // namespace
 
 bool laplace_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
-                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient) {
+                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient,
+                      Eigen::VectorXd* half_score) {
   switch (d.blocks[0].q) {
-    case 1: return one_factor_gradient<1>(d, fam, theta, beta, u, gradient);
-    case 2: return one_factor_gradient<2>(d, fam, theta, beta, u, gradient);
-    case 3: return one_factor_gradient<3>(d, fam, theta, beta, u, gradient);
-    default: return one_factor_gradient<0>(d, fam, theta, beta, u, gradient);
+    case 1: return one_factor_gradient<1>(d, fam, theta, beta, u, gradient, half_score);
+    case 2: return one_factor_gradient<2>(d, fam, theta, beta, u, gradient, half_score);
+    case 3: return one_factor_gradient<3>(d, fam, theta, beta, u, gradient, half_score);
+    default: return one_factor_gradient<0>(d, fam, theta, beta, u, gradient, half_score);
   }
 }
 
@@ -481,7 +488,8 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
 // The checks both cases share, then the case.
 bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
                                              const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                             Eigen::VectorXd& gradient) {
+                                             Eigen::VectorXd& gradient, Eigen::VectorXd* half_score) {
+  if (half_score) half_score->resize(0);
   const CrossProducts& xp = M.cross_products();
   TermLayout L;
   if (!M.holds_factor() || static_cast<int>(u.size()) != static_cast<int>(d_.blocks.size()) ||
@@ -500,7 +508,7 @@ bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const
     scalar = scalar && !seen[P.t];
     seen[P.t] = true;
   }
-  return scalar ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient);
+  return scalar ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient, half_score);
 }
 
 // With A = Z'WZ, E_t = dLambda/dtheta_t (the places of theta_t in the T's,
@@ -514,7 +522,7 @@ bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const
 // the sums with M^{-1}; each pass streams the data by chunks of rows.
 bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen::VectorXd& beta,
                                                const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                               Eigen::VectorXd& gradient) {
+                                               Eigen::VectorXd& gradient, Eigen::VectorXd* half_score) {
   const ModelData& d = d_;
   const GlmFamily& fam = fam_;
   const CrossProducts& xp = M.cross_products();
@@ -535,6 +543,7 @@ bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen:
   // Pass 1: s'Z E u and X's into g; per coordinate of M (row-major) the
   // right-hand sides E'Z's / 2 + Lambda'A E u and Lambda'Z'WX.
   std::vector<double> rhs(static_cast<std::size_t>(nz * width), 0.0);
+  if (half_score) half_score->setZero(nz);
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     if (!load_chunk(start, len)) return false;
@@ -562,6 +571,7 @@ bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen:
           const double wa = w[i] * ai[L.off[f] + r];
           double* row = rhs.data() + (co[f] + r) * width;
           for (int k = 0; k < width; ++k) row[k] += wa * dz[k];
+          if (half_score) (*half_score)[co[f] + r] += 0.5 * s[i] * zi[L.off[f] + r];
         }
     }
   }

@@ -39,9 +39,12 @@ bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, in
 // parametrisation, Lambda = I (x) T), beta, and u the conditional modes
 // there (q x levels); false where a mean leaves the family's domain. M is
 // block diagonal (q x q per level): every term is a sum per level of
-// moments of the level's observations accumulated in one pass.
+// moments of the level's observations accumulated in one pass. With
+// half_score, also Z's / 2 (s = d dev / d eta; per coordinate of M, q per
+// level) from the same pass: stage 1's gradient needs it.
 bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
-                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
+                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient,
+                      Eigen::VectorXd* half_score = nullptr);
 
 // Does SeveralTermsLaplaceGradient apply: several grouping factors
 // (each with q columns, T lower triangular, every entry of theta in one or
@@ -61,9 +64,10 @@ class SeveralTermsLaplaceGradient {
   // levels, as Pirls::u()), with M the system that PIRLS factored at the
   // weights of those modes (its selected inverse overwrites the factor).
   // False where a mean leaves the family's domain or M does not match the
-  // data.
+  // data. With half_score and any q x q block, also Z's / 2 per coordinate
+  // of M from the first pass (left empty for scalar terms).
   bool operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                  BlockedCholesky& M, Eigen::VectorXd& gradient);
+                  BlockedCholesky& M, Eigen::VectorXd& gradient, Eigen::VectorXd* half_score = nullptr);
 
  private:
   bool find_pairs(const CrossProducts& xp);
@@ -75,7 +79,7 @@ class SeveralTermsLaplaceGradient {
                     BlockedCholesky& M, Eigen::VectorXd& gradient);
   // Any q x q blocks.
   bool vector_terms(const TermLayout& layout, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                    BlockedCholesky& M, Eigen::VectorXd& gradient);
+                    BlockedCholesky& M, Eigen::VectorXd& gradient, Eigen::VectorXd* half_score);
 
   const ModelData& d_;
   const GlmFamily& fam_;
