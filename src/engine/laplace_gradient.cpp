@@ -220,53 +220,38 @@ bool several_terms_laplace_gradient_applies(const ModelData& d, const GlmFamily&
   return canonical_link(fam) && d.blocks.size() >= 2 && templates_cover_theta(d, n_theta);
 }
 
-// Where each factor's coordinates sit in M, and the places of theta in the
-// T's: position (factor f, row r, column c) of T_f holds theta_t.
-struct TermLayout {
-  struct Place {
-    int f, r, c, t;
-  };
-  int nb = 0, width_q = 0;      // factors; sum of their q (an observation's coordinates)
-  std::vector<int> q, off;      // per factor: q and its first place among width_q
-  std::vector<Index> sec_first; // per factor: its first secondary level (factor 0: unused)
-  std::vector<Place> places;
-  std::vector<Eigen::MatrixXd> T;
-  Eigen::Index n_theta = 0;
-
-  // False where M's cross-products do not hold these factors.
-  bool set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta) {
-    nb = static_cast<int>(d.blocks.size());
-    n_theta = theta.size();
-    if (xp.k1 != d.blocks[0].n_levels || xp.q1 != d.blocks[0].q || static_cast<int>(xp.sec_levels.size()) != nb - 1)
-      return false;
-    q.resize(nb);
-    off.resize(nb);
-    sec_first.assign(nb, 0);
-    std::vector<CovTemplate> tpl;
-    Index s = 0;
-    for (int f = 0; f < nb; ++f) {
-      const FactorBlock& F = d.blocks[f];
-      if (f > 0) {
-        if (xp.sec_levels[f - 1] != F.n_levels || xp.sec_q[f - 1] != F.q) return false;
-        sec_first[f] = s;
-        s += F.n_levels;
-      }
-      q[f] = F.q;
-      off[f] = width_q;
-      width_q += F.q;
-      tpl.push_back(F.cov);
-      for (int c = 0; c < F.q; ++c)
-        for (int r = c; r < F.q; ++r) {
-          const int t = F.cov.theta_index[r + c * F.q];
-          if (t >= 0) places.push_back({f, r, c, t});
-        }
+bool TermLayout::set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta) {
+  nb = static_cast<int>(d.blocks.size());
+  n_theta = theta.size();
+  if (xp.k1 != d.blocks[0].n_levels || xp.q1 != d.blocks[0].q || static_cast<int>(xp.sec_levels.size()) != nb - 1)
+    return false;
+  q.resize(nb);
+  off.resize(nb);
+  sec_first.assign(nb, 0);
+  std::vector<CovTemplate> tpl;
+  Index s = 0;
+  for (int f = 0; f < nb; ++f) {
+    const FactorBlock& F = d.blocks[f];
+    if (f > 0) {
+      if (xp.sec_levels[f - 1] != F.n_levels || xp.sec_q[f - 1] != F.q) return false;
+      sec_first[f] = s;
+      s += F.n_levels;
     }
-    T.resize(nb);
-    for (int f = 0; f < nb; ++f) T[f] = Eigen::MatrixXd::Zero(q[f], q[f]);
-    fill_relative_factors(tpl, theta, T);
-    return true;
+    q[f] = F.q;
+    off[f] = width_q;
+    width_q += F.q;
+    tpl.push_back(F.cov);
+    for (int c = 0; c < F.q; ++c)
+      for (int r = c; r < F.q; ++r) {
+        const int t = F.cov.theta_index[r + c * F.q];
+        if (t >= 0) places.push_back({f, r, c, t});
+      }
   }
-};
+  T.resize(nb);
+  for (int f = 0; f < nb; ++f) T[f] = Eigen::MatrixXd::Zero(q[f], q[f]);
+  fill_relative_factors(tpl, theta, T);
+  return true;
+}
 
 namespace {
 
@@ -283,7 +268,6 @@ struct TermRows {
   void load(const ModelData& d, const CrossProducts& xp, const TermLayout& L, const Eigen::VectorXd& beta,
             const std::vector<Eigen::MatrixXd>& u, Index start, Index len) {
     fixed_eta(d, beta, start, len, eta.data());
-    const Index n1 = xp.k1 * xp.q1;
     for (int f = 0; f < L.nb; ++f) {
       const FactorBlock& F = d.blocks[f];
       const int q = L.q[f], o = L.off[f];
@@ -292,7 +276,7 @@ struct TermRows {
       for (Index i = 0; i < len; ++i) {
         const Index l = F.codes[start + i] - F.code_base;
         level[i * L.nb + f] = l;
-        coord[i * L.nb + f] = f == 0 ? l * q : n1 + xp.sec_start[L.sec_first[f] + l];
+        coord[i * L.nb + f] = L.coordinate(xp, f, l);
         double* zi = z.data() + i * L.width_q + o;
         double* ai = a.data() + i * L.width_q + o;
         for (int r = 0; r < q; ++r) zi[r] = F.cols[r] ? F.cols[r][start + i] : 1.0;

@@ -51,7 +51,26 @@ bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eige
 // more places of the T's), a canonical link of a family without dispersion.
 bool several_terms_laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
-struct TermLayout;  // laplace_gradient.cpp: the factors' coordinates in M and the places of theta
+// Where each factor's coordinates sit in M, and the places of theta in the
+// T's: position (factor f, row r, column c) of T_f holds theta_t.
+struct TermLayout {
+  struct Place {
+    int f, r, c, t;
+  };
+  int nb = 0, width_q = 0;       // factors; sum of their q (an observation's coordinates)
+  std::vector<int> q, off;       // per factor: q and its first place among width_q
+  std::vector<Index> sec_first;  // per factor: its first secondary level (factor 0: unused)
+  std::vector<Place> places;
+  std::vector<Eigen::MatrixXd> T;
+  Eigen::Index n_theta = 0;
+
+  // False where M's cross-products do not hold these factors.
+  bool set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta);
+  // The first coordinate in M of level l of factor f.
+  Index coordinate(const CrossProducts& xp, int f, Index l) const {
+    return f == 0 ? l * q[0] : xp.k1 * xp.q1 + xp.sec_start[sec_first[f] + l];
+  }
+};
 
 // The same gradient for several grouping factors. One per fit: it keeps,
 // from its first call, where each observation's pair of levels (primary,

@@ -6,12 +6,31 @@ namespace mlm {
 
 namespace {
 
-// Every term a random intercept or a single slope (q = 1): the
-// correction below is written for scalar terms only.
+// Every term a random intercept or a single slope (q = 1): such fits keep
+// scalar_stage1_gradient(), whose rounding they had before q x q terms
+// were covered (glmm-designs case 9179 is sensitive to it).
 bool all_scalar_terms(const ModelData& d) {
   for (const auto& b : d.blocks)
     if (b.q != 1) return false;
   return true;
+}
+
+// X'WZ (p x Z coordinates) from the cross-products, X centred as there.
+Eigen::MatrixXd fixed_by_random(const CrossProducts& xp) {
+  const Index n1 = xp.k1 * xp.q1;
+  Eigen::MatrixXd XWZ(xp.p, n1 + xp.m);
+  XWZ.leftCols(n1) = xp.C1.topRows(xp.p);
+  XWZ.rightCols(xp.m) = xp.CR.topRows(xp.p);
+  return XWZ;
+}
+
+// Derivatives of beta (rows) from the centred parametrisation of the
+// cross-products to the original one: the intercept absorbs the centres.
+void uncentre_rows(const CrossProducts& xp, Eigen::MatrixXd& dbeta) {
+  if (xp.center.size() == 0) return;
+  const int ic = xp.intercept_col;
+  for (int j = 0; j < dbeta.rows(); ++j)
+    if (j != ic) dbeta.row(ic) -= xp.center[j] * dbeta.row(j);
 }
 
 }  // namespace
@@ -67,17 +86,10 @@ bool scalar_stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pi
     if (th[term[k]] != 0.0) R(k, term[k]) -= U(k, term[k]) / tk;
     for (int j = 0; j < p; ++j) C(k, j) = tk * (k < xp.k1 ? xp.C1(j, k) : xp.CR(j, k - xp.k1));
   }
-  Eigen::MatrixXd XWZ(p, nz);
-  XWZ.leftCols(xp.k1) = xp.C1.topRows(p);
-  XWZ.rightCols(xp.m) = xp.CR.topRows(p);
+  const Eigen::MatrixXd XWZ = fixed_by_random(xp);
   const Eigen::MatrixXd du = -sys.solve_M(R);
   Eigen::MatrixXd dbeta = -sys.unscaled_vcov() * (XWZ * U + C.transpose() * du);
-  if (xp.center.size() > 0) {
-    // beta in the original parametrisation: the intercept absorbs the centres.
-    const int ic = xp.intercept_col;
-    for (int j = 0; j < p; ++j)
-      if (j != ic) dbeta.row(ic) -= xp.center[j] * dbeta.row(j);
-  }
+  uncentre_rows(xp, dbeta);
   // The partial derivatives at fixed beta (the selected inverse overwrites the factor).
   Eigen::VectorXd g;
   if (!partials(theta, joint.beta(), u, sys, g, nullptr) || g.size() != theta.size() + p) return false;
@@ -100,57 +112,32 @@ bool vector_stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pi
                             const LaplacePartials& partials, Eigen::VectorXd& gradient) {
   BlockedCholesky& sys = joint.system();
   const CrossProducts& xp = sys.cross_products();
-  const int nb = static_cast<int>(d.blocks.size()), p = d.p;
-  if (!sys.holds_factor() || xp.p != p || xp.k1 != d.blocks[0].n_levels || xp.q1 != d.blocks[0].q ||
-      static_cast<int>(xp.sec_levels.size()) != nb - 1)
-    return false;
   const std::vector<Eigen::MatrixXd>& u = joint.u();
-  const Index n1 = xp.k1 * xp.q1, nz = n1 + xp.m;
-  // Per factor: the coordinate of its level l is first[f](l).
+  const int p = d.p;
+  TermLayout L;
+  if (!sys.holds_factor() || xp.p != p || static_cast<int>(u.size()) != static_cast<int>(d.blocks.size()) ||
+      !L.set_up(d, xp, theta))
+    return false;
+  const int nb = L.nb, np = static_cast<int>(L.places.size());
+  const Index nz = xp.k1 * xp.q1 + xp.m;
+  // Per factor: the first coordinate of each level.
   std::vector<std::vector<Index>> first(static_cast<std::size_t>(nb));
-  std::vector<CovTemplate> tpl;
-  Index sec = 0;
   for (int f = 0; f < nb; ++f) {
-    const FactorBlock& F = d.blocks[f];
-    if (u[f].rows() != F.q || u[f].cols() != F.n_levels) return false;
-    if (f > 0 && (xp.sec_levels[f - 1] != F.n_levels || xp.sec_q[f - 1] != F.q)) return false;
-    tpl.push_back(F.cov);
-    std::vector<Index>& c = first[f];
-    c.resize(static_cast<std::size_t>(F.n_levels));
-    for (Index l = 0; l < F.n_levels; ++l) c[l] = f == 0 ? l * F.q : n1 + xp.sec_start[sec + l];
-    if (f > 0) sec += F.n_levels;
+    if (u[f].rows() != L.q[f] || u[f].cols() != d.blocks[f].n_levels) return false;
+    first[f].resize(static_cast<std::size_t>(d.blocks[f].n_levels));
+    for (Index l = 0; l < d.blocks[f].n_levels; ++l) first[f][l] = L.coordinate(xp, f, l);
   }
-  std::vector<Eigen::MatrixXd> T(static_cast<std::size_t>(nb));
-  for (int f = 0; f < nb; ++f) T[f] = Eigen::MatrixXd::Zero(d.blocks[f].q, d.blocks[f].q);
-  fill_relative_factors(tpl, theta, T);
   // Lambda'Y for the rows of Y in Z coordinates: T_f' on each level's q rows.
   auto times_Lambda_t = [&](Eigen::MatrixXd& Y) {
-    for (int f = 0; f < nb; ++f) {
-      const int q = d.blocks[f].q;
-      for (Index c : first[f]) Y.middleRows(c, q) = T[f].transpose() * Y.middleRows(c, q);
-    }
+    for (int f = 0; f < nb; ++f)
+      for (Index c : first[f]) Y.middleRows(c, L.q[f]) = L.T[f].transpose() * Y.middleRows(c, L.q[f]);
   };
-  struct Place {
-    int f, r, c, t;
-  };
-  std::vector<Place> places;
-  for (int f = 0; f < nb; ++f) {
-    const int q = d.blocks[f].q;
-    for (int c = 0; c < q; ++c)
-      for (int r = c; r < q; ++r) {
-        const int t = d.blocks[f].cov.theta_index[r + c * q];
-        if (t >= 0) places.push_back({f, r, c, t});
-      }
-  }
-  const int np = static_cast<int>(places.size());
   Eigen::MatrixXd V = Eigen::MatrixXd::Zero(nz, np);
   for (int k = 0; k < np; ++k) {
-    const Place& P = places[k];
+    const TermLayout::Place& P = L.places[k];
     for (Index l = 0; l < d.blocks[P.f].n_levels; ++l) V(first[P.f][l] + P.r, k) = u[P.f](P.c, l);
   }
-  Eigen::MatrixXd XWZ(p, nz);  // X centred as in the cross-products
-  XWZ.leftCols(n1) = xp.C1.topRows(p);
-  XWZ.rightCols(xp.m) = xp.CR.topRows(p);
+  const Eigen::MatrixXd XWZ = fixed_by_random(xp);
   Eigen::MatrixXd C = XWZ.transpose();
   times_Lambda_t(C);
   const Eigen::MatrixXd G = sys.solve_M(C);
@@ -163,19 +150,14 @@ bool vector_stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pi
       half_score.size() != nz)
     return false;
   for (int k = 0; k < np; ++k) {
-    const Place& P = places[k];
+    const TermLayout::Place& P = L.places[k];
     for (Index c : first[P.f]) R(c + P.c, k) += half_score[c + P.r];
   }
   Eigen::MatrixXd dbeta = -S_inv * (XWZ * V - G.transpose() * R);
-  if (xp.center.size() > 0) {
-    // beta in the original parametrisation: the intercept absorbs the centres.
-    const int ic = xp.intercept_col;
-    for (int j = 0; j < p; ++j)
-      if (j != ic) dbeta.row(ic) -= xp.center[j] * dbeta.row(j);
-  }
+  uncentre_rows(xp, dbeta);
   const Eigen::VectorXd total = dbeta.transpose() * g.tail(p);
   gradient = g.head(theta.size());
-  for (int k = 0; k < np; ++k) gradient[places[k].t] += total[k];
+  for (int k = 0; k < np; ++k) gradient[L.places[k].t] += total[k];
   return gradient.allFinite();
 }
 
