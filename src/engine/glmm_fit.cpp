@@ -231,9 +231,9 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   // Kept as they pass (last_partials_).
   const LaplacePartials partials = laplace_partials_;
   laplace_partials_ = [this, partials](const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
-                                       const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                       Eigen::VectorXd& g) {
-    const bool ok = partials(theta, beta, u, M, g);
+                                       const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M, Eigen::VectorXd& g,
+                                       Eigen::VectorXd* half_score) {
+    const bool ok = partials(theta, beta, u, M, g, half_score);
     last_partials_ = ok ? Partials{theta, beta, g} : Partials();
     return ok;
   };
