@@ -119,9 +119,12 @@ struct Pirls::Candidate {
   Candidate(std::size_t factors, const Eigen::VectorXd& beta0) : u(factors), b(factors), beta(beta0) {}
 };
 
-Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint)
-    : d_(data), fam_(family), tpl_(templates), joint_(joint) {
-  order_rows();
+Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint,
+             std::shared_ptr<const OrderedRows> rows)
+    : d_(data), rows_(std::move(rows)), fam_(family), tpl_(templates), joint_(joint) {
+  std::shared_ptr<OrderedRows> made;
+  if (!rows_ && d_.blocks.size() >= 2) rows_ = made = order_rows();
+  if (rows_) d_ = rows_->view(data);
   // The sparsity pattern of the cross-products depends on the design only:
   // form it once (unit weights), then refill the values in every pass.
   ModelData pattern = d_;
@@ -152,7 +155,11 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     doff += F.n_levels * F.q * F.q;
   }
   layout_ = ScatterLayout(d_.blocks[0].q, sec_q, p);
-  find_secondary_positions();
+  if (made) find_secondary_positions(*made);
+  if (rows_) {
+    r1_pos_ = rows_->r1_pos.data();
+    rr_pos_ = rows_->rr_pos.data();
+  }
   T_.resize(tpl_.size());
   u_.resize(tpl_.size());
   for (std::size_t f = 0; f < tpl_.size(); ++f) {
@@ -160,8 +167,8 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     u_[f].setZero(tpl_[f].q, d_.blocks[f].n_levels);
   }
   beta_.setZero(d_.p);
-  eta_fixed_.setZero(d_.n);
   if (!joint_) {
+    eta_fixed_.setZero(d_.n);
     obs_w_.resize(d_.n);
     obs_z_.resize(d_.n);
   }
@@ -174,51 +181,68 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
 // Rows in the order of their primary level, then of their secondary
 // levels (stable counting sorts, last key first), visit those blocks in
 // the order they are stored. Only sums change order; start values come
-// in and the linear predictor goes out in the data's order.
-void Pirls::order_rows() {
+// in and the linear predictor goes out in the data's order. The order is
+// kept in 4 bytes a row; data of 2^32 rows or more keep their own order.
+std::shared_ptr<OrderedRows> Pirls::order_rows() const {
+  auto rows = std::make_shared<OrderedRows>();
   const Index n = d_.n;
-  if (d_.blocks.size() < 2 || n == 0) return;
-  row_order_.resize(n);
-  for (Index i = 0; i < n; ++i) row_order_[i] = i;
-  std::vector<Index> next, sorted(n);
+  if (n == 0 || n > static_cast<Index>(UINT32_MAX)) return rows;
+  std::vector<std::uint32_t>& order = rows->order;
+  order.resize(n);
+  for (Index i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+  std::vector<Index> next;
+  std::vector<std::uint32_t> sorted(n);
   for (std::size_t f = d_.blocks.size(); f-- > 0;) {
     const FactorBlock& F = d_.blocks[f];
     next.assign(F.n_levels + 1, 0);
     for (Index i = 0; i < n; ++i) ++next[F.codes[i] - F.code_base + 1];
     for (Index l = 0; l < F.n_levels; ++l) next[l + 1] += next[l];
     for (Index k = 0; k < n; ++k) {
-      const Index i = row_order_[k];
+      const std::uint32_t i = order[k];
       sorted[next[F.codes[i] - F.code_base]++] = i;
     }
-    row_order_.swap(sorted);
+    order.swap(sorted);
   }
-  auto gather = [&](const double* src, std::vector<double>& out, Index cols) -> const double* {
-    if (!src) return nullptr;
+  sorted = std::vector<std::uint32_t>();
+  auto gather = [&](const double* src, std::vector<double>& out, Index cols) {
+    if (!src) return;
     out.resize(static_cast<std::size_t>(n) * cols);
     for (Index c = 0; c < cols; ++c)
-      for (Index k = 0; k < n; ++k) out[c * n + k] = src[c * n + row_order_[k]];
-    return out.data();
+      for (Index k = 0; k < n; ++k) out[c * n + k] = src[c * n + order[k]];
   };
-  d_.X = gather(d_.X, own_X_, d_.p);
-  d_.y = gather(d_.y, own_y_, 1);
-  d_.weights = gather(d_.weights, own_weights_, 1);
-  d_.offset = gather(d_.offset, own_offset_, 1);
-  own_codes_.resize(d_.blocks.size());
-  std::size_t n_cols = 0;
-  for (const FactorBlock& F : d_.blocks)
-    for (const double* col : F.cols) n_cols += col != nullptr;
-  own_cols_.reserve(n_cols);  // the copies' addresses stay put
+  gather(d_.X, rows->X, d_.p);
+  gather(d_.y, rows->y, 1);
+  gather(d_.weights, rows->weights, 1);
+  gather(d_.offset, rows->offset, 1);
+  rows->codes.resize(d_.blocks.size());
   for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
-    FactorBlock& F = d_.blocks[f];
-    own_codes_[f].resize(n);
-    for (Index k = 0; k < n; ++k) own_codes_[f][k] = F.codes[row_order_[k]];
-    F.codes = own_codes_[f].data();
-    for (const double*& col : F.cols) {
+    const FactorBlock& F = d_.blocks[f];
+    rows->codes[f].resize(n);
+    for (Index k = 0; k < n; ++k) rows->codes[f][k] = F.codes[order[k]];
+    for (const double* col : F.cols) {
       if (!col) continue;
-      own_cols_.emplace_back();
-      col = gather(col, own_cols_.back(), 1);
+      rows->cols.emplace_back();
+      gather(col, rows->cols.back(), 1);
     }
   }
+  return rows;
+}
+
+ModelData OrderedRows::view(const ModelData& data) const {
+  ModelData d = data;
+  if (order.empty()) return d;
+  auto copy_of = [](const double* src, const std::vector<double>& copy) { return src ? copy.data() : nullptr; };
+  d.X = copy_of(data.X, X);
+  d.y = copy_of(data.y, y);
+  d.weights = copy_of(data.weights, weights);
+  d.offset = copy_of(data.offset, offset);
+  std::size_t c = 0;
+  for (std::size_t f = 0; f < d.blocks.size(); ++f) {
+    d.blocks[f].codes = codes[f].data();
+    for (const double*& col : d.blocks[f].cols)
+      if (col) col = cols[c++].data();
+  }
+  return d;
 }
 
 // Centring X by constants is an exact reparametrisation that keeps X'WX
@@ -269,12 +293,14 @@ void Pirls::set_ridge() {
 
 // Where each observation's contributions to the off-diagonal blocks of
 // Z'WZ live in the fixed pattern (found once by binary search).
-void Pirls::find_secondary_positions() {
+void Pirls::find_secondary_positions(OrderedRows& rows) const {
   if (nf_ <= 0) return;
   const Index n = d_.n;
   const int npairs = nf_ * (nf_ - 1) / 2;
-  r1_pos_.assign(static_cast<std::size_t>(n) * nf_, 0);
-  rr_pos_.assign(static_cast<std::size_t>(n) * npairs, 0);
+  std::vector<Index>& r1_pos = rows.r1_pos;
+  std::vector<Index>& rr_pos = rows.rr_pos;
+  r1_pos.assign(static_cast<std::size_t>(n) * nf_, 0);
+  rr_pos.assign(static_cast<std::size_t>(n) * npairs, 0);
   const FactorBlock& F1 = d_.blocks[0];
   std::vector<Index> lev(nf_);
   for (Index obs = 0; obs < n; ++obs) {
@@ -285,7 +311,7 @@ void Pirls::find_secondary_positions() {
       auto first = xp_.r1_row.begin() + xp_.r1_ptr[j];
       auto last = xp_.r1_row.begin() + xp_.r1_ptr[j + 1];
       auto it = std::lower_bound(first, last, lev[f]);
-      r1_pos_[obs * nf_ + f] = xp_.r1_off[it - xp_.r1_row.begin()];
+      r1_pos[obs * nf_ + f] = xp_.r1_off[it - xp_.r1_row.begin()];
       for (int g = 0; g < f; ++g) {
         // rr entries are ordered by (col, row); this block is (row lev[f], col lev[g]).
         Index lo = 0, hi = static_cast<Index>(xp_.rr_row.size());
@@ -297,7 +323,7 @@ void Pirls::find_secondary_positions() {
           else
             hi = mid;
         }
-        rr_pos_[obs * npairs + secondary_pair_index(f, g)] = xp_.rr_off[lo];
+        rr_pos[obs * npairs + secondary_pair_index(f, g)] = xp_.rr_off[lo];
       }
     }
   }
@@ -305,8 +331,8 @@ void Pirls::find_secondary_positions() {
 
 void Pirls::set_start_eta(const Eigen::VectorXd& eta) {
   start_eta_ = eta;
-  if (!row_order_.empty() && eta.size() == d_.n)
-    for (Index k = 0; k < d_.n; ++k) start_eta_[k] = eta[row_order_[k]];
+  if (rows_ && !rows_->order.empty() && eta.size() == d_.n)
+    for (Index k = 0; k < d_.n; ++k) start_eta_[k] = eta[rows_->order[k]];
   has_modes_ = false;
   xp_at_modes_ = false;
 }
@@ -630,11 +656,11 @@ void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector
       for (Index i = 0; i < len; ++i) CR[static_cast<Index>(codes[i] - base) * P + c] += zf[i] * Bc[i];
     }
     double* r1 = xp_.r1_vals.data();
-    const Index* pos = r1_pos_.data() + start * nf_ + f;
+    const Index* pos = r1_pos_ + start * nf_ + f;
     for (Index i = 0; i < len; ++i) r1[pos[i * nf_]] += zf[i] * z1[i];
     for (int h = 0; h < f; ++h) {
       const double* zh = z_of(h + 1);
-      const Index* rpos = rr_pos_.data() + start * npairs + secondary_pair_index(f, h);
+      const Index* rpos = rr_pos_ + start * npairs + secondary_pair_index(f, h);
       for (Index i = 0; i < len; ++i) xp_.rr_vals[rpos[i * npairs]] += zf[i] * zh[i];
     }
   }
@@ -1190,9 +1216,9 @@ Eigen::VectorXd Pirls::linear_predictor() const {
       }
     }
   }
-  if (row_order_.empty()) return eta;
+  if (!rows_ || rows_->order.empty()) return eta;
   Eigen::VectorXd out(n);
-  for (Index k = 0; k < n; ++k) out[row_order_[k]] = eta[k];
+  for (Index k = 0; k < n; ++k) out[rows_->order[k]] = eta[k];
   return out;
 }
 

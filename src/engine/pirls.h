@@ -10,6 +10,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,10 +60,29 @@ struct PirlsPassState {
   unsigned long weights_key = 0;  // of its blocks of Z'WZ (BlockedCholesky::set_fill_key)
 };
 
+// With several factors, the data in the order a pass visits its rows
+// (Pirls::order_rows()) and each row's places in the fixed pattern of
+// Z'WZ (which depends on the grouping factors only): made by one Pirls and
+// shared, read-only, with the others of the same fit, so that the fit
+// holds one copy of its data beside the caller's.
+struct OrderedRows {
+  std::vector<std::uint32_t> order;  // order[k]: the data's row of row k
+  std::vector<double> X, y, weights, offset;
+  std::vector<std::vector<int>> codes;
+  std::vector<std::vector<double>> cols;  // the non-null columns of the factors, in order
+  std::vector<Index> r1_pos;  // per row and secondary factor: offset of its Z_R'WZ1 block
+  std::vector<Index> rr_pos;  // per row and pair of secondary factors: offset of its block
+  // The caller's data with its pointers into these copies.
+  ModelData view(const ModelData& data) const;
+};
+
 class Pirls {
  public:
   // joint: beta and u together (nAGQ = 0); otherwise u alone, beta fixed.
-  Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint);
+  // rows: the ordered rows of another Pirls on the same data (rows()), or
+  // null to make them.
+  Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint,
+        std::shared_ptr<const OrderedRows> rows = nullptr);
   Pirls(const Pirls&) = delete;
   Pirls& operator=(const Pirls&) = delete;
 
@@ -96,6 +116,9 @@ class Pirls {
   // of the linear predictor that the entry contributes (theta_scales).
   const Eigen::VectorXd& theta_units() const { return theta_units_; }
 
+  // The rows this Pirls reads (null: the caller's data, in its order).
+  std::shared_ptr<const OrderedRows> rows() const { return rows_; }
+
   const Eigen::VectorXd& beta() const { return beta_; }
   const std::vector<Eigen::MatrixXd>& u() const { return u_; }
   std::vector<Eigen::MatrixXd> b() const;  // Lambda u per factor
@@ -125,7 +148,7 @@ class Pirls {
   void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
-  void order_rows();
+  std::shared_ptr<OrderedRows> order_rows() const;
   void centre_fixed_effects();
   void set_ridge();
   void find_ones_column();
@@ -135,7 +158,7 @@ class Pirls {
   bool halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes);
   bool restart_from_intercept(double& dev_cur, int& passes);
   PirlsResult converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev);
-  void find_secondary_positions();
+  void find_secondary_positions(OrderedRows& rows) const;
   PirlsResult at_modes(PirlsResult res, double dev) const;
   Eigen::VectorXd column_scales() const;
   double newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
@@ -144,12 +167,9 @@ class Pirls {
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
   ModelData d_;
-  // Several factors: the rows in the order of order_rows() (row_order_[k]:
-  // the data's row of row k), held here; d_ points into these copies.
-  std::vector<Index> row_order_;
-  std::vector<double> own_X_, own_y_, own_weights_, own_offset_;
-  std::vector<std::vector<int>> own_codes_;
-  std::vector<std::vector<double>> own_cols_;
+  // Several factors: the rows in the order of order_rows(); d_ points into
+  // them. Null: d_ is the caller's data.
+  std::shared_ptr<const OrderedRows> rows_;
   GlmFamily fam_;
   std::vector<CovTemplate> tpl_;
   bool joint_;
@@ -157,8 +177,8 @@ class Pirls {
   ScatterLayout layout_;          // the rows [Z X z] of the per-observation scatter
   std::unique_ptr<BlockedCholesky> sys_;
   int nf_ = 0;                    // secondary factors
-  std::vector<Index> r1_pos_;     // per observation and secondary factor: offset of its Z_R'WZ1 block
-  std::vector<Index> rr_pos_;     // per observation and pair of secondary factors: offset of its block
+  const Index* r1_pos_ = nullptr; // rows_->r1_pos
+  const Index* rr_pos_ = nullptr; // rows_->rr_pos
   std::vector<Index> first_level_, first_coord_, diag_off_;
   std::vector<Eigen::MatrixXd> T_;
   Eigen::VectorXd eta_fixed_;     // u-only: offset + X beta
