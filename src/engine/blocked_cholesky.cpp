@@ -517,17 +517,29 @@ void BlockedCholesky::compute_all_q() const {
   q_all_.assign(xp.r1_vals.size(), 0.0);
   const AlignedMatrix& Sinv = sec_.dense_matrix();
   if (fill_ == FillMethod::dense) {
+    // S^{-1} L_R1' by blocks of 256 primary levels: a block of the product
+    // in memory rather than all of it (as large as L_R1 itself). Each
+    // column is the same sum in the same order as in one product: the
+    // blocks start at multiples of 256 q1 columns, where the kernel's
+    // column tiles start, and none is a single column (a matrix-vector
+    // product sums in another order) or small enough for Eigen's
+    // coefficient-wise product (m >= 16).
+    const Index levels_per_block = m >= 16 ? 256 : xp.k1;
     AlignedMatrix Qd;
-    Qd.set_zero(m, Gd_.cols());
-    dense::multiply(Sinv.data(), m, Gd_.data(), Gd_.cols(), Qd.data());
-    for (Index j = 0; j < xp.k1; ++j)
-      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-        const Index s = xp.r1_row[e];
-        const int q = xp.q_of(s);
-        double* Q = q_all_.data() + xp.r1_off[e];
-        for (int k = 0; k < q1; ++k)
-          for (int r = 0; r < q; ++r) Q[r + k * q] = Qd(xp.sec_start[s] + r, j * q1 + k);
-      }
+    Qd.set_zero(m, std::min(xp.k1, levels_per_block + 1) * q1);
+    for (Index j0 = 0, j1 = 0; j0 < xp.k1; j0 = j1) {
+      j1 = std::min(xp.k1, j0 + levels_per_block);
+      if ((xp.k1 - j1) * q1 == 1) j1 = xp.k1;
+      dense::multiply(Sinv.data(), m, Gd_.data() + j0 * q1 * m, (j1 - j0) * q1, Qd.data());
+      for (Index j = j0; j < j1; ++j)
+        for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+          const Index s = xp.r1_row[e];
+          const int q = xp.q_of(s);
+          double* Q = q_all_.data() + xp.r1_off[e];
+          for (int k = 0; k < q1; ++k)
+            for (int r = 0; r < q; ++r) Q[r + k * q] = Qd(xp.sec_start[s] + r, (j - j0) * q1 + k);
+        }
+    }
   } else if (all_scalar_) {
     const Index* row = xp.r1_row.data();
     const double* G = LR1_.data();
