@@ -169,8 +169,8 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
   beta_.setZero(d_.p);
   if (!joint_) {
     eta_fixed_.setZero(d_.n);
-    obs_w_.resize(d_.n);
-    obs_z_.resize(d_.n);
+    obs_w_ = std::make_shared<std::vector<double>>(d_.n);
+    obs_z_ = std::make_shared<std::vector<double>>(d_.n);
   }
   chunk_.resize(joint_ ? 1024 : 4096, p + 1);
 }
@@ -396,8 +396,8 @@ bool Pirls::restore_start_state(double& dev, bool& predicted) {
   const PirlsPassState* s = start_state_.get();
   if (!s || s->b.size() != u_.size() || s->XX.rows() != xp_.XX.rows() || s->D1.size() != xp_.D1.size()) return false;
   if (!joint_ && s->beta != beta_) {
-    predicted = s->beta.size() == beta_.size() && s->w.size() == static_cast<std::size_t>(d_.n) &&
-                s->z.size() == static_cast<std::size_t>(d_.n);
+    predicted = s->beta.size() == beta_.size() && s->w && s->w->size() == static_cast<std::size_t>(d_.n) && s->z &&
+                s->z->size() == static_cast<std::size_t>(d_.n);
     if (!predicted) return false;
   }
   for (std::size_t f = 0; f < T_.size(); ++f)
@@ -439,6 +439,8 @@ bool Pirls::predict_from_state(const PirlsPassState& s) {
   const Eigen::VectorXd dbeta = beta_ - s.beta;
   const FactorBlock& F1 = d_.blocks[0];
   const int q1 = F1.q;
+  const std::vector<double>& sw = *s.w;
+  const std::vector<double>& sz = *s.z;
   CompensatedSum zz;
   constexpr Index chunk = 4096;
   std::vector<double> t(chunk);
@@ -454,14 +456,14 @@ bool Pirls::predict_from_state(const PirlsPassState& s) {
     double big = 0.0, zz_chunk = 0.0;
     for (Index i = 0; i < len; ++i) {
       big = std::max(big, std::fabs(t[i]));
-      const double r = s.z[start + i] - t[i];
-      zz_chunk += s.w[start + i] * r * r;
+      const double r = sz[start + i] - t[i];
+      zz_chunk += sw[start + i] * r * r;
     }
     if (!(big < 1.0)) return false;
     zz.add(zz_chunk);
     for (Index i = 0; i < len; ++i) {
       const Index obs = start + i;
-      const double wt = s.w[obs] * t[i];
+      const double wt = sw[obs] * t[i];
       double* C = xp_.C1.data() + (F1.codes[obs] - F1.code_base) * q1;
       for (int a = 0; a < q1; ++a) C[a] -= wt * (F1.cols[a] ? F1.cols[a][obs] : 1.0);
       for (int f = 0; f < nf_; ++f) {
@@ -517,6 +519,13 @@ void Pirls::clear_cross_products() {
   std::fill(xp_.rr_vals.begin(), xp_.rr_vals.end(), 0.0);
   std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
   if (xp_.CR.size() > 0) xp_.CR.setZero();
+}
+
+// Before a pass writes the working weights and responses: new arrays
+// where a pass state holds the last ones (instead of a copy in the state).
+void Pirls::unshare_linearisation() {
+  if (obs_w_.use_count() > 1) obs_w_ = std::make_shared<std::vector<double>>(d_.n);
+  if (obs_z_.use_count() > 1) obs_z_ = std::make_shared<std::vector<double>>(d_.n);
 }
 
 // Z b for the observations start .. start + len - 1, column by column.
@@ -793,6 +802,9 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
   const bool scalar = d_.blocks[0].q == 1 && nf_ == 0;
   const double* ef = eta_fixed_.data();
   const Index chunk = chunk_.rows();
+  unshare_linearisation();
+  std::vector<double>& obs_w = *obs_w_;
+  std::vector<double>& obs_z = *obs_z_;
   PassScratch s(chunk);
   PassSums sums;
   CompensatedSum yy;
@@ -818,8 +830,8 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
       if (!scalar_u_sums(start, len, s, sums, yy_chunk)) return kInf;
     } else {
       for (Index i = 0; i < len; ++i) {
-        obs_w_[start + i] = s.sw[i];
-        obs_z_[start + i] = s.zb[i] + s.wres[i];
+        obs_w[start + i] = s.sw[i];
+        obs_z[start + i] = s.zb[i] + s.wres[i];
       }
       for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);
       if (!chunk_sums(start, len, s, chunk_, 0, sums)) return kInf;
@@ -843,8 +855,8 @@ bool Pirls::scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums
   double* D = xp_.D1.data();
   double* C = xp_.C1.data();
   if (!chunk_deviance(start, len, s, sums)) return false;
-  double* w_out = obs_w_.data() + start;
-  double* z_out = obs_z_.data() + start;
+  double* w_out = obs_w_->data() + start;
+  double* z_out = obs_z_->data() + start;
   double wzz[2] = {};
   Index k = 0;
   for (; k + 2 <= len; k += 2)  // two running sums (see chunk_deviance)

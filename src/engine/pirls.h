@@ -55,8 +55,9 @@ struct PirlsPassState {
   std::vector<double> rr_diag, rr_vals, r1_vals;
   // u alone: each observation's working weight and working response, so
   // that a run at another beta can start from the linearisation at this
-  // linear predictor (Pirls::predict_from_state) instead of a pass.
-  std::vector<double> w, z;
+  // linear predictor (Pirls::predict_from_state) instead of a pass. Those
+  // the pass wrote, shared with the Pirls until its next pass (null: none).
+  std::shared_ptr<const std::vector<double>> w, z;
   unsigned long weights_key = 0;  // of its blocks of Z'WZ (BlockedCholesky::set_fill_key)
 };
 
@@ -141,6 +142,7 @@ class Pirls {
   template <class Kernel>
   double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
   void clear_cross_products();
+  void unshare_linearisation();
   void random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const;
   bool chunk_deviance(Index start, Index len, const PassScratch& s, PassSums& sums) const;
   bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
@@ -182,7 +184,9 @@ class Pirls {
   std::vector<Index> first_level_, first_coord_, diag_off_;
   std::vector<Eigen::MatrixXd> T_;
   Eigen::VectorXd eta_fixed_;     // u-only: offset + X beta
-  std::vector<double> obs_w_, obs_z_;  // u-only: working weights and responses of the last pass
+  // u-only: working weights and responses of the last pass; a pass state
+  // shares them, and the next pass then writes into new arrays.
+  std::shared_ptr<std::vector<double>> obs_w_, obs_z_;
   Eigen::VectorXd start_eta_;
   bool has_modes_ = false;
   Eigen::VectorXd beta_;
