@@ -120,8 +120,8 @@ struct Pirls::Candidate {
 };
 
 Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint,
-             std::shared_ptr<const OrderedRows> rows)
-    : d_(data), rows_(std::move(rows)), fam_(family), tpl_(templates), joint_(joint) {
+             const Pirls* same_data)
+    : d_(data), rows_(same_data ? same_data->rows_ : nullptr), fam_(family), tpl_(templates), joint_(joint) {
   std::shared_ptr<OrderedRows> made;
   if (!rows_ && d_.blocks.size() >= 2) rows_ = made = order_rows();
   if (rows_) d_ = rows_->view(data);
@@ -141,6 +141,7 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     find_ones_column();
   }
   sys_.reset(new BlockedCholesky(xp_, tpl_));
+  if (same_data) sys_->share_fill_scratch(*same_data->sys_);
   nf_ = static_cast<int>(d_.blocks.size()) - 1;
   std::vector<int> sec_q;
   Index lev = 0, coord = 0, doff = 0;

@@ -80,10 +80,11 @@ struct OrderedRows {
 class Pirls {
  public:
   // joint: beta and u together (nAGQ = 0); otherwise u alone, beta fixed.
-  // rows: the ordered rows of another Pirls on the same data (rows()), or
-  // null to make them.
+  // same_data: another Pirls on the same data and templates, whose ordered
+  // rows and factorisation scratch this one shares (it must outlive this
+  // one); null: its own.
   Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint,
-        std::shared_ptr<const OrderedRows> rows = nullptr);
+        const Pirls* same_data = nullptr);
   Pirls(const Pirls&) = delete;
   Pirls& operator=(const Pirls&) = delete;
 
@@ -116,9 +117,6 @@ class Pirls {
   // random-effect column), so that theta / unit is the standard deviation
   // of the linear predictor that the entry contributes (theta_scales).
   const Eigen::VectorXd& theta_units() const { return theta_units_; }
-
-  // The rows this Pirls reads (null: the caller's data, in its order).
-  std::shared_ptr<const OrderedRows> rows() const { return rows_; }
 
   const Eigen::VectorXd& beta() const { return beta_; }
   const std::vector<Eigen::MatrixXd>& u() const { return u_; }
