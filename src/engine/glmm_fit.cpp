@@ -229,8 +229,9 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   const int nt = static_cast<int>(nt_);
   analytic_ = opt.n_agq == 1 &&
               (laplace_gradient_applies(d, fam, nt) || several_terms_laplace_gradient_applies(d, fam, nt));
-  // Stage 1 on its analytic gradient where every term is scalar (its
-  // criterion is the Laplace formula whatever nAGQ stage 2 uses).
+  // Stage 1 on its analytic gradient where the Laplace gradient applies
+  // (scalar or q x q terms; its criterion is the Laplace formula whatever
+  // nAGQ stage 2 uses).
   stage1_analytic_ = opt.n_agq >= 1 && stage1_gradient_applies(d, fam, nt);
 }
 
