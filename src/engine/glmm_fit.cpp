@@ -225,7 +225,7 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       laplace_(fam, 1, Eigen::VectorXd(), Eigen::VectorXd()),
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
-      uonly_(d, fam, tpl, false),
+      uonly_(d, fam, tpl, false, &joint_),
       several_terms_gradient_(d, fam_),
       laplace_partials_(laplace_partials(d, fam_, several_terms_gradient_)) {
   // Kept as they pass (last_partials_).
@@ -1088,7 +1088,7 @@ GlmmResult evaluate_glmm(const ModelData& d, const GlmFamily& fam, const std::ve
     res.at = r;
     res.criterion = criterion(joint, r);
   } else {
-    Pirls uonly(d, fam, tpl, false);
+    Pirls uonly(d, fam, tpl, false, &joint);
     uonly.set_u(joint.u());
     uonly.set_beta(beta);
     PirlsResult ru = uonly.run(theta, opt.pirls);
@@ -1129,7 +1129,7 @@ Eigen::VectorXd laplace_gradient_at(const ModelData& d, const GlmFamily& fam, co
   Pirls joint(d, fam, tpl, true);
   joint.set_start_eta(eta_start);
   if (!joint.run(theta, opt.pirls).ok) return g;
-  Pirls uonly(d, fam, tpl, false);
+  Pirls uonly(d, fam, tpl, false, &joint);
   uonly.set_u(joint.u());
   uonly.set_beta(beta);
   SeveralTermsLaplaceGradient gradient(d, fam);
