@@ -121,7 +121,7 @@ glmm <- function(formula, data, family = stats::binomial, nAGQ = 1L, weights = N
 report_unused_step <- function(fit, control) {
   if (identical(fit_optinfo(fit)$stage1_gradient, "analytic") && !identical(control$step_rel, formals(glmm_control)$step)) {
     mlm_warn(c("{.arg step} of {.fn glmm_control} is not used for this model.",
-               i = "Its first stage has the analytic gradient (scalar random-effect terms, canonical link) and takes no finite differences."),
+               i = "Its first stage has the analytic gradient (canonical link) and takes no finite differences."),
              c("mlmfit_warning_unused_argument", "mlmfit_warning_argument"))
   }
 }
@@ -133,10 +133,10 @@ report_unused_step <- function(fit, control) {
 #'   decrease it predicts for the deviance is below
 #'   `tolerance * (1 + |deviance|)`.
 #' @param step Relative step of the finite differences of the first stage,
-#'   where it has no analytic gradient (terms with several columns, links
-#'   other than the canonical logit and log). With scalar terms and a
-#'   canonical link the first stage uses its analytic gradient and a `step`
-#'   other than the default is reported as unused.
+#'   where it has no analytic gradient (links other than the canonical logit
+#'   and log, `nAGQ = 0`). With a canonical link the first stage uses its
+#'   analytic gradient and a `step` other than the default is reported as
+#'   unused.
 #' @param boundary_tol A variance parameter (diagonal entry of the relative
 #'   covariance factor, in units of 1 / root mean square of its random-effect
 #'   column) that ends below this is tried at zero and kept there when the

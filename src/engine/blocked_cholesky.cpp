@@ -122,7 +122,8 @@ void BlockedCholesky::choose_fill_method() {
   const bool dense_fits = dense_doubles <= std::max(4.0 * static_cast<double>(xp.r1_vals.size()), 1e6);
   if (dense_fits && 0.1 * dense_madds < 1.0 * pair_madds) {
     fill_ = FillMethod::dense;
-    Gd_.set_zero(xp.m, xp.k1 * xp.q1);
+    Gd_ = std::make_shared<AlignedMatrix>();
+    Gd_->set_zero(xp.m, xp.k1 * xp.q1);
     return;
   }
   fill_ = FillMethod::gather;
@@ -139,6 +140,14 @@ void BlockedCholesky::choose_fill_method() {
       by_sec_entry_[k] = e;
       by_sec_level_[k] = j;
     }
+}
+
+void BlockedCholesky::share_fill_scratch(const BlockedCholesky& other) {
+  if (fill_ != FillMethod::dense || other.fill_ != FillMethod::dense || Gd_ == other.Gd_) return;
+  if (xp_.m != other.xp_.m || xp_.k1 != other.xp_.k1 || xp_.q1 != other.xp_.q1 || xp_.r1_ptr != other.xp_.r1_ptr ||
+      xp_.r1_row != other.xp_.r1_row)
+    return;
+  Gd_ = other.Gd_;  // the same pattern: the entries outside it stay zero in both
 }
 
 double BlockedCholesky::flops_per_factor() const {
@@ -290,13 +299,14 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
       }
     }
     if (fill_ == FillMethod::dense) {
+      AlignedMatrix& Gd = *Gd_;
       for (Index j = 0; j < xp.k1; ++j)
         for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
           const Index s = xp.r1_row[e];
           const int q = xp.q_of(s);
           const double* G = LR1_.data() + xp.r1_off[e];
           for (int k = 0; k < q1; ++k)
-            for (int r = 0; r < q; ++r) Gd_(xp.sec_start[s] + r, j * q1 + k) = G[r + k * q];
+            for (int r = 0; r < q; ++r) Gd(xp.sec_start[s] + r, j * q1 + k) = G[r + k * q];
         }
     }
     if (use_cache && !cache_hit) {
@@ -447,7 +457,7 @@ void BlockedCholesky::subtract_fill_dense(double* S) {
   const CrossProducts& xp = xp_;
   const Index m = xp.m;
   if (fill_ == FillMethod::dense) {
-    dense::subtract_gram(S, m, Gd_.data(), Gd_.cols());
+    dense::subtract_gram(S, m, Gd_->data(), Gd_->cols());
     return;
   }
   const int q1 = xp.q1;
@@ -517,17 +527,40 @@ void BlockedCholesky::compute_all_q() const {
   q_all_.assign(xp.r1_vals.size(), 0.0);
   const AlignedMatrix& Sinv = sec_.dense_matrix();
   if (fill_ == FillMethod::dense) {
-    AlignedMatrix Qd;
-    Qd.set_zero(m, Gd_.cols());
-    dense::multiply(Sinv.data(), m, Gd_.data(), Gd_.cols(), Qd.data());
-    for (Index j = 0; j < xp.k1; ++j)
-      for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-        const Index s = xp.r1_row[e];
-        const int q = xp.q_of(s);
-        double* Q = q_all_.data() + xp.r1_off[e];
-        for (int k = 0; k < q1; ++k)
-          for (int r = 0; r < q; ++r) Q[r + k * q] = Qd(xp.sec_start[s] + r, j * q1 + k);
-      }
+    // S^{-1} L_R1' by blocks of 256 primary levels, each block of L_R1
+    // laid out dense from LR1_: two blocks in memory rather than two
+    // matrices as large as a dense L_R1. Each column is the same sum in the
+    // same order as in one product: the blocks start at multiples of 256
+    // q1 columns, where the kernel's column tiles start, and none is a
+    // single column (a matrix-vector product sums in another order) or
+    // small enough for Eigen's coefficient-wise product (m >= 16).
+    const Index levels_per_block = m >= 16 ? 256 : xp.k1;
+    const Index max_cols = std::min(xp.k1, levels_per_block + 1) * q1;
+    AlignedMatrix Gb, Qd;
+    Gb.set_zero(m, max_cols);
+    Qd.set_zero(m, max_cols);
+    for (Index j0 = 0, j1 = 0; j0 < xp.k1; j0 = j1) {
+      j1 = std::min(xp.k1, j0 + levels_per_block);
+      if ((xp.k1 - j1) * q1 == 1) j1 = xp.k1;
+      if (j0 > 0) Gb.set_zero();
+      for (Index j = j0; j < j1; ++j)
+        for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+          const Index s = xp.r1_row[e];
+          const int q = xp.q_of(s);
+          const double* G = LR1_.data() + xp.r1_off[e];
+          for (int k = 0; k < q1; ++k)
+            for (int r = 0; r < q; ++r) Gb(xp.sec_start[s] + r, (j - j0) * q1 + k) = G[r + k * q];
+        }
+      dense::multiply(Sinv.data(), m, Gb.data(), (j1 - j0) * q1, Qd.data());
+      for (Index j = j0; j < j1; ++j)
+        for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+          const Index s = xp.r1_row[e];
+          const int q = xp.q_of(s);
+          double* Q = q_all_.data() + xp.r1_off[e];
+          for (int k = 0; k < q1; ++k)
+            for (int r = 0; r < q; ++r) Q[r + k * q] = Qd(xp.sec_start[s] + r, (j - j0) * q1 + k);
+        }
+    }
   } else if (all_scalar_) {
     const Index* row = xp.r1_row.data();
     const double* G = LR1_.data();

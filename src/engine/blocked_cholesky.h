@@ -9,6 +9,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <memory>
 #include <vector>
 
 #include "cross_products.h"
@@ -44,6 +45,10 @@ class BlockedCholesky {
   // pass state at a theta that moves only the secondary terms, or beta;
   // a few are kept, for the primary T of a stencil of finite differences).
   void set_fill_key(unsigned long key) { fill_key_ = key; }
+  // The dense L_R1 of the dense fill method is scratch within factor():
+  // another system of the same design that never factors at the same time
+  // (the other Pirls of a GLMM fit) can hold the same one.
+  void share_fill_scratch(const BlockedCholesky& other);
 
   double log_det_L() const { return ld_L2_; }   // log |L_Z|^2
   double log_det_RX() const { return ld_RX2_; } // log |R_X|^2
@@ -158,7 +163,7 @@ class BlockedCholesky {
   // Gather: the entries of L_R1 by secondary level (ascending primary
   // level), each with its primary level.
   std::vector<Index> by_sec_ptr_, by_sec_entry_, by_sec_level_;
-  AlignedMatrix Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix
+  std::shared_ptr<AlignedMatrix> Gd_;  // dense method: L_R1 as an m x (k1 q1) matrix, within factor()
   unsigned long fill_key_ = 0;     // set_fill_key() for the next factor()
   // The fills kept (see set_fill_key()), most recently used first.
   struct CachedFill {

@@ -135,6 +135,7 @@ class GlmmFitter {
   bool settle_near_bound(Eigen::VectorXd& y);
   bool newton_descent(Eigen::VectorXd& y, double& f);
   Eigen::VectorXd stage2_steps() const;
+  Eigen::VectorXd stage1_curvature() const;
   OptimumControl optimum_control(bool polish) const;
   bool fail(const std::string& what);
 
@@ -154,6 +155,12 @@ class GlmmFitter {
   bool stage1_analytic_;   // stage 1 has the analytic gradient of stage1_gradient.h
   SeveralTermsLaplaceGradient several_terms_gradient_;  // that gradient for several factors
   LaplacePartials laplace_partials_;  // the Laplace gradient at fixed beta that stage 1's adds to
+  // The last of those partials and where: at the stage-1 optimum they are
+  // stage 2's gradient at its start (beta = beta1, u at the joint modes).
+  struct Partials {
+    Eigen::VectorXd theta, beta, g;
+  };
+  Partials last_partials_;
   int calls_ = 0;
   std::string last_pirls_message_;
   // The modes at the lowest criterion so far: every evaluation starts
@@ -185,6 +192,11 @@ class GlmmFitter {
     bool holds(const Eigen::VectorXd& x) const { return at.size() == x.size() && at == x; }
   };
   LastGradient grad1_, grad2_;
+  // What stage 1 learnt of its curvature, for whiten(): every analytic
+  // gradient it took, and the Hessian of its Newton polish (where it ran).
+  std::vector<LastGradient> stage1_gradients_;
+  LastGradient stage1_hessian_at_;
+  Eigen::MatrixXd stage1_hessian_;
 
   // Stage 1: theta in natural units, phi = theta / units.
   Eigen::VectorXd phi_;
@@ -215,10 +227,19 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       laplace_(fam, 1, Eigen::VectorXd(), Eigen::VectorXd()),
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
-      uonly_(d, fam, tpl, false),
+      uonly_(d, fam, tpl, false, &joint_),
       several_terms_gradient_(d, fam_),
       laplace_partials_(laplace_partials(d, fam_, several_terms_gradient_)) {
   pirls1_ = opt.pirls;
+  // Kept as they pass (last_partials_).
+  const LaplacePartials partials = laplace_partials_;
+  laplace_partials_ = [this, partials](const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
+                                       const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M, Eigen::VectorXd& g,
+                                       Eigen::VectorXd* half_score) {
+    const bool ok = partials(theta, beta, u, M, g, half_score);
+    last_partials_ = ok ? Partials{theta, beta, g} : Partials();
+    return ok;
+  };
   if (opt.n_agq > 1) {
     gauss_hermite(opt.n_agq, gz_, gw_);
     criterion_ = PirlsCriterion(fam, opt.n_agq, gz_, gw_);
@@ -232,8 +253,9 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
   const int nt = static_cast<int>(nt_);
   analytic_ = opt.n_agq == 1 &&
               (laplace_gradient_applies(d, fam, nt) || several_terms_laplace_gradient_applies(d, fam, nt));
-  // Stage 1 on its analytic gradient where every term is scalar (its
-  // criterion is the Laplace formula whatever nAGQ stage 2 uses).
+  // Stage 1 on its analytic gradient where the Laplace gradient applies
+  // (scalar or q x q terms; its criterion is the Laplace formula whatever
+  // nAGQ stage 2 uses).
   stage1_analytic_ = opt.n_agq >= 1 && stage1_gradient_applies(d, fam, nt);
 }
 
@@ -298,6 +320,7 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
   }
   if (ok) {
     g = gt.cwiseProduct(units_);
+    stage1_gradients_.push_back({phi, g});
   } else {
     int evals = 0;
     g = fd_gradient([this](const Eigen::VectorXd& t) { return stage1_criterion(t); }, phi, f, space_.lower,
@@ -341,7 +364,10 @@ bool GlmmFitter::stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen
   Eigen::VectorXd h(nt_);
   for (Eigen::Index i = 0; i < nt_; ++i) h[i] = 1e-3 * (std::fabs(phi[i]) + 0.1);
   central_differences([this](const Eigen::VectorXd& t) { return stage1_criterion(t); }, phi, f, h, g, H);
-  return g.allFinite() && H.allFinite();
+  if (!(g.allFinite() && H.allFinite())) return false;
+  stage1_hessian_at_ = {phi, g};
+  stage1_hessian_ = H;
+  return true;
 }
 
 // The criterion and its analytic gradient in y = (phi, gamma) (one more
@@ -356,7 +382,12 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   const Eigen::VectorXd x = to_x(y);
   const Eigen::VectorXd theta = x.head(nt_).cwiseProduct(units_);
   Eigen::VectorXd gx;
-  if (d_.blocks.size() == 1) {
+  if (opt_.n_agq == 1 && last_partials_.theta.size() == nt_ && last_partials_.theta == theta &&
+      last_partials_.beta.size() == p_ && last_partials_.beta == x.tail(p_)) {
+    // At the stage-1 optimum: the partials its gradient took there (u at
+    // the joint modes, which are the modes given beta1; no pass).
+    gx = last_partials_.g;
+  } else if (d_.blocks.size() == 1) {
     ++res_.pirls_passes;
     if (!laplace_gradient(d_, fam_, theta, x.tail(p_), uonly_.u()[0], gx)) return false;
   } else {
@@ -375,17 +406,18 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
 
 bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H,
                                     bool diagonal_only) {
-  if (analytic_ && !stage2_gradient(y, f, g)) return false;
-  if (!analytic_) f = stage2_criterion(y);
+  f = stage2_criterion(y);
   if (!std::isfinite(f)) return false;
   const Eigen::VectorXd h = stage2_steps();
   // After a Newton step of at most a thousandth of a standard error the
   // Hessian has not changed beyond its own accuracy, and the gradient is
-  // what the quadratic model predicts: no new differences.
+  // what the quadratic model predicts (to a millionth of a standard
+  // error's worth): no new differences, and no analytic gradient either.
   if (H_.rows() == y.size() && y_.size() == y.size() && ((y - y_).cwiseQuotient(h).cwiseAbs().maxCoeff() <= 0.2)) {
-    if (!analytic_) g = g_ + H_ * (y - y_);
+    g = g_ + H_ * (y - y_);
     H = H_;
   } else if (analytic_) {
+    if (!stage2_gradient(y, f, g)) return false;
     // Forward differences of the gradient: one (theta, beta) evaluation per
     // parameter instead of 2 per pair of parameters. The gradient is
     // accurate to the modes' convergence, far below the value's rounding,
@@ -797,6 +829,11 @@ bool GlmmFitter::theta_only_result() {
 // phi from the curvature of the stage-1 criterion along each axis.
 bool GlmmFitter::whiten() {
   last1_ = LastEvaluation();
+  if (anchor1_.have) {  // the modes at the lowest point: phi_ (or next to it, where a bound was taken)
+    joint_.set_u(anchor1_.u);
+    joint_.set_beta(anchor1_.beta);
+    joint_.set_start_state(anchor1_.state);
+  }
   PirlsResult r = joint_.run(phi_.cwiseProduct(units_), opt_.pirls);
   res_.pirls_passes += r.passes;
   if (!r.ok) {
@@ -808,7 +845,14 @@ bool GlmmFitter::whiten() {
   const Eigen::MatrixXd V1 = joint_.unscaled_vcov();
   phi_steps_.resize(nt_);
   phi_curv_.resize(nt_);
+  const Eigen::VectorXd known = stage1_curvature();
   for (Eigen::Index i = 0; i < nt_; ++i) {
+    if (std::isfinite(known[i])) {
+      const double se = known[i] > 1e-8 ? std::sqrt(2.0 / known[i]) : std::max(0.1, std::fabs(phi_[i]));
+      phi_steps_[i] = 5e-3 * se;
+      phi_curv_[i] = 2.0 / (se * se);
+      continue;
+    }
     const double h = 1e-3 * (std::fabs(phi_[i]) + 0.1);
     Eigen::VectorXd t = phi_;
     t[i] = phi_[i] + h;
@@ -828,6 +872,65 @@ bool GlmmFitter::whiten() {
   }
   anchor2_ = {true, kInf, u1, Eigen::VectorXd(), nullptr};
   return true;
+}
+
+// The curvature of the stage-1 criterion along each axis at phi_ from what
+// stage 1 already computed (NaN where it does not tell): the diagonal of
+// its polish's Hessian where that was taken at phi_; else the symmetric
+// matrix that best reproduces the differences of its analytic gradients
+// between phi_ and the points it visited within a natural unit and not
+// closer than the second differences' step (least squares, each pair
+// weighted by the inverse square of its distance: the nearest tell most
+// of the curvature at phi_), where they span every
+// direction and its diagonal is positive. On crossed binomial and Poisson
+// fits of 2e5 rows it is within 25% of the second differences of the
+// values that it replaces (two evaluations per axis): it only sets
+// difference steps and the quasi-Newton start.
+Eigen::VectorXd GlmmFitter::stage1_curvature() const {
+  Eigen::VectorXd c = Eigen::VectorXd::Constant(nt_, std::numeric_limits<double>::quiet_NaN());
+  if (stage1_hessian_at_.holds(phi_)) return stage1_hessian_.diagonal();
+  const LastGradient* at = nullptr;
+  for (const LastGradient& p : stage1_gradients_)
+    if (p.holds(phi_)) at = &p;
+  if (at == nullptr) return c;
+  // Unknowns: the lower triangle of H, column by column.
+  const Eigen::Index nu = nt_ * (nt_ + 1) / 2;
+  std::vector<Eigen::VectorXd> rows;
+  std::vector<double> rhs;
+  // Pairs closer than the second differences' step would divide the
+  // gradients' convergence error by a tiny distance.
+  const double closest = 1e-3 * (phi_.cwiseAbs().maxCoeff() + 0.1);
+  for (const LastGradient& p : stage1_gradients_) {
+    const Eigen::VectorXd sv = p.at - phi_;
+    const double dist = sv.norm();
+    if (!(dist >= closest) || sv.cwiseAbs().maxCoeff() > 1.0) continue;
+    const Eigen::VectorXd yv = p.g - at->g;
+    for (Eigen::Index i = 0; i < nt_; ++i) {
+      Eigen::VectorXd row = Eigen::VectorXd::Zero(nu);
+      for (Eigen::Index j = 0; j < nt_; ++j) {
+        const Eigen::Index a = std::min(i, j), b = std::max(i, j);
+        row[a * nt_ - a * (a - 1) / 2 + (b - a)] += sv[j] / dist;
+      }
+      rows.push_back(row);
+      rhs.push_back(yv[i] / dist);
+    }
+  }
+  if (static_cast<Eigen::Index>(rows.size()) < nu) return c;
+  Eigen::MatrixXd A(static_cast<Eigen::Index>(rows.size()), nu);
+  Eigen::VectorXd bv(A.rows());
+  for (Eigen::Index k = 0; k < A.rows(); ++k) {
+    A.row(k) = rows[static_cast<std::size_t>(k)].transpose();
+    bv[k] = rhs[static_cast<std::size_t>(k)];
+  }
+  Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(A);
+  qr.setThreshold(1e-6);
+  if (qr.rank() < nu) return c;
+  const Eigen::VectorXd h = qr.solve(bv);
+  for (Eigen::Index i = 0; i < nt_; ++i) {
+    const double hii = h[i * nt_ - i * (i - 1) / 2];
+    if (std::isfinite(hii) && hii > 0.0) c[i] = hii;
+  }
+  return c;
 }
 
 // Stage 2: theta and beta together, u at its conditional mode, on the
@@ -1010,7 +1113,7 @@ GlmmResult evaluate_glmm(const ModelData& d, const GlmFamily& fam, const std::ve
     res.at = r;
     res.criterion = criterion(joint, r);
   } else {
-    Pirls uonly(d, fam, tpl, false);
+    Pirls uonly(d, fam, tpl, false, &joint);
     uonly.set_u(joint.u());
     uonly.set_beta(beta);
     PirlsResult ru = uonly.run(theta, opt.pirls);
@@ -1051,7 +1154,7 @@ Eigen::VectorXd laplace_gradient_at(const ModelData& d, const GlmFamily& fam, co
   Pirls joint(d, fam, tpl, true);
   joint.set_start_eta(eta_start);
   if (!joint.run(theta, opt.pirls).ok) return g;
-  Pirls uonly(d, fam, tpl, false);
+  Pirls uonly(d, fam, tpl, false, &joint);
   uonly.set_u(joint.u());
   uonly.set_beta(beta);
   SeveralTermsLaplaceGradient gradient(d, fam);

@@ -11,8 +11,8 @@
 // three steps. With a canonical link the Laplace deviance has an analytic
 // gradient (laplace_gradient.h): then quasi-Newton steps on it, and the
 // Hessian from differences of the gradient (one evaluation per parameter
-// instead of 2 per pair). With scalar terms (one or several) and a
-// canonical link stage 1 has an analytic gradient too (stage1_gradient.h):
+// instead of 2 per pair). With a canonical link (scalar or q x q terms,
+// one factor or several) stage 1 has an analytic gradient too (stage1_gradient.h):
 // quasi-Newton steps on it instead of central differences. Both
 // stages end with the rules of optimum.h (boundary rule,
 // probes for a better basin, Newton polish, convergence check, new starts),

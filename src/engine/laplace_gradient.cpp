@@ -102,7 +102,8 @@ namespace {
 // and d/dbeta += VX - C'K V (du/dbeta = -M^{-1} T'C), plus X's overall.
 template <int Q>
 bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
-                         const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient) {
+                         const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient,
+                         Eigen::VectorXd* half_score) {
   using Mat = Eigen::Matrix<double, Q == 0 ? Eigen::Dynamic : Q, Q == 0 ? Eigen::Dynamic : Q>;
   using Vec = Eigen::Matrix<double, Q == 0 ? Eigen::Dynamic : Q, 1>;
   const FactorBlock& F = d.blocks[0];
@@ -193,6 +194,11 @@ bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::
     const Eigen::Map<const Eigen::VectorXd> Kv(K.data(), qq);
     g.tail(p) += Z2X.transpose() * Kv - C.transpose() * (K * V);
   }
+  if (half_score) {
+    half_score->resize(k * q);
+    for (Index j = 0; j < k; ++j)
+      for (int r = 0; r < q; ++r) (*half_score)[j * q + r] = 0.5 * acc[j * width + oR + r];
+  }
   gradient = g;
   return gradient.allFinite();
 }
@@ -200,12 +206,13 @@ bool one_factor_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::
 }  // namespace
 
 bool laplace_gradient(const ModelData& d, const GlmFamily& fam, const Eigen::VectorXd& theta,
-                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient) {
+                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient,
+                      Eigen::VectorXd* half_score) {
   switch (d.blocks[0].q) {
-    case 1: return one_factor_gradient<1>(d, fam, theta, beta, u, gradient);
-    case 2: return one_factor_gradient<2>(d, fam, theta, beta, u, gradient);
-    case 3: return one_factor_gradient<3>(d, fam, theta, beta, u, gradient);
-    default: return one_factor_gradient<0>(d, fam, theta, beta, u, gradient);
+    case 1: return one_factor_gradient<1>(d, fam, theta, beta, u, gradient, half_score);
+    case 2: return one_factor_gradient<2>(d, fam, theta, beta, u, gradient, half_score);
+    case 3: return one_factor_gradient<3>(d, fam, theta, beta, u, gradient, half_score);
+    default: return one_factor_gradient<0>(d, fam, theta, beta, u, gradient, half_score);
   }
 }
 
@@ -213,53 +220,38 @@ bool several_terms_laplace_gradient_applies(const ModelData& d, const GlmFamily&
   return canonical_link(fam) && d.blocks.size() >= 2 && templates_cover_theta(d, n_theta);
 }
 
-// Where each factor's coordinates sit in M, and the places of theta in the
-// T's: position (factor f, row r, column c) of T_f holds theta_t.
-struct TermLayout {
-  struct Place {
-    int f, r, c, t;
-  };
-  int nb = 0, width_q = 0;      // factors; sum of their q (an observation's coordinates)
-  std::vector<int> q, off;      // per factor: q and its first place among width_q
-  std::vector<Index> sec_first; // per factor: its first secondary level (factor 0: unused)
-  std::vector<Place> places;
-  std::vector<Eigen::MatrixXd> T;
-  Eigen::Index n_theta = 0;
-
-  // False where M's cross-products do not hold these factors.
-  bool set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta) {
-    nb = static_cast<int>(d.blocks.size());
-    n_theta = theta.size();
-    if (xp.k1 != d.blocks[0].n_levels || xp.q1 != d.blocks[0].q || static_cast<int>(xp.sec_levels.size()) != nb - 1)
-      return false;
-    q.resize(nb);
-    off.resize(nb);
-    sec_first.assign(nb, 0);
-    std::vector<CovTemplate> tpl;
-    Index s = 0;
-    for (int f = 0; f < nb; ++f) {
-      const FactorBlock& F = d.blocks[f];
-      if (f > 0) {
-        if (xp.sec_levels[f - 1] != F.n_levels || xp.sec_q[f - 1] != F.q) return false;
-        sec_first[f] = s;
-        s += F.n_levels;
-      }
-      q[f] = F.q;
-      off[f] = width_q;
-      width_q += F.q;
-      tpl.push_back(F.cov);
-      for (int c = 0; c < F.q; ++c)
-        for (int r = c; r < F.q; ++r) {
-          const int t = F.cov.theta_index[r + c * F.q];
-          if (t >= 0) places.push_back({f, r, c, t});
-        }
+bool TermLayout::set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta) {
+  nb = static_cast<int>(d.blocks.size());
+  n_theta = theta.size();
+  if (xp.k1 != d.blocks[0].n_levels || xp.q1 != d.blocks[0].q || static_cast<int>(xp.sec_levels.size()) != nb - 1)
+    return false;
+  q.resize(nb);
+  off.resize(nb);
+  sec_first.assign(nb, 0);
+  std::vector<CovTemplate> tpl;
+  Index s = 0;
+  for (int f = 0; f < nb; ++f) {
+    const FactorBlock& F = d.blocks[f];
+    if (f > 0) {
+      if (xp.sec_levels[f - 1] != F.n_levels || xp.sec_q[f - 1] != F.q) return false;
+      sec_first[f] = s;
+      s += F.n_levels;
     }
-    T.resize(nb);
-    for (int f = 0; f < nb; ++f) T[f] = Eigen::MatrixXd::Zero(q[f], q[f]);
-    fill_relative_factors(tpl, theta, T);
-    return true;
+    q[f] = F.q;
+    off[f] = width_q;
+    width_q += F.q;
+    tpl.push_back(F.cov);
+    for (int c = 0; c < F.q; ++c)
+      for (int r = c; r < F.q; ++r) {
+        const int t = F.cov.theta_index[r + c * F.q];
+        if (t >= 0) places.push_back({f, r, c, t});
+      }
   }
-};
+  T.resize(nb);
+  for (int f = 0; f < nb; ++f) T[f] = Eigen::MatrixXd::Zero(q[f], q[f]);
+  fill_relative_factors(tpl, theta, T);
+  return true;
+}
 
 namespace {
 
@@ -276,7 +268,6 @@ struct TermRows {
   void load(const ModelData& d, const CrossProducts& xp, const TermLayout& L, const Eigen::VectorXd& beta,
             const std::vector<Eigen::MatrixXd>& u, Index start, Index len) {
     fixed_eta(d, beta, start, len, eta.data());
-    const Index n1 = xp.k1 * xp.q1;
     for (int f = 0; f < L.nb; ++f) {
       const FactorBlock& F = d.blocks[f];
       const int q = L.q[f], o = L.off[f];
@@ -285,7 +276,7 @@ struct TermRows {
       for (Index i = 0; i < len; ++i) {
         const Index l = F.codes[start + i] - F.code_base;
         level[i * L.nb + f] = l;
-        coord[i * L.nb + f] = f == 0 ? l * q : n1 + xp.sec_start[L.sec_first[f] + l];
+        coord[i * L.nb + f] = L.coordinate(xp, f, l);
         double* zi = z.data() + i * L.width_q + o;
         double* ai = a.data() + i * L.width_q + o;
         for (int r = 0; r < q; ++r) zi[r] = F.cols[r] ? F.cols[r][start + i] : 1.0;
@@ -481,7 +472,8 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
 // The checks both cases share, then the case.
 bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
                                              const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                             Eigen::VectorXd& gradient) {
+                                             Eigen::VectorXd& gradient, Eigen::VectorXd* half_score) {
+  if (half_score) half_score->resize(0);
   const CrossProducts& xp = M.cross_products();
   TermLayout L;
   if (!M.holds_factor() || static_cast<int>(u.size()) != static_cast<int>(d_.blocks.size()) ||
@@ -500,7 +492,7 @@ bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const
     scalar = scalar && !seen[P.t];
     seen[P.t] = true;
   }
-  return scalar ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient);
+  return scalar ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient, half_score);
 }
 
 // With A = Z'WZ, E_t = dLambda/dtheta_t (the places of theta_t in the T's,
@@ -514,7 +506,7 @@ bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const
 // the sums with M^{-1}; each pass streams the data by chunks of rows.
 bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen::VectorXd& beta,
                                                const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                               Eigen::VectorXd& gradient) {
+                                               Eigen::VectorXd& gradient, Eigen::VectorXd* half_score) {
   const ModelData& d = d_;
   const GlmFamily& fam = fam_;
   const CrossProducts& xp = M.cross_products();
@@ -535,6 +527,7 @@ bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen:
   // Pass 1: s'Z E u and X's into g; per coordinate of M (row-major) the
   // right-hand sides E'Z's / 2 + Lambda'A E u and Lambda'Z'WX.
   std::vector<double> rhs(static_cast<std::size_t>(nz * width), 0.0);
+  if (half_score) half_score->setZero(nz);
   for (Index start = 0; start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     if (!load_chunk(start, len)) return false;
@@ -562,6 +555,7 @@ bool SeveralTermsLaplaceGradient::vector_terms(const TermLayout& L, const Eigen:
           const double wa = w[i] * ai[L.off[f] + r];
           double* row = rhs.data() + (co[f] + r) * width;
           for (int k = 0; k < width; ++k) row[k] += wa * dz[k];
+          if (half_score) (*half_score)[co[f] + r] += 0.5 * s[i] * zi[L.off[f] + r];
         }
     }
   }

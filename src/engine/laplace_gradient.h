@@ -39,16 +39,38 @@ bool laplace_gradient_applies(const ModelData& data, const GlmFamily& family, in
 // parametrisation, Lambda = I (x) T), beta, and u the conditional modes
 // there (q x levels); false where a mean leaves the family's domain. M is
 // block diagonal (q x q per level): every term is a sum per level of
-// moments of the level's observations accumulated in one pass.
+// moments of the level's observations accumulated in one pass. With
+// half_score, also Z's / 2 (s = d dev / d eta; per coordinate of M, q per
+// level) from the same pass: stage 1's gradient needs it.
 bool laplace_gradient(const ModelData& data, const GlmFamily& family, const Eigen::VectorXd& theta,
-                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient);
+                      const Eigen::VectorXd& beta, const Eigen::MatrixXd& u, Eigen::VectorXd& gradient,
+                      Eigen::VectorXd* half_score = nullptr);
 
 // Does SeveralTermsLaplaceGradient apply: several grouping factors
 // (each with q columns, T lower triangular, every entry of theta in one or
 // more places of the T's), a canonical link of a family without dispersion.
 bool several_terms_laplace_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
-struct TermLayout;  // laplace_gradient.cpp: the factors' coordinates in M and the places of theta
+// Where each factor's coordinates sit in M, and the places of theta in the
+// T's: position (factor f, row r, column c) of T_f holds theta_t.
+struct TermLayout {
+  struct Place {
+    int f, r, c, t;
+  };
+  int nb = 0, width_q = 0;       // factors; sum of their q (an observation's coordinates)
+  std::vector<int> q, off;       // per factor: q and its first place among width_q
+  std::vector<Index> sec_first;  // per factor: its first secondary level (factor 0: unused)
+  std::vector<Place> places;
+  std::vector<Eigen::MatrixXd> T;
+  Eigen::Index n_theta = 0;
+
+  // False where M's cross-products do not hold these factors.
+  bool set_up(const ModelData& d, const CrossProducts& xp, const Eigen::VectorXd& theta);
+  // The first coordinate in M of level l of factor f.
+  Index coordinate(const CrossProducts& xp, int f, Index l) const {
+    return f == 0 ? l * q[0] : xp.k1 * xp.q1 + xp.sec_start[sec_first[f] + l];
+  }
+};
 
 // The same gradient for several grouping factors. One per fit: it keeps,
 // from its first call, where each observation's pair of levels (primary,
@@ -61,9 +83,10 @@ class SeveralTermsLaplaceGradient {
   // levels, as Pirls::u()), with M the system that PIRLS factored at the
   // weights of those modes (its selected inverse overwrites the factor).
   // False where a mean leaves the family's domain or M does not match the
-  // data.
+  // data. With half_score and any q x q block, also Z's / 2 per coordinate
+  // of M from the first pass (left empty for scalar terms).
   bool operator()(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                  BlockedCholesky& M, Eigen::VectorXd& gradient);
+                  BlockedCholesky& M, Eigen::VectorXd& gradient, Eigen::VectorXd* half_score = nullptr);
 
  private:
   bool find_pairs(const CrossProducts& xp);
@@ -75,7 +98,7 @@ class SeveralTermsLaplaceGradient {
                     BlockedCholesky& M, Eigen::VectorXd& gradient);
   // Any q x q blocks.
   bool vector_terms(const TermLayout& layout, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                    BlockedCholesky& M, Eigen::VectorXd& gradient);
+                    BlockedCholesky& M, Eigen::VectorXd& gradient, Eigen::VectorXd* half_score);
 
   const ModelData& d_;
   const GlmFamily& fam_;

@@ -119,9 +119,12 @@ struct Pirls::Candidate {
   Candidate(std::size_t factors, const Eigen::VectorXd& beta0) : u(factors), b(factors), beta(beta0) {}
 };
 
-Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint)
-    : d_(data), fam_(family), tpl_(templates), joint_(joint) {
-  order_rows();
+Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint,
+             const Pirls* same_data)
+    : d_(data), rows_(same_data ? same_data->rows_ : nullptr), fam_(family), tpl_(templates), joint_(joint) {
+  std::shared_ptr<OrderedRows> made;
+  if (!rows_ && d_.blocks.size() >= 2) rows_ = made = order_rows();
+  if (rows_) d_ = rows_->view(data);
   // The sparsity pattern of the cross-products depends on the design only:
   // form it once (unit weights), then refill the values in every pass.
   ModelData pattern = d_;
@@ -138,6 +141,7 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     find_ones_column();
   }
   sys_.reset(new BlockedCholesky(xp_, tpl_));
+  if (same_data) sys_->share_fill_scratch(*same_data->sys_);
   nf_ = static_cast<int>(d_.blocks.size()) - 1;
   std::vector<int> sec_q;
   Index lev = 0, coord = 0, doff = 0;
@@ -152,7 +156,11 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     doff += F.n_levels * F.q * F.q;
   }
   layout_ = ScatterLayout(d_.blocks[0].q, sec_q, p);
-  find_secondary_positions();
+  if (made) find_secondary_positions(*made);
+  if (rows_) {
+    r1_pos_ = rows_->r1_pos.data();
+    rr_pos_ = rows_->rr_pos.data();
+  }
   T_.resize(tpl_.size());
   u_.resize(tpl_.size());
   for (std::size_t f = 0; f < tpl_.size(); ++f) {
@@ -160,10 +168,10 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
     u_[f].setZero(tpl_[f].q, d_.blocks[f].n_levels);
   }
   beta_.setZero(d_.p);
-  eta_fixed_.setZero(d_.n);
   if (!joint_) {
-    obs_w_.resize(d_.n);
-    obs_z_.resize(d_.n);
+    eta_fixed_.setZero(d_.n);
+    obs_w_ = std::make_shared<std::vector<double>>(d_.n);
+    obs_z_ = std::make_shared<std::vector<double>>(d_.n);
   }
   chunk_.resize(joint_ ? 1024 : 4096, p + 1);
 }
@@ -174,51 +182,68 @@ Pirls::Pirls(const ModelData& data, const GlmFamily& family, const std::vector<C
 // Rows in the order of their primary level, then of their secondary
 // levels (stable counting sorts, last key first), visit those blocks in
 // the order they are stored. Only sums change order; start values come
-// in and the linear predictor goes out in the data's order.
-void Pirls::order_rows() {
+// in and the linear predictor goes out in the data's order. The order is
+// kept in 4 bytes a row; data of 2^32 rows or more keep their own order.
+std::shared_ptr<OrderedRows> Pirls::order_rows() const {
+  auto rows = std::make_shared<OrderedRows>();
   const Index n = d_.n;
-  if (d_.blocks.size() < 2 || n == 0) return;
-  row_order_.resize(n);
-  for (Index i = 0; i < n; ++i) row_order_[i] = i;
-  std::vector<Index> next, sorted(n);
+  if (n == 0 || n > static_cast<Index>(UINT32_MAX)) return rows;
+  std::vector<std::uint32_t>& order = rows->order;
+  order.resize(n);
+  for (Index i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+  std::vector<Index> next;
+  std::vector<std::uint32_t> sorted(n);
   for (std::size_t f = d_.blocks.size(); f-- > 0;) {
     const FactorBlock& F = d_.blocks[f];
     next.assign(F.n_levels + 1, 0);
     for (Index i = 0; i < n; ++i) ++next[F.codes[i] - F.code_base + 1];
     for (Index l = 0; l < F.n_levels; ++l) next[l + 1] += next[l];
     for (Index k = 0; k < n; ++k) {
-      const Index i = row_order_[k];
+      const std::uint32_t i = order[k];
       sorted[next[F.codes[i] - F.code_base]++] = i;
     }
-    row_order_.swap(sorted);
+    order.swap(sorted);
   }
-  auto gather = [&](const double* src, std::vector<double>& out, Index cols) -> const double* {
-    if (!src) return nullptr;
+  sorted = std::vector<std::uint32_t>();
+  auto gather = [&](const double* src, std::vector<double>& out, Index cols) {
+    if (!src) return;
     out.resize(static_cast<std::size_t>(n) * cols);
     for (Index c = 0; c < cols; ++c)
-      for (Index k = 0; k < n; ++k) out[c * n + k] = src[c * n + row_order_[k]];
-    return out.data();
+      for (Index k = 0; k < n; ++k) out[c * n + k] = src[c * n + order[k]];
   };
-  d_.X = gather(d_.X, own_X_, d_.p);
-  d_.y = gather(d_.y, own_y_, 1);
-  d_.weights = gather(d_.weights, own_weights_, 1);
-  d_.offset = gather(d_.offset, own_offset_, 1);
-  own_codes_.resize(d_.blocks.size());
-  std::size_t n_cols = 0;
-  for (const FactorBlock& F : d_.blocks)
-    for (const double* col : F.cols) n_cols += col != nullptr;
-  own_cols_.reserve(n_cols);  // the copies' addresses stay put
+  gather(d_.X, rows->X, d_.p);
+  gather(d_.y, rows->y, 1);
+  gather(d_.weights, rows->weights, 1);
+  gather(d_.offset, rows->offset, 1);
+  rows->codes.resize(d_.blocks.size());
   for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
-    FactorBlock& F = d_.blocks[f];
-    own_codes_[f].resize(n);
-    for (Index k = 0; k < n; ++k) own_codes_[f][k] = F.codes[row_order_[k]];
-    F.codes = own_codes_[f].data();
-    for (const double*& col : F.cols) {
+    const FactorBlock& F = d_.blocks[f];
+    rows->codes[f].resize(n);
+    for (Index k = 0; k < n; ++k) rows->codes[f][k] = F.codes[order[k]];
+    for (const double* col : F.cols) {
       if (!col) continue;
-      own_cols_.emplace_back();
-      col = gather(col, own_cols_.back(), 1);
+      rows->cols.emplace_back();
+      gather(col, rows->cols.back(), 1);
     }
   }
+  return rows;
+}
+
+ModelData OrderedRows::view(const ModelData& data) const {
+  ModelData d = data;
+  if (order.empty()) return d;
+  auto copy_of = [](const double* src, const std::vector<double>& copy) { return src ? copy.data() : nullptr; };
+  d.X = copy_of(data.X, X);
+  d.y = copy_of(data.y, y);
+  d.weights = copy_of(data.weights, weights);
+  d.offset = copy_of(data.offset, offset);
+  std::size_t c = 0;
+  for (std::size_t f = 0; f < d.blocks.size(); ++f) {
+    d.blocks[f].codes = codes[f].data();
+    for (const double*& col : d.blocks[f].cols)
+      if (col) col = cols[c++].data();
+  }
+  return d;
 }
 
 // Centring X by constants is an exact reparametrisation that keeps X'WX
@@ -269,12 +294,14 @@ void Pirls::set_ridge() {
 
 // Where each observation's contributions to the off-diagonal blocks of
 // Z'WZ live in the fixed pattern (found once by binary search).
-void Pirls::find_secondary_positions() {
+void Pirls::find_secondary_positions(OrderedRows& rows) const {
   if (nf_ <= 0) return;
   const Index n = d_.n;
   const int npairs = nf_ * (nf_ - 1) / 2;
-  r1_pos_.assign(static_cast<std::size_t>(n) * nf_, 0);
-  rr_pos_.assign(static_cast<std::size_t>(n) * npairs, 0);
+  std::vector<Index>& r1_pos = rows.r1_pos;
+  std::vector<Index>& rr_pos = rows.rr_pos;
+  r1_pos.assign(static_cast<std::size_t>(n) * nf_, 0);
+  rr_pos.assign(static_cast<std::size_t>(n) * npairs, 0);
   const FactorBlock& F1 = d_.blocks[0];
   std::vector<Index> lev(nf_);
   for (Index obs = 0; obs < n; ++obs) {
@@ -285,7 +312,7 @@ void Pirls::find_secondary_positions() {
       auto first = xp_.r1_row.begin() + xp_.r1_ptr[j];
       auto last = xp_.r1_row.begin() + xp_.r1_ptr[j + 1];
       auto it = std::lower_bound(first, last, lev[f]);
-      r1_pos_[obs * nf_ + f] = xp_.r1_off[it - xp_.r1_row.begin()];
+      r1_pos[obs * nf_ + f] = xp_.r1_off[it - xp_.r1_row.begin()];
       for (int g = 0; g < f; ++g) {
         // rr entries are ordered by (col, row); this block is (row lev[f], col lev[g]).
         Index lo = 0, hi = static_cast<Index>(xp_.rr_row.size());
@@ -297,7 +324,7 @@ void Pirls::find_secondary_positions() {
           else
             hi = mid;
         }
-        rr_pos_[obs * npairs + secondary_pair_index(f, g)] = xp_.rr_off[lo];
+        rr_pos[obs * npairs + secondary_pair_index(f, g)] = xp_.rr_off[lo];
       }
     }
   }
@@ -305,8 +332,8 @@ void Pirls::find_secondary_positions() {
 
 void Pirls::set_start_eta(const Eigen::VectorXd& eta) {
   start_eta_ = eta;
-  if (!row_order_.empty() && eta.size() == d_.n)
-    for (Index k = 0; k < d_.n; ++k) start_eta_[k] = eta[row_order_[k]];
+  if (rows_ && !rows_->order.empty() && eta.size() == d_.n)
+    for (Index k = 0; k < d_.n; ++k) start_eta_[k] = eta[rows_->order[k]];
   has_modes_ = false;
   xp_at_modes_ = false;
 }
@@ -370,8 +397,8 @@ bool Pirls::restore_start_state(double& dev, bool& predicted) {
   const PirlsPassState* s = start_state_.get();
   if (!s || s->b.size() != u_.size() || s->XX.rows() != xp_.XX.rows() || s->D1.size() != xp_.D1.size()) return false;
   if (!joint_ && s->beta != beta_) {
-    predicted = s->beta.size() == beta_.size() && s->w.size() == static_cast<std::size_t>(d_.n) &&
-                s->z.size() == static_cast<std::size_t>(d_.n);
+    predicted = s->beta.size() == beta_.size() && s->w && s->w->size() == static_cast<std::size_t>(d_.n) && s->z &&
+                s->z->size() == static_cast<std::size_t>(d_.n);
     if (!predicted) return false;
   }
   for (std::size_t f = 0; f < T_.size(); ++f)
@@ -413,6 +440,8 @@ bool Pirls::predict_from_state(const PirlsPassState& s) {
   const Eigen::VectorXd dbeta = beta_ - s.beta;
   const FactorBlock& F1 = d_.blocks[0];
   const int q1 = F1.q;
+  const std::vector<double>& sw = *s.w;
+  const std::vector<double>& sz = *s.z;
   CompensatedSum zz;
   constexpr Index chunk = 4096;
   std::vector<double> t(chunk);
@@ -428,14 +457,14 @@ bool Pirls::predict_from_state(const PirlsPassState& s) {
     double big = 0.0, zz_chunk = 0.0;
     for (Index i = 0; i < len; ++i) {
       big = std::max(big, std::fabs(t[i]));
-      const double r = s.z[start + i] - t[i];
-      zz_chunk += s.w[start + i] * r * r;
+      const double r = sz[start + i] - t[i];
+      zz_chunk += sw[start + i] * r * r;
     }
     if (!(big < 1.0)) return false;
     zz.add(zz_chunk);
     for (Index i = 0; i < len; ++i) {
       const Index obs = start + i;
-      const double wt = s.w[obs] * t[i];
+      const double wt = sw[obs] * t[i];
       double* C = xp_.C1.data() + (F1.codes[obs] - F1.code_base) * q1;
       for (int a = 0; a < q1; ++a) C[a] -= wt * (F1.cols[a] ? F1.cols[a][obs] : 1.0);
       for (int f = 0; f < nf_; ++f) {
@@ -491,6 +520,13 @@ void Pirls::clear_cross_products() {
   std::fill(xp_.rr_vals.begin(), xp_.rr_vals.end(), 0.0);
   std::fill(xp_.r1_vals.begin(), xp_.r1_vals.end(), 0.0);
   if (xp_.CR.size() > 0) xp_.CR.setZero();
+}
+
+// Before a pass writes the working weights and responses: new arrays
+// where a pass state holds the last ones (instead of a copy in the state).
+void Pirls::unshare_linearisation() {
+  if (obs_w_.use_count() > 1) obs_w_ = std::make_shared<std::vector<double>>(d_.n);
+  if (obs_z_.use_count() > 1) obs_z_ = std::make_shared<std::vector<double>>(d_.n);
 }
 
 // Z b for the observations start .. start + len - 1, column by column.
@@ -630,11 +666,11 @@ void Pirls::scatter_chunk_scalar_terms(Index start, Index len, const std::vector
       for (Index i = 0; i < len; ++i) CR[static_cast<Index>(codes[i] - base) * P + c] += zf[i] * Bc[i];
     }
     double* r1 = xp_.r1_vals.data();
-    const Index* pos = r1_pos_.data() + start * nf_ + f;
+    const Index* pos = r1_pos_ + start * nf_ + f;
     for (Index i = 0; i < len; ++i) r1[pos[i * nf_]] += zf[i] * z1[i];
     for (int h = 0; h < f; ++h) {
       const double* zh = z_of(h + 1);
-      const Index* rpos = rr_pos_.data() + start * npairs + secondary_pair_index(f, h);
+      const Index* rpos = rr_pos_ + start * npairs + secondary_pair_index(f, h);
       for (Index i = 0; i < len; ++i) xp_.rr_vals[rpos[i * npairs]] += zf[i] * zh[i];
     }
   }
@@ -767,6 +803,9 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
   const bool scalar = d_.blocks[0].q == 1 && nf_ == 0;
   const double* ef = eta_fixed_.data();
   const Index chunk = chunk_.rows();
+  unshare_linearisation();
+  std::vector<double>& obs_w = *obs_w_;
+  std::vector<double>& obs_z = *obs_z_;
   PassScratch s(chunk);
   PassSums sums;
   CompensatedSum yy;
@@ -792,8 +831,8 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
       if (!scalar_u_sums(start, len, s, sums, yy_chunk)) return kInf;
     } else {
       for (Index i = 0; i < len; ++i) {
-        obs_w_[start + i] = s.sw[i];
-        obs_z_[start + i] = s.zb[i] + s.wres[i];
+        obs_w[start + i] = s.sw[i];
+        obs_z[start + i] = s.zb[i] + s.wres[i];
       }
       for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);
       if (!chunk_sums(start, len, s, chunk_, 0, sums)) return kInf;
@@ -817,8 +856,8 @@ bool Pirls::scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums
   double* D = xp_.D1.data();
   double* C = xp_.C1.data();
   if (!chunk_deviance(start, len, s, sums)) return false;
-  double* w_out = obs_w_.data() + start;
-  double* z_out = obs_z_.data() + start;
+  double* w_out = obs_w_->data() + start;
+  double* z_out = obs_z_->data() + start;
   double wzz[2] = {};
   Index k = 0;
   for (; k + 2 <= len; k += 2)  // two running sums (see chunk_deviance)
@@ -1190,9 +1229,9 @@ Eigen::VectorXd Pirls::linear_predictor() const {
       }
     }
   }
-  if (row_order_.empty()) return eta;
+  if (!rows_ || rows_->order.empty()) return eta;
   Eigen::VectorXd out(n);
-  for (Index k = 0; k < n; ++k) out[row_order_[k]] = eta[k];
+  for (Index k = 0; k < n; ++k) out[rows_->order[k]] = eta[k];
   return out;
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,15 +55,36 @@ struct PirlsPassState {
   std::vector<double> rr_diag, rr_vals, r1_vals;
   // u alone: each observation's working weight and working response, so
   // that a run at another beta can start from the linearisation at this
-  // linear predictor (Pirls::predict_from_state) instead of a pass.
-  std::vector<double> w, z;
+  // linear predictor (Pirls::predict_from_state) instead of a pass. Those
+  // the pass wrote, shared with the Pirls until its next pass (null: none).
+  std::shared_ptr<const std::vector<double>> w, z;
   unsigned long weights_key = 0;  // of its blocks of Z'WZ (BlockedCholesky::set_fill_key)
+};
+
+// With several factors, the data in the order a pass visits its rows
+// (Pirls::order_rows()) and each row's places in the fixed pattern of
+// Z'WZ (which depends on the grouping factors only): made by one Pirls and
+// shared, read-only, with the others of the same fit, so that the fit
+// holds one copy of its data beside the caller's.
+struct OrderedRows {
+  std::vector<std::uint32_t> order;  // order[k]: the data's row of row k
+  std::vector<double> X, y, weights, offset;
+  std::vector<std::vector<int>> codes;
+  std::vector<std::vector<double>> cols;  // the non-null columns of the factors, in order
+  std::vector<Index> r1_pos;  // per row and secondary factor: offset of its Z_R'WZ1 block
+  std::vector<Index> rr_pos;  // per row and pair of secondary factors: offset of its block
+  // The caller's data with its pointers into these copies.
+  ModelData view(const ModelData& data) const;
 };
 
 class Pirls {
  public:
   // joint: beta and u together (nAGQ = 0); otherwise u alone, beta fixed.
-  Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint);
+  // same_data: another Pirls on the same data and templates, whose ordered
+  // rows and factorisation scratch this one shares (it must outlive this
+  // one); null: its own.
+  Pirls(const ModelData& data, const GlmFamily& family, const std::vector<CovTemplate>& templates, bool joint,
+        const Pirls* same_data = nullptr);
   Pirls(const Pirls&) = delete;
   Pirls& operator=(const Pirls&) = delete;
 
@@ -118,6 +140,7 @@ class Pirls {
   template <class Kernel>
   double pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b, bool from_start);
   void clear_cross_products();
+  void unshare_linearisation();
   void random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const;
   bool chunk_deviance(Index start, Index len, const PassScratch& s, PassSums& sums) const;
   bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
@@ -125,7 +148,7 @@ class Pirls {
   void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar_terms(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   bool scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums& sums, double& yy);
-  void order_rows();
+  std::shared_ptr<OrderedRows> order_rows() const;
   void centre_fixed_effects();
   void set_ridge();
   void find_ones_column();
@@ -135,7 +158,7 @@ class Pirls {
   bool halve_until_no_rise(Candidate& c, bool have_modes, double pdev_cur, int max_halvings, int& passes);
   bool restart_from_intercept(double& dev_cur, int& passes);
   PirlsResult converged_here(PirlsResult res, const Eigen::VectorXd& theta, double dev);
-  void find_secondary_positions();
+  void find_secondary_positions(OrderedRows& rows) const;
   PirlsResult at_modes(PirlsResult res, double dev) const;
   Eigen::VectorXd column_scales() const;
   double newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::VectorXd& cand_beta,
@@ -144,12 +167,9 @@ class Pirls {
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
 
   ModelData d_;
-  // Several factors: the rows in the order of order_rows() (row_order_[k]:
-  // the data's row of row k), held here; d_ points into these copies.
-  std::vector<Index> row_order_;
-  std::vector<double> own_X_, own_y_, own_weights_, own_offset_;
-  std::vector<std::vector<int>> own_codes_;
-  std::vector<std::vector<double>> own_cols_;
+  // Several factors: the rows in the order of order_rows(); d_ points into
+  // them. Null: d_ is the caller's data.
+  std::shared_ptr<const OrderedRows> rows_;
   GlmFamily fam_;
   std::vector<CovTemplate> tpl_;
   bool joint_;
@@ -157,12 +177,14 @@ class Pirls {
   ScatterLayout layout_;          // the rows [Z X z] of the per-observation scatter
   std::unique_ptr<BlockedCholesky> sys_;
   int nf_ = 0;                    // secondary factors
-  std::vector<Index> r1_pos_;     // per observation and secondary factor: offset of its Z_R'WZ1 block
-  std::vector<Index> rr_pos_;     // per observation and pair of secondary factors: offset of its block
+  const Index* r1_pos_ = nullptr; // rows_->r1_pos
+  const Index* rr_pos_ = nullptr; // rows_->rr_pos
   std::vector<Index> first_level_, first_coord_, diag_off_;
   std::vector<Eigen::MatrixXd> T_;
   Eigen::VectorXd eta_fixed_;     // u-only: offset + X beta
-  std::vector<double> obs_w_, obs_z_;  // u-only: working weights and responses of the last pass
+  // u-only: working weights and responses of the last pass; a pass state
+  // shares them, and the next pass then writes into new arrays.
+  std::shared_ptr<std::vector<double>> obs_w_, obs_z_;
   Eigen::VectorXd start_eta_;
   bool has_modes_ = false;
   Eigen::VectorXd beta_;

@@ -6,12 +6,31 @@ namespace mlm {
 
 namespace {
 
-// Every term a random intercept or a single slope (q = 1): the
-// correction below is written for scalar terms only.
+// Every term a random intercept or a single slope (q = 1): such fits keep
+// scalar_stage1_gradient(), whose rounding they had before q x q terms
+// were covered (glmm-designs case 9179 is sensitive to it).
 bool all_scalar_terms(const ModelData& d) {
   for (const auto& b : d.blocks)
     if (b.q != 1) return false;
   return true;
+}
+
+// X'WZ (p x Z coordinates) from the cross-products, X centred as there.
+Eigen::MatrixXd fixed_by_random(const CrossProducts& xp) {
+  const Index n1 = xp.k1 * xp.q1;
+  Eigen::MatrixXd XWZ(xp.p, n1 + xp.m);
+  XWZ.leftCols(n1) = xp.C1.topRows(xp.p);
+  XWZ.rightCols(xp.m) = xp.CR.topRows(xp.p);
+  return XWZ;
+}
+
+// Derivatives of beta (rows) from the centred parametrisation of the
+// cross-products to the original one: the intercept absorbs the centres.
+void uncentre_rows(const CrossProducts& xp, Eigen::MatrixXd& dbeta) {
+  if (xp.center.size() == 0) return;
+  const int ic = xp.intercept_col;
+  for (int j = 0; j < dbeta.rows(); ++j)
+    if (j != ic) dbeta.row(ic) -= xp.center[j] * dbeta.row(j);
 }
 
 }  // namespace
@@ -19,21 +38,26 @@ bool all_scalar_terms(const ModelData& d) {
 LaplacePartials laplace_partials(const ModelData& d, const GlmFamily& fam, SeveralTermsLaplaceGradient& several) {
   if (d.blocks.size() > 1) return std::ref(several);
   return [&d, &fam](const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
-                    BlockedCholesky&, Eigen::VectorXd& g) { return laplace_gradient(d, fam, theta, beta, u[0], g); };
+                    BlockedCholesky&, Eigen::VectorXd& g, Eigen::VectorXd* half_score) {
+    return laplace_gradient(d, fam, theta, beta, u[0], g, half_score);
+  };
 }
 
 bool stage1_gradient_applies(const ModelData& d, const GlmFamily& fam, int n_theta) {
-  if (!all_scalar_terms(d)) return false;
   if (d.blocks.size() > 1) return several_terms_laplace_gradient_applies(d, fam, n_theta);
   return laplace_gradient_applies(d, fam, n_theta);
 }
 
-bool stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& joint, const LaplacePartials& partials,
-                     Eigen::VectorXd& gradient) {
+namespace {
+
+// Scalar terms: Lambda diagonal, E_t'Z's / 2 = -E_t u / theta_t at the
+// modes (the mode's equation), no data beyond the Laplace gradient's.
+bool scalar_stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& joint,
+                            const LaplacePartials& partials, Eigen::VectorXd& gradient) {
   BlockedCholesky& sys = joint.system();
   const CrossProducts& xp = sys.cross_products();
   const int nb = static_cast<int>(d.blocks.size()), p = d.p;
-  if (!all_scalar_terms(d) || !sys.holds_factor() || xp.p != p || xp.k1 != d.blocks[0].n_levels ||
+  if (!sys.holds_factor() || xp.p != p || xp.k1 != d.blocks[0].n_levels ||
       static_cast<int>(xp.sec_levels.size()) != nb - 1)
     return false;
   const std::vector<Eigen::MatrixXd>& u = joint.u();
@@ -62,24 +86,87 @@ bool stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& jo
     if (th[term[k]] != 0.0) R(k, term[k]) -= U(k, term[k]) / tk;
     for (int j = 0; j < p; ++j) C(k, j) = tk * (k < xp.k1 ? xp.C1(j, k) : xp.CR(j, k - xp.k1));
   }
-  Eigen::MatrixXd XWZ(p, nz);
-  XWZ.leftCols(xp.k1) = xp.C1.topRows(p);
-  XWZ.rightCols(xp.m) = xp.CR.topRows(p);
+  const Eigen::MatrixXd XWZ = fixed_by_random(xp);
   const Eigen::MatrixXd du = -sys.solve_M(R);
   Eigen::MatrixXd dbeta = -sys.unscaled_vcov() * (XWZ * U + C.transpose() * du);
-  if (xp.center.size() > 0) {
-    // beta in the original parametrisation: the intercept absorbs the centres.
-    const int ic = xp.intercept_col;
-    for (int j = 0; j < p; ++j)
-      if (j != ic) dbeta.row(ic) -= xp.center[j] * dbeta.row(j);
-  }
+  uncentre_rows(xp, dbeta);
   // The partial derivatives at fixed beta (the selected inverse overwrites the factor).
   Eigen::VectorXd g;
-  if (!partials(theta, joint.beta(), u, sys, g) || g.size() != theta.size() + p) return false;
+  if (!partials(theta, joint.beta(), u, sys, g, nullptr) || g.size() != theta.size() + p) return false;
   const Eigen::VectorXd total = dbeta.transpose() * g.tail(p);
   gradient = g.head(theta.size());
   for (int t = 0; t < nb; ++t) gradient[d.blocks[t].cov.theta_index[0]] += total[t];
   return gradient.allFinite();
+}
+
+// Any q x q blocks (Lambda block diagonal, T_f on each level of factor f,
+// possibly singular): per place k of theta (T_f(r, c) = theta_t, E_k =
+// e_r e_c' on each level of f) the columns V_k = E_k u and
+//   r_k = Lambda'A V_k + E_k'Z's / 2,
+// Z's / 2 from the Laplace gradient's first pass (the mode's equation
+// Lambda'Z's / 2 = -u does not give it where T is singular). Then with
+// G = M^{-1} C (before the selected inverse overwrites M's factor)
+//   dbeta^_k = -(X'WX - C'M^{-1}C)^{-1} (X'WZ V_k - G'r_k),
+// summed over the places of each theta_t.
+bool vector_stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& joint,
+                            const LaplacePartials& partials, Eigen::VectorXd& gradient) {
+  BlockedCholesky& sys = joint.system();
+  const CrossProducts& xp = sys.cross_products();
+  const std::vector<Eigen::MatrixXd>& u = joint.u();
+  const int p = d.p;
+  TermLayout L;
+  if (!sys.holds_factor() || xp.p != p || static_cast<int>(u.size()) != static_cast<int>(d.blocks.size()) ||
+      !L.set_up(d, xp, theta))
+    return false;
+  const int nb = L.nb, np = static_cast<int>(L.places.size());
+  const Index nz = xp.k1 * xp.q1 + xp.m;
+  // Per factor: the first coordinate of each level.
+  std::vector<std::vector<Index>> first(static_cast<std::size_t>(nb));
+  for (int f = 0; f < nb; ++f) {
+    if (u[f].rows() != L.q[f] || u[f].cols() != d.blocks[f].n_levels) return false;
+    first[f].resize(static_cast<std::size_t>(d.blocks[f].n_levels));
+    for (Index l = 0; l < d.blocks[f].n_levels; ++l) first[f][l] = L.coordinate(xp, f, l);
+  }
+  // Lambda'Y for the rows of Y in Z coordinates: T_f' on each level's q rows.
+  auto times_Lambda_t = [&](Eigen::MatrixXd& Y) {
+    for (int f = 0; f < nb; ++f)
+      for (Index c : first[f]) Y.middleRows(c, L.q[f]) = L.T[f].transpose() * Y.middleRows(c, L.q[f]);
+  };
+  Eigen::MatrixXd V = Eigen::MatrixXd::Zero(nz, np);
+  for (int k = 0; k < np; ++k) {
+    const TermLayout::Place& P = L.places[k];
+    for (Index l = 0; l < d.blocks[P.f].n_levels; ++l) V(first[P.f][l] + P.r, k) = u[P.f](P.c, l);
+  }
+  const Eigen::MatrixXd XWZ = fixed_by_random(xp);
+  Eigen::MatrixXd C = XWZ.transpose();
+  times_Lambda_t(C);
+  const Eigen::MatrixXd G = sys.solve_M(C);
+  const Eigen::MatrixXd S_inv = sys.unscaled_vcov();
+  Eigen::MatrixXd R = sys.apply_AZZ(V);
+  times_Lambda_t(R);
+  // The partial derivatives at fixed beta and Z's / 2 (the selected inverse overwrites the factor).
+  Eigen::VectorXd g, half_score;
+  if (!partials(theta, joint.beta(), u, sys, g, &half_score) || g.size() != theta.size() + p ||
+      half_score.size() != nz)
+    return false;
+  for (int k = 0; k < np; ++k) {
+    const TermLayout::Place& P = L.places[k];
+    for (Index c : first[P.f]) R(c + P.c, k) += half_score[c + P.r];
+  }
+  Eigen::MatrixXd dbeta = -S_inv * (XWZ * V - G.transpose() * R);
+  uncentre_rows(xp, dbeta);
+  const Eigen::VectorXd total = dbeta.transpose() * g.tail(p);
+  gradient = g.head(theta.size());
+  for (int k = 0; k < np; ++k) gradient[L.places[k].t] += total[k];
+  return gradient.allFinite();
+}
+
+}  // namespace
+
+bool stage1_gradient(const ModelData& d, const Eigen::VectorXd& theta, Pirls& joint, const LaplacePartials& partials,
+                     Eigen::VectorXd& gradient) {
+  return all_scalar_terms(d) ? scalar_stage1_gradient(d, theta, joint, partials, gradient)
+                             : vector_stage1_gradient(d, theta, joint, partials, gradient);
 }
 
 Eigen::VectorXd stage1_gradient_at(const ModelData& d, const GlmFamily& fam, const std::vector<CovTemplate>& tpl,

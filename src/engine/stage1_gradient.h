@@ -17,8 +17,11 @@
 // every product from the cross-products [Z X]'W[Z X] and the factorisation
 // that PIRLS left at the modes (no pass over the data), the inverse
 // Schur complement being the joint system's unscaled covariance of beta.
-// With the Laplace gradient's two passes, one gradient costs two passes
-// where central differences cost 2 evaluations per entry of theta.
+// With q x q terms E_t is a place of T on each level of its factor and
+// E_t'Z's / 2 comes from the Laplace gradient's first pass (T may be
+// singular); see stage1_gradient.cpp. With the Laplace gradient's two
+// passes, one gradient costs two passes where central differences cost 2
+// evaluations per entry of theta.
 #pragma once
 
 #include <Eigen/Dense>
@@ -32,16 +35,17 @@
 
 namespace mlm {
 
-// Does stage1_gradient() apply: every term scalar (one grouping factor or
-// several), and the Laplace gradient for them (a canonical link).
+// Does stage1_gradient() apply: the Laplace gradient for the terms (one
+// grouping factor or several, scalar or q x q; a canonical link).
 bool stage1_gradient_applies(const ModelData& data, const GlmFamily& family, int n_theta);
 
 // The Laplace gradient at fixed beta in (theta, beta) at theta, beta and u
 // the conditional modes, with M the system PIRLS factored there (which it
-// may overwrite): laplace_gradient() or SeveralTermsLaplaceGradient.
+// may overwrite): laplace_gradient() or SeveralTermsLaplaceGradient; with
+// half_score also Z's / 2 where they give it (q x q terms).
 using LaplacePartials = std::function<bool(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
                                            const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
-                                           Eigen::VectorXd& gradient)>;
+                                           Eigen::VectorXd& gradient, Eigen::VectorXd* half_score)>;
 
 // The Laplace gradient of the model: laplace_gradient() for one factor,
 // `several` (the fit's, which keeps its lookups) for several terms.

@@ -102,6 +102,33 @@ test_that("a crossed binary design with rows in no order: glmer's deviance and m
   expect_lt(max(abs(environment(devfun)$resp$mu - unname(fitted(f)))), 1e-8)
 })
 
+test_that("crossed Poisson counts where each person meets most items, with weights, an offset and rows in no order", {
+  skip_if_not_installed("lme4")
+  # 600 persons x 20 items, 18 items each: the Schur complement's fill is
+  # formed as one dense product (more than 256 primary levels: its blocks
+  # for the selected inverse), the rows are held once in level order for
+  # both PIRLS modes, weights and offset included. Compared with glmer's
+  # deviance function and means at mlmfit's estimates, and with glmer's fit.
+  set.seed(47)
+  d <- do.call(rbind, lapply(seq_len(600), function(p) data.frame(person = p, item = sample.int(20, 18))))
+  d <- d[sample.int(nrow(d)), ]
+  d$x <- stats::rnorm(nrow(d))
+  d$expo <- stats::runif(nrow(d), 0.5, 2)
+  d$wt <- sample(1:3, nrow(d), replace = TRUE)
+  d$y <- stats::rpois(nrow(d), d$expo * exp(0.3 + 0.4 * d$x + stats::rnorm(600, sd = 0.5)[d$person] +
+                                              stats::rnorm(20, sd = 0.3)[d$item]))
+  d$person <- factor(d$person)
+  d$item <- factor(d$item)
+  fm <- y ~ x + offset(log(expo)) + (1 | person) + (1 | item)
+  f <- glmm(fm, d, poisson, weights = wt)
+  g <- lme4::glmer(fm, d, poisson, weights = wt)
+  expect_glmer_agreement(f, g)
+  dev <- -2 * as.numeric(logLik(f))
+  devfun <- lme4::glmer(fm, d, poisson, weights = wt, control = lme4::glmerControl(tolPwrss = 1e-13), devFunOnly = TRUE)
+  expect_equal(devfun(c(unname(f$theta), unname(fixef(f)))), dev, tolerance = 1e-5 / dev)
+  expect_lt(max(abs(environment(devfun)$resp$mu - unname(fitted(f)))), 1e-8)
+})
+
 test_that("probit and cloglog links, and nAGQ = 0", {
   skip_if_not_installed("lme4")
   cbpp <- lme4::cbpp

@@ -257,3 +257,33 @@ test_that("crossed random-slope fits take stage 2 on the analytic gradient and r
                       c(0.90247117, 0.09102568, 0.33538037, 0.55940789, 0.05386195, 0.26934711))), 1e-3)
   expect_lt(fit_optinfo(f2)$stage2$evals, 40)
 })
+
+test_that("crossed fits too large for stage 1's polish: whitening from stage 1's gradients, standard errors as glmer's", {
+  skip_unless_full_tests()
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("glmmTMB")
+  # 2e4 rows and two terms: stage 1 has no Newton polish here, so whiten()
+  # takes the curvature along theta from stage 1's analytic gradients and
+  # stage 2 starts with the partials its last gradient took.
+  set.seed(31)
+  n <- 2e4
+  d <- data.frame(a = factor(sample(300, n, TRUE)), b = factor(sample(60, n, TRUE)), x = rnorm(n), w = runif(n))
+  d$y <- rbinom(n, 1, plogis(-0.4 + 0.5 * d$x - 0.3 * d$w + rnorm(300, sd = 0.8)[d$a] + rnorm(60, sd = 0.5)[d$b]))
+  d$k <- rpois(n, exp(0.3 + 0.2 * d$x + rnorm(300, sd = 0.4)[d$a] + rnorm(60, sd = 0.3)[d$b]))
+  f <- glmm(y ~ x + w + (1 | a) + (1 | b), d, binomial)
+  expect_identical(fit_optinfo(f)$stage1_gradient, "analytic")
+  # glmer's PIRLS at its default tolerance stops 1.2e-3 above this optimum.
+  g <- suppressWarnings(lme4::glmer(y ~ x + w + (1 | a) + (1 | b), d, binomial,
+                                    control = lme4::glmerControl(tolPwrss = 1e-12)))
+  expect_lt(-2 * as.numeric(logLik(f)), -2 * as.numeric(logLik(g)) + 1e-4)
+  expect_equal(unname(fixef(f)), unname(lme4::fixef(g)), tolerance = 1e-4)
+  expect_glmer_standard_errors(f, g)
+  # Poisson: glmer's standard errors (its Hessian from differences) are
+  # 2.6e-3 relative from glmmTMB's (automatic differentiation), whatever
+  # its PIRLS tolerance; mlmfit's are within 1e-5 of glmmTMB's.
+  f <- glmm(k ~ x + w + (1 | a) + (1 | b), d, poisson)
+  tmb <- glmmTMB::glmmTMB(k ~ x + w + (1 | a) + (1 | b), d, poisson)
+  expect_lt(-2 * as.numeric(logLik(f)), -2 * as.numeric(logLik(tmb)) + 1e-4)
+  expect_equal(unname(fixef(f)), unname(glmmTMB::fixef(tmb)$cond), tolerance = 1e-4)
+  expect_lt(max(abs(sqrt(diag(vcov(f))) / sqrt(diag(stats::vcov(tmb)$cond)) - 1)), 1e-3)
+})

@@ -1,7 +1,7 @@
 # The analytic gradient in theta of the stage-1 criterion of a glmm() fit
 # (the nAGQ = 0 criterion: the Laplace deviance with beta and u at their
-# joint modes; src/engine/stage1_gradient.h) for scalar terms (one or
-# several) and a canonical link, against central differences of the criterion that
+# joint modes; src/engine/stage1_gradient.h) for scalar and q x q terms
+# (one factor or several) and a canonical link, against central differences of the criterion that
 # glmm_evaluate_cpp computes with nAGQ = 0, away from the optimum, at it
 # and across the bound of theta; and the fits that use it.
 
@@ -76,11 +76,79 @@ test_that("one scalar term (binomial with trials, binary with prior weights): th
   expect_stage1_gradient_matches(f, 0.6)
 })
 
+slope_design <- function(seed = 40, n = 2000) {
+  set.seed(seed)
+  d <- data.frame(g = factor(sample(50, n, TRUE)), x = rnorm(n), x2 = runif(n), w = sample(1:2, n, TRUE))
+  re <- matrix(rnorm(150, sd = 0.5), 50)
+  d$y <- rbinom(n, 1, plogis(0.2 + d$x + re[d$g, 1] + re[d$g, 2] * d$x + re[d$g, 3] * d$x2))
+  d$k <- rpois(n, exp(0.1 + 0.4 * d$x + re[d$g, 1] + re[d$g, 2] * d$x))
+  d
+}
+
+test_that("one q x q term, binomial and Poisson: the stage-1 gradient equals differences", {
+  d <- slope_design()
+  fb <- suppressMessages(glmm(y ~ x + (x | g), d, binomial, weights = w))
+  th <- unname(fit_theta(fb))
+  expect_stage1_gradient_matches(fb, th * c(1.3, 0.7, 1.1) + c(0, 0.1, 0.05))
+  expect_stage1_gradient_matches(fb, c(th[1], -0.3, 0))  # T singular: the slope's own part on its bound
+  f3 <- suppressMessages(glmm(y ~ x + x2 + (x + x2 | g), d, binomial))
+  expect_stage1_gradient_matches(f3, unname(fit_theta(f3)) * 0.9 + 0.05)
+  fp <- suppressMessages(glmm(k ~ x + (x | g), d, poisson))
+  thp <- 0.8 * unname(fit_theta(fp)) + 0.05
+  expect_stage1_gradient_matches(fp, thp)
+  fd <- suppressMessages(glmm(k ~ x + (x || g), d, poisson))
+  expect_stage1_gradient_matches(fd, unname(fit_theta(fd)) + 0.1)
+  # The beta part matters for every entry (the off-diagonal one too):
+  # without it the Laplace gradient at fixed beta differs from the differences.
+  at <- mlmfit:::glmm_evaluate_cpp(fit_spec(fp), unname(fit_eta(fp)), thp, unname(fixef(fp)), 0L, fit_control(fp))
+  partial <- mlmfit:::glmm_laplace_gradient_cpp(fit_spec(fp), unname(fit_eta(fp)), thp, at$beta, fit_control(fp))
+  expect_gt(min(abs(partial[1:3] - stage1_differences_at(fp, thp))), 1e-4)
+})
+
+test_that("a correlation near +-1 (T nearly singular): the stage-1 gradient equals differences", {
+  d <- slope_design(41)
+  f <- suppressMessages(glmm(y ~ x + (x | g), d, binomial))
+  # T = [t1 0; t2 t3], the correlation t2 / sqrt(t2^2 + t3^2)
+  expect_stage1_gradient_matches(f, c(0.6, 0.5, 1e-3))   # correlation +0.999998
+  expect_stage1_gradient_matches(f, c(0.6, -0.5, 1e-3))  # -0.999998
+  expect_stage1_gradient_matches(f, c(0.6, 0.5, 0))      # exactly 1: on the bound of t3
+})
+
+test_that("crossed and nested q x q terms: the stage-1 gradient equals differences", {
+  set.seed(30)
+  n <- 3000
+  d <- data.frame(a = factor(sample(80, n, TRUE)), b = factor(sample(30, n, TRUE)), x = rnorm(n),
+                  e = runif(n, 1, 2))
+  ra <- matrix(rnorm(160, sd = 0.6), 80)
+  rb <- matrix(rnorm(60, sd = 0.5), 30)
+  d$y <- rbinom(n, 1, plogis(-0.3 + 0.7 * d$x + ra[d$a, 1] + ra[d$a, 2] * d$x + rb[d$b, 1] + rb[d$b, 2] * d$x))
+  d$k <- rpois(n, d$e * exp(0.2 + 0.3 * d$x + 0.5 * ra[d$a, 1] + 0.5 * ra[d$a, 2] * d$x + rb[d$b, 1]))
+  f1 <- suppressMessages(glmm(y ~ x + (x | a) + (1 | b), d, binomial))  # as (x | person) + (1 | item)
+  th <- unname(fit_theta(f1))
+  expect_stage1_gradient_matches(f1, 1.2 * th + 0.05)
+  expect_stage1_gradient_matches(f1, c(th[1], 0.2, 0, th[4]))  # T of a singular
+  f2 <- suppressMessages(glmm(y ~ x + (x | a) + (x | b), d, binomial))
+  expect_stage1_gradient_matches(f2, 0.9 * unname(fit_theta(f2)) + 0.05)
+  f3 <- suppressMessages(glmm(k ~ x + offset(log(e)) + (1 | a) + (x | b), d, poisson))
+  expect_stage1_gradient_matches(f3, 0.9 * unname(fit_theta(f3)) + 0.05)
+  # nested slopes (sparse Schur complement), prior weights
+  set.seed(31)
+  dn <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
+  dn$class <- factor(paste(dn$school, rep(1:3, length.out = 3000), sep = ":"))
+  rs <- matrix(rnorm(500, sd = 0.5), 250)
+  dn$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * dn$x + rs[dn$school, 1] + rs[dn$school, 2] * dn$x +
+                                   rnorm(750, sd = 0.5)[dn$class]))
+  fn <- suppressMessages(glmm(y ~ x + (x | school) + (1 | class), dn, binomial, weights = w))
+  expect_stage1_gradient_matches(fn, unname(fit_theta(fn)) * c(0.7, 1.2, 1.4, 0.9) + 0.1)
+  fs <- suppressMessages(glmm(y ~ x + (1 | school) + (x | class), dn, binomial, weights = w))
+  expect_stage1_gradient_matches(fs, unname(fit_theta(fs)) * 0.8 + 0.1)
+})
+
 test_that("no stage-1 gradient where it does not apply", {
   d <- crossed_design(19, 600)
   probit <- suppressMessages(glmm(y ~ x + (1 | a) + (1 | b), d, binomial(link = "probit")))
   expect_null(stage1_gradient_at(probit, unname(fit_theta(probit))))
-  slope <- suppressMessages(glmm(y ~ x + (x | a), d, binomial))
+  slope <- suppressMessages(glmm(y ~ x + (x | a), d, binomial(link = "probit")))
   expect_null(stage1_gradient_at(slope, unname(fit_theta(slope))))
 })
 
@@ -105,7 +173,10 @@ test_that("glmm_control(step =) is reported as unused where stage 1 takes no dif
                  class = "mlmfit_warning_unused_argument")
   expect_identical(fit_optinfo(f)$stage1_gradient, "analytic")
   expect_no_warning(glmm(y ~ x + (1 | a) + (1 | b), d, binomial))
-  # a vector term: stage 1 on differences, whose step it is
-  slope <- suppressMessages(glmm(y ~ x + (x | a), d, binomial, control = glmm_control(step = 1e-4)))
-  expect_identical(fit_optinfo(slope)$stage1_gradient, "differences")
+  slope <- suppressMessages(glmm(y ~ x + (x | a), d, binomial))
+  expect_identical(fit_optinfo(slope)$stage1_gradient, "analytic")
+  # a probit link: stage 1 on differences, whose step it is
+  probit <- suppressMessages(glmm(y ~ x + (x | a), d, binomial(link = "probit"),
+                                  control = glmm_control(step = 1e-4)))
+  expect_identical(fit_optinfo(probit)$stage1_gradient, "differences")
 })
