@@ -143,7 +143,10 @@ report_unused_step <- function(fit, control) {
 #'   deviance does not rise (lme4's `boundary.tol`; the same rule and default
 #'   as [lmm_control()]).
 #' @param pirls_tol PIRLS stops when no conditional mode moves by more than
-#'   this.
+#'   this. On data large enough that the first stage only gives the second
+#'   its starting values (no Newton polish of its own) and with the first
+#'   stage on its analytic gradient (scalar terms), the first stage's
+#'   evaluations stop at 1e-7 or this, whichever is larger.
 #' @param pirls_max_iter Largest number of PIRLS iterations per evaluation.
 #' @param hessian Compute the Hessian of the deviance at the optimum (as
 #'   glmer does): it gives the standard errors of the fixed effects with the

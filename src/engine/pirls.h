@@ -26,7 +26,7 @@ namespace mlm {
 struct PirlsControl {
   int max_iter = 100;
   int max_halvings = 30;
-  double tol = 1e-11;  // converged when no mode moves by more than tol * (1 + largest |mode|)
+  double tol = 1e-11;  // converged when no mode moves by more than tol
 };
 
 struct PirlsResult {
