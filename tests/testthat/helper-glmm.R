@@ -91,3 +91,17 @@ nested_weighted_design <- function() {
   d$k <- rpois(3000, d$z * exp(0.3 * d$x + rnorm(250, sd = 0.4)[d$school] + rnorm(12, sd = 0.5)[d$c3]))
   d
 }
+
+# Crossed factors a (80 levels) and b (30) with random slopes on both: a
+# binary response y and counts k with exposure e (the q x q gradient tests).
+crossed_slope_design <- function() {
+  set.seed(30)
+  n <- 3000
+  d <- data.frame(a = factor(sample(80, n, TRUE)), b = factor(sample(30, n, TRUE)), x = rnorm(n),
+                  e = runif(n, 1, 2))
+  ra <- matrix(rnorm(160, sd = 0.6), 80)
+  rb <- matrix(rnorm(60, sd = 0.5), 30)
+  d$y <- rbinom(n, 1, plogis(-0.3 + 0.7 * d$x + ra[d$a, 1] + ra[d$a, 2] * d$x + rb[d$b, 1] + rb[d$b, 2] * d$x))
+  d$k <- rpois(n, d$e * exp(0.2 + 0.3 * d$x + 0.5 * ra[d$a, 1] + 0.5 * ra[d$a, 2] * d$x + rb[d$b, 1]))
+  d
+}

@@ -115,14 +115,7 @@ test_that("a correlation near +-1 (T nearly singular): the stage-1 gradient equa
 })
 
 test_that("crossed and nested q x q terms: the stage-1 gradient equals differences", {
-  set.seed(30)
-  n <- 3000
-  d <- data.frame(a = factor(sample(80, n, TRUE)), b = factor(sample(30, n, TRUE)), x = rnorm(n),
-                  e = runif(n, 1, 2))
-  ra <- matrix(rnorm(160, sd = 0.6), 80)
-  rb <- matrix(rnorm(60, sd = 0.5), 30)
-  d$y <- rbinom(n, 1, plogis(-0.3 + 0.7 * d$x + ra[d$a, 1] + ra[d$a, 2] * d$x + rb[d$b, 1] + rb[d$b, 2] * d$x))
-  d$k <- rpois(n, d$e * exp(0.2 + 0.3 * d$x + 0.5 * ra[d$a, 1] + 0.5 * ra[d$a, 2] * d$x + rb[d$b, 1]))
+  d <- crossed_slope_design()
   f1 <- suppressMessages(glmm(y ~ x + (x | a) + (1 | b), d, binomial))  # as (x | person) + (1 | item)
   th <- unname(fit_theta(f1))
   expect_stage1_gradient_matches(f1, 1.2 * th + 0.05)
