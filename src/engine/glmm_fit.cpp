@@ -136,6 +136,7 @@ class GlmmFitter {
   bool newton_descent(Eigen::VectorXd& y, double& f);
   Eigen::VectorXd stage2_steps() const;
   Eigen::VectorXd stage1_curvature() const;
+  bool within_a_thousandth_se(const Eigen::VectorXd& beta_a, const Eigen::VectorXd& beta_b) const;
   OptimumControl optimum_control(bool polish) const;
   bool fail(const std::string& what);
 
@@ -370,6 +371,14 @@ bool GlmmFitter::stage1_derivatives(const Eigen::VectorXd& phi, double& f, Eigen
   return true;
 }
 
+// Two values of beta no further apart than a thousandth of a standard
+// error along any whitened axis (gamma = L^{-1} beta).
+bool GlmmFitter::within_a_thousandth_se(const Eigen::VectorXd& beta_a, const Eigen::VectorXd& beta_b) const {
+  if (p_ == 0) return true;
+  const Eigen::VectorXd dgamma = L_.triangularView<Eigen::Lower>().solve(beta_a - beta_b);
+  return dgamma.allFinite() && dgamma.cwiseAbs().maxCoeff() <= 1e-3;
+}
+
 // The criterion and its analytic gradient in y = (phi, gamma) (one more
 // pass over the data, at the modes the evaluation left).
 bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::VectorXd& g) {
@@ -383,9 +392,12 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   const Eigen::VectorXd theta = x.head(nt_).cwiseProduct(units_);
   Eigen::VectorXd gx;
   if (opt_.n_agq == 1 && last_partials_.theta.size() == nt_ && last_partials_.theta == theta &&
-      last_partials_.beta.size() == p_ && last_partials_.beta == x.tail(p_)) {
+      last_partials_.beta.size() == p_ && within_a_thousandth_se(last_partials_.beta, x.tail(p_))) {
     // At the stage-1 optimum: the partials its gradient took there (u at
-    // the joint modes, which are the modes given beta1; no pass).
+    // the joint modes, which are the modes given beta1; no pass). Stage 1
+    // may have stopped PIRLS at looser modes than whiten()'s run, which
+    // moves beta1 by far less than a thousandth of a standard error: the
+    // gradient there differs by what the Hessian reuse below allows.
     gx = last_partials_.g;
   } else if (d_.blocks.size() == 1) {
     ++res_.pirls_passes;

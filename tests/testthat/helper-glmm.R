@@ -105,3 +105,17 @@ crossed_slope_design <- function() {
   d$k <- rpois(n, d$e * exp(0.2 + 0.3 * d$x + 0.5 * ra[d$a, 1] + 0.5 * ra[d$a, 2] * d$x + rb[d$b, 1]))
   d
 }
+
+# 250 schools with a random slope (500 secondary coordinates) and 750
+# classes, prior weights w, a binary y (sets the seed; the caller's draws
+# after it continue the stream); the schools' effects in attr "effects".
+nested_slope_design <- function() {
+  set.seed(31)
+  d <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
+  d$class <- factor(paste(d$school, rep(1:3, length.out = 3000), sep = ":"))
+  rs <- matrix(rnorm(500, sd = 0.5), 250)
+  d$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * d$x + rs[d$school, 1] + rs[d$school, 2] * d$x +
+                                  rnorm(750, sd = 0.5)[d$class]))
+  attr(d, "effects") <- rs
+  d
+}

@@ -122,13 +122,8 @@ test_that("crossed terms with q x q blocks (dense Schur complement), binomial an
 })
 
 test_that("nested slope and intercept (sparse Schur complement), three factors, prior weights: the gradient equals differences", {
-  set.seed(31)
-  # 250 schools with a random slope (500 secondary coordinates) and 750 classes
-  d <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
-  d$class <- factor(paste(d$school, rep(1:3, length.out = 3000), sep = ":"))
-  rs <- matrix(rnorm(500, sd = 0.5), 250)
-  d$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * d$x + rs[d$school, 1] + rs[d$school, 2] * d$x +
-                                  rnorm(750, sd = 0.5)[d$class]))
+  d <- nested_slope_design()
+  rs <- attr(d, "effects")
   fn <- suppressMessages(glmm(y ~ x + (x | school) + (1 | class), d, binomial, weights = w))
   expect_gradient_matches(fn, unname(fit_theta(fn)) * c(0.7, 1.2, 1.4, 0.9) + 0.1, unname(fixef(fn)) + c(-0.2, 0.1))
   d$c3 <- factor(sample(12, 3000, TRUE))

@@ -125,12 +125,7 @@ test_that("crossed and nested q x q terms: the stage-1 gradient equals differenc
   f3 <- suppressMessages(glmm(k ~ x + offset(log(e)) + (1 | a) + (x | b), d, poisson))
   expect_stage1_gradient_matches(f3, 0.9 * unname(fit_theta(f3)) + 0.05)
   # nested slopes (sparse Schur complement), prior weights
-  set.seed(31)
-  dn <- data.frame(school = factor(rep(1:250, each = 12)), x = rnorm(3000), w = sample(1:3, 3000, TRUE))
-  dn$class <- factor(paste(dn$school, rep(1:3, length.out = 3000), sep = ":"))
-  rs <- matrix(rnorm(500, sd = 0.5), 250)
-  dn$y <- rbinom(3000, 1, plogis(0.2 + 0.5 * dn$x + rs[dn$school, 1] + rs[dn$school, 2] * dn$x +
-                                   rnorm(750, sd = 0.5)[dn$class]))
+  dn <- nested_slope_design()
   fn <- suppressMessages(glmm(y ~ x + (x | school) + (1 | class), dn, binomial, weights = w))
   expect_stage1_gradient_matches(fn, unname(fit_theta(fn)) * c(0.7, 1.2, 1.4, 0.9) + 0.1)
   fs <- suppressMessages(glmm(y ~ x + (1 | school) + (x | class), dn, binomial, weights = w))
