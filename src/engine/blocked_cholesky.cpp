@@ -298,17 +298,7 @@ bool BlockedCholesky::factor(const Eigen::VectorXd& theta) {
         small::mult_lower_transpose_left(T_[1 + xp.sec_fac[s]].data(), q, tmp, q1, LR1_.data() + xp.r1_off[e]);
       }
     }
-    if (fill_ == FillMethod::dense) {
-      AlignedMatrix& Gd = *Gd_;
-      for (Index j = 0; j < xp.k1; ++j)
-        for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-          const Index s = xp.r1_row[e];
-          const int q = xp.q_of(s);
-          const double* G = LR1_.data() + xp.r1_off[e];
-          for (int k = 0; k < q1; ++k)
-            for (int r = 0; r < q; ++r) Gd(xp.sec_start[s] + r, j * q1 + k) = G[r + k * q];
-        }
-    }
+    if (fill_ == FillMethod::dense) lay_out_LR1(0, xp.k1, *Gd_);
     if (use_cache && !cache_hit) {
       CachedFill& c = fill_cache_.front();
       c.F.set_zero(xp.m, xp.m);
@@ -517,6 +507,22 @@ void BlockedCholesky::add_cached_fill(const AlignedMatrix& cached) {
     for (Index a = b; a < m; ++a) S[a + b * m] += t[a] * t[b] * F[a + b * m];
 }
 
+// Columns j0 q1 .. j1 q1 - 1 of L_R1 (primary levels j0 .. j1 - 1) into
+// the columns from 0 of the dense m-row G, from their blocks in LR1_; the
+// entries outside the pattern are left as they are (zero).
+void BlockedCholesky::lay_out_LR1(Index j0, Index j1, AlignedMatrix& G) const {
+  const CrossProducts& xp = xp_;
+  const int q1 = xp.q1;
+  for (Index j = j0; j < j1; ++j)
+    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+      const Index s = xp.r1_row[e];
+      const int q = xp.q_of(s);
+      const double* B = LR1_.data() + xp.r1_off[e];
+      for (int k = 0; k < q1; ++k)
+        for (int r = 0; r < q; ++r) G(xp.sec_start[s] + r, (j - j0) * q1 + k) = B[r + k * q];
+    }
+}
+
 // Q_e = sum over entries e' of the same primary level of S^{-1}(e, e') G_e',
 // for all entries at once from a dense S^{-1} (both triangles stored):
 // one dense product (dense method), or gathered by column block of S^{-1}.
@@ -543,14 +549,7 @@ void BlockedCholesky::compute_all_q() const {
       j1 = std::min(xp.k1, j0 + levels_per_block);
       if ((xp.k1 - j1) * q1 == 1) j1 = xp.k1;
       if (j0 > 0) Gb.set_zero();
-      for (Index j = j0; j < j1; ++j)
-        for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
-          const Index s = xp.r1_row[e];
-          const int q = xp.q_of(s);
-          const double* G = LR1_.data() + xp.r1_off[e];
-          for (int k = 0; k < q1; ++k)
-            for (int r = 0; r < q; ++r) Gb(xp.sec_start[s] + r, (j - j0) * q1 + k) = G[r + k * q];
-        }
+      lay_out_LR1(j0, j1, Gb);
       dense::multiply(Sinv.data(), m, Gb.data(), (j1 - j0) * q1, Qd.data());
       for (Index j = j0; j < j1; ++j)
         for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {

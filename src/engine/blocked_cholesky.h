@@ -132,6 +132,7 @@ class BlockedCholesky {
   // Q of every entry of L_R1 at once (dense S only), kept until the next
   // selected inverse: see inverse_blocks_for_level().
   void compute_all_q() const;
+  void lay_out_LR1(Index j0, Index j1, AlignedMatrix& G) const;
   template <class F>
   void for_each_schur_block(F&& f) const;
   // S = Lambda_R' A_RR Lambda_R + I, less the fill L_R1 L_R1' unless

@@ -117,6 +117,7 @@ class GlmmFitter {
 
  private:
   void tick();
+  void start_at_anchor1();
   double stage1_criterion(const Eigen::VectorXd& phi);
   double stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::VectorXd& g);
   bool factor_at_modes(Pirls& pirls, const Eigen::VectorXd& theta);
@@ -270,16 +271,21 @@ void GlmmFitter::tick() {
   if (opt_.check_interrupt && (++calls_ & 7) == 0) opt_.check_interrupt();
 }
 
+// The joint PIRLS's next run starts from the modes and the pass's sums at
+// the lowest stage-1 criterion so far.
+void GlmmFitter::start_at_anchor1() {
+  if (!anchor1_.have) return;
+  joint_.set_u(anchor1_.u);
+  joint_.set_beta(anchor1_.beta);
+  joint_.set_start_state(anchor1_.state);
+}
+
 // The nAGQ = 0 criterion at theta = phi * units: beta and u at their joint
 // conditional modes, the Laplace formula.
 double GlmmFitter::stage1_criterion(const Eigen::VectorXd& phi) {
   if (last1_.at.size() == phi.size() && last1_.at == phi) return last1_.f;  // the state is still that of phi
   tick();
-  if (anchor1_.have) {
-    joint_.set_u(anchor1_.u);
-    joint_.set_beta(anchor1_.beta);
-    joint_.set_start_state(anchor1_.state);
-  }
+  start_at_anchor1();
   PirlsResult r = joint_.run(phi.cwiseProduct(units_), pirls1_);
   res_.pirls_passes += r.passes;
   if (!r.ok) last_pirls_message_ = r.message;
@@ -797,11 +803,7 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
   pirls1_ = opt_.pirls;
   // What follows (whitening) starts PIRLS at the optimum: from the modes
   // and sums at the lowest criterion, where the search ended.
-  if (anchor1_.have) {
-    joint_.set_u(anchor1_.u);
-    joint_.set_beta(anchor1_.beta);
-    joint_.set_start_state(anchor1_.state);
-  }
+  start_at_anchor1();
   res_.stage1 = r.descent;
   res_.stage1_analytic = stage1_analytic_;
   res_.stage1.evals = res_.evals;
@@ -841,11 +843,8 @@ bool GlmmFitter::theta_only_result() {
 // phi from the curvature of the stage-1 criterion along each axis.
 bool GlmmFitter::whiten() {
   last1_ = LastEvaluation();
-  if (anchor1_.have) {  // the modes at the lowest point: phi_ (or next to it, where a bound was taken)
-    joint_.set_u(anchor1_.u);
-    joint_.set_beta(anchor1_.beta);
-    joint_.set_start_state(anchor1_.state);
-  }
+  // PIRLS starts from the modes at the lowest point (phi_, or next to it
+  // where a bound was taken): optimise_theta() left them set.
   PirlsResult r = joint_.run(phi_.cwiseProduct(units_), opt_.pirls);
   res_.pirls_passes += r.passes;
   if (!r.ok) {
@@ -859,19 +858,16 @@ bool GlmmFitter::whiten() {
   phi_curv_.resize(nt_);
   const Eigen::VectorXd known = stage1_curvature();
   for (Eigen::Index i = 0; i < nt_; ++i) {
-    if (std::isfinite(known[i])) {
-      const double se = known[i] > 1e-8 ? std::sqrt(2.0 / known[i]) : std::max(0.1, std::fabs(phi_[i]));
-      phi_steps_[i] = 5e-3 * se;
-      phi_curv_[i] = 2.0 / (se * se);
-      continue;
+    double curv = known[i];
+    if (!std::isfinite(curv)) {  // second differences of the criterion
+      const double h = 1e-3 * (std::fabs(phi_[i]) + 0.1);
+      Eigen::VectorXd t = phi_;
+      t[i] = phi_[i] + h;
+      const double fp = stage1_criterion(t);
+      t[i] = phi_[i] - h;  // across a bound too: the criterion is smooth in theta
+      const double fm = stage1_criterion(t);
+      curv = (fp - 2.0 * f1_ + fm) / (h * h);
     }
-    const double h = 1e-3 * (std::fabs(phi_[i]) + 0.1);
-    Eigen::VectorXd t = phi_;
-    t[i] = phi_[i] + h;
-    const double fp = stage1_criterion(t);
-    t[i] = phi_[i] - h;  // across a bound too: the criterion is smooth in theta
-    const double fm = stage1_criterion(t);
-    const double curv = (fp - 2.0 * f1_ + fm) / (h * h);
     const double se = (std::isfinite(curv) && curv > 1e-8) ? std::sqrt(2.0 / curv) : std::max(0.1, std::fabs(phi_[i]));
     phi_steps_[i] = 5e-3 * se;
     phi_curv_[i] = 2.0 / (se * se);
