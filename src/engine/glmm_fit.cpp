@@ -322,7 +322,7 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
   bool ok = factor_at_modes(joint_, theta);
   Eigen::VectorXd gt;
   if (ok) {
-    res_.pirls_passes += d_.blocks.size() == 1 ? 1 : 2;
+    res_.pirls_passes += d_.blocks.size() == 1 ? 1 : several_terms_gradient_.passes();
     ok = stage1_gradient(d_, theta, joint_, laplace_partials_, gt);
   }
   if (ok) {
@@ -411,7 +411,7 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   } else {
     // Several factors: the gradient works on the factorisation at the modes.
     if (!factor_at_modes(uonly_, theta)) return false;
-    res_.pirls_passes += 2;
+    res_.pirls_passes += several_terms_gradient_.passes();
     if (!several_terms_gradient_(theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
   }
   g.resize(nt_ + p_);
