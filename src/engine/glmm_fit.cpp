@@ -230,7 +230,7 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
       uonly_(d, fam, tpl, false, &joint_),
-      several_terms_gradient_(d, fam_),
+      several_terms_gradient_(joint_.data(), fam_),  // rows in pass order: its pair sums stream
       laplace_partials_(laplace_partials(d, fam_, several_terms_gradient_)) {
   pirls1_ = opt.pirls;
   // Kept as they pass (last_partials_).
