@@ -230,7 +230,7 @@ GlmmFitter::GlmmFitter(const ModelData& d, const GlmFamily& fam, const std::vect
       criterion_(fam, opt.n_agq, Eigen::VectorXd(), Eigen::VectorXd()),
       joint_(d, fam, tpl, true),
       uonly_(d, fam, tpl, false, &joint_),
-      several_terms_gradient_(d, fam_),
+      several_terms_gradient_(joint_.data(), fam_),  // rows in pass order: its pair sums stream
       laplace_partials_(laplace_partials(d, fam_, several_terms_gradient_)) {
   pirls1_ = opt.pirls;
   // Kept as they pass (last_partials_).
@@ -322,7 +322,7 @@ double GlmmFitter::stage1_value_and_gradient(const Eigen::VectorXd& phi, Eigen::
   bool ok = factor_at_modes(joint_, theta);
   Eigen::VectorXd gt;
   if (ok) {
-    res_.pirls_passes += d_.blocks.size() == 1 ? 1 : 2;
+    res_.pirls_passes += d_.blocks.size() == 1 ? 1 : several_terms_gradient_.passes();
     ok = stage1_gradient(d_, theta, joint_, laplace_partials_, gt);
   }
   if (ok) {
@@ -433,7 +433,7 @@ bool GlmmFitter::stage2_gradient(const Eigen::VectorXd& y, double& f, Eigen::Vec
   } else {
     // Several factors: the gradient works on the factorisation at the modes.
     if (!factor_at_modes(uonly_, theta)) return false;
-    res_.pirls_passes += 2;
+    res_.pirls_passes += several_terms_gradient_.passes();
     if (!several_terms_gradient_(theta, x.tail(p_), uonly_.u(), uonly_.system(), gx)) return false;
   }
   g.resize(nt_ + p_);

@@ -293,6 +293,13 @@ struct TermRows {
 
 }  // namespace
 
+bool SeveralTermsLaplaceGradient::two_scalar_terms(const ModelData& d) {
+  if (d.blocks.size() != 2) return false;
+  const CovTemplate &a = d.blocks[0].cov, &b = d.blocks[1].cov;
+  return d.blocks[0].q == 1 && d.blocks[1].q == 1 && a.theta_index.size() == 1 && b.theta_index.size() == 1 &&
+         a.theta_index[0] >= 0 && b.theta_index[0] >= 0 && a.theta_index[0] != b.theta_index[0];
+}
+
 bool SeveralTermsLaplaceGradient::find_pairs(const CrossProducts& xp) {
   const Index n = d_.n;
   const FactorBlock& P = d_.blocks[0];
@@ -342,6 +349,41 @@ struct ScalarRows {
   }
 };
 
+// Two scalar terms: per pair of levels (primary, secondary) the sums over
+// its observations of w' times the monomials of their columns (z_p, z_s)
+// that pass 2 multiplies by h_i and deta_i, which depend on the pair and
+// the columns only (h_i quadratic in them, deta_i linear, x_i apart):
+//   cubic a = 0..3:  w' z_p^(3-a) z_s^a,   by x a = 0..2:  w' z_p^(2-a) z_s^a x_k.
+// Where neither term has a column every monomial is 1 (1 + p sums a pair).
+struct PairMoments {
+  bool ones;
+  int p, width;
+  std::vector<double> sums;
+  PairMoments(const ModelData& d, Index pairs)
+      : ones(!d.blocks[0].cols[0] && !d.blocks[1].cols[0]),
+        p(d.p),
+        width(ones ? 1 + d.p : 4 + 3 * d.p),
+        sums(static_cast<std::size_t>(pairs * width), 0.0) {}
+  int cubic(int a) const { return ones ? 0 : a; }
+  int by_x(int a, int k) const { return ones ? 1 + k : 4 + a * p + k; }
+  // Observation row of the chunk at start (X column-major, n rows).
+  void add(std::uint32_t pair, double wp, double zp, double zs, const double* X, Index n, Index row) {
+    double* m = sums.data() + static_cast<std::size_t>(pair) * width;
+    if (ones) {
+      m[0] += wp;
+      for (int k = 0; k < p; ++k) m[1 + k] += wp * X[k * n + row];
+      return;
+    }
+    const double c[3] = {wp * zp * zp, wp * zp * zs, wp * zs * zs};
+    m[0] += c[0] * zp;
+    m[1] += c[0] * zs;
+    m[2] += c[1] * zs;
+    m[3] += c[2] * zs;
+    for (int a = 0; a < 3; ++a)
+      for (int k = 0; k < p; ++k) m[4 + a * p + k] += c[a] * X[k * n + row];
+  }
+};
+
 }  // namespace
 
 // With A = Z'WZ, Lambda = diag(theta_t on term t's coordinates), E_t its
@@ -351,9 +393,10 @@ struct ScalarRows {
 //   deta/dtheta_t = Z E_t u + Z Lambda du_t,  du_t = -M^{-1} (E_t Z's / 2 + Lambda'Z'W Z E_t u),
 //   d/dbeta = X's + sum_i w'_i h_i (x_i + (Z Lambda du_beta)_i),  du_beta = -M^{-1} Lambda'Z'WX.
 // Pass 1 forms the right-hand sides, pass 2 (after the solve and the
-// selected inverse) the sums with h_i. The trace by the identity
-// Lambda'A Lambda = M - I (Lambda diagonal) rather than observation by
-// observation as vector_terms() does.
+// selected inverse) the sums with h_i. With two terms pass 1 also sums
+// PairMoments, and a sweep over the pairs of levels replaces pass 2. The
+// trace by the identity Lambda'A Lambda = M - I (Lambda diagonal) rather
+// than observation by observation as vector_terms() does.
 bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta,
                                                const std::vector<Eigen::MatrixXd>& u, BlockedCholesky& M,
                                                Eigen::VectorXd& gradient) {
@@ -384,6 +427,8 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
   Eigen::VectorXd g = Eigen::VectorXd::Zero(width);
   std::vector<double> eta(kChunk), s(kChunk), w(kChunk), wp(kChunk);
   ScalarRows rows(nb);
+  const bool by_pairs = one_pass_;
+  PairMoments moments(d, by_pairs ? static_cast<Index>(xp.r1_vals.size()) : 0);
   // The linear predictor and s, w, w' of a chunk (rows loaded).
   auto observation_chunk = [&](Index start, Index len) {
     fixed_eta(d, beta, start, len, eta.data());
@@ -415,6 +460,8 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
         for (int t2 = 0; t2 < nb; ++t2) r[t2] += tzw * rows.e[t2 * kChunk + i];
         for (int k = 0; k < p; ++k) r[nb + k] += tzw * d.X[static_cast<Index>(k) * n + start + i];
       }
+      if (by_pairs)
+        moments.add(pair_offset_[start + i], wp[i], rows.z[i], rows.z[kChunk + i], d.X, n, start + i);
     }
   }
   for (int t = 0; t < nb; ++t)
@@ -436,10 +483,31 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
   // M^{-1} between the coordinates of two secondary terms of an observation.
   auto secondary_pair = [&](Index c1, Index c2) { return M.secondary_inverse(c1 - xp.k1, 0, c2 - xp.k1, 0); };
 
+  // Two terms, the sums of pass 2 pair by pair: h = z_p^2 H_0 + z_p z_s H_1
+  // + z_s^2 H_2, and for every parameter t u_t + deta/dt = z_p L_p + z_s L_s
+  // (+ x for a fixed effect).
+  for (Index j = 0; by_pairs && j < xp.k1; ++j)
+    for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
+      const Index off = xp.r1_off[e], cs = first[1] + xp.r1_row[e];
+      const double* m = moments.sums.data() + off * moments.width;
+      const double H[3] = {th[0] * th[0] * diag[j], 2.0 * th[0] * th[1] * pair[off], th[1] * th[1] * diag[cs]};
+      const double* dp = du.data() + j * width;
+      const double* ds = du.data() + cs * width;
+      for (int k = 0; k < width; ++k) {
+        const double Lp = th[0] * dp[k] + (k == 0 ? us[j] : 0.0), Ls = th[1] * ds[k] + (k == 1 ? us[cs] : 0.0);
+        double sum = 0.0;
+        for (int a = 0; a < 3; ++a) {
+          sum += H[a] * (Lp * m[moments.cubic(a)] + Ls * m[moments.cubic(a + 1)]);
+          if (k >= nb) sum += H[a] * m[moments.by_x(a, k - nb)];
+        }
+        g[k] += sum;
+      }
+    }
+
   // Pass 2: v_i = w'_i h_i times deta_i/dt for every parameter t (w'
   // computed again: the pass streams the data).
   std::vector<double> deta(width);
-  for (Index start = 0; start < n; start += kChunk) {
+  for (Index start = 0; !by_pairs && start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     rows.load(d, first, us, start, len);
     if (!observation_chunk(start, len)) return false;

@@ -17,7 +17,11 @@
 // levels and their pairs (the selected inverse that the LMM gradient uses
 // too), and du/dt one solve with M for all parameters at once: two passes
 // over the data, streamed by chunks of rows, and the factorisation that
-// the evaluation left.
+// the evaluation left. Two scalar terms (crossed or nested intercepts, or
+// a single column each) take one pass: h_i and du/dt at an observation
+// depend only on its pair of levels and its two columns, so the first
+// pass also sums w' times the products of those columns per pair of
+// levels, and a sweep over the pairs replaces the second.
 #pragma once
 
 #include <Eigen/Dense>
@@ -78,7 +82,10 @@ struct TermLayout {
 // secondary factor; the passes stream everything else by chunks of rows).
 class SeveralTermsLaplaceGradient {
  public:
-  SeveralTermsLaplaceGradient(const ModelData& data, const GlmFamily& family) : d_(data), fam_(family) {}
+  SeveralTermsLaplaceGradient(const ModelData& data, const GlmFamily& family)
+      : d_(data), fam_(family), one_pass_(two_scalar_terms(data)) {}
+  // Passes over the data a call makes.
+  int passes() const { return one_pass_ ? 1 : 2; }
   // At theta, beta and u the conditional modes there (per factor q x
   // levels, as Pirls::u()), with M the system that PIRLS factored at the
   // weights of those modes (its selected inverse overwrites the factor).
@@ -90,6 +97,9 @@ class SeveralTermsLaplaceGradient {
 
  private:
   bool find_pairs(const CrossProducts& xp);
+  // Two factors, each one scalar term with its own entry of theta (the
+  // case of scalar_terms() that takes one pass).
+  static bool two_scalar_terms(const ModelData& data);
   // Every factor one scalar term with its own entry of theta (Lambda
   // diagonal: crossed and nested intercepts). The trace by an identity
   // that needs Lambda invertible; kept apart from vector_terms() so that
@@ -102,6 +112,7 @@ class SeveralTermsLaplaceGradient {
 
   const ModelData& d_;
   const GlmFamily& fam_;
+  const bool one_pass_;
   // Per secondary factor, per observation (n each): the offset of
   // M^{-1}(secondary level, primary level) among the entries of Z_R'WZ_1.
   std::vector<std::uint32_t> pair_offset_;

@@ -88,6 +88,9 @@ class Pirls {
   Pirls(const Pirls&) = delete;
   Pirls& operator=(const Pirls&) = delete;
 
+  // The data as its passes read them (several factors: the rows in pass
+  // order, by primary level, then secondary; valid while this Pirls is).
+  const ModelData& data() const { return d_; }
   // The first run starts from these linear predictors instead of from modes.
   void set_start_eta(const Eigen::VectorXd& eta);
   void set_beta(const Eigen::VectorXd& beta);  // original (uncentred) parametrisation

@@ -19,9 +19,9 @@
 // Schur complement being the joint system's unscaled covariance of beta.
 // With q x q terms E_t is a place of T on each level of its factor and
 // E_t'Z's / 2 comes from the Laplace gradient's first pass (T may be
-// singular); see stage1_gradient.cpp. With the Laplace gradient's two
-// passes, one gradient costs two passes where central differences cost 2
-// evaluations per entry of theta.
+// singular); see stage1_gradient.cpp. One gradient costs the Laplace
+// gradient's passes (one, or two for several factors other than two scalar
+// terms) where central differences cost 2 evaluations per entry of theta.
 #pragma once
 
 #include <Eigen/Dense>

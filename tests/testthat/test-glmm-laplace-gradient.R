@@ -75,6 +75,20 @@ test_that("crossed intercepts, binomial and Poisson (dense Schur complement): th
   expect_gradient_matches(fp, 0.8 * unname(fit_theta(fp)), unname(fixef(fp)) + c(0.05, -0.1))
 })
 
+test_that("two scalar terms with columns (one pass, sums per pair of levels), Poisson and weighted binomial: the gradient equals differences", {
+  set.seed(23)
+  n <- 3000
+  d <- data.frame(a = factor(sample(80, n, TRUE)), b = factor(sample(30, n, TRUE)), x = rnorm(n),
+                  z = runif(n, 0.5, 2), w = sample(1:3, n, TRUE))
+  d$k <- rpois(n, exp(0.2 + 0.3 * d$x + rnorm(80, sd = 0.3)[d$a] + rnorm(30, sd = 0.6)[d$b] * d$z))
+  d$y <- rbinom(n, 1, plogis(-0.3 + 0.7 * d$x + rnorm(80)[d$a] * d$z + rnorm(30, sd = 0.5)[d$b]))
+  fp <- glmm(k ~ x + (1 | a) + (0 + z | b), d, poisson)
+  expect_gradient_matches(fp, 0.8 * unname(fit_theta(fp)) + 0.05, unname(fixef(fp)) + c(0.05, -0.1))
+  expect_gradient_matches(fp, c(0, unname(fit_theta(fp))[2]), unname(fixef(fp)))  # the primary term on its bound
+  fb <- glmm(y ~ x + (0 + z | a) + (1 | b), d, binomial, weights = w)
+  expect_gradient_matches(fb, 1.3 * unname(fit_theta(fb)), unname(fixef(fb)) + c(-0.1, 0.2))
+})
+
 test_that("nested intercepts with prior weights (sparse Schur complement), three crossed terms: the gradient equals differences", {
   set.seed(21)
   d <- nested_weighted_design()
