@@ -14,7 +14,7 @@ namespace mlm {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr double kStage1ModeTol = 1e-7;  // PIRLS's tolerance while stage 1 searches (see optimise_theta)
+constexpr double kStage1ModeTol = 1e-6;  // PIRLS's tolerance while stage 1 searches (see optimise_theta)
 
 // The criterion that PIRLS results are judged by.
 class PirlsCriterion {
@@ -753,7 +753,22 @@ OptimumControl GlmmFitter::optimum_control(bool polish) const {
 bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::VectorXd& theta0) {
   joint_.set_start_eta(eta_start);
   const Eigen::VectorXd phi0 = theta0.cwiseQuotient(units_).cwiseMax(space_.lower);
-  PirlsResult first = joint_.run(phi0.cwiseProduct(units_), opt_.pirls);
+  // The Newton polish and the convergence check where stage 1 is the fit
+  // (nAGQ = 0) or evaluations are cheap; otherwise stage 2 does both.
+  const bool polish = opt_.n_agq == 0 ? opt_.hessian : thorough_;
+  // Where stage 2 follows and stage 1 only gives it starting values, on
+  // its analytic gradient and without a Newton polish (no differences of
+  // the criterion, which would divide its errors by their steps), modes to
+  // 1e-6, the first run included: the criterion then errs by at most
+  // ~1e-4 at the points the search accepts (crossed Poisson, 2e5 rows;
+  // ~1e-3 at line-search trials a hundred units above), inside the
+  // search's tolerance (5e-4 there), and an evaluation saves the Newton
+  // step that only confirmed the last digits. (1e-5: errors of 1e-2. With
+  // differences, on (x | person) + (x | item), a looser tolerance took 203
+  // evaluations instead of 163.) Whitening and stage 2 use the full
+  // tolerance again.
+  if (opt_.n_agq > 0 && stage1_analytic_ && !polish) pirls1_.tol = std::max(pirls1_.tol, kStage1ModeTol);
+  PirlsResult first = joint_.run(phi0.cwiseProduct(units_), pirls1_);
   res_.pirls_passes += first.passes;
   if (!first.ok) {
     res_.error = "PIRLS failed at the starting values: " + first.message;
@@ -771,9 +786,6 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
     c.value_and_gradient = [this](const Eigen::VectorXd& phi, Eigen::VectorXd& g) {
       return stage1_value_and_gradient(phi, g);
     };
-  // The Newton polish and the convergence check where stage 1 is the fit
-  // (nAGQ = 0) or evaluations are cheap; otherwise stage 2 does both.
-  const bool polish = opt_.n_agq == 0 ? opt_.hessian : thorough_;
   if (polish)
     c.derivatives = [this](const Eigen::VectorXd& phi, double& f, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
       return stage1_derivatives(phi, f, g, H);
@@ -790,15 +802,6 @@ bool GlmmFitter::optimise_theta(const Eigen::VectorXd& eta_start, const Eigen::V
   // deviance is flat in a standard deviation, the first quasi-Newton step
   // would otherwise go hundreds of units out).
   oc.optim.max_step = 1.0;
-  // Where stage 2 follows and stage 1 only gives it starting values, on
-  // its analytic gradient and without a Newton polish (no differences of
-  // the criterion, which would divide its errors by their steps), modes to
-  // 1e-7: the criterion then errs by ~1e-6 absolute (crossed binomial and
-  // Poisson, 2e5 rows), far inside the search's tolerance, and an
-  // evaluation saves the Newton step that only confirmed the last digits.
-  // (With differences, on (x | person) + (x | item), 163 evaluations rose
-  // to 203.) Whitening and stage 2 use the full tolerance again.
-  if (opt_.n_agq > 0 && stage1_analytic_ && !polish) pirls1_.tol = std::max(pirls1_.tol, kStage1ModeTol);
   OptimumResult r = reach_optimum(c, phi0, space_, oc);
   pirls1_ = opt_.pirls;
   // What follows (whitening) starts PIRLS at the optimum: from the modes
