@@ -470,6 +470,11 @@ bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::
     // (errors proportional to the step from 0.1 of it down to 0.001).
     const Eigen::Index n = y.size();
     H.resize(n, n);
+    // The modes at y, which the evaluations of the differences replace: y
+    // is often where the descent ends (no Newton step left), and the
+    // result then needs them.
+    const std::vector<Eigen::MatrixXd> u_at_y = uonly_.u();
+    const PirlsResult pirls_at_y = last_;
     Eigen::VectorXd yt = y, gp;
     double ft = 0.0;
     for (Eigen::Index i = 0; i < n; ++i) {
@@ -481,6 +486,14 @@ bool GlmmFitter::stage2_derivatives(const Eigen::VectorXd& y, double& f, Eigen::
     }
     H = (0.5 * (H + H.transpose())).eval();
     grad2_ = {y, g};  // the point the rules at the optimum ask about again
+    // Back to the modes at y without a PIRLS run. The factorisation left is
+    // the last difference's: nothing asks for it at y, whose gradient
+    // grad2_ holds (a gradient elsewhere evaluates there first, and a new
+    // evaluation replaces it).
+    uonly_.set_theta(to_x(y).head(nt_).cwiseProduct(units_));
+    uonly_.set_u(u_at_y);
+    last_ = pirls_at_y;
+    last2_ = {y, f};
   } else {
     central_differences([this](const Eigen::VectorXd& t) { return stage2_criterion(t); }, y, f, h, g, H,
                         diagonal_only);
@@ -938,6 +951,20 @@ bool GlmmFitter::whiten() {
   beta1_ = joint_.beta();
   const std::vector<Eigen::MatrixXd> u1 = joint_.u();
   const Eigen::MatrixXd V1 = joint_.unscaled_vcov();
+  // Stage 1 ended at a point where it took no gradient (an accepted step
+  // of a line search, a probe): the analytic gradient there, at these
+  // modes, lets its gradients tell the curvature (two passes where
+  // differences took two evaluations per axis: 37 passes on
+  // (x | person) + (x | item)), and its partials are stage 2's first
+  // gradient (stage2_gradient), which then costs no pass.
+  if (stage1_analytic_ && !stage1_hessian_at_.holds(phi_) &&
+      std::none_of(stage1_gradients_.begin(), stage1_gradients_.end(),
+                   [this](const LastGradient& p) { return p.holds(phi_); })) {
+    last1_ = {phi_, laplace_(joint_, r)};
+    Eigen::VectorXd g;
+    stage1_value_and_gradient(phi_, g);
+    last1_ = LastEvaluation();
+  }
   phi_steps_.resize(nt_);
   phi_curv_.resize(nt_);
   const Eigen::VectorXd known = stage1_curvature();
