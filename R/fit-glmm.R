@@ -145,8 +145,8 @@ report_unused_step <- function(fit, control) {
 #' @param pirls_tol PIRLS stops when no conditional mode moves by more than
 #'   this. On data large enough that the first stage only gives the second
 #'   its starting values (no Newton polish of its own) and with the first
-#'   stage on its analytic gradient (scalar terms), the first stage's
-#'   evaluations stop at 1e-7 or this, whichever is larger.
+#'   stage on its analytic gradient, the first stage's evaluations (its
+#'   first PIRLS run included) stop at 1e-6 or this, whichever is larger.
 #' @param pirls_max_iter Largest number of PIRLS iterations per evaluation.
 #' @param hessian Compute the Hessian of the deviance at the optimum (as
 #'   glmer does): it gives the standard errors of the fixed effects with the
