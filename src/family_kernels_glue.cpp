@@ -17,19 +17,27 @@ using Rcpp::NumericVector;
 namespace {
 
 // The terms of each observation as a pass computes them (chunk_terms with
-// the pass's kernel for the family), in blocks of `block` observations.
+// the pass's kernel for the family), in blocks of `block` observations,
+// with each block's sums (glm_family.h, ChunkSums).
 template <class Kernel>
 List pass_terms(const Kernel& k, const NumericVector& eta, const NumericVector& y, const NumericVector& pw, long block) {
   const long n = eta.size();
   NumericVector dev(n), w(n), wres(n);
   const double* p = pw.size() > 0 ? pw.begin() : nullptr;
+  const long blocks = (n + block - 1) / block;
+  NumericVector dev_sums(blocks);
+  Rcpp::NumericMatrix sq(4, blocks);
   bool valid = true;
   for (long s = 0; s < n && valid; s += block) {
     const long len = std::min(block, n - s);
+    mlm::ChunkSums sums;
     valid = mlm::chunk_terms(k, eta.begin() + s, y.begin() + s, p ? p + s : nullptr, len, dev.begin() + s,
-                             w.begin() + s, wres.begin() + s);
+                             w.begin() + s, wres.begin() + s, sums);
+    dev_sums[s / block] = sums.dev;
+    for (int l = 0; l < 4; ++l) sq(l, s / block) = sums.sq[l];
   }
-  return List::create(Named("dev") = dev, Named("w") = w, Named("wres") = wres, Named("valid") = valid);
+  return List::create(Named("dev") = dev, Named("w") = w, Named("wres") = wres, Named("dev_sums") = dev_sums,
+                      Named("sq") = sq, Named("valid") = valid);
 }
 
 }  // namespace
@@ -62,11 +70,12 @@ List family_kernel_builds_cpp(const NumericVector& x, const NumericVector& y) {
     exp_values(x.begin(), e.begin(), n);
     log_values(x.begin(), l.begin(), n);
     bool proportions = false;
-    logit(x.begin(), y.begin(), nullptr, n, ld.begin(), lw.begin(), lr.begin(), proportions);
-    poisson_log(x.begin(), y.begin(), nullptr, n, pd.begin(), pwt.begin(), pr.begin());
+    NumericVector sums(10);  // logit's deviance and 4 noise sums, then Poisson's
+    logit(x.begin(), y.begin(), nullptr, n, ld.begin(), lw.begin(), lr.begin(), proportions, sums[0], &sums[1]);
+    poisson_log(x.begin(), y.begin(), nullptr, n, pd.begin(), pwt.begin(), pr.begin(), sums[5], &sums[6]);
     return List::create(Named("exp") = e, Named("log") = l, Named("logit_dev") = ld, Named("logit_w") = lw,
                         Named("logit_wres") = lr, Named("poisson_dev") = pd, Named("poisson_w") = pwt,
-                        Named("poisson_wres") = pr);
+                        Named("poisson_wres") = pr, Named("sums") = sums);
   };
   namespace base = mlm::family_kernels_baseline;
   namespace avx2 = mlm::family_kernels_avx2;

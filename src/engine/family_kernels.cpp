@@ -20,14 +20,14 @@ bool uses_avx2() {
 }
 
 long logit(const double* eta, const double* y, const double* pw, long len, double* dev, double* w, double* wres,
-           bool& proportions) {
-  return uses_avx2() ? family_kernels_avx2::logit(eta, y, pw, len, dev, w, wres, proportions)
-                     : family_kernels_baseline::logit(eta, y, pw, len, dev, w, wres, proportions);
+           bool& proportions, double& dev_sum, double* sq) {
+  return uses_avx2() ? family_kernels_avx2::logit(eta, y, pw, len, dev, w, wres, proportions, dev_sum, sq)
+                     : family_kernels_baseline::logit(eta, y, pw, len, dev, w, wres, proportions, dev_sum, sq);
 }
 long poisson_log(const double* eta, const double* y, const double* pw, long len, double* dev, double* w,
-                 double* wres) {
-  return uses_avx2() ? family_kernels_avx2::poisson_log(eta, y, pw, len, dev, w, wres)
-                     : family_kernels_baseline::poisson_log(eta, y, pw, len, dev, w, wres);
+                 double* wres, double& dev_sum, double* sq) {
+  return uses_avx2() ? family_kernels_avx2::poisson_log(eta, y, pw, len, dev, w, wres, dev_sum, sq)
+                     : family_kernels_baseline::poisson_log(eta, y, pw, len, dev, w, wres, dev_sum, sq);
 }
 void exp_values(const double* x, double* out, long n) {
   uses_avx2() ? family_kernels_avx2::exp_values(x, out, n) : family_kernels_baseline::exp_values(x, out, n);

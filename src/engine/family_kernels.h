@@ -10,9 +10,9 @@ namespace mlm {
 
 #define MLM_FAMILY_KERNEL_DECLARATIONS                                                                              \
   long logit(const double* eta, const double* y, const double* pw, long len, double* dev, double* w, double* wres, \
-             bool& proportions);                                                                                  \
+             bool& proportions, double& dev_sum, double* sq);                                                     \
   long poisson_log(const double* eta, const double* y, const double* pw, long len, double* dev, double* w,        \
-                   double* wres);                                                                                 \
+                   double* wres, double& dev_sum, double* sq);                                                    \
   void exp_values(const double* x, double* out, long n);                                                          \
   void log_values(const double* x, double* out, long n);
 
@@ -21,8 +21,10 @@ namespace family_kernels {
 // clamping), its deviance residual for y_i in {0, 1} (proportions lack
 // y log y + (1 - y) log(1 - y); `proportions` says whether there are any),
 // working weight pw mu_eta and working residual (y - mu) / mu_eta, with
-// prior weights pw (nullptr: all 1). Returns the number of eta beyond
-// +-30 or NaN, whose terms the caller computes.
+// prior weights pw (nullptr: all 1); and the block's sums (glm_family.h,
+// ChunkSums): dev_sum and the four sums of squared rounding scales sq.
+// Returns the number of eta beyond +-30 or NaN, whose terms the caller
+// computes (and then the sum of the deviance residuals).
 // Poisson-log: the same for eta in [-36, 700] (beyond, R clamps mu at
 // DBL_EPSILON), returning the number outside or NaN.
 // exp_values / log_values: out[i] = exp(x[i]) / log(x[i]), within one unit

@@ -16,8 +16,12 @@ bool compiled() { return true; }
 #include "family_kernels_impl.h"
 #else
 bool compiled() { return false; }
-long logit(const double*, const double*, const double*, long, double*, double*, double*, bool&) { std::abort(); }
-long poisson_log(const double*, const double*, const double*, long, double*, double*, double*) { std::abort(); }
+long logit(const double*, const double*, const double*, long, double*, double*, double*, bool&, double&, double*) {
+  std::abort();
+}
+long poisson_log(const double*, const double*, const double*, long, double*, double*, double*, double&, double*) {
+  std::abort();
+}
 void exp_values(const double*, double*, long) { std::abort(); }
 void log_values(const double*, double*, long) { std::abort(); }
 #endif

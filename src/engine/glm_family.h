@@ -175,13 +175,47 @@ struct ObsTerms {
   bool valid = true;
 };
 
-// The terms of a block of observations, into arrays; false if any linear
-// predictor leaves the link's domain. Splitting the work into short loops
-// of independent calls lets the processor overlap the exponentials and
-// logarithms of successive observations.
+// What a pass sums over a block of observations besides the terms: the
+// deviance residuals added one by one in row order from 0 (the deviance's
+// one order: some fits lie on the edge between two optima and follow its
+// rounding, pirls.cpp), and the squares of the rounding scales
+// pw (1 + |y|)(1 + |eta|) of the residuals (pirls.cpp, RoundingNoise) in
+// four running sums: observation i of each whole group of four into
+// sq[i % 4], the last few into sq[0] (the family kernels compute the same
+// a vector at a time, family_kernels_impl.h).
+struct ChunkSums {
+  double dev = 0.0;
+  double sq[4] = {0.0, 0.0, 0.0, 0.0};
+};
+
+inline double row_order_sum(const double* dev, long len) {
+  double sum = 0.0;
+  for (long i = 0; i < len; ++i) sum += dev[i];
+  return sum;
+}
+
+inline double rounding_scale(double eta, double y, double pw) {
+  return pw * (1.0 + std::fabs(y)) * (1.0 + std::fabs(eta));
+}
+
+inline void add_rounding_scales(const double* eta, const double* y, const double* pw, long len, double* sq) {
+  long i = 0;
+  for (; i + 4 <= len; i += 4)
+    for (int l = 0; l < 4; ++l) {
+      const double sc = rounding_scale(eta[i + l], y[i + l], pw ? pw[i + l] : 1.0);
+      sq[l] += sc * sc;
+    }
+  for (; i < len; ++i) {
+    const double sc = rounding_scale(eta[i], y[i], pw ? pw[i] : 1.0);
+    sq[0] += sc * sc;
+  }
+}
+
+// The terms of a block of observations, into arrays, and the block's sums;
+// false if any linear predictor leaves the link's domain.
 template <class Kernel>
 inline bool chunk_terms(const Kernel& k, const double* eta, const double* y, const double* pw, long len, double* dev,
-                        double* w, double* wres) {
+                        double* w, double* wres, ChunkSums& sums) {
   for (long i = 0; i < len; ++i) {
     const ObsTerms t = k(eta[i], y[i], pw ? pw[i] : 1.0);
     if (!t.valid) return false;
@@ -189,6 +223,9 @@ inline bool chunk_terms(const Kernel& k, const double* eta, const double* y, con
     w[i] = t.w;
     wres[i] = t.wres;
   }
+  sums = ChunkSums();
+  sums.dev = row_order_sum(dev, len);
+  add_rounding_scales(eta, y, pw, len, sums.sq);
   return true;
 }
 
@@ -256,15 +293,16 @@ struct LogitKernel {
 // at |eta| = 30 take the generic path.
 template <>
 inline bool chunk_terms<LogitKernel>(const LogitKernel& k, const double* eta, const double* y, const double* pw,
-                                     long len, double* dev, double* w, double* wres) {
+                                     long len, double* dev, double* w, double* wres, ChunkSums& sums) {
   bool proportions = false;
-  const long clamped = family_kernels::logit(eta, y, pw, len, dev, w, wres, proportions);
+  const long clamped = family_kernels::logit(eta, y, pw, len, dev, w, wres, proportions, sums.dev, sums.sq);
   if (proportions)
     for (long i = 0; i < len; ++i) {
       const double yi = y[i];
       if (yi > 0.0 && yi < 1.0) dev[i] += 2.0 * (pw ? pw[i] : 1.0) * (yi * std::log(yi) + (1.0 - yi) * std::log(1.0 - yi));
     }
-  if (clamped > 0) return clamped_terms(k, -30.0, 30.0, eta, y, pw, len, dev, w, wres);
+  if (clamped > 0 && !clamped_terms(k, -30.0, 30.0, eta, y, pw, len, dev, w, wres)) return false;
+  if (proportions || clamped > 0) sums.dev = row_order_sum(dev, len);
   return true;
 }
 
@@ -285,9 +323,12 @@ struct PoissonLogKernel {
 // beyond R's clamping of mu take the generic path.
 template <>
 inline bool chunk_terms<PoissonLogKernel>(const PoissonLogKernel& k, const double* eta, const double* y,
-                                          const double* pw, long len, double* dev, double* w, double* wres) {
-  if (family_kernels::poisson_log(eta, y, pw, len, dev, w, wres) > 0)
-    return clamped_terms(k, -36.0, 700.0, eta, y, pw, len, dev, w, wres);
+                                          const double* pw, long len, double* dev, double* w, double* wres,
+                                          ChunkSums& sums) {
+  if (family_kernels::poisson_log(eta, y, pw, len, dev, w, wres, sums.dev, sums.sq) > 0) {
+    if (!clamped_terms(k, -36.0, 700.0, eta, y, pw, len, dev, w, wres)) return false;
+    sums.dev = row_order_sum(dev, len);
+  }
   return true;
 }
 

@@ -12,7 +12,7 @@ expect_within_ulps <- function(got, ref) {
 
 kernel_inputs <- function() {
   set.seed(11)
-  x <- c(runif(4000, -40, 40), runif(2000, -708, 709), -30, 30, -36, 700, 0, 1, -1e-300, 1e-300)
+  x <- c(runif(4000, -40, 40), runif(2000, -708, 709), -30, 30, -36, 700, 0, 1, -1e-300, 1e-300, -2, 2, 0.5)
   list(x = x, y = as.numeric(runif(length(x)) < 0.5))
 }
 
@@ -55,6 +55,19 @@ expect_terms_match_r <- function(kernel, family, eta, y, pw) {
     k <- mlmfit:::family_pass_terms_cpp(eta, y, if (all(pw == 1)) numeric() else pw, kernel, block)
     r <- r_terms(family, eta, y, pw)
     expect_true(k$valid)
+    # each block's sums: its deviance residuals one by one in row order, and
+    # the squared rounding scales pw (1 + |y|)(1 + |eta|) in four running
+    # sums, row i of each whole group of four into sum i %% 4 + 1, the rest
+    # into the first (in R, added in the same order: the same bits)
+    starts <- seq(1L, length(eta), by = block)
+    for (b in seq_along(starts)) {
+      rows <- starts[b]:min(starts[b] + block - 1L, length(eta))
+      expect_identical(k$dev_sums[b], Reduce(`+`, k$dev[rows], 0))
+      sc2 <- (pw[rows] * (1 + abs(y[rows])) * (1 + abs(eta[rows])))^2
+      whole <- length(rows) - length(rows) %% 4L
+      lane <- c((seq_len(whole) - 1L) %% 4L + 1L, rep(1L, length(rows) - whole))
+      expect_identical(k$sq[, b], vapply(1:4, function(l) Reduce(`+`, sc2[lane == l], 0), 0))
+    }
     expect_equal(k$dev, r$dev, tolerance = 1e-13)
     expect_equal(k$w, r$w, tolerance = 1e-13)
     # the working residual carries the rounding of y - mu: compare on its scale
