@@ -134,7 +134,7 @@ report_unused_step <- function(fit, control) {
 #'   `tolerance * (1 + |deviance|)`.
 #' @param step Relative step of the finite differences of the first stage,
 #'   where it has no analytic gradient (links other than the canonical logit
-#'   and log, `nAGQ = 0`). With a canonical link the first stage uses its
+#'   and log). With a canonical link the first stage uses its
 #'   analytic gradient and a `step` other than the default is reported as
 #'   unused.
 #' @param boundary_tol A variance parameter (diagonal entry of the relative

@@ -142,6 +142,24 @@ test_that("probit and cloglog links, and nAGQ = 0", {
   expect_equal(sqrt(diag(vcov(f0))), sqrt(diag(as.matrix(stats::vcov(g0)))), tolerance = 2e-3)
 })
 
+test_that("nAGQ = 0 with q x q and crossed terms: stage 1 on its analytic gradient agrees with glmer", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("mlmRev")
+  contra <- contraception_data()
+  fm <- use ~ age + I(age^2) + urban + livch + (urban | district)
+  f <- glmm(fm, contra, binomial, nAGQ = 0)
+  expect_identical(f$optinfo$stage1_gradient, "analytic")
+  g <- lme4::glmer(fm, contra, binomial, nAGQ = 0)
+  expect_glmer_agreement(f, g)
+  expect_equal(sqrt(diag(vcov(f))), sqrt(diag(as.matrix(stats::vcov(g)))), tolerance = 2e-3)
+
+  d <- crossed_slope_design()
+  fm2 <- y ~ x + (x | a) + (1 | b)
+  f2 <- glmm(fm2, d, binomial, nAGQ = 0)
+  expect_identical(f2$optinfo$stage1_gradient, "analytic")
+  expect_glmer_agreement(f2, lme4::glmer(fm2, d, binomial, nAGQ = 0))
+})
+
 gamma_data <- function() {
   set.seed(2)
   k <- 40

@@ -287,3 +287,28 @@ test_that("crossed fits too large for stage 1's polish: whitening from stage 1's
   expect_equal(unname(fixef(f)), unname(glmmTMB::fixef(tmb)$cond), tolerance = 1e-4)
   expect_lt(max(abs(sqrt(diag(vcov(f))) / sqrt(diag(stats::vcov(tmb)$cond)) - 1)), 1e-3)
 })
+
+test_that("stage 1 ending where it took no gradient: whitening takes one there, not differences, glmmTMB's fit", {
+  skip_unless_full_tests()
+  skip_if_not_installed("glmmTMB")
+  # (x | person) + (x | item) on 2e4 rows: stage 1 ends at a point without
+  # an analytic gradient; whiten() took second differences there (12
+  # evaluations), and now one gradient at its own run (no evaluation).
+  set.seed(2)
+  n <- 2e4
+  d <- data.frame(person = sample.int(400, n, TRUE), item = sample.int(80, n, TRUE))
+  rnorm(400 + 80)  # the draws of bench/cases.R's simulate_crossed(), whose design this is
+  d$x <- rnorm(n)
+  d$w <- rbinom(80, 1, 0.5)[d$item]
+  set.seed(3)
+  re <- matrix(rnorm(800), 400) %*% chol(matrix(c(1, 0.12, 0.12, 0.16), 2))
+  d$y <- rbinom(n, 1, plogis(0.2 + 0.3 * d$x - 0.4 * d$w + re[d$person, 1] + re[d$person, 2] * d$x +
+                               rnorm(80, sd = 0.7)[d$item]))
+  f <- suppressMessages(glmm(y ~ x + w + (x | person) + (x | item), d, binomial))
+  o <- fit_optinfo(f)
+  expect_identical(o$evals - o$stage1$evals - o$stage2$evals, 0L)
+  tmb <- glmmTMB::glmmTMB(y ~ x + w + (x | person) + (x | item), d, binomial)
+  expect_lt(-2 * as.numeric(logLik(f)), -2 * as.numeric(logLik(tmb)) + 1e-4)
+  expect_equal(unname(fixef(f)), unname(glmmTMB::fixef(tmb)$cond), tolerance = 1e-4)
+  expect_lt(max(abs(sqrt(diag(vcov(f))) / sqrt(diag(stats::vcov(tmb)$cond)) - 1)), 1e-3)
+})
