@@ -287,10 +287,10 @@ struct LogitKernel {
   }
 };
 
-// Binomial-logit over the block in the family kernels (four observations
-// at a time, family_kernels.h). The rare cases go apart: proportions add
-// y log y + (1 - y) log(1 - y), and linear predictors beyond R's clamping
-// at |eta| = 30 take the generic path.
+// Binomial-logit over the block in the family kernels (a vector of
+// observations at a time, family_kernels.h). The rare cases go apart:
+// proportions add y log y + (1 - y) log(1 - y), and linear predictors
+// beyond R's clamping at |eta| = 30 take the generic path.
 template <>
 inline bool chunk_terms<LogitKernel>(const LogitKernel& k, const double* eta, const double* y, const double* pw,
                                      long len, double* dev, double* w, double* wres, ChunkSums& sums) {
