@@ -165,6 +165,7 @@ class Pirls {
                           const Eigen::VectorXd& col_scale, bool chord) const;
   double pdev_slack(double pdev) const;
   double ussq(const std::vector<Eigen::MatrixXd>& u) const;
+  double mode_residual(const std::vector<Eigen::MatrixXd>& cand_u) const;
 
   ModelData d_;
   // Several factors: the rows in the order of order_rows(); d_ points into
