@@ -11,6 +11,31 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// family_pass_terms_cpp
+List family_pass_terms_cpp(const NumericVector& eta, const NumericVector& y, const NumericVector& pw, const std::string& kernel, int block);
+RcppExport SEXP _mlmfit_family_pass_terms_cpp(SEXP etaSEXP, SEXP ySEXP, SEXP pwSEXP, SEXP kernelSEXP, SEXP blockSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const NumericVector& >::type eta(etaSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type pw(pwSEXP);
+    Rcpp::traits::input_parameter< const std::string& >::type kernel(kernelSEXP);
+    Rcpp::traits::input_parameter< int >::type block(blockSEXP);
+    rcpp_result_gen = Rcpp::wrap(family_pass_terms_cpp(eta, y, pw, kernel, block));
+    return rcpp_result_gen;
+END_RCPP
+}
+// family_kernel_builds_cpp
+List family_kernel_builds_cpp(const NumericVector& x, const NumericVector& y);
+RcppExport SEXP _mlmfit_family_kernel_builds_cpp(SEXP xSEXP, SEXP ySEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< const NumericVector& >::type x(xSEXP);
+    Rcpp::traits::input_parameter< const NumericVector& >::type y(ySEXP);
+    rcpp_result_gen = Rcpp::wrap(family_kernel_builds_cpp(x, y));
+    return rcpp_result_gen;
+END_RCPP
+}
 // glmm_fit_cpp
 List glmm_fit_cpp(const List& spec, SEXP theta_start, const NumericVector& eta_start, int n_agq, const List& control);
 RcppExport SEXP _mlmfit_glmm_fit_cpp(SEXP specSEXP, SEXP theta_startSEXP, SEXP eta_startSEXP, SEXP n_agqSEXP, SEXP controlSEXP) {
@@ -295,6 +320,8 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_mlmfit_family_pass_terms_cpp", (DL_FUNC) &_mlmfit_family_pass_terms_cpp, 5},
+    {"_mlmfit_family_kernel_builds_cpp", (DL_FUNC) &_mlmfit_family_kernel_builds_cpp, 2},
     {"_mlmfit_glmm_fit_cpp", (DL_FUNC) &_mlmfit_glmm_fit_cpp, 5},
     {"_mlmfit_glmm_nb_fit_cpp", (DL_FUNC) &_mlmfit_glmm_nb_fit_cpp, 7},
     {"_mlmfit_glmm_evaluate_cpp", (DL_FUNC) &_mlmfit_glmm_evaluate_cpp, 6},

@@ -11,11 +11,10 @@ namespace dense_baseline {
 #include "dense_kernels_impl.h"
 }  // namespace dense_baseline
 
-namespace dense {
-
-namespace {
-
-bool cpu_has_avx2_fma() {
+// MLMFIT_NO_AVX2 set (to anything) in the environment forces the baseline
+// kernels, to compare the two builds.
+bool cpu_allows_avx2() {
+  if (std::getenv("MLMFIT_NO_AVX2") != nullptr) return false;
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -24,17 +23,10 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
-// MLMFIT_NO_AVX2 set (to anything) in the environment forces the baseline
-// kernels, to compare the two builds.
-bool choose_avx2() {
-  if (std::getenv("MLMFIT_NO_AVX2") != nullptr) return false;
-  return dense_avx2::compiled() && cpu_has_avx2_fma();
-}
-
-}  // namespace
+namespace dense {
 
 bool uses_avx2() {
-  static const bool avx2 = choose_avx2();
+  static const bool avx2 = dense_avx2::compiled() && cpu_allows_avx2();
   return avx2;
 }
 

@@ -9,6 +9,11 @@
 #include "model_data.h"
 
 namespace mlm {
+
+// True when the CPU runs AVX2 and FMA and MLMFIT_NO_AVX2 is not set in the
+// environment (it forces every kernel's baseline build, to compare them).
+bool cpu_allows_avx2();
+
 namespace dense {
 
 // A := its lower Cholesky factor (lower triangle read and written).

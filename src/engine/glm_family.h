@@ -7,6 +7,8 @@
 #include <cfloat>
 #include <cmath>
 
+#include "family_kernels.h"
+
 namespace mlm {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -40,6 +42,11 @@ struct GlmFamily {
   MeanAt mean(double eta) const {
     constexpr double eps = DBL_EPSILON;
     MeanAt m;
+    // NaN leaves the domain (the clamps below, fmax and fmin, would turn it into a number)
+    if (std::isnan(eta)) {
+      m.valid = false;
+      return m;
+    }
     switch (link) {
       case Link::logit: {
         // R: eta beyond +-30 is clamped, and mu_eta is then eps.
@@ -168,15 +175,69 @@ struct ObsTerms {
   bool valid = true;
 };
 
-// The terms of a block of observations, into arrays; false if any linear
-// predictor leaves the link's domain. Splitting the work into short loops
-// of independent calls lets the processor overlap the exponentials and
-// logarithms of successive observations.
+// What a pass sums over a block of observations besides the terms: the
+// deviance residuals added one by one in row order from 0 (the deviance's
+// one order: some fits lie on the edge between two optima and follow its
+// rounding, pirls.cpp), and the squares of the rounding scales
+// pw (1 + |y|)(1 + |eta|) of the residuals (pirls.cpp, RoundingNoise) in
+// four running sums: observation i of each whole group of four into
+// sq[i % 4], the last few into sq[0] (the family kernels compute the same
+// a vector at a time, family_kernels_impl.h).
+struct ChunkSums {
+  double dev = 0.0;
+  double sq[4] = {0.0, 0.0, 0.0, 0.0};
+};
+
+inline double row_order_sum(const double* dev, long len) {
+  double sum = 0.0;
+  for (long i = 0; i < len; ++i) sum += dev[i];
+  return sum;
+}
+
+inline double rounding_scale(double eta, double y, double pw) {
+  return pw * (1.0 + std::fabs(y)) * (1.0 + std::fabs(eta));
+}
+
+inline void add_rounding_scales(const double* eta, const double* y, const double* pw, long len, double* sq) {
+  long i = 0;
+  for (; i + 4 <= len; i += 4)
+    for (int l = 0; l < 4; ++l) {
+      const double sc = rounding_scale(eta[i + l], y[i + l], pw ? pw[i + l] : 1.0);
+      sq[l] += sc * sc;
+    }
+  for (; i < len; ++i) {
+    const double sc = rounding_scale(eta[i], y[i], pw ? pw[i] : 1.0);
+    sq[0] += sc * sc;
+  }
+}
+
+// The terms of a block of observations, into arrays, and the block's sums;
+// false if any linear predictor leaves the link's domain.
 template <class Kernel>
 inline bool chunk_terms(const Kernel& k, const double* eta, const double* y, const double* pw, long len, double* dev,
-                        double* w, double* wres) {
+                        double* w, double* wres, ChunkSums& sums) {
   for (long i = 0; i < len; ++i) {
     const ObsTerms t = k(eta[i], y[i], pw ? pw[i] : 1.0);
+    if (!t.valid) return false;
+    dev[i] = t.dev;
+    w[i] = t.w;
+    wres[i] = t.wres;
+  }
+  sums = ChunkSums();
+  sums.dev = row_order_sum(dev, len);
+  add_rounding_scales(eta, y, pw, len, sums.sq);
+  return true;
+}
+
+// The terms of the observations whose linear predictor lies outside
+// [lo, hi] (or is NaN), one at a time through the kernel's own checks.
+template <class Kernel>
+inline bool clamped_terms(const Kernel& k, double lo, double hi, const double* eta, const double* y, const double* pw,
+                          long len, double* dev, double* w, double* wres) {
+  for (long i = 0; i < len; ++i) {
+    const double et = eta[i];
+    if (et >= lo && et <= hi) continue;
+    const ObsTerms t = k(et, y[i], pw ? pw[i] : 1.0);
     if (!t.valid) return false;
     dev[i] = t.dev;
     w[i] = t.w;
@@ -226,60 +287,22 @@ struct LogitKernel {
   }
 };
 
-// Binomial-logit in short loops over the block: exponentials, logarithms,
-// then branch-free arithmetic that the compiler can vectorise (the sign of
-// eta is random, so a branch on it would be mispredicted half the time).
-// The rare cases go apart: proportions add y log y + (1 - y) log(1 - y),
-// and linear predictors beyond R's clamping at |eta| = 30 take the
-// generic path.
+// Binomial-logit over the block in the family kernels (a vector of
+// observations at a time, family_kernels.h). The rare cases go apart:
+// proportions add y log y + (1 - y) log(1 - y), and linear predictors
+// beyond R's clamping at |eta| = 30 take the generic path.
 template <>
 inline bool chunk_terms<LogitKernel>(const LogitKernel& k, const double* eta, const double* y, const double* pw,
-                                     long len, double* dev, double* w, double* wres) {
-  for (long i = 0; i < len; ++i) w[i] = std::exp(-std::fabs(eta[i]));
-  // log(1 + e) rather than log1p(e): half the cost, and an absolute error
-  // of one unit in the last place of 1, far below anything summed here.
-  for (long i = 0; i < len; ++i) dev[i] = std::log(1.0 + w[i]);
-  // Counts, as doubles: flags or integer counts would keep the compiler
-  // from vectorising the loop.
-  double clamped = 0.0, proportions = 0.0;
-  for (long i = 0; i < len; ++i) {
-    const double et = eta[i], yi = y[i];
-    clamped += std::fabs(et) <= 30.0 ? 0.0 : 1.0;  // NaN too
-    proportions += yi * (1.0 - yi) > 0.0 ? 1.0 : 0.0;
-    const double e = w[i], l1pe = dev[i];
-    // one division: d = 1 / (e (1 + e)) gives 1 / (1 + e) and 1 / mu_eta
-    const double ope = 1.0 + e;
-    const double dd = 1.0 / (e * ope);
-    const double big = e * dd, small = e * big;
-    const double mu = et >= 0.0 ? big : small;
-    const double inv_mu_eta = ope * ope * ope * dd;
-    const double neg = et < 0.0 ? -et : 0.0, pos = et > 0.0 ? et : 0.0;
-    // y (-log mu) + (1 - y) (-log(1 - mu))
-    const double r = yi * (l1pe + neg) + (1.0 - yi) * (l1pe + pos);
-    dev[i] = 2.0 * r;
-    w[i] = big * small;
-    wres[i] = (yi - mu) * inv_mu_eta;
-  }
-  if (pw)
-    for (long i = 0; i < len; ++i) {
-      dev[i] *= pw[i];
-      w[i] *= pw[i];
-    }
-  if (proportions > 0.0)
+                                     long len, double* dev, double* w, double* wres, ChunkSums& sums) {
+  bool proportions = false;
+  const long clamped = family_kernels::logit(eta, y, pw, len, dev, w, wres, proportions, sums.dev, sums.sq);
+  if (proportions)
     for (long i = 0; i < len; ++i) {
       const double yi = y[i];
       if (yi > 0.0 && yi < 1.0) dev[i] += 2.0 * (pw ? pw[i] : 1.0) * (yi * std::log(yi) + (1.0 - yi) * std::log(1.0 - yi));
     }
-  if (clamped > 0.0)
-    for (long i = 0; i < len; ++i) {
-      const double et = eta[i];
-      if (et >= -30.0 && et <= 30.0) continue;
-      const ObsTerms t = k(et, y[i], pw ? pw[i] : 1.0);
-      if (!t.valid) return false;
-      dev[i] = t.dev;
-      w[i] = t.w;
-      wres[i] = t.wres;
-    }
+  if (clamped > 0 && !clamped_terms(k, -30.0, 30.0, eta, y, pw, len, dev, w, wres)) return false;
+  if (proportions || clamped > 0) sums.dev = row_order_sum(dev, len);
   return true;
 }
 
@@ -295,5 +318,18 @@ struct PoissonLogKernel {
     return t;
   }
 };
+
+// Poisson-log over the block in the family kernels; linear predictors
+// beyond R's clamping of mu take the generic path.
+template <>
+inline bool chunk_terms<PoissonLogKernel>(const PoissonLogKernel& k, const double* eta, const double* y,
+                                          const double* pw, long len, double* dev, double* w, double* wres,
+                                          ChunkSums& sums) {
+  if (family_kernels::poisson_log(eta, y, pw, len, dev, w, wres, sums.dev, sums.sq) > 0) {
+    if (!clamped_terms(k, -36.0, 700.0, eta, y, pw, len, dev, w, wres)) return false;
+    sums.dev = row_order_sum(dev, len);
+  }
+  return true;
+}
 
 }  // namespace mlm

@@ -49,10 +49,6 @@ struct RoundingNoise {
   double value() const { return 4.0 * std::numeric_limits<double>::epsilon() * std::sqrt(sum_sq); }
 };
 
-inline double rounding_scale(double eta, double y, double pw) {
-  return pw * (1.0 + std::fabs(y)) * (1.0 + std::fabs(eta));
-}
-
 // XX (its lower triangle) += B'B over the first len rows of B, with the
 // P columns of B known at compile time: each row's P values are read once
 // and multiply into the P (P + 1) / 2 sums, two rows at a time in one
@@ -107,6 +103,7 @@ void add_gram_lower(Eigen::MatrixXd& XX, const Eigen::MatrixXd& B, Index len) {
 // The scratch arrays of one chunk of a pass.
 struct Pirls::PassScratch {
   std::vector<double> eta, zb, dev, sw, wres;
+  ChunkSums sums;  // of the chunk's deviance residuals (chunk_terms())
   explicit PassScratch(Index n) : eta(n), zb(n), dev(n), sw(n), wres(n) {}
 };
 
@@ -577,38 +574,25 @@ void Pirls::random_part(Index start, Index len, const std::vector<Eigen::MatrixX
 }
 
 // The deviance residuals of a chunk and their rounding noise into the
-// sums; false if not finite. The noise in four running sums side by side:
-// one sum chains every addition to the last (four cycles each), four let
-// the processor overlap them. The deviance keeps its one sum in row
-// order: some fits lie on the edge between two optima and follow the
-// rounding of the deviance (tools/glmm-designs.R, seed 9179: four sums
-// ended 0.06 above glmmTMB's optimum).
-bool Pirls::chunk_deviance(Index start, Index len, const PassScratch& s, PassSums& sums) const {
-  const double* y = d_.y + start;
-  const double* pw = d_.weights ? d_.weights + start : nullptr;
-  double dev = 0.0, sq[4] = {};
-  Index i = 0;
-  for (; i + 4 <= len; i += 4)
-    for (int l = 0; l < 4; ++l) {
-      dev += s.dev[i + l];
-      const double sc = rounding_scale(s.eta[i + l], y[i + l], pw ? pw[i + l] : 1.0);
-      sq[l] += sc * sc;
-    }
-  for (; i < len; ++i) {
-    dev += s.dev[i];
-    const double sc = rounding_scale(s.eta[i], y[i], pw ? pw[i] : 1.0);
-    sq[0] += sc * sc;
-  }
+// sums; false if not finite. The chunk's own sums come with its terms
+// (chunk_terms(), glm_family.h): the deviance in its one row order, the
+// noise in four running sums (one sum chains every addition to the last,
+// four let the processor overlap them). Some fits lie on the edge between
+// two optima and follow the rounding of the deviance (tools/glmm-designs.R,
+// seed 9179: four sums for the deviance too ended 0.06 above glmmTMB's
+// optimum).
+bool Pirls::chunk_deviance(const PassScratch& s, PassSums& sums) const {
+  const double dev = s.sums.dev;
   if (!std::isfinite(dev)) return false;
   sums.dev.add(dev);
-  sums.noise.sum_sq += (sq[0] + sq[1]) + (sq[2] + sq[3]);
+  sums.noise.sum_sq += (s.sums.sq[0] + s.sums.sq[1]) + (s.sums.sq[2] + s.sums.sq[3]);
   return true;
 }
 
 // The deviance residuals of a chunk into the sums, and sqrt(w) with the
 // weighted working response (column p of B); false if not finite.
 bool Pirls::chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const {
-  if (!chunk_deviance(start, len, s, sums)) return false;
+  if (!chunk_deviance(s, sums)) return false;
   for (Index i = 0; i < len; ++i) B(i, p) = s.sw[i] * (s.zb[i] + s.wres[i]);
   return true;
 }
@@ -793,7 +777,7 @@ double Pirls::pass_joint(const Kernel& kernel, const std::vector<Eigen::MatrixXd
       }
     }
     if (!chunk_terms(kernel, s.eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, s.dev.data(),
-                     s.sw.data(), s.wres.data()))
+                     s.sw.data(), s.wres.data(), s.sums))
       return kInf;
     for (Index i = 0; i < len; ++i) s.sw[i] = std::sqrt(s.sw[i]);  // the working weights' roots
     if (!chunk_sums(start, len, s, chunk_, p, sums)) return kInf;
@@ -854,7 +838,7 @@ double Pirls::pass_u(const Kernel& kernel, const std::vector<Eigen::MatrixXd>& b
     }
     for (Index i = 0; i < len; ++i) s.eta[i] = ef[start + i] + s.zb[i];
     if (!chunk_terms(kernel, s.eta.data(), d_.y + start, d_.weights ? d_.weights + start : nullptr, len, s.dev.data(),
-                     s.sw.data(), s.wres.data()))
+                     s.sw.data(), s.wres.data(), s.sums))
       return kInf;
     double yy_chunk = 0.0;
     if (scalar) {
@@ -885,7 +869,7 @@ bool Pirls::scalar_u_sums(Index start, Index len, const PassScratch& s, PassSums
   const int base = F1.code_base;
   double* D = xp_.D1.data();
   double* C = xp_.C1.data();
-  if (!chunk_deviance(start, len, s, sums)) return false;
+  if (!chunk_deviance(s, sums)) return false;
   double* w_out = obs_w_->data() + start;
   double* z_out = obs_z_->data() + start;
   double wzz[2] = {};

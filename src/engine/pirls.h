@@ -145,7 +145,7 @@ class Pirls {
   void clear_cross_products();
   void unshare_linearisation();
   void random_part(Index start, Index len, const std::vector<Eigen::MatrixXd>& b, double* zb) const;
-  bool chunk_deviance(Index start, Index len, const PassScratch& s, PassSums& sums) const;
+  bool chunk_deviance(const PassScratch& s, PassSums& sums) const;
   bool chunk_sums(Index start, Index len, const PassScratch& s, Eigen::MatrixXd& B, int p, PassSums& sums) const;
   void scatter_chunk(Index start, Index len, const std::vector<double>& sw, const Eigen::MatrixXd& B);
   void scatter_chunk_scalar(Index start, Index len, std::vector<double>& sw, const Eigen::MatrixXd& B);
