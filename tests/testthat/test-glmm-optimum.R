@@ -92,13 +92,21 @@ test_that("small variances over many seeds: the full tier", {
   check_small_variance_seeds(21:120)
 })
 
+# Poisson counts with log-means around 15, 20 groups of 10: the fits of
+# mlmfit and glmer (which warns "rescale variables?").
+large_count_fits <- function(seed) {
+  set.seed(seed)
+  d <- data.frame(g = rep(1:20, each = 10), x = rnorm(200))
+  d$y <- rpois(200, exp(15 + 0.3 * d$x + rnorm(20, sd = .3)[d$g]))
+  list(f = glmm(y ~ x + (1 | g), d, family = poisson),
+       g = suppressWarnings(lme4::glmer(y ~ x + (1 | g), d, family = poisson)))
+}
+
 test_that("PIRLS with large Poisson counts (log-means around 15), as glmer", {
   for (seed in 1:3) {
-    set.seed(seed)
-    d <- data.frame(g = rep(1:20, each = 10), x = rnorm(200))
-    d$y <- rpois(200, exp(15 + 0.3 * d$x + rnorm(20, sd = .3)[d$g]))
-    f <- glmm(y ~ x + (1 | g), d, family = poisson)
-    g <- suppressWarnings(lme4::glmer(y ~ x + (1 | g), d, family = poisson))  # glmer: "rescale variables?"
+    fits <- large_count_fits(seed)
+    f <- fits$f
+    g <- fits$g
     expect_lt(-2 * as.numeric(logLik(f)) + 2 * as.numeric(logLik(g)), 1e-4)
     expect_equal(fixef(f), lme4::fixef(g), tolerance = 1e-5)
     expect_equal(unname(fit_theta(f)), unname(lme4::getME(g, "theta")), tolerance = 1e-3)
@@ -110,11 +118,9 @@ test_that("large Poisson counts: the Hessian in optinfo is glmer's, and stage 2 
   # left a residual of their equation that spoilt the gradient's differences
   # (theta-theta entry -5e-4 instead of 728, 451 evaluations on seed 2)
   for (seed in 2:3) {
-    set.seed(seed)
-    d <- data.frame(g = rep(1:20, each = 10), x = rnorm(200))
-    d$y <- rpois(200, exp(15 + 0.3 * d$x + rnorm(20, sd = .3)[d$g]))
-    f <- glmm(y ~ x + (1 | g), d, family = poisson)
-    g <- suppressWarnings(lme4::glmer(y ~ x + (1 | g), d, family = poisson))
+    fits <- large_count_fits(seed)
+    f <- fits$f
+    g <- fits$g
     # each entry relative to its own size (x's entry, ~1e10, would swamp a joint comparison)
     expect_lt(max(abs(diag(f$optinfo$hessian) / diag(g@optinfo$derivs$Hessian) - 1)), 2e-3)
     expect_lt(f$optinfo$evals, 60)
