@@ -173,33 +173,13 @@ struct BlockStore {
   }
 };
 
-// Weighted means of X and y - offset for centring (when X has an intercept
-// column) and the log of the product of the weights.
+// The log of the product of the weights, and the centring.
 void set_centring(const ModelData& d, CrossProducts& xp) {
-  const Index n = d.n;
-  const int p = d.p;
-  double sum_w = 0.0, sum_log_w = 0.0;
-  for (Index i = 0; i < n; ++i) {
-    const double w = d.weights ? d.weights[i] : 1.0;
-    sum_w += w;
-    if (d.weights) sum_log_w += std::log(w);
-  }
+  double sum_log_w = 0.0;
+  if (d.weights)
+    for (Index i = 0; i < d.n; ++i) sum_log_w += std::log(d.weights[i]);
   xp.sum_log_weights = sum_log_w;
-  if (d.intercept_col < 0) return;
-  xp.center = Eigen::VectorXd::Zero(p + 1);
-  for (int c = 0; c < p; ++c) {
-    if (c == d.intercept_col) continue;
-    const double* x = d.X + static_cast<Index>(c) * n;
-    double s = 0.0;
-    for (Index i = 0; i < n; ++i) s += (d.weights ? d.weights[i] : 1.0) * x[i];
-    xp.center[c] = s / sum_w;
-  }
-  double s = 0.0;
-  for (Index i = 0; i < n; ++i) {
-    const double yi = d.y[i] - (d.offset ? d.offset[i] : 0.0);
-    s += (d.weights ? d.weights[i] : 1.0) * yi;
-  }
-  xp.center[p] = s / sum_w;
+  xp.center = centring_means(d);
 }
 
 // The sizes of every block, zero-filled; the blocks between levels come
@@ -345,6 +325,50 @@ CrossProducts build_cross_products(const ModelData& d) {
   rr.sorted(xp.rr_row, xp.rr_col, xp.rr_vals);
   xp.finalize();
   return xp;
+}
+
+Eigen::VectorXd centring_means(const ModelData& d) {
+  if (d.intercept_col < 0) return Eigen::VectorXd();
+  const Index n = d.n;
+  const int p = d.p;
+  double sum_w = 0.0;
+  for (Index i = 0; i < n; ++i) sum_w += d.weights ? d.weights[i] : 1.0;
+  Eigen::VectorXd center = Eigen::VectorXd::Zero(p + 1);
+  for (int c = 0; c <= p; ++c) {
+    if (c == d.intercept_col) continue;
+    double s = 0.0;
+    for (Index i = 0; i < n; ++i) {
+      const double v = c < p ? d.X[static_cast<Index>(c) * n + i] : d.y[i] - (d.offset ? d.offset[i] : 0.0);
+      s += (d.weights ? d.weights[i] : 1.0) * v;
+    }
+    center[c] = s / sum_w;
+  }
+  return center;
+}
+
+void uncentre(const CrossProducts& xp, Eigen::VectorXd& beta, double intercept_shift) {
+  if (xp.center.size() == 0) return;
+  const int ic = xp.intercept_col;
+  double shift = intercept_shift;
+  for (int c = 0; c < xp.p; ++c)
+    if (c != ic) shift -= xp.center[c] * beta[c];
+  beta[ic] += shift;
+}
+
+void uncentre_rows(const CrossProducts& xp, Eigen::MatrixXd& rows) {
+  if (xp.center.size() == 0) return;
+  const int ic = xp.intercept_col;
+  for (int c = 0; c < xp.p; ++c)
+    if (c != ic) rows.row(ic) -= xp.center[c] * rows.row(c);
+}
+
+Eigen::MatrixXd uncentre_vcov(const CrossProducts& xp, const Eigen::MatrixXd& V) {
+  if (xp.center.size() == 0) return V;
+  const int p = xp.p, ic = xp.intercept_col;
+  Eigen::MatrixXd M = Eigen::MatrixXd::Identity(p, p);
+  for (int c = 0; c < p; ++c)
+    if (c != ic) M(ic, c) = -xp.center[c];
+  return M * V * M.transpose();
 }
 
 }  // namespace mlm

@@ -74,4 +74,20 @@ struct CrossProducts {
 // One pass over the observations (two when centring).
 CrossProducts build_cross_products(const ModelData& data);
 
+// The weighted means of X's columns and of y - offset (last entry; the
+// intercept's entry 0) by which cross-products are centred where X has an
+// intercept column; empty where it has none.
+Eigen::VectorXd centring_means(const ModelData& d);
+
+// From the centred parametrisation of the cross-products to the original
+// one: beta = M beta_c, M the identity except for the intercept's row, which
+// carries minus the column means (the intercept absorbs the centres). No
+// centring: M is the identity and these leave their argument alone.
+// beta <- M beta, plus intercept_shift on the intercept (a linear model's mean of y).
+void uncentre(const CrossProducts& xp, Eigen::VectorXd& beta, double intercept_shift = 0.0);
+// rows <- M rows: derivatives of beta, a row per coefficient.
+void uncentre_rows(const CrossProducts& xp, Eigen::MatrixXd& rows);
+// M V M': a covariance of beta.
+Eigen::MatrixXd uncentre_vcov(const CrossProducts& xp, const Eigen::MatrixXd& V);
+
 }  // namespace mlm

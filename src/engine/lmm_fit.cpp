@@ -13,23 +13,6 @@ namespace {
 
 constexpr double kLog2Pi = 1.8378770664093454836;
 
-// Undo the centring of the cross-products: beta_c keeps every slope and
-// moves the intercept by the means, beta = M beta_c + a.
-void uncentre(const CrossProducts& xp, Eigen::VectorXd& beta, Eigen::MatrixXd* vcov) {
-  if (xp.center.size() == 0) return;
-  const int p = xp.p, ic = xp.intercept_col;
-  double shift = xp.center[p];
-  for (int c = 0; c < p; ++c)
-    if (c != ic) shift -= xp.center[c] * beta[c];
-  beta[ic] += shift;
-  if (vcov) {
-    Eigen::MatrixXd M = Eigen::MatrixXd::Identity(p, p);
-    for (int c = 0; c < p; ++c)
-      if (c != ic) M(ic, c) = -xp.center[c];
-    *vcov = M * (*vcov) * M.transpose();
-  }
-}
-
 }  // namespace
 
 ProfiledDeviance::ProfiledDeviance(const CrossProducts& xp, const std::vector<CovTemplate>& templates, bool reml)
@@ -79,8 +62,9 @@ LmmEvaluation ProfiledDeviance::evaluation(bool cond_var) {
   ev.sigma = std::sqrt(ev.pwrss / n_eff);
   Solution sol = sys_.solve();
   ev.beta = sol.beta;
-  ev.vcov = sys_.unscaled_vcov() * (ev.sigma * ev.sigma);
-  uncentre(xp_, ev.beta, &ev.vcov);
+  ev.vcov = uncentre_vcov(xp_, sys_.unscaled_vcov() * (ev.sigma * ev.sigma));
+  // A linear model's cross-products centre y too: its mean goes to the intercept.
+  uncentre(xp_, ev.beta, xp_.center.size() > 0 ? xp_.center[xp_.p] : 0.0);
   ev.b = std::move(sol.b);
   ev.u = std::move(sol.u);
   if (cond_var) {

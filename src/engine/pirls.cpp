@@ -963,13 +963,7 @@ double Pirls::newton_candidate(std::vector<Eigen::MatrixXd>& cand_u, Eigen::Vect
   if (joint_) {
     // The solution is the increment of beta (see pass_joint), centred.
     Eigen::VectorXd delta = sol.beta;
-    if (xp_.center.size() > 0) {
-      const int ic = xp_.intercept_col;
-      double shift = 0.0;
-      for (int c = 0; c < d_.p; ++c)
-        if (c != ic) shift -= xp_.center[c] * delta[c];
-      delta[ic] += shift;
-    }
+    uncentre(xp_, delta);
     cand_beta = xp_beta_ + delta;
     step = std::max(step, ((cand_beta - beta_).cwiseAbs().array() * col_scale.array()).sum());
   }
@@ -1224,17 +1218,7 @@ double Pirls::agq_deviance(const Eigen::VectorXd& z, const Eigen::VectorXd& w, d
   return total;
 }
 
-Eigen::MatrixXd Pirls::unscaled_vcov() const {
-  Eigen::MatrixXd V = sys_->unscaled_vcov();
-  if (xp_.center.size() > 0) {
-    const int p = d_.p, ic = xp_.intercept_col;
-    Eigen::MatrixXd M = Eigen::MatrixXd::Identity(p, p);
-    for (int c = 0; c < p; ++c)
-      if (c != ic) M(ic, c) = -xp_.center[c];
-    V = M * V * M.transpose();
-  }
-  return V;
-}
+Eigen::MatrixXd Pirls::unscaled_vcov() const { return uncentre_vcov(xp_, sys_->unscaled_vcov()); }
 
 Eigen::VectorXd Pirls::linear_predictor() const {
   const Index n = d_.n;

@@ -24,15 +24,6 @@ Eigen::MatrixXd fixed_by_random(const CrossProducts& xp) {
   return XWZ;
 }
 
-// Derivatives of beta (rows) from the centred parametrisation of the
-// cross-products to the original one: the intercept absorbs the centres.
-void uncentre_rows(const CrossProducts& xp, Eigen::MatrixXd& dbeta) {
-  if (xp.center.size() == 0) return;
-  const int ic = xp.intercept_col;
-  for (int j = 0; j < dbeta.rows(); ++j)
-    if (j != ic) dbeta.row(ic) -= xp.center[j] * dbeta.row(j);
-}
-
 }  // namespace
 
 LaplacePartials laplace_partials(const ModelData& d, const GlmFamily& fam, SeveralTermsLaplaceGradient& several) {

@@ -62,21 +62,11 @@ void WhitenedCrossProducts::set_up_layout() {
 // Centring (an exact reparametrisation; see cross_products.h), by the
 // weighted means of the unwhitened columns.
 void WhitenedCrossProducts::set_up_centring() {
-  const ModelData& d = d_;
-  const int p = d.p;
-  center_ = Eigen::VectorXd::Zero(p + 1);
-  if (d.intercept_col < 0) return;
-  double sw = 0.0;
-  for (Index i = 0; i < d.n; ++i) sw += d.weights ? d.weights[i] : 1.0;
-  for (int c = 0; c <= p; ++c) {
-    if (c == d.intercept_col) continue;
-    double s = 0.0;
-    for (Index i = 0; i < d.n; ++i) {
-      const double v = c < p ? d.X[static_cast<Index>(c) * d.n + i] : d.y[i] - (d.offset ? d.offset[i] : 0.0);
-      s += (d.weights ? d.weights[i] : 1.0) * v;
-    }
-    center_[c] = s / sw;
+  if (d_.intercept_col < 0) {
+    center_ = Eigen::VectorXd::Zero(d_.p + 1);
+    return;
   }
+  center_ = centring_means(d_);
   xp_.center = center_;
 }
 
