@@ -47,6 +47,15 @@ batch_note <- function() {
 load_average <- function() paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
 load_start <- load_average()
 
+# The reference suite runs on the machine's default BLAS. Installing a
+# libopenblas0-* package makes OpenBLAS (threaded) that default, and the
+# "reference" rows would then time OpenBLAS: refuse before the long run.
+default_blas <- extSoftVersion()[["BLAS"]]
+if ("reference" %in% blas_wanted && grepl("openblas|mkl|blis|atlas", default_blas, ignore.case = TRUE))
+  stop("the machine's default BLAS is ", default_blas, ", not the reference BLAS: set it back ",
+       "(update-alternatives --config libblas.so.3-x86_64-linux-gnu, and liblapack.so.3 likewise) ",
+       "or run with --blas=openblas")
+
 # One suite run per BLAS, each in its own process. Debian's R puts
 # R_LD_LIBRARY_PATH before LD_LIBRARY_PATH, so OpenBLAS is chosen there.
 run_suite <- function(blas) {
@@ -68,7 +77,10 @@ run_suite <- function(blas) {
                   grep("^--(peers|slow-limit|peer-limit|clock|max-reps)=", args, value = TRUE))
   status <- system2(rscript, suite_args, env = env)
   if (status != 0L || !file.exists(rds)) stop("the suite under ", blas, " BLAS failed")
-  readRDS(rds)
+  s <- readRDS(rds)
+  if (grepl("openblas", s$blas, ignore.case = TRUE) != (blas == "openblas"))
+    stop("the suite meant for the ", blas, " BLAS ran on ", s$blas)
+  s
 }
 suites <- list()
 for (b in blas_wanted) {
