@@ -910,17 +910,17 @@ Eigen::VectorXd GlmmFitter::em_start(const Eigen::VectorXd& phi0) {
 // d_j = z_j'W z_j of its level (the pass's sums), and EM sets theta^2 to
 // the mean over levels of E(b_j^2) = theta^2 (u_j^2 + 1 / (1 + theta^2
 // d_j)). Each entry moves by at most one natural unit (stage 1's step
-// cap). Empty where a factor has more than one column, a variance is
-// zero, or the sums at the modes are not at hand.
+// cap). Empty where a term is not scalar with its own entry of theta
+// (scalar_terms_with_own_theta()), a variance is zero, or the sums at the
+// modes are not at hand.
 Eigen::VectorXd GlmmFitter::em_step(const Eigen::VectorXd& phi) const {
   const std::shared_ptr<const PirlsPassState> s = joint_.pass_state();
-  if (!s) return Eigen::VectorXd();
+  if (!s || !scalar_terms_with_own_theta(d_)) return Eigen::VectorXd();
   const std::vector<Eigen::MatrixXd>& u = joint_.u();
   Eigen::VectorXd out = phi;
   std::size_t sec_start = 0;  // first diagonal entry of this secondary factor in rr_diag
   for (std::size_t f = 0; f < d_.blocks.size(); ++f) {
     const FactorBlock& F = d_.blocks[f];
-    if (F.q != 1 || F.cov.theta_index.size() != 1) return Eigen::VectorXd();
     const int t = F.cov.theta_index[0];
     const double theta = phi[t] * units_[t];
     if (!(theta > 0.0)) return Eigen::VectorXd();

@@ -293,11 +293,15 @@ struct TermRows {
 
 }  // namespace
 
-bool SeveralTermsLaplaceGradient::two_scalar_terms(const ModelData& d) {
-  if (d.blocks.size() != 2) return false;
-  const CovTemplate &a = d.blocks[0].cov, &b = d.blocks[1].cov;
-  return d.blocks[0].q == 1 && d.blocks[1].q == 1 && a.theta_index.size() == 1 && b.theta_index.size() == 1 &&
-         a.theta_index[0] >= 0 && b.theta_index[0] >= 0 && a.theta_index[0] != b.theta_index[0];
+bool scalar_terms_with_own_theta(const ModelData& d) {
+  std::vector<int> taken;
+  for (const FactorBlock& F : d.blocks) {
+    if (F.q != 1 || F.cov.theta_index.size() != 1) return false;
+    const int t = F.cov.theta_index[0];
+    if (t < 0 || std::find(taken.begin(), taken.end(), t) != taken.end()) return false;
+    taken.push_back(t);
+  }
+  return true;
 }
 
 bool SeveralTermsLaplaceGradient::find_pairs(const CrossProducts& xp) {
@@ -427,8 +431,7 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
   Eigen::VectorXd g = Eigen::VectorXd::Zero(width);
   std::vector<double> eta(kChunk), s(kChunk), w(kChunk), wp(kChunk);
   ScalarRows rows(nb);
-  const bool by_pairs = one_pass_;
-  PairMoments moments(d, by_pairs ? static_cast<Index>(xp.r1_vals.size()) : 0);
+  PairMoments moments(d, one_pass_ ? static_cast<Index>(xp.r1_vals.size()) : 0);
   // The linear predictor and s, w, w' of a chunk (rows loaded).
   auto observation_chunk = [&](Index start, Index len) {
     fixed_eta(d, beta, start, len, eta.data());
@@ -460,7 +463,7 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
         for (int t2 = 0; t2 < nb; ++t2) r[t2] += tzw * rows.e[t2 * kChunk + i];
         for (int k = 0; k < p; ++k) r[nb + k] += tzw * d.X[static_cast<Index>(k) * n + start + i];
       }
-      if (by_pairs)
+      if (one_pass_)
         moments.add(pair_offset_[start + i], wp[i], rows.z[i], rows.z[kChunk + i], d.X, n, start + i);
     }
   }
@@ -486,7 +489,7 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
   // Two terms, the sums of pass 2 pair by pair: h = z_p^2 H_0 + z_p z_s H_1
   // + z_s^2 H_2, and for every parameter t u_t + deta/dt = z_p L_p + z_s L_s
   // (+ x for a fixed effect).
-  for (Index j = 0; by_pairs && j < xp.k1; ++j)
+  for (Index j = 0; one_pass_ && j < xp.k1; ++j)
     for (Index e = xp.r1_ptr[j]; e < xp.r1_ptr[j + 1]; ++e) {
       const Index off = xp.r1_off[e], cs = first[1] + xp.r1_row[e];
       const double* m = moments.sums.data() + off * moments.width;
@@ -507,7 +510,7 @@ bool SeveralTermsLaplaceGradient::scalar_terms(const Eigen::VectorXd& theta, con
   // Pass 2: v_i = w'_i h_i times deta_i/dt for every parameter t (w'
   // computed again: the pass streams the data).
   std::vector<double> deta(width);
-  for (Index start = 0; !by_pairs && start < n; start += kChunk) {
+  for (Index start = 0; !one_pass_ && start < n; start += kChunk) {
     const Index len = std::min(kChunk, n - start);
     rows.load(d, first, us, start, len);
     if (!observation_chunk(start, len)) return false;
@@ -553,14 +556,7 @@ bool SeveralTermsLaplaceGradient::operator()(const Eigen::VectorXd& theta, const
     pair_offset_.clear();
     return false;
   }
-  // Scalar terms, each with its own entry of theta: Lambda is diagonal.
-  bool scalar = static_cast<int>(L.places.size()) == L.nb && L.width_q == L.nb;
-  std::vector<bool> seen(static_cast<std::size_t>(theta.size()), false);
-  for (const TermLayout::Place& P : L.places) {
-    scalar = scalar && !seen[P.t];
-    seen[P.t] = true;
-  }
-  return scalar ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient, half_score);
+  return scalar_ ? scalar_terms(theta, beta, u, M, gradient) : vector_terms(L, beta, u, M, gradient, half_score);
 }
 
 // With A = Z'WZ, E_t = dLambda/dtheta_t (the places of theta_t in the T's,

@@ -76,6 +76,10 @@ struct TermLayout {
   }
 };
 
+// Every factor one scalar term (q = 1) with its own entry of theta, so
+// that Lambda is diagonal: crossed or nested intercepts, single slopes.
+bool scalar_terms_with_own_theta(const ModelData& data);
+
 // The same gradient for several grouping factors. One per fit: it keeps,
 // from its first call, where each observation's pair of levels (primary,
 // secondary) sits in the selected inverse (4 bytes per observation and
@@ -83,7 +87,10 @@ struct TermLayout {
 class SeveralTermsLaplaceGradient {
  public:
   SeveralTermsLaplaceGradient(const ModelData& data, const GlmFamily& family)
-      : d_(data), fam_(family), one_pass_(two_scalar_terms(data)) {}
+      : d_(data),
+        fam_(family),
+        scalar_(scalar_terms_with_own_theta(data)),
+        one_pass_(scalar_ && data.blocks.size() == 2) {}
   // Passes over the data a call makes.
   int passes() const { return one_pass_ ? 1 : 2; }
   // At theta, beta and u the conditional modes there (per factor q x
@@ -97,11 +104,9 @@ class SeveralTermsLaplaceGradient {
 
  private:
   bool find_pairs(const CrossProducts& xp);
-  // Two factors, each one scalar term with its own entry of theta (the
-  // case of scalar_terms() that takes one pass).
-  static bool two_scalar_terms(const ModelData& data);
   // Every factor one scalar term with its own entry of theta (Lambda
-  // diagonal: crossed and nested intercepts). The trace by an identity
+  // diagonal: crossed and nested intercepts); with two factors, one pass
+  // (PairMoments in the .cpp). The trace by an identity
   // that needs Lambda invertible; kept apart from vector_terms() so that
   // these fits take the paths they took before q x q blocks were covered.
   bool scalar_terms(const Eigen::VectorXd& theta, const Eigen::VectorXd& beta, const std::vector<Eigen::MatrixXd>& u,
@@ -112,7 +117,8 @@ class SeveralTermsLaplaceGradient {
 
   const ModelData& d_;
   const GlmFamily& fam_;
-  const bool one_pass_;
+  const bool scalar_;    // scalar_terms_with_own_theta(): scalar_terms() serves
+  const bool one_pass_;  // scalar_ and two factors
   // Per secondary factor, per observation (n each): the offset of
   // M^{-1}(secondary level, primary level) among the entries of Z_R'WZ_1.
   std::vector<std::uint32_t> pair_offset_;
